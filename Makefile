@@ -13,13 +13,13 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	@$(BIN)/python -m reconciler.demo
+	@$(BIN)/python scripts/demo.py
 
 test: lint typecheck unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check reconciler tests benchmarks
-	$(BIN)/ruff format --check reconciler tests benchmarks
+	$(BIN)/ruff check reconciler tests benchmarks scripts
+	$(BIN)/ruff format --check reconciler tests benchmarks scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

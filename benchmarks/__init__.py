@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` runs each module's `run()` and prints its figures."""

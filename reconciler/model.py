@@ -1,0 +1,98 @@
+"""Values that flow between the steps: locations, manifest errors and desired resources."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Kind(StrEnum):
+    """The resource kinds a manifest may declare, in dependency order."""
+
+    CONNECTION = "Connection"
+    TABLE = "Table"
+    INGESTION_JOB = "IngestionJob"
+
+
+# The one place that says in which order kinds are created: a job reads from a connection and
+# writes into a table, so both must exist before it is submitted.
+KIND_ORDER: tuple[Kind, ...] = (Kind.CONNECTION, Kind.TABLE, Kind.INGESTION_JOB)
+
+API_VERSION = "reconciler/v1"
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """A position in a manifest file; line and column count from 1."""
+
+    file: str
+    line: int = 1
+    col: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class ManifestError:
+    """One user mistake in a manifest, with where it is and how to fix it."""
+
+    location: Location
+    message: str
+    resource: str | None = None  # "Kind/name" when the document got far enough to have one
+    severity: str = "error"  # or "warning": reported, but does not make the manifests invalid
+
+    def __str__(self) -> str:
+        suffix = f" ({self.resource})" if self.resource else ""
+        return f"{self.location}: {self.severity}: {self.message}{suffix}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The error as the JSON object `validate --format json` prints."""
+        return {
+            "file": self.location.file,
+            "line": self.location.line,
+            "col": self.location.col,
+            "severity": self.severity,
+            "message": self.message,
+            "resource": self.resource,
+        }
+
+
+class ManifestErrors(Exception):
+    """Raised by a step that found user mistakes; carries every one of them."""
+
+    def __init__(self, errors: list[ManifestError]) -> None:
+        super().__init__(f"{len(errors)} manifest error(s)")
+        self.errors = sorted(errors, key=lambda e: (e.location, e.message))
+
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A desired resource, validated and with `${env:...}` references expanded."""
+
+    kind: Kind
+    name: str
+    spec: Mapping[str, Any]
+    location: Location
+    policy: Mapping[str, Any] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[Kind, str]:
+        """The (kind, name) pair that identifies this resource among the manifests."""
+        return (self.kind, self.name)
+
+    @property
+    def ref(self) -> str:
+        """The `Kind/name` form used in messages."""
+        return f"{self.kind}/{self.name}"
+
+    @property
+    def external(self) -> bool:
+        """True when the resource is managed elsewhere and must only be checked for existence."""
+        return self.policy.get("manage") == "external"

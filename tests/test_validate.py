@@ -1,0 +1,244 @@
+"""`reconciler validate` as a user meets it: examples, the guide's bodies, YAML rules, env and output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reconciler.model import Kind
+from reconciler.validate import load_manifests
+from tests.cli import run
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_ENV = {
+    "DEMO_AWS_ACCESS_KEY_ID": "AKIAEXAMPLEEXAMPLE00",
+    "DEMO_AWS_SECRET_ACCESS_KEY": "s3cr3t-value-xyz",
+}
+
+# The S3 ingestion guide's request bodies (shared/reference/polaris-s3-ingestion-guide.txt).
+GUIDE_CONNECTION = {
+    "type": "s3",
+    "name": "demo-conn",
+    "bucket": "demo-bucket",
+    "awsEndpoint": "s3.us-east-1.amazonaws.com",
+    "secrets": {
+        "type": "access_key",
+        "accessKeyId": DEMO_ENV["DEMO_AWS_ACCESS_KEY_ID"],
+        "accessKeySecret": DEMO_ENV["DEMO_AWS_SECRET_ACCESS_KEY"],
+    },
+}
+GUIDE_JOB = {
+    "type": "batch",
+    "target": {"type": "table", "tableName": "Koalas"},
+    "createTableIfNotExists": True,
+    "source": {
+        "type": "s3",
+        "connectionName": "demo-conn",
+        "uris": ["s3://demo-bucket/polaris-ingest/demo-file.json.gz"],
+        "formatSettings": {"format": "nd-json"},
+        "inputSchema": [
+            {"dataType": "string", "name": "timestamp"},
+            {"dataType": "string", "name": "city"},
+            {"dataType": "string", "name": "session"},
+            {"dataType": "long", "name": "session_length"},
+        ],
+    },
+    "mappings": [
+        {"columnName": "__time", "expression": 'TIME_PARSE("timestamp")'},
+        {"columnName": "city", "expression": '"city"'},
+        {"columnName": "session", "expression": '"session"'},
+        {
+            "columnName": "max_session_length",
+            "expression": 'MAX("session_length")',
+            "isAggregation": True,
+        },
+    ],
+}
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_every_example_in_manifests_validates(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in DEMO_ENV.items():
+        monkeypatch.setenv(name, value)
+    result = run("validate", str(ROOT / "manifests"))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "Valid:" in result.stdout
+
+
+def test_validate_passes_on_a_fresh_clone_without_secrets_and_warns_about_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in DEMO_ENV:
+        monkeypatch.delenv(name, raising=False)
+    result = run("validate", str(ROOT / "manifests"))
+    assert result.exit_code == 0
+    assert "warning: environment variable DEMO_AWS_SECRET_ACCESS_KEY is not set" in result.stderr
+    assert "demo-conn.yaml:17:" in result.stderr
+
+
+def test_every_example_file_starts_with_a_schema_line() -> None:
+    for path in sorted((ROOT / "manifests").rglob("*.yaml")):
+        first = path.read_text(encoding="utf-8").splitlines()[0]
+        assert first.startswith("# yaml-language-server: $schema="), path
+        target = (path.parent / first.split("=", 1)[1]).resolve()
+        assert target.is_file(), f"{path} points at missing schema {target}"
+
+
+def test_the_guide_example_round_trips_to_the_exact_request_bodies_the_guide_shows() -> None:
+    manifests = load_manifests([str(ROOT / "manifests" / "guide")], DEMO_ENV)
+    connection = manifests.of_kind(Kind.CONNECTION)[0]
+    job = manifests.of_kind(Kind.INGESTION_JOB)[0]
+    assert {"name": connection.name, **connection.spec} == GUIDE_CONNECTION
+    assert json.dumps(dict(job.spec), sort_keys=True) == json.dumps(GUIDE_JOB, sort_keys=True)
+
+
+def test_expanded_secrets_are_known_so_every_output_can_hide_them() -> None:
+    manifests = load_manifests([str(ROOT / "manifests" / "guide")], DEMO_ENV)
+    assert manifests.secrets == {
+        DEMO_ENV["DEMO_AWS_SECRET_ACCESS_KEY"],
+        DEMO_ENV["DEMO_AWS_ACCESS_KEY_ID"],
+    }
+
+
+def test_unset_variable_is_an_error_naming_file_and_line_outside_validate(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "c.yaml",
+        "apiVersion: reconciler/v1\nkind: Connection\nmetadata: {name: c1}\nspec:\n"
+        "  type: s3\n  bucket: ${env:BUCKET_FOR_TEST}\n  awsEndpoint: s3.us-east-1.amazonaws.com\n",
+    )
+    from reconciler.model import ManifestErrors
+
+    with pytest.raises(ManifestErrors) as failed:
+        load_manifests([str(path)], {})
+    (error,) = failed.value.errors
+    assert str(error).startswith(
+        f"{path}:6:11: error: environment variable BUCKET_FOR_TEST is not set"
+    )
+
+
+def test_yaml_1_1_surprises_stay_strings(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "c.yaml",
+        "apiVersion: reconciler/v1\nkind: Connection\nmetadata:\n  name: c1\n"
+        "  annotations: {a: on, b: no, c: 2024-01-01, d: '1:20', e: 1:20}\n"
+        "spec: {type: s3, bucket: b, awsEndpoint: s3.us-east-1.amazonaws.com, description: yes}\n",
+    )
+    (resource,) = load_manifests([str(path)], {}).resources
+    assert resource.annotations == {
+        "a": "on",
+        "b": "no",
+        "c": "2024-01-01",
+        "d": "1:20",
+        "e": "1:20",
+    }
+    assert resource.spec["description"] == "yes"
+
+
+def test_every_error_is_reported_not_only_the_first(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "a.yaml",
+        "apiVersion: reconciler/v1\nkind: Connection\nmetadata: {name: c1}\nspec: {type: s3}\n",
+    )
+    write(
+        tmp_path,
+        "b.yaml",
+        "apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: t1}\nspec: {type: nope}\n",
+    )
+    result = run("validate", str(tmp_path))
+    assert result.exit_code == 1
+    errors = [line for line in result.stdout.splitlines() if ": error: " in line]
+    assert len(errors) == 3
+    assert errors[0].startswith(f"{tmp_path / 'a.yaml'}:4:")
+    assert errors[-1].startswith(f"{tmp_path / 'b.yaml'}:4:")
+    assert errors[0].endswith("(Connection/c1)")
+
+
+def test_json_format_prints_the_same_errors_as_a_list(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "a.yaml",
+        "apiVersion: reconciler/v1\nkind: Connection\nmetadata: {name: c1}\nspec: {type: s3}\n",
+    )
+    result = run("validate", "--format", "json", str(path))
+    assert result.exit_code == 1
+    errors = result.json()
+    assert isinstance(errors, list) and len(errors) == 2
+    assert errors[0] == {
+        "file": str(path),
+        "line": 4,
+        "col": 1,
+        "severity": "error",
+        "message": "missing required field 'spec.awsEndpoint'" + errors[0]["message"][40:],
+        "resource": "Connection/c1",
+    }
+
+
+def test_a_missing_path_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    result = run("validate", str(tmp_path / "nowhere"))
+    assert result.exit_code == 1
+    assert "no such file or directory" in result.stdout
+
+
+def test_usage_errors_exit_1_not_2() -> None:
+    result = run("validate", "--format", "yaml")
+    assert result.exit_code == 1
+    assert "Invalid value for '--format'" in result.stderr
+
+
+def test_an_unexpected_internal_error_is_one_line_without_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reconciler.cli
+
+    def explode(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(reconciler.cli, "load_manifests", explode)
+    result = run("validate", str(tmp_path))
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "internal error: RuntimeError: boom (this is a bug in the reconciler; run with --debug for details)"
+    ]
+
+
+def test_a_literal_secret_is_never_echoed_in_the_error(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "c.yaml",
+        "apiVersion: reconciler/v1\nkind: Connection\nmetadata: {name: c1}\nspec:\n"
+        "  type: s3\n  bucket: b\n  awsEndpoint: e\n"
+        "  secrets: {type: access_key, accessKeyId: AKIALITERAL, accessKeySecret: TOPSECRETVALUE}\n",
+    )
+    result = run("validate", str(path))
+    assert result.exit_code == 1
+    assert "TOPSECRETVALUE" not in result.stdout + result.stderr
+    assert "AKIALITERAL" not in result.stdout + result.stderr
+
+
+def test_two_jobs_with_the_same_spec_are_refused_because_they_would_be_one_job(
+    tmp_path: Path,
+) -> None:
+    job = (ROOT / "manifests" / "guide" / "koalas-job.yaml").read_text(encoding="utf-8")
+    conn = (ROOT / "manifests" / "guide" / "demo-conn.yaml").read_text(encoding="utf-8")
+    write(tmp_path, "conn.yaml", conn)
+    write(
+        tmp_path,
+        "jobs.yaml",
+        job + "---\n" + job.replace("name: koalas-demo-file", "name: koalas-copy"),
+    )
+    result = run("validate", str(tmp_path))
+    assert result.exit_code == 1
+    assert (
+        "IngestionJob/koalas-copy has the same spec as IngestionJob/koalas-demo-file"
+        in result.stdout
+    )
