@@ -1,0 +1,5 @@
+"""Allow `python -m reconciler.emulator`."""
+
+from reconciler.emulator.command import emulator
+
+emulator()

@@ -1,0 +1,76 @@
+"""Fault injection, deterministic from a seed: throttling, server errors, latency, lost responses."""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Literal
+
+FaultKind = Literal["429", "500", "503", "drop"]
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass
+class _Scripted:
+    kind: FaultKind
+    method: str | None
+    path_contains: str | None
+    times: int
+
+
+@dataclass
+class FaultPlan:
+    """Which requests fail, and how.
+
+    Random faults are drawn from `random.Random(seed)`, so the same sequence of requests meets
+    the same faults. A "drop" applies only to writes: the write is committed, then the response
+    is lost, which is the ambiguous failure every client must survive. Scripted faults
+    (`inject`) come first and hit exactly the requests they describe.
+    """
+
+    seed: int = 0
+    rate_429: float = 0.0
+    rate_500: float = 0.0
+    rate_503: float = 0.0
+    rate_drop: float = 0.0
+    latency_seconds: float = 0.0
+    retry_after_seconds: float = 1.0
+    _scripted: list[_Scripted] = field(default_factory=list, repr=False)
+    _random: random.Random = field(init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+
+    def inject(
+        self,
+        kind: FaultKind,
+        method: str | None = None,
+        path_contains: str | None = None,
+        times: int = 1,
+    ) -> None:
+        """Make the next `times` matching requests fail with `kind`."""
+        with self._lock:
+            self._scripted.append(_Scripted(kind, method, path_contains, times))
+
+    def draw(self, method: str, path: str) -> tuple[FaultKind | None, bool]:
+        """The fault for this request, decided before it is handled: (error, drop-after-commit)."""
+        with self._lock:
+            for scripted in self._scripted:
+                if (scripted.method in (None, method)) and (
+                    scripted.path_contains is None or scripted.path_contains in path
+                ):
+                    scripted.times -= 1
+                    if scripted.times <= 0:
+                        self._scripted.remove(scripted)
+                    if scripted.kind == "drop":
+                        return None, method in WRITE_METHODS
+                    return scripted.kind, False
+            roll = self._random.random()
+            drop_roll = self._random.random()
+        for kind, rate in (("429", self.rate_429), ("500", self.rate_500), ("503", self.rate_503)):
+            if roll < rate:
+                return kind, False  # type: ignore[return-value]
+            roll -= rate
+        return None, method in WRITE_METHODS and drop_roll < self.rate_drop

@@ -1,0 +1,121 @@
+"""Two ways to reach the emulator: an in-process httpx transport, and an HTTP/1.1 server."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from urllib.parse import urlsplit
+
+import httpx
+
+from reconciler.emulator.app import DroppedResponse, Emulator, Request, Response
+
+
+class EmulatorTransport(httpx.BaseTransport):
+    """Calls the emulator directly: no socket, no port, and thread-safe."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Answer an httpx request the way a server on the network would."""
+        incoming = Request(
+            method=request.method,
+            path=request.url.path,
+            query=request.url.query.decode("ascii"),
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=request.read(),
+        )
+        try:
+            response = self.emulator.handle(incoming)
+        except DroppedResponse:
+            # What httpx raises when a real server closes the connection without answering.
+            raise httpx.RemoteProtocolError(
+                "Server disconnected without sending a response.", request=request
+            ) from None
+        return httpx.Response(
+            response.status, headers=_headers(response), content=response.content(), request=request
+        )
+
+
+def _headers(response: Response) -> dict[str, str]:
+    headers = dict(response.headers)
+    if response.body is not None:
+        headers["Content-Type"] = "application/json"
+    return headers
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: a client reuses its connection
+    server: _Server
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        target = urlsplit(self.path)
+        request = Request(
+            method=self.command,
+            path=target.path,
+            query=target.query,
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+        )
+        try:
+            response = self.server.emulator.handle(request)
+        except DroppedResponse:
+            self.close_connection = True  # the write is committed; the answer never leaves
+            return
+        content = response.content()
+        self.send_response(response.status)
+        for name, value in _headers(response).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Requests are counted in `Emulator.requests`, not logged: logs could carry secrets."""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
+        super().__init__(address, _Handler)
+        self.emulator = emulator
+
+
+class RunningEmulator:
+    """An emulator served on a loopback port from a background thread."""
+
+    def __init__(self, emulator: Emulator, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.server = _Server((host, port), emulator)
+        bound_host, bound_port = self.server.server_address[:2]
+        name = bound_host.decode() if isinstance(bound_host, bytes) else str(bound_host)
+        shown = f"[{name}]" if ":" in name else name
+        self.url = f"http://{shown}:{bound_port}"
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, name="polaris-emulator", daemon=True
+        )
+        self.thread.start()
+
+    def shutdown(self) -> None:
+        """Stop serving and release the port."""
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+    def __enter__(self) -> RunningEmulator:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.shutdown()
