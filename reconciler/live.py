@@ -1,0 +1,169 @@
+"""Read live Polaris state with as few requests as possible.
+
+One list call each for connections and tables, the paged job list (1,000 a page, batch jobs only),
+`GET /tables/{name}` for declared tables that exist (the list returns summaries without schema or
+clustering), and `GET /jobs/{id}` only for jobs that could satisfy a manifest job: same target
+table and connection. Jobs in a terminal state never change, so their details are cached on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.client import PolarisClient
+from reconciler.model import Kind, Resource
+from reconciler.normalize import fingerprint
+
+log = logging.getLogger("reconciler.live")
+
+TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
+ACTIVE_STATUSES = frozenset({"pending", "running"})
+CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class LiveJob:
+    """A batch job as Polaris reports it, with the fingerprint of its spec."""
+
+    id: str
+    status: str
+    fingerprint: str
+    table: str
+    connection: str
+    body: Mapping[str, Any]  # the full job from GET /jobs/{id}
+
+    @property
+    def health(self) -> Mapping[str, Any]:
+        """The job's health: `{"status": "ok"}` or a code and message."""
+        health = self.body.get("health")
+        return health if isinstance(health, Mapping) else {"status": "ok"}
+
+    @property
+    def spec(self) -> Mapping[str, Any]:
+        """The request the job was created from."""
+        echoed = self.body.get("spec")
+        return echoed if isinstance(echoed, Mapping) and "source" in echoed else self.body
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """What exists in the project, as far as the manifests need to know."""
+
+    connections: Mapping[str, Mapping[str, Any]]
+    tables: Mapping[str, Mapping[str, Any]]  # full tables for declared ones, summaries otherwise
+    jobs: tuple[LiveJob, ...]  # batch jobs that target a (table, connection) pair of a manifest job
+    active_job_connections: frozenset[str] = field(default_factory=frozenset)
+
+    def jobs_for(self, table: str, connection: str) -> list[LiveJob]:
+        """Candidate live jobs for a manifest job, newest first."""
+        return [job for job in self.jobs if job.table == table and job.connection == connection]
+
+
+class JobCache:
+    """Details of jobs in a terminal state, on disk; safe to delete, never holds secrets."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.dirty = False
+        if path is not None and path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                if data.get("format") == CACHE_FORMAT:
+                    self.entries = data["jobs"]
+            except (OSError, ValueError, KeyError, AttributeError):
+                log.warning("ignoring unreadable job cache %s", path)
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        """The cached job, if any."""
+        return self.entries.get(job_id)
+
+    def put(self, job: Mapping[str, Any]) -> None:
+        """Remember a job whose status is terminal (and so will never change)."""
+        if job.get("executionStatus") in TERMINAL_STATUSES:
+            self.entries[str(job["id"])] = dict(job)
+            self.dirty = True
+
+    def save(self) -> None:
+        """Write the cache atomically, so a killed run never leaves a torn file."""
+        if self.path is None or not self.dirty:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        payload = json.dumps({"format": CACHE_FORMAT, "jobs": self.entries}, separators=(",", ":"))
+        fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".jobs-", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(payload)
+        os.replace(temp, self.path)
+        self.dirty = False
+
+
+def read_live(
+    client: PolarisClient,
+    resources: Iterable[Resource],
+    *,
+    parallelism: int = 8,
+    cache: JobCache | None = None,
+) -> LiveState:
+    """Read the connections, tables and candidate jobs that the given resources need."""
+    cache = cache or JobCache(None)
+    resources = list(resources)
+    wanted = {
+        (r.spec["target"]["tableName"], r.spec["source"]["connectionName"])
+        for r in resources
+        if r.kind == Kind.INGESTION_JOB
+    }
+    declared_tables = {r.name for r in resources if r.kind == Kind.TABLE and not r.external}
+    connections = {c["name"]: c for c in client.list_connections()}
+    tables: dict[str, Mapping[str, Any]] = {t["name"]: t for t in client.list_tables()}
+    candidates: list[Mapping[str, Any]] = []
+    active_connections: set[str] = set()
+    for summary in client.iter_jobs(type="batch"):
+        table, connection = _job_key(summary)
+        if summary.get("executionStatus") in ACTIVE_STATUSES and connection:
+            active_connections.add(connection)
+        if (table, connection) in wanted:
+            candidates.append(summary)
+
+    def details(summary: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        job_id = str(summary["id"])
+        cached = cache.get(job_id)
+        if cached is not None:
+            return cached
+        return client.get_job(job_id)
+
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        full_tables = list(pool.map(client.get_table, sorted(declared_tables & set(tables))))
+        bodies = list(pool.map(details, candidates))
+    tables.update({t["name"]: t for t in full_tables if t is not None})
+    jobs = []
+    for body in bodies:
+        if body is None:  # deleted by Polaris's retention between the list and the read
+            continue
+        cache.put(body)
+        table, connection = _job_key(body)
+        jobs.append(
+            LiveJob(
+                id=str(body["id"]),
+                status=str(body.get("executionStatus", "unknown")),
+                fingerprint=fingerprint(body),
+                table=table,
+                connection=connection,
+                body=body,
+            )
+        )
+    cache.save()
+    return LiveState(connections, tables, tuple(jobs), frozenset(active_connections))
+
+
+def _job_key(job: Mapping[str, Any]) -> tuple[str, str]:
+    target = job.get("target") or {}
+    source = job.get("source") or {}
+    return str(target.get("tableName", "")), str(source.get("connectionName", ""))

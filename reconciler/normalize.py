@@ -1,0 +1,226 @@
+"""Bring desired and live specs to one comparable form, driven by the declared facts below.
+
+This module is the one place that knows which fields Polaris fills, which are read-only and which
+are write-only. The same functions run on both sides, so a value the server adds never shows up as
+a difference and a job read back from Polaris has the same fingerprint as the manifest it came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from deepdiff import DeepDiff
+
+from reconciler.model import Kind
+
+# Fields of a create request that the reconciler manages, per kind. Everything else in a live
+# resource (ids, versions, users, timestamps, statuses, sizes) is read-only and never compared.
+WRITABLE: dict[Kind, tuple[str, ...]] = {
+    Kind.CONNECTION: (
+        "type", "description", "bucket", "awsEndpoint", "prefix", "awsAssumedRoleArn", "secrets",
+    ),
+    Kind.TABLE: (
+        "type", "description", "partitioningGranularity", "schemaMode", "schema",
+        "clusteringColumns", "storagePolicy", "queryGranularity", "timeResolution",
+    ),
+    Kind.INGESTION_JOB: (
+        "type", "target", "createTableIfNotExists", "source", "mappings", "ingestionMode",
+        "filterExpression", "maxParseExceptions", "partitionedBy", "clusteringColumns",
+        "replaceAll", "context",
+    ),
+}  # fmt: skip
+
+# Documented defaults (OpenAPI `default`s). Filled on both sides before comparing, so writing a
+# default explicitly, or leaving it out, is the same thing.
+DEFAULTS: dict[Kind, dict[str, Any]] = {
+    Kind.CONNECTION: {},
+    Kind.TABLE: {"partitioningGranularity": "day", "schema": [], "clusteringColumns": []},
+    Kind.INGESTION_JOB: {
+        "createTableIfNotExists": False,
+        "ingestionMode": "append",
+        "maxParseExceptions": 2147483647,
+        "replaceAll": False,
+        "mappings": [],
+        "context": {},
+        "clusteringColumns": [],
+    },
+}
+AGGREGATE_TABLE_DEFAULTS = {"timeResolution": "millisecond"}
+FORMAT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "csv": {"columns": [], "skipHeaderRows": 0, "delimiter": ","},
+    "parquet": {"binaryAsString": False},
+}
+
+# Fields Polaris chooses itself when a request leaves them out and that have no documented
+# default: a manifest that omits one does not manage it (no perpetual diff); one that sets it does.
+SERVER_CHOSEN: dict[Kind, frozenset[str]] = {
+    Kind.CONNECTION: frozenset(),
+    Kind.TABLE: frozenset({"schemaMode", "storagePolicy", "queryGranularity"}),
+    Kind.INGESTION_JOB: frozenset(),
+}
+
+# Write-only values: sent on create, never returned. Only the secret's `type` can be compared.
+WRITE_ONLY_SECRET_FIELDS_KEPT = ("type",)
+
+# Polaris appends this mapping to every job with aggregations (see the S3 guide's sample response).
+SERVER_ADDED_MAPPING = {"columnName": "__count", "expression": "COUNT(*)"}
+# Every table has the primary timestamp column; Polaris lists it whether or not it was declared.
+TIME_COLUMN = "__time"
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field-level difference between live and desired, as a reviewer reads it."""
+
+    path: str  # dotted, from the spec root: "source.formatSettings.delimiter"
+    before: Any
+    after: Any
+
+    @property
+    def op(self) -> str:
+        """`add`, `remove` or `change`."""
+        if self.before is MISSING:
+            return "add"
+        if self.after is MISSING:
+            return "remove"
+        return "change"
+
+    def to_json(self) -> dict[str, Any]:
+        """The change as plan JSON shows it."""
+        entry: dict[str, Any] = {"path": self.path, "op": self.op}
+        if self.before is not MISSING:
+            entry["before"] = self.before
+        if self.after is not MISSING:
+            entry["after"] = self.after
+        return entry
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+MISSING: Any = _Missing()
+
+
+def normalize(
+    kind: Kind, spec: Mapping[str, Any], *, manage: frozenset[str] | None = None
+) -> dict[str, Any]:
+    """The comparable form of a spec; `manage` limits server-chosen fields to those the manifest sets."""
+    source = _job_request(spec) if kind == Kind.INGESTION_JOB else spec
+    result = {field: _plain(source[field]) for field in WRITABLE[kind] if field in source}
+    for field, default in DEFAULTS[kind].items():
+        result.setdefault(field, default)
+    if kind == Kind.CONNECTION:
+        result = _connection(result)
+    elif kind == Kind.TABLE:
+        result = _table(result)
+    else:
+        result = _job(result)
+    if manage is not None:
+        for field in SERVER_CHOSEN[kind] - manage:
+            result.pop(field, None)
+    return result
+
+
+def managed_fields(kind: Kind, desired: Mapping[str, Any]) -> frozenset[str]:
+    """The server-chosen fields a manifest explicitly sets (and so manages)."""
+    return frozenset(field for field in SERVER_CHOSEN[kind] if field in desired)
+
+
+def fingerprint(job_spec: Mapping[str, Any]) -> str:
+    """The identity of a batch job: sha256 of the canonical JSON of its normalized spec."""
+    canonical = json.dumps(
+        normalize(Kind.INGESTION_JOB, job_spec), sort_keys=True, separators=(",", ":")
+    )
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[FieldChange]:
+    """Field-level differences between two normalized specs, in path order."""
+    tree = DeepDiff(dict(before), dict(after), ignore_order=False, view="tree", verbose_level=2)
+    changes: list[FieldChange] = []
+    for report, items in tree.items():
+        for item in items:
+            path = _dotted(item.path(output_format="list"))
+            old = MISSING if report.endswith("_added") else item.t1
+            new = MISSING if report.endswith("_removed") else item.t2
+            changes.append(FieldChange(path, old, new))
+    return sorted(changes, key=lambda change: change.path)
+
+
+def _job_request(job: Mapping[str, Any]) -> Mapping[str, Any]:
+    # A live job carries the request it was created from under `spec` (the OpenAPI's
+    # BatchJobResponse); that is the most faithful record, so prefer it to the top-level echo.
+    echoed = job.get("spec")
+    return echoed if isinstance(echoed, Mapping) and "source" in echoed else job
+
+
+def _connection(spec: dict[str, Any]) -> dict[str, Any]:
+    secrets = spec.get("secrets")
+    if isinstance(secrets, Mapping):
+        spec["secrets"] = {k: v for k, v in secrets.items() if k in WRITE_ONLY_SECRET_FIELDS_KEPT}
+    return spec
+
+
+def _table(spec: dict[str, Any]) -> dict[str, Any]:
+    if spec.get("type") == "aggregate":
+        for field, default in AGGREGATE_TABLE_DEFAULTS.items():
+            spec.setdefault(field, default)
+    # Column order is presentation only and __time always exists: compare columns by name.
+    spec["schema"] = {
+        column["name"]: column for column in spec["schema"] if column.get("name") != TIME_COLUMN
+    }
+    return spec
+
+
+def _job(spec: dict[str, Any]) -> dict[str, Any]:
+    source = dict(spec.get("source", {}))
+    settings = dict(source.get("formatSettings", {}))
+    for field, default in FORMAT_DEFAULTS.get(settings.get("format", ""), {}).items():
+        settings.setdefault(field, default)
+    if settings:
+        source["formatSettings"] = settings
+    for selector in ("uris", "prefixes", "objects"):
+        if isinstance(source.get(selector), list):  # a set of objects: order carries no meaning
+            source[selector] = sorted(source[selector])
+        elif selector in source and source[selector] is None:
+            del source[selector]
+    if source.get("pattern") is None:
+        source.pop("pattern", None)
+    source["inputSchema"] = sorted(source.get("inputSchema", []), key=lambda f: str(f.get("name")))
+    spec["source"] = source
+    # Polaris does not echo isAggregation and appends a __count mapping to rollups, so neither can
+    # be part of a job's identity: both sides drop them (see polaris-api-notes.md, Jobs v1).
+    mappings = [
+        {k: v for k, v in mapping.items() if k != "isAggregation"}
+        for mapping in spec.get("mappings", [])
+    ]
+    spec["mappings"] = sorted(
+        (m for m in mappings if m != SERVER_ADDED_MAPPING), key=lambda m: str(m.get("columnName"))
+    )
+    target = dict(spec.get("target", {}))
+    if not target.get("intervals"):
+        target.pop("intervals", None)
+    spec["target"] = target
+    return spec
+
+
+def _plain(value: Any) -> Any:
+    """A deep copy made of dicts, lists and scalars only."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _dotted(parts: list[Any]) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text

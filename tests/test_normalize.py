@@ -1,0 +1,160 @@
+"""Normalization: what Polaris adds or hides is never a difference, and job identity is stable."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler.model import Kind
+from reconciler.normalize import diff, fingerprint, normalize
+from tests.test_validate import GUIDE_CONNECTION, GUIDE_JOB
+
+USER = {"username": "api-key-pok_vipgj...bjjvyo", "userId": "a52cacf6-3ddc-48e5-8675-xxxxxxxxxxxx"}
+
+# The guide's sample responses, as Polaris returns them for the guide's requests.
+GUIDE_CONNECTION_RESPONSE = {
+    "type": "s3",
+    "name": "demo-conn",
+    "submittedByUser": USER,
+    "submittedOnTimestamp": "2022-10-27T21:04:03Z",
+    "modifiedByUser": USER,
+    "modifiedOnTimestamp": "2022-10-27T21:04:03Z",
+    "awsEndpoint": "s3.us-east-1.amazonaws.com",
+    "bucket": "demo-bucket",
+    "secrets": {"type": "access_key"},
+}
+GUIDE_JOB_RESPONSE: dict[str, Any] = {
+    "type": "batch",
+    "id": "674f3355-7e17-4158-8f53-de3d5b4ee7c4",
+    "target": {"type": "table", "tableName": "Koalas"},
+    "createTableIfNotExists": True,
+    "desiredExecutionStatus": "running",
+    "createdBy": USER,
+    "lastModifiedBy": USER,
+    "executionStatus": "pending",
+    "health": {"status": "ok"},
+    "createdTimestamp": "2022-10-28T21:36:36.547149211Z",
+    "lastUpdatedTimestamp": "2022-10-28T21:36:36.547149211Z",
+    "source": copy.deepcopy(GUIDE_JOB["source"]),
+    "ingestionMode": "append",
+    "mappings": [
+        {"columnName": "__time", "expression": 'TIME_PARSE("timestamp")'},
+        {"columnName": "city", "expression": '"city"'},
+        {"columnName": "session", "expression": '"session"'},
+        {"columnName": "max_session_length", "expression": 'MAX("session_length")'},
+        {"columnName": "__count", "expression": "COUNT(*)"},
+    ],
+}
+
+
+def test_the_guides_job_response_has_the_same_fingerprint_as_its_request() -> None:
+    assert fingerprint(GUIDE_JOB_RESPONSE) == fingerprint(GUIDE_JOB)
+
+
+def test_the_guides_job_response_shows_no_difference_from_its_request() -> None:
+    job = Kind.INGESTION_JOB
+    assert diff(normalize(job, GUIDE_JOB_RESPONSE), normalize(job, GUIDE_JOB)) == []
+
+
+def test_the_guides_connection_response_shows_no_difference_from_its_request() -> None:
+    conn = Kind.CONNECTION
+    assert diff(normalize(conn, GUIDE_CONNECTION_RESPONSE), normalize(conn, GUIDE_CONNECTION)) == []
+
+
+def test_a_job_echoed_under_spec_is_compared_by_the_echo() -> None:
+    response = {"id": "x", "executionStatus": "completed", "spec": copy.deepcopy(GUIDE_JOB)}
+    assert fingerprint(response) == fingerprint(GUIDE_JOB)
+
+
+def test_writing_a_default_explicitly_is_the_same_job() -> None:
+    explicit = {
+        **copy.deepcopy(GUIDE_JOB),
+        "ingestionMode": "append",
+        "maxParseExceptions": 2147483647,
+    }
+    assert fingerprint(explicit) == fingerprint(GUIDE_JOB)
+
+
+def test_the_order_of_uris_and_mappings_does_not_change_a_jobs_identity() -> None:
+    reordered = copy.deepcopy(GUIDE_JOB)
+    reordered["mappings"].reverse()
+    reordered["source"]["inputSchema"].reverse()
+    assert fingerprint(reordered) == fingerprint(GUIDE_JOB)
+
+
+def test_a_different_object_or_expression_is_a_different_job() -> None:
+    other_file = copy.deepcopy(GUIDE_JOB)
+    other_file["source"]["uris"] = ["s3://demo-bucket/polaris-ingest/other.json.gz"]
+    other_expression = copy.deepcopy(GUIDE_JOB)
+    other_expression["mappings"][1]["expression"] = 'UPPER("city")'
+    assert (
+        len({fingerprint(GUIDE_JOB), fingerprint(other_file), fingerprint(other_expression)}) == 3
+    )
+
+
+def test_secret_values_never_reach_a_comparison() -> None:
+    normalized = normalize(Kind.CONNECTION, GUIDE_CONNECTION)
+    assert normalized["secrets"] == {"type": "access_key"}
+
+
+def test_a_tables_read_only_fields_and_time_column_are_not_differences() -> None:
+    desired = {"type": "detail", "schema": [{"name": "city", "dataType": "string"}]}
+    live = {
+        "name": "t", "type": "detail", "version": 3, "id": "abc", "totalRows": 10,
+        "partitioningGranularity": "day", "schemaMode": "flexible", "availability": "available",
+        "schema": [{"name": "__time", "dataType": "timestamp"}, {"name": "city", "dataType": "string"}],
+    }  # fmt: skip
+    manage = frozenset()
+    assert (
+        diff(
+            normalize(Kind.TABLE, live, manage=manage),
+            normalize(Kind.TABLE, desired, manage=manage),
+        )
+        == []
+    )
+
+
+names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    fields=st.lists(names, min_size=1, max_size=6, unique=True),
+    uris=st.lists(names, min_size=1, max_size=4, unique=True),
+    mode=st.sampled_from([None, "append"]),
+    rollup=st.booleans(),
+)
+def test_any_job_read_back_with_server_additions_keeps_its_fingerprint(
+    fields: list[str], uris: list[str], mode: str | None, rollup: bool
+) -> None:
+    job: dict[str, Any] = {
+        "type": "batch",
+        "target": {"type": "table", "tableName": "t"},
+        "createTableIfNotExists": True,
+        "source": {
+            "type": "s3",
+            "connectionName": "c",
+            "uris": [f"s3://b/{u}.json" for u in uris],
+            "formatSettings": {"format": "nd-json"},
+            "inputSchema": [{"name": f, "dataType": "string"} for f in fields],
+        },
+        "mappings": [{"columnName": "__time", "expression": f'TIME_PARSE("{fields[0]}")'}]
+        + [{"columnName": f"c_{f}", "expression": f'"{f}"'} for f in fields[1:]],
+    }
+    if mode:
+        job["ingestionMode"] = mode
+    if rollup:
+        job["mappings"].append({"columnName": "n", "expression": "COUNT(*)", "isAggregation": True})
+    echoed = copy.deepcopy(job)
+    echoed.update(
+        id="j", executionStatus="completed", ingestionMode="append", maxParseExceptions=2147483647
+    )
+    echoed["mappings"] = [
+        {k: v for k, v in m.items() if k != "isAggregation"} for m in job["mappings"]
+    ]
+    if rollup:
+        echoed["mappings"].append({"columnName": "__count", "expression": "COUNT(*)"})
+    assert fingerprint(echoed) == fingerprint(job)
