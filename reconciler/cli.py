@@ -1,13 +1,450 @@
-"""Command-line interface: parses flags and calls one function per command."""
+"""Command-line interface: parses flags and calls one function per command.
+
+Only this module prints, reads the environment or exits. Exit statuses follow CONTRACT.md:
+usage errors are 1 (not click's 2), so that 2 always means "changes or drift".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
 
 import click
+import platformdirs
+
+from reconciler.apply import Applier, ApplyOptions, ApplyResult, UnsafePlan, check_safety
+from reconciler.client import ClientConfig, PolarisClient, PolarisError
+from reconciler.drift import drift_report, has_drift, render_drift
+from reconciler.emulator.command import emulator as emulator_command
+from reconciler.live import JobCache, LiveState, read_live
+from reconciler.model import KIND_ORDER, ManifestError, ManifestErrors
+from reconciler.plan import Plan, PlanOptions, make_plan
+from reconciler.render import RENDERERS, PlanText, render_apply
+from reconciler.validate import Manifests, load_manifests
+
+DEFAULT_PATHS = ("manifests",)
+FORMATS = click.Choice(["text", "json", "markdown"])
+SAVED_PLAN_KIND = "reconciler-saved-plan"
 
 
-@click.group()
-def cli() -> None:
+class Failure(Exception):
+    """A user-facing failure: one message, exit status 1, no traceback."""
+
+
+class Redactor:
+    """Replaces every secret value and the API key in text before anything is printed."""
+
+    def __init__(self) -> None:
+        self.values: set[str] = set()
+
+    def add(self, values: Iterable[str]) -> None:
+        """Hide these values from now on (very short ones would mask ordinary words)."""
+        self.values.update(v for v in values if len(v) >= 4)
+
+    def __call__(self, text: str) -> str:
+        for value in sorted(self.values, key=len, reverse=True):
+            text = text.replace(value, "(sensitive)")
+        return text
+
+
+REDACT = Redactor()
+
+
+def echo(text: str, *, err: bool = False) -> None:
+    """Print through the redactor: the only way this CLI writes to the terminal."""
+    click.echo(REDACT(text), err=err)
+
+
+class _RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = REDACT(record.getMessage())
+        record.args = ()
+        return True
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
+@click.version_option(package_name="polaris-reconciler")
+@click.option("-v", "--verbose", is_flag=True, help="Log every API request to stderr.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
     """Manage Imply Polaris connections, tables and batch ingestion jobs as code."""
+    ctx.obj = {"debug": debug}
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    root = logging.getLogger("reconciler")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose or debug else logging.WARNING)
 
 
-def main() -> None:
+@cli.command()
+@click.argument("paths", nargs=-1)
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+def validate(paths: tuple[str, ...], fmt: str) -> None:
+    """Check manifests offline: YAML, JSON Schema and cross-document references."""
+    try:
+        manifests = load_manifests(paths or DEFAULT_PATHS, os.environ, require_env=False)
+    except ManifestErrors as failed:
+        _print_problems(failed.errors, fmt, valid=False)
+        sys.exit(1)
+    _print_problems(list(manifests.warnings), fmt, valid=True)
+    if fmt == "text":
+        counts = {kind: len(manifests.of_kind(kind)) for kind in KIND_ORDER}
+        summary = ", ".join(f"{n} {kind}" for kind, n in counts.items())
+        echo(f"Valid: {len(manifests.resources)} resources ({summary}).")
+
+
+def _print_problems(problems: list[ManifestError], fmt: str, *, valid: bool) -> None:
+    if fmt == "json":
+        echo(json.dumps([problem.to_json() for problem in problems], indent=2))
+    elif fmt == "markdown":
+        title = "Manifests are valid" if valid else "Manifests are invalid"
+        lines = [f"### {title}", ""] + [f"- `{problem}`" for problem in problems]
+        echo("\n".join(lines))
+    else:
+        for problem in problems:
+            echo(str(problem), err=valid)  # warnings of a valid run are logs, not results
+        if not valid:
+            count = sum(1 for p in problems if p.severity == "error")
+            echo(f"{count} error(s) found.", err=True)
+
+
+def connection_options(function: Any) -> Any:
+    """The options every command that talks to Polaris shares."""
+    options = [
+        click.option("--url", envvar="POLARIS_URL", help="API base URL (env POLARIS_URL)."),
+        click.option(
+            "--project", envvar="POLARIS_PROJECT_ID", help="Project id (env POLARIS_PROJECT_ID)."
+        ),
+        click.option(
+            "--api-key-file",
+            type=click.Path(dir_okay=False),
+            help="Read the API key from this file instead of POLARIS_API_KEY.",
+        ),
+        click.option(
+            "--insecure", is_flag=True, help="Allow plain http:// to a non-loopback host."
+        ),
+        click.option("--parallelism", type=click.IntRange(1, 64), default=8, show_default=True),
+        click.option("--no-cache", is_flag=True, help="Do not read or write the job cache."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def plan_options(function: Any) -> Any:
+    """The options that change what a plan contains."""
+    options = [
+        click.option("--resubmit-canceled", is_flag=True, help="Resubmit jobs that were canceled."),
+        click.option("--rotate-secrets", is_flag=True, help="Re-send connection secrets."),
+        click.option("--prune", is_flag=True, help="Delete connections no manifest declares."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _client(
+    url: str | None, project: str | None, api_key_file: str | None, insecure: bool
+) -> PolarisClient:
+    if not url:
+        raise Failure("no Polaris URL: set POLARIS_URL or pass --url (try `reconciler emulator`)")
+    if not project:
+        raise Failure("no project: set POLARIS_PROJECT_ID or pass --project")
+    if api_key_file:
+        try:
+            key = Path(api_key_file).read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise Failure(f"cannot read --api-key-file {api_key_file}: {error.strerror}") from None
+    else:
+        key = os.environ.get("POLARIS_API_KEY", "")
+    if not key:
+        raise Failure("no API key: set POLARIS_API_KEY or pass --api-key-file")
+    REDACT.add([key])
+    try:
+        return PolarisClient(ClientConfig(url=url, project=project, api_key=key, insecure=insecure))
+    except PolarisError as error:
+        raise Failure(str(error)) from None
+
+
+def _manifests(paths: tuple[str, ...]) -> Manifests:
+    try:
+        manifests = load_manifests(paths or DEFAULT_PATHS, os.environ)
+    except ManifestErrors as failed:
+        for problem in failed.errors:
+            echo(str(problem), err=True)
+        raise Failure(
+            f"{sum(e.severity == 'error' for e in failed.errors)} manifest error(s); nothing was sent"
+        ) from None
+    REDACT.add(manifests.secrets)
+    for warning in manifests.warnings:
+        echo(str(warning), err=True)
+    return manifests
+
+
+def _cache(url: str, project: str, disabled: bool) -> JobCache:
+    if disabled:
+        return JobCache(None)
+    scope = hashlib.sha256(f"{url.rstrip('/')}|{project}".encode()).hexdigest()[:16]
+    return JobCache(Path(platformdirs.user_cache_dir("polaris-reconciler")) / scope / "jobs.json")
+
+
+def _plan(
+    paths: tuple[str, ...],
+    url: str | None,
+    project: str | None,
+    api_key_file: str | None,
+    insecure: bool,
+    parallelism: int,
+    no_cache: bool,
+    options: PlanOptions,
+) -> tuple[Manifests, PolarisClient, LiveState, Plan]:
+    manifests = _manifests(paths)  # validation passes before anything is sent
+    client = _client(url, project, api_key_file, insecure)
+    try:
+        echo(f"Reading live state of project {project} ...", err=True)
+        live = read_live(
+            client,
+            manifests.resources,
+            parallelism=parallelism,
+            cache=_cache(str(url), str(project), no_cache),
+        )
+    except PolarisError as error:
+        client.close()
+        raise Failure(str(error)) from None
+    return manifests, client, live, make_plan(manifests.resources, live, options)
+
+
+def _render_plan(plan: Plan, fmt: str) -> str:
+    if fmt == "text":
+        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        return PlanText(color=color).render(plan)
+    return RENDERERS[fmt]().render(plan)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="Save the plan to this file.")
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none."
+)
+@connection_options
+@plan_options
+def plan(
+    paths: tuple[str, ...],
+    fmt: str,
+    out: str | None,
+    detailed_exitcode: bool,
+    url: str | None,
+    project: str | None,
+    api_key_file: str | None,
+    insecure: bool,
+    parallelism: int,
+    no_cache: bool,
+    resubmit_canceled: bool,
+    rotate_secrets: bool,
+    prune: bool,
+) -> None:
+    """Show what apply would change, and why."""
+    options = PlanOptions(resubmit_canceled, rotate_secrets, prune)
+    _, client, _, result = _plan(
+        paths, url, project, api_key_file, insecure, parallelism, no_cache, options
+    )
+    client.close()
+    echo(_render_plan(result, fmt))
+    if out:
+        saved = {
+            "kind": SAVED_PLAN_KIND,
+            "paths": list(paths or DEFAULT_PATHS),
+            "url": url,
+            "project": project,
+            "options": {
+                "resubmitCanceled": resubmit_canceled,
+                "rotateSecrets": rotate_secrets,
+                "prune": prune,
+            },
+            "plan": result.to_json(),
+        }
+        Path(out).write_text(
+            REDACT(json.dumps(saved, indent=2, default=str)) + "\n", encoding="utf-8"
+        )
+        echo(f"Saved the plan to {out}; apply it with: reconciler apply {out}", err=True)
+    if result.errors:
+        sys.exit(1)
+    if detailed_exitcode and result.has_changes:
+        sys.exit(2)
+
+
+def _saved_plan(paths: tuple[str, ...]) -> dict[str, Any] | None:
+    if len(paths) != 1 or not paths[0].endswith(".json") or not Path(paths[0]).is_file():
+        return None
+    try:
+        saved = json.loads(Path(paths[0]).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise Failure(f"{paths[0]} is not a saved plan: {error}") from None
+    if not isinstance(saved, dict) or saved.get("kind") != SAVED_PLAN_KIND:
+        raise Failure(f"{paths[0]} is not a plan saved by `reconciler plan --out`")
+    return saved
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@click.option(
+    "--auto-approve", is_flag=True, help="Apply without asking (required without a terminal)."
+)
+@click.option("--allow-replace", is_flag=True, help="Allow delete-and-create of connections.")
+@click.option(
+    "--allow-reingest", is_flag=True, help="Allow jobs that ingest already-ingested objects again."
+)
+@click.option("--force", is_flag=True, help="Allow deleting more than 30% of the connections.")
+@click.option("--wait", is_flag=True, help="Follow submitted jobs until they finish.")
+@click.option("--timeout", type=float, default=3600.0, show_default=True, help="Seconds to --wait.")
+@connection_options
+@plan_options
+def apply(
+    paths: tuple[str, ...],
+    fmt: str,
+    auto_approve: bool,
+    allow_replace: bool,
+    allow_reingest: bool,
+    force: bool,
+    wait: bool,
+    timeout: float,
+    url: str | None,
+    project: str | None,
+    api_key_file: str | None,
+    insecure: bool,
+    parallelism: int,
+    no_cache: bool,
+    resubmit_canceled: bool,
+    rotate_secrets: bool,
+    prune: bool,
+) -> None:
+    """Plan, then carry the plan out: connections, then tables, then jobs."""
+    saved = _saved_plan(paths)
+    if saved is not None:
+        paths = tuple(saved.get("paths") or DEFAULT_PATHS)
+        options_json = saved.get("options") or {}
+        resubmit_canceled = bool(options_json.get("resubmitCanceled"))
+        rotate_secrets = bool(options_json.get("rotateSecrets"))
+        prune = bool(options_json.get("prune"))
+        if (saved.get("url"), saved.get("project")) != (url, project):
+            raise Failure(
+                f"the saved plan is for project {saved.get('project')} at {saved.get('url')}, "
+                f"not {project} at {url}"
+            )
+    options = PlanOptions(resubmit_canceled, rotate_secrets, prune)
+    manifests, client, live, fresh = _plan(
+        paths, url, project, api_key_file, insecure, parallelism, no_cache, options
+    )
+    with client:
+        if saved is not None and saved["plan"].get("checksum") != fresh.checksum:
+            echo(_render_plan(fresh, "text"), err=True)
+            raise Failure(
+                "the saved plan is stale: the manifests or the live state changed since it was made "
+                "(checksums differ). Review the current plan above, then run `reconciler plan --out` "
+                "again and apply the new file"
+            )
+        apply_options = ApplyOptions(
+            parallelism=parallelism,
+            allow_replace=allow_replace,
+            allow_reingest=allow_reingest,
+            force=force,
+            rotate_secrets=rotate_secrets,
+            wait=wait,
+            timeout=timeout,
+        )
+        try:
+            check_safety(fresh, live, apply_options)
+            if not fresh.has_changes:
+                auto_approve = True  # nothing to approve: every outcome is "unchanged"
+        except UnsafePlan as unsafe:
+            echo(_render_plan(fresh, "text"), err=True)
+            raise Failure(f"refusing to apply: {unsafe}") from None
+        if not auto_approve:
+            if not sys.stdin.isatty():
+                raise Failure(
+                    "no terminal to ask for approval; pass --auto-approve to apply without asking"
+                )
+            echo(_render_plan(fresh, "text"), err=True)
+            if not click.confirm("Apply these changes?", err=True):
+                raise Failure("apply canceled; nothing was changed")
+        resources = {r.key: r for r in manifests.resources}
+        applier = Applier(
+            client, resources, apply_options, progress=lambda m: echo(m, err=True), live=live
+        )
+        result: ApplyResult = applier.run(fresh)
+    echo(render_apply(result, fmt))
+    if result.failed:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@connection_options
+def drift(
+    paths: tuple[str, ...],
+    fmt: str,
+    url: str | None,
+    project: str | None,
+    api_key_file: str | None,
+    insecure: bool,
+    parallelism: int,
+    no_cache: bool,
+) -> None:
+    """Report how live state differs from the manifests (read-only)."""
+    _, client, _, result = _plan(
+        paths, url, project, api_key_file, insecure, parallelism, no_cache, PlanOptions()
+    )
+    client.close()
+    entries = drift_report(result)
+    echo(render_drift(entries, fmt))
+    if has_drift(entries):
+        sys.exit(2)
+
+
+cli.add_command(emulator_command)
+
+
+def _exit_usage(error: click.ClickException) -> NoReturn:
+    error.show()
+    sys.exit(1)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
-    cli()
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="reconciler", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.exceptions.Abort:
+        echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as error:
+        _exit_usage(error)
+    except Failure as failure:
+        echo(f"error: {failure}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        echo("Interrupted.", err=True)
+        sys.exit(130)
+    except Exception as unexpected:
+        if debug:
+            raise
+        echo(
+            f"internal error: {type(unexpected).__name__}: {unexpected} "
+            "(this is a bug in the reconciler; run with --debug for details)",
+            err=True,
+        )
+        sys.exit(1)

@@ -70,11 +70,14 @@ def _compiled() -> dict[Kind | None, Any]:
     documents = _documents()
     by_id = {doc["$id"]: doc for doc in documents.values()}
     return {
+        # use_default=False: the compiled check must never write schema defaults into the
+        # manifest's values (they would be sent to Polaris as if the user had written them).
         kind: fastjsonschema.compile(
             {
                 "$schema": "http://json-schema.org/draft-07/schema#",
                 **_inline(documents[name], by_id),
-            }
+            },
+            use_default=False,
         )
         for kind, name in SCHEMA_FILES.items()
     }

@@ -173,14 +173,10 @@ def test_json_format_prints_the_same_errors_as_a_list(tmp_path: Path) -> None:
     assert result.exit_code == 1
     errors = result.json()
     assert isinstance(errors, list) and len(errors) == 2
-    assert errors[0] == {
-        "file": str(path),
-        "line": 4,
-        "col": 1,
-        "severity": "error",
-        "message": "missing required field 'spec.awsEndpoint'" + errors[0]["message"][40:],
-        "resource": "Connection/c1",
-    }
+    first = errors[0]
+    assert (first["file"], first["line"], first["col"]) == (str(path), 4, 1)
+    assert (first["severity"], first["resource"]) == ("error", "Connection/c1")
+    assert first["message"].startswith("missing required field 'spec.awsEndpoint'")
 
 
 def test_a_missing_path_is_an_error_not_a_traceback(tmp_path: Path) -> None:

@@ -1,0 +1,218 @@
+"""Plan at scale: 10,000 live jobs, 1,000 manifest jobs and 1,000 connections.
+
+Reports, in one run, HTTP requests and wall time of a cold plan (empty job cache), a warm plan
+(cache filled), a bare httpx script that issues only the minimum requests, and a naive approach
+that GETs every resource one by one; and the peak memory of the cold plan. Each contender runs as
+its own process against the same emulator on loopback, so start-up costs are alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
+
+CONNECTIONS, MANIFEST_JOBS, LIVE_JOBS, TABLES = 1_000, 1_000, 10_000, 100
+
+
+def job(i: int) -> dict[str, Any]:
+    """The i-th live job body; the first MANIFEST_JOBS are also declared in the manifests.
+
+    The others write into tables no manifest job targets, so they are not candidates: a plan
+    should list them and never read them one by one.
+    """
+    table = f"table_{i % TABLES}" if i < MANIFEST_JOBS else f"other_{i % TABLES}"
+    return {
+        "type": "batch",
+        "target": {"type": "table", "tableName": table},
+        "createTableIfNotExists": True,
+        "source": {
+            "type": "s3",
+            "connectionName": f"conn-{i % CONNECTIONS}",
+            "uris": [f"s3://bucket/day-{i}.json"],
+            "formatSettings": {"format": "nd-json"},
+            "inputSchema": [
+                {"name": "ts", "dataType": "string"},
+                {"name": "n", "dataType": "long"},
+            ],
+        },
+        "mappings": [
+            {"columnName": "__time", "expression": 'TIME_PARSE("ts")'},
+            {"columnName": "n", "expression": '"n"'},
+        ],
+    }
+
+
+def write_manifests(directory: Path) -> None:
+    """1,000 connections and 1,000 jobs, each job in sync with one live job."""
+    import yaml
+
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "Connection",
+            "metadata": {"name": f"conn-{i}"},
+            "spec": {
+                "type": "s3",
+                "bucket": f"bucket-{i}",
+                "awsEndpoint": "s3.us-east-1.amazonaws.com",
+            },
+        }
+        for i in range(CONNECTIONS)
+    ]
+    docs += [
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "IngestionJob",
+            "metadata": {"name": f"job-{i}"},
+            "spec": job(i),
+        }
+        for i in range(MANIFEST_JOBS)
+    ]
+    for start in range(0, len(docs), 200):
+        (directory / f"m{start // 200:03d}.yaml").write_text(
+            yaml.safe_dump_all(docs[start : start + 200], sort_keys=False), encoding="utf-8"
+        )
+
+
+def seed(emulator: Emulator, client: Any) -> None:
+    """Create the live state through the API; jobs complete at once (instant timing)."""
+    for i in range(CONNECTIONS):
+        client.post(
+            "/connections",
+            json={
+                "name": f"conn-{i}",
+                "type": "s3",
+                "bucket": f"bucket-{i}",
+                "awsEndpoint": "s3.us-east-1.amazonaws.com",
+            },
+        ).raise_for_status()
+    # Oldest first, so that the jobs the manifests declare are spread over every page.
+    for i in range(LIVE_JOBS):
+        client.post("/jobs", json=job(i)).raise_for_status()
+    for summary_page in range(0, LIVE_JOBS, 1000):  # one read each, so every job is completed
+        client.get("/jobs", params={"paginationLimit": 1000, "paginationOffset": summary_page})
+
+
+BARE_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys, httpx
+    from concurrent.futures import ThreadPoolExecutor
+    pairs = {tuple(pair) for pair in json.load(open(sys.argv[1]))}
+    base = os.environ["POLARIS_URL"] + "/v1/projects/" + os.environ["POLARIS_PROJECT_ID"]
+    limits = httpx.Limits(max_connections=8)
+    with httpx.Client(base_url=base, auth=(os.environ["POLARIS_API_KEY"], ""), limits=limits) as c:
+        c.get("/connections").json()
+        c.get("/tables").json()
+        candidates, offset = [], 0
+        while True:
+            params = {"type": "batch", "paginationLimit": 1000, "paginationOffset": offset}
+            page = c.get("/jobs", params=params).json()
+            candidates += [
+                j["id"] for j in page["values"]
+                if (j["target"]["tableName"], j["source"]["connectionName"]) in pairs
+            ]
+            if not page["moreResultsAvailable"]:
+                break
+            offset += 1000
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda job_id: c.get(f"/jobs/{job_id}").json(), candidates))
+    """
+)
+
+NAIVE_SCRIPT = textwrap.dedent(
+    """
+    import os, httpx
+    base = os.environ["POLARIS_URL"] + "/v1/projects/" + os.environ["POLARIS_PROJECT_ID"]
+    with httpx.Client(base_url=base, auth=(os.environ["POLARIS_API_KEY"], "")) as c:
+        for conn in c.get("/connections").json()["values"]:
+            c.get(f"/connections/{conn['name']}").json()
+        for table in c.get("/tables").json()["values"]:
+            c.get(f"/tables/{table['name']}").json()
+        offset = 0
+        while True:
+            page = c.get("/jobs", params={"paginationLimit": 1000, "paginationOffset": offset}).json()
+            for j in page["values"]:
+                c.get(f"/jobs/{j['id']}").json()
+            if not page["moreResultsAvailable"]: break
+            offset += 1000
+    """
+)
+
+
+def timed(command: list[str], env: dict[str, str], emulator: Emulator) -> dict[str, Any]:
+    """Run one contender; return its requests, wall time and peak memory."""
+    emulator.reset_requests()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    began = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - began
+    if done.returncode not in (0, 2):
+        raise SystemExit(f"{command[:4]} failed:\n{done.stdout}\n{done.stderr}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {
+        "requests": len(emulator.requests),
+        "wall_s": round(wall, 2),
+        "peak_mb": round(max(peak, before) / 1024, 1) if peak > before else None,
+    }
+
+
+def run() -> dict[str, object]:
+    """Seed, then measure every contender; print and return the figures."""
+    import httpx
+
+    emulator = Emulator()
+    with emulator.serve() as server, tempfile.TemporaryDirectory() as tmp:
+        base = f"{server.url}/v1/projects/{DEMO_PROJECT_ID}"
+        with httpx.Client(base_url=base, auth=(DEMO_API_KEY, "")) as client:
+            began = time.perf_counter()
+            seed(emulator, client)
+            print(
+                f"seeded {LIVE_JOBS} jobs, {CONNECTIONS} connections in {time.perf_counter() - began:.1f} s"
+            )
+        manifests = Path(tmp, "manifests")
+        manifests.mkdir()
+        write_manifests(manifests)
+        pairs = Path(tmp, "pairs.json")
+        pairs.write_text(
+            json.dumps(
+                sorted(
+                    {
+                        (job(i)["target"]["tableName"], f"conn-{i % CONNECTIONS}")
+                        for i in range(MANIFEST_JOBS)
+                    }
+                )
+            )
+        )
+        env = {
+            **os.environ,
+            "POLARIS_URL": server.url,
+            "POLARIS_PROJECT_ID": DEMO_PROJECT_ID,
+            "POLARIS_API_KEY": DEMO_API_KEY,
+            "XDG_CACHE_HOME": str(Path(tmp, "cache")),
+        }
+        plan = [sys.executable, "-m", "reconciler", "plan", str(manifests), "--format", "json"]
+        cold = timed(plan, env, emulator)
+        warm = timed(plan, env, emulator)
+        bare = timed([sys.executable, "-c", BARE_SCRIPT, str(pairs)], env, emulator)
+        naive = timed([sys.executable, "-c", NAIVE_SCRIPT], env, emulator)
+    figures = {"cold": cold, "warm": warm, "bare": bare, "naive": naive}
+    print(
+        f"cold plan: {cold['requests']} requests, {cold['wall_s']} s, peak {cold['peak_mb']} MB\n"
+        f"warm plan: {warm['requests']} requests, {warm['wall_s']} s\n"
+        f"bare httpx minimum: {bare['requests']} requests, {bare['wall_s']} s\n"
+        f"naive one-by-one: {naive['requests']} requests, {naive['wall_s']} s\n"
+        f"cold/minimum requests {cold['requests'] / bare['requests']:.3f}x (goal <= 1.05x); "
+        f"cold/bare wall {cold['wall_s'] / bare['wall_s']:.2f}x (goal <= 1.3x); "
+        f"warm requests {warm['requests']} (goal <= 15); peak {cold['peak_mb']} MB (goal <= 150)"
+    )
+    return figures

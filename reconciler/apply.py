@@ -1,0 +1,406 @@
+"""Carry a plan out in dependency order, so that nothing is lost and nothing is done twice.
+
+Connections, then tables, then jobs: each job waits for the changes to its own connection and
+table, and nothing else, so independent branches run in parallel and a failure stops only what
+depends on it. Every write whose outcome is unknown is followed by a read of live state before
+any retry, and a job is re-checked against live state right before it is posted: no duplicates.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.client import AmbiguousWriteError, ConflictError, PolarisClient, PolarisError
+from reconciler.live import TERMINAL_STATUSES, LiveState
+from reconciler.model import Kind, Resource
+from reconciler.normalize import diff, fingerprint, normalize
+from reconciler.plan import SATISFIED_STATUSES, Action, Change, Plan
+
+Progress = Callable[[str], None]
+PRUNE_MAX_FRACTION = 0.30  # octoDNS's rule: refuse to delete more than this share ...
+PRUNE_MIN_EXISTING = 10  # ... of at least this many live connections, unless --force
+AMBIGUOUS_WRITE_ATTEMPTS = 3
+VISIBILITY_TIMEOUT = 30.0
+
+
+class UnsafePlan(Exception):
+    """The plan asks for something the user has not allowed; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    """The flags that govern how apply may change the project."""
+
+    parallelism: int = 8
+    allow_replace: bool = False
+    allow_reingest: bool = False
+    force: bool = False
+    rotate_secrets: bool = False
+    wait: bool = False
+    timeout: float = 3600.0
+    poll_interval: float = 2.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one change."""
+
+    change: Change
+    status: str  # done | failed | skipped | unchanged
+    message: str
+    job_id: str | None = None
+    job: Mapping[str, Any] | None = None  # the final job, with --wait
+    metrics: Mapping[str, Any] | None = None  # the job's totals, with --wait
+
+    def to_json(self) -> dict[str, Any]:
+        """The outcome as apply JSON shows it."""
+        entry: dict[str, Any] = {
+            "kind": str(self.change.kind),
+            "name": self.change.name,
+            "action": str(self.change.action),
+            "status": self.status,
+            "message": self.message,
+        }
+        if self.job_id:
+            entry["jobId"] = self.job_id
+        if self.job is not None:
+            entry["executionStatus"] = self.job.get("executionStatus")
+            health = self.job.get("health") or {}
+            if health.get("status") == "error":
+                entry["health"] = {"code": health.get("code"), "message": health.get("message")}
+        if self.metrics is not None:
+            entry["metrics"] = dict(self.metrics)
+        return entry
+
+
+@dataclass
+class ApplyResult:
+    """Every outcome, in the plan's order."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """True when anything failed (apply then exits 1)."""
+        return any(o.status == "failed" for o in self.outcomes)
+
+    def count(self, status: str) -> int:
+        """How many outcomes have `status`."""
+        return sum(1 for o in self.outcomes if o.status == status)
+
+
+def check_safety(plan: Plan, live: LiveState, options: ApplyOptions) -> None:
+    """Refuse, before anything is changed, a plan the user has not explicitly allowed."""
+    if plan.errors:
+        lines = "\n".join(f"  - {error}" for error in plan.errors)
+        raise UnsafePlan(f"the plan has {len(plan.errors)} error(s); fix them first:\n{lines}")
+    replaces = [c.ref for c in plan.changes if c.action is Action.REPLACE]
+    if replaces and not options.allow_replace:
+        raise UnsafePlan(
+            f"the plan replaces {', '.join(replaces)} (delete, then create); "
+            "pass --allow-replace to allow it"
+        )
+    reingest = [c.ref for c in plan.changes if c.reingest]
+    if reingest and not options.allow_reingest:
+        raise UnsafePlan(
+            f"{', '.join(reingest)} would ingest objects that live jobs already ingested into the "
+            "same table (double ingestion); review the warnings, then pass --allow-reingest if you mean it"
+        )
+    deletes = sum(1 for c in plan.changes if c.action is Action.DELETE)
+    existing = len(live.connections)
+    if (
+        deletes
+        and existing >= PRUNE_MIN_EXISTING
+        and deletes / existing > PRUNE_MAX_FRACTION
+        and not options.force
+    ):
+        raise UnsafePlan(
+            f"too many deletions: {deletes} of {existing} connections ({deletes / existing:.0%}) "
+            f"is more than {PRUNE_MAX_FRACTION:.0%}; pass --force if this is intended"
+        )
+
+
+class Applier:
+    """Executes one plan against one project."""
+
+    def __init__(
+        self,
+        client: PolarisClient,
+        resources: Mapping[tuple[Kind, str], Resource],
+        options: ApplyOptions,
+        progress: Progress = lambda message: None,
+        sleep: Callable[[float], None] = time.sleep,
+        live: LiveState | None = None,
+    ) -> None:
+        self.client = client
+        self.resources = resources
+        self.options = options
+        self.progress = progress
+        self.sleep = sleep
+        self.visible: dict[tuple[Kind, str], bool] = {}
+        self.lock = threading.Lock()
+        # Fingerprints of jobs already read (in the plan or during this run): a re-check only
+        # fetches jobs it has not seen, so it costs one list call, not one read per job.
+        self.known: dict[str, tuple[str, Mapping[str, Any]]] = {
+            job.id: (job.fingerprint, job.body) for job in (live.jobs if live else ())
+        }
+
+    def run(self, plan: Plan) -> ApplyResult:
+        """Apply every change, parallel where independent; never raises for one failed change."""
+        work = [c for c in plan.changes if c.action not in (Action.NOOP, Action.SKIP)]
+        deps = {id(c): self.dependencies(c, work) for c in work}
+        outcomes: dict[int, Outcome] = {}
+        pending = list(work)
+        running: dict[Future[Outcome], Change] = {}
+        with ThreadPoolExecutor(max_workers=max(1, self.options.parallelism)) as pool:
+            while pending or running:
+                for change in list(pending):
+                    blockers = [outcomes.get(id(d)) for d in deps[id(change)]]
+                    if any(o is None for o in blockers):
+                        continue
+                    pending.remove(change)
+                    failed = [
+                        o.change.ref for o in blockers if o and o.status in ("failed", "skipped")
+                    ]
+                    if failed:
+                        outcomes[id(change)] = Outcome(
+                            change, "skipped", f"not attempted: {', '.join(failed)} did not succeed"
+                        )
+                        continue
+                    running[pool.submit(self.execute, change)] = change
+                if not running:
+                    continue
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    change = running.pop(future)
+                    outcomes[id(change)] = future.result()
+        result = ApplyResult()
+        for change in plan.changes:
+            if id(change) in outcomes:
+                result.outcomes.append(outcomes[id(change)])
+            else:
+                result.outcomes.append(Outcome(change, "unchanged", change.reason, change.job_id))
+        return result
+
+    def dependencies(self, change: Change, work: list[Change]) -> list[Change]:
+        """The changes in this run that `change` must wait for."""
+        if change.kind is not Kind.INGESTION_JOB:
+            return []
+        spec = self.resources[(change.kind, change.name)].spec
+        needed = {
+            (Kind.CONNECTION, spec["source"]["connectionName"]),
+            (Kind.TABLE, spec["target"]["tableName"]),
+        }
+        return [c for c in work if (c.kind, c.name) in needed]
+
+    def execute(self, change: Change) -> Outcome:
+        """Carry out one change; failures become outcomes, not exceptions."""
+        self.progress(f"{change.action} {change.ref} ...")
+        try:
+            if change.kind is Kind.CONNECTION:
+                outcome = self.connection(change)
+            elif change.kind is Kind.TABLE:
+                outcome = self.table(change)
+            else:
+                outcome = self.job(change)
+        except PolarisError as error:
+            outcome = Outcome(change, "failed", str(error))
+        self.progress(f"{change.action} {change.ref}: {outcome.status}: {outcome.message}")
+        return outcome
+
+    # Connections -------------------------------------------------------------------------------
+
+    def connection(self, change: Change) -> Outcome:
+        name = change.name
+        if change.action is Action.DELETE:
+            self.client.delete_connection(name)
+            return Outcome(change, "done", "deleted")
+        resource = self.resources[(Kind.CONNECTION, name)]
+        body = {"name": name, **resource.spec}
+        if change.action is Action.REPLACE:
+            self.client.delete_connection(name)
+            return self.create_connection(change, resource, body)
+        if change.action is Action.CREATE:
+            return self.create_connection(change, resource, body)
+        patch: dict[str, Any] = {"type": resource.spec["type"]}
+        for item in change.diff:
+            field_name = item.path.split(".")[0].split("[")[0]
+            if field_name == "secrets":
+                continue
+            patch[field_name] = resource.spec.get(field_name)  # None clears a removed field
+        if self.options.rotate_secrets and "secrets" in resource.spec:
+            patch["secrets"] = resource.spec["secrets"]
+        self.client.update_connection(name, patch)  # PATCH is idempotent: the client may retry it
+        return Outcome(change, "done", "updated")
+
+    def create_connection(
+        self, change: Change, resource: Resource, body: dict[str, Any]
+    ) -> Outcome:
+        for _attempt in range(AMBIGUOUS_WRITE_ATTEMPTS):
+            try:
+                self.client.create_connection(body)
+                return Outcome(change, "done", "created")
+            except ConflictError:
+                return self.adopt(change, resource, self.client.get_connection(change.name))
+            except AmbiguousWriteError:
+                # The POST may have been applied: look before trying again.
+                found = self.client.get_connection(change.name)
+                if found is not None:
+                    return self.adopt(change, resource, found)
+        return Outcome(change, "failed", "creating the connection kept failing; run apply again")
+
+    def adopt(self, change: Change, resource: Resource, found: Mapping[str, Any] | None) -> Outcome:
+        """A resource that already exists counts as created when it equals the manifest."""
+        if found is None:
+            return Outcome(
+                change, "failed", "Polaris reported a conflict, but the resource is not there"
+            )
+        desired, actual = normalize(change.kind, resource.spec), normalize(change.kind, found)
+        if "secrets" not in found:
+            desired.pop("secrets", None)
+        differing = diff(actual, desired)
+        if not differing:
+            return Outcome(change, "done", "already exists and matches the manifest")
+        fields = ", ".join(sorted({d.path.split(".")[0] for d in differing}))
+        return Outcome(
+            change, "failed", f"already exists with different {fields}; run plan again to update it"
+        )
+
+    # Tables ------------------------------------------------------------------------------------
+
+    def table(self, change: Change) -> Outcome:
+        resource = self.resources[(Kind.TABLE, change.name)]
+        body = {"name": change.name, **resource.spec}
+        if change.action is Action.CREATE:
+            for _attempt in range(AMBIGUOUS_WRITE_ATTEMPTS):
+                try:
+                    self.client.create_table(body)
+                    return Outcome(change, "done", "created")
+                except ConflictError:
+                    return self.adopt(change, resource, self.client.get_table(change.name))
+                except AmbiguousWriteError:
+                    found = self.client.get_table(change.name)
+                    if found is not None:
+                        return self.adopt(change, resource, found)
+            return Outcome(change, "failed", "creating the table kept failing; run apply again")
+        for _attempt in range(AMBIGUOUS_WRITE_ATTEMPTS):
+            current = self.client.get_table(change.name)
+            if current is None:
+                return Outcome(change, "failed", "the table disappeared; run plan again")
+            try:
+                # PUT carries the version read just now: a concurrent change makes it a 409.
+                self.client.update_table(change.name, {**body, "version": current.get("version")})
+                return Outcome(change, "done", "updated")
+            except (ConflictError, AmbiguousWriteError):
+                continue
+        return Outcome(change, "failed", "the table kept changing underneath; run plan again")
+
+    # Jobs --------------------------------------------------------------------------------------
+
+    def job(self, change: Change) -> Outcome:
+        resource = self.resources[(Kind.INGESTION_JOB, change.name)]
+        spec = resource.spec
+        self.await_visible(Kind.CONNECTION, spec["source"]["connectionName"])
+        if (Kind.TABLE, spec["target"]["tableName"]) in self.resources:
+            self.await_visible(Kind.TABLE, spec["target"]["tableName"])
+        mine = fingerprint(spec)
+        for _attempt in range(AMBIGUOUS_WRITE_ATTEMPTS):
+            # Re-check right before posting: another apply, or an earlier attempt whose response
+            # was lost, may have submitted this very job since the plan was made.
+            existing = self.find_job(spec, mine)
+            if existing is not None:
+                return self.finish(change, existing, "already submitted")
+            try:
+                created = self.client.create_job(dict(spec))
+            except AmbiguousWriteError:
+                continue
+            with self.lock:
+                self.known[str(created["id"])] = (mine, created)
+            return self.finish(change, created, "submitted")
+        existing = self.find_job(spec, mine)
+        if existing is not None:
+            return self.finish(change, existing, "already submitted")
+        return Outcome(change, "failed", "submitting the job kept failing; run apply again")
+
+    def find_job(self, spec: Mapping[str, Any], mine: str) -> Mapping[str, Any] | None:
+        """A live job with this fingerprint that has run, or is running, if there is one."""
+        filters = {
+            "type": "batch",
+            "targetTableName": spec["target"]["tableName"],
+            "connectionName": spec["source"]["connectionName"],
+        }
+        for summary in self.client.iter_jobs(**filters):
+            if summary.get("executionStatus") not in SATISFIED_STATUSES:
+                continue
+            job_id = str(summary["id"])
+            with self.lock:
+                known = self.known.get(job_id)
+            if known is None:
+                job = self.client.get_job(job_id)
+                if job is None:
+                    continue
+                known = (fingerprint(job), job)
+                with self.lock:
+                    self.known[job_id] = known
+            if known[0] == mine:
+                return {**known[1], "executionStatus": summary.get("executionStatus")}
+        return None
+
+    def finish(self, change: Change, job: Mapping[str, Any], verb: str) -> Outcome:
+        job_id = str(job["id"])
+        if not self.options.wait:
+            return Outcome(change, "done", f"{verb} as job {job_id}", job_id, job)
+        final = self.follow(change, job_id)
+        status = final.get("executionStatus")
+        if status == "completed":
+            totals = self.client.job_metrics(job_id).get("totals") or {}
+            message = f"{verb} as job {job_id}; completed"
+            return Outcome(change, "done", message, job_id, final, totals)
+        health = final.get("health") or {}
+        detail = f"{health.get('code', status)}: {health.get('message', '')}".rstrip(": ")
+        return Outcome(change, "failed", f"job {job_id} {status}: {detail}", job_id, final)
+
+    def follow(self, change: Change, job_id: str) -> Mapping[str, Any]:
+        """Poll a job until it reaches a terminal state or the timeout passes."""
+        deadline = time.monotonic() + self.options.timeout
+        last = ""
+        while True:
+            job = self.client.get_job(job_id) or {"executionStatus": "unknown"}
+            status = str(job.get("executionStatus"))
+            if status in TERMINAL_STATUSES:
+                return job
+            progress = self.client.job_progress(job_id).get("overallProgress")
+            line = f"{change.ref} job {job_id}: {status}" + (
+                f", {float(progress):.0%}" if progress is not None else ""
+            )
+            if line != last:
+                self.progress(line)
+                last = line
+            if time.monotonic() >= deadline:
+                raise PolarisError(
+                    f"job {job_id} still {status} after {self.options.timeout:.0f}s (--timeout)"
+                )
+            self.sleep(self.options.poll_interval)
+
+    def await_visible(self, kind: Kind, name: str) -> None:
+        """Read-after-write: wait until a dependency is visible through the API."""
+        with self.lock:
+            if self.visible.get((kind, name)):
+                return
+        getter = self.client.get_connection if kind is Kind.CONNECTION else self.client.get_table
+        delay, waited = 0.1, 0.0
+        while getter(name) is None:
+            if waited >= VISIBILITY_TIMEOUT:
+                raise PolarisError(
+                    f"{kind}/{name} is not visible through the API after {waited:.0f}s"
+                )
+            self.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 2.0)
+        with self.lock:
+            self.visible[(kind, name)] = True

@@ -1,0 +1,281 @@
+"""`reconciler apply`: dependency order, no duplicates under failure, and approvals that mean something."""
+
+from __future__ import annotations
+
+import collections
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from reconciler.apply import Applier, ApplyOptions
+from reconciler.client import PolarisClient
+from reconciler.emulator import Emulator, FaultPlan
+from reconciler.live import read_live
+from reconciler.model import Kind
+from reconciler.normalize import fingerprint
+from reconciler.plan import make_plan
+from reconciler.validate import load_manifests
+from tests.cli import run
+from tests.fixtures import DEMO_SECRETS
+from tests.test_plan import external_connection_exists
+
+
+def write_fleet(directory: Path, connections: int, jobs_per_connection: int) -> Path:
+    """`connections` connections, each feeding `jobs_per_connection` jobs into its own table."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for c in range(connections):
+        docs = [
+            f"apiVersion: reconciler/v1\nkind: Connection\nmetadata: {{name: fleet-{c}}}\n"
+            f"spec: {{type: s3, bucket: fleet-bucket-{c}, awsEndpoint: s3.us-east-1.amazonaws.com}}\n"
+        ]
+        for j in range(jobs_per_connection):
+            docs.append(
+                f"apiVersion: reconciler/v1\nkind: IngestionJob\nmetadata: {{name: fleet-{c}-day-{j}}}\n"
+                f"spec:\n  type: batch\n  target: {{type: table, tableName: fleet_{c}}}\n"
+                "  createTableIfNotExists: true\n"
+                f"  source:\n    type: s3\n    connectionName: fleet-{c}\n"
+                f"    objects: [days/{j:03d}.json]\n    formatSettings: {{format: nd-json}}\n"
+                "    inputSchema: [{name: ts, dataType: string}, {name: v, dataType: long}]\n"
+                "  mappings:\n    - {columnName: __time, expression: 'TIME_PARSE(\"ts\")'}\n"
+                "    - {columnName: v, expression: '\"v\"'}\n"
+            )
+        (directory / f"fleet-{c}.yaml").write_text("---\n".join(docs), encoding="utf-8")
+    return directory
+
+
+def job_fingerprints(client: PolarisClient) -> collections.Counter[str]:
+    counts: collections.Counter[str] = collections.Counter()
+    for summary in client.iter_jobs():
+        job = client.get_job(summary["id"])
+        assert job is not None
+        counts[fingerprint(job)] += 1
+    return counts
+
+
+def assert_converged(client: PolarisClient, directory: Path, jobs: int) -> None:
+    counts = job_fingerprints(client)
+    assert sum(counts.values()) == jobs, "missing or extra jobs"
+    assert max(counts.values()) == 1, "a job was submitted twice"
+    manifests = load_manifests([str(directory)], {})
+    wanted = {fingerprint(r.spec) for r in manifests.of_kind(Kind.INGESTION_JOB)}
+    assert set(counts) == wanted
+
+
+def test_apply_creates_each_jobs_connection_and_table_before_the_job(
+    served: Any, workspace: Path, client: PolarisClient, emulator: Emulator
+) -> None:
+    external_connection_exists(client)
+    emulator.reset_requests()
+    assert run("apply", "--auto-approve").exit_code == 0
+    posts = [
+        path for method, path, status in emulator.requests if method == "POST" and status == 201
+    ]
+    first = {p.rsplit("/", 1)[-1]: i for i, p in reversed(list(enumerate(posts)))}
+    assert first["jobs"] > first["connections"]
+    assert first["jobs"] > first["tables"]
+
+
+def test_a_failure_stops_only_what_depends_on_it(
+    served: Any, workspace: Path, client: PolarisClient, emulator: Emulator
+) -> None:
+    external_connection_exists(client)
+    assert emulator.faults is not None
+    emulator.faults.inject("500", method="POST", path_contains="/connections", times=3)
+    result = run("apply", "--auto-approve", "--parallelism", "1")
+    assert result.exit_code == 1
+    assert "failed   Connection/" in result.stdout
+    assert "skipped  IngestionJob/" in result.stdout
+    assert "not attempted: Connection/" in result.stdout
+    done = [line for line in result.stdout.splitlines() if line.startswith("done")]
+    assert any("Table/web_requests" in line for line in done)
+    assert "Apply failed:" in result.stdout
+
+
+def test_a_dropped_response_to_a_job_post_submits_no_duplicate(
+    tmp_path: Path, client: PolarisClient, emulator: Emulator
+) -> None:
+    fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=3)
+    assert emulator.faults is not None
+    emulator.faults.inject("drop", method="POST", path_contains="/jobs", times=2)
+    manifests = load_manifests([str(fleet)], {})
+    plan = make_plan(manifests.resources, read_live(client, manifests.resources))
+    result = Applier(
+        client, {r.key: r for r in manifests.resources}, ApplyOptions(), sleep=lambda s: None
+    ).run(plan)
+    assert not result.failed, [o.message for o in result.outcomes]
+    assert_converged(client, fleet, jobs=3)
+
+
+def test_a_dropped_response_to_a_connection_post_counts_as_created(
+    tmp_path: Path, client: PolarisClient, emulator: Emulator
+) -> None:
+    fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=1)
+    assert emulator.faults is not None
+    emulator.faults.inject("drop", method="POST", path_contains="/connections", times=1)
+    manifests = load_manifests([str(fleet)], {})
+    plan = make_plan(manifests.resources, read_live(client, manifests.resources))
+    result = Applier(
+        client, {r.key: r for r in manifests.resources}, ApplyOptions(), sleep=lambda s: None
+    ).run(plan)
+    conn = next(o for o in result.outcomes if o.change.kind is Kind.CONNECTION)
+    assert (conn.status, conn.message) == ("done", "already exists and matches the manifest")
+
+
+def test_an_equal_connection_created_meanwhile_counts_as_done_and_a_different_one_is_a_conflict(
+    tmp_path: Path, client: PolarisClient
+) -> None:
+    fleet = write_fleet(tmp_path / "fleet", connections=2, jobs_per_connection=0)
+    manifests = load_manifests([str(fleet)], {})
+    plan = make_plan(manifests.resources, read_live(client, manifests.resources))
+    client.create_connection(
+        {
+            "name": "fleet-0",
+            "type": "s3",
+            "bucket": "fleet-bucket-0",
+            "awsEndpoint": "s3.us-east-1.amazonaws.com",
+        }
+    )
+    client.create_connection(
+        {
+            "name": "fleet-1",
+            "type": "s3",
+            "bucket": "someone-elses",
+            "awsEndpoint": "s3.us-east-1.amazonaws.com",
+        }
+    )
+    result = Applier(client, {r.key: r for r in manifests.resources}, ApplyOptions()).run(plan)
+    by_name = {o.change.name: o for o in result.outcomes}
+    assert by_name["fleet-0"].status == "done"
+    assert by_name["fleet-1"].status == "failed"
+    assert (
+        by_name["fleet-1"].message
+        == "already exists with different bucket; run plan again to update it"
+    )
+
+
+def test_a_stale_saved_plan_is_refused_even_with_force(
+    served: Any, workspace: Path, client: PolarisClient
+) -> None:
+    external_connection_exists(client)
+    assert run("plan", "--out", "plan.json").exit_code == 0
+    client.create_connection(
+        {"name": "weblogs-s3", "type": "s3", "bucket": "x", "awsEndpoint": "y"}
+    )
+    result = run("apply", "plan.json", "--auto-approve", "--force")
+    assert result.exit_code == 1
+    assert "the saved plan is stale" in result.stderr
+    assert len(client.list_connections()) == 2
+
+
+def test_a_fresh_saved_plan_is_applied(served: Any, workspace: Path, client: PolarisClient) -> None:
+    external_connection_exists(client)
+    assert run("plan", "--out", "plan.json").exit_code == 0
+    result = run("apply", "plan.json", "--auto-approve")
+    assert result.exit_code == 0, result.stderr
+    assert run("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_without_a_terminal_apply_refuses_unless_auto_approved(
+    served: Any, workspace: Path, client: PolarisClient
+) -> None:
+    external_connection_exists(client)
+    result = run("apply")
+    assert result.exit_code == 1
+    assert "pass --auto-approve" in result.stderr
+    assert client.list_connections() == [client.get_connection("security-audit")]
+
+
+def test_prune_deletes_undeclared_connections_but_refuses_a_mass_deletion(
+    served: Any, workspace: Path, client: PolarisClient
+) -> None:
+    external_connection_exists(client)
+    for i in range(12):
+        client.create_connection(
+            {"name": f"old-{i}", "type": "s3", "bucket": "b", "awsEndpoint": "e"}
+        )
+    refused = run("apply", "--auto-approve", "--prune")
+    assert refused.exit_code == 1
+    assert "too many deletions: 12 of 13 connections (92%) is more than 30%" in refused.stderr
+    result = run("apply", "--auto-approve", "--prune", "--force")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert sorted(c["name"] for c in client.list_connections()) == [
+        "demo-conn",
+        "security-audit",
+        "weblogs-s3",
+    ]
+
+
+def test_wait_follows_jobs_and_reports_rows_ingested(
+    served: Any, workspace: Path, client: PolarisClient
+) -> None:
+    external_connection_exists(client)
+    result = run("apply", "--auto-approve", "--wait", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    jobs = [r for r in result.json()["results"] if r["kind"] == "IngestionJob"]
+    assert len(jobs) == 3
+    assert all(r["executionStatus"] == "completed" and r["jobId"] for r in jobs)
+    assert all(r["metrics"]["numRowsProcessed"] > 0 for r in jobs)
+
+
+def test_apply_never_prints_a_secret_or_the_api_key(
+    served: Any, workspace: Path, client: PolarisClient
+) -> None:
+    external_connection_exists(client)
+    outputs = []
+    for fmt in ("text", "json", "markdown"):
+        outputs.append(run("plan", "--format", fmt, "-v"))
+    outputs.append(run("apply", "--auto-approve", "-v", "--rotate-secrets"))
+    text = "".join(r.stdout + r.stderr for r in outputs)
+    for secret in [*DEMO_SECRETS.values(), os.environ["POLARIS_API_KEY"]]:
+        assert secret not in text
+
+
+def test_under_injected_faults_ten_connections_and_thirty_jobs_converge_in_one_run(
+    tmp_path: Path, emulator: Emulator, client: PolarisClient
+) -> None:
+    fleet = write_fleet(tmp_path / "fleet", connections=10, jobs_per_connection=3)
+    manifests = load_manifests([str(fleet)], {})
+    emulator.faults = FaultPlan(
+        seed=7, rate_429=0.15, rate_503=0.10, rate_drop=0.10, retry_after_seconds=0
+    )
+    plan = make_plan(manifests.resources, read_live(client, manifests.resources))
+    options = ApplyOptions(parallelism=8)
+    result = Applier(
+        client, {r.key: r for r in manifests.resources}, options, sleep=lambda s: None
+    ).run(plan)
+    assert not result.failed, [o.message for o in result.outcomes if o.status == "failed"]
+    emulator.faults = FaultPlan()
+    assert_converged(client, fleet, jobs=30)
+
+
+def test_killing_apply_at_random_points_and_running_it_again_converges(
+    served: Any, tmp_path: Path, client: PolarisClient
+) -> None:
+    fleet = write_fleet(tmp_path / "fleet", connections=3, jobs_per_connection=4)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "reconciler",
+        "apply",
+        str(fleet),
+        "--auto-approve",
+        "--parallelism",
+        "4",
+    ]
+    chance = random.Random(1234)
+    for _ in range(4):
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(chance.uniform(0.3, 1.2))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert final.returncode == 0, final.stdout + final.stderr
+    assert_converged(client, fleet, jobs=12)
