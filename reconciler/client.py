@@ -119,6 +119,30 @@ def error_body(response: httpx.Response) -> tuple[str | None, str | None]:
     return (str(code) if code else None), (str(message) if message else None)
 
 
+class _Budget:
+    """The attempts and time one call may still spend on retries."""
+
+    def __init__(self, config: ClientConfig, sleep: Callable[[float], None]) -> None:
+        self.config = config
+        self.sleep = sleep
+        self.started = time.monotonic()
+        self.slept = 0.0
+
+    def wait(self, attempt: int, wait: float | None) -> bool:
+        """Sleep before the next attempt, or say there is none left."""
+        if attempt >= self.config.max_attempts:
+            return False
+        if wait is None:  # exponential backoff with full jitter
+            wait = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)))
+        # Waits count even when `sleep` does not really sleep (tests), and wall time counts too.
+        spent = max(time.monotonic() - self.started, self.slept)
+        if spent + wait > self.config.max_retry_seconds:
+            return False
+        self.sleep(wait)
+        self.slept += wait
+        return True
+
+
 class PolarisClient:
     """A thread-safe client for one project's Connections, Tables and Jobs APIs."""
 
@@ -177,8 +201,8 @@ class PolarisClient:
     ) -> Any:
         """Send one call with the retry policy in the module docstring; return the JSON body."""
         write = method != "GET"
-        started = time.monotonic()
         attempt = 0
+        budget = _Budget(self.config, self.sleep)
         while True:
             attempt += 1
             with self._lock:
@@ -188,13 +212,11 @@ class PolarisClient:
                 response = self._http.request(method, path, params=params, json=body)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
                 # Never sent: safe to retry whatever the method.
-                if self._again(attempt, started, None):
+                if budget.wait(attempt, None):
                     continue
                 raise PolarisError(f"cannot reach {self.config.url}: {error}") from None
             except httpx.HTTPError as error:
-                if method in ("GET", "PUT", "PATCH", "DELETE") and self._again(
-                    attempt, started, None
-                ):
+                if method in ("GET", "PUT", "PATCH", "DELETE") and budget.wait(attempt, None):
                     continue
                 message = (
                     f"{method} {path}: no response from {self.config.url} ({type(error).__name__})"
@@ -208,7 +230,7 @@ class PolarisClient:
             log.debug("%s %s -> %s (%.0f ms)", method, path, response.status_code, elapsed_ms)
             if response.status_code in RETRYABLE_STATUSES:
                 retryable = response.status_code == 429 or method != "POST"
-                if retryable and self._again(attempt, started, retry_after(response)):
+                if retryable and budget.wait(attempt, retry_after(response)):
                     continue
                 if method == "POST" and response.status_code != 429:
                     raise AmbiguousWriteError(
@@ -224,17 +246,6 @@ class PolarisClient:
             if response.is_success:
                 return response.json() if response.content else None
             raise self._error(method, path, response, write)
-
-    def _again(self, attempt: int, started: float, wait: float | None) -> bool:
-        """Sleep before the next attempt, or say there is none left."""
-        if attempt >= self.config.max_attempts:
-            return False
-        if wait is None:  # exponential backoff with full jitter
-            wait = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)))
-        if time.monotonic() - started + wait > self.config.max_retry_seconds:
-            return False
-        self.sleep(wait)
-        return True
 
     def _error(self, method: str, path: str, response: httpx.Response, write: bool) -> PolarisError:
         status = response.status_code

@@ -140,6 +140,11 @@ def fingerprint(job_spec: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def additions(spec: Mapping[str, Any]) -> list[FieldChange]:
+    """Every top-level field of a normalized spec, as added (what a create sends)."""
+    return [FieldChange(name, MISSING, value) for name, value in sorted(spec.items())]
+
+
 def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[FieldChange]:
     """Field-level differences between two normalized specs, in path order."""
     tree = DeepDiff(dict(before), dict(after), ignore_order=False, view="tree", verbose_level=2)

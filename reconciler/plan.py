@@ -13,7 +13,14 @@ from typing import Any
 
 from reconciler.live import ACTIVE_STATUSES, LiveJob, LiveState
 from reconciler.model import KIND_ORDER, Kind, Resource
-from reconciler.normalize import FieldChange, diff, fingerprint, managed_fields, normalize
+from reconciler.normalize import (
+    FieldChange,
+    additions,
+    diff,
+    fingerprint,
+    managed_fields,
+    normalize,
+)
 
 FORMAT_VERSION = "1"
 
@@ -157,6 +164,12 @@ def make_plan(
         else:
             changes.append(outcome)
     declared = {r.key for r in resources}
+    # A table a manifest job creates (createTableIfNotExists) is the manifests' doing, not unmanaged.
+    declared |= {
+        (Kind.TABLE, r.spec["target"]["tableName"])
+        for r in resources
+        if r.kind == Kind.INGESTION_JOB and r.spec.get("createTableIfNotExists")
+    }
     unmanaged = [
         (Kind.CONNECTION, name)
         for name in sorted(live.connections)
@@ -183,7 +196,7 @@ def _connection(resource: Resource, live: LiveState, options: PlanOptions) -> Ch
             Action.CREATE,
             "not found in project",
             file=_file(resource),
-            diff=tuple(diff({}, normalize(resource.kind, resource.spec))),
+            diff=tuple(additions(normalize(resource.kind, resource.spec))),
         )
     desired = normalize(resource.kind, resource.spec)
     actual = normalize(resource.kind, current)
@@ -241,7 +254,7 @@ def _table(resource: Resource, live: LiveState, options: PlanOptions) -> Change 
             Action.CREATE,
             "not found in project",
             file=_file(resource),
-            diff=tuple(diff({}, normalize(resource.kind, resource.spec))),
+            diff=tuple(additions(normalize(resource.kind, resource.spec))),
         )
     manage = managed_fields(resource.kind, resource.spec)
     desired = normalize(resource.kind, resource.spec, manage=manage)

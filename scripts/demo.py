@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 ROOT = Path(__file__).resolve().parent.parent
 # Demo-only AWS access keys for the guide's demo-conn: the emulator accepts any value.
 DEMO_SECRETS = {
@@ -25,6 +27,19 @@ def step(title: str, *args: str, env: dict[str, str], ok: tuple[int, ...] = (0,)
     if code not in ok:
         raise SystemExit(f"demo: `reconciler {' '.join(args)}` exited {code}")
     return code
+
+
+def security_team_creates_their_connection(env: dict[str, str]) -> None:
+    """manifests/weblogs declares security-audit as managed elsewhere: someone else creates it."""
+    base = f"{env['POLARIS_URL']}/v1/projects/{env['POLARIS_PROJECT_ID']}"
+    body = {
+        "type": "s3",
+        "name": "security-audit",
+        "bucket": "acme-security-audit",
+        "awsEndpoint": "s3.eu-west-1.amazonaws.com",
+    }
+    response = httpx.post(f"{base}/connections", json=body, auth=(env["POLARIS_API_KEY"], ""))
+    print(f"(the security team created Connection/security-audit: HTTP {response.status_code})")
 
 
 def main() -> None:
@@ -48,6 +63,7 @@ def main() -> None:
             if line.startswith("export "):
                 name, _, value = line.removeprefix("export ").strip().partition("=")
                 env[name] = value.strip("'\"")
+        security_team_creates_their_connection(env)
         step("offline checks", "validate", "manifests/", env=env)
         step("what would change", "plan", "manifests/", env=env)
         step("make it so", "apply", "manifests/", "--auto-approve", "--wait", env=env)

@@ -269,7 +269,12 @@ class Emulator:
         else:
             try:
                 template, response = self._dispatch(request)
-            except ApiError as error:
+            except Exception as unexpected:
+                if not isinstance(unexpected, ApiError):
+                    unexpected = ApiError(
+                        500, "InternalServerError", f"{type(unexpected).__name__}: {unexpected}"
+                    )
+                error = unexpected
                 body = {"code": error.code, "message": error.message}
                 # Polaris wraps the 401 body: {"error": {...}} (polaris-api-notes.md).
                 response = Response(
@@ -520,7 +525,7 @@ class Emulator:
 
     def _check_s3_connection(self, body: Mapping[str, Any], *, creating: bool) -> None:
         kind = body.get("type")
-        if kind in OTHER_CONNECTION_TYPES:
+        if _one_of(kind, OTHER_CONNECTION_TYPES):
             raise ApiError(
                 400,
                 "InvalidRequest",
@@ -632,20 +637,19 @@ class Emulator:
         return Response(200, {"values": []})
 
     def _check_table(self, body: Mapping[str, Any]) -> None:
-        if body.get("type") not in TABLE_TYPES:
+        if not _one_of(body.get("type"), TABLE_TYPES):
             raise ApiError(
                 400, "InvalidRequest", "type is required and must be detail or aggregate"
             )
-        if (
-            "partitioningGranularity" in body
-            and body["partitioningGranularity"] not in GRANULARITIES
+        if "partitioningGranularity" in body and not _one_of(
+            body["partitioningGranularity"], GRANULARITIES
         ):
             raise ApiError(
                 400,
                 "InvalidRequest",
                 f"Unknown partitioningGranularity {body['partitioningGranularity']}",
             )
-        if "schemaMode" in body and body["schemaMode"] not in ("flexible", "strict"):
+        if "schemaMode" in body and not _one_of(body["schemaMode"], {"flexible", "strict"}):
             raise ApiError(400, "InvalidRequest", "schemaMode must be flexible or strict")
         schema = body.get("schema", [])
         if not isinstance(schema, list) or not all(
@@ -791,7 +795,7 @@ class Emulator:
     def _check_batch_job(self, body: Mapping[str, Any]) -> None:
         kind = body.get("type")
         if kind != "batch":
-            if kind in JOB_TYPES:
+            if _one_of(kind, JOB_TYPES):
                 raise ApiError(
                     400,
                     "InvalidRequest",
@@ -812,7 +816,7 @@ class Emulator:
                 400, "InvalidRequest", "source.type must be s3 for a batch job from Amazon S3"
             )
         connection = source.get("connectionName")
-        if connection not in self.store.connections:
+        if not _one_of(connection, self.store.connections):
             raise ApiError(400, "InvalidRequest", f"Connection {connection} does not exist")
         chosen = [s for s in SELECTORS if source.get(s) not in (None, [], "")]
         if len(chosen) != 1:
@@ -833,7 +837,7 @@ class Emulator:
                 "source.inputSchema must list the input fields with name and dataType",
             )
         fmt = (source.get("formatSettings") or {}).get("format")
-        if "formatSettings" in source and fmt not in BATCH_FORMATS:
+        if "formatSettings" in source and not _one_of(fmt, BATCH_FORMATS):
             raise ApiError(400, "InvalidRequest", f"Unsupported formatSettings.format {fmt}")
         mappings = body.get("mappings", [])
         if not isinstance(mappings, list) or not all(
@@ -845,7 +849,7 @@ class Emulator:
         if not any(m["columnName"] == "__time" for m in mappings):
             raise ApiError(400, "InvalidRequest", "A mapping for the __time column is required")
         mode = body.get("ingestionMode", "append")
-        if mode not in ("append", "replace"):
+        if not _one_of(mode, {"append", "replace"}):
             raise ApiError(400, "InvalidRequest", "ingestionMode must be append or replace")
         if target.get("intervals") and mode == "append":
             raise ApiError(
@@ -874,7 +878,7 @@ class Emulator:
     def _desire(self, job_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         job = self._existing_job(job_id)
         desired = body.get("desiredExecutionStatus")
-        if desired not in ("running", "canceled", "suspended"):
+        if not _one_of(desired, {"running", "canceled", "suspended"}):
             raise ApiError(
                 400,
                 "InvalidRequest",
@@ -1046,3 +1050,8 @@ def _integer(
 def _many(query: Mapping[str, list[str]], name: str) -> list[str]:
     """An array parameter, given repeated (?a=x&a=y) or comma-separated (?a=x,y)."""
     return [part for value in query.get(name, []) for part in value.split(",") if part]
+
+
+def _one_of(value: Any, allowed: Iterable[Any]) -> bool:
+    """Membership that is safe for any JSON value (a list or object is never a member)."""
+    return isinstance(value, str) and value in allowed
