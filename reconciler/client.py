@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -77,6 +77,11 @@ class NotFoundError(PolarisError):
 
 class ConflictError(PolarisError):
     """409: the resource exists already, or a table version is stale."""
+
+
+def _segment(name: str) -> str:
+    """A name as one URL path segment: table names may hold characters such as ? or /."""
+    return quote(name, safe="")
 
 
 def _is_loopback(host: str) -> bool:
@@ -317,7 +322,7 @@ class PolarisClient:
 
     def get_connection(self, name: str) -> dict[str, Any] | None:
         """One connection, or None."""
-        return self._maybe(f"/connections/{name}")
+        return self._maybe(f"/connections/{_segment(name)}")
 
     def create_connection(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST a connection."""
@@ -325,12 +330,12 @@ class PolarisClient:
 
     def update_connection(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """PATCH a connection (the body must carry its `type`)."""
-        return dict(self.patch(f"/connections/{name}", dict(body)))
+        return dict(self.patch(f"/connections/{_segment(name)}", dict(body)))
 
     def delete_connection(self, name: str) -> None:
         """DELETE a connection; one already gone counts as deleted."""
         try:
-            self.delete(f"/connections/{name}")
+            self.delete(f"/connections/{_segment(name)}")
         except NotFoundError:
             return
 
@@ -342,7 +347,7 @@ class PolarisClient:
 
     def get_table(self, name: str) -> dict[str, Any] | None:
         """One table, or None."""
-        return self._maybe(f"/tables/{name}")
+        return self._maybe(f"/tables/{_segment(name)}")
 
     def create_table(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST a table."""
@@ -350,7 +355,7 @@ class PolarisClient:
 
     def update_table(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """PUT a table; the body carries the version it was read at."""
-        return dict(self.put(f"/tables/{name}", dict(body)))
+        return dict(self.put(f"/tables/{_segment(name)}", dict(body)))
 
     # Jobs v1 -----------------------------------------------------------------------------------
 
@@ -368,7 +373,7 @@ class PolarisClient:
 
     def get_job(self, job_id: str) -> dict[str, Any] | None:
         """One full job, or None (Polaris forgets old completed jobs)."""
-        return self._maybe(f"/jobs/{job_id}")
+        return self._maybe(f"/jobs/{_segment(job_id)}")
 
     def create_job(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST a job; raises AmbiguousWriteError when the outcome is unknown."""
@@ -377,13 +382,14 @@ class PolarisClient:
     def cancel_job(self, job_id: str) -> dict[str, Any]:
         """Ask Polaris to cancel a pending or running job."""
         return dict(
-            self.post(f"/jobs/{job_id}/status", {"desiredExecutionStatus": "canceled"}) or {}
+            self.post(f"/jobs/{_segment(job_id)}/status", {"desiredExecutionStatus": "canceled"})
+            or {}
         )
 
     def job_progress(self, job_id: str) -> dict[str, Any]:
         """The job's overall progress (0..1)."""
-        return dict(self.get(f"/jobs/{job_id}/progress") or {})
+        return dict(self.get(f"/jobs/{_segment(job_id)}/progress") or {})
 
     def job_metrics(self, job_id: str) -> dict[str, Any]:
         """The job's totals: rows and bytes processed."""
-        return dict(self.get(f"/jobs/{job_id}/metrics") or {})
+        return dict(self.get(f"/jobs/{_segment(job_id)}/metrics") or {})

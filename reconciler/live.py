@@ -8,10 +8,12 @@ table and connection. Jobs in a terminal state never change, so their details ar
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -74,6 +76,7 @@ class JobCache:
         self.path = path
         self.entries: dict[str, dict[str, Any]] = {}
         self.dirty = False
+        self.lock = threading.Lock()
         if path is not None and path.is_file():
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
@@ -87,10 +90,15 @@ class JobCache:
         return self.entries.get(job_id)
 
     def put(self, job: Mapping[str, Any]) -> None:
-        """Remember a job whose status is terminal (and so will never change)."""
+        """Remember a job whose status is terminal (and so will never change); thread-safe."""
         if job.get("executionStatus") in TERMINAL_STATUSES:
-            self.entries[str(job["id"])] = dict(job)
-            self.dirty = True
+            with self.lock:
+                self.entries[str(job["id"])] = dict(job)
+                self.dirty = True
+
+    def close(self) -> None:
+        """Save what was learnt (the cache is used as a context manager around a read)."""
+        self.save()
 
     def save(self) -> None:
         """Write the cache atomically, so a killed run never leaves a torn file."""
@@ -123,31 +131,36 @@ def read_live(
     declared_tables = {r.name for r in resources if r.kind == Kind.TABLE and not r.external}
     connections = {c["name"]: c for c in client.list_connections()}
     tables: dict[str, Mapping[str, Any]] = {t["name"]: t for t in client.list_tables()}
-    candidates: list[Mapping[str, Any]] = []
     active_connections: set[str] = set()
-    for summary in client.iter_jobs(type="batch"):
-        table, connection = _job_key(summary)
-        if summary.get("executionStatus") in ACTIVE_STATUSES and connection:
-            active_connections.add(connection)
-        if (table, connection) in wanted:
-            candidates.append(summary)
 
     def details(summary: Mapping[str, Any]) -> Mapping[str, Any] | None:
         job_id = str(summary["id"])
         cached = cache.get(job_id)
         if cached is not None:
             return cached
-        return client.get_job(job_id)
+        body = client.get_job(job_id)
+        if body is not None:
+            cache.put(body)  # as soon as it is read: a plan that fails later keeps its progress
+        return body
 
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        full_tables = list(pool.map(client.get_table, sorted(declared_tables & set(tables))))
-        bodies = list(pool.map(details, candidates))
-    tables.update({t["name"]: t for t in full_tables if t is not None})
+    # A failed read must not lose the jobs already read: save the cache whatever happens.
+    with contextlib.closing(cache), ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        full_tables = pool.map(client.get_table, sorted(declared_tables & set(tables)))
+        # Candidates are fetched as soon as their page arrives, while later pages are still
+        # being read: the detail reads overlap the paging instead of following it.
+        pending = []
+        for summary in client.iter_jobs(type="batch"):
+            table, connection = _job_key(summary)
+            if summary.get("executionStatus") in ACTIVE_STATUSES and connection:
+                active_connections.add(connection)
+            if (table, connection) in wanted:
+                pending.append(pool.submit(details, summary))
+        bodies = [future.result() for future in pending]
+        tables.update({t["name"]: t for t in full_tables if t is not None})
     jobs = []
     for body in bodies:
         if body is None:  # deleted by Polaris's retention between the list and the read
             continue
-        cache.put(body)
         table, connection = _job_key(body)
         jobs.append(
             LiveJob(
@@ -159,7 +172,6 @@ def read_live(
                 body=body,
             )
         )
-    cache.save()
     return LiveState(connections, tables, tuple(jobs), frozenset(active_connections))
 
 

@@ -81,6 +81,7 @@ class Resource:
     location: Location
     policy: Mapping[str, Any] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
+    fingerprint: str | None = None  # IngestionJob only: its identity (normalize.fingerprint)
 
     @property
     def key(self) -> tuple[Kind, str]:

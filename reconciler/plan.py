@@ -322,7 +322,7 @@ def _external(resource: Resource, exists: bool) -> Change | PlanError:
 def _job(resource: Resource, live: LiveState, options: PlanOptions) -> Change:
     spec = resource.spec
     table, connection = spec["target"]["tableName"], spec["source"]["connectionName"]
-    mine = fingerprint(spec)
+    mine = resource.fingerprint or fingerprint(spec)
     candidates = live.jobs_for(table, connection)
     same = [job for job in candidates if job.fingerprint == mine]
 
@@ -461,6 +461,13 @@ def _fields(changes: list[FieldChange]) -> str:
     return ", ".join(names) if names else "no fields"
 
 
+def _identity(resource: Resource) -> Any:
+    # A job's fingerprint already digests its normalized spec; no need to normalize it again.
+    if resource.fingerprint:
+        return resource.fingerprint
+    return normalize(resource.kind, resource.spec) if resource.spec else {}
+
+
 def checksum(resources: Iterable[Resource], live: LiveState) -> str:
     """A digest of the normalized desired and live state the plan was computed from.
 
@@ -468,13 +475,7 @@ def checksum(resources: Iterable[Resource], live: LiveState) -> str:
     completed does not invalidate a reviewed plan; secrets are never part of it.
     """
     desired = [
-        [
-            str(r.kind),
-            r.name,
-            r.policy.get("manage", "reconciler"),
-            normalize(r.kind, r.spec) if r.spec else {},
-        ]
-        for r in resources
+        [str(r.kind), r.name, r.policy.get("manage", "reconciler"), _identity(r)] for r in resources
     ]
     state = {
         "connections": {

@@ -103,17 +103,17 @@ def _resource(
         )
         return None, errors
     spec = {k: v for k, v in spec.items() if k != "name"}
-    return (
-        Resource(
-            kind=Kind(str(kind)),
-            name=str(name),
-            spec=spec,
-            location=document.start,
-            policy=expanded.get("policy") or {},
-            annotations=expanded["metadata"].get("annotations") or {},
-        ),
-        errors,
+    resource_kind = Kind(str(kind))
+    resource = Resource(
+        kind=resource_kind,
+        name=str(name),
+        spec=spec,
+        location=document.start,
+        policy=expanded.get("policy") or {},
+        annotations=expanded["metadata"].get("annotations") or {},
+        fingerprint=fingerprint(spec) if resource_kind == Kind.INGESTION_JOB else None,
     )
+    return resource, errors
 
 
 def _name(data: dict[str, Any]) -> str | None:
@@ -215,7 +215,7 @@ def cross_check(
     # the first apply would submit it twice.
     first_with: dict[str, Resource] = {}
     for job in jobs:
-        other = first_with.setdefault(fingerprint(job.spec), job)
+        other = first_with.setdefault(job.fingerprint or fingerprint(job.spec), job)
         if other is not job:
             errors.append(
                 ManifestError(

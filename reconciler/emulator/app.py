@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote, unquote
 
 from reconciler.emulator.clock import Clock, SystemClock, timestamp
 from reconciler.emulator.faults import FaultPlan
@@ -338,7 +338,7 @@ class Emulator:
                 self._caller = caller  # handlers run one at a time under the lock
                 self._advance()
                 response: Response = getattr(self, route.handler)(
-                    body=body, query=query, **found.groupdict()
+                    body=body, query=query, **{k: unquote(v) for k, v in found.groupdict().items()}
                 )
             return route.template, response
         if allowed:
@@ -521,7 +521,7 @@ class Emulator:
         }
         self.store.put("connections", name, record)
         location = f"/v1/projects/{self.project_id}/connections/{name}"
-        return Response(201, self._connection_view(record), {"Location": location})
+        return Response(201, self._connection_view(record), {"Location": quote(location)})
 
     def _check_s3_connection(self, body: Mapping[str, Any], *, creating: bool) -> None:
         kind = body.get("type")
@@ -676,7 +676,9 @@ class Emulator:
             raise ApiError(409, "Conflict", f"Table {name} already exists")
         record = self._new_table(name, body)
         self.store.put("tables", name, record)
-        return Response(201, record, {"Location": f"/v1/projects/{self.project_id}/tables/{name}"})
+        return Response(
+            201, record, {"Location": quote(f"/v1/projects/{self.project_id}/tables/{name}")}
+        )
 
     def _new_table(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
         user, now = _user(self._caller), timestamp(self.now())
