@@ -221,12 +221,12 @@ class Applier:
             self.client.delete_connection(name)
             return Outcome(change, "done", "deleted")
         resource = self.resources[(Kind.CONNECTION, name)]
-        body = {"name": name, **resource.spec}
-        if change.action is Action.REPLACE:
-            self.client.delete_connection(name)
-            return self.create_connection(change, resource, body)
-        if change.action is Action.CREATE:
-            return self.create_connection(change, resource, body)
+        if change.action in (Action.CREATE, Action.REPLACE):
+            if change.action is Action.REPLACE:
+                self.client.delete_connection(name)
+            return self.create(
+                change, resource, self.client.create_connection, self.client.get_connection
+            )
         patch: dict[str, Any] = {"type": resource.spec["type"]}
         for item in change.diff:
             field_name = item.path.split(".")[0].split("[")[0]
@@ -238,21 +238,29 @@ class Applier:
         self.client.update_connection(name, patch)  # PATCH is idempotent: the client may retry it
         return Outcome(change, "done", "updated")
 
-    def create_connection(
-        self, change: Change, resource: Resource, body: dict[str, Any]
+    def create(
+        self,
+        change: Change,
+        resource: Resource,
+        post: Callable[[dict[str, Any]], Any],
+        read: Callable[[str], dict[str, Any] | None],
     ) -> Outcome:
+        """POST a connection or table; after a conflict or a lost answer, read before retrying."""
+        body = {"name": change.name, **resource.spec}
         for _attempt in range(AMBIGUOUS_WRITE_ATTEMPTS):
             try:
-                self.client.create_connection(body)
+                post(body)
                 return Outcome(change, "done", "created")
             except ConflictError:
-                return self.adopt(change, resource, self.client.get_connection(change.name))
+                return self.adopt(change, resource, read(change.name))
             except AmbiguousWriteError:
                 # The POST may have been applied: look before trying again.
-                found = self.client.get_connection(change.name)
+                found = read(change.name)
                 if found is not None:
                     return self.adopt(change, resource, found)
-        return Outcome(change, "failed", "creating the connection kept failing; run apply again")
+        return Outcome(
+            change, "failed", f"creating the {change.kind} kept failing; run apply again"
+        )
 
     def adopt(self, change: Change, resource: Resource, found: Mapping[str, Any] | None) -> Outcome:
         """A resource that already exists counts as created when it equals the manifest."""
@@ -275,19 +283,9 @@ class Applier:
 
     def table(self, change: Change) -> Outcome:
         resource = self.resources[(Kind.TABLE, change.name)]
-        body = {"name": change.name, **resource.spec}
         if change.action is Action.CREATE:
-            for _attempt in range(AMBIGUOUS_WRITE_ATTEMPTS):
-                try:
-                    self.client.create_table(body)
-                    return Outcome(change, "done", "created")
-                except ConflictError:
-                    return self.adopt(change, resource, self.client.get_table(change.name))
-                except AmbiguousWriteError:
-                    found = self.client.get_table(change.name)
-                    if found is not None:
-                        return self.adopt(change, resource, found)
-            return Outcome(change, "failed", "creating the table kept failing; run apply again")
+            return self.create(change, resource, self.client.create_table, self.client.get_table)
+        body = {"name": change.name, **resource.spec}
         for _attempt in range(AMBIGUOUS_WRITE_ATTEMPTS):
             current = self.client.get_table(change.name)
             if current is None:

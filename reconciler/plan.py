@@ -190,14 +190,7 @@ def _connection(resource: Resource, live: LiveState, options: PlanOptions) -> Ch
         return _external(resource, current is not None)
     notes = ("secrets: write-only, not compared",) if "secrets" in resource.spec else ()
     if current is None:
-        return Change(
-            resource.kind,
-            resource.name,
-            Action.CREATE,
-            "not found in project",
-            file=_file(resource),
-            diff=tuple(additions(normalize(resource.kind, resource.spec))),
-        )
+        return _create(resource)
     desired = normalize(resource.kind, resource.spec)
     actual = normalize(resource.kind, current)
     if desired.get("type") != actual.get("type"):
@@ -248,14 +241,7 @@ def _table(resource: Resource, live: LiveState, options: PlanOptions) -> Change 
     if resource.external:
         return _external(resource, current is not None)
     if current is None:
-        return Change(
-            resource.kind,
-            resource.name,
-            Action.CREATE,
-            "not found in project",
-            file=_file(resource),
-            diff=tuple(additions(normalize(resource.kind, resource.spec))),
-        )
+        return _create(resource)
     manage = managed_fields(resource.kind, resource.spec)
     desired = normalize(resource.kind, resource.spec, manage=manage)
     actual = normalize(resource.kind, current, manage=manage)
@@ -295,6 +281,14 @@ def _table(resource: Resource, live: LiveState, options: PlanOptions) -> Change 
             file=_file(resource),
         )
     return Change(resource.kind, resource.name, Action.NOOP, "up to date", file=_file(resource))
+
+
+def _create(resource: Resource) -> Change:
+    spec = normalize(resource.kind, resource.spec)
+    return Change(
+        resource.kind, resource.name, Action.CREATE, "not found in project",
+        diff=tuple(additions(spec)), file=_file(resource),
+    )  # fmt: skip
 
 
 def _active_tables(live: LiveState) -> set[str]:

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reconciler.client import ClientConfig, PolarisClient
 
+from reconciler.client import ClientConfig, PolarisClient
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
 
 ROOT = Path(__file__).resolve().parent.parent

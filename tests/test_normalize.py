@@ -8,9 +8,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reconciler.client import ClientConfig, PolarisClient
+from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
 from reconciler.model import Kind
 from reconciler.normalize import diff, fingerprint, normalize
-from tests.test_validate import GUIDE_CONNECTION, GUIDE_JOB
+from tests.guide import GUIDE_CONNECTION, GUIDE_JOB
 
 USER = {"username": "api-key-pok_vipgj...bjjvyo", "userId": "a52cacf6-3ddc-48e5-8675-xxxxxxxxxxxx"}
 
@@ -118,43 +120,64 @@ def test_a_tables_read_only_fields_and_time_column_are_not_differences() -> None
 
 
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12)
+selectors = st.sampled_from(["uris", "prefixes", "objects", "pattern"])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     fields=st.lists(names, min_size=1, max_size=6, unique=True),
-    uris=st.lists(names, min_size=1, max_size=4, unique=True),
+    keys=st.lists(names, min_size=1, max_size=4, unique=True),
+    selector=selectors,
     mode=st.sampled_from([None, "append"]),
     rollup=st.booleans(),
+    csv=st.booleans(),
+    max_errors=st.one_of(st.none(), st.integers(0, 1000)),
 )
-def test_any_job_read_back_with_server_additions_keeps_its_fingerprint(
-    fields: list[str], uris: list[str], mode: str | None, rollup: bool
+def test_any_job_created_in_the_emulator_and_read_back_shows_no_change(
+    fields: list[str],
+    keys: list[str],
+    selector: str,
+    mode: str | None,
+    rollup: bool,
+    csv: bool,
+    max_errors: int | None,
 ) -> None:
+    source: dict[str, Any] = {
+        "type": "s3",
+        "connectionName": "c",
+        "formatSettings": {"format": "csv", "skipHeaderRows": 1} if csv else {"format": "nd-json"},
+        "inputSchema": [{"name": f, "dataType": "string"} for f in fields],
+    }
+    objects = [f"{k}/part.json" for k in keys]
+    source[selector] = {
+        "uris": [f"s3://b/{o}" for o in objects],
+        "prefixes": [f"{k}/" for k in keys],
+        "objects": objects,
+        "pattern": f"{keys[0]}/**.json",
+    }[selector]
     job: dict[str, Any] = {
         "type": "batch",
         "target": {"type": "table", "tableName": "t"},
         "createTableIfNotExists": True,
-        "source": {
-            "type": "s3",
-            "connectionName": "c",
-            "uris": [f"s3://b/{u}.json" for u in uris],
-            "formatSettings": {"format": "nd-json"},
-            "inputSchema": [{"name": f, "dataType": "string"} for f in fields],
-        },
+        "source": source,
         "mappings": [{"columnName": "__time", "expression": f'TIME_PARSE("{fields[0]}")'}]
         + [{"columnName": f"c_{f}", "expression": f'"{f}"'} for f in fields[1:]],
     }
     if mode:
         job["ingestionMode"] = mode
+    if max_errors is not None:
+        job["maxParseExceptions"] = max_errors
     if rollup:
         job["mappings"].append({"columnName": "n", "expression": "COUNT(*)", "isAggregation": True})
-    echoed = copy.deepcopy(job)
-    echoed.update(
-        id="j", executionStatus="completed", ingestionMode="append", maxParseExceptions=2147483647
+    emulator = Emulator()
+    config = ClientConfig(
+        url="http://polaris.test", project=DEMO_PROJECT_ID, api_key=DEMO_API_KEY, insecure=True
     )
-    echoed["mappings"] = [
-        {k: v for k, v in m.items() if k != "isAggregation"} for m in job["mappings"]
-    ]
-    if rollup:
-        echoed["mappings"].append({"columnName": "__count", "expression": "COUNT(*)"})
-    assert fingerprint(echoed) == fingerprint(job)
+    with PolarisClient(config, transport=emulator.transport()) as client:
+        client.create_connection({"type": "s3", "name": "c", "bucket": "b", "awsEndpoint": "e"})
+        created = client.create_job(job)
+        read_back = client.get_job(created["id"])
+    assert read_back is not None
+    for live in (created, read_back, {k: v for k, v in read_back.items() if k != "spec"}):
+        assert fingerprint(live) == fingerprint(job)
+        assert diff(normalize(Kind.INGESTION_JOB, live), normalize(Kind.INGESTION_JOB, job)) == []

@@ -10,52 +10,10 @@ import pytest
 from reconciler.model import Kind
 from reconciler.validate import load_manifests
 from tests.cli import run
+from tests.guide import ACCESS_KEYS as DEMO_ENV
+from tests.guide import GUIDE_CONNECTION, GUIDE_JOB
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO_ENV = {
-    "DEMO_AWS_ACCESS_KEY_ID": "AKIAEXAMPLEEXAMPLE00",
-    "DEMO_AWS_SECRET_ACCESS_KEY": "s3cr3t-value-xyz",
-}
-
-# The S3 ingestion guide's request bodies (shared/reference/polaris-s3-ingestion-guide.txt).
-GUIDE_CONNECTION = {
-    "type": "s3",
-    "name": "demo-conn",
-    "bucket": "demo-bucket",
-    "awsEndpoint": "s3.us-east-1.amazonaws.com",
-    "secrets": {
-        "type": "access_key",
-        "accessKeyId": DEMO_ENV["DEMO_AWS_ACCESS_KEY_ID"],
-        "accessKeySecret": DEMO_ENV["DEMO_AWS_SECRET_ACCESS_KEY"],
-    },
-}
-GUIDE_JOB = {
-    "type": "batch",
-    "target": {"type": "table", "tableName": "Koalas"},
-    "createTableIfNotExists": True,
-    "source": {
-        "type": "s3",
-        "connectionName": "demo-conn",
-        "uris": ["s3://demo-bucket/polaris-ingest/demo-file.json.gz"],
-        "formatSettings": {"format": "nd-json"},
-        "inputSchema": [
-            {"dataType": "string", "name": "timestamp"},
-            {"dataType": "string", "name": "city"},
-            {"dataType": "string", "name": "session"},
-            {"dataType": "long", "name": "session_length"},
-        ],
-    },
-    "mappings": [
-        {"columnName": "__time", "expression": 'TIME_PARSE("timestamp")'},
-        {"columnName": "city", "expression": '"city"'},
-        {"columnName": "session", "expression": '"session"'},
-        {
-            "columnName": "max_session_length",
-            "expression": 'MAX("session_length")',
-            "isAggregation": True,
-        },
-    ],
-}
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

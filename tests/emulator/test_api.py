@@ -19,43 +19,10 @@ from reconciler.emulator import (
     ManualClock,
 )
 from tests.conformance import ConformanceLog
+from tests.guide import GUIDE_JOB
+from tests.guide import GUIDE_ROLE_CONNECTION as GUIDE_CONNECTION
 
 BASE = f"http://polaris.test/v1/projects/{DEMO_PROJECT_ID}"
-# The S3 guide's two request bodies, unchanged but for the endpoint and the object URI it elides.
-GUIDE_CONNECTION = {
-    "type": "s3",
-    "name": "demo-conn",
-    "bucket": "demo-bucket",
-    "awsEndpoint": "s3.us-east-1.amazonaws.com",
-    "awsAssumedRoleArn": "arn:aws:iam::012345678901:role/demo-role",
-}
-GUIDE_JOB: dict[str, Any] = {
-    "type": "batch",
-    "target": {"type": "table", "tableName": "Koalas"},
-    "createTableIfNotExists": True,
-    "source": {
-        "type": "s3",
-        "connectionName": "demo-conn",
-        "uris": ["s3://demo-bucket/polaris-ingest/demo-file.json.gz"],
-        "formatSettings": {"format": "nd-json"},
-        "inputSchema": [
-            {"dataType": "string", "name": "timestamp"},
-            {"dataType": "string", "name": "city"},
-            {"dataType": "string", "name": "session"},
-            {"dataType": "long", "name": "session_length"},
-        ],
-    },
-    "mappings": [
-        {"columnName": "__time", "expression": 'TIME_PARSE("timestamp")'},
-        {"columnName": "city", "expression": '"city"'},
-        {"columnName": "session", "expression": '"session"'},
-        {
-            "columnName": "max_session_length",
-            "expression": 'MAX("session_length")',
-            "isAggregation": True,
-        },
-    ],
-}
 
 
 def job_with(**changes: Any) -> dict[str, Any]:

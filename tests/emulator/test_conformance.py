@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
 from tests.conformance import ConformanceLog
-from tests.emulator.test_api import GUIDE_CONNECTION, GUIDE_JOB
+from tests.guide import GUIDE_JOB
+from tests.guide import GUIDE_ROLE_CONNECTION as GUIDE_CONNECTION
 
 TEMPLATE = "/v1/projects/{projectId}"
 
