@@ -381,7 +381,7 @@ class Applier:
                 last = line
             if time.monotonic() >= deadline:
                 raise PolarisError(
-                    f"job {job_id} still {status} after {self.options.timeout:.0f}s (--timeout)"
+                    f"job {job_id} still {status} after {self.options.timeout:g}s (--timeout)"
                 )
             self.sleep(self.options.poll_interval)
 

@@ -279,3 +279,50 @@ def test_killing_apply_at_random_points_and_running_it_again_converges(
     final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert final.returncode == 0, final.stdout + final.stderr
     assert_converged(client, fleet, jobs=12)
+
+
+def test_wait_reports_a_failed_job_with_its_health_code_and_message(
+    tmp_path: Path, client: PolarisClient, emulator: Emulator
+) -> None:
+    fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=1)
+    manifests = load_manifests([str(fleet)], {})
+    plan = make_plan(manifests.resources, read_live(client, manifests.resources))
+    emulator.hold_jobs()
+    lines: list[str] = []
+
+    def progress(line: str) -> None:
+        lines.append(line)
+        if ": pending" in line:  # the job is being followed: now it fails
+            (summary,) = list(client.iter_jobs())
+            emulator.fail_job(
+                summary["id"], code="no_rows_ingested", message="every row was filtered out"
+            )
+
+    options = ApplyOptions(wait=True, poll_interval=0)
+    result = Applier(
+        client, {r.key: r for r in manifests.resources}, options, progress=progress
+    ).run(plan)
+    job = next(o for o in result.outcomes if o.change.kind is Kind.INGESTION_JOB)
+    assert result.failed
+    assert job.status == "failed"
+    assert job.message.endswith("failed: no_rows_ingested: every row was filtered out")
+    assert job.to_json()["health"] == {
+        "code": "no_rows_ingested",
+        "message": "every row was filtered out",
+    }
+
+
+def test_wait_gives_up_after_the_timeout(
+    tmp_path: Path, client: PolarisClient, emulator: Emulator
+) -> None:
+    fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=1)
+    manifests = load_manifests([str(fleet)], {})
+    plan = make_plan(manifests.resources, read_live(client, manifests.resources))
+    emulator.hold_jobs()
+    options = ApplyOptions(wait=True, timeout=0.2, poll_interval=0.05)
+    result = Applier(client, {r.key: r for r in manifests.resources}, options).run(plan)
+    job = next(o for o in result.outcomes if o.change.kind is Kind.INGESTION_JOB)
+    assert (job.status, job.message.endswith("still pending after 0.2s (--timeout)")) == (
+        "failed",
+        True,
+    )
