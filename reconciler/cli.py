@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 import platformdirs
@@ -72,10 +72,8 @@ class _RedactingFilter(logging.Filter):
 @click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
 @click.version_option(package_name="polaris-reconciler")
 @click.option("-v", "--verbose", is_flag=True, help="Log every API request to stderr.")
-@click.pass_context
-def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
+def cli(debug: bool, verbose: bool) -> None:
     """Manage Imply Polaris connections, tables and batch ingestion jobs as code."""
-    ctx.obj = {"debug": debug}
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_RedactingFilter())
     handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
@@ -416,11 +414,6 @@ def drift(
 cli.add_command(emulator_command)
 
 
-def _exit_usage(error: click.ClickException) -> NoReturn:
-    error.show()
-    sys.exit(1)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
@@ -432,7 +425,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         echo("Aborted.", err=True)
         sys.exit(1)
     except click.ClickException as error:
-        _exit_usage(error)
+        error.show()
+        sys.exit(1)
     except Failure as failure:
         echo(f"error: {failure}", err=True)
         sys.exit(1)
