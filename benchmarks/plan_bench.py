@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -151,20 +150,43 @@ NAIVE_SCRIPT = textwrap.dedent(
 )
 
 
+# Runs a command and reports its own peak memory. ru_maxrss of children would also count the
+# pages a forked child shares with this (large) parent before exec; VmHWM is reset by exec.
+PEAK_WRAPPER = textwrap.dedent(
+    """
+    import atexit, runpy, sys
+    def report():
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    print("PEAK_KB", line.split()[1], file=sys.stderr)
+    atexit.register(report)
+    sys.argv = sys.argv[1:]
+    if sys.argv[0] == "-m":
+        sys.argv = sys.argv[1:]
+        runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+    else:
+        runpy.run_path(sys.argv[0], run_name="__main__")
+    """
+)
+
+
 def timed(command: list[str], env: dict[str, str], emulator: Emulator) -> dict[str, Any]:
     """Run one contender; return its requests, wall time and peak memory."""
     emulator.reset_requests()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    wrapped = [command[0], "-c", PEAK_WRAPPER, *command[1:]]
     began = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    done = subprocess.run(wrapped, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - began
     if done.returncode not in (0, 2):
         raise SystemExit(f"{command[:4]} failed:\n{done.stdout}\n{done.stderr}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    peaks = [
+        int(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("PEAK_KB")
+    ]
     return {
         "requests": len(emulator.requests),
         "wall_s": round(wall, 2),
-        "peak_mb": round(max(peak, before) / 1024, 1) if peak > before else None,
+        "peak_mb": round(peaks[-1] / 1024, 1) if peaks else None,
     }
 
 
@@ -205,13 +227,16 @@ def run() -> dict[str, object]:
         plan = [sys.executable, "-m", "reconciler", "plan", str(manifests), "--format", "json"]
         cold = timed(plan, env, emulator)
         warm = timed(plan, env, emulator)
-        bare = timed([sys.executable, "-c", BARE_SCRIPT, str(pairs)], env, emulator)
-        naive = timed([sys.executable, "-c", NAIVE_SCRIPT], env, emulator)
+        bare_script, naive_script = Path(tmp, "bare.py"), Path(tmp, "naive.py")
+        bare_script.write_text(BARE_SCRIPT)
+        naive_script.write_text(NAIVE_SCRIPT)
+        bare = timed([sys.executable, str(bare_script), str(pairs)], env, emulator)
+        naive = timed([sys.executable, str(naive_script)], env, emulator)
         # Loopback has no latency, so local work dominates; real Polaris answers in tens of ms.
         emulator.faults.latency_seconds = LATENCY
         shutil.rmtree(Path(tmp, "cache"), ignore_errors=True)  # cold again
         cold_latency = timed(plan, env, emulator)
-        bare_latency = timed([sys.executable, "-c", BARE_SCRIPT, str(pairs)], env, emulator)
+        bare_latency = timed([sys.executable, str(bare_script), str(pairs)], env, emulator)
     figures = {
         "cold": cold, "warm": warm, "bare": bare, "naive": naive,
         "cold_at_latency": cold_latency, "bare_at_latency": bare_latency,

@@ -222,15 +222,7 @@ def _connection(resource: Resource, live: LiveState, options: PlanOptions) -> Ch
             notes=notes,
         )
     if changes:
-        return Change(
-            resource.kind,
-            resource.name,
-            Action.UPDATE,
-            f"{_fields(changes)} differ",
-            diff=tuple(changes),
-            file=_file(resource),
-            notes=notes,
-        )
+        return _update(resource, changes, notes)
     return Change(
         resource.kind, resource.name, Action.NOOP, "up to date", file=_file(resource), notes=notes
     )
@@ -272,15 +264,15 @@ def _table(resource: Resource, live: LiveState, options: PlanOptions) -> Change 
             _file(resource),
         )
     if changes:
-        return Change(
-            resource.kind,
-            resource.name,
-            Action.UPDATE,
-            f"{_fields(changes)} differ",
-            diff=tuple(changes),
-            file=_file(resource),
-        )
+        return _update(resource, changes)
     return Change(resource.kind, resource.name, Action.NOOP, "up to date", file=_file(resource))
+
+
+def _update(resource: Resource, changes: list[FieldChange], notes: tuple[str, ...] = ()) -> Change:
+    return Change(
+        resource.kind, resource.name, Action.UPDATE, f"{_fields(changes)} differ",
+        diff=tuple(changes), file=_file(resource), notes=notes,
+    )  # fmt: skip
 
 
 def _create(resource: Resource) -> Change:

@@ -16,9 +16,9 @@ from reconciler.apply import Applier, ApplyOptions
 from reconciler.client import PolarisClient
 from reconciler.emulator import Emulator, FaultPlan
 from reconciler.live import read_live
-from reconciler.model import Kind
+from reconciler.model import Kind, Resource
 from reconciler.normalize import fingerprint
-from reconciler.plan import make_plan
+from reconciler.plan import Plan, make_plan
 from reconciler.validate import load_manifests
 from tests.cli import run
 from tests.fixtures import DEMO_SECRETS
@@ -46,6 +46,14 @@ def write_fleet(directory: Path, connections: int, jobs_per_connection: int) -> 
             )
         (directory / f"fleet-{c}.yaml").write_text("---\n".join(docs), encoding="utf-8")
     return directory
+
+
+def plan_fleet(client: PolarisClient, directory: Path) -> tuple[dict[Any, Resource], Plan]:
+    """The fleet's resources by key, and the plan against the project as it is now."""
+    manifests = load_manifests([str(directory)], {})
+    return {r.key: r for r in manifests.resources}, make_plan(
+        manifests.resources, read_live(client, manifests.resources)
+    )
 
 
 def job_fingerprints(client: PolarisClient) -> collections.Counter[str]:
@@ -102,11 +110,8 @@ def test_a_dropped_response_to_a_job_post_submits_no_duplicate(
     fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=3)
     assert emulator.faults is not None
     emulator.faults.inject("drop", method="POST", path_contains="/jobs", times=2)
-    manifests = load_manifests([str(fleet)], {})
-    plan = make_plan(manifests.resources, read_live(client, manifests.resources))
-    result = Applier(
-        client, {r.key: r for r in manifests.resources}, ApplyOptions(), sleep=lambda s: None
-    ).run(plan)
+    resources, plan = plan_fleet(client, fleet)
+    result = Applier(client, resources, ApplyOptions(), sleep=lambda s: None).run(plan)
     assert not result.failed, [o.message for o in result.outcomes]
     assert_converged(client, fleet, jobs=3)
 
@@ -117,11 +122,8 @@ def test_a_dropped_response_to_a_connection_post_counts_as_created(
     fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=1)
     assert emulator.faults is not None
     emulator.faults.inject("drop", method="POST", path_contains="/connections", times=1)
-    manifests = load_manifests([str(fleet)], {})
-    plan = make_plan(manifests.resources, read_live(client, manifests.resources))
-    result = Applier(
-        client, {r.key: r for r in manifests.resources}, ApplyOptions(), sleep=lambda s: None
-    ).run(plan)
+    resources, plan = plan_fleet(client, fleet)
+    result = Applier(client, resources, ApplyOptions(), sleep=lambda s: None).run(plan)
     conn = next(o for o in result.outcomes if o.change.kind is Kind.CONNECTION)
     assert (conn.status, conn.message) == ("done", "already exists and matches the manifest")
 
@@ -130,8 +132,7 @@ def test_an_equal_connection_created_meanwhile_counts_as_done_and_a_different_on
     tmp_path: Path, client: PolarisClient
 ) -> None:
     fleet = write_fleet(tmp_path / "fleet", connections=2, jobs_per_connection=0)
-    manifests = load_manifests([str(fleet)], {})
-    plan = make_plan(manifests.resources, read_live(client, manifests.resources))
+    resources, plan = plan_fleet(client, fleet)
     client.create_connection(
         {
             "name": "fleet-0",
@@ -148,7 +149,7 @@ def test_an_equal_connection_created_meanwhile_counts_as_done_and_a_different_on
             "awsEndpoint": "s3.us-east-1.amazonaws.com",
         }
     )
-    result = Applier(client, {r.key: r for r in manifests.resources}, ApplyOptions()).run(plan)
+    result = Applier(client, resources, ApplyOptions()).run(plan)
     by_name = {o.change.name: o for o in result.outcomes}
     assert by_name["fleet-0"].status == "done"
     assert by_name["fleet-1"].status == "failed"
@@ -239,15 +240,12 @@ def test_under_injected_faults_ten_connections_and_thirty_jobs_converge_in_one_r
     tmp_path: Path, emulator: Emulator, client: PolarisClient
 ) -> None:
     fleet = write_fleet(tmp_path / "fleet", connections=10, jobs_per_connection=3)
-    manifests = load_manifests([str(fleet)], {})
+    resources, plan = plan_fleet(client, fleet)
     emulator.faults = FaultPlan(
         seed=7, rate_429=0.15, rate_503=0.10, rate_drop=0.10, retry_after_seconds=0
     )
-    plan = make_plan(manifests.resources, read_live(client, manifests.resources))
     options = ApplyOptions(parallelism=8)
-    result = Applier(
-        client, {r.key: r for r in manifests.resources}, options, sleep=lambda s: None
-    ).run(plan)
+    result = Applier(client, resources, options, sleep=lambda s: None).run(plan)
     assert not result.failed, [o.message for o in result.outcomes if o.status == "failed"]
     emulator.faults = FaultPlan()
     assert_converged(client, fleet, jobs=30)
@@ -285,8 +283,7 @@ def test_wait_reports_a_failed_job_with_its_health_code_and_message(
     tmp_path: Path, client: PolarisClient, emulator: Emulator
 ) -> None:
     fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=1)
-    manifests = load_manifests([str(fleet)], {})
-    plan = make_plan(manifests.resources, read_live(client, manifests.resources))
+    resources, plan = plan_fleet(client, fleet)
     emulator.hold_jobs()
     lines: list[str] = []
 
@@ -299,9 +296,7 @@ def test_wait_reports_a_failed_job_with_its_health_code_and_message(
             )
 
     options = ApplyOptions(wait=True, poll_interval=0)
-    result = Applier(
-        client, {r.key: r for r in manifests.resources}, options, progress=progress
-    ).run(plan)
+    result = Applier(client, resources, options, progress=progress).run(plan)
     job = next(o for o in result.outcomes if o.change.kind is Kind.INGESTION_JOB)
     assert result.failed
     assert job.status == "failed"
@@ -316,11 +311,10 @@ def test_wait_gives_up_after_the_timeout(
     tmp_path: Path, client: PolarisClient, emulator: Emulator
 ) -> None:
     fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=1)
-    manifests = load_manifests([str(fleet)], {})
-    plan = make_plan(manifests.resources, read_live(client, manifests.resources))
+    resources, plan = plan_fleet(client, fleet)
     emulator.hold_jobs()
     options = ApplyOptions(wait=True, timeout=0.2, poll_interval=0.05)
-    result = Applier(client, {r.key: r for r in manifests.resources}, options).run(plan)
+    result = Applier(client, resources, options).run(plan)
     job = next(o for o in result.outcomes if o.change.kind is Kind.INGESTION_JOB)
     assert (job.status, job.message.endswith("still pending after 0.2s (--timeout)")) == (
         "failed",
