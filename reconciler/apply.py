@@ -18,7 +18,7 @@ from typing import Any
 from reconciler.client import AmbiguousWriteError, ConflictError, PolarisClient, PolarisError
 from reconciler.live import TERMINAL_STATUSES, LiveState
 from reconciler.model import Kind, Resource
-from reconciler.normalize import diff, fingerprint, normalize
+from reconciler.normalize import comparable, diff, fingerprint
 from reconciler.plan import SATISFIED_STATUSES, Action, Change, Plan
 
 Progress = Callable[[str], None]
@@ -268,9 +268,7 @@ class Applier:
             return Outcome(
                 change, "failed", "Polaris reported a conflict, but the resource is not there"
             )
-        desired, actual = normalize(change.kind, resource.spec), normalize(change.kind, found)
-        if "secrets" not in found:
-            desired.pop("secrets", None)
+        desired, actual = comparable(change.kind, resource.spec, found)
         differing = diff(actual, desired)
         if not differing:
             return Outcome(change, "done", "already exists and matches the manifest")

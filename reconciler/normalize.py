@@ -125,6 +125,19 @@ def normalize(
     return result
 
 
+def comparable(
+    kind: Kind, desired: Mapping[str, Any], live: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(desired, actual) normalized for comparison: server-chosen fields only where the manifest
+    sets them, and write-only values left out of both sides when the server does not return them."""
+    manage = managed_fields(kind, desired)
+    wanted, actual = normalize(kind, desired, manage=manage), normalize(kind, live, manage=manage)
+    if "secrets" not in live:
+        wanted.pop("secrets", None)
+        actual.pop("secrets", None)
+    return wanted, actual
+
+
 def managed_fields(kind: Kind, desired: Mapping[str, Any]) -> frozenset[str]:
     """The server-chosen fields a manifest explicitly sets (and so manages)."""
     return frozenset(field for field in SERVER_CHOSEN[kind] if field in desired)

@@ -16,9 +16,9 @@ from reconciler.model import KIND_ORDER, Kind, Resource
 from reconciler.normalize import (
     FieldChange,
     additions,
+    comparable,
     diff,
     fingerprint,
-    managed_fields,
     normalize,
 )
 
@@ -191,8 +191,7 @@ def _connection(resource: Resource, live: LiveState, options: PlanOptions) -> Ch
     notes = ("secrets: write-only, not compared",) if "secrets" in resource.spec else ()
     if current is None:
         return _create(resource)
-    desired = normalize(resource.kind, resource.spec)
-    actual = normalize(resource.kind, current)
+    desired, actual = comparable(resource.kind, resource.spec, current)
     if desired.get("type") != actual.get("type"):
         return Change(
             resource.kind,
@@ -204,10 +203,6 @@ def _connection(resource: Resource, live: LiveState, options: PlanOptions) -> Ch
             file=_file(resource),
             notes=notes,
         )
-    # Live secrets are never returned, so only their presence and type can be compared.
-    if "secrets" not in current:
-        actual.pop("secrets", None)
-        desired.pop("secrets", None)
     changes = diff(actual, desired)
     if options.rotate_secrets and "secrets" in resource.spec:
         changes.append(FieldChange("secrets", "(write-only)", "(sensitive, re-sent)"))
@@ -234,9 +229,7 @@ def _table(resource: Resource, live: LiveState, options: PlanOptions) -> Change 
         return _external(resource, current is not None)
     if current is None:
         return _create(resource)
-    manage = managed_fields(resource.kind, resource.spec)
-    desired = normalize(resource.kind, resource.spec, manage=manage)
-    actual = normalize(resource.kind, current, manage=manage)
+    desired, actual = comparable(resource.kind, resource.spec, current)
     if desired.get("type") != actual.get("type"):
         return PlanError(
             resource.kind,

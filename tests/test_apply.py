@@ -320,3 +320,20 @@ def test_wait_gives_up_after_the_timeout(
         "failed",
         True,
     )
+
+
+def test_an_equal_table_created_meanwhile_counts_as_done_despite_server_chosen_fields(
+    tmp_path: Path, client: PolarisClient
+) -> None:
+    (tmp_path / "t.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: events}\n"
+        "spec: {type: detail, schema: [{name: city, dataType: string}]}\n",
+        encoding="utf-8",
+    )
+    resources, plan = plan_fleet(client, tmp_path)
+    # Someone else creates it first; Polaris fills schemaMode, which the manifest leaves to it.
+    client.create_table(
+        {"name": "events", "type": "detail", "schema": [{"name": "city", "dataType": "string"}]}
+    )
+    (outcome,) = Applier(client, resources, ApplyOptions()).run(plan).outcomes
+    assert (outcome.status, outcome.message) == ("done", "already exists and matches the manifest")
