@@ -24,7 +24,7 @@ from reconciler.plan import SATISFIED_STATUSES, Action, Change, Plan
 Progress = Callable[[str], None]
 PRUNE_MAX_FRACTION = 0.30  # octoDNS's rule: refuse to delete more than this share ...
 PRUNE_MIN_EXISTING = 10  # ... of at least this many live connections, unless --force
-AMBIGUOUS_WRITE_ATTEMPTS = 3
+AMBIGUOUS_WRITE_ATTEMPTS = 5  # each one is preceded by a read of live state
 VISIBILITY_TIMEOUT = 30.0
 
 

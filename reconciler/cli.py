@@ -6,12 +6,14 @@ usage errors are 1 (not click's 2), so that 2 always means "changes or drift".
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -114,8 +116,29 @@ def _print_problems(problems: list[ManifestError], fmt: str, *, valid: bool) -> 
             echo(f"{count} error(s) found.", err=True)
 
 
-def connection_options(function: Any) -> Any:
-    """The options every command that talks to Polaris shares."""
+@dataclass(frozen=True)
+class Target:
+    """Which Polaris project to talk to, and how (from the shared connection options)."""
+
+    url: str | None
+    project: str | None
+    api_key_file: str | None
+    insecure: bool
+    parallelism: int
+    no_cache: bool
+
+
+def connection_options(function: Callable[..., None]) -> Callable[..., None]:
+    """Add the options every command that talks to Polaris shares; pass them as `target`."""
+
+    @functools.wraps(function)
+    def command(
+        *args: Any, url: str | None, project: str | None, api_key_file: str | None,
+        insecure: bool, parallelism: int, no_cache: bool, **kwargs: Any,
+    ) -> None:  # fmt: skip
+        target = Target(url, project, api_key_file, insecure, parallelism, no_cache)
+        function(*args, target=target, **kwargs)
+
     options = [
         click.option("--url", envvar="POLARIS_URL", help="API base URL (env POLARIS_URL)."),
         click.option(
@@ -132,42 +155,48 @@ def connection_options(function: Any) -> Any:
         click.option("--parallelism", type=click.IntRange(1, 64), default=8, show_default=True),
         click.option("--no-cache", is_flag=True, help="Do not read or write the job cache."),
     ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+    return functools.reduce(lambda f, option: option(f), reversed(options), command)
 
 
-def plan_options(function: Any) -> Any:
-    """The options that change what a plan contains."""
+def plan_options(function: Callable[..., None]) -> Callable[..., None]:
+    """Add the options that change what a plan contains; pass them as `options`."""
+
+    @functools.wraps(function)
+    def command(
+        *args: Any, resubmit_canceled: bool, rotate_secrets: bool, prune: bool, **kwargs: Any
+    ) -> None:
+        function(*args, options=PlanOptions(resubmit_canceled, rotate_secrets, prune), **kwargs)
+
     options = [
         click.option("--resubmit-canceled", is_flag=True, help="Resubmit jobs that were canceled."),
         click.option("--rotate-secrets", is_flag=True, help="Re-send connection secrets."),
         click.option("--prune", is_flag=True, help="Delete connections no manifest declares."),
     ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+    return functools.reduce(lambda f, option: option(f), reversed(options), command)
 
 
-def _client(
-    url: str | None, project: str | None, api_key_file: str | None, insecure: bool
-) -> PolarisClient:
-    if not url:
+def _client(target: Target) -> PolarisClient:
+    if not target.url:
         raise Failure("no Polaris URL: set POLARIS_URL or pass --url (try `reconciler emulator`)")
-    if not project:
+    if not target.project:
         raise Failure("no project: set POLARIS_PROJECT_ID or pass --project")
-    if api_key_file:
+    if target.api_key_file:
         try:
-            key = Path(api_key_file).read_text(encoding="utf-8").strip()
+            key = Path(target.api_key_file).read_text(encoding="utf-8").strip()
         except OSError as error:
-            raise Failure(f"cannot read --api-key-file {api_key_file}: {error.strerror}") from None
+            raise Failure(
+                f"cannot read --api-key-file {target.api_key_file}: {error.strerror}"
+            ) from None
     else:
         key = os.environ.get("POLARIS_API_KEY", "")
     if not key:
         raise Failure("no API key: set POLARIS_API_KEY or pass --api-key-file")
     REDACT.add([key])
+    config = ClientConfig(
+        url=target.url, project=target.project, api_key=key, insecure=target.insecure
+    )
     try:
-        return PolarisClient(ClientConfig(url=url, project=project, api_key=key, insecure=insecure))
+        return PolarisClient(config)
     except PolarisError as error:
         raise Failure(str(error)) from None
 
@@ -178,41 +207,32 @@ def _manifests(paths: tuple[str, ...]) -> Manifests:
     except ManifestErrors as failed:
         for problem in failed.errors:
             echo(str(problem), err=True)
-        raise Failure(
-            f"{sum(e.severity == 'error' for e in failed.errors)} manifest error(s); nothing was sent"
-        ) from None
+        count = sum(e.severity == "error" for e in failed.errors)
+        raise Failure(f"{count} manifest error(s); nothing was sent") from None
     REDACT.add(manifests.secrets)
     for warning in manifests.warnings:
         echo(str(warning), err=True)
     return manifests
 
 
-def _cache(url: str, project: str, disabled: bool) -> JobCache:
-    if disabled:
+def _cache(target: Target) -> JobCache:
+    if target.no_cache:
         return JobCache(None)
-    scope = hashlib.sha256(f"{url.rstrip('/')}|{project}".encode()).hexdigest()[:16]
+    scope = hashlib.sha256(f"{str(target.url).rstrip('/')}|{target.project}".encode()).hexdigest()[
+        :16
+    ]
     return JobCache(Path(platformdirs.user_cache_dir("polaris-reconciler")) / scope / "jobs.json")
 
 
 def _plan(
-    paths: tuple[str, ...],
-    url: str | None,
-    project: str | None,
-    api_key_file: str | None,
-    insecure: bool,
-    parallelism: int,
-    no_cache: bool,
-    options: PlanOptions,
+    paths: tuple[str, ...], target: Target, options: PlanOptions
 ) -> tuple[Manifests, PolarisClient, LiveState, Plan]:
     manifests = _manifests(paths)  # validation passes before anything is sent
-    client = _client(url, project, api_key_file, insecure)
+    client = _client(target)
     try:
-        echo(f"Reading live state of project {project} ...", err=True)
+        echo(f"Reading live state of project {target.project} ...", err=True)
         live = read_live(
-            client,
-            manifests.resources,
-            parallelism=parallelism,
-            cache=_cache(str(url), str(project), no_cache),
+            client, manifests.resources, parallelism=target.parallelism, cache=_cache(target)
         )
     except PolarisError as error:
         client.close()
@@ -237,37 +257,23 @@ def _render_plan(plan: Plan, fmt: str) -> str:
 @connection_options
 @plan_options
 def plan(
-    paths: tuple[str, ...],
-    fmt: str,
-    out: str | None,
-    detailed_exitcode: bool,
-    url: str | None,
-    project: str | None,
-    api_key_file: str | None,
-    insecure: bool,
-    parallelism: int,
-    no_cache: bool,
-    resubmit_canceled: bool,
-    rotate_secrets: bool,
-    prune: bool,
-) -> None:
+    paths: tuple[str, ...], fmt: str, out: str | None, detailed_exitcode: bool,
+    target: Target, options: PlanOptions,
+) -> None:  # fmt: skip
     """Show what apply would change, and why."""
-    options = PlanOptions(resubmit_canceled, rotate_secrets, prune)
-    _, client, _, result = _plan(
-        paths, url, project, api_key_file, insecure, parallelism, no_cache, options
-    )
+    _, client, _, result = _plan(paths, target, options)
     client.close()
     echo(_render_plan(result, fmt))
     if out:
         saved = {
             "kind": SAVED_PLAN_KIND,
             "paths": list(paths or DEFAULT_PATHS),
-            "url": url,
-            "project": project,
+            "url": target.url,
+            "project": target.project,
             "options": {
-                "resubmitCanceled": resubmit_canceled,
-                "rotateSecrets": rotate_secrets,
-                "prune": prune,
+                "resubmitCanceled": options.resubmit_canceled,
+                "rotateSecrets": options.rotate_secrets,
+                "prune": options.prune,
             },
             "plan": result.to_json(),
         }
@@ -309,41 +315,26 @@ def _saved_plan(paths: tuple[str, ...]) -> dict[str, Any] | None:
 @connection_options
 @plan_options
 def apply(
-    paths: tuple[str, ...],
-    fmt: str,
-    auto_approve: bool,
-    allow_replace: bool,
-    allow_reingest: bool,
-    force: bool,
-    wait: bool,
-    timeout: float,
-    url: str | None,
-    project: str | None,
-    api_key_file: str | None,
-    insecure: bool,
-    parallelism: int,
-    no_cache: bool,
-    resubmit_canceled: bool,
-    rotate_secrets: bool,
-    prune: bool,
-) -> None:
+    paths: tuple[str, ...], fmt: str, auto_approve: bool, allow_replace: bool, allow_reingest: bool,
+    force: bool, wait: bool, timeout: float, target: Target, options: PlanOptions,
+) -> None:  # fmt: skip
     """Plan, then carry the plan out: connections, then tables, then jobs."""
     saved = _saved_plan(paths)
     if saved is not None:
+        # The saved plan says what was reviewed: plan again with the same paths and options.
         paths = tuple(saved.get("paths") or DEFAULT_PATHS)
-        options_json = saved.get("options") or {}
-        resubmit_canceled = bool(options_json.get("resubmitCanceled"))
-        rotate_secrets = bool(options_json.get("rotateSecrets"))
-        prune = bool(options_json.get("prune"))
-        if (saved.get("url"), saved.get("project")) != (url, project):
+        chosen = saved.get("options") or {}
+        options = PlanOptions(
+            bool(chosen.get("resubmitCanceled")),
+            bool(chosen.get("rotateSecrets")),
+            bool(chosen.get("prune")),
+        )
+        if (saved.get("url"), saved.get("project")) != (target.url, target.project):
             raise Failure(
                 f"the saved plan is for project {saved.get('project')} at {saved.get('url')}, "
-                f"not {project} at {url}"
+                f"not {target.project} at {target.url}"
             )
-    options = PlanOptions(resubmit_canceled, rotate_secrets, prune)
-    manifests, client, live, fresh = _plan(
-        paths, url, project, api_key_file, insecure, parallelism, no_cache, options
-    )
+    manifests, client, live, fresh = _plan(paths, target, options)
     with client:
         if saved is not None and saved["plan"].get("checksum") != fresh.checksum:
             echo(_render_plan(fresh, "text"), err=True)
@@ -353,22 +344,15 @@ def apply(
                 "again and apply the new file"
             )
         apply_options = ApplyOptions(
-            parallelism=parallelism,
-            allow_replace=allow_replace,
-            allow_reingest=allow_reingest,
-            force=force,
-            rotate_secrets=rotate_secrets,
-            wait=wait,
-            timeout=timeout,
-        )
+            parallelism=target.parallelism, allow_replace=allow_replace, allow_reingest=allow_reingest,
+            force=force, rotate_secrets=options.rotate_secrets, wait=wait, timeout=timeout,
+        )  # fmt: skip
         try:
             check_safety(fresh, live, apply_options)
-            if not fresh.has_changes:
-                auto_approve = True  # nothing to approve: every outcome is "unchanged"
         except UnsafePlan as unsafe:
             echo(_render_plan(fresh, "text"), err=True)
             raise Failure(f"refusing to apply: {unsafe}") from None
-        if not auto_approve:
+        if fresh.has_changes and not auto_approve:
             if not sys.stdin.isatty():
                 raise Failure(
                     "no terminal to ask for approval; pass --auto-approve to apply without asking"
@@ -390,20 +374,9 @@ def apply(
 @click.argument("paths", nargs=-1)
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 @connection_options
-def drift(
-    paths: tuple[str, ...],
-    fmt: str,
-    url: str | None,
-    project: str | None,
-    api_key_file: str | None,
-    insecure: bool,
-    parallelism: int,
-    no_cache: bool,
-) -> None:
+def drift(paths: tuple[str, ...], fmt: str, target: Target) -> None:
     """Report how live state differs from the manifests (read-only)."""
-    _, client, _, result = _plan(
-        paths, url, project, api_key_file, insecure, parallelism, no_cache, PlanOptions()
-    )
+    _, client, _, result = _plan(paths, target, PlanOptions())
     client.close()
     entries = drift_report(result)
     echo(render_drift(entries, fmt))

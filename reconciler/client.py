@@ -29,6 +29,7 @@ import httpx
 log = logging.getLogger("reconciler.client")
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+CONNECT_ATTEMPTS = 3
 PAGE_SIZE = 1000  # the largest page the Jobs v1 list allows
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
@@ -49,7 +50,7 @@ class ClientConfig:
     api_key: str = field(repr=False)
     insecure: bool = False
     timeout: float = 30.0
-    max_attempts: int = 5
+    max_attempts: int = 10  # with the 60 s budget: survives long bursts of throttling
     max_retry_seconds: float = 60.0
 
     @property
@@ -216,8 +217,9 @@ class PolarisClient:
             try:
                 response = self._http.request(method, path, params=params, json=body)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
-                # Never sent: safe to retry whatever the method.
-                if budget.wait(attempt, None):
+                # Never sent: safe to retry whatever the method, but only briefly: an unreachable
+                # host seldom comes back within seconds, and a mistyped URL should fail fast.
+                if attempt < CONNECT_ATTEMPTS and budget.wait(attempt, None):
                     continue
                 raise PolarisError(f"cannot reach {self.config.url}: {error}") from None
             except httpx.HTTPError as error:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from reconciler.apply import Applier, ApplyOptions
+from reconciler.apply import AMBIGUOUS_WRITE_ATTEMPTS, Applier, ApplyOptions
 from reconciler.client import PolarisClient
 from reconciler.emulator import Emulator, FaultPlan
 from reconciler.live import read_live
@@ -78,14 +78,14 @@ def test_apply_creates_each_jobs_connection_and_table_before_the_job(
     served: Any, workspace: Path, client: PolarisClient, emulator: Emulator
 ) -> None:
     external_connection_exists(client)
-    emulator.reset_requests()
-    assert run("apply", "--auto-approve").exit_code == 0
-    posts = [
-        path for method, path, status in emulator.requests if method == "POST" and status == 201
-    ]
-    first = {p.rsplit("/", 1)[-1]: i for i, p in reversed(list(enumerate(posts)))}
-    assert first["jobs"] > first["connections"]
-    assert first["jobs"] > first["tables"]
+    assert run("apply", "--auto-approve", "--parallelism", "8").exit_code == 0
+    store = emulator.store
+    for job in store.jobs.values():
+        connection = store.connections[job["source"]["connectionName"]]
+        assert job["createdTimestamp"] > connection["submittedOnTimestamp"]
+        table = store.tables[job["target"]["tableName"]]
+        if not job.get("createTableIfNotExists"):  # a declared table: created by apply first
+            assert job["createdTimestamp"] > table["createdOnTimestamp"]
 
 
 def test_a_failure_stops_only_what_depends_on_it(
@@ -93,7 +93,9 @@ def test_a_failure_stops_only_what_depends_on_it(
 ) -> None:
     external_connection_exists(client)
     assert emulator.faults is not None
-    emulator.faults.inject("500", method="POST", path_contains="/connections", times=3)
+    emulator.faults.inject(
+        "500", method="POST", path_contains="/connections", times=AMBIGUOUS_WRITE_ATTEMPTS
+    )
     result = run("apply", "--auto-approve", "--parallelism", "1")
     assert result.exit_code == 1
     assert "failed   Connection/" in result.stdout
