@@ -1,14 +1,29 @@
 """The Polaris API client: the only module that speaks HTTP to Polaris.
 
-Retry policy, in one place:
-- GET, PUT, PATCH and DELETE are retried on 429, 502, 503, 504 and on errors that happen before a
-  request is sent (connect errors), with exponential backoff and full jitter, honouring
-  `Retry-After`, capped in attempts and total time. PUT and PATCH carry the whole intended state
-  (and PUT a table version), so repeating one is harmless.
-- POST creates, and Polaris has no idempotency keys: a POST is retried only when the request was
-  certainly not processed (429, or a connect error). Any other failure after it may have been sent
-  (a timeout, a dropped connection, a 5xx) raises AmbiguousWriteError; the caller reads live state
-  before deciding to try again. That is what keeps a job from being submitted twice.
+Retry policy, in one place, with the reason each rule is safe:
+
+- Retried: 429, 502, 503, 504, and failures that happen before a request leaves the machine
+  (httpx.ConnectError, ConnectTimeout, PoolTimeout). Waits are exponential backoff with full
+  jitter (uniform in 0..min(30, 0.5 * 2**n) s), or exactly the server's `Retry-After` (seconds or
+  an HTTP date) when it sends one. One call makes at most `max_attempts` attempts and waits at
+  most `max_retry_seconds` in all; a `Retry-After` beyond what is left ends the retries at once.
+  Connect errors get at most CONNECT_ATTEMPTS attempts: an unreachable host seldom comes back
+  within seconds, and a mistyped POLARIS_URL should fail fast.
+- GET is also retried after a timeout or a dropped connection: reading twice is harmless.
+- PUT, PATCH and DELETE are retried like GET. Repeating one converges on the same state: PATCH
+  and PUT carry the intended values, and a DELETE of something gone is a 404 the caller treats
+  as done. One catch: a PUT repeated after an attempt that may have been applied meets the
+  table version its own first attempt bumped, so a 409 after such an attempt is reported as
+  AmbiguousWriteError (read and decide), not as a genuine conflict.
+- POST creates, and Polaris has no idempotency keys (every POST /jobs makes another job). A
+  POST is retried only when it was certainly not processed: a 429 ("too many requests, not
+  handled") or a connect error (never sent). Any other failure after it may have been sent
+  raises AmbiguousWriteError at once, with no retry: a timeout, a dropped connection, and any
+  5xx. A 503 may come from a load balancer before the service saw the request or from the
+  service after it acted; a client cannot tell which, so a 503 on a POST is ambiguous too.
+- A write of any method whose last attempt failed while an attempt may have been applied (a
+  5xx, a timeout, a dropped connection) raises AmbiguousWriteError: the caller reads live state
+  before it tries again. Every AmbiguousWriteError is a PolarisError.
 """
 
 from __future__ import annotations
@@ -16,6 +31,7 @@ from __future__ import annotations
 import email.utils
 import ipaddress
 import logging
+import math
 import random
 import threading
 import time
@@ -29,11 +45,21 @@ import httpx
 log = logging.getLogger("reconciler.client")
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+NOT_PROCESSED_STATUSES = frozenset({429})  # the only answers that prove a POST did nothing
+IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "PATCH", "DELETE"})
+NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 CONNECT_ATTEMPTS = 3
 PAGE_SIZE = 1000  # the largest page the Jobs v1 list allows
+# Creation time never changes, so paging in that order cannot skip a job that is updated while
+# the pages are read (the default order, last update first, can); newest first keeps the recent
+# jobs that apply looks for on the first page.
+JOB_ORDER = {"sortColumn": "created_date_time", "sortOrder": "DESC"}
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
-# The permission each kind of write needs (polaris-api-notes.md), keyed by the collection.
+MAY_HAVE_APPLIED = "; the change may have been applied: read the live state before trying again"
+MESSAGE_LIMIT = 500  # characters of an API error message quoted in ours
+# The permission a write needs, by the collection its path starts with (polaris-api-notes.md).
+# A 404 on one of these collections themselves can only mean the project is missing.
 WRITE_PERMISSIONS = {
     "connections": "ManageConnections",
     "tables": "ManageTables",
@@ -43,12 +69,12 @@ WRITE_PERMISSIONS = {
 
 @dataclass(frozen=True)
 class ClientConfig:
-    """Where and how to reach one Polaris project."""
+    """Where and how to reach one Polaris project (cli.py builds it from flags and environment)."""
 
-    url: str
+    url: str  # the regional API base, e.g. https://ORG.REGION.CLOUD.api.imply.io
     project: str
     api_key: str = field(repr=False)
-    insecure: bool = False
+    insecure: bool = False  # allow plain http:// to a host that is not loopback
     timeout: float = 30.0
     max_attempts: int = 10  # with the 60 s budget: survives long bursts of throttling
     max_retry_seconds: float = 60.0
@@ -56,16 +82,26 @@ class ClientConfig:
     @property
     def base_url(self) -> str:
         """The project-scoped API root."""
-        return f"{self.url.rstrip('/')}/v1/projects/{self.project}"
+        return f"{self.url.rstrip('/')}/v1/projects/{quote(self.project, safe='')}"
 
 
 class PolarisError(Exception):
     """A failed API call, as one message a person can act on."""
 
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        method: str | None = None,
+        url: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.method = method
+        self.url = url  # scheme, host and path: never credentials
 
 
 class AmbiguousWriteError(PolarisError):
@@ -73,11 +109,15 @@ class AmbiguousWriteError(PolarisError):
 
 
 class NotFoundError(PolarisError):
-    """404."""
+    """404 on a resource in a project that exists."""
 
 
 class ConflictError(PolarisError):
     """409: the resource exists already, or a table version is stale."""
+
+
+class ProjectNotFoundError(PolarisError):
+    """404 for the project itself: a configuration mistake, not a missing resource."""
 
 
 def _segment(name: str) -> str:
@@ -86,7 +126,7 @@ def _segment(name: str) -> str:
 
 
 def _is_loopback(host: str) -> bool:
-    if host == "localhost":
+    if host.lower() == "localhost":
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
@@ -94,35 +134,69 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def check_url(config: ClientConfig) -> None:
+    """Refuse a POLARIS_URL that would leak the key or cannot be the API base."""
+    parts = urlsplit(config.url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PolarisError(
+            f"POLARIS_URL must be an http(s) URL such as "
+            f"https://ORG.REGION.CLOUD.api.imply.io, not {config.url!r}"
+        )
+    if parts.username is not None or parts.password is not None:
+        # Not echoed: whatever sits before the @ may be a key.
+        raise PolarisError(
+            "POLARIS_URL must not hold credentials; give the API key in POLARIS_API_KEY"
+        )
+    if "v1" in parts.path.split("/"):
+        raise PolarisError(
+            f"POLARIS_URL should be the API base without /v1/..., e.g. "
+            f"{parts.scheme}://{parts.netloc} (the project comes from POLARIS_PROJECT_ID)"
+        )
+    if parts.scheme == "http" and not config.insecure and not _is_loopback(parts.hostname):
+        raise PolarisError(
+            f"refusing plain http:// to {parts.hostname}: the API key would cross the network "
+            "unencrypted; use https:// or pass --insecure"
+        )
+
+
 def retry_after(response: httpx.Response) -> float | None:
     """Seconds to wait from a `Retry-After` header (seconds or an HTTP date), if present."""
-    value = response.headers.get("Retry-After")
+    value = response.headers.get("Retry-After", "").strip()
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError):
+            return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def error_body(response: httpx.Response) -> tuple[str | None, str | None]:
-    """(code, message) from either documented error shape."""
+    """(code, message) from either documented error shape: flat, or wrapped in "error"."""
     try:
         body = response.json()
     except ValueError:
         text = response.text.strip()
-        return None, text[:300] or None
+        return None, text[:MESSAGE_LIMIT] or None
     if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
         body = body["error"]
     if not isinstance(body, Mapping):
         return None, None
     code, message = body.get("code"), body.get("message")
-    return (str(code) if code else None), (str(message) if message else None)
+    return (str(code) if code else None), (str(message)[:MESSAGE_LIMIT] if message else None)
+
+
+def _names_project(code: str | None, message: str | None, project: str) -> bool:
+    """Whether a 404 body says the project, rather than a resource in it, is unknown."""
+    text = f"{code or ''} {message or ''}".lower()
+    if "projectnotfound" in text.replace("_", "").replace(" ", ""):
+        return True
+    return "project" in text and (
+        f"project {project.lower()}" in text or "project not found" in text
+    )
 
 
 class _Budget:
@@ -138,19 +212,27 @@ class _Budget:
         """Sleep before the next attempt, or say there is none left."""
         if attempt >= self.config.max_attempts:
             return False
-        if wait is None:  # exponential backoff with full jitter
+        if wait is None:  # exponential backoff with full jitter: retrying clients spread out
             wait = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)))
         # Waits count even when `sleep` does not really sleep (tests), and wall time counts too.
         spent = max(time.monotonic() - self.started, self.slept)
         if spent + wait > self.config.max_retry_seconds:
             return False
+        log.debug(
+            "retrying in %.2f s (attempt %d of %d)", wait, attempt + 1, self.config.max_attempts
+        )
         self.sleep(wait)
         self.slept += wait
         return True
 
 
 class PolarisClient:
-    """A thread-safe client for one project's Connections, Tables and Jobs APIs."""
+    """A thread-safe client for one project's Connections, Tables and Jobs APIs.
+
+    The http:// check applies to the URL even when a transport is given: a transport may be a
+    real network one (a proxy, a mounted HTTPTransport), so in-process tests pass https:// or
+    insecure=True rather than being exempt.
+    """
 
     def __init__(
         self,
@@ -160,22 +242,17 @@ class PolarisClient:
         sleep: Callable[[float], None] = time.sleep,
         pool_size: int = 16,
     ) -> None:
-        parts = urlsplit(config.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise PolarisError(f"POLARIS_URL must be an http(s) URL, not {config.url!r}")
-        if parts.scheme == "http" and not config.insecure and not _is_loopback(parts.hostname):
-            raise PolarisError(
-                f"refusing plain http:// to {parts.hostname}: the API key would cross the network "
-                "unencrypted; use https:// or pass --insecure"
-            )
+        check_url(config)
         self.config = config
         self.sleep = sleep
+        self._origin = config.url.rstrip("/")
         self._count = 0
         self._lock = threading.Lock()
         limits = httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size)
+        # httpx.Client is safe to share between threads; the pool bounds concurrent connections.
         self._http = httpx.Client(
             base_url=config.base_url,
-            auth=httpx.BasicAuth(config.api_key, ""),
+            auth=httpx.BasicAuth(config.api_key, ""),  # base64("KEY:"), as the official SDK
             timeout=config.timeout,
             limits=limits,
             transport=transport,
@@ -206,9 +283,11 @@ class PolarisClient:
         self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None
     ) -> Any:
         """Send one call with the retry policy in the module docstring; return the JSON body."""
-        write = method != "GET"
-        attempt = 0
+        method = method.upper()
+        url = f"{self.config.base_url}{path}"
         budget = _Budget(self.config, self.sleep)
+        maybe_applied = False  # a write attempt so far may have changed live state
+        attempt = 0
         while True:
             attempt += 1
             with self._lock:
@@ -216,84 +295,120 @@ class PolarisClient:
             sent = time.monotonic()
             try:
                 response = self._http.request(method, path, params=params, json=body)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
-                # Never sent: safe to retry whatever the method, but only briefly: an unreachable
-                # host seldom comes back within seconds, and a mistyped URL should fail fast.
+            except NEVER_SENT as error:
+                log.debug("%s %s -> %s", method, path, type(error).__name__)
                 if attempt < CONNECT_ATTEMPTS and budget.wait(attempt, None):
                     continue
-                raise PolarisError(f"cannot reach {self.config.url}: {error}") from None
+                fail = AmbiguousWriteError if maybe_applied else PolarisError
+                raise fail(
+                    f"cannot reach {self._origin}: {str(error) or type(error).__name__}"
+                    + (MAY_HAVE_APPLIED if maybe_applied else ""),
+                    method=method,
+                    url=url,
+                ) from None
             except httpx.HTTPError as error:
-                if method in ("GET", "PUT", "PATCH", "DELETE") and budget.wait(attempt, None):
-                    continue
-                message = (
-                    f"{method} {path}: no response from {self.config.url} ({type(error).__name__})"
+                elapsed_ms = (time.monotonic() - sent) * 1000
+                log.debug(
+                    "%s %s -> %s after %.0f ms", method, path, type(error).__name__, elapsed_ms
                 )
-                if method == "POST":
+                maybe_applied = maybe_applied or method != "GET"
+                if method in IDEMPOTENT_METHODS and budget.wait(attempt, None):
+                    continue
+                what = f"{method} {path}: {self._no_answer(error)} from {self._origin}"
+                if maybe_applied:
                     raise AmbiguousWriteError(
-                        message + "; the request may have been applied"
+                        what + MAY_HAVE_APPLIED, method=method, url=url
                     ) from None
-                raise PolarisError(message) from None
+                raise PolarisError(what, method=method, url=url) from None
             elapsed_ms = (time.monotonic() - sent) * 1000
-            log.debug("%s %s -> %s (%.0f ms)", method, path, response.status_code, elapsed_ms)
-            if response.status_code in RETRYABLE_STATUSES:
-                retryable = response.status_code == 429 or method != "POST"
-                if retryable and budget.wait(attempt, retry_after(response)):
+            status = response.status_code
+            log.debug("%s %s -> %d in %.0f ms", method, path, status, elapsed_ms)
+            if status in RETRYABLE_STATUSES:
+                processed = status not in NOT_PROCESSED_STATUSES
+                if not (method == "POST" and processed) and budget.wait(
+                    attempt, retry_after(response)
+                ):
+                    maybe_applied = maybe_applied or (processed and method != "GET")
                     continue
-                if method == "POST" and response.status_code != 429:
-                    raise AmbiguousWriteError(
-                        f"POST {path}: Polaris answered {response.status_code}; "
-                        "the request may have been applied",
-                        status=response.status_code,
-                    )
-            if response.status_code >= 500 and method == "POST":
-                raise AmbiguousWriteError(
-                    f"POST {path}: Polaris answered {response.status_code}; the request may have been applied",
-                    status=response.status_code,
-                )
             if response.is_success:
-                return response.json() if response.content else None
-            raise self._error(method, path, response, write)
+                return self._json(method, path, url, response)
+            # After an attempt that may have been applied, a 409 may be our own earlier write
+            # and a 429 leaves that attempt unresolved; a 404 stays one (a DELETE is then done).
+            if method != "GET" and (status >= 500 or (maybe_applied and status in (409, 429))):
+                code, message = error_body(response)
+                raise AmbiguousWriteError(
+                    f"{method} {path}: Polaris answered {status}"
+                    + (f" ({message})" if message and status < 500 else "")
+                    + MAY_HAVE_APPLIED,
+                    status=status,
+                    code=code,
+                    method=method,
+                    url=url,
+                )
+            raise self._error(method, path, url, response, attempt)
 
-    def _error(self, method: str, path: str, response: httpx.Response, write: bool) -> PolarisError:
+    def _no_answer(self, error: httpx.HTTPError) -> str:
+        if isinstance(error, httpx.TimeoutException):
+            return f"no answer within {self.config.timeout:g} s"
+        if isinstance(error, (httpx.RemoteProtocolError, httpx.ReadError)):
+            return "the connection closed before an answer came"
+        return f"no answer ({type(error).__name__})"
+
+    def _json(self, method: str, path: str, url: str, response: httpx.Response) -> Any:
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            # An HTML page with 200 usually means POLARIS_URL points at a website, not the API.
+            raise PolarisError(
+                f"{method} {path}: {self._origin} answered {response.status_code} with a body "
+                "that is not JSON; is POLARIS_URL the API base URL?",
+                status=response.status_code,
+                method=method,
+                url=url,
+            ) from None
+
+    def _error(
+        self, method: str, path: str, url: str, response: httpx.Response, attempts: int
+    ) -> PolarisError:
         status = response.status_code
         code, message = error_body(response)
         detail = f": {message}" if message else ""
+        facts: dict[str, Any] = {"status": status, "code": code, "method": method, "url": url}
+        collection = path.strip("/").split("/")[0]
         if status == 401:
             return PolarisError(
-                "Polaris rejected the credentials (401): check POLARIS_API_KEY (or --api-key-file)",
-                status=status, code=code,
-            )  # fmt: skip
+                f"Polaris rejected the API key (401) for {self._origin}: "
+                "check POLARIS_API_KEY (or --api-key-file)",
+                **facts,
+            )
         if status == 403:
-            collection = path.strip("/").split("/")[0]
-            needed = WRITE_PERMISSIONS.get(collection, "a permission") if write else "read access"
-            return PolarisError(
-                f"{method} {path} is forbidden (403): the API key needs the {needed} permission{detail}",
-                status=status, code=code,
-            )  # fmt: skip
+            needed = WRITE_PERMISSIONS.get(collection) if method != "GET" else None
+            reason = f"the API key needs the {needed} permission" if needed else "access denied"
+            return PolarisError(f"{method} {path} is forbidden (403): {reason}{detail}", **facts)
         if status == 404:
-            if path.strip("/").split("/")[0] in WRITE_PERMISSIONS and path.count("/") <= 1:
-                return NotFoundError(
-                    f"project {self.config.project} not found at {self.config.url} (404); "
+            on_collection = collection in WRITE_PERMISSIONS and path.strip("/") == collection
+            if on_collection or _names_project(code, message, self.config.project):
+                return ProjectNotFoundError(
+                    f"project {self.config.project} not found at {self._origin} (404); "
                     "check POLARIS_PROJECT_ID and POLARIS_URL",
-                    status=status, code=code,
-                )  # fmt: skip
-            return NotFoundError(
-                f"{method} {path}: not found (404){detail}", status=status, code=code
-            )
+                    **facts,
+                )
+            return NotFoundError(f"{method} {path}: not found (404){detail}", **facts)
         if status == 409:
-            return ConflictError(
-                f"{method} {path}: conflict (409){detail}", status=status, code=code
-            )
-        return PolarisError(f"{method} {path} failed ({status}){detail}", status=status, code=code)
+            return ConflictError(f"{method} {path}: conflict (409){detail}", **facts)
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        return PolarisError(f"{method} {path} failed ({status}){tries}{detail}", **facts)
 
     # Shorthands --------------------------------------------------------------------------------
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        """GET a project-relative path."""
+        """GET a project-relative path such as "/connections"."""
         return self.request("GET", path, params=params)
 
     def post(self, path: str, body: Any) -> Any:
-        """POST a JSON body."""
+        """POST a JSON body; retried only when Polaris certainly did not process it."""
         return self.request("POST", path, body=body)
 
     def put(self, path: str, body: Any) -> Any:
@@ -311,9 +426,7 @@ class PolarisClient:
     def _maybe(self, path: str) -> dict[str, Any] | None:
         try:
             return dict(self.get(path))
-        except NotFoundError as missing:
-            if "project" in str(missing) and "not found at" in str(missing):
-                raise
+        except NotFoundError:  # a missing project is a ProjectNotFoundError and still raised
             return None
 
     # Connections v1 ----------------------------------------------------------------------------
@@ -327,7 +440,7 @@ class PolarisClient:
         return self._maybe(f"/connections/{_segment(name)}")
 
     def create_connection(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """POST a connection."""
+        """POST a connection; raises ConflictError when the name is taken."""
         return dict(self.post("/connections", dict(body)))
 
     def update_connection(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -352,23 +465,28 @@ class PolarisClient:
         return self._maybe(f"/tables/{_segment(name)}")
 
     def create_table(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """POST a table."""
+        """POST a table; raises ConflictError when the name is taken."""
         return dict(self.post("/tables", dict(body)))
 
     def update_table(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """PUT a table; the body carries the version it was read at."""
+        """PUT a table; the body carries the version it was read at (409 when stale)."""
         return dict(self.put(f"/tables/{_segment(name)}", dict(body)))
 
     # Jobs v1 -----------------------------------------------------------------------------------
 
-    def iter_jobs(self, **filters: str) -> Iterator[dict[str, Any]]:
-        """Job summaries, a page of 1,000 at a time, with server-side filters."""
+    def iter_jobs(self, **filters: Any) -> Iterator[dict[str, Any]]:
+        """Job summaries, newest first, 1,000 a page; keyword filters become query parameters."""
         offset = 0
+        seen: set[str] = set()
         while True:
-            params = {**filters, "paginationLimit": PAGE_SIZE, "paginationOffset": offset}
-            page = self.get("/jobs", params)
+            params = {**JOB_ORDER, **filters, "paginationLimit": PAGE_SIZE}
+            page = self.get("/jobs", {**params, "paginationOffset": offset})
             values = page.get("values", [])
-            yield from values
+            for summary in values:
+                # A job created while paging shifts the rest down a place: skip the repeat.
+                if str(summary.get("id")) not in seen:
+                    seen.add(str(summary.get("id")))
+                    yield summary
             if not page.get("moreResultsAvailable") or not values:
                 return
             offset += len(values)
