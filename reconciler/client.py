@@ -42,6 +42,8 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from reconciler.model import Secret
+
 log = logging.getLogger("reconciler.client")
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
@@ -118,6 +120,17 @@ class ConflictError(PolarisError):
 
 class ProjectNotFoundError(PolarisError):
     """404 for the project itself: a configuration mistake, not a missing resource."""
+
+
+def request_body(value: Any) -> Any:
+    """`value` with every Secret revealed: the one place a secret value leaves its wrapper."""
+    if isinstance(value, Secret):
+        return value.reveal()
+    if isinstance(value, Mapping):
+        return {key: request_body(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [request_body(item) for item in value]
+    return value
 
 
 def _segment(name: str) -> str:
@@ -286,6 +299,7 @@ class PolarisClient:
         method = method.upper()
         url = f"{self.config.base_url}{path}"
         budget = _Budget(self.config, self.sleep)
+        wire = request_body(body)  # built once, used by every attempt
         maybe_applied = False  # a write attempt so far may have changed live state
         attempt = 0
         while True:
@@ -294,7 +308,9 @@ class PolarisClient:
                 self._count += 1
             sent = time.monotonic()
             try:
-                response = self._http.request(method, path, params=params, json=body)
+                response = self._http.request(
+                    method, path, params=params, json=None if body is None else wire
+                )
             except NEVER_SENT as error:
                 log.debug("%s %s -> %s", method, path, type(error).__name__)
                 if attempt < CONNECT_ATTEMPTS and budget.wait(attempt, None):

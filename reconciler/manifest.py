@@ -10,8 +10,12 @@ changed behind the user's back: the schema check reports it and asks for quotes.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
+import math
+import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path as FsPath
@@ -62,6 +66,14 @@ class Document:
         return Location(self.file, *self.locations.get(parts, (1, 1)))
 
 
+# Tags the resolver gives to untagged nodes. They are private, so that a node still carrying a
+# standard tag (`!!str`, `!!map`) is known to have been tagged explicitly in the file.
+_IMPLICIT = "tag:polaris-reconciler,implicit:"
+_STR, _BOOL_TAG, _INT_TAG, _FLOAT_TAG, _NULL_TAG, _SEQ, _MAP = (
+    _IMPLICIT + kind for kind in ("str", "bool", "int", "float", "null", "seq", "map")
+)
+
+
 class _Resolver(yaml.resolver.BaseResolver):
     """Tags plain scalars by the YAML 1.2 core schema; see the module docstring."""
 
@@ -72,8 +84,8 @@ class _Resolver(yaml.resolver.BaseResolver):
                 for tag, pattern in self.yaml_implicit_resolvers.get(value[:1], ()):
                     if pattern.match(value):
                         return str(tag)
-            return "tag:yaml.org,2002:str"
-        return "tag:yaml.org,2002:seq" if kind is yaml.SequenceNode else "tag:yaml.org,2002:map"
+            return _STR
+        return _SEQ if kind is yaml.SequenceNode else _MAP
 
     def descend_resolver(self, current_node: Any, current_index: Any) -> None:
         """Path resolvers are not used; nothing to track."""
@@ -83,10 +95,10 @@ class _Resolver(yaml.resolver.BaseResolver):
 
 
 for _tag, _pattern, _first in [
-    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
-    ("tag:yaml.org,2002:int", rf"^(?:{_INT.pattern})$", "-+0123456789"),
-    ("tag:yaml.org,2002:float", rf"^(?:{_FLOAT.pattern})$", "-+.0123456789"),
-    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    (_BOOL_TAG, r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    (_INT_TAG, rf"^(?:{_INT.pattern})$", "-+0123456789"),
+    (_FLOAT_TAG, rf"^(?:{_FLOAT.pattern})$", "-+.0123456789"),
+    (_NULL_TAG, r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
 ]:
     _Resolver.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
 
@@ -163,6 +175,8 @@ class _Builder:
                 "alias that refers to a value containing it (an endless cycle); "
                 "write the value out instead",
             )
+        if node.tag not in (_SEQ, _MAP):
+            self.refuse_tag(node)
         self.active.add(id(node))
         try:
             if isinstance(node, yaml.MappingNode):
@@ -199,29 +213,40 @@ class _Builder:
     def build_scalar(self, node: yaml.ScalarNode) -> Any:
         value: str = node.value
         tag = node.tag
-        if tag in ("tag:yaml.org,2002:str", "!"):
+        if tag == _STR:
             if "${" in value:
                 self.has_references = True
             return value
-        if tag == "tag:yaml.org,2002:bool":
+        if tag == _BOOL_TAG:
             return _BOOL.get(value, value)
-        if tag == "tag:yaml.org,2002:null":
+        if tag == _NULL_TAG:
             return None if value in _NULL else value
-        if tag == "tag:yaml.org,2002:int" and _INT.fullmatch(value):
+        if tag == _INT_TAG and _INT.fullmatch(value):
             if value.startswith(("0x", "0o")):
                 return int(value[2:], 16 if value[1] == "x" else 8)
             return int(value)
-        if tag == "tag:yaml.org,2002:float" and _FLOAT.fullmatch(value):
-            return float(value.replace(".inf", "inf").replace(".Inf", "inf").replace(".INF", "inf"))
-        if tag.startswith("tag:yaml.org,2002:"):
-            # An explicit standard tag such as !!timestamp or !!binary: keep the text, like 1.2 would.
-            return value
-        self.errors.append(
-            ManifestError(
-                self.loc(node), f"unknown tag '{tag}'; remove it, manifests are plain YAML"
-            )
-        )
+        if tag == _FLOAT_TAG and _FLOAT.fullmatch(value):
+            number = float(value.lower().replace(".inf", "inf").replace(".nan", "nan"))
+            if not math.isfinite(number):
+                # JSON has no NaN or infinity: Polaris could not receive it, and json.dumps
+                # would write a token no JSON parser accepts.
+                self.error(
+                    self.mark(node),
+                    f"{value} is not a finite number, which JSON cannot carry; write a number",
+                )
+            return number
+        self.refuse_tag(node)
         return value
+
+    def refuse_tag(self, node: yaml.Node) -> None:
+        # An application tag (!include, !!python/object) would mean something to some other
+        # loader and is dropped by this one; even a standard tag (!!str) is one more dialect.
+        shown = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+        self.error(
+            self.mark(node),
+            f"YAML tag '{shown}' is not allowed; remove it: manifests are plain YAML "
+            "(quote a value to make it a string)",
+        )
 
 
 class _Abort(Exception):
@@ -229,26 +254,120 @@ class _Abort(Exception):
         self.error = ManifestError(location, message)
 
 
+# Why a file that cannot be read is an error and never skipped: whatever it declares would look
+# undeclared, and `apply --prune` would delete it.
+_UNSEEN = "whatever it declares would look undeclared to plan and prune"
+
+
 def discover(paths: Iterable[str]) -> tuple[list[FsPath], list[ManifestError]]:
-    """Every manifest file under `paths` (files given by name are taken whatever their suffix)."""
+    """Every manifest file under `paths` (files given by name are taken whatever their suffix).
+
+    Nothing under a path is skipped in silence: a broken or looping symbolic link, a directory
+    or file that cannot be read, something that is not a regular file, and a file whose suffix
+    is `.yaml` or `.yml` in another case are errors naming the path.
+    """
     files: list[FsPath] = []
     errors: list[ManifestError] = []
     for raw in paths:
         path = FsPath(raw)
-        if path.is_dir():
-            found = sorted(
-                p for p in path.rglob("*") if p.suffix in MANIFEST_SUFFIXES and p.is_file()
-            )
-            if not found:
+        mode = _mode(path, errors, explicit=True)
+        if mode is None:
+            continue
+        if stat.S_ISDIR(mode):
+            found: list[FsPath] = []
+            before = len(errors)
+            _walk(path, found, errors, {_identity(path)})
+            if not found and len(errors) == before:
                 errors.append(
                     ManifestError(Location(raw), "no *.yaml or *.yml files found in this directory")
                 )
-            files.extend(found)
-        elif path.is_file():
+            files.extend(sorted(found))
+        elif stat.S_ISREG(mode):
             files.append(path)
         else:
-            errors.append(ManifestError(Location(raw), "no such file or directory"))
+            errors.append(_not_regular(path))
     return list(dict.fromkeys(files)), errors
+
+
+def _identity(path: FsPath) -> tuple[int, int]:
+    status = path.stat()
+    return (status.st_dev, status.st_ino)
+
+
+def _mode(path: FsPath, errors: list[ManifestError], *, explicit: bool = False) -> int | None:
+    """The file type of `path` (following links), or None after recording why it has none."""
+    try:
+        return path.stat().st_mode
+    except OSError as error:
+        link = path.is_symlink()
+        if error.errno == errno.ELOOP:
+            message = f"symbolic link loop; fix or remove the link ({_UNSEEN})"
+        elif link:
+            message = (
+                f"broken symbolic link (it points to {os.readlink(path)}, which does not exist); "
+                f"fix or remove the link ({_UNSEEN})"
+            )
+        elif explicit and error.errno == errno.ENOENT:
+            message = "no such file or directory"
+        else:
+            message = f"cannot read: {(error.strerror or str(error)).lower()} ({_UNSEEN})"
+        errors.append(ManifestError(Location(str(path)), message))
+        return None
+
+
+def _not_regular(path: FsPath) -> ManifestError:
+    return ManifestError(
+        Location(str(path)),
+        "not a regular file (a named pipe, socket or device); manifests must be regular files: "
+        f"remove it or move it out of the manifest path ({_UNSEEN})",
+    )
+
+
+def _walk(
+    directory: FsPath, found: list[FsPath], errors: list[ManifestError], seen: set[tuple[int, int]]
+) -> None:
+    try:
+        with os.scandir(directory) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+    except OSError as error:
+        errors.append(
+            ManifestError(
+                Location(str(directory)),
+                f"cannot list directory: {(error.strerror or str(error)).lower()}; "
+                f"make it readable or move it out of the manifest path ({_UNSEEN})",
+            )
+        )
+        return
+    for entry in entries:
+        path = FsPath(entry.path)
+        mode = _mode(path, errors)
+        if mode is None:
+            continue
+        if stat.S_ISDIR(mode):
+            identity = _identity(path)
+            if identity in seen:
+                errors.append(
+                    ManifestError(
+                        Location(str(path)),
+                        "directory already read through another path (a symbolic link loop "
+                        "or a second link to it); remove the link",
+                    )
+                )
+                continue
+            seen.add(identity)
+            _walk(path, found, errors, seen)
+        elif not stat.S_ISREG(mode):
+            errors.append(_not_regular(path))
+        elif path.suffix in MANIFEST_SUFFIXES:
+            found.append(path)
+        elif path.suffix.lower() in MANIFEST_SUFFIXES:
+            errors.append(
+                ManifestError(
+                    Location(str(path)),
+                    f"rename it to {path.stem}{path.suffix.lower()}: only lower-case .yaml and .yml "
+                    f"files are read as manifests ({_UNSEEN})",
+                )
+            )
 
 
 def read_text(path: FsPath, name: str) -> str:

@@ -97,3 +97,51 @@ class Resource:
     def external(self) -> bool:
         """True when the resource is managed elsewhere and must only be checked for existence."""
         return self.policy.get("manage") == "external"
+
+
+# Connection names starting with this are the project lock's (apply.py); manifests cannot use them.
+LOCK_CONNECTION_PREFIX = "polaris-reconciler-lock"
+
+SENSITIVE = "(sensitive)"
+
+
+class Secret(str):
+    """A secret value that shows as `(sensitive)` in every form: str, repr, format, JSON, Markdown.
+
+    It is a `str` whose text is "(sensitive)", so anything that prints, formats, slices or
+    JSON-encodes it shows only that; the value itself is held aside and comes out only through
+    `reveal()`, which the client calls where it builds a request body (client.request_body).
+    Like pydantic's SecretStr, but a str, so schema checks and json.dumps need no special case.
+    """
+
+    _value: str
+
+    def __new__(cls, value: str) -> Secret:
+        secret = super().__new__(cls, SENSITIVE)
+        secret._value = value
+        return secret
+
+    def reveal(self) -> str:
+        """The value itself: only for the body of a request to Polaris."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({SENSITIVE!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
+
+    def __copy__(self) -> Secret:
+        return self
+
+    def __deepcopy__(self, memo: object) -> Secret:
+        return self
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a Secret is never pickled, cached or saved")

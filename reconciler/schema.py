@@ -191,6 +191,9 @@ def _explain(document: Document, error: ValidationError) -> Iterator[tuple[Any, 
             document.locate(path),
             f"{where} is {len(error.instance)} characters long; it must be {bound} {limit}",
         )
+    elif validator in ("minimum", "maximum") and not secret:
+        bound = "at least" if validator == "minimum" else "at most"
+        yield (document.locate(path), f"{where} must be {bound} {schema[validator]}{value}")
     elif validator == "pattern":
         rule = schema.get("description") or f"the pattern {schema['pattern']}"
         yield (document.locate(path), f"{where} does not match {rule}{value}")

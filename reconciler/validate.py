@@ -11,19 +11,29 @@ from typing import Any
 from reconciler import schema
 from reconciler.manifest import Document, gc_paused, load
 from reconciler.model import (
+    LOCK_CONNECTION_PREFIX,
     Kind,
     Location,
     ManifestError,
     ManifestErrors,
     Path,
     Resource,
+    Secret,
 )
 from reconciler.normalize import fingerprint
 
 ENV_REFERENCE = re.compile(r"\$\{env:([^}]*)\}")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Double-quoted identifiers in a Druid SQL expression; "" inside one is an escaped quote.
-QUOTED_IDENTIFIER = re.compile(r'"((?:[^"]|"")+)"')
+# One pass over a string finds, in order: the `$${` escape, a `${...}` reference, or a `${`
+# that is never closed. Expanded values are not scanned again, so a value cannot inject one.
+REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
+# The variable that holds the API key when no target names another (cli.py reads it).
+API_KEY_VARIABLE = "POLARIS_API_KEY"
+# A Druid SQL expression: string literals ('' escapes a quote) are skipped, so a " inside one
+# is text; double-quoted identifiers ("" escapes a quote) are the input fields it reads.
+SQL_TOKEN = re.compile(r"'(?:[^']|'')*'?|\"((?:[^\"]|\"\")+)\"")
+# Characters that a URL path, a terminal or a log would treat as something other than text.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 SELECTORS = ("uris", "prefixes", "objects", "pattern")
 
 
@@ -40,24 +50,47 @@ class Manifests:
         return [r for r in self.resources if r.kind == kind]
 
 
+@dataclass(frozen=True)
+class Interpolation:
+    """What `${env:NAME}` and `${var:NAME}` may expand to in one run."""
+
+    env: Mapping[str, str]
+    variables: Mapping[str, str]
+    require_env: bool
+    # Variables that hold an API key: never expanded, not even into a secret.
+    key_variables: frozenset[str]
+    target: str | None  # the reconciler.yaml target the variables come from, for messages
+
+
 def load_manifests(
-    paths: Iterable[str], env: Mapping[str, str], *, require_env: bool = True
+    paths: Iterable[str],
+    env: Mapping[str, str],
+    *,
+    require_env: bool = True,
+    variables: Mapping[str, str] | None = None,
+    key_variables: Iterable[str] = (API_KEY_VARIABLE,),
+    target: str | None = None,
 ) -> Manifests:
     """Load and validate the manifests under `paths`; raise ManifestErrors with every mistake.
 
-    With `require_env=False` (offline validation) an unset variable is a warning, not an error.
+    `${env:NAME}` is read from `env`, and only inside spec.secrets; `${var:NAME}` from
+    `variables` (a reconciler.yaml target's vars and --var). With `require_env=False` (offline
+    validation) an unset environment variable is a warning, not an error.
     """
+    interpolation = Interpolation(
+        env, dict(variables or {}), require_env, frozenset(key_variables), target
+    )
     with gc_paused():
-        return _load_manifests(paths, env, require_env)
+        return _load_manifests(paths, interpolation)
 
 
-def _load_manifests(paths: Iterable[str], env: Mapping[str, str], require_env: bool) -> Manifests:
+def _load_manifests(paths: Iterable[str], interpolation: Interpolation) -> Manifests:
     documents, errors = load(paths)
     resources: list[Resource] = []
     sources: dict[tuple[Kind, str], Document] = {}
     secrets: set[str] = set()
     for document in documents:
-        resource, document_errors = _resource(document, env, require_env, secrets)
+        resource, document_errors = _resource(document, interpolation, secrets)
         errors.extend(document_errors)
         if resource is not None:
             resources.append(resource)
@@ -70,7 +103,7 @@ def _load_manifests(paths: Iterable[str], env: Mapping[str, str], require_env: b
 
 
 def _resource(
-    document: Document, env: Mapping[str, str], require_env: bool, secrets: set[str]
+    document: Document, interpolation: Interpolation, secrets: set[str]
 ) -> tuple[Resource | None, list[ManifestError]]:
     data = document.data
     if not isinstance(data, dict):
@@ -81,17 +114,30 @@ def _resource(
             )
         ]
     kind, name = data.get("kind"), _name(data)
-    ref = f"{kind}/{name}" if isinstance(kind, str) and name else None
+    ref = f"{kind}/{name}" if isinstance(kind, str) and name and "${" not in name else None
     errors = _literal_secrets(document, data, ref)
+    revealed: dict[str, Secret] = {}
+    # Secrets stay `${env:NAME}` references through the schema check, so that no message can
+    # quote their values; they become Secret values after it.
     expanded = (
-        _Interpolator(document, env, ref, require_env, errors, secrets).expand(data)
+        _Interpolator(document, interpolation, ref, errors, revealed).expand(data)
         if document.has_references
         else data
     )
-    errors.extend(schema.check(document, expanded, ref))
+    name = _name(expanded)  # a name from a ${var:} is checked as it will be sent
+    name_problem = _name_problem(kind, name)
+    checked = schema.check(document, expanded, ref)
+    if name_problem:
+        at = document.locate(("metadata", "name"))
+        errors.append(ManifestError(at, name_problem, ref))
+        checked = [e for e in checked if e.location != at]  # one reason per name is enough
+    errors.extend(checked)
     if any(error.severity == "error" for error in errors):
         return None, errors
     spec = expanded.get("spec") or {}
+    if revealed and isinstance(spec.get("secrets"), dict):
+        spec = {**spec, "secrets": {**spec["secrets"], **revealed}}
+        secrets.update(secret.reveal() for secret in revealed.values())
     if "name" in spec and spec["name"] != name:
         errors.append(
             ManifestError(
@@ -141,16 +187,53 @@ def _literal_secrets(
     ]
 
 
+def _name_problem(kind: Any, name: str | None) -> str | None:
+    """Why Polaris would route this name wrongly or output would show it falsely, if it would."""
+    if name is None:
+        return None
+    if name in (".", ".."):
+        return (
+            f"metadata.name '{name}' cannot be used: '.' and '..' name the collection or the "
+            "project in a URL, not a resource; choose another name"
+        )
+    for character in ("/", "\\"):
+        if character in name:
+            return (
+                f"metadata.name contains '{character}', which a URL path would split; "
+                "use letters, digits, '.', '_' or '-'"
+            )
+    control = CONTROL.search(name)
+    if control:
+        return (
+            f"metadata.name contains the control character U+{ord(control.group()):04X}, which "
+            "would rewrite terminal and Markdown output; remove it"
+        )
+    if name != name.strip():
+        return (
+            "metadata.name begins or ends with whitespace, which Polaris does not keep; remove it"
+        )
+    if kind == Kind.CONNECTION and name.startswith(LOCK_CONNECTION_PREFIX):
+        return (
+            f"metadata.name '{name}' is reserved: connections named {LOCK_CONNECTION_PREFIX}* "
+            "hold the reconciler's project lock; choose another name"
+        )
+    return None
+
+
 @dataclass
 class _Interpolator:
-    """Expands `${env:NAME}` in every string of one document, noting secrets and mistakes."""
+    """Expands references in every string of one document, noting secrets and mistakes.
+
+    `${var:NAME}` expands anywhere; `${env:NAME}` only as a whole value in spec.secrets, where
+    it becomes a Secret (in `revealed`) and stays a reference in the returned data, so that
+    no error message can quote it. `$${` is a literal `${`; any other `${...}` is an error.
+    """
 
     document: Document
-    env: Mapping[str, str]
+    interpolation: Interpolation
     ref: str | None
-    require_env: bool
     errors: list[ManifestError]
-    secrets: set[str]
+    revealed: dict[str, Secret]
 
     def expand(self, value: Any, path: Path = ()) -> Any:
         if isinstance(value, dict):
@@ -159,31 +242,93 @@ class _Interpolator:
             return [self.expand(v, (*path, i)) for i, v in enumerate(value)]
         if not isinstance(value, str) or "${" not in value:
             return value
-        expanded = ENV_REFERENCE.sub(lambda match: self.lookup(match, path), value)
-        if path[:2] == ("spec", "secrets") and path[-1] != "type":
-            self.secrets.add(expanded)
-        return expanded
+        secret = len(path) == 3 and path[:2] == ("spec", "secrets") and path[2] != "type"
+        if secret:
+            match = ENV_REFERENCE.fullmatch(value)
+            if match:  # anything else is a literal secret, which _literal_secrets reports
+                found = self.secret(match.group(1), path)
+                if found is not None:
+                    self.revealed[str(path[2])] = found
+            return value
+        return REFERENCE.sub(lambda match: self.replace(match, path), value)
 
-    def lookup(self, match: re.Match[str], path: Path) -> str:
-        variable = match.group(1)
-        if not ENV_NAME.fullmatch(variable):
+    def replace(self, match: re.Match[str], path: Path) -> str:
+        text = match.group(0)
+        if text == "$${":
+            return "${"
+        inner = match.group(1)
+        if inner is None:
+            self.report(path, "'${' without a closing '}'; write $${ for a literal ${")
+            return text
+        scheme, _, name = inner.partition(":")
+        if scheme == "var" and ENV_NAME.fullmatch(name):
+            return self.variable(name, path) or text
+        if scheme == "env" and ENV_NAME.fullmatch(name):
             self.report(
                 path,
-                f"'${{env:{variable}}}' is not a valid reference; "
+                f"{text} is only allowed as a value in spec.secrets, where it is never shown; "
+                f"for other values that differ between targets, declare a var in "
+                f"reconciler.yaml and write ${{var:{name}}}",
+            )
+            return text
+        self.report(
+            path,
+            f"'{text}' is not a reference; write ${{var:NAME}} (a reconciler.yaml variable), "
+            "${env:NAME} (in spec.secrets only) or $${ for a literal ${",
+        )
+        return text
+
+    def variable(self, name: str, path: Path) -> str | None:
+        variables = self.interpolation.variables
+        if name in variables:
+            return variables[name]
+        target = self.interpolation.target
+        where = f"the vars of target {target} in reconciler.yaml" if target else "reconciler.yaml"
+        self.report(
+            path,
+            f"variable {name} is not declared; declare it in {where} or pass --var {name}=VALUE",
+        )
+        return None
+
+    def secret(self, name: str, path: Path) -> Secret | None:
+        reference = f"${{env:{name}}}"
+        if not ENV_NAME.fullmatch(name):
+            self.report(
+                path,
+                f"'{reference}' is not a valid reference; "
                 "use ${env:NAME} with letters, digits and underscores",
             )
-        elif variable in self.env:
-            return self.env[variable]
-        else:
+            return None
+        if name in self.interpolation.key_variables:
+            self.report(
+                path,
+                f"{reference} holds the Polaris API key, which is never sent anywhere but "
+                "the Authorization header; use the variable that holds this secret",
+            )
+            return None
+        env = self.interpolation.env
+        if name not in env:
             # Offline validation may run where secrets are not available (a pull request from a
             # fork, an editor): there an unset variable is a warning; plan and apply need values.
             self.report(
                 path,
-                f"environment variable {variable} is not set; "
-                f"export {variable} before running the reconciler",
-                "error" if self.require_env else "warning",
+                f"environment variable {name} is not set; export {name} before running the reconciler",
+                "error" if self.interpolation.require_env else "warning",
             )
-        return match.group(0)
+            return None
+        value = env[name]
+        if not value:
+            self.report(path, f"environment variable {name} is empty; a secret cannot be empty")
+            return None
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # os.environ keeps undecodable bytes as surrogates
+            self.report(
+                path,
+                f"environment variable {name} is not valid UTF-8; set it to the secret's text",
+            )
+            return None
+        return Secret(value)
 
     def report(self, path: Path, message: str, severity: str = "error") -> None:
         self.errors.append(ManifestError(self.document.locate(path), message, self.ref, severity))
@@ -281,7 +426,8 @@ def _check_job(
         )
     known = {field["name"] for field in source["inputSchema"]}
     for index, mapping in enumerate(mappings):
-        for identifier in QUOTED_IDENTIFIER.findall(mapping["expression"]):
+        identifiers = [m.group(1) for m in SQL_TOKEN.finditer(mapping["expression"]) if m.group(1)]
+        for identifier in identifiers:
             name = identifier.replace('""', '"')
             if name not in known and name != "__time":
                 errors.append(

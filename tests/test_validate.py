@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.client import request_body
 from reconciler.model import Kind
 from reconciler.validate import load_manifests
 from tests.cli import run
@@ -53,7 +54,8 @@ def test_the_guide_example_round_trips_to_the_exact_request_bodies_the_guide_sho
     manifests = load_manifests([str(ROOT / "manifests" / "guide")], DEMO_ENV)
     connection = manifests.of_kind(Kind.CONNECTION)[0]
     job = manifests.of_kind(Kind.INGESTION_JOB)[0]
-    assert {"name": connection.name, **connection.spec} == GUIDE_CONNECTION
+    # Secret values stay wrapped until the client builds the request body.
+    assert request_body({"name": connection.name, **connection.spec}) == GUIDE_CONNECTION
     assert json.dumps(dict(job.spec), sort_keys=True) == json.dumps(GUIDE_JOB, sort_keys=True)
 
 
@@ -70,15 +72,17 @@ def test_unset_variable_is_an_error_naming_file_and_line_outside_validate(tmp_pa
         tmp_path,
         "c.yaml",
         "apiVersion: reconciler/v1\nkind: Connection\nmetadata: {name: c1}\nspec:\n"
-        "  type: s3\n  bucket: ${env:BUCKET_FOR_TEST}\n  awsEndpoint: s3.us-east-1.amazonaws.com\n",
+        "  type: s3\n  bucket: b\n  awsEndpoint: s3.us-east-1.amazonaws.com\n"
+        "  secrets:\n    type: access_key\n    accessKeyId: ${env:KEY_ID_FOR_TEST}\n"
+        "    accessKeySecret: ${env:SECRET_FOR_TEST}\n",
     )
     from reconciler.model import ManifestErrors
 
     with pytest.raises(ManifestErrors) as failed:
-        load_manifests([str(path)], {})
+        load_manifests([str(path)], {"SECRET_FOR_TEST": "s3cr3t"})
     (error,) = failed.value.errors
     assert str(error).startswith(
-        f"{path}:6:11: error: environment variable BUCKET_FOR_TEST is not set"
+        f"{path}:10:18: error: environment variable KEY_ID_FOR_TEST is not set"
     )
 
 
