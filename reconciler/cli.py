@@ -12,14 +12,15 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
 import platformdirs
 
+from reconciler import config as configuration
 from reconciler.apply import Applier, ApplyOptions, ApplyResult, UnsafePlan, check_safety
 from reconciler.client import ClientConfig, PolarisClient, PolarisError
 from reconciler.drift import drift_report, has_drift, render_drift
@@ -28,7 +29,7 @@ from reconciler.live import JobCache, LiveState, read_live
 from reconciler.model import KIND_ORDER, ManifestError, ManifestErrors
 from reconciler.plan import Plan, PlanOptions, make_plan
 from reconciler.render import RENDERERS, PlanText, render_apply
-from reconciler.validate import Manifests, load_manifests
+from reconciler.validate import API_KEY_VARIABLE, Manifests, load_manifests
 
 DEFAULT_PATHS = ("manifests",)
 FORMATS = click.Choice(["text", "json", "markdown"])
@@ -84,21 +85,118 @@ def cli(debug: bool, verbose: bool) -> None:
     root.setLevel(logging.DEBUG if verbose or debug else logging.WARNING)
 
 
+@dataclass(frozen=True)
+class Choice:
+    """The reconciler.yaml target chosen for a run (if any), and the variables manifests see."""
+
+    config: configuration.Config | None
+    target: configuration.Target | None
+    variables: Mapping[str, str]
+
+    @property
+    def key_variables(self) -> frozenset[str]:
+        """Variables holding an API key: never interpolated, even into a secret."""
+        declared = self.config.key_variables if self.config else frozenset()
+        return declared | {API_KEY_VARIABLE}
+
+    @property
+    def target_name(self) -> str | None:
+        """The chosen target's name, for messages."""
+        return self.target.name if self.target else None
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """The manifest paths to read when none are given on the command line."""
+        return self.target.paths if self.target else DEFAULT_PATHS
+
+
+def _choose(config_file: str | None, target_name: str | None, assignments: Sequence[str]) -> Choice:
+    """Find reconciler.yaml (or --config), pick the target and apply --var overrides."""
+    try:
+        overrides = configuration.parse_vars(assignments)
+        found = configuration.find_config(config_file)
+        if found is None:
+            if target_name is not None:
+                raise configuration.ConfigError(
+                    f"--target {target_name}: there is no {configuration.CONFIG_FILE} in the "
+                    "current directory; run from the root of the manifests repository or pass --config"
+                )
+            return Choice(None, None, overrides)
+        loaded = configuration.load_config(found)
+        chosen = loaded.target(target_name).with_vars(overrides)
+    except configuration.ConfigError as error:
+        raise Failure(str(error)) from None
+    except ManifestErrors as failed:
+        for problem in failed.errors:
+            echo(str(problem), err=True)
+        raise Failure(
+            f"{len(failed.errors)} error(s) in the config file; nothing was done"
+        ) from None
+    return Choice(loaded, chosen, chosen.vars)
+
+
+def config_options(function: Callable[..., None]) -> Callable[..., None]:
+    """Add --config, --target and --var (passed as config_file, target_name and var)."""
+    options = [
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(dir_okay=False),
+            help=f"Targets file (default: ./{configuration.CONFIG_FILE} if present).",
+        ),
+        click.option("--target", "target_name", help="The target in the config file to use."),
+        click.option(
+            "--var", multiple=True, metavar="NAME=VALUE", help="Override a target's variable."
+        ),
+    ]
+    return functools.reduce(lambda f, option: option(f), reversed(options), function)
+
+
 @cli.command()
 @click.argument("paths", nargs=-1)
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
-def validate(paths: tuple[str, ...], fmt: str) -> None:
-    """Check manifests offline: YAML, JSON Schema and cross-document references."""
-    try:
-        manifests = load_manifests(paths or DEFAULT_PATHS, os.environ, require_env=False)
-    except ManifestErrors as failed:
-        _print_problems(failed.errors, fmt, valid=False)
+@config_options
+def validate(
+    paths: tuple[str, ...], fmt: str, config_file: str | None, target_name: str | None,
+    var: tuple[str, ...],
+) -> None:  # fmt: skip
+    """Check manifests offline: YAML, JSON Schema and cross-document references.
+
+    With a reconciler.yaml and neither --target nor PATHs, every target is checked.
+    """
+    names: list[str | None] = [target_name]
+    found = None if target_name else configuration.find_config(config_file)
+    if found is not None and not paths:
+        try:
+            names = list(configuration.load_config(found).targets)
+        except ManifestErrors as failed:
+            _print_problems(failed.errors, fmt, valid=False)
+            sys.exit(1)
+    choices = [_choose(config_file, name, var) for name in names]
+    problems: dict[tuple[Any, str], ManifestError] = {}
+    valid: list[tuple[Choice, Manifests]] = []
+    for choice in choices:
+        try:
+            manifests = load_manifests(
+                paths or choice.paths, os.environ, require_env=False, variables=choice.variables,
+                key_variables=choice.key_variables, target=choice.target_name,
+            )  # fmt: skip
+        except ManifestErrors as failed:
+            problems.update(((e.location, e.message), e) for e in failed.errors)
+            continue
+        problems.update(((e.location, e.message), e) for e in manifests.warnings)
+        valid.append((choice, manifests))
+    found_problems = sorted(problems.values(), key=lambda e: (e.location, e.message))
+    if len(valid) < len(choices):
+        _print_problems(found_problems, fmt, valid=False)
         sys.exit(1)
-    _print_problems(list(manifests.warnings), fmt, valid=True)
+    _print_problems(found_problems, fmt, valid=True)
     if fmt == "text":
-        counts = {kind: len(manifests.of_kind(kind)) for kind in KIND_ORDER}
-        summary = ", ".join(f"{n} {kind}" for kind, n in counts.items())
-        echo(f"Valid: {len(manifests.resources)} resources ({summary}).")
+        for choice, manifests in valid:
+            counts = {kind: len(manifests.of_kind(kind)) for kind in KIND_ORDER}
+            summary = ", ".join(f"{n} {kind}" for kind, n in counts.items())
+            where = f" for target {choice.target.name}" if choice.target else ""
+            echo(f"Valid{where}: {len(manifests.resources)} resources ({summary}).")
 
 
 def _print_problems(problems: list[ManifestError], fmt: str, *, valid: bool) -> None:
@@ -126,6 +224,12 @@ class Target:
     insecure: bool
     parallelism: int
     no_cache: bool
+    choice: Choice = field(default_factory=lambda: Choice(None, None, {}))
+
+    @property
+    def api_key_env(self) -> str:
+        """The environment variable that holds the API key."""
+        return self.choice.target.api_key_env if self.choice.target else API_KEY_VARIABLE
 
 
 def connection_options(function: Callable[..., None]) -> Callable[..., None]:
@@ -134,16 +238,31 @@ def connection_options(function: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(function)
     def command(
         *args: Any, url: str | None, project: str | None, api_key_file: str | None,
-        insecure: bool, parallelism: int, no_cache: bool, **kwargs: Any,
+        insecure: bool, parallelism: int, no_cache: bool, config_file: str | None,
+        target_name: str | None, var: tuple[str, ...], **kwargs: Any,
     ) -> None:  # fmt: skip
-        target = Target(url, project, api_key_file, insecure, parallelism, no_cache)
+        choice = _choose(config_file, target_name, var)
+        if choice.target is not None:
+            # A target's URL and project are reviewed in git; a flag would silently bypass that.
+            if url or project:
+                raise Failure(
+                    f"--url and --project cannot be combined with target {choice.target.name}, "
+                    f"which sets both; change them in {choice.config and choice.config.file}"
+                )
+            url, project = choice.target.url, choice.target.project
+        else:
+            url = url or os.environ.get("POLARIS_URL")
+            project = project or os.environ.get("POLARIS_PROJECT_ID")
+        if not kwargs.get("paths"):
+            kwargs["paths"] = choice.paths  # a target's own manifests; saved plans record them
+        target = Target(url, project, api_key_file, insecure, parallelism, no_cache, choice)
         function(*args, target=target, **kwargs)
 
     options = [
-        click.option("--url", envvar="POLARIS_URL", help="API base URL (env POLARIS_URL)."),
         click.option(
-            "--project", envvar="POLARIS_PROJECT_ID", help="Project id (env POLARIS_PROJECT_ID)."
+            "--url", help="API base URL (env POLARIS_URL; a --target's url in reconciler.yaml)."
         ),
+        click.option("--project", help="Project id (env POLARIS_PROJECT_ID; or the --target's)."),
         click.option(
             "--api-key-file",
             type=click.Path(dir_okay=False),
@@ -155,7 +274,7 @@ def connection_options(function: Callable[..., None]) -> Callable[..., None]:
         click.option("--parallelism", type=click.IntRange(1, 64), default=8, show_default=True),
         click.option("--no-cache", is_flag=True, help="Do not read or write the job cache."),
     ]
-    return functools.reduce(lambda f, option: option(f), reversed(options), command)
+    return config_options(functools.reduce(lambda f, option: option(f), reversed(options), command))
 
 
 def plan_options(function: Callable[..., None]) -> Callable[..., None]:
@@ -188,9 +307,9 @@ def _client(target: Target) -> PolarisClient:
                 f"cannot read --api-key-file {target.api_key_file}: {error.strerror}"
             ) from None
     else:
-        key = os.environ.get("POLARIS_API_KEY", "")
+        key = os.environ.get(target.api_key_env, "")
     if not key:
-        raise Failure("no API key: set POLARIS_API_KEY or pass --api-key-file")
+        raise Failure(f"no API key: set {target.api_key_env} or pass --api-key-file")
     REDACT.add([key])
     config = ClientConfig(
         url=target.url, project=target.project, api_key=key, insecure=target.insecure
@@ -201,9 +320,19 @@ def _client(target: Target) -> PolarisClient:
         raise Failure(str(error)) from None
 
 
-def _manifests(paths: tuple[str, ...]) -> Manifests:
+def _manifests(paths: tuple[str, ...], target: Target) -> Manifests:
+    choice = target.choice
+    if choice.target is not None:
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(choice.variables.items())) or "none"
+        echo(
+            f"Target {choice.target.name}: project {target.project} at {target.url}; vars: {shown}",
+            err=True,
+        )
     try:
-        manifests = load_manifests(paths or DEFAULT_PATHS, os.environ)
+        manifests = load_manifests(
+            paths or choice.paths, os.environ, variables=choice.variables,
+            key_variables=choice.key_variables, target=choice.target_name,
+        )  # fmt: skip
     except ManifestErrors as failed:
         for problem in failed.errors:
             echo(str(problem), err=True)
@@ -227,7 +356,7 @@ def _cache(target: Target) -> JobCache:
 def _plan(
     paths: tuple[str, ...], target: Target, options: PlanOptions
 ) -> tuple[Manifests, PolarisClient, LiveState, Plan]:
-    manifests = _manifests(paths)  # validation passes before anything is sent
+    manifests = _manifests(paths, target)  # validation passes before anything is sent
     client = _client(target)
     try:
         echo(f"Reading live state of project {target.project} ...", err=True)

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from reconciler.model import Location, ManifestError, Path
+from reconciler.model import Location, ManifestError, ManifestErrors, Path
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 MAX_FILE_BYTES = 4 * 1024 * 1024  # a thousand jobs fit in well under 1 MiB
@@ -391,6 +391,17 @@ def read_text(path: FsPath, name: str) -> str:
             Location(name, line, col),
             f"byte 0x{raw[exc.start]:02x} is not valid UTF-8; save the file as UTF-8",
         ) from None
+
+
+def read_checked(path: FsPath, name: str) -> str:
+    """`read_text` for one file read on its own: every refusal raised as ManifestErrors."""
+    try:
+        return read_text(path, name)
+    except _Abort as abort:
+        raise ManifestErrors([abort.error]) from None
+    except OSError as error:
+        message = f"cannot read file: {(error.strerror or str(error)).lower()}"
+        raise ManifestErrors([ManifestError(Location(name), message)]) from None
 
 
 def parse(text: str, name: str) -> tuple[list[Document], list[ManifestError]]:

@@ -25,6 +25,7 @@ SCHEMA_FILES: dict[Kind | None, str] = {
     Kind.TABLE: "table.schema.json",
     Kind.INGESTION_JOB: "ingestionjob.schema.json",
 }
+CONFIG_SCHEMA = "config.schema.json"  # reconciler.yaml (config.py)
 SECRET_SEGMENT = "secrets"  # values below this key are never echoed in a message
 
 
@@ -45,17 +46,20 @@ def _documents() -> dict[str, Any]:
 
 
 @cache
-def _validators() -> dict[Kind | None, jsonschema.protocols.Validator]:
-    """jsonschema validators: the authority, and the source of every explanation."""
+def _validator(name: str) -> jsonschema.protocols.Validator:
+    """The jsonschema validator of one schema file, with every other file resolvable."""
     documents = _documents()
     registry: Registry[Any] = Registry().with_resources(
         (doc["$id"], Resource.from_contents(doc, default_specification=DRAFT202012))
         for doc in documents.values()
     )
-    return {
-        kind: jsonschema.Draft202012Validator(documents[name], registry=registry)
-        for kind, name in SCHEMA_FILES.items()
-    }
+    return jsonschema.Draft202012Validator(documents[name], registry=registry)
+
+
+@cache
+def _validators() -> dict[Kind | None, jsonschema.protocols.Validator]:
+    """jsonschema validators: the authority, and the source of every explanation."""
+    return {kind: _validator(name) for kind, name in SCHEMA_FILES.items()}
 
 
 @cache
@@ -122,6 +126,15 @@ def check(document: Document, data: Any, resource: str | None) -> list[ManifestE
         for location, message in _explain(document, error)
     }
     return list(errors.values())
+
+
+def check_config(document: Document) -> list[ManifestError]:
+    """Every schema error in a reconciler.yaml document (config.py), explained like a manifest's."""
+    return [
+        ManifestError(location, message)
+        for error in _validator(CONFIG_SCHEMA).iter_errors(document.data)
+        for location, message in _explain(document, error)
+    ]
 
 
 def _explain(document: Document, error: ValidationError) -> Iterator[tuple[Any, str]]:

@@ -42,6 +42,7 @@ EXPECTED_FILES = {
     "connection.schema.json",
     "table.schema.json",
     "ingestionjob.schema.json",
+    "config.schema.json",
 }
 
 # Keywords that draft-07 editors (yaml-language-server, VS Code, JetBrains) understand. Anything newer

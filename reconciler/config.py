@@ -1,0 +1,143 @@
+"""reconciler.yaml: the targets (dev, prod, ...) a manifests repository deploys to, reviewed in git.
+
+Everything that differs between environments lives here and is shown in plans: each target's URL,
+project id, manifest paths and `vars` (used in manifests as `${var:NAME}`), and the NAME of the
+environment variable holding its API key. Secrets never do: they stay `${env:NAME}` references in
+spec.secrets. The file is found in the current directory, or given with `--config FILE`; paths in
+it are relative to the directory it is in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path as FsPath
+from types import MappingProxyType
+
+from reconciler import schema
+from reconciler.manifest import Document, parse, read_checked
+from reconciler.model import Location, ManifestError, ManifestErrors
+
+CONFIG_FILE = "reconciler.yaml"
+DEFAULT_PATHS = ("manifests",)
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One Polaris project and the manifests deployed to it."""
+
+    name: str
+    url: str
+    project: str
+    api_key_env: str  # the NAME of the environment variable that holds the API key
+    paths: tuple[str, ...]  # relative to the current directory (joined to the config's)
+    vars: Mapping[str, str]  # read-only; `${var:NAME}` values
+    location: Location  # where the target is declared
+
+    def with_vars(self, overrides: Mapping[str, str]) -> Target:
+        """This target with `--var` overrides; each must be a variable the target declares."""
+        unknown = sorted(set(overrides) - set(self.vars))
+        if unknown:
+            declared = ", ".join(sorted(self.vars)) or "none"
+            raise ConfigError(
+                f"--var {unknown[0]}: target {self.name} declares no such variable "
+                f"(declared: {declared}); add it to its vars in {self.location.file}"
+            )
+        return Target(
+            self.name,
+            self.url,
+            self.project,
+            self.api_key_env,
+            self.paths,
+            MappingProxyType({**self.vars, **overrides}),
+            self.location,
+        )
+
+
+@dataclass(frozen=True)
+class Config:
+    """A loaded, valid reconciler.yaml."""
+
+    file: str
+    targets: Mapping[str, Target]  # in file order
+
+    @property
+    def key_variables(self) -> frozenset[str]:
+        """Every variable that holds a target's API key: none may be interpolated."""
+        return frozenset(target.api_key_env for target in self.targets.values())
+
+    def target(self, name: str | None) -> Target:
+        """The target called `name`; without one, the only target, if there is only one."""
+        names = ", ".join(self.targets)
+        if name is None:
+            if len(self.targets) == 1:
+                return next(iter(self.targets.values()))
+            raise ConfigError(f"{self.file} declares targets {names}: choose one with --target")
+        if name not in self.targets:
+            raise ConfigError(f"no target {name!r} in {self.file}; it declares: {names}")
+        return self.targets[name]
+
+
+class ConfigError(Exception):
+    """A wrong choice of target or variable on the command line: one message, no location."""
+
+
+def find_config(explicit: str | None, directory: FsPath | None = None) -> FsPath | None:
+    """The config to use: `--config FILE` if given, else reconciler.yaml in `directory` (cwd)."""
+    if explicit is not None:
+        return FsPath(explicit)
+    candidate = (directory or FsPath()) / CONFIG_FILE
+    return candidate if candidate.exists() else None
+
+
+def load_config(path: FsPath) -> Config:
+    """Read and check reconciler.yaml; raise ManifestErrors with every mistake, located."""
+    name = str(path)
+    text = read_checked(path, name)
+    documents, errors = parse(text, name)
+    if not errors and len(documents) != 1:
+        errors.append(
+            ManifestError(Location(name), "reconciler.yaml must hold exactly one YAML document")
+        )
+    if errors:
+        raise ManifestErrors(errors)
+    (document,) = documents
+    errors = schema.check_config(document)
+    if not errors and not document.data["targets"]:
+        errors.append(
+            ManifestError(document.locate(("targets",)), "targets is empty; declare at least one")
+        )
+    if errors:
+        raise ManifestErrors(errors)
+    return Config(name, MappingProxyType(_targets(document, path.parent)))
+
+
+def _targets(document: Document, base: FsPath) -> dict[str, Target]:
+    targets: dict[str, Target] = {}
+    for target_name, declared in document.data["targets"].items():
+        paths = tuple(str(base / p) for p in declared.get("paths", DEFAULT_PATHS))
+        targets[target_name] = Target(
+            name=target_name,
+            url=declared["url"],
+            project=declared["project"],
+            api_key_env=declared["apiKeyEnv"],
+            paths=paths,
+            vars=MappingProxyType(dict(declared.get("vars") or {})),
+            location=document.locate(("targets", target_name), key=True),
+        )
+    return targets
+
+
+def parse_vars(assignments: Iterable[str]) -> dict[str, str]:
+    """`--var NAME=VALUE` options as a mapping; raise ConfigError for a malformed one."""
+    result: dict[str, str] = {}
+    for assignment in assignments:
+        name, equals, value = assignment.partition("=")
+        if not equals or not _VARIABLE.fullmatch(name):
+            raise ConfigError(
+                f"--var {assignment!r} is not NAME=VALUE (NAME: letters, digits and '_')"
+            )
+        result[name] = value
+    return result
