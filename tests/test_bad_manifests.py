@@ -1,11 +1,15 @@
 """Every fault class in tests/bad_manifests/ fails validation at the right line with a clear message.
 
 Each file says what it expects: `# expect: MESSAGE` in its header, and the offending line carries a
-`# <-` marker (or the header gives `# expect-line: N` where a marker cannot be written).
+`# <-` marker (or the header gives `# expect-line: N` where a marker cannot be written). Header lines
+`# env: NAME=VALUE` set environment variables for the run (VALUE may be a bytes literal, b"...",
+for what os.environ holds when a variable is not valid UTF-8).
 """
 
 from __future__ import annotations
 
+import ast
+import os
 from pathlib import Path
 
 import pytest
@@ -30,8 +34,21 @@ def test_the_corpus_has_at_least_thirty_fault_classes() -> None:
     assert len(CORPUS) >= 30
 
 
+def environment(path: Path) -> dict[str, str]:
+    variables = {}
+    for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
+        if line.startswith("# env: "):
+            name, _, value = line.removeprefix("# env: ").partition("=")
+            variables[name] = os.fsdecode(ast.literal_eval(value)) if value[:2] == 'b"' else value
+    return variables
+
+
 @pytest.mark.parametrize("path", CORPUS, ids=[p.stem for p in CORPUS])
-def test_bad_manifest_fails_with_its_location_and_message(path: Path) -> None:
+def test_bad_manifest_fails_with_its_location_and_message(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in environment(path).items():
+        monkeypatch.setenv(name, value)
     message, line = expectations(path)
     result = run("validate", str(path))
     assert result.exit_code == 1
