@@ -192,3 +192,25 @@ def test_without_a_config_the_polaris_variables_and_manifests_still_work(
     result = run("plan", "--format", "json")  # exits 1: security-audit is external and missing
     assert "Reading live state of project" in result.stderr
     assert {c["name"] for c in result.json()["changes"]} >= {"demo-conn", "weblogs-s3"}
+
+
+def test_malformed_var_and_target_without_a_config_are_usage_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run("validate", "--var", "no-equals-sign")
+    assert result.exit_code == 1
+    assert "--var 'no-equals-sign' is not NAME=VALUE" in result.stderr
+    result = run("plan", "--target", "dev")
+    assert result.exit_code == 1
+    assert "--target dev: there is no reconciler.yaml in the current directory" in result.stderr
+
+
+def test_var_fills_variables_without_a_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "manifests/c.yaml", connection("c1", "  bucket: ${var:bucket}\n"))
+    assert run("validate").exit_code == 1
+    result = run("validate", "--var", "bucket=from-the-command-line")
+    assert result.exit_code == 0, result.stdout

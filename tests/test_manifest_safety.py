@@ -294,3 +294,15 @@ def test_unreadable_directories_and_files_are_errors(as_nobody: Path) -> None:
     assert result.exit_code == 1
     assert f"{locked}:1:1: error: cannot list directory: permission denied" in result.stdout
     assert f"{unreadable}:1:1: error: cannot read file: permission denied" in result.stdout.lower()
+
+
+def test_rotating_secrets_sends_the_new_values(
+    emulator: Emulator, served: object, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run("apply", "--auto-approve", str(workspace / "guide")).exit_code == 0
+    monkeypatch.setenv("DEMO_AWS_SECRET_ACCESS_KEY", "rotated-secret-value-0001")
+    result = run("apply", "--auto-approve", "--rotate-secrets", str(workspace / "guide"))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    stored = emulator.store.connections["demo-conn"]["secrets"]
+    assert stored["accessKeySecret"] == "rotated-secret-value-0001"
+    assert "rotated-secret-value-0001" not in result.stdout + result.stderr
