@@ -114,7 +114,9 @@ def _resource(
             )
         ]
     kind, name = data.get("kind"), _name(data)
-    ref = f"{kind}/{name}" if isinstance(kind, str) and name and "${" not in name else None
+    # Messages end with the resource; a name that could forge output is never put there.
+    shown = isinstance(kind, str) and name and "${" not in name and not _name_problem(kind, name)
+    ref = f"{kind}/{name}" if shown else None
     errors = _literal_secrets(document, data, ref)
     revealed: dict[str, Secret] = {}
     # Secrets stay `${env:NAME}` references through the schema check, so that no message can
@@ -135,6 +137,15 @@ def _resource(
     if any(error.severity == "error" for error in errors):
         return None, errors
     spec = expanded.get("spec") or {}
+    if kind == Kind.INGESTION_JOB:  # the names a job sends in paths and query parameters
+        named = [("source", "connectionName"), ("target", "tableName")]
+        bad = [
+            ManifestError(document.locate(("spec", *path)), problem, ref)
+            for path in named
+            if (problem := _name_problem(None, spec[path[0]][path[1]], ".".join(("spec", *path))))
+        ]
+        if bad:
+            return None, errors + bad
     if revealed and isinstance(spec.get("secrets"), dict):
         spec = {**spec, "secrets": {**spec["secrets"], **revealed}}
         secrets.update(secret.reveal() for secret in revealed.values())
@@ -187,31 +198,29 @@ def _literal_secrets(
     ]
 
 
-def _name_problem(kind: Any, name: str | None) -> str | None:
+def _name_problem(kind: Any, name: str | None, field: str = "metadata.name") -> str | None:
     """Why Polaris would route this name wrongly or output would show it falsely, if it would."""
     if name is None:
         return None
     if name in (".", ".."):
         return (
-            f"metadata.name '{name}' cannot be used: '.' and '..' name the collection or the "
+            f"{field} '{name}' cannot be used: '.' and '..' name the collection or the "
             "project in a URL, not a resource; choose another name"
         )
     for character in ("/", "\\"):
         if character in name:
             return (
-                f"metadata.name contains '{character}', which a URL path would split; "
+                f"{field} contains '{character}', which a URL path would split; "
                 "use letters, digits, '.', '_' or '-'"
             )
     control = CONTROL.search(name)
     if control:
         return (
-            f"metadata.name contains the control character U+{ord(control.group()):04X}, which "
+            f"{field} contains the control character U+{ord(control.group()):04X}, which "
             "would rewrite terminal and Markdown output; remove it"
         )
     if name != name.strip():
-        return (
-            "metadata.name begins or ends with whitespace, which Polaris does not keep; remove it"
-        )
+        return f"{field} begins or ends with whitespace, which Polaris does not keep; remove it"
     if kind == Kind.CONNECTION and name.startswith(LOCK_CONNECTION_PREFIX):
         return (
             f"metadata.name '{name}' is reserved: connections named {LOCK_CONNECTION_PREFIX}* "

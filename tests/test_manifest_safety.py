@@ -306,3 +306,22 @@ def test_rotating_secrets_sends_the_new_values(
     stored = emulator.store.connections["demo-conn"]["secrets"]
     assert stored["accessKeySecret"] == "rotated-secret-value-0001"
     assert "rotated-secret-value-0001" not in result.stdout + result.stderr
+
+
+def test_a_job_cannot_send_a_name_that_routes_wrongly_and_errors_never_echo_a_forged_name(
+    tmp_path: Path,
+) -> None:
+    job = (ROOT / "manifests" / "guide" / "koalas-job.yaml").read_text(encoding="utf-8")
+    assert "tableName: Koalas" in job
+    write(tmp_path, "job.yaml", job.replace("tableName: Koalas", "tableName: '..'"))
+    shutil.copy(ROOT / "manifests" / "guide" / "demo-conn.yaml", tmp_path)
+    errors = errors_of(tmp_path, ACCESS_KEYS)
+    assert any("spec.target.tableName '..' cannot be used" in e for e in errors), errors
+    forged = write(
+        tmp_path / "more",
+        "t.yaml",
+        f'{HEADER}kind: Table\nmetadata:\n  name: "t\\rok"\nspec: {{type: s3}}\n',
+    )
+    result = run("validate", str(forged))
+    assert result.exit_code == 1
+    assert "\r" not in result.stdout + result.stderr
