@@ -152,6 +152,16 @@ def config_options(function: Callable[..., None]) -> Callable[..., None]:
     return functools.reduce(lambda f, option: option(f), reversed(options), function)
 
 
+def _validation_choices(
+    paths: tuple[str, ...], config_file: str | None, target_name: str | None, var: Sequence[str]
+) -> list[Choice]:
+    """The targets validate checks: the one chosen, else every target of reconciler.yaml."""
+    found = None if target_name or paths else configuration.find_config(config_file)
+    if found is None:
+        return [_choose(config_file, target_name, var)]
+    return [_choose(config_file, name, var) for name in configuration.load_config(found).targets]
+
+
 @cli.command()
 @click.argument("paths", nargs=-1)
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
@@ -164,15 +174,11 @@ def validate(
 
     With a reconciler.yaml and neither --target nor PATHs, every target is checked.
     """
-    names: list[str | None] = [target_name]
-    found = None if target_name else configuration.find_config(config_file)
-    if found is not None and not paths:
-        try:
-            names = list(configuration.load_config(found).targets)
-        except ManifestErrors as failed:
-            _print_problems(failed.errors, fmt, valid=False)
-            sys.exit(1)
-    choices = [_choose(config_file, name, var) for name in names]
+    try:
+        choices = _validation_choices(paths, config_file, target_name, var)
+    except ManifestErrors as failed:
+        _print_problems(failed.errors, fmt, valid=False)
+        sys.exit(1)
     problems: dict[tuple[Any, str], ManifestError] = {}
     valid: list[tuple[Choice, Manifests]] = []
     for choice in choices:

@@ -43,7 +43,9 @@ def test_validate_passes_on_a_fresh_clone_without_secrets_and_warns_about_them(
 
 
 def test_every_example_file_starts_with_a_schema_line() -> None:
-    for path in sorted((ROOT / "manifests").rglob("*.yaml")):
+    examples = [*(ROOT / "manifests").rglob("*.yaml"), *(ROOT / "examples").rglob("*.yaml")]
+    assert len(examples) > 6
+    for path in sorted(examples):
         first = path.read_text(encoding="utf-8").splitlines()[0]
         assert first.startswith("# yaml-language-server: $schema="), path
         target = (path.parent / first.split("=", 1)[1]).resolve()
