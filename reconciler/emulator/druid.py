@@ -168,24 +168,22 @@ def _rewrite(node: exp.Anonymous, time_column: str) -> exp.Expr:
 
 
 def _translate_tree(tree: exp.Expr, time_column: str) -> exp.Expr:
+    holder = exp.Paren(this=tree)  # so that the root itself can be replaced
     for node in reversed(list(tree.find_all(exp.Anonymous))):  # deepest first
         if str(node.name).upper() not in _TIME_FUNCTIONS:
             name = str(node.name).upper()
             raise UnsupportedSql(name, f"function {name} is not supported by the emulator")
-        replacement = _rewrite(node, time_column)
-        if node is tree:
-            tree = replacement
-        else:
-            node.replace(replacement)
-    for division in list(tree.find_all(exp.Div)):
+        node.replace(_rewrite(node, time_column))
+    for division in list(holder.find_all(exp.Div)):
         # Druid divides integers as integers; DuckDB's / always gives a double.
         division.replace(_call("druid_div", division.this, division.expression))
-    for cast in list(tree.find_all(exp.Cast)):
+    for cast in list(holder.find_all(exp.Cast)):
         # Druid's CAST of text that is not a number gives null, not an error.
         plain = not isinstance(cast, exp.TryCast) and not isinstance(cast.this, exp.AtTimeZone)
         if plain and cast.args.get("to") is not None:
             cast.replace(exp.TryCast(this=cast.this, to=cast.args["to"]))
-    return tree
+    result: exp.Expr = holder.this
+    return result
 
 
 def translate_expression(
@@ -238,4 +236,9 @@ def translate_query(text: str, tables: Collection[str]) -> str:
             raise UnsupportedSql(
                 table.name, f"Object '{table.name}' not found within the project's tables"
             )
+    if isinstance(tree, exp.Select):
+        for index, column in enumerate(tree.expressions):
+            if not isinstance(column, (exp.Alias, exp.Column, exp.Star)):
+                # Druid names an unnamed result column EXPR$<position>.
+                column.replace(exp.alias_(column.copy(), f"EXPR${index}", quoted=True))
     return _translate_tree(tree, "__time").sql(dialect="duckdb", identify=True)
