@@ -1195,7 +1195,13 @@ class Emulator:
             )
         except QueryError as error:
             return _sql_error(error.code, error.category, error.message)
-        return _sql_result(result.columns, result.rows, fmt, bool(body.get("header")))
+        header = bool(body.get("header"))
+        types = [_druid_types(t) for t in result.types]  # for typesHeader, sqlTypesHeader
+        extra = [
+            [t[0] for t in types] if header and body.get("typesHeader") else None,
+            [t[1] for t in types] if header and body.get("sqlTypesHeader") else None,
+        ]
+        return _sql_result(result.columns, result.rows, fmt, header, extra)
 
 
 def _sql_error(code: str, category: str, message: str) -> Response:
@@ -1220,17 +1226,40 @@ def _csv_field(value: Any) -> str:
     return text
 
 
-def _sql_result(columns: list[str], rows: list[list[Any]], fmt: str, header: bool) -> Response:
+def _druid_types(duckdb_type: str) -> tuple[str, str]:
+    """A DuckDB result type as Druid's runtime and SQL types."""
+    kind = duckdb_type.upper()
+    if kind.startswith("TIMESTAMP"):
+        return "LONG", "TIMESTAMP"
+    if kind in ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER"):
+        return "LONG", "BIGINT"
+    if kind in ("DOUBLE", "FLOAT", "REAL") or kind.startswith("DECIMAL"):
+        return ("FLOAT", "FLOAT") if kind in ("FLOAT", "REAL") else ("DOUBLE", "DOUBLE")
+    if kind == "BOOLEAN":
+        return "LONG", "BOOLEAN"
+    return "STRING", "VARCHAR"
+
+
+def _sql_result(
+    columns: list[str], rows: list[list[Any]], fmt: str, header: bool,
+    extra: list[list[str] | None],
+) -> Response:  # fmt: skip
     """Rows in one of Druid's result formats; line formats end with a blank line (truncation check)."""
     headers = {"X-Druid-SQL-Header-Included": "yes"} if header else {}
+    runtime, sql_types = extra
     if fmt in ("object", "objectLines"):
         items: list[Any] = [dict(zip(columns, row, strict=True)) for row in rows]
         if header:
-            items.insert(0, dict.fromkeys(columns))
+            described = [
+                {**({"type": runtime[i]} if runtime else {}),
+                 **({"sqlType": sql_types[i]} if sql_types else {})} or None
+                for i in range(len(columns))
+            ]  # fmt: skip
+            items.insert(0, dict(zip(columns, described, strict=True)))
     else:
         items = [list(row) for row in rows]
         if header:
-            items.insert(0, list(columns))
+            items[:0] = [list(columns), *(row for row in (runtime, sql_types) if row)]
     if fmt in ("object", "array"):
         return Response(200, items, headers)
     if fmt == "csv":

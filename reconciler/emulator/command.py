@@ -105,6 +105,8 @@ def emulator(
         data_dir=Path(data_dir) if data_dir else None, data=data,
     )  # fmt: skip
     running = instance.serve(host, port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # before the banner: a reader may stop us
     key_line = (
         f"export POLARIS_API_KEY={DEMO_API_KEY}"
         if keys_file is None
@@ -123,8 +125,6 @@ def emulator(
         flush=True,
     )
     print(f"Data: {data.describe()}" if data else f"Data: {NO_DATA}", file=sys.stderr, flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         stop.wait()
     except KeyboardInterrupt:

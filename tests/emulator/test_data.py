@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import gzip
 import json
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ import duckdb
 import httpx
 import pytest
 
-from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
+from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator, JobTiming, ManualClock
 from reconciler.emulator.engine import DataSource
 from reconciler.emulator.samples import koalas_rows, write_nd_json
 from tests.guide import GUIDE_CONNECTION, GUIDE_JOB
@@ -467,3 +469,156 @@ def test_objects_are_read_through_the_s3_api_of_an_s3_compatible_server(
         assert job["executionStatus"] == "completed", job["health"]
         assert sql(api, 'SELECT SUM("__count") AS "n" FROM "Koalas"') == [{"n": 300}]
     emulator.close()
+
+
+def test_the_official_polaris_sdk_queries_the_emulator(
+    data_emulator: Emulator, data_api: httpx.Client, koalas: list[dict[str, Any]]
+) -> None:
+    sdk = pytest.importorskip("polaris.sdk.client")
+    data_api.post("/connections", json=GUIDE_CONNECTION)
+    run(data_api, GUIDE_JOB)
+    with data_emulator.serve() as server:
+        client = sdk.ProjectClient.from_endpoint(DEMO_PROJECT_ID, server.url, DEMO_API_KEY)
+        rows = client.query.query_sync(
+            {"query": 'SELECT COUNT(*) AS "n", SUM("__count") AS "events" FROM "Koalas"'}
+        )
+        error = client.query.query_sync({"query": 'SELECT "nope" FROM "Koalas"'})
+    assert rows == [{"n": len(koalas), "events": len(koalas)}]
+    assert (error.error_code, error.category) == ("invalidInput", "INVALID_INPUT")
+    assert "nope" in error.error_message
+
+
+def test_types_headers_describe_the_columns(
+    data_api: httpx.Client, koalas: list[dict[str, Any]]
+) -> None:
+    data_api.post("/connections", json=GUIDE_CONNECTION)
+    run(data_api, GUIDE_JOB)
+    query = 'SELECT __time, "city", "max_session_length" FROM "Koalas" LIMIT 1'
+    options = {"header": True, "typesHeader": True, "sqlTypesHeader": True}
+    arrays = sql(data_api, query, resultFormat="array", **options)
+    assert arrays[:3] == [
+        ["__time", "city", "max_session_length"],
+        ["LONG", "STRING", "LONG"],
+        ["TIMESTAMP", "VARCHAR", "BIGINT"],
+    ]
+    objects = sql(data_api, query, resultFormat="object", **options)
+    assert objects[0]["city"] == {"type": "STRING", "sqlType": "VARCHAR"}
+
+
+def test_a_job_reads_off_the_request_thread_and_completes_on_the_clock(
+    s3_dir: Path, koalas: list[dict[str, Any]]
+) -> None:
+    clock = ManualClock()
+    emulator = Emulator(
+        clock=clock, timing=JobTiming(pending_seconds=1, running_seconds=4),
+        data=DataSource(directory=s3_dir),
+    )  # fmt: skip
+    with httpx.Client(
+        base_url=f"http://polaris.test/v1/projects/{DEMO_PROJECT_ID}",
+        transport=emulator.transport(), auth=(DEMO_API_KEY, ""),
+    ) as api:  # fmt: skip
+        api.post("/connections", json=GUIDE_CONNECTION)
+        job_id = api.post("/jobs", json=GUIDE_JOB).json()["id"]
+        clock.advance(2)
+        assert api.get(f"/jobs/{job_id}").json()["executionStatus"] == "running"
+        emulator.engine.outcome(job_id)  # the rows are read, but the clock says a quarter done
+        assert api.get(f"/jobs/{job_id}/progress").json()["overallProgress"] == 0.25
+        assert api.get(f"/jobs/{job_id}/metrics").json()["totals"]["numRowsProcessed"] == 0
+        assert api.get("/tables/Koalas").json()["totalRows"] == 0  # nothing lands before the end
+        clock.advance(3)
+        assert api.get(f"/jobs/{job_id}").json()["executionStatus"] == "completed"
+        assert api.get(f"/jobs/{job_id}/progress").json()["overallProgress"] == 1.0
+        assert api.get(f"/jobs/{job_id}/metrics").json()["totals"]["numRowsProcessed"] == 300
+    emulator.close()
+
+
+def test_a_job_pending_when_the_emulator_stopped_is_ingested_after_the_restart(
+    s3_dir: Path, tmp_path: Path, koalas: list[dict[str, Any]]
+) -> None:
+    state = tmp_path / "state"
+    emulator = Emulator(data_dir=state, data=DataSource(directory=s3_dir))
+    emulator.hold_jobs()
+    base = f"http://polaris.test/v1/projects/{DEMO_PROJECT_ID}"
+    with httpx.Client(
+        base_url=base, transport=emulator.transport(), auth=(DEMO_API_KEY, "")
+    ) as api:
+        api.post("/connections", json=GUIDE_CONNECTION)
+        job_id = api.post("/jobs", json=GUIDE_JOB).json()["id"]
+    emulator.close()
+    emulator = Emulator(data_dir=state, data=DataSource(directory=s3_dir))
+    emulator.hold_jobs(False)
+    with httpx.Client(
+        base_url=base, transport=emulator.transport(), auth=(DEMO_API_KEY, "")
+    ) as api:
+        assert api.get(f"/jobs/{job_id}").json()["executionStatus"] == "completed"
+        assert api.get("/tables/Koalas").json()["totalRows"] == 300
+    emulator.close()
+
+
+def test_an_aggregate_table_rolls_up_on_its_query_granularity(
+    data_api: httpx.Client, s3_dir: Path
+) -> None:
+    events = [
+        ("2026-11-01T10:05:00Z", "Perth", 5),
+        ("2026-11-01T10:55:00Z", "Perth", 9),
+        ("2026-11-01T10:30:00Z", "Darwin", 4),
+        ("2026-11-01T11:10:00Z", "Perth", 1),
+    ]
+    write_nd_json(
+        s3_dir / "demo-bucket" / "hourly.json",
+        [{"timestamp": t, "city": c, "session": "s", "session_length": n} for t, c, n in events],
+    )
+    data_api.post("/connections", json=GUIDE_CONNECTION)
+    table = {"name": "hourly", "type": "aggregate",
+             "queryGranularity": {"type": "simple", "granularity": "hour"}}  # fmt: skip
+    assert data_api.post("/tables", json=table).status_code == 201
+    body = job_with({"objects": ["hourly.json"]}, createTableIfNotExists=False)
+    body["target"] = {"type": "table", "tableName": "hourly"}
+    body["mappings"] = [
+        {"columnName": "__time", "expression": 'TIME_PARSE("timestamp")'},
+        {"columnName": "city", "expression": '"city"'},
+        {"columnName": "longest", "expression": 'MAX("session_length")', "isAggregation": True},
+        {"columnName": "last", "expression": 'LATEST("session_length")', "isAggregation": True},
+    ]
+    job = run(data_api, body)
+    assert job["executionStatus"] == "completed", job["health"]
+    rows = sql(data_api, 'SELECT * FROM "hourly" ORDER BY __time, "city"')
+    assert rows == [
+        {
+            "__time": "2026-11-01T10:00:00.000Z",
+            "city": "Darwin",
+            "longest": 4,
+            "last": 4,
+            "__count": 1,
+        },
+        {
+            "__time": "2026-11-01T10:00:00.000Z",
+            "city": "Perth",
+            "longest": 9,
+            "last": 9,
+            "__count": 2,
+        },
+        {
+            "__time": "2026-11-01T11:00:00.000Z",
+            "city": "Perth",
+            "longest": 1,
+            "last": 1,
+            "__count": 1,
+        },
+    ]
+    totals = data_api.get(f"/jobs/{job['id']}/metrics").json()["totals"]
+    assert (totals["numRowsProcessed"], totals["numRowsPersisted"]) == (4, 3)
+
+
+def test_the_emulator_command_says_whether_it_reads_data(s3_dir: Path) -> None:
+    for extra, says in (([], "No data is read"), (["--s3-dir", str(s3_dir)], str(s3_dir))):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", "emulator", "--port", "0", *extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert process.stderr is not None
+            assert says in process.stderr.readline()
+        finally:
+            process.terminate()
+            assert process.wait(timeout=10) == 0
