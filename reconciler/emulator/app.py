@@ -1167,7 +1167,7 @@ class Emulator:
     # Query API ---------------------------------------------------------------------------------
 
     def query_sql(self, body: dict[str, Any], **_: Any) -> Response:
-        """Druid SQL over the project's tables (the Query API; polaris-sdk's SqlRequest)."""
+        """Druid SQL over the project's tables (tests/reference/polaris-query-api.md)."""
         from reconciler.emulator.engine import QueryError
 
         query, fmt = body.get("query"), body.get("resultFormat", "object")

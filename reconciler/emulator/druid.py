@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError
+from sqlglot.errors import ParseError, SqlglotError
 
 # Node types whose DuckDB meaning matches Druid's for ingestion expressions.
 _EXPRESSION_NODES: tuple[type[exp.Expr], ...] = (
@@ -64,12 +64,17 @@ class Translated:
 def _parse(text: str) -> exp.Expr:
     try:
         tree = sqlglot.parse_one(text, read="druid")
-    except ParseError as error:
-        first = error.errors[0]["description"] if error.errors else str(error)
-        raise UnsupportedSql(text, f"cannot parse {text!r}: {first}") from None
+    except SqlglotError as error:
+        raise UnsupportedSql(text, f"cannot parse {text!r}: {_first(error)}") from None
     if tree is None:
         raise UnsupportedSql(text, f"cannot parse {text!r}")
     return tree
+
+
+def _first(error: SqlglotError) -> str:
+    if isinstance(error, ParseError) and error.errors:
+        return str(error.errors[0]["description"])
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def _name(node: exp.Expr) -> str:
@@ -222,9 +227,8 @@ def translate_query(text: str, tables: Collection[str]) -> str:
     """A Druid SQL SELECT over the project's tables, as DuckDB SQL."""
     try:
         statements = sqlglot.parse(text, read="druid")
-    except ParseError as error:
-        first = error.errors[0]["description"] if error.errors else str(error)
-        raise UnsupportedSql("syntax", f"cannot parse the query: {first}") from None
+    except SqlglotError as error:
+        raise UnsupportedSql("syntax", f"cannot parse the query: {_first(error)}") from None
     if len(statements) != 1 or not isinstance(statements[0], exp.Query):
         raise UnsupportedSql("statement", "the query must be a single SELECT statement")
     tree = statements[0]

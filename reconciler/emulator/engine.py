@@ -291,7 +291,7 @@ class Engine:
                 ) from None  # fmt: skip
             try:
                 result = cursor.execute(translated, list(parameters))
-            except duckdb.Error as error:
+            except (duckdb.Error, TypeError, ValueError, OverflowError) as error:
                 raise QueryError(
                     "invalidInput", "INVALID_INPUT", str(error).splitlines()[0]
                 ) from None
