@@ -94,7 +94,10 @@ class DirectorySource:
         """Every object in the bucket whose key starts with `prefix`, sorted by key."""
         base = self._bucket(bucket)
         found = []
-        for path in base.rglob("*"):
+        if ".." in prefix.split("/"):
+            return []
+        start = base.joinpath(*prefix.split("/")[:-1])  # the deepest directory the prefix names
+        for path in start.rglob("*") if start.is_dir() else ():
             if path.is_file():
                 key = path.relative_to(base).as_posix()
                 if key.startswith(prefix):

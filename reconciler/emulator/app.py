@@ -473,6 +473,8 @@ class Emulator:
                 })  # fmt: skip
         if status in TERMINAL:
             self._active.discard(job["id"])
+        if status in ("failed", "canceled") and self._engine is not None:
+            self._engine.cancel(job["id"])  # whatever it read is dropped, nothing lands
         self.store.put("jobs", job["id"], job)
 
     def _finish(
@@ -1013,8 +1015,6 @@ class Emulator:
                     400, "InvalidRequest", f"Job {job_id} is already {job['executionStatus']}"
                 )
             canceled = {"status": "error", "code": "canceled", "message": "The job was canceled"}
-            if self._engine is not None:
-                self._engine.cancel(job_id)  # whatever it read is dropped, nothing lands
             self._transition(
                 {**job, "desiredExecutionStatus": "canceled"}, "canceled", health=canceled
             )

@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 
 from reconciler.emulator.druid import UnsupportedSql, period_interval, translate_query
-from reconciler.emulator.ingest import Failure, Progress, Staged, ingest, quoted
+from reconciler.emulator.ingest import Failure, Progress, Staged, ingest, quoted, scratch_tables
 from reconciler.s3 import Credentials, DirectorySource, ObjectSource, S3Api, region_of
 
 SEGMENTS, INGESTED = "__polaris_segments", "__polaris_ingested"
@@ -140,6 +140,10 @@ class Engine:
             cursor = self.db.cursor()
             try:
                 return ingest(cursor, job, spec, connection, table, source, progress, check)
+            except BaseException:
+                for name in scratch_tables(job["id"]):  # a failed job leaves nothing behind
+                    cursor.execute(f"DROP TABLE IF EXISTS {quoted(name)}")
+                raise
             finally:
                 cursor.close()
                 if isinstance(source, S3Api):

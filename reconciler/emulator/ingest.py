@@ -71,6 +71,12 @@ class Staged:
     warning: str | None  # a log message for a job that completes with skipped rows
 
 
+def scratch_tables(job_id: str) -> tuple[str, str]:
+    """The raw-input and staging tables of a job."""
+    compact = job_id.replace("-", "")
+    return f"__raw_{compact}", f"__stage_{compact}"
+
+
 def quoted(name: str) -> str:
     """A DuckDB identifier."""
     return '"' + name.replace('"', '""') + '"'
@@ -225,8 +231,7 @@ def ingest(
     if mapped["__time"].aggregates:
         raise Failure("query_not_supported", "the __time mapping cannot aggregate")
 
-    job_id = str(job["id"]).replace("-", "")
-    raw, staging = f"__raw_{job_id}", f"__stage_{job_id}"
+    raw, staging = scratch_tables(str(job["id"]))
     columns = ", ".join(f"{quoted(f['name'])} {INPUT_TYPES[f['dataType']]}" for f in schema)
     db.execute(
         f"CREATE OR REPLACE TABLE {quoted(raw)} ({columns}, __valid BOOLEAN, __object VARCHAR)"
