@@ -179,8 +179,10 @@ class S3Api:
     def __init__(
         self, endpoint: str, credentials: Credentials | None = None, region: str = "us-east-1",
         transport: httpx.BaseTransport | None = None, timeout: float = 30.0,
+        page_size: int = 1000,
     ) -> None:  # fmt: skip
         self.endpoint = endpoint.rstrip("/")
+        self.page_size = page_size  # keys per ListObjectsV2 page (S3's maximum is 1,000)
         self.credentials = credentials
         self.region = region
         self.http = httpx.Client(transport=transport, timeout=timeout)
@@ -203,6 +205,8 @@ class S3Api:
         if response.status_code >= 300:
             code, message = _error(response)
             where = f"s3://{bucket}/{key}" if key else f"s3://{bucket}"
+            if response.status_code == 403 and self.credentials is None:
+                message += " (the request was unsigned: no access keys to sign it with)"
             raise S3Error(code, f"{where}: {message}")
         return response.content
 
@@ -211,7 +215,7 @@ class S3Api:
         found: list[S3Object] = []
         token: str | None = None
         while True:
-            params = [("list-type", "2"), ("prefix", prefix)]
+            params = [("list-type", "2"), ("max-keys", str(self.page_size)), ("prefix", prefix)]
             if token:
                 params.append(("continuation-token", token))
             root = ElementTree.fromstring(self._get(bucket, params=sorted(params)))

@@ -18,7 +18,7 @@ import pytest
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator, JobTiming, ManualClock
 from reconciler.emulator.engine import DataSource
 from reconciler.emulator.samples import koalas_rows, write_nd_json
-from tests.guide import GUIDE_CONNECTION, GUIDE_JOB
+from tests.guide import GUIDE_CONNECTION, GUIDE_JOB, GUIDE_ROLE_CONNECTION
 
 KOALAS_KEY = "polaris-ingest/demo-file.json.gz"
 PENGUINS = ("adelaide", "chinstrap", "emperor", "gentoo")
@@ -439,8 +439,9 @@ def test_without_a_data_source_the_emulator_says_no_data_is_read(api: httpx.Clie
     assert refused.status_code == 400 and "--s3-dir" in refused.json()["errorMessage"]
 
 
+@pytest.mark.parametrize("auth", ["access_key", "role", "role_private"])
 def test_objects_are_read_through_the_s3_api_of_an_s3_compatible_server(
-    moto_endpoint: str, koalas: list[dict[str, Any]], s3_dir: Path
+    moto_endpoint: str, koalas: list[dict[str, Any]], s3_dir: Path, auth: str
 ) -> None:
     boto3 = pytest.importorskip("boto3")
     s3 = boto3.client(
@@ -448,24 +449,30 @@ def test_objects_are_read_through_the_s3_api_of_an_s3_compatible_server(
         aws_access_key_id=GUIDE_CONNECTION["secrets"]["accessKeyId"],
         aws_secret_access_key=GUIDE_CONNECTION["secrets"]["accessKeySecret"],
     )  # fmt: skip
-    bucket = f"moto-{id(s3_dir) % 100000}"
-    s3.create_bucket(Bucket=bucket)
-    s3.put_object(
-        Bucket=bucket, Key=KOALAS_KEY, Body=(s3_dir / "demo-bucket" / KOALAS_KEY).read_bytes()
-    )
-    for number in range(3):  # more keys than fit on one listing page would be slow; paging is below
+    bucket = f"moto-{auth.replace('_', '-')}-{id(s3_dir) % 100000}"
+    # Role connections read with unsigned requests, which a server answers for a public bucket.
+    acl = "public-read" if auth == "role" else "private"
+    s3.create_bucket(Bucket=bucket, ACL=acl)
+    body = (s3_dir / "demo-bucket" / KOALAS_KEY).read_bytes()
+    s3.put_object(Bucket=bucket, Key=KOALAS_KEY, Body=body, ACL=acl)
+    for number in range(3):  # keys outside the connection's prefix
         s3.put_object(Bucket=bucket, Key=f"other/{number}.json", Body=b"{}")
     emulator = Emulator(data=DataSource(endpoint=moto_endpoint))
     with httpx.Client(
         base_url=f"http://polaris.test/v1/projects/{DEMO_PROJECT_ID}",
         transport=emulator.transport(), auth=(DEMO_API_KEY, ""),
     ) as api:  # fmt: skip
-        api.post(
-            "/connections", json={**GUIDE_CONNECTION, "bucket": bucket, "prefix": "polaris-ingest/"}
-        )
-        assert api.post("/connections/demo-conn/test", json={}).status_code == 200
-        body = job_with({"pattern": "polaris-ingest/*.json.gz"})
-        job = run(api, body)
+        # A role cannot be assumed outside AWS: such a connection reads with unsigned requests.
+        connection = GUIDE_CONNECTION if auth == "access_key" else GUIDE_ROLE_CONNECTION
+        api.post("/connections", json={**connection, "bucket": bucket, "prefix": "polaris-ingest/"})
+        tested = api.post("/connections/demo-conn/test", json={})
+        job = run(api, job_with({"pattern": "polaris-ingest/*.json.gz"}))
+        if auth == "role_private":
+            # moto lists a private bucket for anyone, but GetObject is refused: the job says why.
+            assert job["health"]["code"] == "could_not_connect_to_source"
+            assert "unsigned" in job["health"]["message"]
+            return
+        assert tested.status_code == 200
         assert job["executionStatus"] == "completed", job["health"]
         assert sql(api, 'SELECT SUM("__count") AS "n" FROM "Koalas"') == [{"n": 300}]
     emulator.close()

@@ -10,6 +10,7 @@ import pytest
 from reconciler.s3 import (
     Credentials,
     DirectorySource,
+    S3Api,
     S3Error,
     SelectionError,
     region_of,
@@ -79,3 +80,26 @@ def test_selection_stays_within_the_connections_prefix(bucket: DirectorySource) 
         select(bucket, "b", "logs/", {"uris": ["s3://b/logs/a/9.json"]})
     with pytest.raises(S3Error, match=r"does not exist"):
         select(bucket, "absent", "", {"prefixes": ["x/"]})
+
+
+def test_listing_through_the_s3_api_follows_every_page(moto_endpoint: str, tmp_path: Path) -> None:
+    boto3 = pytest.importorskip("boto3")
+    s3 = boto3.client(
+        "s3", endpoint_url=moto_endpoint, region_name="us-east-1",
+        aws_access_key_id="AKIAPAGING", aws_secret_access_key="paging-secret",
+    )  # fmt: skip
+    bucket = f"paging-{tmp_path.name.lower().replace('_', '-')}"[:60]
+    s3.create_bucket(Bucket=bucket)
+    for number in range(7):
+        s3.put_object(Bucket=bucket, Key=f"data/{number}.json", Body=b"{}" * number)
+    s3.put_object(Bucket=bucket, Key="elsewhere/x.json", Body=b"{}")
+    api = S3Api(moto_endpoint, Credentials("AKIAPAGING", "paging-secret"), page_size=2)
+    try:
+        listed = api.list(bucket, "data/")
+        assert [(o.key, o.size) for o in listed] == [(f"data/{n}.json", 2 * n) for n in range(7)]
+        assert api.read(bucket, "data/3.json") == b"{}" * 3
+        with pytest.raises(S3Error) as missing:
+            api.read(bucket, "data/none.json")
+        assert missing.value.code == "NoSuchKey"
+    finally:
+        api.close()
