@@ -109,7 +109,6 @@ NO_DATA = (
     "No data is read: the emulator runs without --s3-dir or --s3-endpoint, so row counts are "
     "invented and queries have nothing to answer"
 )
-RESULT_FORMATS = frozenset({"object", "array", "objectLines", "arrayLines", "csv"})
 
 Observer = Callable[[str, str, int, bytes], None]
 
@@ -1035,10 +1034,10 @@ class Emulator:
             )
             elapsed = (self.now() - started).total_seconds()
             progress = max(0.0, min(0.99, elapsed / self.timing.running_seconds))
-        if job["executionStatus"] in ACTIVE and self._engine is not None:
+        if job["executionStatus"] == "running" and self._engine is not None:
             read = self._engine.progress(jobId)  # the share of the selected bytes read so far
             if read is not None:
-                progress = min(progress, 0.99 * read) if progress else 0.99 * read
+                progress = min(progress, 0.99 * read)  # never ahead of the clock or of the data
         return Response(200, {"overallProgress": progress})
 
     def job_logs(self, jobId: str, **_: Any) -> Response:
@@ -1168,105 +1167,14 @@ class Emulator:
 
     def query_sql(self, body: dict[str, Any], **_: Any) -> Response:
         """Druid SQL over the project's tables (tests/reference/polaris-query-api.md)."""
-        from reconciler.emulator.engine import QueryError
+        from reconciler.emulator import query
 
-        query, fmt = body.get("query"), body.get("resultFormat", "object")
-        parameters = body.get("parameters") or []
-        if not isinstance(query, str) or not query.strip():
-            return _sql_error(
-                "invalidInput", "INVALID_INPUT", "query is required (a Druid SQL string)"
-            )
-        if not _one_of(fmt, RESULT_FORMATS):
-            return _sql_error(
-                "invalidInput", "INVALID_INPUT",
-                f"resultFormat must be one of {', '.join(sorted(RESULT_FORMATS))}",
-            )  # fmt: skip
-        if not isinstance(parameters, list) or not all(
-            isinstance(p, dict) and "value" in p for p in parameters
-        ):
-            return _sql_error(
-                "invalidInput", "INVALID_INPUT", "parameters must be a list of {type, value}"
-            )
+        request = query.parse_request(body)
+        if isinstance(request, Response):
+            return request
         if not self.reads_data:
-            return _sql_error("invalidInput", "INVALID_INPUT", NO_DATA)
-        try:
-            result = self.engine.query(
-                query, sorted(self.store.tables), [p["value"] for p in parameters]
-            )
-        except QueryError as error:
-            return _sql_error(error.code, error.category, error.message)
-        header = bool(body.get("header"))
-        types = [_druid_types(t) for t in result.types]  # for typesHeader, sqlTypesHeader
-        extra = [
-            [t[0] for t in types] if header and body.get("typesHeader") else None,
-            [t[1] for t in types] if header and body.get("sqlTypesHeader") else None,
-        ]
-        return _sql_result(result.columns, result.rows, fmt, header, extra)
-
-
-def _sql_error(code: str, category: str, message: str) -> Response:
-    """Polaris's SqlErrorResponse (the Query API's 400 body)."""
-    return Response(
-        400,
-        {"error": "druidException", "errorCode": code, "persona": "USER", "category": category,
-         "errorMessage": message, "context": {}},
-    )  # fmt: skip
-
-
-def _csv_field(value: Any) -> str:
-    text = (
-        ""
-        if value is None
-        else json.dumps(value)
-        if isinstance(value, (list, dict))
-        else str(value)
-    )
-    if any(c in text for c in ',"\n\r'):
-        return '"' + text.replace('"', '""') + '"'
-    return text
-
-
-def _druid_types(duckdb_type: str) -> tuple[str, str]:
-    """A DuckDB result type as Druid's runtime and SQL types."""
-    kind = duckdb_type.upper()
-    if kind.startswith("TIMESTAMP"):
-        return "LONG", "TIMESTAMP"
-    if kind in ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER"):
-        return "LONG", "BIGINT"
-    if kind in ("DOUBLE", "FLOAT", "REAL") or kind.startswith("DECIMAL"):
-        return ("FLOAT", "FLOAT") if kind in ("FLOAT", "REAL") else ("DOUBLE", "DOUBLE")
-    if kind == "BOOLEAN":
-        return "LONG", "BOOLEAN"
-    return "STRING", "VARCHAR"
-
-
-def _sql_result(
-    columns: list[str], rows: list[list[Any]], fmt: str, header: bool,
-    extra: list[list[str] | None],
-) -> Response:  # fmt: skip
-    """Rows in one of Druid's result formats; line formats end with a blank line (truncation check)."""
-    headers = {"X-Druid-SQL-Header-Included": "yes"} if header else {}
-    runtime, sql_types = extra
-    if fmt in ("object", "objectLines"):
-        items: list[Any] = [dict(zip(columns, row, strict=True)) for row in rows]
-        if header:
-            described = [
-                {**({"type": runtime[i]} if runtime else {}),
-                 **({"sqlType": sql_types[i]} if sql_types else {})} or None
-                for i in range(len(columns))
-            ]  # fmt: skip
-            items.insert(0, dict(zip(columns, described, strict=True)))
-    else:
-        items = [list(row) for row in rows]
-        if header:
-            items[:0] = [list(columns), *(row for row in (runtime, sql_types) if row)]
-    if fmt in ("object", "array"):
-        return Response(200, items, headers)
-    if fmt == "csv":
-        text = "".join(",".join(_csv_field(v) for v in row) + "\n" for row in items) + "\n"
-        return Response(200, None, headers, raw=text.encode(), media_type="text/csv")
-    text = "".join(json.dumps(item, separators=(",", ":")) + "\n" for item in items) + "\n"
-    return Response(200, None, headers, raw=text.encode(), media_type="text/plain")
+            return query.error("invalidInput", "INVALID_INPUT", NO_DATA)
+        return query.answer(self.engine, request, sorted(self.store.tables))
 
 
 def _rows(job_id: str) -> int:
