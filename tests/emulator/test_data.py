@@ -14,10 +14,12 @@ from typing import Any
 import duckdb
 import httpx
 import pytest
+import yaml
 
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator, JobTiming, ManualClock
 from reconciler.emulator.engine import DataSource
 from reconciler.emulator.samples import koalas_rows, write_nd_json
+from tests.fixtures import ROOT
 from tests.guide import GUIDE_CONNECTION, GUIDE_JOB, GUIDE_ROLE_CONNECTION
 
 KOALAS_KEY = "polaris-ingest/demo-file.json.gz"
@@ -64,7 +66,8 @@ def test_koalas_rollup_matches_an_independent_reading_of_the_sample_data(
         expected[row["city"]][0] += 1
         expected[row["city"]][1] = max(expected[row["city"]][1], row["session_length"])
     assert data_api.post("/connections", json=GUIDE_CONNECTION).status_code == 201
-    job = run(data_api, GUIDE_JOB)
+    manifest = yaml.safe_load((ROOT / "manifests" / "guide" / "koalas-job.yaml").read_text())
+    job = run(data_api, manifest["spec"])
     assert (job["executionStatus"], job["health"]) == ("completed", {"status": "ok"})
     answer = sql(
         data_api,
