@@ -10,6 +10,7 @@ expression at fault.
 from __future__ import annotations
 
 import gzip
+import json
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
@@ -125,13 +126,11 @@ def _select_sql(fmt: Mapping[str, Any], path: str, schema: list[dict[str, Any]])
     typed = {f["name"]: INPUT_TYPES[f["dataType"]] for f in schema}
     if kind == "nd-json":
         # Each line a JSON object; a line that is not one is a parse exception (__valid false).
-        structure = "{" + ",".join(f'"{n}":"{t}"' for n, t in typed.items()) + "}"
-        fields = ", ".join(
-            f"json_transform(json, {_literal(structure)}).{quoted(n)} AS {quoted(n)}" for n in typed
-        )
+        # One transform per line into a struct of the input schema, then its fields as columns.
         return (
-            f"SELECT {fields}, coalesce(json_type(json) = 'OBJECT', false) AS __valid "
-            f"FROM read_ndjson_objects({_literal(path)}, ignore_errors = true)"
+            f"SELECT parsed.*, valid AS __valid FROM (SELECT json_transform(json, "
+            f"{_literal(json.dumps(typed))}) AS parsed, coalesce(json_type(json) = 'OBJECT', false) "
+            f"AS valid FROM read_ndjson_objects({_literal(path)}, ignore_errors = true))"
         )
     if kind == "csv":
         columns = fmt.get("columns")
