@@ -6,7 +6,7 @@ import importlib
 import json
 import sys
 
-MODULES = ["validate_bench", "emulator_bench", "plan_bench", "apply_bench"]
+MODULES = ["validate_bench", "emulator_bench", "plan_bench", "apply_bench", "ingest_bench"]
 
 
 def main() -> None:

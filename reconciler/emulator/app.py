@@ -25,6 +25,9 @@ from reconciler.emulator.faults import FaultPlan
 from reconciler.emulator.store import Store
 
 if TYPE_CHECKING:
+    from reconciler.emulator.engine import DataSource, Engine
+
+if TYPE_CHECKING:
     from reconciler.emulator.server import EmulatorTransport, RunningEmulator
 
 DEMO_PROJECT_ID = "7d9a5b4e-1c2f-4a6b-9e8d-0d3e5f7a9b1c"
@@ -102,6 +105,10 @@ SORT_COLUMNS = {
 # The mapping Polaris appends to jobs with aggregations (the S3 guide's sample response).
 COUNT_MAPPING = {"columnName": "__count", "expression": "COUNT(*)"}
 MAX_PARSE_EXCEPTIONS = 2147483647
+NO_DATA = (
+    "No data is read: the emulator runs without --s3-dir or --s3-endpoint, so row counts are "
+    "invented and queries have nothing to answer"
+)
 
 Observer = Callable[[str, str, int, bytes], None]
 
@@ -134,14 +141,18 @@ class Request:
 
 @dataclass(frozen=True)
 class Response:
-    """What the emulator hands back."""
+    """What the emulator hands back: a JSON body, or `raw` bytes of `media_type`."""
 
     status: int
     body: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
+    media_type: str = "application/json"
 
     def content(self) -> bytes:
-        """The JSON body as bytes (empty when there is none)."""
+        """The body as bytes (empty when there is none)."""
+        if self.raw is not None:
+            return self.raw
         return b"" if self.body is None else json.dumps(self.body, separators=(",", ":")).encode()
 
 
@@ -186,6 +197,7 @@ def _routes() -> list[_Route]:
         ("GET", "/tables/{tableName}", "get_table", None),
         ("PUT", "/tables/{tableName}", "update_table", "ManageTables"),
         ("GET", "/tables/{tableName}/unusedSegments", "unused_segments", None),
+        ("POST", "/query/sql", "query_sql", None),
     ]
     routes = []
     for method, suffix, handler, permission in table:
@@ -224,6 +236,7 @@ class Emulator:
         faults: FaultPlan | None = None,
         data_dir: Path | None = None,
         response_observer: Observer | None = None,
+        data: DataSource | None = None,
     ) -> None:
         self.project_id = project_id
         self.api_keys = {
@@ -233,6 +246,10 @@ class Emulator:
         self.timing = timing
         self.faults = faults if faults is not None else FaultPlan()
         self.store = Store(data_dir)
+        # Without a data source no object is read and row counts are invented (`_rows`).
+        self.data = data
+        self._engine_path = data_dir / f"project-{project_id}.duckdb" if data_dir else None
+        self._engine: Engine | None = None
         self.response_observer = response_observer
         self.requests: list[tuple[str, str, int]] = []
         self.held = False
@@ -243,6 +260,27 @@ class Emulator:
             for job_id, job in self.store.jobs.items()
             if job["executionStatus"] not in TERMINAL
         }
+
+    @property
+    def engine(self) -> Engine:
+        """The project's table storage (DuckDB), opened on first use."""
+        if self._engine is None:
+            from reconciler.emulator.engine import Engine
+
+            self._engine = Engine(self._engine_path)
+        return self._engine
+
+    @property
+    def reads_data(self) -> bool:
+        """Whether jobs read real objects (--s3-dir or --s3-endpoint)."""
+        return self.data is not None
+
+    def close(self) -> None:
+        """Stop ingesting and close the journal and the table storage."""
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+        self.store.close()
 
     def transport(self) -> EmulatorTransport:
         """An httpx transport that calls this emulator in-process (no socket)."""
@@ -406,7 +444,7 @@ class Emulator:
             started = created + timedelta(seconds=self.timing.pending_seconds)
             finished = started + timedelta(seconds=self.timing.running_seconds)
             if now >= finished:
-                self._transition(job, "completed", started=started, finished=finished)
+                self._finish(job, started=started, finished=finished)
             elif now >= started and job["executionStatus"] == "pending":
                 self._transition(job, "running", started=started)
 
@@ -424,7 +462,7 @@ class Emulator:
         job["lastUpdatedTimestamp"] = timestamp(finished or started or now)
         if health is not None:
             job["health"] = health
-        if status == "completed":
+        if status == "completed" and not self.reads_data:
             table = self.store.tables.get(job["target"]["tableName"])
             if table is not None:  # completed jobs fill their table, so "non-empty" is real
                 rows = _rows(job["id"])
@@ -434,7 +472,66 @@ class Emulator:
                 })  # fmt: skip
         if status in TERMINAL:
             self._active.discard(job["id"])
+        if status in ("failed", "canceled") and self._engine is not None:
+            self._engine.cancel(job["id"])  # whatever it read is dropped, nothing lands
         self.store.put("jobs", job["id"], job)
+
+    def _finish(
+        self,
+        job: dict[str, Any],
+        *,
+        started: datetime | None = None,
+        finished: datetime | None = None,
+    ) -> None:
+        """Complete a due job: with data, only once its rows are in its table (or fail it)."""
+        if not self.reads_data:
+            self._transition(job, "completed", started=started, finished=finished)
+            return
+        from reconciler.emulator.ingest import Failure
+
+        job_id, table_name = job["id"], job["target"]["tableName"]
+        metrics = self.engine.committed(job_id)  # ingested before a restart: never twice
+        warning = None
+        if metrics is None:
+            if not self.engine.tracking(job_id):
+                self._submit(job)
+            try:
+                staged = self.engine.outcome(job_id)  # waits while the rows are still coming
+                self.engine.commit(job_id, staged)
+            except Failure as failure:
+                log = {"timestamp": timestamp(finished or self.now()), "healthStatus": "error",
+                       "code": failure.code, "message": failure.message}  # fmt: skip
+                error = {
+                    "status": "error",
+                    "code": failure.code,
+                    "message": failure.message,
+                    "log": log,
+                }
+                self._transition(job, "failed", started=started, finished=finished, health=error)
+                return
+            metrics, warning = staged.metrics, staged.warning
+        stats = self.engine.stats(table_name)
+        table = self.store.tables.get(table_name)
+        if table is not None:
+            self.store.put("tables", table_name, {
+                **table, "totalRows": stats.rows, "segmentCount": stats.segments,
+                "totalDataSizeBytes": stats.bytes, "segmentTotalBytes": stats.bytes,
+            })  # fmt: skip
+        health: dict[str, Any] | None = None
+        if warning is not None:
+            log = {"timestamp": timestamp(finished or self.now()), "healthStatus": "warn",
+                   "code": "invalid_rows_found", "message": warning}  # fmt: skip
+            health = {"status": "warn", "code": "invalid_rows_found", "log": log}
+        job = {**job, "_metrics": metrics}
+        self._transition(job, "completed", started=started, finished=finished, health=health)
+
+    def _submit(self, job: Mapping[str, Any]) -> None:
+        """Start reading a job's objects (call under the lock)."""
+        assert self.data is not None
+        connection = self.store.connections.get(job["source"]["connectionName"], {})
+        table = self.store.tables.get(job["target"]["tableName"], {})
+        source = self.data.for_connection(connection)
+        self.engine.submit(job, job.get("spec", job), connection, table, source)
 
     # Test controls -----------------------------------------------------------------------------
 
@@ -449,9 +546,9 @@ class Emulator:
                         self.store.put("jobs", job_id, {**job, "held": False})
 
     def complete_job(self, job_id: str) -> None:
-        """Finish a job successfully now."""
+        """Finish a job now: successfully without data; with data, as its ingestion ends."""
         with self.store.lock:
-            self._transition(self.store.jobs[job_id], "completed")
+            self._finish(self.store.jobs[job_id])
 
     def fail_job(
         self,
@@ -589,6 +686,26 @@ class Emulator:
 
     def test_connection(self, name: str, **_: Any) -> Response:
         connection = self._existing_connection(name)
+        if self.data is not None:
+            from reconciler.s3 import S3Error
+
+            bucket, prefix = connection["bucket"], connection.get("prefix") or ""
+            source = self.data.for_connection(connection)
+            try:
+                found = source.list(bucket, prefix)
+            except S3Error as error:
+                raise ApiError(
+                    400, "ConnectionTestFailed", f"Connection test failed: {error.message}"
+                ) from None
+            finally:
+                getattr(source, "close", lambda: None)()
+            if not found:
+                raise ApiError(
+                    400,
+                    "ConnectionTestFailed",
+                    f"Connection test failed: no objects under s3://{bucket}/{prefix}",
+                )
+            return Response(200, None)
         # Inferred, for tests of failure paths: buckets named unreachable-* cannot be reached.
         if connection.get("bucket", "").startswith("unreachable-"):
             raise ApiError(400, "ConnectionTestFailed", "Connection test failed")
@@ -790,6 +907,8 @@ class Emulator:
         }  # fmt: skip
         self.store.put("jobs", job_id, job)
         self._active.add(job_id)
+        if self.reads_data:
+            self._submit(job)  # reading starts now, off this thread; rows land on completion
         return Response(
             201, self._job_view(job), {"Location": f"/v1/projects/{self.project_id}/jobs/{job_id}"}
         )
@@ -915,6 +1034,10 @@ class Emulator:
             )
             elapsed = (self.now() - started).total_seconds()
             progress = max(0.0, min(0.99, elapsed / self.timing.running_seconds))
+        if job["executionStatus"] == "running" and self._engine is not None:
+            read = self._engine.progress(jobId)  # the share of the selected bytes read so far
+            if read is not None:
+                progress = min(progress, 0.99 * read)  # never ahead of the clock or of the data
         return Response(200, {"overallProgress": progress})
 
     def job_logs(self, jobId: str, **_: Any) -> Response:
@@ -927,12 +1050,25 @@ class Emulator:
                 "message": "Job submitted",
             }
         ]
+        if not self.reads_data:
+            logs.append({"timestamp": job["createdTimestamp"], "healthStatus": "ok", "code": "no_data_read",
+                         "message": NO_DATA})  # fmt: skip
+        elif "_metrics" in job:
+            m = job["_metrics"]
+            logs.append({"timestamp": job.get("completedTimestamp", job["createdTimestamp"]),
+                         "healthStatus": "ok", "code": "ingested",
+                         "message": f"Read {m['numBytesProcessed']} bytes: {m['numRowsProcessed']} rows "
+                                    f"processed, {m['numRowsPersisted']} persisted"})  # fmt: skip
         if "log" in job["health"]:
             logs.append(job["health"]["log"])
         return Response(200, {"logs": logs})
 
     def job_metrics(self, jobId: str, **_: Any) -> Response:
         job = self._existing_job(jobId)
+        if self.reads_data:
+            zero = dict.fromkeys(("numRowsProcessed", "numRowsPersisted", "numRowsProcessedWithWarning",
+                                  "numRowsSkippedByFilter", "numRowsSkippedByError", "numBytesProcessed"), 0)  # fmt: skip
+            return Response(200, {"totals": job.get("_metrics", zero)})
         rows = _rows(jobId) if job["executionStatus"] == "completed" else 0
         totals = {"numRowsProcessed": rows, "numRowsPersisted": rows, "numRowsProcessedWithWarning": 0,
                   "numRowsSkippedByFilter": 0, "numRowsSkippedByError": 0, "numBytesProcessed": rows * 240}  # fmt: skip
@@ -1026,6 +1162,19 @@ class Emulator:
             "connectionName": job["source"].get("connectionName"),
         }
         return summary
+
+    # Query API ---------------------------------------------------------------------------------
+
+    def query_sql(self, body: dict[str, Any], **_: Any) -> Response:
+        """Druid SQL over the project's tables (tests/reference/polaris-query-api.md)."""
+        from reconciler.emulator import query
+
+        request = query.parse_request(body)
+        if isinstance(request, Response):
+            return request
+        if not self.reads_data:
+            return query.error("invalidInput", "INVALID_INPUT", NO_DATA)
+        return query.answer(self.engine, request, sorted(self.store.tables))
 
 
 def _rows(job_id: str) -> int:

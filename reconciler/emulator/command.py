@@ -16,6 +16,7 @@ from reconciler.emulator.app import (
     ALL_PERMISSIONS,
     DEMO_API_KEY,
     DEMO_PROJECT_ID,
+    NO_DATA,
     Emulator,
     JobTiming,
 )
@@ -68,12 +69,30 @@ def _keys(path: str | None) -> dict[str, list[str]]:
     "--fault-drop-rate", type=float, default=0.0, help="Share of writes whose response is lost."
 )
 @click.option("--latency-ms", type=float, default=0.0, help="Latency added to every request.")
+@click.option(
+    "--s3-dir",
+    type=click.Path(file_okay=False, exists=True),
+    help="Serve every bucket from this directory: DIR/BUCKET/KEY is s3://BUCKET/KEY.",
+)
+@click.option(
+    "--s3-endpoint",
+    help="Read objects from this S3-compatible server with each connection's access keys.",
+)
 def emulator(
     host: str, port: int, project: str, data_dir: str | None, keys_file: str | None, job_seconds: float,
     fault_seed: int, fault_429_rate: float, fault_500_rate: float, fault_503_rate: float,
-    fault_drop_rate: float, latency_ms: float,
+    fault_drop_rate: float, latency_ms: float, s3_dir: str | None, s3_endpoint: str | None,
 ) -> None:  # fmt: skip
     """Serve a local Polaris-compatible API (Connections, Jobs and Tables v1)."""
+    from reconciler.emulator.engine import DataSource  # DuckDB loads only for the emulator
+
+    if s3_dir and s3_endpoint:
+        raise click.UsageError("--s3-dir and --s3-endpoint are alternatives: give one")
+    data = (
+        DataSource(directory=Path(s3_dir)) if s3_dir
+        else DataSource(endpoint=s3_endpoint) if s3_endpoint
+        else None
+    )  # fmt: skip
     keys = _keys(keys_file)
     faults = FaultPlan(
         seed=fault_seed, rate_429=fault_429_rate, rate_500=fault_500_rate, rate_503=fault_503_rate,
@@ -82,9 +101,12 @@ def emulator(
     # A third of the time queued, the rest running: enough to watch `apply --wait` follow a job.
     timing = JobTiming(pending_seconds=job_seconds / 3, running_seconds=job_seconds * 2 / 3)
     instance = Emulator(
-        project, keys, timing=timing, faults=faults, data_dir=Path(data_dir) if data_dir else None
-    )
+        project, keys, timing=timing, faults=faults,
+        data_dir=Path(data_dir) if data_dir else None, data=data,
+    )  # fmt: skip
     running = instance.serve(host, port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # before the banner: a reader may stop us
     key_line = (
         f"export POLARIS_API_KEY={DEMO_API_KEY}"
         if keys_file is None
@@ -102,13 +124,12 @@ def emulator(
         "Press Ctrl-C to stop.",
         flush=True,
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"Data: {data.describe()}" if data else f"Data: {NO_DATA}", file=sys.stderr, flush=True)
     try:
         stop.wait()
     except KeyboardInterrupt:
         pass
     finally:
         running.shutdown()
-        instance.store.close()
+        instance.close()
         print("Emulator stopped.", file=sys.stderr)

@@ -41,8 +41,8 @@ class EmulatorTransport(httpx.BaseTransport):
 
 def _headers(response: Response) -> dict[str, str]:
     headers = dict(response.headers)
-    if response.body is not None:
-        headers["Content-Type"] = "application/json"
+    if response.body is not None or response.raw is not None:
+        headers["Content-Type"] = response.media_type
     return headers
 
 

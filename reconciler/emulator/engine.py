@@ -1,0 +1,306 @@
+"""The emulator's table storage: one DuckDB database per project, filled by real ingestion.
+
+Jobs ingest on worker threads into staging tables; `commit` moves a job's rows into its table,
+records its segments and marks the job as ingested in the same DuckDB transaction. The JSON
+journal (store.py) records the job as completed only after that commit, and a restarted emulator
+completes any job the database already holds (`committed`) instead of ingesting it twice.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from reconciler.emulator.druid import UnsupportedSql, period_interval, translate_query
+from reconciler.emulator.ingest import Failure, Progress, Staged, ingest, quoted, scratch_tables
+from reconciler.s3 import Credentials, DirectorySource, ObjectSource, S3Api, region_of
+
+SEGMENTS, INGESTED = "__polaris_segments", "__polaris_ingested"
+_INTEGERS = "('TINYINT','SMALLINT','INTEGER','BIGINT','HUGEINT','UTINYINT','USMALLINT','UINTEGER','UBIGINT')"
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where objects come from: a directory of buckets, or an S3-compatible endpoint."""
+
+    directory: Path | None = None
+    endpoint: str | None = None
+
+    def describe(self) -> str:
+        """One line for logs and the start-up banner."""
+        if self.directory is not None:
+            return f"objects are read from the directory {self.directory} (DIR/BUCKET/KEY)"
+        return f"objects are read through the S3 API at {self.endpoint}"
+
+    def for_connection(self, connection: Mapping[str, Any]) -> ObjectSource:
+        """The objects a connection can read; access keys sign requests, a role is not assumed."""
+        if self.directory is not None:
+            return DirectorySource(self.directory)
+        assert self.endpoint is not None
+        secrets = connection.get("secrets") or {}
+        credentials = (
+            Credentials(secrets["accessKeyId"], secrets["accessKeySecret"])
+            if secrets.get("type") == "access_key"
+            else None
+        )
+        return S3Api(self.endpoint, credentials, region_of(connection.get("awsEndpoint", "")))
+
+
+@dataclass(frozen=True)
+class TableStats:
+    """What a table's record reports about its data."""
+
+    rows: int
+    bytes: int
+    segments: int
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """Column names and rows of a query, values as JSON would carry them."""
+
+    columns: list[str]
+    types: list[str]
+    rows: list[list[Any]]
+
+
+class QueryError(Exception):
+    """A query that cannot be answered: Druid's error code and category."""
+
+    def __init__(self, code: str, category: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.category, self.message = code, category, message
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return value
+    return value
+
+
+class Engine:
+    """DuckDB storage for one project, and the threads that ingest into it."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.db = duckdb.connect(str(path) if path is not None else ":memory:")
+        self.db.execute("SET TimeZone = 'UTC'")
+        self.db.execute(
+            f"CREATE MACRO IF NOT EXISTS druid_div(a, b) AS CASE WHEN typeof(a) IN {_INTEGERS} "
+            f"AND typeof(b) IN {_INTEGERS} THEN a // b ELSE a / b END"
+        )
+        self.db.execute(
+            f"CREATE TABLE IF NOT EXISTS {SEGMENTS} (tbl VARCHAR, job VARCHAR, chunk TIMESTAMP, "
+            "num_rows BIGINT, num_bytes BIGINT)"
+        )
+        self.db.execute(
+            f"CREATE TABLE IF NOT EXISTS {INGESTED} (job VARCHAR PRIMARY KEY, metrics VARCHAR)"
+        )
+        for (name,) in self.db.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '\\_\\_raw\\_%' ESCAPE '\\' "
+            "OR table_name LIKE '\\_\\_stage\\_%' ESCAPE '\\'"
+        ).fetchall():
+            self.db.execute(f"DROP TABLE {quoted(name)}")  # a job in flight when the emulator died
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="polaris-ingest")
+        self.jobs: dict[str, tuple[Future[Staged], Progress]] = {}
+        self.lock = threading.Lock()
+
+    def close(self) -> None:
+        """Stop ingesting and close the database."""
+        for _, progress in self.jobs.values():
+            progress.canceled.set()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.db.close()
+
+    # Ingestion ---------------------------------------------------------------------------------
+
+    def submit(
+        self, job: Mapping[str, Any], spec: Mapping[str, Any], connection: Mapping[str, Any],
+        table: Mapping[str, Any], source: ObjectSource,
+    ) -> None:  # fmt: skip
+        """Start ingesting a job on a worker thread."""
+        progress = Progress()
+
+        def check() -> None:
+            if progress.canceled.is_set():
+                raise Failure("canceled", "The job was canceled")
+
+        def run() -> Staged:
+            cursor = self.db.cursor()
+            try:
+                return ingest(cursor, job, spec, connection, table, source, progress, check)
+            except BaseException:
+                for name in scratch_tables(job["id"]):  # a failed job leaves nothing behind
+                    cursor.execute(f"DROP TABLE IF EXISTS {quoted(name)}")
+                raise
+            finally:
+                cursor.close()
+                if isinstance(source, S3Api):
+                    source.close()
+
+        with self.lock:
+            self.jobs[job["id"]] = (self.pool.submit(run), progress)
+
+    def progress(self, job_id: str) -> float | None:
+        """How much of a job's input has been read (None: not ingesting here)."""
+        entry = self.jobs.get(job_id)
+        if entry is None:
+            return None
+        return 1.0 if entry[0].done() else entry[1].fraction()
+
+    def outcome(self, job_id: str) -> Staged:
+        """Wait for a job's ingestion; raises Failure when it failed."""
+        future, _ = self.jobs[job_id]
+        try:
+            return future.result()
+        except Failure:
+            raise
+        except Exception as error:  # a bug or an I/O error: the job fails, the emulator does not
+            raise Failure("internal_error", f"{type(error).__name__}: {error}") from None
+
+    def tracking(self, job_id: str) -> bool:
+        """Whether the job is being ingested by this engine."""
+        return job_id in self.jobs
+
+    def cancel(self, job_id: str) -> None:
+        """Stop a job's ingestion and drop whatever it staged."""
+        entry = self.jobs.pop(job_id, None)
+        if entry is None:
+            return
+        entry[1].canceled.set()
+        entry[0].add_done_callback(lambda done: self._drop_staging(done))
+
+    def _drop_staging(self, future: Future[Staged]) -> None:
+        try:
+            staged = future.result()
+        except Exception:
+            return
+        cursor = self.db.cursor()
+        try:
+            cursor.execute(f"DROP TABLE IF EXISTS {quoted(staged.staging)}")
+        finally:
+            cursor.close()
+
+    def commit(self, job_id: str, staged: Staged) -> TableStats:
+        """Move a job's staged rows into its table, atomically with its bookkeeping."""
+        self.jobs.pop(job_id, None)
+        target, staging = quoted(staged.table), quoted(staged.staging)
+        cursor = self.db.cursor()
+        try:
+            cursor.execute("BEGIN TRANSACTION")
+            types = cursor.execute(f"DESCRIBE {staging}").fetchall()
+            exists = cursor.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND schema_name = 'main'",
+                [staged.table],
+            ).fetchone()
+            if not exists or not exists[0]:
+                cursor.execute(f"CREATE TABLE {target} AS SELECT * FROM {staging} LIMIT 0")
+            else:
+                present = {row[0] for row in cursor.execute(f"DESCRIBE {target}").fetchall()}
+                for name, kind, *_ in types:
+                    if name not in present:
+                        cursor.execute(f"ALTER TABLE {target} ADD COLUMN {quoted(name)} {kind}")
+            if staged.replace is not None:
+                if staged.replace_all or not staged.replace:
+                    cursor.execute(f"DELETE FROM {target}")
+                    cursor.execute(f"DELETE FROM {SEGMENTS} WHERE tbl = ?", [staged.table])
+                for start, end in staged.replace:
+                    bounds = [staged.table, start, end]
+                    cursor.execute(
+                        f'DELETE FROM {target} WHERE "__time" >= ? AND "__time" < ?', bounds[1:]
+                    )
+                    cursor.execute(
+                        f"DELETE FROM {SEGMENTS} WHERE tbl = ? AND chunk >= ? AND chunk < ?", bounds
+                    )
+            cursor.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {staging}")
+            interval, origin = period_interval(staged.partition_period)
+            size = " + ".join(
+                f"coalesce(strlen(CAST({quoted(name)} AS VARCHAR)), 0)"
+                if kind == "VARCHAR"
+                else "8"
+                for name, kind, *_ in types
+            )
+            cursor.execute(
+                f"INSERT INTO {SEGMENTS} SELECT ?, ?, time_bucket(INTERVAL '{interval}', \"__time\", "
+                f"TIMESTAMP '{origin}') AS chunk, count(*), sum({size}) FROM {staging} GROUP BY chunk",
+                [staged.table, job_id],
+            )
+            cursor.execute(
+                f"INSERT INTO {INGESTED} VALUES (?, ?)", [job_id, json.dumps(staged.metrics)]
+            )
+            cursor.execute(f"DROP TABLE {staging}")
+            cursor.execute("COMMIT")
+        except Exception:
+            cursor.execute("ROLLBACK")
+            raise
+        finally:
+            cursor.close()
+        return self.stats(staged.table)
+
+    def committed(self, job_id: str) -> dict[str, int] | None:
+        """The metrics of a job whose rows the database holds (None: not ingested)."""
+        cursor = self.db.cursor()
+        try:
+            row = cursor.execute(
+                f"SELECT metrics FROM {INGESTED} WHERE job = ?", [job_id]
+            ).fetchone()
+        finally:
+            cursor.close()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def stats(self, table: str) -> TableStats:
+        """Rows, bytes and segments of a table as stored."""
+        cursor = self.db.cursor()
+        try:
+            row = cursor.execute(
+                f"SELECT coalesce(sum(num_rows), 0), coalesce(sum(num_bytes), 0), count(*) "
+                f"FROM {SEGMENTS} WHERE tbl = ?",
+                [table],
+            ).fetchone()
+        finally:
+            cursor.close()
+        rows, size, segments = row or (0, 0, 0)
+        return TableStats(int(rows), int(size), int(segments))
+
+    # Queries -----------------------------------------------------------------------------------
+
+    def query(self, sql: str, tables: Sequence[str], parameters: Sequence[Any] = ()) -> QueryResult:
+        """Answer a Druid SQL query over the project's tables."""
+        cursor = self.db.cursor()
+        try:
+            stored = {
+                name
+                for (name,) in cursor.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'"
+                ).fetchall()
+            }
+            try:
+                translated = translate_query(sql, [t for t in tables if t in stored])
+            except UnsupportedSql as error:
+                missing = error.name in tables
+                raise QueryError(
+                    "invalidInput", "INVALID_INPUT",
+                    f"Table '{error.name}' holds no data yet" if missing else str(error),
+                ) from None  # fmt: skip
+            try:
+                result = cursor.execute(translated, list(parameters))
+            except (duckdb.Error, TypeError, ValueError, OverflowError) as error:
+                raise QueryError(
+                    "invalidInput", "INVALID_INPUT", str(error).splitlines()[0]
+                ) from None
+            description = result.description or []
+            rows = [[_json_value(v) for v in row] for row in result.fetchall()]
+            return QueryResult([d[0] for d in description], [str(d[1]) for d in description], rows)
+        finally:
+            cursor.close()

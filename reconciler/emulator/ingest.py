@@ -1,0 +1,378 @@
+"""One batch ingestion job, for real: select objects, parse them, map, filter and roll up rows.
+
+The result is a staging table in the project's DuckDB database plus the job's metrics; the engine
+moves the staged rows into the target table when the job completes on the emulator's clock, so a
+job canceled meanwhile leaves no rows behind. Every way a job can go wrong ends in a `Failure`
+with a health code from the OpenAPI's `JobErrorCodeV2` and a message naming the object or the
+expression at fault.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from reconciler.emulator.druid import UnsupportedSql, period_interval, translate_expression
+from reconciler.s3 import DirectorySource, ObjectSource, S3Error, S3Object, SelectionError, select
+
+# Polaris input types and the DuckDB types they are read as.
+INPUT_TYPES = {"string": "VARCHAR", "long": "BIGINT", "double": "DOUBLE", "float": "FLOAT"}
+SUPPORTED_FORMATS = ("nd-json", "csv", "parquet")
+MAX_PARSE_EXCEPTIONS = 2147483647
+# A table's rollup granularity (queryGranularity or timeResolution) as an ISO 8601 period.
+GRANULARITY_PERIODS = {
+    "second": "PT1S", "minute": "PT1M", "five_minute": "PT5M", "ten_minute": "PT10M",
+    "fifteen_minute": "PT15M", "thirty_minute": "PT30M", "hour": "PT1H", "six_hour": "PT6H",
+    "eight_hour": "PT8H", "day": "P1D", "week": "P1W", "month": "P1M", "quarter": "P3M",
+    "year": "P1Y",
+}  # fmt: skip
+TIME = "__time$"  # the mapped timestamp before truncation; never a user column name
+
+
+class Failure(Exception):
+    """The job fails with this health code and message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+@dataclass
+class Progress:
+    """Bytes read so far out of the bytes selected, updated by the ingesting thread."""
+
+    total: int = 0
+    done: int = 0
+    canceled: threading.Event = field(default_factory=threading.Event)
+
+    def fraction(self) -> float:
+        """Between 0 and 1."""
+        return self.done / self.total if self.total else 0.0
+
+
+@dataclass(frozen=True)
+class Staged:
+    """Rows ready to move into the target table, and what the job reports about them."""
+
+    staging: str
+    table: str
+    metrics: dict[str, int]
+    replace: tuple[tuple[datetime, datetime], ...] | None  # None: append; () with replaceAll
+    replace_all: bool
+    partition_period: str
+    warning: str | None  # a log message for a job that completes with skipped rows
+
+
+def scratch_tables(job_id: str) -> tuple[str, str]:
+    """The raw-input and staging tables of a job."""
+    compact = job_id.replace("-", "")
+    return f"__raw_{compact}", f"__stage_{compact}"
+
+
+def quoted(name: str) -> str:
+    """A DuckDB identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def granularity_period(table: Mapping[str, Any]) -> str | None:
+    """The ISO period an aggregate table truncates __time to (None: keep milliseconds)."""
+    query = table.get("queryGranularity")
+    if isinstance(query, dict):
+        if query.get("type") == "period" and isinstance(query.get("period"), str):
+            return str(query["period"])
+        name = query.get("granularity")
+    else:
+        name = table.get("timeResolution", "millisecond")
+    if name == "all":
+        return "ALL"
+    return GRANULARITY_PERIODS.get(str(name))
+
+
+def _bucket(column: str, period: str | None) -> str:
+    if period is None:
+        return column
+    if period == "ALL":
+        return "TIMESTAMP '1970-01-01'"
+    interval, origin = period_interval(period)
+    return f"time_bucket(INTERVAL '{interval}', {column}, TIMESTAMP '{origin}')"
+
+
+def parse_interval(text: str) -> tuple[datetime, datetime]:
+    """An ISO 8601 interval `start/end` as naive UTC datetimes."""
+    start, _, end = text.partition("/")
+    try:
+        bounds = [datetime.fromisoformat(part) for part in (start, end)]
+    except ValueError:
+        raise Failure("query_not_supported", f"interval {text!r} is not START/END") from None
+    return bounds[0].replace(tzinfo=None), bounds[1].replace(tzinfo=None)
+
+
+def _select_sql(fmt: Mapping[str, Any], path: str, schema: list[dict[str, Any]]) -> str:
+    """SELECT the input columns (typed as Druid reads them) and a __valid flag from one file."""
+    kind = fmt.get("format", "nd-json")
+    typed = {f["name"]: INPUT_TYPES[f["dataType"]] for f in schema}
+    if kind == "nd-json":
+        # Each line a JSON object; a line that is not one is a parse exception (__valid false).
+        # One transform per line into a struct of the input schema, then its fields as columns.
+        return (
+            f"SELECT parsed.*, valid AS __valid FROM (SELECT json_transform(json, "
+            f"{_literal(json.dumps(typed))}) AS parsed, coalesce(json_type(json) = 'OBJECT', false) "
+            f"AS valid FROM read_ndjson_objects({_literal(path)}, ignore_errors = true))"
+        )
+    if kind == "csv":
+        columns = fmt.get("columns")
+        skip = int(fmt.get("skipHeaderRows", 0))
+        delimiter = fmt.get("delimiter", ",")
+        if columns:
+            spec = "{" + ", ".join(f"{_literal(c)}: 'VARCHAR'" for c in columns) + "}"
+            source = (
+                f"read_csv({_literal(path)}, columns = {spec}, header = false, skip = {skip}, "
+                f"delim = {_literal(delimiter)}, auto_detect = false, null_padding = true)"
+            )
+        else:
+            source = (
+                f"read_csv({_literal(path)}, header = true, skip = {skip}, all_varchar = true, "
+                f"delim = {_literal(delimiter)})"
+            )
+        fields = ", ".join(f"TRY_CAST({quoted(n)} AS {t}) AS {quoted(n)}" for n, t in typed.items())
+        return f"SELECT {fields}, true AS __valid FROM {source}"
+    fields = ", ".join(f"TRY_CAST({quoted(n)} AS {t}) AS {quoted(n)}" for n, t in typed.items())
+    return f"SELECT {fields}, true AS __valid FROM read_parquet({_literal(path)})"
+
+
+def _uncompressed_size(path: Path) -> int:
+    if path.suffix != ".gz":
+        return path.stat().st_size
+    size = 0
+    with gzip.open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            size += len(chunk)
+    return size
+
+
+def _local(source: ObjectSource, obj: S3Object, scratch: Path) -> Path:
+    if isinstance(source, DirectorySource):
+        return source.path(obj.bucket, obj.key)
+    # DuckDB reads files; the file keeps the object's name so `.gz` still means gzip.
+    target = scratch / obj.key.rsplit("/", 1)[-1]
+    target.write_bytes(source.read(obj.bucket, obj.key))
+    return target
+
+
+def _fail_unsupported(error: UnsupportedSql, where: str) -> Failure:
+    return Failure("query_not_supported", f"{where}: {error} ({error.name})")
+
+
+def ingest(
+    db: duckdb.DuckDBPyConnection, job: Mapping[str, Any], spec: Mapping[str, Any],
+    connection: Mapping[str, Any], table: Mapping[str, Any], source: ObjectSource,
+    progress: Progress, check: Callable[[], None] = lambda: None,
+) -> Staged:  # fmt: skip
+    """Run one batch job up to its staged rows; raises Failure with the health code."""
+    job_source = spec["source"]
+    fmt = job_source.get("formatSettings") or {"format": "nd-json"}
+    if fmt.get("format") not in SUPPORTED_FORMATS:
+        raise Failure(
+            "query_not_supported",
+            f"format {fmt.get('format')} is not read by the emulator ({', '.join(SUPPORTED_FORMATS)})",
+        )
+    schema = list(job_source["inputSchema"])
+    for item in schema:
+        if item["dataType"] not in INPUT_TYPES:
+            raise Failure(
+                "column_type_not_supported",
+                f"input field {item['name']} has dataType {item['dataType']}; the emulator reads "
+                f"{', '.join(INPUT_TYPES)}",
+            )
+    bucket, prefix = connection["bucket"], connection.get("prefix") or ""
+    try:
+        objects = select(source, bucket, prefix, job_source)
+    except SelectionError as error:
+        raise Failure("could_not_connect_to_source", str(error)) from None
+    except S3Error as error:
+        raise Failure("could_not_connect_to_source", error.message) from None
+    selector = next(k for k in ("uris", "prefixes", "objects", "pattern") if job_source.get(k))
+    if not objects:
+        raise Failure(
+            "no_rows_ingested",
+            f"no object in s3://{bucket}/{prefix} matches the job's {selector}",
+        )
+    progress.total = sum(o.size for o in objects) or 1
+
+    names = [f["name"] for f in schema]
+    try:
+        mapped = {
+            m["columnName"]: translate_expression(m["expression"], names, TIME)
+            for m in spec.get("mappings", [])
+        }
+        where = spec.get("filterExpression")
+        condition = translate_expression(where, names).sql if where else "true"
+    except UnsupportedSql as error:
+        raise _fail_unsupported(error, "an expression is not supported") from None
+    aggregations = {
+        name
+        for name, m in zip(mapped, spec.get("mappings", []), strict=True)
+        if m.get("isAggregation") or mapped[name].aggregates
+    }
+    if mapped["__time"].aggregates:
+        raise Failure("query_not_supported", "the __time mapping cannot aggregate")
+
+    raw, staging = scratch_tables(str(job["id"]))
+    columns = ", ".join(f"{quoted(f['name'])} {INPUT_TYPES[f['dataType']]}" for f in schema)
+    db.execute(
+        f"CREATE OR REPLACE TABLE {quoted(raw)} ({columns}, __valid BOOLEAN, __object VARCHAR)"
+    )
+    processed_bytes = 0
+    with tempfile.TemporaryDirectory(prefix="polaris-emulator-") as scratch:
+        for obj in objects:
+            check()
+            try:
+                path = _local(source, obj, Path(scratch))
+            except S3Error as error:
+                raise Failure("could_not_connect_to_source", error.message) from None
+            try:
+                db.execute(
+                    f"INSERT INTO {quoted(raw)} SELECT *, {_literal(obj.uri)} "
+                    f"FROM ({_select_sql(fmt, str(path), schema)})"
+                )
+                processed_bytes += _uncompressed_size(path)
+            except (duckdb.Error, OSError, EOFError) as error:
+                first = str(error).splitlines()[0]
+                raise Failure(
+                    "cannot_parse_source",
+                    f"{obj.uri} could not be parsed as {fmt.get('format')}: {first}",
+                ) from None
+            finally:
+                if not isinstance(source, DirectorySource) and path.exists():
+                    path.unlink()
+            progress.done += obj.size
+    check()
+
+    total, invalid, first_bad = db.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE NOT __valid), "
+        f"min(__object) FILTER (WHERE NOT __valid) FROM {quoted(raw)}"
+    ).fetchone() or (0, 0, None)
+    limit = spec.get("maxParseExceptions", MAX_PARSE_EXCEPTIONS)
+    if invalid > limit:
+        raise Failure(
+            "cannot_parse_source",
+            f"{invalid} row(s) could not be parsed, more than maxParseExceptions ({limit}); "
+            f"the first is in {first_bad}",
+        )
+
+    try:
+        time_sql = mapped["__time"].sql
+        timed = (
+            f"SELECT *, {time_sql} AS {quoted(TIME)} FROM {quoted(raw)} "
+            f"WHERE __valid AND coalesce(({condition}), false)"
+        )
+        kept, nulls, null_object = db.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE {quoted(TIME)} IS NULL), "
+            f"min(__object) FILTER (WHERE {quoted(TIME)} IS NULL) FROM ({timed})"
+        ).fetchone() or (0, 0, None)
+    except duckdb.Error as error:
+        raise Failure(
+            "query_not_supported", f"the filter or __time mapping failed: {error}"
+        ) from None
+    if nulls:
+        raise Failure(
+            "null_timestamp",
+            f"{nulls} row(s) have a null __time ({spec_expression(spec, '__time')} gave null); "
+            f"the first is in {null_object}",
+        )
+    filtered = (total - invalid) - kept
+
+    mode = spec.get("ingestionMode", "append")
+    intervals = tuple(parse_interval(i) for i in (spec["target"].get("intervals") or []))
+    in_intervals = "true"
+    if mode == "replace" and intervals:
+        in_intervals = " OR ".join(
+            f"({quoted(TIME)} >= TIMESTAMP '{a.isoformat()}' AND {quoted(TIME)} < TIMESTAMP '{b.isoformat()}')"
+            for a, b in intervals
+        )
+    outside = 0
+    if in_intervals != "true":
+        outside = (
+            db.execute(f"SELECT count(*) FROM ({timed}) WHERE NOT ({in_intervals})").fetchone()
+            or (0,)
+        )[0]
+    rows_in = kept - outside
+    if rows_in == 0:
+        raise Failure(
+            "no_rows_ingested",
+            f"the job produced no rows from {len(objects)} object(s): {total} read, {invalid} "
+            f"unparseable, {filtered} filtered out, {outside} outside the intervals",
+        )
+
+    rollup = table.get("type") == "aggregate"
+    selected = f"SELECT * FROM ({timed}) WHERE {in_intervals}"
+    outputs = []
+    for name, translated in mapped.items():
+        expression = translated.sql if name != "__time" else quoted(TIME)
+        if name == "__time" and rollup:
+            expression = _bucket(quoted(TIME), granularity_period(table))
+        outputs.append(f"{expression} AS {quoted(name)}")
+    if rollup and "__count" not in mapped:
+        outputs.append('count(*) AS "__count"')
+        aggregations.add("__count")
+    grouped = ""
+    if rollup:
+        keys = [str(i + 1) for i, name in enumerate(mapped) if name not in aggregations]
+        grouped = f" GROUP BY {', '.join(keys)}" if keys else ""
+    elif aggregations:
+        raise Failure(
+            "query_not_supported",
+            f"{sorted(aggregations)[0]} aggregates, but {spec['target']['tableName']} is a detail table",
+        )
+    try:
+        db.execute(
+            f"CREATE OR REPLACE TABLE {quoted(staging)} AS SELECT {', '.join(outputs)} "
+            f"FROM ({selected}){grouped}"
+        )
+    except duckdb.Error as error:
+        raise Failure(
+            "query_not_supported", f"a mapping failed: {str(error).splitlines()[0]}"
+        ) from None
+    finally:
+        db.execute(f"DROP TABLE IF EXISTS {quoted(raw)}")
+    persisted = (db.execute(f"SELECT count(*) FROM {quoted(staging)}").fetchone() or (0,))[0]
+    metrics = {
+        "numRowsProcessed": rows_in,
+        "numRowsPersisted": persisted,
+        "numBytesProcessed": processed_bytes,
+        "numRowsProcessedWithWarning": 0,
+        "numRowsSkippedByFilter": filtered + outside,
+        "numRowsSkippedByError": invalid,
+    }
+    warning = None
+    if invalid:
+        warning = (
+            f"{invalid} row(s) could not be parsed and were skipped; the first is in {first_bad}"
+        )
+    return Staged(
+        staging=staging, table=spec["target"]["tableName"], metrics=metrics,
+        replace=intervals if mode == "replace" else None, replace_all=bool(spec.get("replaceAll")),
+        partition_period=GRANULARITY_PERIODS.get(table.get("partitioningGranularity", "day"), "P1D"),
+        warning=warning,
+    )  # fmt: skip
+
+
+def spec_expression(spec: Mapping[str, Any], column: str) -> str:
+    """The expression a job maps to a column."""
+    for mapping in spec.get("mappings", []):
+        if mapping["columnName"] == column:
+            return str(mapping["expression"])
+    return column
