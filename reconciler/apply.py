@@ -12,14 +12,22 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.client import AmbiguousWriteError, ConflictError, PolarisClient, PolarisError
-from reconciler.live import TERMINAL_STATUSES, LiveState
+from reconciler.identity import OverlapIndex, Reads
+from reconciler.live import TERMINAL_STATUSES, LiveJob, LiveState
 from reconciler.model import Kind, Resource
-from reconciler.normalize import comparable, diff, fingerprint
-from reconciler.plan import SATISFIED_STATUSES, Action, Change, Plan
+from reconciler.normalize import comparable, diff
+from reconciler.plan import (
+    SATISFIED_STATUSES,
+    Action,
+    Change,
+    Plan,
+    connection_places,
+    job_identity,
+)
 
 Progress = Callable[[str], None]
 PRUNE_MAX_FRACTION = 0.30  # octoDNS's rule: refuse to delete more than this share ...
@@ -144,11 +152,22 @@ class Applier:
         self.sleep = sleep
         self.visible: dict[tuple[Kind, str], bool] = {}
         self.lock = threading.Lock()
-        # Fingerprints of jobs already read (in the plan or during this run): a re-check only
-        # fetches jobs it has not seen, so it costs one list call, not one read per job.
-        self.known: dict[str, tuple[str, Mapping[str, Any]]] = {
-            job.id: (job.fingerprint, job.body) for job in (live.jobs if live else ())
-        }
+        # Jobs already read (in the plan or during this run): a re-check only fetches jobs it
+        # has not seen, so it costs one list call, not one read per job.
+        self.known: dict[str, LiveJob] = {job.id: job for job in (live.jobs if live else ())}
+        self.planned = frozenset(self.known)
+        self.submitted: set[str] = set()
+        # Connections as live, then as the manifests declare them (what this apply makes them):
+        # jobs resolve to places through these, exactly as in the plan.
+        self.connections: dict[str, Mapping[str, Any]] = dict(live.connections if live else {})
+        self.connections.update(
+            {
+                name: resource.spec
+                for (kind, name), resource in resources.items()
+                if kind is Kind.CONNECTION and not resource.external and resource.spec
+            }
+        )
+        self.places = connection_places(resources.values(), live or LiveState({}, {}, ()))
 
     def run(self, plan: Plan) -> ApplyResult:
         """Apply every change, parallel where independent; never raises for one failed change."""
@@ -304,48 +323,83 @@ class Applier:
         self.await_visible(Kind.CONNECTION, spec["source"]["connectionName"])
         if (Kind.TABLE, spec["target"]["tableName"]) in self.resources:
             self.await_visible(Kind.TABLE, spec["target"]["tableName"])
-        mine = fingerprint(spec)
+        mine, reads = job_identity(spec, self.places)
         for _attempt in range(AMBIGUOUS_WRITE_ATTEMPTS):
             # Re-check right before posting: another apply, or an earlier attempt whose response
-            # was lost, may have submitted this very job since the plan was made.
-            existing = self.find_job(spec, mine)
+            # was lost, may have submitted this very job, or one that reads the same objects,
+            # since the plan was made.
+            existing, refusal = self.find_job(spec, mine, reads)
             if existing is not None:
                 return self.finish(change, existing, "already submitted")
+            if refusal is not None:
+                return Outcome(change, "failed", refusal)
             try:
                 created = self.client.create_job(dict(spec))
             except AmbiguousWriteError:
                 continue
             with self.lock:
-                self.known[str(created["id"])] = (mine, created)
+                self.known[str(created["id"])] = LiveJob.of(created, self.connections)
+                self.submitted.add(str(created["id"]))
             return self.finish(change, created, "submitted")
-        existing = self.find_job(spec, mine)
+        existing, _ = self.find_job(spec, mine, reads)
         if existing is not None:
             return self.finish(change, existing, "already submitted")
         return Outcome(change, "failed", "submitting the job kept failing; run apply again")
 
-    def find_job(self, spec: Mapping[str, Any], mine: str) -> Mapping[str, Any] | None:
-        """A live job with this fingerprint that has run, or is running, if there is one."""
-        filters = {
-            "type": "batch",
-            "targetTableName": spec["target"]["tableName"],
-            "connectionName": spec["source"]["connectionName"],
-        }
-        for summary in self.client.iter_jobs(**filters):
-            if summary.get("executionStatus") not in SATISFIED_STATUSES:
+    def find_job(
+        self, spec: Mapping[str, Any], mine: str, reads: Reads
+    ) -> tuple[Mapping[str, Any] | None, str | None]:
+        """(a live job with this identity that has run or is running, or why posting is refused).
+
+        Uses the plan's identity: the job's place and selector, not its connection's name. A job
+        that reads an object this one reads and appeared since the plan (another apply) refuses
+        the post without --allow-reingest, as the plan would have.
+        """
+        table = str(spec["target"]["tableName"])
+        appeared: list[LiveJob] = []
+        for summary in self.client.iter_jobs(type="batch", targetTableName=table):
+            status = str(summary.get("executionStatus") or "unknown")
+            if status in ("failed", "canceled"):
+                continue  # ingested nothing
+            job = self.read_job(str(summary["id"]))
+            if job is None:
                 continue
-            job_id = str(summary["id"])
-            with self.lock:
-                known = self.known.get(job_id)
-            if known is None:
-                job = self.client.get_job(job_id)
-                if job is None:
-                    continue
-                known = (fingerprint(job), job)
-                with self.lock:
-                    self.known[job_id] = known
-            if known[0] == mine:
-                return {**known[1], "executionStatus": summary.get("executionStatus")}
-        return None
+            if job.fingerprint == mine and status in SATISFIED_STATUSES:
+                return {**job.body, "executionStatus": status}, None
+            if job.id not in self.planned and job.id not in self.submitted:
+                appeared.append(replace(job, status=status))
+        if self.options.allow_reingest or spec.get("ingestionMode", "append") != "append":
+            return None, None
+        overlaps = OverlapIndex((job, job.table, job.reads) for job in appeared if job.reads)
+        found = overlaps.find(table, reads)
+        if not found:
+            return None, None
+        first = found[0]
+        example = f" (for example {first.example})" if first.example else ""
+        return None, (
+            f"refused: job {first.item.id} ({first.item.status}, connection {first.item.connection}) "
+            f"was submitted after the plan was made and reads objects this job reads{example} into "
+            f"table {table}; posting would ingest them twice. Run plan again to review, or pass "
+            "--allow-reingest"
+        )
+
+    def read_job(self, job_id: str) -> LiveJob | None:
+        """A job's details, read once per run and resolved through the known connections."""
+        with self.lock:
+            known = self.known.get(job_id)
+        if known is not None:
+            return known
+        body = self.client.get_job(job_id)
+        if body is None:
+            return None
+        connection = str((body.get("source") or {}).get("connectionName", ""))
+        with self.lock:
+            if connection not in self.connections:
+                # A connection created since the plan: learn it, so the job resolves to a place.
+                self.connections.update({c["name"]: c for c in self.client.list_connections()})
+            job = LiveJob.of(body, self.connections)
+            self.known[job_id] = job
+        return job
 
     def finish(self, change: Change, job: Mapping[str, Any], verb: str) -> Outcome:
         job_id = str(job["id"])

@@ -5,22 +5,36 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.plan import Action, Plan
+from reconciler.live import KNOWN_STATUSES
+from reconciler.model import Kind
+from reconciler.plan import Action, Change, Plan
 
 FORMAT_VERSION = "1"
 
 # Plan action -> drift status. A plan and a drift report never disagree, because one is read
-# off the other.
+# off the other: every change apply would make is drift, and nothing else is (see `status_of`).
 STATUS_OF_ACTION = {
     Action.NOOP: "in-sync",
     Action.CREATE: "missing",
     Action.UPDATE: "changed",
     Action.REPLACE: "changed",
     Action.RESUBMIT: "failed",
-    Action.SKIP: "missing",
+    Action.SKIP: "unmanaged",  # only prune skips a connection; a canceled job: see status_of
     Action.DELETE: "unmanaged",
     Action.CANCEL: "changed",
 }
+CANCELED_NOTE = "canceled, and not resubmitted unless asked (--resubmit-canceled)"
+
+
+def status_of(change: Change) -> tuple[str, str]:
+    """The drift status and detail of one planned change."""
+    if change.kind is Kind.INGESTION_JOB and change.status is not None:
+        if change.action is Action.SKIP and change.status == "canceled":
+            # Nothing to do unless asked, so nothing drifted; the note keeps it visible.
+            return "in-sync", f"{change.reason} ({CANCELED_NOTE})"
+        if change.action is Action.RESUBMIT and change.status not in KNOWN_STATUSES:
+            return "unknown", change.reason
+    return STATUS_OF_ACTION[change.action], change.reason
 
 
 @dataclass(frozen=True)
@@ -55,8 +69,7 @@ def drift_report(plan: Plan) -> list[DriftEntry]:
         DriftEntry(
             str(change.kind),
             change.name,
-            STATUS_OF_ACTION[change.action],
-            change.reason,
+            *status_of(change),
             tuple(item.to_json() for item in change.diff),
             change.file,
         )

@@ -196,44 +196,115 @@ def literal_pattern(key: str) -> Sequence:
     return tuple(_literal(char) for char in key)
 
 
-def _share(a: CharSet, b: CharSet) -> bool:
-    # Both sets are unions of intervals; a non-empty intersection contains the lower end of one
-    # of its intervals, and every such end is a boundary of a or of b.
-    return any(point in a and point in b for point in a.boundaries() | b.boundaries())
+def _common_char(a: CharSet, b: CharSet) -> int | None:
+    """A character in both sets, preferring a readable one (for example keys in messages)."""
+    for char in "abcdefghijklmnopqrstuvwxyz0123456789-_.":
+        if ord(char) in a and ord(char) in b:
+            return ord(char)
+    return next(
+        (point for point in sorted(a.boundaries() | b.boundaries()) if point in a and point in b),
+        None,
+    )
+
+
+def witness(a: Sequence, b: Sequence) -> str | None:
+    """A key that matches both sequences, or None when none does.
+
+    A search over positions in both at once: a state (i, j) means "a key so far matched a[:i]
+    and b[:j]". It is iterative, so keys of S3's full 1,024 characters cannot exhaust Python's
+    recursion limit, and each state remembers how it was reached, so the key can be spelled out.
+    """
+    parent: dict[tuple[int, int], tuple[tuple[int, int], int | None] | None] = {(0, 0): None}
+    todo = [(0, 0)]
+    while todo:
+        state = todo.pop()
+        i, j = state
+        if i == len(a) and j == len(b):
+            chars: list[str] = []
+            step = parent[state]
+            while step is not None:
+                previous, char = step
+                if char is not None:
+                    chars.append(chr(char))
+                step = parent[previous]
+            return "".join(reversed(chars))
+        x = a[i] if i < len(a) else None
+        y = b[j] if j < len(b) else None
+        following: list[tuple[tuple[int, int], int | None]] = []
+        if x is not None and x.repeat:  # a repeat may match nothing more
+            following.append(((i + 1, j), None))
+        if y is not None and y.repeat:
+            following.append(((i, j + 1), None))
+        if x is not None and y is not None and not (x.repeat and y.repeat):
+            char = _common_char(x.chars, y.chars)
+            if char is not None:
+                # One character taken by both; a repeat stays where it is to take more.
+                following.append(((i if x.repeat else i + 1, j if y.repeat else j + 1), char))
+        for next_state, char in following:
+            if next_state not in parent:
+                parent[next_state] = (state, char)
+                todo.append(next_state)
+    return None
 
 
 def intersects(a: Sequence, b: Sequence) -> bool:
-    """Whether some key matches both sequences: a search over positions in both at once.
+    """Whether some key matches both sequences."""
+    return witness(a, b) is not None
 
-    A state (i, j) means "a key so far matched a[:i] and b[:j]"; it is iterative, so keys of
-    S3's full 1,024 characters cannot exhaust Python's recursion limit.
+
+def restrict(sequence: Sequence, prefix: str) -> list[Sequence]:
+    """The keys of `sequence` that start with `prefix`, as sequences that begin with it literally.
+
+    Runs the sequence over the prefix as an automaton; each position it can be in afterwards
+    gives one sequence: the prefix, then the rest of the tokens from there.
     """
-    seen = {(0, 0)}
-    todo = [(0, 0)]
-    while todo:
-        i, j = todo.pop()
-        if i == len(a) and j == len(b):
-            return True
-        x = a[i] if i < len(a) else None
-        y = b[j] if j < len(b) else None
-        following = []
-        if x is not None and x.repeat:  # a repeat may match nothing more
-            following.append((i + 1, j))
-        if y is not None and y.repeat:
-            following.append((i, j + 1))
-        if (
-            x is not None
-            and y is not None
-            and not (x.repeat and y.repeat)
-            and _share(x.chars, y.chars)
-        ):
-            # One character taken by both; a repeat stays where it is to take more.
-            following.append((i if x.repeat else i + 1, j if y.repeat else j + 1))
-        for state in following:
-            if state not in seen:
-                seen.add(state)
-                todo.append(state)
-    return False
+    positions = {0}
+    for char in prefix:
+        reached: set[int] = set()
+        for i in _closure(sequence, positions):
+            token = sequence[i] if i < len(sequence) else None
+            if token is not None and ord(char) in token.chars:
+                reached.add(i if token.repeat else i + 1)
+        positions = reached
+        if not positions:
+            return []
+    stem = literal_pattern(prefix)
+    return [(*stem, *sequence[i:]) for i in sorted(_closure(sequence, positions))]
+
+
+def _closure(sequence: Sequence, positions: set[int]) -> set[int]:
+    # A repeat may match nothing, so a position before one also stands after it.
+    result = set(positions)
+    for i in sorted(positions):
+        while i < len(sequence) and sequence[i].repeat:
+            i += 1
+            result.add(i)
+    return result
+
+
+def is_literal(sequence: Sequence) -> bool:
+    """Whether the sequence matches exactly one key."""
+    return all(_single(token) for token in sequence)
+
+
+def stem(sequence: Sequence) -> str:
+    """The literal text every key of one sequence starts with."""
+    chars: list[str] = []
+    for token in sequence:
+        if not _single(token):
+            break
+        chars.append(chr(token.chars.ranges[0][0]))
+    return "".join(chars)
+
+
+def _single(token: Token) -> bool:
+    ranges = token.chars.ranges
+    return (
+        not token.repeat
+        and not token.chars.negated
+        and len(ranges) == 1
+        and ranges[0][0] == ranges[0][1]
+    )
 
 
 def patterns_intersect(a: str, b: str) -> bool:
@@ -249,16 +320,7 @@ def pattern_meets_prefix(pattern: str, prefix: str) -> bool:
 
 def literal_prefix(pattern: str) -> str:
     """The longest literal text every key the pattern matches starts with (for indexing)."""
-    stems = []
-    for sequence in sequences(pattern):
-        stem: list[str] = []
-        for token in sequence:
-            ranges = token.chars.ranges
-            single = len(ranges) == 1 and ranges[0][0] == ranges[0][1]
-            if token.repeat or token.chars.negated or not single:
-                break
-            stem.append(chr(ranges[0][0]))
-        stems.append("".join(stem))
+    stems = [stem(sequence) for sequence in sequences(pattern)]
     common = stems[0] if stems else ""
     for other in stems[1:]:
         while not other.startswith(common):

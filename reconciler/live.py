@@ -2,13 +2,16 @@
 
 One list call each for connections and tables, the paged job list (1,000 a page, batch jobs only),
 `GET /tables/{name}` for declared tables that exist (the list returns summaries without schema or
-clustering), and `GET /jobs/{id}` only for jobs that could satisfy a manifest job: same target
-table and connection. Jobs in a terminal state never change, so their details are cached on disk.
+clustering), and `GET /jobs/{id}` for every batch job into a table a manifest job targets, whatever
+its connection: the list's summaries name the table and the connection but not the objects, and a
+job on another connection to the same bucket may have read the same objects. Jobs in a terminal
+state never change, so their details are cached on disk.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.client import PolarisClient
+from reconciler.identity import OverlapIndex, Place, Reads, place_of, reads_of
 from reconciler.model import Kind, Resource
 from reconciler.normalize import fingerprint
 
@@ -28,19 +32,45 @@ log = logging.getLogger("reconciler.live")
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
 ACTIVE_STATUSES = frozenset({"pending", "running"})
+# Every status this tool knows what to do with; any other (the API documents `unknown`) may
+# have ingested, and is never resubmitted or ingested again without --allow-reingest.
+KNOWN_STATUSES = TERMINAL_STATUSES | ACTIVE_STATUSES
 CACHE_FORMAT = 1
 
 
 @dataclass(frozen=True)
 class LiveJob:
-    """A batch job as Polaris reports it, with the fingerprint of its spec."""
+    """A batch job as Polaris reports it, with the fingerprint of its spec and what it reads."""
 
     id: str
     status: str
-    fingerprint: str
+    fingerprint: str  # over its place when its connection exists, else over the connection name
     table: str
     connection: str
     body: Mapping[str, Any]  # the full job from GET /jobs/{id}
+    reads: Reads | None = None
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any], connections: Mapping[str, Mapping[str, Any]]) -> LiveJob:
+        """A job read from Polaris, resolved through the project's connections as they are now."""
+        table, connection = _job_key(body)
+        current = connections.get(connection)
+        place = place_of(current) if current is not None else None
+        spec = _request(body)
+        return cls(
+            id=str(body["id"]),
+            status=str(body.get("executionStatus") or "unknown"),
+            fingerprint=fingerprint(spec, place.to_json() if place else None),
+            table=table,
+            connection=connection,
+            body=body,
+            reads=reads_of(spec, place),
+        )
+
+    @property
+    def place(self) -> Place | None:
+        """Where the job read from; None when its connection no longer exists."""
+        return self.reads.place if self.reads else None
 
     @property
     def health(self) -> Mapping[str, Any]:
@@ -51,8 +81,7 @@ class LiveJob:
     @property
     def spec(self) -> Mapping[str, Any]:
         """The request the job was created from."""
-        echoed = self.body.get("spec")
-        return echoed if isinstance(echoed, Mapping) and "source" in echoed else self.body
+        return _request(self.body)
 
 
 @dataclass(frozen=True)
@@ -61,12 +90,21 @@ class LiveState:
 
     connections: Mapping[str, Mapping[str, Any]]
     tables: Mapping[str, Mapping[str, Any]]  # full tables for declared ones, summaries otherwise
-    jobs: tuple[LiveJob, ...]  # batch jobs that target a (table, connection) pair of a manifest job
+    jobs: tuple[LiveJob, ...]  # batch jobs into a table that a manifest job targets
     active_job_connections: frozenset[str] = field(default_factory=frozenset)
 
-    def jobs_for(self, table: str, connection: str) -> list[LiveJob]:
-        """Candidate live jobs for a manifest job, newest first."""
-        return [job for job in self.jobs if job.table == table and job.connection == connection]
+    @functools.cached_property
+    def by_fingerprint(self) -> Mapping[str, list[LiveJob]]:
+        """Live jobs by identity, to find the one that satisfies a manifest job in one look-up."""
+        jobs: dict[str, list[LiveJob]] = {}
+        for job in self.jobs:
+            jobs.setdefault(job.fingerprint, []).append(job)
+        return jobs
+
+    @functools.cached_property
+    def overlaps(self) -> OverlapIndex[LiveJob]:
+        """Live jobs by table and by what they read, to find double ingestion."""
+        return OverlapIndex((job, job.table, job.reads) for job in self.jobs if job.reads)
 
 
 class JobCache:
@@ -123,11 +161,7 @@ def read_live(
     """Read the connections, tables and candidate jobs that the given resources need."""
     cache = cache or JobCache(None)
     resources = list(resources)
-    wanted = {
-        (r.spec["target"]["tableName"], r.spec["source"]["connectionName"])
-        for r in resources
-        if r.kind == Kind.INGESTION_JOB
-    }
+    wanted = {r.spec["target"]["tableName"] for r in resources if r.kind == Kind.INGESTION_JOB}
     declared_tables = {r.name for r in resources if r.kind == Kind.TABLE and not r.external}
     connections = {c["name"]: c for c in client.list_connections()}
     tables: dict[str, Mapping[str, Any]] = {t["name"]: t for t in client.list_tables()}
@@ -153,26 +187,18 @@ def read_live(
             table, connection = _job_key(summary)
             if summary.get("executionStatus") in ACTIVE_STATUSES and connection:
                 active_connections.add(connection)
-            if (table, connection) in wanted:
+            if table in wanted:
                 pending.append(pool.submit(details, summary))
         bodies = [future.result() for future in pending]
         tables.update({t["name"]: t for t in full_tables if t is not None})
-    jobs = []
-    for body in bodies:
-        if body is None:  # deleted by Polaris's retention between the list and the read
-            continue
-        table, connection = _job_key(body)
-        jobs.append(
-            LiveJob(
-                id=str(body["id"]),
-                status=str(body.get("executionStatus", "unknown")),
-                fingerprint=fingerprint(body),
-                table=table,
-                connection=connection,
-                body=body,
-            )
-        )
-    return LiveState(connections, tables, tuple(jobs), frozenset(active_connections))
+    # A body is None when Polaris's retention deleted the job between the list and the read.
+    jobs = tuple(LiveJob.of(body, connections) for body in bodies if body is not None)
+    return LiveState(connections, tables, jobs, frozenset(active_connections))
+
+
+def _request(job: Mapping[str, Any]) -> Mapping[str, Any]:
+    echoed = job.get("spec")
+    return echoed if isinstance(echoed, Mapping) and "source" in echoed else job
 
 
 def _job_key(job: Mapping[str, Any]) -> tuple[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -143,12 +144,37 @@ def managed_fields(kind: Kind, desired: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(field for field in SERVER_CHOSEN[kind] if field in desired)
 
 
-def fingerprint(job_spec: Mapping[str, Any]) -> str:
-    """The identity of a batch job: sha256 of the canonical JSON of its normalized spec."""
-    canonical = json.dumps(
-        normalize(Kind.INGESTION_JOB, job_spec), sort_keys=True, separators=(",", ":")
-    )
+def fingerprint(job_spec: Mapping[str, Any], place: Mapping[str, str] | None = None) -> str:
+    """The identity of a batch job: sha256 of the canonical JSON of its normalized spec.
+
+    With `place` (the connection's endpoint, bucket and prefix, see identity.Place), the
+    connection's name is replaced by where it reads from: a renamed connection, or another
+    connection on the same bucket and prefix, reads the same objects, so the job is the same.
+    """
+    spec = normalize(Kind.INGESTION_JOB, job_spec)
+    if place is not None:
+        source = spec["source"]
+        source.pop("connectionName", None)
+        source["location"] = dict(place)
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+# Functions that aggregate rows (Polaris SQL, the Druid aggregators it exposes); a mapping whose
+# expression calls one is a rollup. Quoted identifiers and string literals are removed first, so
+# a column named "max" or a literal 'SUM(' is not mistaken for one.
+AGGREGATE_CALL = re.compile(
+    r"\b(SUM|MIN|MAX|COUNT|AVG|LATEST|EARLIEST|LATEST_BY|EARLIEST_BY|ANY_VALUE|APPROX_\w+|"
+    r"DS_\w+|HLL_SKETCH_\w+|THETA_SKETCH\w*|TUPLE_\w+|STDDEV\w*|VARIANCE\w*|VAR_\w+|"
+    r"BIT_AND|BIT_OR|BIT_XOR|ARRAY_AGG|STRING_AGG|LISTAGG|GROUPING)\s*\(",
+    re.IGNORECASE,
+)
+QUOTED = re.compile(r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'')
+
+
+def aggregates(expression: str) -> bool:
+    """Whether a mapping expression aggregates (and so the mapping is `isAggregation: true`)."""
+    return AGGREGATE_CALL.search(QUOTED.sub(" ", expression)) is not None
 
 
 def additions(spec: Mapping[str, Any]) -> list[FieldChange]:
@@ -214,14 +240,26 @@ def _job(spec: dict[str, Any]) -> dict[str, Any]:
         source.pop("pattern", None)
     source["inputSchema"] = sorted(source.get("inputSchema", []), key=lambda f: str(f.get("name")))
     spec["source"] = source
-    # Polaris does not echo isAggregation and appends a __count mapping to rollups, so neither can
-    # be part of a job's identity: both sides drop them (see polaris-api-notes.md, Jobs v1).
+    # Polaris appends a __count mapping to rollups, so it is not part of a job's identity; it does
+    # not echo isAggregation, which changes what lands in the table: where a spec leaves it out,
+    # it is derived from the expression (an aggregate call means aggregation), on both sides.
     mappings = [
         {k: v for k, v in mapping.items() if k != "isAggregation"}
         for mapping in spec.get("mappings", [])
     ]
+    explicit = [mapping.get("isAggregation") for mapping in spec.get("mappings", [])]
     spec["mappings"] = sorted(
-        (m for m in mappings if m != SERVER_ADDED_MAPPING), key=lambda m: str(m.get("columnName"))
+        (
+            {
+                **m,
+                "isAggregation": bool(
+                    aggregates(str(m.get("expression", ""))) if flag is None else flag
+                ),
+            }
+            for m, flag in zip(mappings, explicit, strict=True)
+            if m != SERVER_ADDED_MAPPING
+        ),
+        key=lambda m: str(m.get("columnName")),
     )
     target = dict(spec.get("target", {}))
     if not target.get("intervals"):

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import fnmatch
+import functools
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from reconciler.live import ACTIVE_STATUSES, LiveJob, LiveState
+from reconciler.identity import Overlap, Place, Reads, place_of, reads_of
+from reconciler.live import ACTIVE_STATUSES, KNOWN_STATUSES, LiveJob, LiveState
 from reconciler.model import KIND_ORDER, Kind, Resource
 from reconciler.normalize import (
     FieldChange,
@@ -156,7 +157,12 @@ def make_plan(
     resources = sorted(resources, key=lambda r: (KIND_ORDER.index(r.kind), r.name))
     changes: list[Change] = []
     errors: list[PlanError] = []
-    planners = {Kind.CONNECTION: _connection, Kind.TABLE: _table, Kind.INGESTION_JOB: _job}
+    places = connection_places(resources, live)
+    planners: dict[Kind, Callable[[Resource, LiveState, PlanOptions], Change | PlanError]] = {
+        Kind.CONNECTION: _connection,
+        Kind.TABLE: _table,
+        Kind.INGESTION_JOB: functools.partial(_job, places=places),
+    }
     for resource in resources:
         outcome = planners[resource.kind](resource, live, options)
         if isinstance(outcome, PlanError):
@@ -298,12 +304,32 @@ def _external(resource: Resource, exists: bool) -> Change | PlanError:
     )
 
 
-def _job(resource: Resource, live: LiveState, options: PlanOptions) -> Change:
+def connection_places(resources: Iterable[Resource], live: LiveState) -> dict[str, Place]:
+    """Where each connection reads from once the plan is applied: as declared, else as it is live."""
+    places = {name: place_of(connection) for name, connection in live.connections.items()}
+    places.update(
+        {
+            r.name: place_of(r.spec)
+            for r in resources
+            if r.kind == Kind.CONNECTION and not r.external and r.spec
+        }
+    )
+    return places
+
+
+def job_identity(spec: Mapping[str, Any], places: Mapping[str, Place]) -> tuple[str, Reads]:
+    """A manifest job's fingerprint (over its connection's place) and the objects it reads."""
+    place = places.get(str(spec["source"]["connectionName"]))
+    return fingerprint(spec, place.to_json() if place else None), reads_of(spec, place)
+
+
+def _job(
+    resource: Resource, live: LiveState, options: PlanOptions, places: Mapping[str, Place]
+) -> Change:
     spec = resource.spec
-    table, connection = spec["target"]["tableName"], spec["source"]["connectionName"]
-    mine = resource.fingerprint or fingerprint(spec)
-    candidates = live.jobs_for(table, connection)
-    same = [job for job in candidates if job.fingerprint == mine]
+    table = spec["target"]["tableName"]
+    mine, reads = job_identity(spec, places)
+    same = [job for job in live.by_fingerprint.get(mine, ()) if job.table == table]
 
     def change(
         action: Action,
@@ -318,14 +344,35 @@ def _job(resource: Resource, live: LiveState, options: PlanOptions) -> Change:
             fingerprint=mine, reingest=bool(warnings),
         )  # fmt: skip
 
-    # The job's identity is its spec, never metadata.name: a renamed manifest finds its job here.
+    # The job's identity is what it reads and how, never metadata.name or the connection's
+    # name: a renamed manifest, or a renamed connection, finds its job here.
     satisfied = [job for job in same if job.status in SATISFIED_STATUSES]
     if satisfied:
         job = _newest(satisfied)
         verb = {"completed": "already ingested by", "running": "being ingested by"}
+        via = ""
+        if job.connection != spec["source"]["connectionName"]:
+            via = (
+                f" through connection {job.connection} (same endpoint, bucket and prefix "
+                f"as {spec['source']['connectionName']})"
+            )
         return change(
-            Action.NOOP, f"{verb.get(job.status, 'queued as')} job {job.id} ({job.status})", job
+            Action.NOOP,
+            f"{verb.get(job.status, 'queued as')} job {job.id} ({job.status}){via}",
+            job,
         )
+    undecided = [job for job in same if job.status not in KNOWN_STATUSES]
+    if undecided:
+        job = _newest(undecided)
+        warning = (
+            f"UNKNOWN STATUS: job {job.id} with this very spec has execution status "
+            f"'{job.status}', so it may have ingested these objects; submitting again could "
+            "ingest them twice (apply refuses without --allow-reingest)"
+        )
+        reason = f"job {job.id} is {job.status}; whether it ingested is not known"
+        return change(Action.RESUBMIT, reason, job, warnings=(warning,))
+    others = _overlapping(table, reads, live, exclude={job.id for job in same})
+    warnings = _warnings(spec, table, others)
     if same:
         job = _newest(same)
         if job.status == "canceled" and not options.resubmit_canceled:
@@ -337,81 +384,73 @@ def _job(resource: Resource, live: LiveState, options: PlanOptions) -> Change:
             if job.status == "failed"
             else job.status
         )
-        return change(Action.RESUBMIT, f"job {job.id} {job.status} ({cause})", job)
-    warnings, previous = _reingestion(spec, candidates)
-    if previous is None:
-        return change(Action.CREATE, "no live job with this spec", warnings=tuple(warnings))
+        return change(
+            Action.RESUBMIT, f"job {job.id} {job.status} ({cause})", job, warnings=warnings
+        )
+    if not others:
+        return change(Action.CREATE, "no live job with this spec", warnings=warnings)
+    previous = _newest([overlap.item for overlap in others])
     before = normalize(Kind.INGESTION_JOB, previous.spec)
     changed = tuple(diff(before, normalize(Kind.INGESTION_JOB, spec)))
     reason = f"spec differs from job {previous.id} ({previous.status}) in {_fields(list(changed))}"
-    return change(Action.CREATE, reason, changed=changed, warnings=tuple(warnings))
+    return change(Action.CREATE, reason, changed=changed, warnings=warnings)
 
 
 def _newest(jobs: list[LiveJob]) -> LiveJob:
     return max(jobs, key=lambda job: str(job.body.get("createdTimestamp", "")))
 
 
-def _reingestion(
-    spec: Mapping[str, Any], candidates: list[LiveJob]
-) -> tuple[list[str], LiveJob | None]:
-    """Warnings for a new append job that reads objects an earlier job already ingested."""
-    overlapping = [
-        job for job in candidates if _overlap(spec["source"], job.spec.get("source", {}))
-    ]
-    previous = _newest(overlapping) if overlapping else None
+def _overlapping(
+    table: str, reads: Reads, live: LiveState, exclude: set[str]
+) -> list[Overlap[LiveJob]]:
+    """Live jobs into the table that read, or may read, an object this job reads."""
+    return [o for o in live.overlaps.find(table, reads) if o.item.id not in exclude]
+
+
+MAX_WARNINGS = 5  # per change; the rest are counted
+
+
+def _warnings(
+    spec: Mapping[str, Any], table: str, overlaps: list[Overlap[LiveJob]]
+) -> tuple[str, ...]:
+    """DOUBLE INGESTION (and undecidable overlap) warnings for a job that appends into `table`.
+
+    Only jobs that have ingested, are ingesting or may have (an unknown status) count; a failed
+    or canceled job added nothing. A replace job overwrites, so it never ingests twice.
+    """
     if spec.get("ingestionMode", "append") != "append":
-        return [], previous
-    warnings = [
-        f"DOUBLE INGESTION: job {job.id} ({job.status}) already "
-        f"{'ingested' if job.status == 'completed' else 'is ingesting'} objects this job selects "
-        f"into table {job.table}; applying appends the same rows again "
-        "(apply refuses without --allow-reingest)"
-        for job in sorted(overlapping, key=lambda j: j.id)
-        if job.status in SATISFIED_STATUSES
+        return ()
+    warnings = []
+    relevant = [
+        o
+        for o in overlaps
+        if o.item.status in SATISFIED_STATUSES or o.item.status not in KNOWN_STATUSES
     ]
-    return warnings, previous
-
-
-def _selection(source: Mapping[str, Any]) -> tuple[str, list[str]]:
-    """The object selector as (kind, keys relative to the bucket)."""
-    if source.get("uris"):
-        # s3://bucket/key -> key, so uris compare with objects and prefixes.
-        return "objects", [
-            uri.split("/", 3)[3] if uri.count("/") >= 3 else uri for uri in source["uris"]
-        ]
-    if source.get("objects"):
-        return "objects", list(source["objects"])
-    if source.get("prefixes"):
-        return "prefixes", list(source["prefixes"])
-    if source.get("pattern"):
-        return "pattern", [str(source["pattern"])]
-    return "none", []
-
-
-def _overlap(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    """Whether two sources may select a common object; errs towards yes."""
-    kind_a, keys_a = _selection(a)
-    kind_b, keys_b = _selection(b)
-    return any(_may_share(kind_a, x, kind_b, y) for x in keys_a for y in keys_b)
-
-
-def _may_share(kind_a: str, x: str, kind_b: str, y: str) -> bool:
-    if kind_a == "objects" and kind_b == "objects":
-        return x == y
-    if kind_b == "objects":
-        kind_a, x, kind_b, y = kind_b, y, kind_a, x
-    if kind_a == "objects":
-        # fnmatch's * also crosses "/", so a ** glob is matched generously, as it should be here.
-        return x.startswith(y) if kind_b == "prefixes" else fnmatch.fnmatchcase(x, y)
-    # Two prefixes or patterns may share objects when one literal stem extends the other.
-    stem_x, stem_y = _stem(x), _stem(y)
-    return stem_x.startswith(stem_y) or stem_y.startswith(stem_x)
-
-
-def _stem(selector: str) -> str:
-    """The literal part of a prefix or pattern, before its first wildcard."""
-    cut = min((i for i, ch in enumerate(selector) if ch in "*?[{"), default=len(selector))
-    return selector[:cut]
+    for overlap in sorted(relevant, key=lambda o: o.item.id)[:MAX_WARNINGS]:
+        job = overlap.item
+        done = {"completed": "already ingested", "pending": "is about to ingest"}.get(
+            job.status,
+            "is ingesting" if job.status == "running" else f"may have ingested ({job.status})",
+        )
+        example = f" (for example {overlap.example})" if overlap.example else ""
+        if overlap.uncertain:
+            warnings.append(
+                f"POSSIBLE DOUBLE INGESTION: job {job.id} ({job.status}, connection "
+                f"{job.connection}) into table {table} cannot be told apart from this one: "
+                f"{overlap.uncertain}{example}; uncertainty is never read as safe "
+                "(apply refuses without --allow-reingest)"
+            )
+        else:
+            warnings.append(
+                f"DOUBLE INGESTION: job {job.id} ({job.status}, connection {job.connection}) "
+                f"{done} objects this job selects{example} into table {table}; applying "
+                "appends the same rows again (apply refuses without --allow-reingest)"
+            )
+    if len(relevant) > MAX_WARNINGS:
+        warnings.append(
+            f"... and {len(relevant) - MAX_WARNINGS} more live jobs that read the same objects"
+        )
+    return tuple(warnings)
 
 
 def _prunes(unmanaged: list[tuple[Kind, str]], live: LiveState) -> list[Change]:

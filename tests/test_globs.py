@@ -10,10 +10,16 @@ from hypothesis import strategies as st
 
 from reconciler.globs import (
     GlobError,
+    Sequence,
+    intersects,
+    literal_pattern,
     literal_prefix,
     matches,
     pattern_meets_prefix,
     patterns_intersect,
+    restrict,
+    sequences,
+    witness,
 )
 
 PENGUINS = ["penguins/adelaide.json", "penguins/chinstrap.json", "penguins/emperor.json"]
@@ -105,3 +111,41 @@ def test_overlap_agrees_with_brute_force_over_short_keys(x: list[str], y: list[s
     elif patterns_intersect(a, b):  # claimed overlap without a short witness: look further
         longer = ["".join(c) for n in range(5, 9) for c in itertools.product(ALPHABET, repeat=n)]
         assert any(matches(a, key) and matches(b, key) for key in longer)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(glob_tokens, max_size=4), st.lists(glob_tokens, max_size=4))
+def test_a_witness_is_a_key_both_patterns_match(x: list[str], y: list[str]) -> None:
+    a, b = "".join(x), "".join(y)
+    for first in sequences(a):
+        for second in sequences(b):
+            key = witness(first, second)
+            if key is None:
+                assert not intersects(first, second)
+            else:
+                assert matches(a, key) and matches(b, key)
+
+
+def test_a_witness_names_a_readable_object() -> None:
+    brace, _gentoo = sequences("penguins/{adelaide,gentoo}.json")
+    assert witness(brace, literal_pattern("penguins/adelaide.json")) == "penguins/adelaide.json"
+    (anything,) = sequences("**.json")
+    key = witness(anything, sequences("exports/2026/*")[0])
+    assert key is not None and key.startswith("exports/2026/") and key.endswith(".json")
+
+
+def _matches_any(found: list[Sequence], key: str) -> bool:
+    return any(intersects(seq, literal_pattern(key)) for seq in found)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(glob_tokens, max_size=4), st.sampled_from(["", "a", "ab", "a/", "b/.", "/"]))
+def test_restricting_to_a_prefix_keeps_exactly_the_keys_under_it(
+    tokens: list[str], prefix: str
+) -> None:
+    pattern = "".join(tokens)
+    for sequence in sequences(pattern):
+        restricted = restrict(sequence, prefix)
+        for key in KEYS:
+            inside = intersects(sequence, literal_pattern(key)) and key.startswith(prefix)
+            assert _matches_any(restricted, key) is inside, (pattern, prefix, key)

@@ -13,39 +13,13 @@ from reconciler.plan import Action, make_plan
 from reconciler.validate import load_manifests
 from tests.cli import run
 from tests.fixtures import DEMO_SECRETS
-
-SECURITY_AUDIT = {
-    "type": "s3",
-    "name": "security-audit",
-    "bucket": "acme-security-audit",
-    "awsEndpoint": "s3.eu-west-1.amazonaws.com",
-}
-
-
-def external_connection_exists(client: PolarisClient) -> None:
-    """The security team's connection that manifests/weblogs declares as managed elsewhere."""
-    client.create_connection(SECURITY_AUDIT)
-
-
-def plan_json(*args: str) -> dict[str, Any]:
-    result = run("plan", "--format", "json", *args)
-    assert result.exit_code in (0, 2), result.stderr
-    return dict(result.json())
-
-
-def changes_by_name(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {change["name"]: change for change in plan["changes"]}
-
-
-def apply_all(*args: str) -> None:
-    result = run("apply", "--auto-approve", *args)
-    assert result.exit_code == 0, result.stdout + result.stderr
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    assert old in text, f"{old!r} not in {path}"
-    path.write_text(text.replace(old, new), encoding="utf-8")
+from tests.steps import (
+    apply_all,
+    changes_by_name,
+    edit,
+    external_connection_exists,
+    plan_json,
+)
 
 
 def test_a_fresh_project_plans_a_create_for_every_resource_with_a_reason(

@@ -1,0 +1,274 @@
+"""What a batch job reads, whatever its connection is called, and which live jobs read it too.
+
+A job reads objects of one S3 location: the connection's endpoint and bucket, limited to the
+connection's `prefix`, chosen by one selector (`uris`, `objects`, `prefixes` or `pattern`). Two
+jobs read a common object when their locations agree and a key matches both selectors; a renamed
+connection, or a second connection on the same bucket, changes nothing about that.
+
+`OverlapIndex` answers "which live jobs into this table read an object this job reads?" in time
+linear in the number of keys asked about: keys and the literal stems of patterns are looked up
+in dictionaries, and only jobs whose stems can meet are compared token by token.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from reconciler.globs import (
+    GlobError,
+    Sequence,
+    is_literal,
+    literal_pattern,
+    prefix_pattern,
+    restrict,
+    sequences,
+    stem,
+    witness,
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a connection's objects live: endpoint and bucket, normalized, and its key prefix."""
+
+    endpoint: str
+    bucket: str
+    prefix: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        """The place as it enters a job's fingerprint."""
+        return {"endpoint": self.endpoint, "bucket": self.bucket, "prefix": self.prefix}
+
+
+def normalize_endpoint(endpoint: str) -> str:
+    """`https://S3.us-east-1.amazonaws.com./` and `s3.us-east-1.amazonaws.com` are one endpoint."""
+    text = endpoint.strip().lower()
+    if "://" in text:
+        text = text.split("://", 1)[1]
+    text = text.split("/", 1)[0]
+    host, colon, port = text.rpartition(":")
+    if colon and port.isdigit():
+        text = host if port == "443" else f"{host.rstrip('.')}:{port}"
+    return text.rstrip(".")
+
+
+def place_of(connection: Mapping[str, Any]) -> Place:
+    """The place an S3 connection (a manifest spec or a live connection) reads from."""
+    return Place(
+        normalize_endpoint(str(connection.get("awsEndpoint") or "")),
+        str(connection.get("bucket") or "").lower(),
+        str(connection.get("prefix") or ""),
+    )
+
+
+@dataclass(frozen=True)
+class Reads:
+    """The objects a job reads: per bucket, key sequences (globs over full object keys).
+
+    `place` is None when the job's connection is unknown (deleted since): its keys are then
+    compared without a location, and any overlap is uncertain. `problem` says why the selector
+    cannot be analysed at all (every job into the table may then overlap).
+    """
+
+    connection: str
+    place: Place | None
+    keys: tuple[tuple[str, Sequence], ...] = ()  # (bucket, sequence)
+    problem: str | None = None
+
+    @property
+    def endpoint(self) -> str | None:
+        """The normalized endpoint, when the connection is known."""
+        return self.place.endpoint if self.place else None
+
+
+def reads_of(spec: Mapping[str, Any], place: Place | None) -> Reads:
+    """Resolve a job spec (manifest or live) to the objects it reads."""
+    source = spec.get("source") or {}
+    connection = str(source.get("connectionName", ""))
+    bucket = place.bucket if place else ""
+    prefix = place.prefix if place else ""
+    keyed: list[tuple[str, Sequence]] = []
+    try:
+        if source.get("uris"):
+            for uri in source["uris"]:
+                uri_bucket, key = _split_uri(str(uri))
+                keyed += [
+                    (uri_bucket or bucket, seq) for seq in _within(literal_pattern(key), prefix)
+                ]
+        elif source.get("objects"):
+            for key in source["objects"]:
+                keyed += [(bucket, seq) for seq in _within(literal_pattern(str(key)), prefix)]
+        elif source.get("prefixes"):
+            for key_prefix in source["prefixes"]:
+                keyed += [(bucket, seq) for seq in _within(prefix_pattern(str(key_prefix)), prefix)]
+        elif source.get("pattern"):
+            for seq in sequences(str(source["pattern"])):
+                keyed += [(bucket, restricted) for restricted in _within(seq, prefix)]
+        else:
+            return Reads(
+                connection,
+                place,
+                problem="it names no objects (no uris, objects, prefixes or pattern)",
+            )
+    except GlobError as error:
+        return Reads(connection, place, problem=f"its pattern cannot be analysed ({error})")
+    return Reads(connection, place, tuple(keyed))
+
+
+def _split_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket/key` -> (bucket, key); anything else is read as a key of the connection."""
+    if uri.lower().startswith("s3://"):
+        bucket, _, key = uri[5:].partition("/")
+        return bucket.lower(), key
+    return "", uri
+
+
+def _within(sequence: Sequence, prefix: str) -> list[Sequence]:
+    # The guide says a connection's prefix limits the objects available through it; it does not
+    # say whether a job's keys are relative to it. Keys are read as full bucket keys (as `uris`
+    # are), limited to the prefix; a selector that could select nothing that way is read relative
+    # to the prefix instead, so that neither reading can hide an overlap.
+    if not prefix:
+        return [sequence]
+    inside = restrict(sequence, prefix)
+    return inside or [(*literal_pattern(prefix), *sequence)]
+
+
+@dataclass(frozen=True)
+class Overlap(Generic[T]):
+    """A live job that reads (or may read) an object the asking job reads."""
+
+    item: T
+    reads: Reads
+    example: str | None  # an object key both read, when one can be named
+    uncertain: str | None = None  # why overlap cannot be decided, when it cannot
+
+
+@dataclass
+class _Bucket(Generic[T]):
+    """One location's sequences, indexed by literal key and by literal stem."""
+
+    exact: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    stems: dict[str, list[tuple[int, Sequence]]] = field(default_factory=lambda: defaultdict(list))
+    lengths: list[int] = field(default_factory=list)
+    ordered: list[str] = field(default_factory=list)  # every exact key and stem, sorted
+
+    def add(self, entry: int, sequence: Sequence) -> None:
+        if is_literal(sequence):
+            self.exact[stem(sequence)].append(entry)
+        else:
+            self.stems[stem(sequence)].append((entry, sequence))
+
+    def freeze(self) -> None:
+        self.lengths = sorted({len(s) for s in self.stems})
+        self.ordered = sorted(set(self.exact) | set(self.stems))
+
+
+class OverlapIndex(Generic[T]):
+    """Live jobs by table and location, to find the ones that read what a new job reads."""
+
+    def __init__(self, jobs: Iterable[tuple[T, str, Reads]]) -> None:
+        """`jobs`: (item, target table, what it reads)."""
+        self.entries: list[tuple[T, Reads]] = []
+        self.buckets: dict[tuple[str, str | None, str], _Bucket[T]] = defaultdict(_Bucket)
+        self.opaque: dict[str, list[int]] = defaultdict(list)
+        self.comparisons = 0  # sequence comparisons made, so tests can see the work is linear
+        for item, table, reads in jobs:
+            entry = len(self.entries)
+            self.entries.append((item, reads))
+            if reads.problem:
+                self.opaque[table].append(entry)
+            for bucket, sequence in reads.keys:
+                # A job whose connection is gone is filed without a location; every query
+                # also looks there, comparing keys alone.
+                self.buckets[(table, reads.endpoint, bucket if reads.place else "")].add(
+                    entry, sequence
+                )
+        for index in self.buckets.values():
+            index.freeze()
+
+    def find(self, table: str, reads: Reads) -> list[Overlap[T]]:
+        """Live jobs into `table` that read, or may read, an object `reads` covers."""
+        found: dict[int, Overlap[T]] = {}
+        for entry in self.opaque.get(table, ()):
+            item, theirs = self.entries[entry]
+            found[entry] = Overlap(item, theirs, None, f"job's selector: {theirs.problem}")
+        if reads.problem:
+            for (where_table, _, _), index in self.buckets.items():
+                if where_table != table:
+                    continue
+                for entry in _all_entries(index):
+                    item, theirs = self.entries[entry]
+                    found.setdefault(
+                        entry, Overlap(item, theirs, None, f"this job's selector: {reads.problem}")
+                    )
+            return [found[entry] for entry in sorted(found)]
+        for bucket, sequence in reads.keys:
+            places = [(table, reads.endpoint, bucket if reads.place else "")]
+            if reads.place is not None:
+                places.append((table, None, ""))  # live jobs whose connection is gone
+            for place in places:
+                located = self.buckets.get(place)
+                if located is not None:
+                    self._search(located, sequence, found, located=place[1] is not None)
+        return [found[entry] for entry in sorted(found)]
+
+    def _search(
+        self, index: _Bucket[T], sequence: Sequence, found: dict[int, Overlap[T]], located: bool
+    ) -> None:
+        def record(entry: int, example: str) -> None:
+            item, theirs = self.entries[entry]
+            uncertain = None
+            if not located:
+                uncertain = (
+                    f"its connection {theirs.connection} no longer exists, so where it read from "
+                    "is unknown; its keys overlap"
+                )
+            found[entry] = Overlap(item, theirs, example, uncertain)
+
+        def compare(entry: int, theirs: Sequence) -> None:
+            if entry in found:
+                return
+            self.comparisons += 1
+            example = witness(sequence, theirs)
+            if example is not None:
+                record(entry, example)
+
+        mine = stem(sequence)
+        literal = is_literal(sequence)
+        if literal:
+            for entry in index.exact.get(mine, ()):
+                if entry not in found:
+                    self.comparisons += 1
+                    record(entry, mine)
+        # Patterns whose stem is a prefix of mine may match what I match.
+        for length in index.lengths:
+            if length > len(mine):
+                break
+            for entry, theirs in index.stems.get(mine[:length], ()):
+                compare(entry, theirs)
+        if literal:
+            return
+        # Keys and stems that extend my stem may match my pattern.
+        start = bisect.bisect_left(index.ordered, mine)
+        for position in range(start, len(index.ordered)):
+            text = index.ordered[position]
+            if not text.startswith(mine):
+                break
+            for entry in index.exact.get(text, ()):
+                compare(entry, literal_pattern(text))
+            if len(text) > len(mine):
+                for entry, theirs in index.stems.get(text, ()):
+                    compare(entry, theirs)
+
+
+def _all_entries(index: _Bucket[Any]) -> set[int]:
+    entries = {entry for entries in index.exact.values() for entry in entries}
+    entries |= {entry for pairs in index.stems.values() for entry, _ in pairs}
+    return entries

@@ -1,0 +1,46 @@
+"""Steps a user takes in the tests: plan, apply and edit manifests, through the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from reconciler.client import PolarisClient
+from tests.cli import run
+
+SECURITY_AUDIT = {
+    "type": "s3",
+    "name": "security-audit",
+    "bucket": "acme-security-audit",
+    "awsEndpoint": "s3.eu-west-1.amazonaws.com",
+}
+
+
+def external_connection_exists(client: PolarisClient) -> None:
+    """The security team's connection that manifests/weblogs declares as managed elsewhere."""
+    client.create_connection(SECURITY_AUDIT)
+
+
+def plan_json(*args: str) -> dict[str, Any]:
+    """`reconciler plan --format json ARGS`, which must succeed."""
+    result = run("plan", "--format", "json", *args)
+    assert result.exit_code in (0, 2), result.stderr
+    return dict(result.json())
+
+
+def changes_by_name(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A plan's changes by resource name."""
+    return {change["name"]: change for change in plan["changes"]}
+
+
+def apply_all(*args: str) -> None:
+    """`reconciler apply --auto-approve ARGS`, which must succeed."""
+    result = run("apply", "--auto-approve", *args)
+    assert result.exit_code == 0, result.stdout + result.stderr
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace text in a manifest, which must contain it."""
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new), encoding="utf-8")

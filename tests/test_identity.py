@@ -1,0 +1,294 @@
+"""Data identity: a job is what it reads and how, so no object is ingested twice by accident.
+
+Each scenario is one an adversarial user tried: a renamed connection, a second connection on the
+same bucket, a brace pattern, a revert to a failed version, statuses the tool does not know.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.client import PolarisClient
+from reconciler.emulator import Emulator
+from tests.cli import run
+from tests.guide import GUIDE_JOB
+from tests.steps import apply_all, changes_by_name, edit, external_connection_exists, plan_json
+
+KOALAS_URI = "s3://demo-bucket/polaris-ingest/demo-file.json.gz"
+SECOND_CONNECTION = """---
+apiVersion: reconciler/v1
+kind: Connection
+metadata:
+  name: demo-conn-role
+spec:
+  type: s3
+  bucket: demo-bucket
+  awsEndpoint: {endpoint}
+  awsAssumedRoleArn: arn:aws:iam::012345678901:role/demo-role
+{extra}"""
+
+
+def job_count(client: PolarisClient) -> int:
+    return len(list(client.iter_jobs()))
+
+
+def add_second_connection(workspace: Path, endpoint: str, extra: str = "") -> None:
+    """A second connection on the guide's bucket, authenticated by role instead of keys."""
+    path = workspace / "guide" / "demo-conn.yaml"
+    path.write_text(
+        path.read_text(encoding="utf-8") + SECOND_CONNECTION.format(endpoint=endpoint, extra=extra),
+        encoding="utf-8",
+    )
+
+
+def refused(*args: str) -> str:
+    """Run apply, which must refuse and name the flag that would allow it; return stderr."""
+    result = run("apply", "--auto-approve", *args)
+    assert result.exit_code == 1, result.stdout + result.stderr
+    assert "--allow-reingest" in result.stderr
+    return result.stderr
+
+
+def test_renamed_connection_never_ingests_twice(
+    served: Any, workspace: Path, client: PolarisClient
+) -> None:
+    external_connection_exists(client)
+    apply_all()
+    before = job_count(client)
+    edit(workspace / "guide" / "demo-conn.yaml", "name: demo-conn\n", "name: demo-conn-v2\n")
+    edit(
+        workspace / "guide" / "koalas-job.yaml",
+        "connectionName: demo-conn\n",
+        "connectionName: demo-conn-v2\n",
+    )
+    koalas = changes_by_name(plan_json())["koalas-demo-file"]
+    assert koalas["action"] == "noop", koalas
+    assert "through connection demo-conn (same endpoint, bucket and prefix" in koalas["reason"]
+    apply_all()
+    assert client.get_connection("demo-conn-v2") is not None
+    assert job_count(client) == before
+
+
+def test_a_job_moved_to_a_second_connection_on_the_same_bucket_is_not_ingested_again(
+    served: Any, workspace: Path, client: PolarisClient
+) -> None:
+    external_connection_exists(client)
+    apply_all()
+    before = job_count(client)
+    # The same endpoint, spelled with a scheme, capitals and a trailing dot.
+    add_second_connection(workspace, "https://S3.us-east-1.amazonaws.com.")
+    edit(
+        workspace / "guide" / "koalas-job.yaml",
+        "connectionName: demo-conn\n",
+        "connectionName: demo-conn-role\n",
+    )
+    koalas = changes_by_name(plan_json())["koalas-demo-file"]
+    assert koalas["action"] == "noop", koalas
+    apply_all()
+    assert job_count(client) == before
+
+
+def test_the_same_objects_through_a_connection_with_a_prefix_are_double_ingestion(
+    served: Any, workspace: Path, client: PolarisClient
+) -> None:
+    external_connection_exists(client)
+    apply_all()
+    live_job = changes_by_name(plan_json())["koalas-demo-file"]["jobId"]
+    before = job_count(client)
+    add_second_connection(workspace, "s3.us-east-1.amazonaws.com", "  prefix: polaris-ingest/\n")
+    koalas_file = workspace / "guide" / "koalas-job.yaml"
+    edit(koalas_file, "connectionName: demo-conn\n", "connectionName: demo-conn-role\n")
+    edit(koalas_file, f"uris:\n      - {KOALAS_URI}\n", "objects: [demo-file.json.gz]\n")
+    koalas = changes_by_name(plan_json())["koalas-demo-file"]
+    assert koalas["action"] == "create" and koalas["reingest"] is True
+    (warning,) = koalas["warnings"]
+    assert warning.startswith(f"DOUBLE INGESTION: job {live_job} (completed, connection demo-conn)")
+    assert "for example polaris-ingest/demo-file.json.gz" in warning
+    refused()
+    assert job_count(client) == before
+    apply_all("--allow-reingest")
+    assert job_count(client) == before + 1
+
+
+def test_a_brace_pattern_after_one_of_its_objects_was_ingested_is_double_ingestion(
+    served: Any, workspace: Path, client: PolarisClient
+) -> None:
+    external_connection_exists(client)
+    koalas_file = workspace / "guide" / "koalas-job.yaml"
+    edit(koalas_file, KOALAS_URI, "s3://demo-bucket/penguins/adelaide.json")
+    apply_all()
+    before = job_count(client)
+    edit(
+        koalas_file,
+        "uris:\n      - s3://demo-bucket/penguins/adelaide.json\n",
+        'pattern: "penguins/{adelaide,gentoo}.json"\n',
+    )
+    koalas = changes_by_name(plan_json())["koalas-demo-file"]
+    assert koalas["action"] == "create" and koalas["reingest"] is True
+    assert "for example penguins/adelaide.json" in koalas["warnings"][0]
+    refused()
+    assert job_count(client) == before
+
+
+def test_a_pattern_that_reads_other_objects_is_a_plain_create(
+    served: Any, workspace: Path, client: PolarisClient
+) -> None:
+    external_connection_exists(client)
+    koalas_file = workspace / "guide" / "koalas-job.yaml"
+    edit(koalas_file, KOALAS_URI, "s3://demo-bucket/penguins/adelaide.json")
+    apply_all()
+    edit(
+        koalas_file,
+        "uris:\n      - s3://demo-bucket/penguins/adelaide.json\n",
+        'pattern: "penguins/{emperor,gentoo}.json"\n',
+    )
+    koalas = changes_by_name(plan_json())["koalas-demo-file"]
+    assert koalas["action"] == "create" and "warnings" not in koalas
+    before = job_count(client)
+    apply_all()
+    assert job_count(client) == before + 1
+
+
+def test_reverting_to_a_failed_version_after_a_fixed_one_completed_is_never_resubmitted_silently(
+    served: Any, workspace: Path, client: PolarisClient, emulator: Emulator
+) -> None:
+    external_connection_exists(client)
+    emulator.hold_jobs()
+    apply_all()
+    v1 = changes_by_name(plan_json())["koalas-demo-file"]["jobId"]
+    emulator.fail_job(v1, code="cannot_parse_source", message="bad expression")
+    koalas_file = workspace / "guide" / "koalas-job.yaml"
+    edit(koalas_file, "expression: '\"city\"'", "expression: 'UPPER(\"city\")'")
+    fixed = changes_by_name(plan_json())["koalas-demo-file"]
+    assert fixed["action"] == "create" and "warnings" not in fixed  # v1 ingested nothing
+    apply_all()
+    v2 = changes_by_name(plan_json())["koalas-demo-file"]["jobId"]
+    emulator.complete_job(v2)
+    edit(koalas_file, "expression: 'UPPER(\"city\")'", "expression: '\"city\"'")
+    reverted = changes_by_name(plan_json())["koalas-demo-file"]
+    assert (reverted["action"], reverted["jobId"]) == ("resubmit", v1)
+    assert reverted["reingest"] is True
+    assert reverted["warnings"][0].startswith(f"DOUBLE INGESTION: job {v2} (completed")
+    before = job_count(client)
+    refused()
+    assert job_count(client) == before
+
+
+def test_a_job_with_an_unknown_status_is_never_resubmitted_without_a_flag(
+    served: Any, workspace: Path, client: PolarisClient, emulator: Emulator
+) -> None:
+    external_connection_exists(client)
+    emulator.hold_jobs()
+    apply_all()
+    job_id = changes_by_name(plan_json())["koalas-demo-file"]["jobId"]
+    emulator.set_job_status(job_id, "unknown")
+    koalas = changes_by_name(plan_json())["koalas-demo-file"]
+    assert (koalas["action"], koalas["status"], koalas["reingest"]) == ("resubmit", "unknown", True)
+    assert koalas["warnings"][0].startswith(f"UNKNOWN STATUS: job {job_id}")
+    before = job_count(client)
+    assert "UNKNOWN STATUS" in refused()
+    assert job_count(client) == before
+
+
+def test_a_live_job_whose_connection_is_gone_makes_overlap_uncertain_and_apply_refuses(
+    served: Any, workspace: Path, client: PolarisClient
+) -> None:
+    external_connection_exists(client)
+    client.create_connection(
+        {"type": "s3", "name": "old-conn", "bucket": "demo-bucket", "awsEndpoint": "s3.x"}
+    )
+    old = client.create_job(
+        {**GUIDE_JOB, "source": {**GUIDE_JOB["source"], "connectionName": "old-conn"}}
+    )
+    assert client.get_job(old["id"])["executionStatus"] == "completed"  # type: ignore[index]
+    client.delete_connection("old-conn")
+    koalas = changes_by_name(plan_json())["koalas-demo-file"]
+    assert koalas["action"] == "create" and koalas["reingest"] is True
+    (warning,) = koalas["warnings"]
+    assert warning.startswith(f"POSSIBLE DOUBLE INGESTION: job {old['id']} (completed")
+    assert "connection old-conn no longer exists" in warning
+    before = job_count(client)
+    refused()
+    assert job_count(client) == before
+
+
+def test_a_live_pattern_the_tool_cannot_analyse_makes_overlap_uncertain(
+    served: Any, workspace: Path, client: PolarisClient
+) -> None:
+    external_connection_exists(client)
+    client.create_connection(
+        {"type": "s3", "name": "other", "bucket": "other-bucket", "awsEndpoint": "s3.x"}
+    )
+    source = {k: v for k, v in GUIDE_JOB["source"].items() if k != "uris"}
+    client.create_job(
+        {**GUIDE_JOB, "source": {**source, "connectionName": "other", "pattern": "a/{b,{c}}"}}
+    )
+    koalas = changes_by_name(plan_json())["koalas-demo-file"]
+    assert koalas["reingest"] is True
+    assert "pattern cannot be analysed" in koalas["warnings"][0]
+    refused()
+
+
+@pytest.mark.parametrize(
+    ("status", "drift_status", "changes"),
+    [
+        ("pending", "in-sync", False),
+        ("running", "in-sync", False),
+        ("completed", "in-sync", False),
+        ("failed", "failed", True),
+        ("canceled", "in-sync", False),
+        ("unknown", "unknown", True),
+    ],
+)
+def test_plan_and_drift_agree_on_every_job_status(
+    served: Any,
+    workspace: Path,
+    client: PolarisClient,
+    emulator: Emulator,
+    status: str,
+    drift_status: str,
+    changes: bool,
+) -> None:
+    external_connection_exists(client)
+    emulator.hold_jobs()
+    apply_all()
+    job_id = changes_by_name(plan_json())["koalas-demo-file"]["jobId"]
+    if status == "failed":
+        emulator.fail_job(job_id)
+    elif status == "canceled":
+        client.cancel_job(job_id)
+    elif status == "completed":
+        emulator.complete_job(job_id)
+    elif status != "pending":
+        emulator.set_job_status(job_id, status)
+    planned = run("plan", "--detailed-exitcode")
+    drift = run("drift", "--format", "json")
+    assert planned.exit_code == (2 if changes else 0), planned.stdout
+    assert drift.exit_code == planned.exit_code, drift.stdout
+    entry = next(e for e in drift.json()["drift"] if e["name"] == "koalas-demo-file")
+    assert entry["status"] == drift_status
+    if status == "canceled":
+        assert "canceled" in entry["detail"] and "--resubmit-canceled" in entry["detail"]
+
+
+def test_flipping_is_aggregation_after_plan_out_makes_the_saved_plan_stale(
+    served: Any, workspace: Path, client: PolarisClient
+) -> None:
+    external_connection_exists(client)
+    apply_all()
+    assert run("plan", "--out", "plan.json").exit_code == 0
+    koalas_file = workspace / "guide" / "koalas-job.yaml"
+    edit(koalas_file, "isAggregation: true", "isAggregation: false")
+    before = job_count(client)
+    result = run("apply", "--auto-approve", "plan.json")
+    assert result.exit_code == 1
+    assert "the saved plan is stale" in result.stderr
+    assert job_count(client) == before
+    flipped = changes_by_name(plan_json())["koalas-demo-file"]
+    assert flipped["action"] == "create" and flipped["reingest"] is True
+    assert "mappings" in str(flipped["diff"])
+    edit(koalas_file, "isAggregation: false", "isAggregation: true")
+    assert changes_by_name(plan_json())["koalas-demo-file"]["action"] == "noop"
