@@ -11,9 +11,15 @@ from typing import Any
 
 import pytest
 
+from reconciler.apply import Applier, ApplyOptions, Outcome
 from reconciler.client import PolarisClient
 from reconciler.emulator import Emulator
+from reconciler.live import read_live
+from reconciler.model import Kind
+from reconciler.plan import Action, make_plan
+from reconciler.validate import load_manifests
 from tests.cli import run
+from tests.fixtures import DEMO_SECRETS, ROOT
 from tests.guide import GUIDE_JOB
 from tests.steps import apply_all, changes_by_name, edit, external_connection_exists, plan_json
 
@@ -292,3 +298,63 @@ def test_flipping_is_aggregation_after_plan_out_makes_the_saved_plan_stale(
     assert "mappings" in str(flipped["diff"])
     edit(koalas_file, "isAggregation: false", "isAggregation: true")
     assert changes_by_name(plan_json())["koalas-demo-file"]["action"] == "noop"
+
+
+def apply_guide_after(client: PolarisClient, meanwhile: dict[str, Any], **options: Any) -> Outcome:
+    """Plan the guide's manifests, let another apply submit `meanwhile`, then apply the plan."""
+    manifests = load_manifests([str(ROOT / "manifests" / "guide")], DEMO_SECRETS)
+    live = read_live(client, manifests.resources)
+    plan = make_plan(manifests.resources, live)
+    assert {c.name: c.action for c in plan.changes}["koalas-demo-file"] is Action.CREATE
+    client.create_connection(
+        {
+            "name": "elsewhere",
+            "type": "s3",
+            "bucket": "demo-bucket",
+            "awsEndpoint": "S3.US-EAST-1.amazonaws.com",
+        }
+    )
+    client.create_job(
+        {**meanwhile, "source": {**meanwhile["source"], "connectionName": "elsewhere"}}
+    )
+    resources = {r.key: r for r in manifests.resources}
+    applier = Applier(client, resources, ApplyOptions(**options), sleep=lambda s: None, live=live)
+    result = applier.run(plan)
+    return next(o for o in result.outcomes if o.change.kind is Kind.INGESTION_JOB)
+
+
+def test_apply_refuses_a_job_when_one_reading_the_same_objects_appeared_since_the_plan(
+    client: PolarisClient,
+) -> None:
+    schema = [*GUIDE_JOB["source"]["inputSchema"], {"dataType": "string", "name": "country"}]
+    other = {**GUIDE_JOB, "source": {**GUIDE_JOB["source"], "inputSchema": schema}}
+    koalas = apply_guide_after(client, other)
+    (meanwhile,) = client.iter_jobs()
+    assert koalas.status == "failed"
+    assert koalas.message.startswith(
+        f"refused: job {meanwhile['id']} (completed, connection elsewhere) was submitted after "
+        "the plan was made and reads objects this job reads (for example "
+        "polaris-ingest/demo-file.json.gz)"
+    )
+    assert "--allow-reingest" in koalas.message
+
+
+def test_apply_with_allow_reingest_submits_despite_a_job_that_appeared_since_the_plan(
+    client: PolarisClient,
+) -> None:
+    schema = [*GUIDE_JOB["source"]["inputSchema"], {"dataType": "string", "name": "country"}]
+    other = {**GUIDE_JOB, "source": {**GUIDE_JOB["source"], "inputSchema": schema}}
+    koalas = apply_guide_after(client, other, allow_reingest=True)
+    assert (koalas.status, koalas.message.split(" as job")[0]) == ("done", "submitted")
+    assert job_count(client) == 2
+
+
+def test_apply_finds_the_same_job_submitted_meanwhile_through_another_connection(
+    client: PolarisClient,
+) -> None:
+    koalas = apply_guide_after(client, GUIDE_JOB)
+    (meanwhile,) = client.iter_jobs()
+    assert (koalas.status, koalas.message) == (
+        "done",
+        f"already submitted as job {meanwhile['id']}",
+    )
