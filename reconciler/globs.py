@@ -60,6 +60,7 @@ class Token:
 Sequence = tuple[Token, ...]
 
 
+@functools.lru_cache(maxsize=4096)
 def _literal(char: str) -> Token:
     return Token(CharSet(((ord(char), ord(char)),)))
 

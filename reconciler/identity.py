@@ -16,7 +16,7 @@ import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from reconciler.globs import (
     GlobError,
@@ -67,6 +67,26 @@ def place_of(connection: Mapping[str, Any]) -> Place:
     )
 
 
+class Keys(NamedTuple):
+    """Keys of one bucket a selector reads: one literal key, or a glob sequence over keys."""
+
+    bucket: str
+    stem: str  # the literal text every key starts with (the whole key when `tokens` is None)
+    tokens: Sequence | None = None  # None: exactly the key `stem` (kept as text: cheap)
+
+    @property
+    def sequence(self) -> Sequence:
+        """The keys as a glob sequence, for comparison token by token."""
+        return literal_pattern(self.stem) if self.tokens is None else self.tokens
+
+    @classmethod
+    def glob(cls, bucket: str, sequence: Sequence) -> Keys:
+        """Keys matched by a sequence (a literal sequence becomes a literal key)."""
+        if is_literal(sequence):
+            return cls(bucket, stem(sequence))
+        return cls(bucket, stem(sequence), sequence)
+
+
 @dataclass(frozen=True)
 class Reads:
     """The objects a job reads: per bucket, key sequences (globs over full object keys).
@@ -78,7 +98,7 @@ class Reads:
 
     connection: str
     place: Place | None
-    keys: tuple[tuple[str, Sequence], ...] = ()  # (bucket, sequence)
+    keys: tuple[Keys, ...] = ()
     problem: str | None = None
 
     @property
@@ -93,29 +113,24 @@ def reads_of(spec: Mapping[str, Any], place: Place | None) -> Reads:
     connection = str(source.get("connectionName", ""))
     bucket = place.bucket if place else ""
     prefix = place.prefix if place else ""
-    keyed: list[tuple[str, Sequence]] = []
+    keyed: list[Keys] = []
     try:
         if source.get("uris"):
             for uri in source["uris"]:
                 uri_bucket, key = _split_uri(str(uri))
-                keyed += [
-                    (uri_bucket or bucket, seq) for seq in _within(literal_pattern(key), prefix)
-                ]
+                keyed.append(Keys(uri_bucket or bucket, _key_within(key, prefix)))
         elif source.get("objects"):
-            for key in source["objects"]:
-                keyed += [(bucket, seq) for seq in _within(literal_pattern(str(key)), prefix)]
+            keyed += [Keys(bucket, _key_within(str(key), prefix)) for key in source["objects"]]
         elif source.get("prefixes"):
             for key_prefix in source["prefixes"]:
-                keyed += [(bucket, seq) for seq in _within(prefix_pattern(str(key_prefix)), prefix)]
+                inside = _prefix_within(str(key_prefix), prefix)
+                keyed.append(Keys(bucket, inside, prefix_pattern(inside)))
         elif source.get("pattern"):
             for seq in sequences(str(source["pattern"])):
-                keyed += [(bucket, restricted) for restricted in _within(seq, prefix)]
+                keyed += [Keys.glob(bucket, inside) for inside in _within(seq, prefix)]
         else:
-            return Reads(
-                connection,
-                place,
-                problem="it names no objects (no uris, objects, prefixes or pattern)",
-            )
+            problem = "it names no objects (no uris, objects, prefixes or pattern)"
+            return Reads(connection, place, problem=problem)
     except GlobError as error:
         return Reads(connection, place, problem=f"its pattern cannot be analysed ({error})")
     return Reads(connection, place, tuple(keyed))
@@ -129,11 +144,23 @@ def _split_uri(uri: str) -> tuple[str, str]:
     return "", uri
 
 
+# The guide says a connection's prefix limits the objects available through it; it does not say
+# whether a job's keys are relative to it. Keys are read as full bucket keys (as `uris` are),
+# limited to the prefix; a selector that could select nothing that way is read relative to the
+# prefix instead, so that neither reading can hide an overlap.
+
+
+def _key_within(key: str, prefix: str) -> str:
+    return key if key.startswith(prefix) else prefix + key
+
+
+def _prefix_within(key_prefix: str, prefix: str) -> str:
+    if key_prefix.startswith(prefix):
+        return key_prefix
+    return prefix if prefix.startswith(key_prefix) else prefix + key_prefix
+
+
 def _within(sequence: Sequence, prefix: str) -> list[Sequence]:
-    # The guide says a connection's prefix limits the objects available through it; it does not
-    # say whether a job's keys are relative to it. Keys are read as full bucket keys (as `uris`
-    # are), limited to the prefix; a selector that could select nothing that way is read relative
-    # to the prefix instead, so that neither reading can hide an overlap.
     if not prefix:
         return [sequence]
     inside = restrict(sequence, prefix)
@@ -159,11 +186,11 @@ class _Bucket(Generic[T]):
     lengths: list[int] = field(default_factory=list)
     ordered: list[str] = field(default_factory=list)  # every exact key and stem, sorted
 
-    def add(self, entry: int, sequence: Sequence) -> None:
-        if is_literal(sequence):
-            self.exact[stem(sequence)].append(entry)
+    def add(self, entry: int, keys: Keys) -> None:
+        if keys.tokens is None:
+            self.exact[keys.stem].append(entry)
         else:
-            self.stems[stem(sequence)].append((entry, sequence))
+            self.stems[keys.stem].append((entry, keys.tokens))
 
     def freeze(self) -> None:
         self.lengths = sorted({len(s) for s in self.stems})
@@ -184,11 +211,11 @@ class OverlapIndex(Generic[T]):
             self.entries.append((item, reads))
             if reads.problem:
                 self.opaque[table].append(entry)
-            for bucket, sequence in reads.keys:
+            for keys in reads.keys:
                 # A job whose connection is gone is filed without a location; every query
                 # also looks there, comparing keys alone.
-                self.buckets[(table, reads.endpoint, bucket if reads.place else "")].add(
-                    entry, sequence
+                self.buckets[(table, reads.endpoint, keys.bucket if reads.place else "")].add(
+                    entry, keys
                 )
         for index in self.buckets.values():
             index.freeze()
@@ -209,18 +236,18 @@ class OverlapIndex(Generic[T]):
                         entry, Overlap(item, theirs, None, f"this job's selector: {reads.problem}")
                     )
             return [found[entry] for entry in sorted(found)]
-        for bucket, sequence in reads.keys:
-            places = [(table, reads.endpoint, bucket if reads.place else "")]
+        for keys in reads.keys:
+            places = [(table, reads.endpoint, keys.bucket if reads.place else "")]
             if reads.place is not None:
                 places.append((table, None, ""))  # live jobs whose connection is gone
             for place in places:
                 located = self.buckets.get(place)
                 if located is not None:
-                    self._search(located, sequence, found, located=place[1] is not None)
+                    self._search(located, keys, found, located=place[1] is not None)
         return [found[entry] for entry in sorted(found)]
 
     def _search(
-        self, index: _Bucket[T], sequence: Sequence, found: dict[int, Overlap[T]], located: bool
+        self, index: _Bucket[T], keys: Keys, found: dict[int, Overlap[T]], located: bool
     ) -> None:
         def record(entry: int, example: str) -> None:
             item, theirs = self.entries[entry]
@@ -236,12 +263,12 @@ class OverlapIndex(Generic[T]):
             if entry in found:
                 return
             self.comparisons += 1
-            example = witness(sequence, theirs)
+            example = witness(keys.sequence, theirs)
             if example is not None:
                 record(entry, example)
 
-        mine = stem(sequence)
-        literal = is_literal(sequence)
+        mine = keys.stem
+        literal = keys.tokens is None
         if literal:
             for entry in index.exact.get(mine, ()):
                 if entry not in found:

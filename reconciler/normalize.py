@@ -182,14 +182,20 @@ def additions(spec: Mapping[str, Any]) -> list[FieldChange]:
     return [FieldChange(name, MISSING, value) for name, value in sorted(spec.items())]
 
 
+# Object selectors are sets of keys and may hold tens of thousands: compared as sets, and a long
+# one is summarised (deepdiff would take seconds to pair them up, and a reviewer cannot read them).
+KEY_SETS = ("uris", "prefixes", "objects")
+LONG_KEY_SET = 100
+
+
 def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[FieldChange]:
     """Field-level differences between two normalized specs, in path order."""
     if before == after:  # the common case; deepdiff costs ~0.2 ms even to find nothing
         return []
     from deepdiff import DeepDiff  # imported on first use: it takes ~50 ms to load
 
+    before, after, changes = _key_set_changes(before, after)
     tree = DeepDiff(dict(before), dict(after), ignore_order=False, view="tree", verbose_level=2)
-    changes: list[FieldChange] = []
     for report, items in tree.items():
         for item in items:
             path = _dotted(item.path(output_format="list"))
@@ -197,6 +203,36 @@ def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[FieldChang
             new = MISSING if report.endswith("_removed") else item.t2
             changes.append(FieldChange(path, old, new))
     return sorted(changes, key=lambda change: change.path)
+
+
+def _key_set_changes(
+    before: Mapping[str, Any], after: Mapping[str, Any]
+) -> tuple[Mapping[str, Any], Mapping[str, Any], list[FieldChange]]:
+    """Long key lists of two job specs as one summarised change each; the specs without them."""
+    old_source, new_source = before.get("source"), after.get("source")
+    if not isinstance(old_source, Mapping) or not isinstance(new_source, Mapping):
+        return before, after, []
+    changes = []
+    old_source, new_source = dict(old_source), dict(new_source)
+    for name in KEY_SETS:
+        old, new = old_source.get(name) or [], new_source.get(name) or []
+        if not isinstance(old, list) or not isinstance(new, list):
+            continue
+        if max(len(old), len(new)) <= LONG_KEY_SET:
+            continue
+        old_source.pop(name, None)
+        new_source.pop(name, None)
+        added, removed = (
+            set(map(str, new)) - set(map(str, old)),
+            set(map(str, old)) - set(map(str, new)),
+        )
+        if added or removed:
+            summary = f"{len(new)} keys: {len(added)} added, {len(removed)} removed"
+            example = min(added or removed)
+            changes.append(
+                FieldChange(f"source.{name}", f"{len(old)} keys", f"{summary} (such as {example})")
+            )
+    return {**before, "source": old_source}, {**after, "source": new_source}, changes
 
 
 def _job_request(job: Mapping[str, Any]) -> Mapping[str, Any]:
