@@ -4,6 +4,10 @@ Reports, in one run, HTTP requests and wall time of a cold plan (empty job cache
 (cache filled), a bare httpx script that issues only the minimum requests, and a naive approach
 that GETs every resource one by one; and the peak memory of the cold plan. Each contender runs as
 its own process against the same emulator on loopback, so start-up costs are alike.
+
+A second row checks that planning is linear in manifest jobs: 1,000 and then 5,000 manifest jobs
+against the same 10,000 live jobs (5,000 of them into the declared tables, so both plans read and
+index the same live jobs), each a whole `reconciler plan` process, with its peak memory.
 """
 
 from __future__ import annotations
@@ -190,6 +194,106 @@ def timed(command: list[str], env: dict[str, str], emulator: Emulator) -> dict[s
     }
 
 
+SCALE_SMALL, SCALE_LARGE, SCALE_CONNECTIONS = 1_000, 5_000, 100
+
+
+def scale_job(i: int) -> dict[str, Any]:
+    """The i-th live job of the scaling row: the first SCALE_LARGE go into declared tables."""
+    body = job(i)
+    table = f"table_{i % TABLES}" if i < SCALE_LARGE else f"other_{i % TABLES}"
+    source = {**body["source"], "connectionName": f"conn-{i % SCALE_CONNECTIONS}"}
+    return {**body, "target": {"type": "table", "tableName": table}, "source": source}
+
+
+def write_scale_manifests(directory: Path, jobs: int) -> None:
+    """SCALE_CONNECTIONS connections and `jobs` jobs, each in sync with one live job."""
+    import yaml
+
+    directory.mkdir()
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "Connection",
+            "metadata": {"name": f"conn-{i}"},
+            "spec": {"type": "s3", "bucket": "bucket", "awsEndpoint": "s3.us-east-1.amazonaws.com"},
+        }
+        for i in range(SCALE_CONNECTIONS)
+    ]
+    docs += [
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "IngestionJob",
+            "metadata": {"name": f"job-{i}"},
+            "spec": scale_job(i),
+        }
+        for i in range(jobs)
+    ]
+    for start in range(0, len(docs), 500):
+        (directory / f"m{start // 500:03d}.yaml").write_text(
+            yaml.safe_dump_all(docs[start : start + 500], sort_keys=False), encoding="utf-8"
+        )
+
+
+def import_seconds(env: dict[str, str]) -> float:
+    """Wall time of a process that only imports the CLI (what every command pays first)."""
+    began = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import reconciler.cli"], env=env, check=True)
+    return time.perf_counter() - began
+
+
+def scaling() -> dict[str, Any]:
+    """1,000 vs 5,000 manifest jobs against 10,000 live jobs: time and peak memory per process."""
+    import httpx
+
+    emulator = Emulator()
+    with emulator.serve() as server, tempfile.TemporaryDirectory() as tmp:
+        base = f"{server.url}/v1/projects/{DEMO_PROJECT_ID}"
+        with httpx.Client(base_url=base, auth=(DEMO_API_KEY, "")) as client:
+            for i in range(SCALE_CONNECTIONS):
+                client.post(
+                    "/connections",
+                    json={"name": f"conn-{i}", "type": "s3", "bucket": "bucket",
+                          "awsEndpoint": "s3.us-east-1.amazonaws.com"},
+                ).raise_for_status()  # fmt: skip
+            for i in range(LIVE_JOBS):
+                client.post("/jobs", json=scale_job(i)).raise_for_status()
+        env = {
+            **os.environ,
+            "POLARIS_URL": server.url,
+            "POLARIS_PROJECT_ID": DEMO_PROJECT_ID,
+            "POLARIS_API_KEY": DEMO_API_KEY,
+            "XDG_CACHE_HOME": str(Path(tmp, "cache")),
+        }
+        figures: dict[str, Any] = {}
+        for jobs in (SCALE_SMALL, SCALE_LARGE):
+            manifests = Path(tmp, f"manifests-{jobs}")
+            write_scale_manifests(manifests, jobs)
+            plan = [sys.executable, "-m", "reconciler", "plan", str(manifests), "--format", "json"]
+            shutil.rmtree(Path(tmp, "cache"), ignore_errors=True)
+            figures[f"cold_{jobs}"] = timed(plan, env, emulator)
+            figures[f"warm_{jobs}"] = timed(plan, env, emulator)
+        # PYTHONDONTWRITEBYTECODE=1 (set in the development environment) keeps Python from
+        # caching compiled modules of this editable install, so every process compiles them again.
+        no_bytecode = {**env, "PYTHONDONTWRITEBYTECODE": "1"}
+        with_bytecode = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        with_bytecode["PYTHONPYCACHEPREFIX"] = str(Path(tmp, "pycache"))
+        import_seconds(with_bytecode)  # fills the cache
+        figures["import_s_without_bytecode_cache"] = round(import_seconds(no_bytecode), 2)
+        figures["import_s_with_bytecode_cache"] = round(import_seconds(with_bytecode), 2)
+    small, large = figures[f"warm_{SCALE_SMALL}"], figures[f"warm_{SCALE_LARGE}"]
+    cold_small, cold_large = figures[f"cold_{SCALE_SMALL}"], figures[f"cold_{SCALE_LARGE}"]
+    print(
+        f"scaling, 10,000 live jobs: warm plan of {SCALE_SMALL} jobs {small['wall_s']} s, "
+        f"{SCALE_LARGE} jobs {large['wall_s']} s ({large['wall_s'] / small['wall_s']:.2f}x, goal <= 6x); "
+        f"cold {cold_small['wall_s']} s vs {cold_large['wall_s']} s "
+        f"({cold_large['wall_s'] / cold_small['wall_s']:.2f}x); peak {cold_large['peak_mb']} MB "
+        f"(goal <= 150)\n"
+        f"import reconciler.cli: {figures['import_s_without_bytecode_cache']} s with "
+        f"PYTHONDONTWRITEBYTECODE=1, {figures['import_s_with_bytecode_cache']} s with a bytecode cache"
+    )
+    return figures
+
+
 def run() -> dict[str, object]:
     """Seed, then measure every contender; print and return the figures."""
     import httpx
@@ -252,4 +356,5 @@ def run() -> dict[str, object]:
         f"with {LATENCY * 1000:.0f} ms of latency per request: cold plan {cold_latency['wall_s']} s, "
         f"bare {bare_latency['wall_s']} s, {cold_latency['wall_s'] / bare_latency['wall_s']:.2f}x"
     )
+    figures["scaling"] = scaling()
     return figures

@@ -174,6 +174,7 @@ def read_live(
             return cached
         body = client.get_job(job_id)
         if body is not None:
+            body = _essentials(body)
             cache.put(body)  # as soon as it is read: a plan that fails later keeps its progress
         return body
 
@@ -196,12 +197,28 @@ def read_live(
     return LiveState(connections, tables, jobs, frozenset(active_connections))
 
 
+# What the reconciler uses of a job. When Polaris returns the request under `spec`, the top-level
+# echo of the same fields is dropped: every job into a declared table is kept in memory (and
+# finished ones on disk), and the echo would double that.
+ESSENTIAL_FIELDS = (
+    "id", "type", "executionStatus", "health", "createdTimestamp", "lastUpdatedTimestamp", "spec",
+)  # fmt: skip
+
+
+def _essentials(job: dict[str, Any]) -> dict[str, Any]:
+    echoed = job.get("spec")
+    if not isinstance(echoed, Mapping) or "source" not in echoed:
+        return job
+    return {key: job[key] for key in ESSENTIAL_FIELDS if key in job}
+
+
 def _request(job: Mapping[str, Any]) -> Mapping[str, Any]:
     echoed = job.get("spec")
     return echoed if isinstance(echoed, Mapping) and "source" in echoed else job
 
 
 def _job_key(job: Mapping[str, Any]) -> tuple[str, str]:
-    target = job.get("target") or {}
-    source = job.get("source") or {}
+    request = _request(job)
+    target = request.get("target") or {}
+    source = request.get("source") or {}
     return str(target.get("tableName", "")), str(source.get("connectionName", ""))
