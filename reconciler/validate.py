@@ -20,7 +20,7 @@ from reconciler.model import (
     Resource,
     Secret,
 )
-from reconciler.normalize import fingerprint
+from reconciler.normalize import aggregates, fingerprint
 
 ENV_REFERENCE = re.compile(r"\$\{env:([^}]*)\}")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -433,6 +433,23 @@ def _check_job(
                 job.ref,
             )
         )
+    for index, mapping in enumerate(mappings):
+        explicit = mapping.get("isAggregation")
+        if isinstance(explicit, bool) and explicit != aggregates(mapping["expression"]):
+            # Polaris does not echo isAggregation, so a live job's is derived from its expression;
+            # a manifest that says otherwise may never match the job it submitted.
+            errors.append(
+                ManifestError(
+                    at("mappings", index, "isAggregation"),
+                    f"mapping for '{mapping['columnName']}' sets isAggregation: "
+                    f"{str(explicit).lower()}, but its expression "
+                    f"{'does not aggregate' if explicit else 'aggregates'}; Polaris does not return "
+                    "isAggregation, so the plan derives it from the expression: make them agree "
+                    "(or leave isAggregation out)",
+                    job.ref,
+                    severity="warning",
+                )
+            )
     known = {field["name"] for field in source["inputSchema"]}
     for index, mapping in enumerate(mappings):
         identifiers = [m.group(1) for m in SQL_TOKEN.finditer(mapping["expression"]) if m.group(1)]

@@ -358,3 +358,17 @@ def test_apply_finds_the_same_job_submitted_meanwhile_through_another_connection
         "done",
         f"already submitted as job {meanwhile['id']}",
     )
+
+
+def test_an_is_aggregation_that_contradicts_its_expression_is_a_warning_with_its_line(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in DEMO_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    edit(workspace / "guide" / "koalas-job.yaml", "isAggregation: true", "isAggregation: false")
+    result = run("validate", str(workspace))
+    assert result.exit_code == 0
+    assert (
+        "koalas-job.yaml:39:7: warning: mapping for 'max_session_length' sets isAggregation: "
+        "false, but its expression aggregates"
+    ) in result.stderr
