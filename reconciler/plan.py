@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from reconciler.identity import Overlap, Place, Reads, place_of, reads_of
+from reconciler.identity import Overlap, OverlapIndex, Place, Reads, place_of, reads_of
 from reconciler.live import ACTIVE_STATUSES, KNOWN_STATUSES, LiveJob, LiveState
 from reconciler.model import KIND_ORDER, Kind, Resource
 from reconciler.normalize import (
@@ -169,6 +170,7 @@ def make_plan(
             errors.append(outcome)
         else:
             changes.append(outcome)
+    changes = _among_submitted(changes, resources, places)
     declared = {r.key for r in resources}
     # A table a manifest job creates (createTableIfNotExists) is the manifests' doing, not unmanaged.
     declared |= {
@@ -394,6 +396,48 @@ def _job(
     changed = tuple(diff(before, normalize(Kind.INGESTION_JOB, spec)))
     reason = f"spec differs from job {previous.id} ({previous.status}) in {_fields(list(changed))}"
     return change(Action.CREATE, reason, changed=changed, warnings=warnings)
+
+
+def _among_submitted(
+    changes: list[Change], resources: list[Resource], places: Mapping[str, Place]
+) -> list[Change]:
+    """Warn about two jobs of this plan that would append the same objects into one table."""
+    specs = {r.name: r.spec for r in resources if r.kind == Kind.INGESTION_JOB}
+    submitted = [
+        (
+            change.name,
+            specs[change.name]["target"]["tableName"],
+            job_identity(specs[change.name], places)[1],
+        )
+        for change in changes
+        if change.kind == Kind.INGESTION_JOB
+        and change.action in (Action.CREATE, Action.RESUBMIT)
+        and specs[change.name].get("ingestionMode", "append") == "append"
+    ]
+    if len(submitted) < 2:
+        return changes
+    index = OverlapIndex(submitted)
+    extra: dict[str, list[str]] = {}
+    for name, table, reads in submitted:
+        for overlap in index.find(table, reads):
+            if overlap.item == name:
+                continue
+            example = f" (for example {overlap.example})" if overlap.example else ""
+            why = f": {overlap.uncertain}" if overlap.uncertain else ""
+            kind = "POSSIBLE DOUBLE INGESTION" if overlap.uncertain else "DOUBLE INGESTION"
+            extra.setdefault(name, []).append(
+                f"{kind}: {Kind.INGESTION_JOB}/{overlap.item}, also submitted by this plan, reads "
+                f"objects this job selects{example} into table {table}{why}; applying both appends "
+                "the same rows twice (apply refuses without --allow-reingest)"
+            )
+    return [
+        dataclasses.replace(
+            change, warnings=(*change.warnings, *extra[change.name][:MAX_WARNINGS]), reingest=True
+        )
+        if change.kind == Kind.INGESTION_JOB and change.name in extra
+        else change
+        for change in changes
+    ]
 
 
 def _newest(jobs: list[LiveJob]) -> LiveJob:

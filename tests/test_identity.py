@@ -372,3 +372,26 @@ def test_an_is_aggregation_that_contradicts_its_expression_is_a_warning_with_its
         "koalas-job.yaml:39:7: warning: mapping for 'max_session_length' sets isAggregation: "
         "false, but its expression aggregates"
     ) in result.stderr
+
+
+def test_two_new_jobs_reading_the_same_objects_into_one_table_are_double_ingestion(
+    served: Any, workspace: Path, client: PolarisClient
+) -> None:
+    external_connection_exists(client)
+    koalas = (workspace / "guide" / "koalas-job.yaml").read_text(encoding="utf-8")
+    (workspace / "guide" / "koalas-again.yaml").write_text(
+        koalas.replace("name: koalas-demo-file", "name: koalas-again").replace(
+            "expression: '\"city\"'", "expression: 'UPPER(\"city\")'"
+        ),
+        encoding="utf-8",
+    )
+    changes = changes_by_name(plan_json())
+    for name, other in (("koalas-demo-file", "koalas-again"), ("koalas-again", "koalas-demo-file")):
+        assert changes[name]["action"] == "create" and changes[name]["reingest"] is True
+        assert changes[name]["warnings"] == [
+            f"DOUBLE INGESTION: IngestionJob/{other}, also submitted by this plan, reads objects "
+            "this job selects (for example polaris-ingest/demo-file.json.gz) into table Koalas; "
+            "applying both appends the same rows twice (apply refuses without --allow-reingest)"
+        ]
+    refused()
+    assert job_count(client) == 0
