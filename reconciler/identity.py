@@ -236,27 +236,35 @@ class OverlapIndex(Generic[T]):
                         entry, Overlap(item, theirs, None, f"this job's selector: {reads.problem}")
                     )
             return [found[entry] for entry in sorted(found)]
+        # A job whose own connection is unknown may read from any place: compare keys alone.
+        anywhere = [place for place in self.buckets if place[0] == table]
         for keys in reads.keys:
-            places = [(table, reads.endpoint, keys.bucket if reads.place else "")]
-            if reads.place is not None:
-                places.append((table, None, ""))  # live jobs whose connection is gone
-            for place in places:
+            places = [(table, reads.endpoint, keys.bucket), (table, None, "")]
+            for place in places if reads.place is not None else anywhere:
                 located = self.buckets.get(place)
                 if located is not None:
-                    self._search(located, keys, found, located=place[1] is not None)
+                    certain = place[1] is not None and reads.place is not None
+                    self._search(located, keys, found, certain, reads.connection)
         return [found[entry] for entry in sorted(found)]
 
     def _search(
-        self, index: _Bucket[T], keys: Keys, found: dict[int, Overlap[T]], located: bool
+        self,
+        index: _Bucket[T],
+        keys: Keys,
+        found: dict[int, Overlap[T]],
+        certain: bool,
+        asking: str,
     ) -> None:
         def record(entry: int, example: str) -> None:
             item, theirs = self.entries[entry]
             uncertain = None
-            if not located:
-                uncertain = (
-                    f"its connection {theirs.connection} no longer exists, so where it read from "
-                    "is unknown; its keys overlap"
+            if not certain:
+                whose = (
+                    f"its connection {theirs.connection} no longer exists"
+                    if theirs.place is None
+                    else f"this job's connection {asking} is not known"
                 )
+                uncertain = f"{whose}, so where it reads from is unknown; the object keys overlap"
             found[entry] = Overlap(item, theirs, example, uncertain)
 
         def compare(entry: int, theirs: Sequence) -> None:

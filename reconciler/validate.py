@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler import schema
+from reconciler.globs import GlobError, sequences
 from reconciler.manifest import Document, gc_paused, load
 from reconciler.model import (
     LOCK_CONNECTION_PREFIX,
@@ -448,6 +449,20 @@ def _check_job(
                     "(or leave isAggregation out)",
                     job.ref,
                     severity="warning",
+                )
+            )
+    if isinstance(source.get("pattern"), str):
+        try:
+            sequences(source["pattern"])
+        except GlobError as error:
+            # The plan could not tell which objects it reads, so could not rule out double
+            # ingestion; Polaris reads it as a Java glob and would reject most such patterns.
+            errors.append(
+                ManifestError(
+                    at("source", "pattern"),
+                    f"source.pattern is not a glob this tool can read: {error}; see the Java "
+                    "PathMatcher glob syntax (*, **, ?, [...], {a,b}, \\ escapes)",
+                    job.ref,
                 )
             )
     known = {field["name"] for field in source["inputSchema"]}

@@ -395,3 +395,21 @@ def test_two_new_jobs_reading_the_same_objects_into_one_table_are_double_ingesti
         ]
     refused()
     assert job_count(client) == 0
+
+
+def test_a_pattern_the_tool_cannot_read_is_a_validation_error_with_its_line(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in DEMO_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    edit(
+        workspace / "guide" / "koalas-job.yaml",
+        f"uris:\n      - {KOALAS_URI}\n",
+        'pattern: "penguins/{a,{b}}.json"\n',
+    )
+    result = run("validate", str(workspace))
+    assert result.exit_code == 1
+    assert (
+        "koalas-job.yaml:17:5: error: source.pattern is not a glob this tool can read: "
+        "{...} groups cannot be nested"
+    ) in result.stdout + result.stderr

@@ -135,3 +135,17 @@ def test_plan_of_a_20000_object_job_against_a_live_one_compares_at_most_once_per
     assert live.overlaps.comparisons == 1
     (objects,) = [c for c in change.diff if c.path == "source.objects"]  # summarised, not 40,000
     assert objects.after == "20001 keys: 20000 added, 19999 removed (such as d/new-0)"
+
+
+def test_a_job_whose_connection_is_unknown_is_compared_on_keys_everywhere_and_is_uncertain() -> (
+    None
+):
+    index = OverlapIndex(
+        [
+            ("zoo", "t", reads_of(selecting(objects=["penguins/adelaide.json"]), PLACE)),
+            ("elsewhere", "t", reads_of(selecting(objects=["koalas/x.json"]), Place("e", "b"))),
+        ]
+    )
+    (overlap,) = index.find("t", reads_of(selecting(pattern="penguins/*"), None))
+    assert (overlap.item, overlap.example) == ("zoo", "penguins/adelaide.json")
+    assert overlap.uncertain is not None and "connection zoo is not known" in overlap.uncertain
