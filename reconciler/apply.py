@@ -116,8 +116,9 @@ def check_safety(plan: Plan, live: LiveState, options: ApplyOptions) -> None:
     reingest = [c.ref for c in plan.changes if c.reingest]
     if reingest and not options.allow_reingest:
         raise UnsafePlan(
-            f"{', '.join(reingest)} would ingest objects that live jobs already ingested into the "
-            "same table (double ingestion); review the warnings, then pass --allow-reingest if you mean it"
+            f"{', '.join(reingest)} would ingest objects that are, or may already be, ingested into "
+            "the same table (double ingestion, an overlap that cannot be decided, or a job whose "
+            "status is unknown); review the warnings, then pass --allow-reingest if you mean it"
         )
     deletes = sum(1 for c in plan.changes if c.action is Action.DELETE)
     existing = len(live.connections)
