@@ -129,10 +129,10 @@ def reads_of(spec: Mapping[str, Any], place: Place | None) -> Reads:
             for seq in sequences(str(source["pattern"])):
                 keyed += [Keys.glob(bucket, inside) for inside in _within(seq, prefix)]
         else:
-            problem = "it names no objects (no uris, objects, prefixes or pattern)"
+            problem = "no uris, objects, prefixes or pattern"
             return Reads(connection, place, problem=problem)
     except GlobError as error:
-        return Reads(connection, place, problem=f"its pattern cannot be analysed ({error})")
+        return Reads(connection, place, problem=f"pattern {source['pattern']!r}: {error}")
     return Reads(connection, place, tuple(keyed))
 
 
@@ -225,7 +225,9 @@ class OverlapIndex(Generic[T]):
         found: dict[int, Overlap[T]] = {}
         for entry in self.opaque.get(table, ()):
             item, theirs = self.entries[entry]
-            found[entry] = Overlap(item, theirs, None, f"job's selector: {theirs.problem}")
+            found[entry] = Overlap(
+                item, theirs, None, f"its selector cannot be analysed ({theirs.problem})"
+            )
         if reads.problem:
             for (where_table, _, _), index in self.buckets.items():
                 if where_table != table:
@@ -233,7 +235,13 @@ class OverlapIndex(Generic[T]):
                 for entry in _all_entries(index):
                     item, theirs = self.entries[entry]
                     found.setdefault(
-                        entry, Overlap(item, theirs, None, f"this job's selector: {reads.problem}")
+                        entry,
+                        Overlap(
+                            item,
+                            theirs,
+                            None,
+                            f"this job's selector cannot be analysed ({reads.problem})",
+                        ),
                     )
             return [found[entry] for entry in sorted(found)]
         # A job whose own connection is unknown may read from any place: compare keys alone.
@@ -264,7 +272,7 @@ class OverlapIndex(Generic[T]):
                     if theirs.place is None
                     else f"this job's connection {asking} is not known"
                 )
-                uncertain = f"{whose}, so where it reads from is unknown; the object keys overlap"
+                uncertain = f"{whose}, so where it reads from is unknown (the object keys overlap)"
             found[entry] = Overlap(item, theirs, example, uncertain)
 
         def compare(entry: int, theirs: Sequence) -> None:

@@ -480,9 +480,9 @@ def _warnings(
         if overlap.uncertain:
             warnings.append(
                 f"POSSIBLE DOUBLE INGESTION: job {job.id} ({job.status}, connection "
-                f"{job.connection}) into table {table} cannot be told apart from this one: "
-                f"{overlap.uncertain}{example}; uncertainty is never read as safe "
-                "(apply refuses without --allow-reingest)"
+                f"{job.connection}) may read objects this job selects{example} into table "
+                f"{table}; it cannot be decided: {overlap.uncertain}. Uncertainty is never read "
+                "as safe (apply refuses without --allow-reingest)"
             )
         else:
             warnings.append(

@@ -234,7 +234,10 @@ def test_a_live_pattern_the_tool_cannot_analyse_makes_overlap_uncertain(
     )
     koalas = changes_by_name(plan_json())["koalas-demo-file"]
     assert koalas["reingest"] is True
-    assert "pattern cannot be analysed" in koalas["warnings"][0]
+    assert (
+        "its selector cannot be analysed (pattern 'a/{b,{c}}': {...} groups cannot"
+        in (koalas["warnings"][0])
+    )
     refused()
 
 
