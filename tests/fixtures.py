@@ -32,6 +32,18 @@ def client(emulator: Emulator) -> Iterator[PolarisClient]:
 @pytest.fixture
 def served(emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
     """The emulator on a loopback port, with the environment a user would have exported."""
+    yield from _serve(emulator, monkeypatch, tmp_path)
+
+
+@pytest.fixture
+def data_served(
+    data_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Any]:
+    """The emulator that reads objects from `s3_dir`, served like `served`."""
+    yield from _serve(data_emulator, monkeypatch, tmp_path)
+
+
+def _serve(emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
     with emulator.serve() as server:
         monkeypatch.setenv("POLARIS_URL", server.url)
         monkeypatch.setenv("POLARIS_PROJECT_ID", DEMO_PROJECT_ID)

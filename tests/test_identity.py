@@ -6,14 +6,17 @@ same bucket, a brace pattern, a revert to a failed version, statuses the tool do
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from reconciler.apply import Applier, ApplyOptions, Outcome
 from reconciler.client import PolarisClient
-from reconciler.emulator import Emulator
+from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
+from reconciler.emulator.samples import koalas_rows, write_nd_json
 from reconciler.live import read_live
 from reconciler.model import Kind
 from reconciler.plan import Action, make_plan
@@ -416,3 +419,46 @@ def test_a_pattern_the_tool_cannot_read_is_a_validation_error_with_its_line(
         "koalas-job.yaml:17:5: error: source.pattern is not a glob this tool can read: "
         "{...} groups cannot be nested"
     ) in result.stdout + result.stderr
+
+
+def ingested_events(served: Any) -> int:
+    """Input rows in the Koalas table (a rollup: each row counts its events in __count)."""
+    with httpx.Client(
+        base_url=f"{served.url}/v1/projects/{DEMO_PROJECT_ID}", auth=(DEMO_API_KEY, "")
+    ) as api:
+        answer = api.post("/query/sql", json={"query": 'SELECT SUM("__count") AS n FROM "Koalas"'})
+        assert answer.status_code == 200, answer.text
+        return int(answer.json()[0]["n"])
+
+
+def test_every_object_is_ingested_once_through_renames_moves_and_brace_patterns(
+    data_served: Any, workspace: Path, s3_dir: Path
+) -> None:
+    write_nd_json(s3_dir / "demo-bucket" / "penguins" / "adelaide.json", koalas_rows(100, seed=1))
+    write_nd_json(s3_dir / "demo-bucket" / "penguins" / "gentoo.json", koalas_rows(40, seed=2))
+    shutil.rmtree(workspace / "weblogs")  # its objects are not in s3_dir
+    koalas_file, connections = workspace / "guide" / "koalas-job.yaml", workspace / "guide"
+    edit(koalas_file, KOALAS_URI, "s3://demo-bucket/penguins/adelaide.json")
+    apply_all()
+    assert ingested_events(data_served) == 100
+    # Renamed connection, then a second connection (a role) on the same bucket: nothing again.
+    edit(connections / "demo-conn.yaml", "name: demo-conn\n", "name: demo-conn-v2\n")
+    edit(koalas_file, "connectionName: demo-conn\n", "connectionName: demo-conn-v2\n")
+    apply_all()
+    add_second_connection(workspace, "S3.us-east-1.amazonaws.com")
+    edit(koalas_file, "connectionName: demo-conn-v2\n", "connectionName: demo-conn-role\n")
+    apply_all()
+    assert ingested_events(data_served) == 100
+    # A brace pattern that includes the ingested object is refused; one without it is not.
+    edit(
+        koalas_file,
+        "uris:\n      - s3://demo-bucket/penguins/adelaide.json\n",
+        'pattern: "penguins/{adelaide,gentoo}.json"\n',
+    )
+    assert "for example penguins/adelaide.json" in refused()
+    assert ingested_events(data_served) == 100
+    edit(koalas_file, "{adelaide,gentoo}", "{gentoo,emperor}")
+    apply_all()
+    assert ingested_events(data_served) == 140
+    apply_all()
+    assert ingested_events(data_served) == 140
