@@ -145,7 +145,8 @@ def _split_uri(uri: str) -> tuple[str, str]:
 
 
 # The guide says a connection's prefix limits the objects available through it; it does not say
-# whether a job's keys are relative to it. Keys are read as full bucket keys (as `uris` are),
+# whether a job's keys are relative to it. Keys are read as full bucket keys (as `uris` are, and
+# as the emulator's `s3.select` reads them),
 # limited to the prefix; a selector that could select nothing that way is read relative to the
 # prefix instead, so that neither reading can hide an overlap.
 

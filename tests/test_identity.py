@@ -110,7 +110,11 @@ def test_the_same_objects_through_a_connection_with_a_prefix_are_double_ingestio
     add_second_connection(workspace, "s3.us-east-1.amazonaws.com", "  prefix: polaris-ingest/\n")
     koalas_file = workspace / "guide" / "koalas-job.yaml"
     edit(koalas_file, "connectionName: demo-conn\n", "connectionName: demo-conn-role\n")
-    edit(koalas_file, f"uris:\n      - {KOALAS_URI}\n", "objects: [demo-file.json.gz]\n")
+    edit(
+        koalas_file,
+        f"uris:\n      - {KOALAS_URI}\n",
+        "objects: [polaris-ingest/demo-file.json.gz]\n",
+    )
     koalas = changes_by_name(plan_json())["koalas-demo-file"]
     assert koalas["action"] == "create" and koalas["reingest"] is True
     (warning,) = koalas["warnings"]

@@ -149,3 +149,15 @@ def test_a_job_whose_connection_is_unknown_is_compared_on_keys_everywhere_and_is
     (overlap,) = index.find("t", reads_of(selecting(pattern="penguins/*"), None))
     assert (overlap.item, overlap.example) == ("zoo", "penguins/adelaide.json")
     assert overlap.uncertain is not None and "connection zoo is not known" in overlap.uncertain
+
+
+def test_a_key_outside_the_connection_prefix_is_read_relative_to_it_so_no_reading_hides_overlap() -> (
+    None
+):
+    limited = Place(PLACE.endpoint, PLACE.bucket, "penguins/")
+    index = OverlapIndex(
+        [("live", "t", reads_of(selecting(objects=["penguins/adelaide.json"]), PLACE))]
+    )
+    (full,) = index.find("t", reads_of(selecting(objects=["penguins/adelaide.json"]), limited))
+    (relative,) = index.find("t", reads_of(selecting(objects=["adelaide.json"]), limited))
+    assert full.example == relative.example == "penguins/adelaide.json"
