@@ -146,9 +146,8 @@ def _split_uri(uri: str) -> tuple[str, str]:
 
 # The guide says a connection's prefix limits the objects available through it; it does not say
 # whether a job's keys are relative to it. Keys are read as full bucket keys (as `uris` are, and
-# as the emulator's `s3.select` reads them),
-# limited to the prefix; a selector that could select nothing that way is read relative to the
-# prefix instead, so that neither reading can hide an overlap.
+# as the emulator's `s3.select` reads them), limited to the prefix; a selector that could select
+# nothing that way is read relative to the prefix instead, so that neither reading hides overlap.
 
 
 def _key_within(key: str, prefix: str) -> str:
@@ -246,7 +245,7 @@ class OverlapIndex(Generic[T]):
                     )
             return [found[entry] for entry in sorted(found)]
         # A job whose own connection is unknown may read from any place: compare keys alone.
-        anywhere = [place for place in self.buckets if place[0] == table]
+        anywhere = [] if reads.place else [place for place in self.buckets if place[0] == table]
         for keys in reads.keys:
             places = [(table, reads.endpoint, keys.bucket), (table, None, "")]
             for place in places if reads.place is not None else anywhere:
