@@ -20,19 +20,25 @@ from typing import Any
 import click
 import platformdirs
 
+from reconciler import ci_output
 from reconciler import config as configuration
 from reconciler.apply import Applier, ApplyOptions, ApplyResult, UnsafePlan, check_safety
 from reconciler.client import ClientConfig, PolarisClient, PolarisError
-from reconciler.drift import drift_report, has_drift, render_drift
+from reconciler.drift import DEFAULT_FAIL_ON, STATUSES, drift_report, render_drift
 from reconciler.emulator.command import emulator as emulator_command
 from reconciler.live import JobCache, LiveState, read_live
+from reconciler.manifest import discover
 from reconciler.model import KIND_ORDER, ManifestError, ManifestErrors
 from reconciler.plan import Plan, PlanOptions, make_plan
-from reconciler.render import RENDERERS, PlanText, render_apply
+from reconciler.render import RENDERERS, PlanText, render_apply, summary_sentence
 from reconciler.validate import API_KEY_VARIABLE, Manifests, load_manifests
 
 DEFAULT_PATHS = ("manifests",)
 FORMATS = click.Choice(["text", "json", "markdown"])
+CI_FORMATS = click.Choice(["text", "json", "markdown", "github"])  # github: workflow annotations
+JUNIT_OPTION = click.option(
+    "--junit", type=click.Path(dir_okay=False), help="Also write the result as JUnit XML here."
+)
 SAVED_PLAN_KIND = "reconciler-saved-plan"
 
 
@@ -164,11 +170,12 @@ def _validation_choices(
 
 @cli.command()
 @click.argument("paths", nargs=-1)
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@click.option("--format", "fmt", type=CI_FORMATS, default="text", show_default=True)
+@JUNIT_OPTION
 @config_options
 def validate(
-    paths: tuple[str, ...], fmt: str, config_file: str | None, target_name: str | None,
-    var: tuple[str, ...],
+    paths: tuple[str, ...], fmt: str, junit: str | None, config_file: str | None,
+    target_name: str | None, var: tuple[str, ...],
 ) -> None:  # fmt: skip
     """Check manifests offline: YAML, JSON Schema and cross-document references.
 
@@ -178,6 +185,7 @@ def validate(
         choices = _validation_choices(paths, config_file, target_name, var)
     except ManifestErrors as failed:
         _print_problems(failed.errors, fmt, valid=False)
+        _write_junit(junit, ci_output.validate_junit([], failed.errors))
         sys.exit(1)
     problems: dict[tuple[Any, str], ManifestError] = {}
     valid: list[tuple[Choice, Manifests]] = []
@@ -193,11 +201,13 @@ def validate(
         problems.update(((e.location, e.message), e) for e in manifests.warnings)
         valid.append((choice, manifests))
     found_problems = sorted(problems.values(), key=lambda e: (e.location, e.message))
+    files = _files(path for choice in choices for path in (paths or choice.paths))
+    _write_junit(junit, ci_output.validate_junit(files, found_problems))
     if len(valid) < len(choices):
         _print_problems(found_problems, fmt, valid=False)
         sys.exit(1)
     _print_problems(found_problems, fmt, valid=True)
-    if fmt == "text":
+    if fmt in ("text", "github"):
         for choice, manifests in valid:
             counts = {kind: len(manifests.of_kind(kind)) for kind in KIND_ORDER}
             summary = ", ".join(f"{n} {kind}" for kind, n in counts.items())
@@ -205,8 +215,31 @@ def validate(
             echo(f"Valid{where}: {len(manifests.resources)} resources ({summary}).")
 
 
+def _files(paths: Iterable[str]) -> list[str]:
+    return [str(path) for path in discover(dict.fromkeys(paths))[0]]
+
+
+def _write_junit(path: str | None, xml: str) -> None:
+    if path is None:
+        return
+    try:
+        Path(path).write_text(REDACT(xml), encoding="utf-8")
+    except OSError as error:
+        raise Failure(f"cannot write --junit {path}: {error.strerror}") from None
+
+
+def _locations(manifests: Manifests) -> ci_output.Locations:
+    return {(str(r.kind), r.name): r.location for r in manifests.resources}
+
+
 def _print_problems(problems: list[ManifestError], fmt: str, *, valid: bool) -> None:
-    if fmt == "json":
+    if fmt == "github":
+        if problems:
+            echo("\n".join(ci_output.validate_annotations(problems)))
+        if not valid:
+            count = sum(1 for p in problems if p.severity == "error")
+            echo(f"{count} error(s) found.", err=True)
+    elif fmt == "json":
         echo(json.dumps([problem.to_json() for problem in problems], indent=2))
     elif fmt == "markdown":
         title = "Manifests are valid" if valid else "Manifests are invalid"
@@ -384,7 +417,7 @@ def _render_plan(plan: Plan, fmt: str) -> str:
 
 @cli.command()
 @click.argument("paths", nargs=-1)
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@click.option("--format", "fmt", type=CI_FORMATS, default="text", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the plan to this file.")
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none."
@@ -396,9 +429,13 @@ def plan(
     target: Target, options: PlanOptions,
 ) -> None:  # fmt: skip
     """Show what apply would change, and why."""
-    _, client, _, result = _plan(paths, target, options)
+    manifests, client, _, result = _plan(paths, target, options)
     client.close()
-    echo(_render_plan(result, fmt))
+    if fmt == "github":
+        annotations = ci_output.plan_annotations(result, _locations(manifests))
+        echo("\n".join([*annotations, summary_sentence(result)]))
+    else:
+        echo(_render_plan(result, fmt))
     if out:
         saved = {
             "kind": SAVED_PLAN_KIND,
@@ -505,18 +542,69 @@ def apply(
         sys.exit(1)
 
 
+def _statuses(_: click.Context, __: click.Parameter, value: str) -> frozenset[str]:
+    chosen = frozenset(part.strip() for part in value.split(",") if part.strip())
+    unknown = sorted(chosen - set(STATUSES))
+    if unknown:
+        raise click.BadParameter(
+            f"unknown status {', '.join(unknown)}; choose from {', '.join(STATUSES)}"
+        )
+    return chosen
+
+
 @cli.command()
 @click.argument("paths", nargs=-1)
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@click.option("--format", "fmt", type=CI_FORMATS, default="text", show_default=True)
+@JUNIT_OPTION
+@click.option(
+    "--fail-on",
+    default=",".join(sorted(DEFAULT_FAIL_ON)),
+    show_default=True,
+    callback=_statuses,
+    help=f"Statuses that make drift exit 2, comma-separated ({', '.join(STATUSES)}).",
+)
+@click.option(
+    "--ignore",
+    "ignore",
+    multiple=True,
+    metavar="NAME_GLOB",
+    help="Leave out resources another tool owns (matches name or Kind/name; repeatable).",
+)
+@click.option(
+    "--history",
+    multiple=True,
+    metavar="PATH",
+    help="Manifests of finished jobs: they count as managed, never fail and are never submitted.",
+)
 @connection_options
-def drift(paths: tuple[str, ...], fmt: str, target: Target) -> None:
+def drift(
+    paths: tuple[str, ...], fmt: str, junit: str | None, fail_on: frozenset[str],
+    ignore: tuple[str, ...], history: tuple[str, ...], target: Target,
+) -> None:  # fmt: skip
     """Report how live state differs from the manifests (read-only)."""
-    _, client, _, result = _plan(paths, target, PlanOptions())
+    paths = paths or DEFAULT_PATHS
+    manifests, client, _, result = _plan((*paths, *history), target, PlanOptions())
     client.close()
-    entries = drift_report(result)
-    echo(render_drift(entries, fmt))
-    if has_drift(entries):
+    kept = {
+        (str(r.kind), r.name)
+        for r in manifests.resources
+        if any(_under(r.location.file, root) for root in history)
+    }
+    report = drift_report(result, fail_on=fail_on, ignore=ignore, history=kept)
+    if fmt == "github":
+        lines = ci_output.drift_annotations(report, _locations(manifests))
+        echo("\n".join([*lines, render_drift(report, "text").splitlines()[-1]]))
+    else:
+        echo(render_drift(report, fmt))
+    _write_junit(junit, ci_output.drift_junit(report))
+    if report.failed:
         sys.exit(2)
+
+
+def _under(file: str, root: str) -> bool:
+    """Whether a manifest file was found under the path given on the command line."""
+    path, top = Path(file).resolve(), Path(root).resolve()
+    return path == top or top in path.parents
 
 
 cli.add_command(emulator_command)
