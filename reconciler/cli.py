@@ -26,9 +26,10 @@ from reconciler.apply import Applier, ApplyOptions, ApplyResult, UnsafePlan, che
 from reconciler.client import ClientConfig, PolarisClient, PolarisError
 from reconciler.drift import DEFAULT_FAIL_ON, STATUSES, drift_report, render_drift
 from reconciler.emulator.command import emulator as emulator_command
+from reconciler.importer import ImportConflict, ImportOptions, import_project, write_files
 from reconciler.live import JobCache, LiveState, read_live
 from reconciler.manifest import discover
-from reconciler.model import KIND_ORDER, ManifestError, ManifestErrors
+from reconciler.model import KIND_ORDER, Kind, ManifestError, ManifestErrors
 from reconciler.plan import Plan, PlanOptions, make_plan
 from reconciler.render import RENDERERS, PlanText, render_apply, summary_sentence
 from reconciler.validate import API_KEY_VARIABLE, Manifests, load_manifests
@@ -605,6 +606,64 @@ def _under(file: str, root: str) -> bool:
     """Whether a manifest file was found under the path given on the command line."""
     path, top = Path(file).resolve(), Path(root).resolve()
     return path == top or top in path.parents
+
+
+@cli.command(name="import")
+@click.option(
+    "--out",
+    default="manifests",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Directory to write the manifests into.",
+)
+@click.option("--jobs", is_flag=True, help="Also import batch jobs that ran or are running.")
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice([str(kind) for kind in KIND_ORDER]),
+    help="Import only this kind (repeatable).",
+)
+@click.option(
+    "--name",
+    "names",
+    multiple=True,
+    metavar="GLOB",
+    help="Import only matching names (repeatable).",
+)
+@click.option("--force", is_flag=True, help="Overwrite manifests that already exist.")
+@connection_options
+def import_(
+    out: str, jobs: bool, kinds: tuple[str, ...], names: tuple[str, ...], force: bool,
+    target: Target,
+) -> None:  # fmt: skip
+    """Adopt a live project: write one manifest per connection, table (and job)."""
+    chosen = {Kind(kind) for kind in kinds} or {Kind.CONNECTION, Kind.TABLE}
+    if jobs and not kinds:
+        chosen.add(Kind.INGESTION_JOB)
+    with _client(target) as client:
+        try:
+            echo(f"Reading project {target.project} ...", err=True)
+            result = import_project(
+                client, ImportOptions(frozenset(chosen), names), parallelism=target.parallelism
+            )
+        except PolarisError as error:
+            raise Failure(str(error)) from None
+    try:
+        written = write_files(result, Path(out), force=force)
+    except (ImportConflict, OSError) as error:
+        raise Failure(str(error)) from None
+    for reason in result.skipped:
+        echo(f"skipped {reason}", err=True)
+    counts = ", ".join(f"{result.count(kind)} {kind}" for kind in KIND_ORDER)
+    echo(f"Wrote {len(written)} manifest(s) to {out}: {counts}.")
+    variables = [v for f in result.files for v in f.variables]
+    if variables:
+        echo(
+            f"Before plan or apply, set the {len(variables)} secret variable(s) named in the "
+            f"connection manifests ({', '.join(variables[:4])}{' ...' if len(variables) > 4 else ''})."
+        )
+    echo(f"Check them with: reconciler validate {out} && reconciler plan {out}")
 
 
 cli.add_command(emulator_command)

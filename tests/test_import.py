@@ -1,0 +1,118 @@
+"""`reconciler import`: adopting a live project writes manifests that validate and plan to nothing."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.client import PolarisClient
+from reconciler.emulator import DEMO_API_KEY, Emulator
+from reconciler.importer import dump
+from reconciler.manifest import parse
+from tests.cli import run
+from tests.fixtures import seed_project
+
+REFERENCE = re.compile(r"\$\{env:(\w+)\}")
+
+
+def export_secret_variables(out: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What a user does after import: set every variable the manifests name."""
+    names = sorted({m for f in out.rglob("*.yaml") for m in REFERENCE.findall(f.read_text())})
+    for name in names:
+        monkeypatch.setenv(name, f"value-of-{name}")
+    return names
+
+
+def test_import_of_a_seeded_project_validates_and_plans_with_zero_changes(
+    served: Any,
+    client: PolarisClient,
+    emulator: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seed_project(client, emulator)
+    out = tmp_path / "imported"
+    started = time.monotonic()
+    result = run("import", "--jobs", "--out", str(out))
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 0, result.stderr
+    # 50 connections; 10 tables + 8 created by jobs; 201 jobs less 5 failed and 1 repeated spec.
+    assert "Wrote 263 manifest(s)" in result.stdout and "195 IngestionJob" in result.stdout
+    assert result.stderr.count("failed; a manifest for it would be planned as resubmit") == 5
+    assert "same spec as the newer job" in result.stderr
+    files = list(out.rglob("*.yaml"))
+    assert len(files) == 263
+    assert len(list((out / "jobs" / "events_0").glob("*.yaml"))) > 10, "jobs grouped by table"
+    text = "".join(f.read_text() for f in files)
+    assert "seed-secret" not in text and "AKIASEED" not in text
+    connection = (out / "connections" / "conn-01.yaml").read_text()
+    assert "CONN_01_AWS_ACCESS_KEY_ID" in connection.split("apiVersion")[0], "comment names it"
+    assert "accessKeyId: ${env:CONN_01_AWS_ACCESS_KEY_ID}" in connection
+    assert "submittedOnTimestamp" not in text and "totalRows" not in text, "read-only fields"
+    assert "maxParseExceptions" not in text and "partitioningGranularity: day" not in text
+    validated = run("validate", str(out))
+    assert validated.exit_code == 0, validated.stdout + validated.stderr
+    assert "Valid: 263 resources" in validated.stdout
+    export_secret_variables(out, monkeypatch)
+    plan = run("plan", "--detailed-exitcode", str(out))
+    assert plan.exit_code == 0, plan.stdout
+    assert "No changes." in plan.stdout
+    assert elapsed < 60, f"import took {elapsed:.1f} s"
+
+
+def test_import_never_overwrites_without_force(
+    served: Any, client: PolarisClient, tmp_path: Path
+) -> None:
+    client.create_connection(
+        {"type": "s3", "name": "only", "bucket": "b", "awsEndpoint": "e", "awsAssumedRoleArn": "r"}
+    )
+    out = tmp_path / "m"
+    (out / "connections").mkdir(parents=True)
+    mine = out / "connections" / "only.yaml"
+    mine.write_text("# my own edits\n")
+    refused = run("import", "--out", str(out))
+    assert refused.exit_code == 1
+    assert "already exist" in refused.stderr and "--force" in refused.stderr
+    assert mine.read_text() == "# my own edits\n"
+    assert run("import", "--out", str(out), "--force").exit_code == 0
+    assert "awsAssumedRoleArn: r" in mine.read_text()
+
+
+def test_hostile_names_stay_inside_out_and_cannot_break_the_yaml(
+    served: Any, client: PolarisClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hostile = [
+        "../../escaped", "/etc/passwd", ".hidden", "a/b\\c", "line\nbreak: [x]", "0o17", "yes",
+        "#comment", "- item", "\"quoted'", "Ünïcode ✓", "\x1b[31mred", "koalas", "Koalas",
+    ]  # fmt: skip
+    for name in hostile:
+        client.create_table({"name": name, "type": "detail", "description": f"{name}: {{a: 1}}"})
+    client.create_table({"name": "leak", "type": "detail", "description": "${env:POLARIS_API_KEY}"})
+    out = tmp_path / "out"
+    result = run("import", "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    files = [p.resolve() for p in out.rglob("*.yaml")]
+    assert len(files) == len(hostile)
+    assert all(out.resolve() in p.parents for p in files)
+    assert not (tmp_path / "escaped.yaml").exists()
+    assert len({p.name.lower() for p in files}) == len(files), "no clash on case-insensitive disks"
+    assert "skipped Table/leak" in result.stderr
+    assert DEMO_API_KEY not in "".join(p.read_text() for p in files)
+    assert run("validate", str(out)).exit_code == 0
+    plan = run("plan", "--detailed-exitcode", "--format", "json", str(out))
+    assert plan.exit_code == 0, plan.stdout
+    assert sorted(c["name"] for c in plan.json()["changes"]) == sorted(hostile)
+
+
+@pytest.mark.parametrize(
+    "value", ["0o17", "1e3", ".5", "true", "null", "~", "", " padded ", "on", "2024-01-01", "1:20"]
+)
+def test_dumped_strings_read_back_as_the_same_strings(value: str) -> None:
+    text = dump({"spec": {"description": value, value or "empty": [value]}})
+    documents, errors = parse(text, "x.yaml")
+    assert not errors
+    assert documents[0].data == {"spec": {"description": value, value or "empty": [value]}}
