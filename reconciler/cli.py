@@ -584,6 +584,11 @@ def drift(
 ) -> None:  # fmt: skip
     """Report how live state differs from the manifests (read-only)."""
     paths = paths or DEFAULT_PATHS
+    # A history path with nothing in it yet is a normal state (no job has finished), not an error.
+    empty = [path for path in history if not discover([path])[0]]
+    for path in empty:
+        echo(f"note: history path {path} holds no manifests yet", err=True)
+    history = tuple(path for path in history if path not in empty)
     manifests, client, _, result = _plan((*paths, *history), target, PlanOptions())
     client.close()
     kept = {

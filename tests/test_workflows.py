@@ -1,0 +1,248 @@
+"""The example CI definitions work when copied: they lint, and their steps give the right results.
+
+Each test runs the exact steps of a workflow in examples/github/ (and this repository's action.yml,
+which they use) or a job of examples/gitlab/, against the emulator on loopback, as a user who
+copied them into a repository of manifests would see them run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from reconciler.client import PolarisClient
+from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
+from tests.actions import BIN, ROOT, Runner, run_gitlab_job
+from tests.fixtures import DEMO_SECRETS
+from tests.test_plan import external_connection_exists
+
+GITHUB = ROOT / "examples" / "github"
+GITLAB = ROOT / "examples" / "gitlab" / "polaris-reconciler.gitlab-ci.yml"
+WORKFLOWS = sorted(GITHUB.glob("*.yml"))
+PLAN_MARKER = "<!-- polaris-reconciler: plan -->"
+
+
+@pytest.fixture
+def runner(served: Any, workspace: Path, tmp_path: Path, client: PolarisClient) -> Runner:
+    """A repository of manifests (the demo set) whose workflows run against the emulator."""
+    external_connection_exists(client)
+    return Runner(
+        workdir=workspace.parent,
+        temp=tmp_path / "runner",
+        vars={"POLARIS_URL": served.url, "POLARIS_PROJECT_ID": DEMO_PROJECT_ID},
+        secrets={"POLARIS_API_KEY": DEMO_API_KEY, **DEMO_SECRETS},
+        github={
+            "repository": "acme/polaris-config",
+            "event_name": "pull_request",
+            "event": {
+                "pull_request": {
+                    "number": 7,
+                    "head": {"repo": {"full_name": "acme/polaris-config"}},
+                }
+            },
+            "server_url": "https://github.com",
+            "run_id": "42",
+        },
+    )
+
+
+def test_the_example_workflows_pass_actionlint_when_copied_into_a_repository(
+    tmp_path: Path,
+) -> None:
+    assert len(WORKFLOWS) == 4
+    repository = tmp_path / "repo"
+    shutil.copytree(GITHUB, repository / ".github" / "workflows")
+    subprocess.run(["git", "init", "-q", str(repository)], check=True)
+    linted = subprocess.run(
+        [str(BIN / "actionlint"), "-verbose"], cwd=repository, capture_output=True, text=True
+    )
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    assert "4 files" in linted.stderr or "4 files" in linted.stdout
+
+
+def test_applies_are_serialised_per_project_or_target() -> None:
+    for name, job in [("polaris-apply.yml", None), ("polaris-matrix.yml", "reconcile")]:
+        workflow = yaml.safe_load((GITHUB / name).read_text())
+        scope = workflow["jobs"][job] if job else workflow
+        group = scope["concurrency"]
+        assert group["cancel-in-progress"] is False, "a queued apply must not be dropped"
+        assert "POLARIS_PROJECT_ID" in group["group"] or "matrix.target" in group["group"]
+
+
+def test_pull_request_plan_keeps_one_sticky_comment_and_changes_are_not_a_failure(
+    runner: Runner,
+) -> None:
+    first = runner.run_workflow(GITHUB / "polaris-plan.yml", "plan")
+    assert not first.failed, first
+    assert first.step("Validate").outcome == "success"
+    plan = first.step("Plan")
+    assert plan.outputs["exitcode"] == "2" and plan.outputs["changes"] == "true"
+    assert Path(plan.outputs["plan-json"]).is_file()
+    comments = runner.gh["comments"]
+    assert len(comments) == 1 and comments[0]["issue"] == 7
+    body = comments[0]["body"]
+    assert body.startswith(PLAN_MARKER + "\n### Polaris reconciler plan")
+    assert "**Plan: 6 to create, 0 to update, 0 to delete.**" in body
+    assert body.removeprefix(PLAN_MARKER + "\n") in first.summary, "comment == job summary"
+    assert DEMO_SECRETS["DEMO_AWS_SECRET_ACCESS_KEY"] not in body + first.summary
+
+    second = runner.run_workflow(GITHUB / "polaris-plan.yml", "plan")
+    assert not second.failed
+    comments = runner.gh["comments"]
+    assert len(comments) == 1, "updated in place, not posted again"
+    assert comments[0]["edits"] == 1
+
+
+def test_a_pull_request_from_a_fork_is_validated_but_not_planned(runner: Runner) -> None:
+    runner.github["event"]["pull_request"]["head"]["repo"]["full_name"] = "someone/fork"
+    run = runner.run_workflow(GITHUB / "polaris-plan.yml", "plan")
+    assert not run.failed
+    assert run.step("Validate").outcome == "success"
+    assert run.step("Plan").outcome == "skipped"
+    assert run.step("Post or update the plan comment").outcome == "skipped"
+    assert "### Manifests are valid" in run.summary
+
+
+def test_an_invalid_manifest_fails_validation_with_an_annotation(
+    runner: Runner, workspace: Path
+) -> None:
+    (workspace / "broken.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: Connection\nmetadata: {name: c1}\n"
+        "spec: {type: s3, bucket: b, buckt: b, awsEndpoint: e}\n"
+    )
+    run = runner.run_workflow(GITHUB / "polaris-plan.yml", "plan")
+    validate = run.step("Validate")
+    assert validate.outcome == "failure"
+    assert "::error file=manifests/broken.yaml,line=4," in validate.output
+    assert run.step("Plan").outcome == "skipped"
+
+
+def test_merge_applies_then_plan_and_drift_are_clean_and_drift_opens_one_issue(
+    runner: Runner, client: PolarisClient
+) -> None:
+    runner.github["event_name"] = "push"
+    applied = runner.run_workflow(GITHUB / "polaris-apply.yml", "apply")
+    assert not applied.failed, applied.steps[-1].output
+    assert applied.step("Apply").outputs["exitcode"] == "0"
+    assert "**Apply complete:" in applied.summary
+
+    runner.github["event_name"] = "pull_request"
+    plan = runner.run_workflow(GITHUB / "polaris-plan.yml", "plan")
+    assert plan.step("Plan").outputs["exitcode"] == "0"
+    assert "No changes" in runner.gh["comments"][0]["body"] or "0 to create" in plan.summary
+
+    runner.github["event_name"] = "schedule"
+    clean = runner.run_workflow(GITHUB / "polaris-drift.yml", "drift")
+    assert not clean.failed, clean.steps
+    assert clean.step("Drift").outputs["exitcode"] == "0"
+    assert runner.gh["issues"] == []
+
+    client.update_connection("weblogs-s3", {"type": "s3", "bucket": "moved-bucket"})
+    drifted = runner.run_workflow(GITHUB / "polaris-drift.yml", "drift")
+    assert drifted.failed
+    assert drifted.step("Drift").outputs["exitcode"] == "2"
+    assert drifted.step("Fail on drift").outcome == "failure"
+    issues = runner.gh["issues"]
+    assert len(issues) == 1 and "`Connection/weblogs-s3`" in issues[0]["body"]
+    assert "#### changed (fails): 1" in issues[0]["body"]
+    again = runner.run_workflow(GITHUB / "polaris-drift.yml", "drift")
+    assert again.failed
+    issues = runner.gh["issues"]
+    assert len(issues) == 1 and len(issues[0]["comments"]) == 1, "one issue, updated"
+
+
+def test_scheduled_drift_after_jobs_moved_to_history_passes(
+    runner: Runner, workspace: Path, client: PolarisClient, emulator: Emulator
+) -> None:
+    runner.github["event_name"] = "push"
+    assert not runner.run_workflow(GITHUB / "polaris-apply.yml", "apply").failed
+    history = workspace.parent / "history"
+    history.mkdir()
+    (workspace / "guide" / "koalas-job.yaml").rename(history / "koalas-job.yaml")
+    koalas = next(j for j in client.iter_jobs() if j["target"]["tableName"] == "Koalas")
+    emulator.expire_job(koalas["id"])
+    runner.github["event_name"] = "schedule"
+    run = runner.run_workflow(GITHUB / "polaris-drift.yml", "drift")
+    assert not run.failed, run.step("Drift").output
+    assert run.step("Drift").outputs["exitcode"] == "0"
+    assert "#### history: 1" in run.summary
+
+
+def test_the_matrix_plans_each_target_with_its_own_comment_then_applies_each(
+    runner: Runner,
+) -> None:
+    for target in ("staging", "production"):
+        run = runner.run_workflow(
+            GITHUB / "polaris-matrix.yml", "reconcile", matrix={"target": target}
+        )
+        assert not run.failed, run.steps
+        assert run.step("Plan").outputs["exitcode"] == "2"
+        assert run.step("Apply").outcome == "skipped"
+    bodies = [c["body"] for c in runner.gh["comments"]]
+    assert len(bodies) == 2
+    assert "Target: **staging**" in bodies[0] and "Target: **production**" in bodies[1]
+    runner.github["event_name"] = "push"
+    run = runner.run_workflow(
+        GITHUB / "polaris-matrix.yml", "reconcile", matrix={"target": "staging"}
+    )
+    assert not run.failed, run.steps
+    assert run.step("Plan").outcome == "skipped"
+    assert "**Apply complete:" in run.summary
+
+
+def test_the_gitlab_template_runs_the_same_sequence(
+    runner: Runner, workspace: Path, client: PolarisClient, tmp_path: Path
+) -> None:
+    variables = {
+        "POLARIS_URL": runner.vars["POLARIS_URL"],
+        "POLARIS_PROJECT_ID": DEMO_PROJECT_ID,
+        "POLARIS_API_KEY": DEMO_API_KEY,
+        **DEMO_SECRETS,
+    }
+    repository = workspace.parent
+
+    def job(name: str) -> subprocess.CompletedProcess[str]:
+        return run_gitlab_job(GITLAB, name, repository, variables, tmp_path)
+
+    assert job("polaris-validate").returncode == 0
+    assert (repository / "reconciler-reports" / "validate.xml").is_file()
+    plan = job("polaris-plan")
+    assert plan.returncode == 0, "exit 2 (changes) is not a failure"
+    assert "**Plan: 6 to create" in plan.stdout
+    applied = job("polaris-apply")
+    assert applied.returncode == 0, applied.stderr
+    assert "**Apply complete:" in applied.stdout
+    assert job("polaris-drift").returncode == 0
+    client.update_connection("weblogs-s3", {"type": "s3", "bucket": "moved-bucket"})
+    drift = job("polaris-drift")
+    assert drift.returncode == 2
+    assert "<testsuites" in (repository / "reconciler-reports" / "drift.xml").read_text()
+
+
+def test_the_pre_commit_hook_validates_all_manifests(workspace: Path) -> None:
+    (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    command = [str(BIN / hook["entry"].split()[0]), *hook["entry"].split()[1:], *hook["args"]]
+    env = {"PATH": str(BIN), "HOME": str(workspace.parent)}
+    ok = subprocess.run(command, cwd=workspace.parent, capture_output=True, text=True, env=env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "Valid: 7 resources" in ok.stdout
+    (workspace / "bad.yaml").write_text("kind: Connection\n")
+    bad = subprocess.run(command, cwd=workspace.parent, capture_output=True, text=True, env=env)
+    assert bad.returncode == 1
+
+
+def test_shell_completion_as_the_readme_documents_it() -> None:
+    env = {"PATH": str(BIN), "COMP_WORDS": "reconciler drift --fa", "COMP_CWORD": "2"}
+    done = subprocess.run(
+        [str(BIN / "reconciler")],
+        env={**env, "_RECONCILER_COMPLETE": "bash_complete"},
+        capture_output=True,
+        text=True,
+    )
+    assert done.stdout.split() == ["plain,--fail-on"]
+    assert "_RECONCILER_COMPLETE=bash_source reconciler" in (ROOT / "README.md").read_text()
