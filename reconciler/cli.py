@@ -22,7 +22,14 @@ import platformdirs
 
 from reconciler import ci_output
 from reconciler import config as configuration
-from reconciler.apply import Applier, ApplyOptions, ApplyResult, UnsafePlan, check_safety
+from reconciler.apply import (
+    Applier,
+    ApplyOptions,
+    ApplyResult,
+    UnsafePlan,
+    check_safety,
+    planned_requests,
+)
 from reconciler.client import ClientConfig, PolarisClient, PolarisError
 from reconciler.drift import DEFAULT_FAIL_ON, STATUSES, drift_report, render_drift
 from reconciler.emulator.command import emulator as emulator_command
@@ -31,7 +38,13 @@ from reconciler.live import JobCache, LiveState, read_live
 from reconciler.manifest import discover
 from reconciler.model import KIND_ORDER, Kind, ManifestError, ManifestErrors
 from reconciler.plan import Plan, PlanOptions, make_plan
-from reconciler.render import RENDERERS, PlanText, render_apply, summary_sentence
+from reconciler.render import (
+    RENDERERS,
+    PlanText,
+    render_apply,
+    render_requests,
+    summary_sentence,
+)
 from reconciler.validate import API_KEY_VARIABLE, Manifests, load_manifests
 
 DEFAULT_PATHS = ("manifests",)
@@ -423,20 +436,43 @@ def _render_plan(plan: Plan, fmt: str) -> str:
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none."
 )
+@click.option(
+    "--show-requests",
+    is_flag=True,
+    help="Also print each request body apply would send (secret values redacted).",
+)
 @connection_options
 @plan_options
 def plan(
     paths: tuple[str, ...], fmt: str, out: str | None, detailed_exitcode: bool,
-    target: Target, options: PlanOptions,
+    show_requests: bool, target: Target, options: PlanOptions,
 ) -> None:  # fmt: skip
     """Show what apply would change, and why."""
-    manifests, client, _, result = _plan(paths, target, options)
+    manifests, client, live, result = _plan(paths, target, options)
     client.close()
+    requests = (
+        planned_requests(
+            result, {r.key: r for r in manifests.resources}, live, options.rotate_secrets
+        )
+        if show_requests
+        else None
+    )
     if fmt == "github":
         annotations = ci_output.plan_annotations(result, _locations(manifests))
         echo("\n".join([*annotations, summary_sentence(result)]))
+    elif fmt == "json" and requests is not None:
+        echo(
+            json.dumps(
+                {**result.to_json(), "requests": json.loads(render_requests(requests, "json"))},
+                indent=2,
+                ensure_ascii=False,
+                default=str,
+            )
+        )
     else:
         echo(_render_plan(result, fmt))
+    if requests is not None and fmt != "json":
+        echo("\n" + render_requests(requests, "markdown" if fmt == "markdown" else "text"))
     if out:
         saved = {
             "kind": SAVED_PLAN_KIND,

@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -339,12 +339,57 @@ def _job(resource: Resource, live: LiveState, options: PlanOptions) -> Change:
         )
         return change(Action.RESUBMIT, f"job {job.id} {job.status} ({cause})", job)
     warnings, previous = _reingestion(spec, candidates)
+    notes = job_notes(spec, live)
     if previous is None:
-        return change(Action.CREATE, "no live job with this spec", warnings=tuple(warnings))
+        return replace(
+            change(Action.CREATE, "no live job with this spec", warnings=tuple(warnings)),
+            notes=notes,
+        )
     before = normalize(Kind.INGESTION_JOB, previous.spec)
     changed = tuple(diff(before, normalize(Kind.INGESTION_JOB, spec)))
     reason = f"spec differs from job {previous.id} ({previous.status}) in {_fields(list(changed))}"
-    return change(Action.CREATE, reason, changed=changed, warnings=tuple(warnings))
+    return replace(
+        change(Action.CREATE, reason, changed=changed, warnings=tuple(warnings)), notes=notes
+    )
+
+
+def job_notes(spec: Mapping[str, Any], live: LiveState) -> tuple[str, ...]:
+    """What a reviewer needs to judge a new job: where it writes, what it reads, and how."""
+    source, target = spec["source"], spec["target"]
+    table, connection = target["tableName"], source["connectionName"]
+    if table in live.tables:
+        where = "exists"
+    elif spec.get("createTableIfNotExists"):
+        where = "created by this job"
+    else:
+        where = "created by this apply"
+    bucket = live.connections.get(connection, {}).get("bucket")
+    settings = source.get("formatSettings") or {}
+    kind, keys = _selection(source)
+    keys = list(source["uris"]) if source.get("uris") else keys  # as written, s3://bucket/key
+    if kind == "objects":
+        objects = f"{len(keys)} object(s): {', '.join(keys[:5])}" + (
+            " ..." if len(keys) > 5 else ""
+        )
+    elif kind == "prefixes":
+        objects = (
+            f"every object under {len(keys)} prefix(es): {', '.join(keys[:5])}"
+            + (" ..." if len(keys) > 5 else "")
+            + " (listed by Polaris when the job runs)"
+        )
+    else:
+        objects = f"every object matching {', '.join(keys)} (matched by Polaris when the job runs)"
+    mode = spec.get("ingestionMode", "append")
+    intervals = target.get("intervals")
+    return (
+        f"target table: {table} ({where}); mode: {mode}"
+        + (f", intervals {', '.join(map(str, intervals))}" if intervals else "")
+        + (", replaces all data" if spec.get("replaceAll") else ""),
+        f"connection: {connection}" + (f" (bucket {bucket})" if bucket else ""),
+        f"format: {settings.get('format', 'unspecified')}"
+        + "".join(f", {k} {json.dumps(v)}" for k, v in sorted(settings.items()) if k != "format"),
+        f"objects: {objects}",
+    )
 
 
 def _newest(jobs: list[LiveJob]) -> LiveJob:

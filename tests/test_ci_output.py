@@ -63,7 +63,8 @@ def test_plan_in_github_format_notes_each_change_on_its_manifest(
     koalas = [line for line in lines if "IngestionJob/koalas-demo-file" in line]
     assert koalas[0].startswith(
         "::notice file=manifests/guide/koalas-job.yaml,line=4,col=1,"
-        "title=IngestionJob/koalas-demo-file%3A create::no live job with this spec"
+        "title=IngestionJob/koalas-demo-file%3A create::no live job with this spec%0A"
+        "note: target table: Koalas (created by this job); mode: append%0A"
     )
     assert lines[-1].startswith("Plan: 6 to create")
     assert "test-secret-value" not in result.stdout
