@@ -680,7 +680,7 @@ def import_(
 ) -> None:  # fmt: skip
     """Adopt a live project: write one manifest per connection, table (and job)."""
     chosen = {Kind(kind) for kind in kinds} or {Kind.CONNECTION, Kind.TABLE}
-    if jobs and not kinds:
+    if jobs:
         chosen.add(Kind.INGESTION_JOB)
     with _client(target) as client:
         try:

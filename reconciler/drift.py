@@ -143,8 +143,8 @@ def _reclassify(
     return entry
 
 
-def render_drift(report: DriftReport, fmt: str) -> str:
-    """The report as text, JSON or Markdown."""
+def render_drift(report: DriftReport, fmt: str, *, limit: int = MARKDOWN_LIMIT) -> str:
+    """The report as text, JSON or Markdown (cut below `limit` characters)."""
     entries = report.entries
     if fmt == "json":
         payload = {
@@ -155,7 +155,7 @@ def render_drift(report: DriftReport, fmt: str) -> str:
         }
         return json.dumps(payload, indent=2, ensure_ascii=False, default=str)
     if fmt == "markdown":
-        return _markdown(report)
+        return _markdown(report, limit)
     drifted = [e for e in entries if e.status != "in-sync"]
     width = max((len(f"{e.kind}/{e.name}") for e in entries), default=0)
     lines = [f"{e.status:<9}  {f'{e.kind}/{e.name}':<{width}}  {e.detail}" for e in entries]
@@ -166,7 +166,7 @@ def render_drift(report: DriftReport, fmt: str) -> str:
     return "\n".join(lines)
 
 
-def _markdown(report: DriftReport, limit: int = MARKDOWN_LIMIT) -> str:
+def _markdown(report: DriftReport, limit: int) -> str:
     """Grouped by status, failing groups first, cut below the comment limit with a notice."""
     counts = ", ".join(
         f"{report.count(status)} {status}" for status in STATUSES if report.count(status)

@@ -220,11 +220,16 @@ def _jobs(
         else:
             newest[mine] = body
     manifests = []
+    names: set[str] = set()
     for body in newest.values():
         job = LiveJob(str(body["id"]), "", "", "", "", body)
         spec = _job_spec(job.spec)
         table = str(spec["target"]["tableName"])
-        name = f"{table}-{job.id[:8]}"
+        # A handle only (a job is identified by its spec): short, unique, within the 255 allowed.
+        name = f"{table[:200]}-{job.id[:8]}"
+        if name in names:
+            name = f"{table[:200]}-{job.id[:50]}"
+        names.add(name)
         comments = [f"Polaris job {_shown(job.id)}, {_shown(str(body.get('executionStatus')))}."]
         if any(
             m.get("columnName") == SERVER_ADDED_MAPPING["columnName"]

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.client import PolarisClient
-from reconciler.drift import _markdown, drift_report, render_drift
+from reconciler.drift import drift_report, render_drift
 from reconciler.emulator import Emulator
 from reconciler.live import read_live
 from reconciler.plan import make_plan
@@ -95,7 +95,7 @@ def test_drift_markdown_of_many_resources_stays_under_the_comment_limit(
     text = render_drift(report, "markdown")
     assert len(text) < 60_000
     assert "#### unmanaged (fails): 400" in text
-    short = _markdown(report, limit=2_000)
+    short = render_drift(report, "markdown", limit=2_000)
     assert len(short) <= 2_000
     assert "**Truncated:**" in short and "more unmanaged resource(s)" in short
 

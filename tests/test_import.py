@@ -116,3 +116,36 @@ def test_dumped_strings_read_back_as_the_same_strings(value: str) -> None:
     documents, errors = parse(text, "x.yaml")
     assert not errors
     assert documents[0].data == {"spec": {"description": value, value or "empty": [value]}}
+
+
+def test_a_job_into_a_table_with_the_longest_name_imports_with_a_valid_handle(
+    served: Any,
+    client: PolarisClient,
+    emulator: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    table = "t" * 255
+    client.create_connection(
+        {"type": "s3", "name": "c", "bucket": "b", "awsEndpoint": "e", "awsAssumedRoleArn": "r"}
+    )
+    job = client.create_job(
+        {
+            "type": "batch", "target": {"type": "table", "tableName": table},
+            "createTableIfNotExists": True,
+            "source": {
+                "type": "s3", "connectionName": "c", "uris": ["s3://b/k.json"],
+                "formatSettings": {"format": "nd-json"},
+                "inputSchema": [{"name": "ts", "dataType": "string"}],
+            },
+            "mappings": [{"columnName": "__time", "expression": 'TIME_PARSE("ts")'}],
+        }
+    )  # fmt: skip
+    emulator.complete_job(job["id"])
+    out = tmp_path / "out"
+    result = run("import", "--jobs", "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    (manifest,) = (out / "jobs").rglob("*.yaml")
+    assert f"name: {'t' * 200}-{job['id'][:8]}\n" in manifest.read_text()
+    assert run("validate", str(out)).exit_code == 0
+    assert run("plan", "--detailed-exitcode", str(out)).exit_code == 0
