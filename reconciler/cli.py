@@ -620,6 +620,13 @@ def drift(
 ) -> None:  # fmt: skip
     """Report how live state differs from the manifests (read-only)."""
     paths = paths or DEFAULT_PATHS
+    for kept_path in history:
+        for path in paths:
+            if _under(kept_path, path) or _under(path, kept_path):
+                raise Failure(
+                    f"history path {kept_path} overlaps the manifest path {path}: plan and apply "
+                    "would submit the jobs kept there again; keep history outside the manifest paths"
+                )
     # A history path with nothing in it yet is a normal state (no job has finished), not an error.
     empty = [path for path in history if not discover([path])[0]]
     for path in empty:

@@ -178,3 +178,11 @@ def test_drift_against_an_unreachable_polaris_is_an_error_exit_1(
     result = run("drift")
     assert result.exit_code == 1
     assert "cannot reach http://127.0.0.1:9" in result.stderr
+
+
+def test_a_history_path_inside_the_manifest_paths_is_refused(served: Any, workspace: Path) -> None:
+    (workspace / "history").mkdir()
+    result = run("drift", "--history", str(workspace / "history"), str(workspace))
+    assert result.exit_code == 1
+    assert "overlaps the manifest path" in result.stderr
+    assert "would submit the jobs kept there again" in result.stderr
