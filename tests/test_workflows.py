@@ -65,6 +65,28 @@ def test_the_example_workflows_pass_actionlint_when_copied_into_a_repository(
     assert "4 files" in linted.stderr or "4 files" in linted.stdout
 
 
+def test_actionlint_checks_the_workflows_inputs_against_action_yml(tmp_path: Path) -> None:
+    # As a local action (uses: ./), actionlint reads action.yml and checks every `with:` key.
+    repository = tmp_path / "repo"
+    (repository / ".github" / "workflows").mkdir(parents=True)
+    shutil.copy(ROOT / "action.yml", repository / "action.yml")
+    for workflow in WORKFLOWS:
+        text = workflow.read_text().replace("polaris-reconciler/polaris-reconciler@v0", "./")
+        assert "uses: ./" in text
+        (repository / ".github" / "workflows" / workflow.name).write_text(text)
+    subprocess.run(["git", "init", "-q", str(repository)], check=True)
+    linted = subprocess.run(
+        [str(BIN / "actionlint")], cwd=repository, capture_output=True, text=True
+    )
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    broken = repository / ".github" / "workflows" / "polaris-plan.yml"
+    broken.write_text(broken.read_text().replace("command: plan", "comand: plan"))
+    linted = subprocess.run(
+        [str(BIN / "actionlint")], cwd=repository, capture_output=True, text=True
+    )
+    assert linted.returncode == 1 and 'input "comand" is not defined' in linted.stdout
+
+
 def test_applies_are_serialised_per_project_or_target() -> None:
     for name, job in [("polaris-apply.yml", None), ("polaris-matrix.yml", "reconcile")]:
         workflow = yaml.safe_load((GITHUB / name).read_text())
