@@ -373,7 +373,7 @@ def _client(target: Target) -> PolarisClient:
         raise Failure(str(error)) from None
 
 
-def _manifests(paths: tuple[str, ...], target: Target) -> Manifests:
+def _manifests(paths: tuple[str, ...], target: Target, fmt: str = "text") -> Manifests:
     choice = target.choice
     if choice.target is not None:
         shown = ", ".join(f"{k}={v}" for k, v in sorted(choice.variables.items())) or "none"
@@ -389,6 +389,8 @@ def _manifests(paths: tuple[str, ...], target: Target) -> Manifests:
     except ManifestErrors as failed:
         for problem in failed.errors:
             echo(str(problem), err=True)
+        if fmt == "github":  # so that plan and drift in CI also mark the lines of the diff
+            echo("\n".join(ci_output.validate_annotations(failed.errors)))
         count = sum(e.severity == "error" for e in failed.errors)
         raise Failure(f"{count} manifest error(s); nothing was sent") from None
     REDACT.add(manifests.secrets)
@@ -407,9 +409,9 @@ def _cache(target: Target) -> JobCache:
 
 
 def _plan(
-    paths: tuple[str, ...], target: Target, options: PlanOptions
+    paths: tuple[str, ...], target: Target, options: PlanOptions, fmt: str = "text"
 ) -> tuple[Manifests, PolarisClient, LiveState, Plan]:
-    manifests = _manifests(paths, target)  # validation passes before anything is sent
+    manifests = _manifests(paths, target, fmt)  # validation passes before anything is sent
     client = _client(target)
     try:
         echo(f"Reading live state of project {target.project} ...", err=True)
@@ -448,7 +450,7 @@ def plan(
     show_requests: bool, target: Target, options: PlanOptions,
 ) -> None:  # fmt: skip
     """Show what apply would change, and why."""
-    manifests, client, live, result = _plan(paths, target, options)
+    manifests, client, live, result = _plan(paths, target, options, fmt)
     client.close()
     requests = (
         planned_requests(
@@ -632,7 +634,7 @@ def drift(
     for path in empty:
         echo(f"note: history path {path} holds no manifests yet", err=True)
     history = tuple(path for path in history if path not in empty)
-    manifests, client, _, result = _plan((*paths, *history), target, PlanOptions())
+    manifests, client, _, result = _plan((*paths, *history), target, PlanOptions(), fmt)
     client.close()
     kept = {
         (str(r.kind), r.name)

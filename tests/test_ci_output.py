@@ -101,3 +101,14 @@ def test_drift_annotations_and_junit_follow_fail_on_and_ignore(
     assert cases["evil.<x>&\ufffd"].find("failure") is None, "unmanaged does not fail by default"
     assert cases["other-tool"].find("skipped") is not None
     assert root.get("failures") == "1" and root.get("skipped") == "1"
+
+
+def test_plan_and_drift_in_github_format_annotate_invalid_manifests_too(
+    served: Any, workspace: Path
+) -> None:
+    (workspace / "bad.yaml").write_bytes(BAD.read_bytes())
+    for command in ("plan", "drift"):
+        result = run(command, "--format", "github")
+        assert result.exit_code == 1
+        assert f"::error file={workspace.name}/bad.yaml,line=8,col=3," in result.stdout
+        assert "nothing was sent" in result.stderr

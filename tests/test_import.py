@@ -149,3 +149,32 @@ def test_a_job_into_a_table_with_the_longest_name_imports_with_a_valid_handle(
     assert f"name: {'t' * 200}-{job['id'][:8]}\n" in manifest.read_text()
     assert run("validate", str(out)).exit_code == 0
     assert run("plan", "--detailed-exitcode", str(out)).exit_code == 0
+
+
+def test_kind_and_name_choose_what_is_imported_and_other_connection_types_are_skipped(
+    served: Any, client: PolarisClient, emulator: Emulator, tmp_path: Path
+) -> None:
+    for name in ("sales-eu", "sales-us", "ops"):
+        client.create_connection(
+            {
+                "type": "s3",
+                "name": name,
+                "bucket": "b",
+                "awsEndpoint": "e",
+                "awsAssumedRoleArn": "r",
+            }
+        )
+    client.create_table({"name": "sales", "type": "detail"})
+    # A connection type this version does not manage, as another tool may have made it.
+    with emulator.store.lock:
+        record = {**emulator.store.connections["ops"], "name": "stream", "type": "kafka"}
+        emulator.store.put("connections", "stream", record)
+    out = tmp_path / "out"
+    result = run("import", "--out", str(out), "--kind", "Connection", "--name", "sales-*")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in out.rglob("*.yaml")) == ["sales-eu.yaml", "sales-us.yaml"]
+    everything = run("import", "--out", str(tmp_path / "all"))
+    assert (
+        "skipped Connection/stream: type kafka is not managed by this version" in everything.stderr
+    )
+    assert "Wrote 4 manifest(s)" in everything.stdout
