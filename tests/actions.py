@@ -334,14 +334,24 @@ class Runner:
 def run_gitlab_job(
     template: Path, job_name: str, workdir: Path, variables: Mapping[str, str], temp: Path
 ) -> subprocess.CompletedProcess[str]:
-    """One job's before_script (less the pip install) and script, in one bash with -e, pipefail."""
+    """One job's before_script (less the pip install) and script, in one bash with -e, pipefail.
+
+    `curl` is a recording fake of GitLab's notes and issues API (FAKE_CURL); what it holds is in
+    `gitlab_state(temp)`.
+    """
+    fake_bin = temp / "fake-gitlab-bin"
+    fake_bin.mkdir(parents=True, exist_ok=True)
+    curl = fake_bin / "curl"
+    curl.write_text(f"#!{sys.executable}\n{FAKE_CURL}", encoding="utf-8")
+    curl.chmod(0o755)
     pipeline = yaml.safe_load(template.read_text(encoding="utf-8"))
     job = dict(pipeline[job_name])
     base = pipeline.get(job.pop("extends", ""), {})
     before = [line for line in base.get("before_script", []) if "pip install" not in line]
     script = "\n".join([*before, *job["script"]])
     env = {
-        "PATH": os.pathsep.join([str(BIN), "/usr/bin", "/bin"]),
+        "PATH": os.pathsep.join([str(fake_bin), str(BIN), "/usr/bin", "/bin"]),
+        "FAKE_CURL_STATE": str(temp / "gitlab-state.json"),
         "HOME": str(temp / "home"),
         "XDG_CACHE_HOME": str(temp / "cache"),
         "LANG": "C.UTF-8",
@@ -358,6 +368,14 @@ def run_gitlab_job(
         text=True,
         timeout=300,
     )
+
+
+def gitlab_state(temp: Path) -> dict[str, Any]:
+    """What the fake GitLab holds: merge-request notes and issues."""
+    path = temp / "gitlab-state.json"
+    if not path.exists():
+        return {"notes": [], "issues": []}
+    return dict(json.loads(path.read_text(encoding="utf-8")))
 
 
 # The fake `gh`: the calls the example workflows make, against a JSON file ------------------------
@@ -417,4 +435,61 @@ elif args[:2] == ["issue", "create"]:
 else:
     sys.exit(f"fake gh: unsupported command {args}")
 json.dump(state, open(path, "w"))
+"""
+
+
+# The fake `curl`: the GitLab API calls the template makes, against a JSON file ------------------
+
+FAKE_CURL = r"""
+import json, os, re, sys, urllib.parse
+path = os.environ["FAKE_CURL_STATE"]
+state = json.load(open(path)) if os.path.exists(path) else {"notes": [], "issues": []}
+args = sys.argv[1:]
+method, headers, data, url, skip = "GET", [], {}, None, None
+for arg in args:
+    if skip == "--request":
+        method = arg
+    elif skip == "--header":
+        headers.append(arg)
+    elif skip == "--data-urlencode":
+        name, sep, value = arg.partition("=")
+        if not sep:
+            name, _, file = arg.partition("@")
+            value = open(file).read()
+        data[name] = value
+    skip = arg if arg in ("--request", "--header", "--data-urlencode") else None
+    if skip is None and not arg.startswith("-"):
+        url = arg
+if not any(h.startswith("PRIVATE-TOKEN: ") and len(h) > 15 for h in headers):
+    sys.exit(22)
+parsed = urllib.parse.urlsplit(url)
+route = re.sub(r"^.*/projects/[^/]+", "", parsed.path)
+query = urllib.parse.parse_qs(parsed.query)
+out = None
+if m := re.fullmatch(r"/merge_requests/(\d+)/notes", route):
+    if method == "GET":
+        out = [n for n in state["notes"] if n["mr"] == int(m.group(1))]
+    else:
+        state["notes"].append({"id": len(state["notes"]) + 1, "mr": int(m.group(1)),
+                               "body": data["body"], "edits": 0})
+        out = state["notes"][-1]
+elif (m := re.fullmatch(r"/merge_requests/(\d+)/notes/(\d+)", route)) and method == "PUT":
+    note = state["notes"][int(m.group(2)) - 1]
+    note["body"], note["edits"] = data["body"], note["edits"] + 1
+    out = note
+elif route == "/issues" and method == "GET":
+    label = query["labels"][0]
+    out = [i for i in state["issues"] if i["state"] == "opened" and label in i["labels"]]
+elif route == "/issues" and method == "POST":
+    state["issues"].append({"iid": len(state["issues"]) + 1, "state": "opened",
+                            "title": data["title"], "labels": data["labels"].split(","),
+                            "description": data["description"], "notes": []})
+    out = state["issues"][-1]
+elif (m := re.fullmatch(r"/issues/(\d+)/notes", route)) and method == "POST":
+    state["issues"][int(m.group(1)) - 1]["notes"].append(data["body"])
+    out = {}
+else:
+    sys.exit(f"fake curl: unsupported {method} {url}")
+json.dump(state, open(path, "w"))
+print(json.dumps(out))
 """

@@ -17,7 +17,7 @@ import yaml
 
 from reconciler.client import PolarisClient
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
-from tests.actions import BIN, ROOT, Runner, run_gitlab_job
+from tests.actions import BIN, ROOT, Runner, gitlab_state, run_gitlab_job
 from tests.fixtures import DEMO_SECRETS
 from tests.test_plan import external_connection_exists
 
@@ -231,11 +231,22 @@ def test_the_gitlab_template_runs_the_same_sequence(
     def job(name: str) -> subprocess.CompletedProcess[str]:
         return run_gitlab_job(GITLAB, name, repository, variables, tmp_path)
 
+    # With a token, the plan is one merge-request note kept up to date, drift one issue.
+    variables |= {
+        "POLARIS_GITLAB_TOKEN": "glpat-fake",
+        "CI_API_V4_URL": "https://gitlab.example/api/v4",
+        "CI_PROJECT_ID": "12",
+        "CI_MERGE_REQUEST_IID": "3",
+    }
     assert job("polaris-validate").returncode == 0
     assert (repository / "reconciler-reports" / "validate.xml").is_file()
     plan = job("polaris-plan")
     assert plan.returncode == 0, "exit 2 (changes) is not a failure"
     assert "**Plan: 6 to create" in plan.stdout
+    assert job("polaris-plan").returncode == 0
+    (note,) = gitlab_state(tmp_path)["notes"]
+    assert note["mr"] == 3 and note["edits"] == 1
+    assert note["body"].startswith("<!-- polaris-reconciler: plan -->\n### Polaris reconciler plan")
     applied = job("polaris-apply")
     assert applied.returncode == 0, applied.stderr
     assert "**Apply complete:" in applied.stdout
@@ -244,6 +255,10 @@ def test_the_gitlab_template_runs_the_same_sequence(
     drift = job("polaris-drift")
     assert drift.returncode == 2
     assert "<testsuites" in (repository / "reconciler-reports" / "drift.xml").read_text()
+    assert gitlab_state(tmp_path)["issues"][0]["labels"] == ["polaris-drift"]
+    assert job("polaris-drift").returncode == 2
+    (issue,) = gitlab_state(tmp_path)["issues"]
+    assert "`Connection/weblogs-s3`" in issue["description"] and len(issue["notes"]) == 1
 
 
 def test_the_pre_commit_hook_validates_all_manifests(workspace: Path) -> None:
