@@ -306,7 +306,7 @@ def connection_options(function: Callable[..., None]) -> Callable[..., None]:
         else:
             url = url or os.environ.get("POLARIS_URL")
             project = project or os.environ.get("POLARIS_PROJECT_ID")
-        if not kwargs.get("paths"):
+        if "paths" in kwargs and not kwargs["paths"]:  # import has no PATHs: it writes --out
             kwargs["paths"] = choice.paths  # a target's own manifests; saved plans record them
         target = Target(url, project, api_key_file, insecure, parallelism, no_cache, choice)
         function(*args, target=target, **kwargs)
@@ -661,10 +661,8 @@ def _under(file: str, root: str) -> bool:
 @cli.command(name="import")
 @click.option(
     "--out",
-    default="manifests",
-    show_default=True,
     type=click.Path(file_okay=False),
-    help="Directory to write the manifests into.",
+    help="Directory to write the manifests into (default: the --target's first path, or manifests).",
 )
 @click.option("--jobs", is_flag=True, help="Also import batch jobs that ran or are running.")
 @click.option(
@@ -684,10 +682,11 @@ def _under(file: str, root: str) -> bool:
 @click.option("--force", is_flag=True, help="Overwrite manifests that already exist.")
 @connection_options
 def import_(
-    out: str, jobs: bool, kinds: tuple[str, ...], names: tuple[str, ...], force: bool,
+    out: str | None, jobs: bool, kinds: tuple[str, ...], names: tuple[str, ...], force: bool,
     target: Target,
 ) -> None:  # fmt: skip
     """Adopt a live project: write one manifest per connection, table (and job)."""
+    out = out or target.choice.paths[0]
     chosen = {Kind(kind) for kind in kinds} or {Kind.CONNECTION, Kind.TABLE}
     if jobs:
         chosen.add(Kind.INGESTION_JOB)

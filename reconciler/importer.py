@@ -6,7 +6,8 @@ writable fields, without the values Polaris fills by default or adds itself. Sec
 write-only, so a connection that uses access keys gets `${env:...}` placeholders and a comment
 naming the variables to set. Names come from the server and are treated as hostile: a file name
 is built from a safe subset of characters (never a path separator or a leading dot) and checked
-to stay inside the output directory, and values are written by a YAML emitter that quotes every
+to stay inside the output directory; a name a manifest cannot hold is left out with a note; every
+`${` in a value is escaped as `$${`; and values are written by a YAML emitter that quotes every
 string the YAML 1.2 loader would read as something else.
 """
 
@@ -38,13 +39,11 @@ from reconciler.normalize import (
     fingerprint,
 )
 from reconciler.plan import SATISFIED_STATUSES
+from reconciler.validate import name_problem
 
 FOLDERS = {Kind.CONNECTION: "connections", Kind.TABLE: "tables", Kind.INGESTION_JOB: "jobs"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-# A manifest expands `${env:NAME}` (and any `${source:...}` reference) in every string, with no
-# escape: a live value holding one would read the importer's environment into the next apply.
-_REFERENCE = re.compile(r"\$\{[A-Za-z]+:")
 MAX_SEGMENT = 80  # characters of a name kept in a file name; the rest is in the hash
 
 
@@ -73,7 +72,6 @@ class ManifestFile:
     kind: Kind
     name: str
     variables: tuple[str, ...] = ()  # environment variables it needs (secrets)
-    references: bool = False  # a live value looks like a `${...:...}` reference (see _REFERENCE)
 
 
 @dataclass
@@ -109,7 +107,11 @@ def import_project(
     connections = {c["name"]: c for c in client.list_connections()}
     table_names = [t["name"] for t in client.list_tables()]
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        wanted_tables = [n for n in table_names if options.wants(Kind.TABLE, n)]
+        wanted_tables = [
+            n
+            for n in table_names
+            if options.wants(Kind.TABLE, n) and _nameable(Kind.TABLE, n, result.skipped)
+        ]
         tables = [t for t in pool.map(client.get_table, wanted_tables) if t is not None]
         jobs: list[Mapping[str, Any]] = []
         if Kind.INGESTION_JOB in options.kinds:
@@ -118,7 +120,9 @@ def import_project(
             jobs = [j for j in pool.map(client.get_job, ids) if j is not None]
     variables_taken: set[str] = set()
     for name, live in sorted(connections.items()):
-        if not options.wants(Kind.CONNECTION, name):
+        if not options.wants(Kind.CONNECTION, name) or not _nameable(
+            Kind.CONNECTION, name, result.skipped
+        ):
             continue
         if live.get("type") != "s3":
             result.skipped.append(
@@ -130,13 +134,17 @@ def import_project(
     for live in sorted(tables, key=lambda t: str(t["name"])):
         result.files.append(_table(live, files))
     result.files += _jobs(jobs, options, connections, files, result.skipped)
-    for manifest in [f for f in result.files if f.references]:
-        result.files.remove(manifest)
-        result.skipped.append(
-            f"{manifest.kind}/{_shown(manifest.name)}: a value holds '${{...:' text, which a "
-            "manifest would expand as a reference; not imported, write this one by hand"
-        )
     return result
+
+
+def _nameable(kind: Kind, name: str, skipped: list[str]) -> bool:
+    """Whether a manifest can declare this live name; if not, say why it is left out."""
+    problem = name_problem(kind, name)
+    if problem is not None:
+        skipped.append(
+            f"{kind}/{_shown(name)}: its name cannot be written in a manifest ({problem})"
+        )
+    return problem is None
 
 
 def write_files(result: ImportResult, out: Path, *, force: bool = False) -> list[Path]:
@@ -211,7 +219,9 @@ def _jobs(
         if not options.wants(Kind.INGESTION_JOB, name, table):
             continue
         ref = f"job {_shown(job.id)} ({_shown(table)})"
-        if job.status not in SATISFIED_STATUSES:
+        if name_problem(Kind.TABLE, table) is not None:
+            skipped.append(f"{ref}: its table's name cannot be written in a manifest")
+        elif job.status not in SATISFIED_STATUSES:
             skipped.append(f"{ref}: {job.status}; a manifest for it would be planned as resubmit")
         elif connection not in connections:
             skipped.append(f"{ref}: its connection {_shown(connection)} no longer exists")
@@ -293,32 +303,30 @@ def _manifest(
     comments: list[str],
     variables: tuple[str, ...],
 ) -> ManifestFile:
+    # A manifest expands `${...}` in every string; `$${` is a literal `${`. A live value is text,
+    # so each of its `${` is escaped (otherwise one could read a variable into the next apply);
+    # only the secret placeholders, which the importer writes itself, are references.
     document = {
         "apiVersion": API_VERSION,
         "kind": str(kind),
-        "metadata": {"name": name},
-        "spec": spec,
+        "metadata": {"name": _literal(name)},
+        "spec": {k: v if k == "secrets" else _literal(v) for k, v in spec.items()},
     }
     header = ["Imported from Polaris by `reconciler import`.", *comments]
     lines = [wrapped for line in header for wrapped in textwrap.wrap(_CONTROL.sub("?", line), 98)]
     text = "".join(f"# {line}\n" for line in lines) + dump(document)
-    placeholders = {f"${{env:{variable}}}" for variable in variables}
-    references = any(
-        _REFERENCE.search(value) for value in _strings(document) if value not in placeholders
-    )
-    return ManifestFile(path, text, kind, name, variables, references)
+    return ManifestFile(path, text, kind, name, variables)
 
 
-def _strings(value: Any) -> Iterable[str]:
+def _literal(value: Any) -> Any:
+    """`value` with every `${` in its strings escaped as `$${`."""
     if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            yield str(key)
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
+        return value.replace("${", "$${")
+    if isinstance(value, Mapping):
+        return {k: _literal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_literal(v) for v in value]
+    return value
 
 
 # Safe YAML and safe file names ------------------------------------------------------------------
