@@ -195,26 +195,41 @@ def test_scheduled_drift_after_jobs_moved_to_history_passes(
     assert "#### history: 1" in run.summary
 
 
-def test_the_matrix_plans_each_target_with_its_own_comment_then_applies_each(
+def test_the_matrix_plans_each_target_of_reconciler_yaml_with_its_own_comment_then_applies(
     runner: Runner,
 ) -> None:
-    for target in ("staging", "production"):
+    # Two targets; the emulator has one project, so both point at it (with their own key names).
+    (runner.workdir / "reconciler.yaml").write_text(
+        "apiVersion: reconciler/v1\ntargets:\n"
+        + "".join(
+            f"  {name}:\n    url: {runner.vars['POLARIS_URL']}\n    project: {DEMO_PROJECT_ID}\n"
+            f"    apiKeyEnv: POLARIS_{name.upper()}_API_KEY\n    paths: [manifests]\n"
+            for name in ("dev", "prod")
+        )
+    )
+    runner.secrets |= {"POLARIS_DEV_API_KEY": DEMO_API_KEY, "POLARIS_PROD_API_KEY": DEMO_API_KEY}
+    runner.vars.clear()  # the URL and project come from reconciler.yaml only
+    for target in ("dev", "prod"):
         run = runner.run_workflow(
             GITHUB / "polaris-matrix.yml", "reconcile", matrix={"target": target}
         )
-        assert not run.failed, run.steps
+        assert not run.failed, run
         assert run.step("Plan").outputs["exitcode"] == "2"
         assert run.step("Apply").outcome == "skipped"
+        assert f"Target {target}: project {DEMO_PROJECT_ID}" in run.step("Plan").output
     bodies = [c["body"] for c in runner.gh["comments"]]
     assert len(bodies) == 2
-    assert "Target: **staging**" in bodies[0] and "Target: **production**" in bodies[1]
+    assert "Target: **dev**" in bodies[0] and "Target: **prod**" in bodies[1]
     runner.github["event_name"] = "push"
-    run = runner.run_workflow(
-        GITHUB / "polaris-matrix.yml", "reconcile", matrix={"target": "staging"}
-    )
-    assert not run.failed, run.steps
+    run = runner.run_workflow(GITHUB / "polaris-matrix.yml", "reconcile", matrix={"target": "dev"})
+    assert not run.failed, run
     assert run.step("Plan").outcome == "skipped"
     assert "**Apply complete:" in run.summary
+    # A job sees only its own target's key (its environment's secret): prod's run without it fails.
+    runner.secrets.pop("POLARIS_PROD_API_KEY")
+    run = runner.run_workflow(GITHUB / "polaris-matrix.yml", "reconcile", matrix={"target": "prod"})
+    assert run.failed
+    assert "no API key: set POLARIS_PROD_API_KEY" in run.step("Apply").output
 
 
 def test_the_gitlab_template_runs_the_same_sequence(
