@@ -620,8 +620,15 @@ def drift(
     paths: tuple[str, ...], fmt: str, junit: str | None, fail_on: frozenset[str],
     ignore: tuple[str, ...], history: tuple[str, ...], target: Target,
 ) -> None:  # fmt: skip
-    """Report how live state differs from the manifests (read-only)."""
+    """Report how live state differs from the manifests (read-only).
+
+    A target's `history:` and `ignore:` in reconciler.yaml add to --history and --ignore.
+    """
     paths = paths or DEFAULT_PATHS
+    if target.choice.target is not None:
+        history = (*target.choice.target.history, *history)
+        ignore = (*target.choice.target.ignore, *ignore)
+    history = _distinct(history)  # the same directory from reconciler.yaml and a flag: once
     for kept_path in history:
         for path in paths:
             if _under(kept_path, path) or _under(path, kept_path):
@@ -650,6 +657,14 @@ def drift(
     _write_junit(junit, ci_output.drift_junit(report))
     if report.failed:
         sys.exit(2)
+
+
+def _distinct(paths: Iterable[str]) -> tuple[str, ...]:
+    """Paths in order, each file or directory once however it is spelt."""
+    first: dict[str, str] = {}
+    for path in paths:
+        first.setdefault(str(Path(path).resolve()), path)
+    return tuple(first.values())
 
 
 def _under(file: str, root: str) -> bool:

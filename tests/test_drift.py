@@ -7,7 +7,7 @@ from typing import Any
 
 from reconciler.client import PolarisClient
 from reconciler.drift import drift_report, render_drift
-from reconciler.emulator import Emulator
+from reconciler.emulator import DEMO_PROJECT_ID, Emulator
 from reconciler.live import read_live
 from reconciler.plan import make_plan
 from tests.cli import run
@@ -186,3 +186,28 @@ def test_a_history_path_inside_the_manifest_paths_is_refused(served: Any, worksp
     assert result.exit_code == 1
     assert "overlaps the manifest path" in result.stderr
     assert "would submit the jobs kept there again" in result.stderr
+
+
+def test_a_targets_history_and_ignore_in_reconciler_yaml_apply_to_drift(
+    served: Any, workspace: Path, client: PolarisClient, emulator: Emulator
+) -> None:
+    external_connection_exists(client)
+    (workspace.parent / "reconciler.yaml").write_text(
+        "apiVersion: reconciler/v1\ntargets:\n  prod:\n"
+        f"    url: {served.url}\n    project: {DEMO_PROJECT_ID}\n    apiKeyEnv: POLARIS_API_KEY\n"
+        "    history: [history]\n    ignore: ['Connection/hand-*']\n"
+    )
+    assert run("apply", "--auto-approve").exit_code == 0
+    history = workspace.parent / "history"
+    history.mkdir()
+    (workspace / "guide" / "koalas-job.yaml").rename(history / "koalas-job.yaml")
+    koalas = next(j for j in client.iter_jobs() if j["target"]["tableName"] == "Koalas")
+    emulator.expire_job(koalas["id"])
+    client.create_connection({"type": "s3", "name": "hand-made", "bucket": "b", "awsEndpoint": "e"})
+    strict = ("--fail-on", "missing,changed,failed,unmanaged")
+    result = run("drift", "--format", "json", "--history", "history", *strict)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    drift = {entry["name"]: entry["status"] for entry in result.json()["drift"]}
+    assert drift["koalas-demo-file"] == "history"
+    assert drift["hand-made"] == "ignored"
+    assert "Koalas" not in drift, "the table the history job created is accounted for"
