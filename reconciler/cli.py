@@ -727,7 +727,11 @@ def import_(
             f"Before plan or apply, set the {len(variables)} secret variable(s) named in the "
             f"connection manifests ({', '.join(variables[:4])}{' ...' if len(variables) > 4 else ''})."
         )
-    echo(f"Check them with: reconciler validate {out} && reconciler plan {out}")
+    chosen_target = f" --target {target.choice.target_name}" if target.choice.target else ""
+    echo(
+        f"Check them with: reconciler validate{chosen_target} {out} && "
+        f"reconciler plan{chosen_target} {out}"
+    )
 
 
 cli.add_command(emulator_command)
