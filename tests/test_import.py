@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from reconciler.client import PolarisClient
-from reconciler.emulator import DEMO_API_KEY, Emulator
+from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
 from reconciler.importer import dump
 from reconciler.manifest import parse
 from tests.cli import run
@@ -181,3 +181,25 @@ def test_kind_and_name_choose_what_is_imported_and_other_connection_types_are_sk
         "skipped Connection/stream: type kafka is not managed by this version" in everything.stderr
     )
     assert "Wrote 4 manifest(s)" in everything.stdout
+
+
+def test_import_with_a_target_reads_its_project_and_writes_into_its_paths(
+    served: Any, client: PolarisClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client.create_connection(
+        {"type": "s3", "name": "c", "bucket": "b", "awsEndpoint": "e", "awsAssumedRoleArn": "r"}
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("POLARIS_URL")  # the target's url and project come from the file only
+    monkeypatch.setenv("PROD_KEY", DEMO_API_KEY)
+    (tmp_path / "reconciler.yaml").write_text(
+        "apiVersion: reconciler/v1\ntargets:\n  prod:\n"
+        f"    url: {served.url}\n    project: {DEMO_PROJECT_ID}\n    apiKeyEnv: PROD_KEY\n"
+        "    paths: [prod-manifests]\n"
+    )
+    result = run("import", "--target", "prod")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "prod-manifests" / "connections" / "c.yaml").is_file()
+    assert "reconciler plan --target prod" in result.stdout
+    assert run("validate", "--target", "prod").exit_code == 0
+    assert run("plan", "--target", "prod", "--detailed-exitcode").exit_code == 0
