@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from reconciler.apply import ApplyResult, Request
@@ -223,8 +224,10 @@ def render_requests(planned: list[tuple[Change, list[Request]]], fmt: str) -> st
                     f"{_escape(change.ref)}</summary>",
                     "",
                 ]
+                # A fence longer than any run of backticks in the body, so no value can close it.
+                fence = "`" * max([3, *(len(run) + 1 for run in re.findall("`+", text))])
                 lines += (
-                    ["```json", text, "```", "", "</details>"]
+                    [f"{fence}json", text, fence, "", "</details>"]
                     if body is not None
                     else ["</details>"]
                 )

@@ -80,3 +80,20 @@ def test_verbose_logs_the_final_url_sent_with_its_query_string(
         r"&sortOrder=DESC&type=batch&paginationLimit=1000&paginationOffset=0 -> 200"
     )
     assert re.search(pattern, result.stderr), result.stderr
+
+
+def test_show_requests_in_markdown_keeps_each_body_inside_its_code_block(
+    served: Any, workspace: Path, client: PolarisClient
+) -> None:
+    external_connection_exists(client)
+    tables = workspace / "weblogs" / "tables.yaml"
+    tables.write_text(
+        tables.read_text().replace(
+            "description: One row per HTTP request served at the edge",
+            "description: 'ends the block ``` and ```` too'",
+        )
+    )
+    result = run("plan", "--format", "markdown", "--show-requests")
+    assert result.exit_code == 0, result.stderr
+    block = result.stdout[result.stdout.index("POST /tables") :]
+    assert "`````json" in block, "a fence longer than the longest run of backticks in the body"
