@@ -298,12 +298,12 @@ class Runner:
             output += step.output
             contexts["steps"][spec["id"]] = {"outputs": step.outputs}
             if step.outcome == "failure":
-                return Step(name, "failure", step.exit_code, output)
+                break  # later steps do not run; the outputs set so far still count
         outputs = {
             key: Expressions(contexts).interpolate(value["value"])
             for key, value in action["outputs"].items()
         }
-        return Step(name, "success", 0, output, outputs)
+        return Step(name, step.outcome, step.exit_code, output, outputs)
 
     def _bash(
         self, name: str, script: str, env: Mapping[str, str], expressions: Expressions

@@ -28,9 +28,8 @@ PLAN_MARKER = "<!-- polaris-reconciler: plan -->"
 
 
 @pytest.fixture
-def runner(served: Any, workspace: Path, tmp_path: Path, client: PolarisClient) -> Runner:
+def bare_runner(served: Any, workspace: Path, tmp_path: Path) -> Runner:
     """A repository of manifests (the demo set) whose workflows run against the emulator."""
-    external_connection_exists(client)
     return Runner(
         workdir=workspace.parent,
         temp=tmp_path / "runner",
@@ -49,6 +48,13 @@ def runner(served: Any, workspace: Path, tmp_path: Path, client: PolarisClient) 
             "run_id": "42",
         },
     )
+
+
+@pytest.fixture
+def runner(bare_runner: Runner, client: PolarisClient) -> Runner:
+    """The same, with the connection the manifests say another team manages already there."""
+    external_connection_exists(client)
+    return bare_runner
 
 
 def test_the_example_workflows_pass_actionlint_when_copied_into_a_repository(
@@ -128,6 +134,18 @@ def test_a_pull_request_from_a_fork_is_validated_but_not_planned(runner: Runner)
     assert run.step("Plan").outcome == "skipped"
     assert run.step("Post or update the plan comment").outcome == "skipped"
     assert "### Manifests are valid" in run.summary
+
+
+def test_a_plan_error_fails_the_job_and_still_updates_the_comment(bare_runner: Runner) -> None:
+    # No security-audit connection: the manifests say another team manages it, so plan errs.
+    runner = bare_runner
+    run = runner.run_workflow(GITHUB / "polaris-plan.yml", "plan")
+    assert run.failed
+    plan = run.step("Plan")
+    assert plan.outcome == "failure" and plan.outputs["exitcode"] == "1"
+    assert run.step("Post or update the plan comment").outcome == "success"
+    (comment,) = runner.gh["comments"]
+    assert "> **error:** `Connection/security-audit`" in comment["body"]
 
 
 def test_an_invalid_manifest_fails_validation_with_an_annotation(
