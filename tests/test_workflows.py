@@ -65,7 +65,10 @@ def test_the_example_workflows_pass_actionlint_when_copied_into_a_repository(
     shutil.copytree(GITHUB, repository / ".github" / "workflows")
     subprocess.run(["git", "init", "-q", str(repository)], check=True)
     linted = subprocess.run(
-        [str(BIN / "actionlint"), "-verbose"], cwd=repository, capture_output=True, text=True
+        [str(BIN / "actionlint"), "-verbose", f"-shellcheck={BIN / 'shellcheck'}"],
+        cwd=repository,
+        capture_output=True,
+        text=True,
     )
     assert linted.returncode == 0, linted.stdout + linted.stderr
     assert "4 files" in linted.stderr or "4 files" in linted.stdout
@@ -91,6 +94,27 @@ def test_actionlint_checks_the_workflows_inputs_against_action_yml(tmp_path: Pat
         [str(BIN / "actionlint")], cwd=repository, capture_output=True, text=True
     )
     assert linted.returncode == 1 and 'input "comand" is not defined' in linted.stdout
+
+
+def test_the_shell_in_action_yml_and_the_gitlab_template_passes_shellcheck() -> None:
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    scripts = {f"action.yml {s['id']}": s["run"] for s in action["runs"]["steps"] if "run" in s}
+    pipeline = yaml.safe_load(GITLAB.read_text())
+    for name, job in pipeline.items():
+        if isinstance(job, dict) and "script" in job:
+            before = pipeline.get(job.get("extends", ""), {}).get("before_script", [])
+            scripts[name] = "\n".join([*before, *job["script"]])
+    assert len(scripts) == 6
+    for name, script in scripts.items():
+        # GitLab splits $MANIFESTS into paths on purpose (SC2086, info): warnings and up fail.
+        level = "info" if name.startswith("action.yml") else "warning"
+        checked = subprocess.run(
+            [str(BIN / "shellcheck"), "--shell=bash", f"--severity={level}", "-"],
+            input=script,
+            capture_output=True,
+            text=True,
+        )
+        assert checked.returncode == 0, f"{name}:\n{checked.stdout}"
 
 
 def test_applies_are_serialised_per_project_or_target() -> None:
