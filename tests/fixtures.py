@@ -19,6 +19,20 @@ DEMO_SECRETS = {
 }
 
 
+# The connection another team manages: manifests/weblogs declares it with policy.manage: external.
+SECURITY_AUDIT = {
+    "type": "s3",
+    "name": "security-audit",
+    "bucket": "acme-security-audit",
+    "awsEndpoint": "s3.eu-west-1.amazonaws.com",
+}
+
+
+def external_connection_exists(client: PolarisClient) -> None:
+    """The security team's connection that manifests/weblogs declares as managed elsewhere."""
+    client.create_connection(SECURITY_AUDIT)
+
+
 @pytest.fixture
 def client(emulator: Emulator) -> Iterator[PolarisClient]:
     """A client talking to the in-process emulator, with instant retries."""

@@ -10,7 +10,7 @@ from reconciler.ci_output import annotation, escape_data, escape_property
 from reconciler.client import PolarisClient
 from reconciler.model import Location
 from tests.cli import run
-from tests.test_plan import external_connection_exists
+from tests.fixtures import external_connection_exists
 
 BAD = Path(__file__).parent / "bad_manifests" / "19-misspelled-field.yaml"
 

@@ -11,7 +11,7 @@ from reconciler.emulator import DEMO_PROJECT_ID, Emulator
 from reconciler.live import read_live
 from reconciler.plan import make_plan
 from tests.cli import run
-from tests.test_plan import external_connection_exists
+from tests.fixtures import external_connection_exists
 
 
 def drift_json() -> tuple[int, dict[str, dict[str, Any]]]:

@@ -12,19 +12,7 @@ from reconciler.live import read_live
 from reconciler.plan import Action, make_plan
 from reconciler.validate import load_manifests
 from tests.cli import run
-from tests.fixtures import DEMO_SECRETS
-
-SECURITY_AUDIT = {
-    "type": "s3",
-    "name": "security-audit",
-    "bucket": "acme-security-audit",
-    "awsEndpoint": "s3.eu-west-1.amazonaws.com",
-}
-
-
-def external_connection_exists(client: PolarisClient) -> None:
-    """The security team's connection that manifests/weblogs declares as managed elsewhere."""
-    client.create_connection(SECURITY_AUDIT)
+from tests.fixtures import DEMO_SECRETS, external_connection_exists
 
 
 def plan_json(*args: str) -> dict[str, Any]:

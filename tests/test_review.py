@@ -8,8 +8,7 @@ from typing import Any
 
 from reconciler.client import PolarisClient
 from tests.cli import run
-from tests.fixtures import DEMO_SECRETS
-from tests.test_plan import external_connection_exists
+from tests.fixtures import DEMO_SECRETS, external_connection_exists
 
 
 def test_a_new_job_shows_its_table_connection_format_and_objects(

@@ -18,8 +18,7 @@ import yaml
 from reconciler.client import PolarisClient
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
 from tests.actions import BIN, ROOT, Runner, gitlab_state, run_gitlab_job
-from tests.fixtures import DEMO_SECRETS
-from tests.test_plan import external_connection_exists
+from tests.fixtures import DEMO_SECRETS, external_connection_exists
 
 GITHUB = ROOT / "examples" / "github"
 GITLAB = ROOT / "examples" / "gitlab" / "polaris-reconciler.gitlab-ci.yml"
