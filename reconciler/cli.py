@@ -715,7 +715,7 @@ def import_(
             raise Failure(str(error)) from None
     try:
         written = write_files(result, Path(out), force=force)
-    except (ImportConflict, OSError) as error:
+    except (ImportConflict, OSError, ValueError) as error:  # ValueError: a path leaving --out
         raise Failure(str(error)) from None
     for reason in result.skipped:
         echo(f"skipped {reason}", err=True)

@@ -153,8 +153,10 @@ def write_files(result: ImportResult, out: Path, *, force: bool = False) -> list
     targets = []
     for manifest in result.files:
         target = (root / manifest.path).resolve()
-        if root not in target.parents:  # _Paths never builds one, but a name must never escape
-            raise ValueError(f"refusing to write outside {out}: {manifest.path!r}")
+        if root not in target.parents:  # a symbolic link under --out, say; names never escape
+            raise ValueError(
+                f"refusing to write {manifest.path}: it resolves to {target}, outside {out}"
+            )
         targets.append((target, manifest))
     existing = [target for target, _ in targets if target.exists()]
     if existing and not force:

@@ -203,3 +203,20 @@ def test_import_with_a_target_reads_its_project_and_writes_into_its_paths(
     assert "reconciler plan --target prod" in result.stdout
     assert run("validate", "--target", "prod").exit_code == 0
     assert run("plan", "--target", "prod", "--detailed-exitcode").exit_code == 0
+
+
+def test_import_refuses_to_follow_a_link_out_of_the_output_directory(
+    served: Any, client: PolarisClient, tmp_path: Path
+) -> None:
+    client.create_connection(
+        {"type": "s3", "name": "c", "bucket": "b", "awsEndpoint": "e", "awsAssumedRoleArn": "r"}
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "connections").symlink_to(elsewhere)
+    result = run("import", "--out", str(out))
+    assert result.exit_code == 1
+    assert "outside" in result.stderr and "Traceback" not in result.stderr
+    assert list(elsewhere.iterdir()) == []
