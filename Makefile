@@ -20,6 +20,7 @@ test: lint typecheck unit
 lint: $(STAMP)
 	$(BIN)/ruff check reconciler tests benchmarks scripts
 	$(BIN)/ruff format --check reconciler tests benchmarks scripts
+	$(BIN)/actionlint -shellcheck=$(BIN)/shellcheck examples/github/*.yml
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

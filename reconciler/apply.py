@@ -14,10 +14,11 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import quote
 
 from reconciler.client import AmbiguousWriteError, ConflictError, PolarisClient, PolarisError
-from reconciler.identity import OverlapIndex, Reads
-from reconciler.live import TERMINAL_STATUSES, LiveJob, LiveState
+from reconciler.identity import Reads
+from reconciler.live import TERMINAL_STATUSES, LiveJob, LiveState, overlap_index
 from reconciler.model import Kind, Resource
 from reconciler.normalize import comparable, diff
 from reconciler.plan import (
@@ -34,6 +35,87 @@ PRUNE_MAX_FRACTION = 0.30  # octoDNS's rule: refuse to delete more than this sha
 PRUNE_MIN_EXISTING = 10  # ... of at least this many live connections, unless --force
 AMBIGUOUS_WRITE_ATTEMPTS = 5  # each one is preceded by a read of live state
 VISIBILITY_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Request:
+    """One API call apply would make for a change, as `plan --show-requests` shows it."""
+
+    method: str
+    path: str  # relative to the project: /connections/NAME
+    body: Mapping[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The request with secret values replaced by `(sensitive)`."""
+        entry: dict[str, Any] = {"method": self.method, "path": self.path}
+        if self.body is not None:
+            entry["body"] = redacted(self.body)
+        return entry
+
+
+def redacted(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A request body without secret values (only the secret's `type` is kept)."""
+    secrets = body.get("secrets")
+    if not isinstance(secrets, Mapping):
+        return dict(body)
+    hidden = {k: v if k == "type" else "(sensitive)" for k, v in secrets.items()}
+    return {**body, "secrets": hidden}
+
+
+def create_body(change: Change, resource: Resource) -> dict[str, Any]:
+    """The POST body that creates a connection or a table."""
+    return {"name": change.name, **resource.spec}
+
+
+def connection_patch(change: Change, resource: Resource, rotate_secrets: bool) -> dict[str, Any]:
+    """The PATCH body of a connection update: its type, each differing field, secrets if rotated."""
+    patch: dict[str, Any] = {"type": resource.spec["type"]}
+    for item in change.diff:
+        field_name = item.path.split(".")[0].split("[")[0]
+        if field_name == "secrets":
+            continue
+        patch[field_name] = resource.spec.get(field_name)  # None clears a removed field
+    if rotate_secrets and "secrets" in resource.spec:
+        patch["secrets"] = resource.spec["secrets"]
+    return patch
+
+
+def planned_requests(
+    plan: Plan,
+    resources: Mapping[tuple[Kind, str], Resource],
+    live: LiveState,
+    rotate_secrets: bool = False,
+) -> list[tuple[Change, list[Request]]]:
+    """The calls apply would make for each change, in plan order (reads before retries left out)."""
+    planned = []
+    for change in plan.changes:
+        resource = resources.get((change.kind, change.name))
+        path = f"/{_COLLECTIONS[change.kind]}"
+        named = f"{path}/{quote(change.name, safe='')}"
+        calls: list[Request] = []
+        if change.action is Action.DELETE or change.action is Action.REPLACE:
+            calls.append(Request("DELETE", named))
+        if resource is None or change.action in (Action.NOOP, Action.SKIP, Action.DELETE):
+            pass
+        elif change.kind is Kind.INGESTION_JOB:
+            calls.append(Request("POST", path, dict(resource.spec)))
+        elif change.action in (Action.CREATE, Action.REPLACE):
+            calls.append(Request("POST", path, create_body(change, resource)))
+        elif change.kind is Kind.CONNECTION:
+            calls.append(
+                Request("PATCH", named, connection_patch(change, resource, rotate_secrets))
+            )
+        else:
+            version = live.tables.get(change.name, {}).get("version")
+            calls.append(
+                Request("PUT", named, {**create_body(change, resource), "version": version})
+            )
+        if calls:
+            planned.append((change, calls))
+    return planned
+
+
+_COLLECTIONS = {Kind.CONNECTION: "connections", Kind.TABLE: "tables", Kind.INGESTION_JOB: "jobs"}
 
 
 class UnsafePlan(Exception):
@@ -247,14 +329,7 @@ class Applier:
             return self.create(
                 change, resource, self.client.create_connection, self.client.get_connection
             )
-        patch: dict[str, Any] = {"type": resource.spec["type"]}
-        for item in change.diff:
-            field_name = item.path.split(".")[0].split("[")[0]
-            if field_name == "secrets":
-                continue
-            patch[field_name] = resource.spec.get(field_name)  # None clears a removed field
-        if self.options.rotate_secrets and "secrets" in resource.spec:
-            patch["secrets"] = resource.spec["secrets"]
+        patch = connection_patch(change, resource, self.options.rotate_secrets)
         self.client.update_connection(name, patch)  # PATCH is idempotent: the client may retry it
         return Outcome(change, "done", "updated")
 
@@ -266,7 +341,7 @@ class Applier:
         read: Callable[[str], dict[str, Any] | None],
     ) -> Outcome:
         """POST a connection or table; after a conflict or a lost answer, read before retrying."""
-        body = {"name": change.name, **resource.spec}
+        body = create_body(change, resource)
         for _attempt in range(AMBIGUOUS_WRITE_ATTEMPTS):
             try:
                 post(body)
@@ -303,7 +378,7 @@ class Applier:
         resource = self.resources[(Kind.TABLE, change.name)]
         if change.action is Action.CREATE:
             return self.create(change, resource, self.client.create_table, self.client.get_table)
-        body = {"name": change.name, **resource.spec}
+        body = create_body(change, resource)
         for _attempt in range(AMBIGUOUS_WRITE_ATTEMPTS):
             current = self.client.get_table(change.name)
             if current is None:
@@ -365,13 +440,13 @@ class Applier:
             job = self.read_job(str(summary["id"]))
             if job is None:
                 continue
-            if job.fingerprint == mine and status in SATISFIED_STATUSES:
+            if status in SATISFIED_STATUSES and any(mine == fp for fp, _ in job.readings):
                 return {**job.body, "executionStatus": status}, None
             if job.id not in self.planned and job.id not in self.submitted:
                 appeared.append(replace(job, status=status))
         if self.options.allow_reingest or spec.get("ingestionMode", "append") != "append":
             return None, None
-        overlaps = OverlapIndex((job, job.table, job.reads) for job in appeared if job.reads)
+        overlaps = overlap_index(appeared)
         found = overlaps.find(table, reads)
         if not found:
             return None, None

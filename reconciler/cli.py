@@ -20,19 +20,39 @@ from typing import Any
 import click
 import platformdirs
 
+from reconciler import ci_output
 from reconciler import config as configuration
-from reconciler.apply import Applier, ApplyOptions, ApplyResult, UnsafePlan, check_safety
+from reconciler.apply import (
+    Applier,
+    ApplyOptions,
+    ApplyResult,
+    UnsafePlan,
+    check_safety,
+    planned_requests,
+)
 from reconciler.client import ClientConfig, PolarisClient, PolarisError
-from reconciler.drift import drift_report, has_drift, render_drift
+from reconciler.drift import DEFAULT_FAIL_ON, STATUSES, drift_report, render_drift
 from reconciler.emulator.command import emulator as emulator_command
+from reconciler.importer import ImportConflict, ImportOptions, import_project, write_files
 from reconciler.live import JobCache, LiveState, read_live
-from reconciler.model import KIND_ORDER, ManifestError, ManifestErrors
+from reconciler.manifest import discover
+from reconciler.model import KIND_ORDER, Kind, ManifestError, ManifestErrors
 from reconciler.plan import Plan, PlanOptions, make_plan
-from reconciler.render import RENDERERS, PlanText, render_apply
+from reconciler.render import (
+    RENDERERS,
+    PlanText,
+    render_apply,
+    render_requests,
+    summary_sentence,
+)
 from reconciler.validate import API_KEY_VARIABLE, Manifests, load_manifests
 
 DEFAULT_PATHS = ("manifests",)
 FORMATS = click.Choice(["text", "json", "markdown"])
+CI_FORMATS = click.Choice(["text", "json", "markdown", "github"])  # github: workflow annotations
+JUNIT_OPTION = click.option(
+    "--junit", type=click.Path(dir_okay=False), help="Also write the result as JUnit XML here."
+)
 SAVED_PLAN_KIND = "reconciler-saved-plan"
 
 
@@ -164,11 +184,12 @@ def _validation_choices(
 
 @cli.command()
 @click.argument("paths", nargs=-1)
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@click.option("--format", "fmt", type=CI_FORMATS, default="text", show_default=True)
+@JUNIT_OPTION
 @config_options
 def validate(
-    paths: tuple[str, ...], fmt: str, config_file: str | None, target_name: str | None,
-    var: tuple[str, ...],
+    paths: tuple[str, ...], fmt: str, junit: str | None, config_file: str | None,
+    target_name: str | None, var: tuple[str, ...],
 ) -> None:  # fmt: skip
     """Check manifests offline: YAML, JSON Schema and cross-document references.
 
@@ -178,6 +199,7 @@ def validate(
         choices = _validation_choices(paths, config_file, target_name, var)
     except ManifestErrors as failed:
         _print_problems(failed.errors, fmt, valid=False)
+        _write_junit(junit, ci_output.validate_junit([], failed.errors))
         sys.exit(1)
     problems: dict[tuple[Any, str], ManifestError] = {}
     valid: list[tuple[Choice, Manifests]] = []
@@ -193,11 +215,13 @@ def validate(
         problems.update(((e.location, e.message), e) for e in manifests.warnings)
         valid.append((choice, manifests))
     found_problems = sorted(problems.values(), key=lambda e: (e.location, e.message))
+    files = _files(path for choice in choices for path in (paths or choice.paths))
+    _write_junit(junit, ci_output.validate_junit(files, found_problems))
     if len(valid) < len(choices):
         _print_problems(found_problems, fmt, valid=False)
         sys.exit(1)
     _print_problems(found_problems, fmt, valid=True)
-    if fmt == "text":
+    if fmt in ("text", "github"):
         for choice, manifests in valid:
             counts = {kind: len(manifests.of_kind(kind)) for kind in KIND_ORDER}
             summary = ", ".join(f"{n} {kind}" for kind, n in counts.items())
@@ -205,8 +229,31 @@ def validate(
             echo(f"Valid{where}: {len(manifests.resources)} resources ({summary}).")
 
 
+def _files(paths: Iterable[str]) -> list[str]:
+    return [str(path) for path in discover(dict.fromkeys(paths))[0]]
+
+
+def _write_junit(path: str | None, xml: str) -> None:
+    if path is None:
+        return
+    try:
+        Path(path).write_text(REDACT(xml), encoding="utf-8")
+    except OSError as error:
+        raise Failure(f"cannot write --junit {path}: {error.strerror}") from None
+
+
+def _locations(manifests: Manifests) -> ci_output.Locations:
+    return {(str(r.kind), r.name): r.location for r in manifests.resources}
+
+
 def _print_problems(problems: list[ManifestError], fmt: str, *, valid: bool) -> None:
-    if fmt == "json":
+    if fmt == "github":
+        if problems:
+            echo("\n".join(ci_output.validate_annotations(problems)))
+        if not valid:
+            count = sum(1 for p in problems if p.severity == "error")
+            echo(f"{count} error(s) found.", err=True)
+    elif fmt == "json":
         echo(json.dumps([problem.to_json() for problem in problems], indent=2))
     elif fmt == "markdown":
         title = "Manifests are valid" if valid else "Manifests are invalid"
@@ -259,7 +306,7 @@ def connection_options(function: Callable[..., None]) -> Callable[..., None]:
         else:
             url = url or os.environ.get("POLARIS_URL")
             project = project or os.environ.get("POLARIS_PROJECT_ID")
-        if not kwargs.get("paths"):
+        if "paths" in kwargs and not kwargs["paths"]:  # import has no PATHs: it writes --out
             kwargs["paths"] = choice.paths  # a target's own manifests; saved plans record them
         target = Target(url, project, api_key_file, insecure, parallelism, no_cache, choice)
         function(*args, target=target, **kwargs)
@@ -326,7 +373,7 @@ def _client(target: Target) -> PolarisClient:
         raise Failure(str(error)) from None
 
 
-def _manifests(paths: tuple[str, ...], target: Target) -> Manifests:
+def _manifests(paths: tuple[str, ...], target: Target, fmt: str = "text") -> Manifests:
     choice = target.choice
     if choice.target is not None:
         shown = ", ".join(f"{k}={v}" for k, v in sorted(choice.variables.items())) or "none"
@@ -342,6 +389,8 @@ def _manifests(paths: tuple[str, ...], target: Target) -> Manifests:
     except ManifestErrors as failed:
         for problem in failed.errors:
             echo(str(problem), err=True)
+        if fmt == "github":  # so that plan and drift in CI also mark the lines of the diff
+            echo("\n".join(ci_output.validate_annotations(failed.errors)))
         count = sum(e.severity == "error" for e in failed.errors)
         raise Failure(f"{count} manifest error(s); nothing was sent") from None
     REDACT.add(manifests.secrets)
@@ -360,9 +409,9 @@ def _cache(target: Target) -> JobCache:
 
 
 def _plan(
-    paths: tuple[str, ...], target: Target, options: PlanOptions
+    paths: tuple[str, ...], target: Target, options: PlanOptions, fmt: str = "text"
 ) -> tuple[Manifests, PolarisClient, LiveState, Plan]:
-    manifests = _manifests(paths, target)  # validation passes before anything is sent
+    manifests = _manifests(paths, target, fmt)  # validation passes before anything is sent
     client = _client(target)
     try:
         echo(f"Reading live state of project {target.project} ...", err=True)
@@ -384,21 +433,48 @@ def _render_plan(plan: Plan, fmt: str) -> str:
 
 @cli.command()
 @click.argument("paths", nargs=-1)
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@click.option("--format", "fmt", type=CI_FORMATS, default="text", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the plan to this file.")
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none."
+)
+@click.option(
+    "--show-requests",
+    is_flag=True,
+    help="Also print each request body apply would send (secret values redacted).",
 )
 @connection_options
 @plan_options
 def plan(
     paths: tuple[str, ...], fmt: str, out: str | None, detailed_exitcode: bool,
-    target: Target, options: PlanOptions,
+    show_requests: bool, target: Target, options: PlanOptions,
 ) -> None:  # fmt: skip
     """Show what apply would change, and why."""
-    _, client, _, result = _plan(paths, target, options)
+    manifests, client, live, result = _plan(paths, target, options, fmt)
     client.close()
-    echo(_render_plan(result, fmt))
+    requests = (
+        planned_requests(
+            result, {r.key: r for r in manifests.resources}, live, options.rotate_secrets
+        )
+        if show_requests
+        else None
+    )
+    if fmt == "github":
+        annotations = ci_output.plan_annotations(result, _locations(manifests))
+        echo("\n".join([*annotations, summary_sentence(result)]))
+    elif fmt == "json" and requests is not None:
+        echo(
+            json.dumps(
+                {**result.to_json(), "requests": json.loads(render_requests(requests, "json"))},
+                indent=2,
+                ensure_ascii=False,
+                default=str,
+            )
+        )
+    else:
+        echo(_render_plan(result, fmt))
+    if requests is not None and fmt != "json":
+        echo("\n" + render_requests(requests, "markdown" if fmt == "markdown" else "text"))
     if out:
         saved = {
             "kind": SAVED_PLAN_KIND,
@@ -505,18 +581,157 @@ def apply(
         sys.exit(1)
 
 
+def _statuses(_: click.Context, __: click.Parameter, value: str) -> frozenset[str]:
+    chosen = frozenset(part.strip() for part in value.split(",") if part.strip())
+    unknown = sorted(chosen - set(STATUSES))
+    if unknown:
+        raise click.BadParameter(
+            f"unknown status {', '.join(unknown)}; choose from {', '.join(STATUSES)}"
+        )
+    return chosen
+
+
 @cli.command()
 @click.argument("paths", nargs=-1)
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@click.option("--format", "fmt", type=CI_FORMATS, default="text", show_default=True)
+@JUNIT_OPTION
+@click.option(
+    "--fail-on",
+    default=",".join(sorted(DEFAULT_FAIL_ON)),
+    show_default=True,
+    callback=_statuses,
+    help=f"Statuses that make drift exit 2, comma-separated ({', '.join(STATUSES)}).",
+)
+@click.option(
+    "--ignore",
+    "ignore",
+    multiple=True,
+    metavar="NAME_GLOB",
+    help="Leave out resources another tool owns (matches name or Kind/name; repeatable).",
+)
+@click.option(
+    "--history",
+    multiple=True,
+    metavar="PATH",
+    help="Manifests of finished jobs: they count as managed, never fail and are never submitted.",
+)
 @connection_options
-def drift(paths: tuple[str, ...], fmt: str, target: Target) -> None:
-    """Report how live state differs from the manifests (read-only)."""
-    _, client, _, result = _plan(paths, target, PlanOptions())
+def drift(
+    paths: tuple[str, ...], fmt: str, junit: str | None, fail_on: frozenset[str],
+    ignore: tuple[str, ...], history: tuple[str, ...], target: Target,
+) -> None:  # fmt: skip
+    """Report how live state differs from the manifests (read-only).
+
+    A target's `history:` and `ignore:` in reconciler.yaml add to --history and --ignore.
+    """
+    paths = paths or DEFAULT_PATHS
+    if target.choice.target is not None:
+        history = (*target.choice.target.history, *history)
+        ignore = (*target.choice.target.ignore, *ignore)
+    history = _distinct(history)  # the same directory from reconciler.yaml and a flag: once
+    for kept_path in history:
+        for path in paths:
+            if _under(kept_path, path) or _under(path, kept_path):
+                raise Failure(
+                    f"history path {kept_path} overlaps the manifest path {path}: plan and apply "
+                    "would submit the jobs kept there again; keep history outside the manifest paths"
+                )
+    # A history path with nothing in it yet is a normal state (no job has finished), not an error.
+    empty = [path for path in history if not discover([path])[0]]
+    for path in empty:
+        echo(f"note: history path {path} holds no manifests yet", err=True)
+    history = tuple(path for path in history if path not in empty)
+    manifests, client, _, result = _plan((*paths, *history), target, PlanOptions(), fmt)
     client.close()
-    entries = drift_report(result)
-    echo(render_drift(entries, fmt))
-    if has_drift(entries):
+    kept = {
+        (str(r.kind), r.name)
+        for r in manifests.resources
+        if any(_under(r.location.file, root) for root in history)
+    }
+    report = drift_report(result, fail_on=fail_on, ignore=ignore, history=kept)
+    if fmt == "github":
+        lines = ci_output.drift_annotations(report, _locations(manifests))
+        echo("\n".join([*lines, render_drift(report, "text").splitlines()[-1]]))
+    else:
+        echo(render_drift(report, fmt))
+    _write_junit(junit, ci_output.drift_junit(report))
+    if report.failed:
         sys.exit(2)
+
+
+def _distinct(paths: Iterable[str]) -> tuple[str, ...]:
+    """Paths in order, each file or directory once however it is spelt."""
+    first: dict[str, str] = {}
+    for path in paths:
+        first.setdefault(str(Path(path).resolve()), path)
+    return tuple(first.values())
+
+
+def _under(file: str, root: str) -> bool:
+    """Whether a manifest file was found under the path given on the command line."""
+    path, top = Path(file).resolve(), Path(root).resolve()
+    return path == top or top in path.parents
+
+
+@cli.command(name="import")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Directory to write the manifests into (default: the --target's first path, or manifests).",
+)
+@click.option("--jobs", is_flag=True, help="Also import batch jobs that ran or are running.")
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice([str(kind) for kind in KIND_ORDER]),
+    help="Import only this kind (repeatable).",
+)
+@click.option(
+    "--name",
+    "names",
+    multiple=True,
+    metavar="GLOB",
+    help="Import only matching names (repeatable).",
+)
+@click.option("--force", is_flag=True, help="Overwrite manifests that already exist.")
+@connection_options
+def import_(
+    out: str | None, jobs: bool, kinds: tuple[str, ...], names: tuple[str, ...], force: bool,
+    target: Target,
+) -> None:  # fmt: skip
+    """Adopt a live project: write one manifest per connection, table (and job)."""
+    out = out or target.choice.paths[0]
+    chosen = {Kind(kind) for kind in kinds} or {Kind.CONNECTION, Kind.TABLE}
+    if jobs:
+        chosen.add(Kind.INGESTION_JOB)
+    with _client(target) as client:
+        try:
+            echo(f"Reading project {target.project} ...", err=True)
+            result = import_project(
+                client, ImportOptions(frozenset(chosen), names), parallelism=target.parallelism
+            )
+        except PolarisError as error:
+            raise Failure(str(error)) from None
+    try:
+        written = write_files(result, Path(out), force=force)
+    except (ImportConflict, OSError, ValueError) as error:  # ValueError: a path leaving --out
+        raise Failure(str(error)) from None
+    for reason in result.skipped:
+        echo(f"skipped {reason}", err=True)
+    counts = ", ".join(f"{result.count(kind)} {kind}" for kind in KIND_ORDER)
+    echo(f"Wrote {len(written)} manifest(s) to {out}: {counts}.")
+    variables = [v for f in result.files for v in f.variables]
+    if variables:
+        echo(
+            f"Before plan or apply, set the {len(variables)} secret variable(s) named in the "
+            f"connection manifests ({', '.join(variables[:4])}{' ...' if len(variables) > 4 else ''})."
+        )
+    chosen_target = f" --target {target.choice.target_name}" if target.choice.target else ""
+    echo(
+        f"Check them with: reconciler validate{chosen_target} {out} && "
+        f"reconciler plan{chosen_target} {out}"
+    )
 
 
 cli.add_command(emulator_command)

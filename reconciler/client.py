@@ -298,6 +298,8 @@ class PolarisClient:
         """Send one call with the retry policy in the module docstring; return the JSON body."""
         method = method.upper()
         url = f"{self.config.base_url}{path}"
+        # What -v logs: the URL exactly as sent, query string included (never holds the key).
+        sent_url = str(self._http.build_request(method, path, params=params).url)
         budget = _Budget(self.config, self.sleep)
         wire = request_body(body)  # built once, used by every attempt
         maybe_applied = False  # a write attempt so far may have changed live state
@@ -312,7 +314,7 @@ class PolarisClient:
                     method, path, params=params, json=None if body is None else wire
                 )
             except NEVER_SENT as error:
-                log.debug("%s %s -> %s", method, path, type(error).__name__)
+                log.debug("%s %s -> %s", method, sent_url, type(error).__name__)
                 if attempt < CONNECT_ATTEMPTS and budget.wait(attempt, None):
                     continue
                 fail = AmbiguousWriteError if maybe_applied else PolarisError
@@ -325,7 +327,7 @@ class PolarisClient:
             except httpx.HTTPError as error:
                 elapsed_ms = (time.monotonic() - sent) * 1000
                 log.debug(
-                    "%s %s -> %s after %.0f ms", method, path, type(error).__name__, elapsed_ms
+                    "%s %s -> %s after %.0f ms", method, sent_url, type(error).__name__, elapsed_ms
                 )
                 maybe_applied = maybe_applied or method != "GET"
                 if method in IDEMPOTENT_METHODS and budget.wait(attempt, None):
@@ -338,7 +340,7 @@ class PolarisClient:
                 raise PolarisError(what, method=method, url=url) from None
             elapsed_ms = (time.monotonic() - sent) * 1000
             status = response.status_code
-            log.debug("%s %s -> %d in %.0f ms", method, path, status, elapsed_ms)
+            log.debug("%s %s -> %d in %.0f ms", method, sent_url, status, elapsed_ms)
             if status in RETRYABLE_STATUSES:
                 processed = status not in NOT_PROCESSED_STATUSES
                 if not (method == "POST" and processed) and budget.wait(

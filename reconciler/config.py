@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path as FsPath
 from types import MappingProxyType
 
@@ -35,6 +35,8 @@ class Target:
     paths: tuple[str, ...]  # relative to the current directory (joined to the config's)
     vars: Mapping[str, str]  # read-only; `${var:NAME}` values
     location: Location  # where the target is declared
+    history: tuple[str, ...] = ()  # finished jobs' manifests: drift --history (joined like paths)
+    ignore: tuple[str, ...] = ()  # name globs another tool owns: drift --ignore
 
     def with_vars(self, overrides: Mapping[str, str]) -> Target:
         """This target with `--var` overrides; each must be a variable the target declares."""
@@ -45,15 +47,7 @@ class Target:
                 f"--var {unknown[0]}: target {self.name} declares no such variable "
                 f"(declared: {declared}); add it to its vars in {self.location.file}"
             )
-        return Target(
-            self.name,
-            self.url,
-            self.project,
-            self.api_key_env,
-            self.paths,
-            MappingProxyType({**self.vars, **overrides}),
-            self.location,
-        )
+        return replace(self, vars=MappingProxyType({**self.vars, **overrides}))
 
 
 @dataclass(frozen=True)
@@ -126,6 +120,8 @@ def _targets(document: Document, base: FsPath) -> dict[str, Target]:
             paths=paths,
             vars=MappingProxyType(dict(declared.get("vars") or {})),
             location=document.locate(("targets", target_name), key=True),
+            history=tuple(str(base / p) for p in declared.get("history", ())),
+            ignore=tuple(declared.get("ignore", ())),
         )
     return targets
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
+import json
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +13,7 @@ from reconciler.model import Kind
 from reconciler.plan import Action, Change, Plan
 
 FORMAT_VERSION = "1"
+MARKDOWN_LIMIT = 60_000  # the same cap as plan comments: GitHub rejects comments over 65,536
 
 # Plan action -> drift status. A plan and a drift report never disagree, because one is read
 # off the other: every change apply would make is drift, and nothing else is (see `status_of`).
@@ -35,6 +39,16 @@ def status_of(change: Change) -> tuple[str, str]:
         if change.action is Action.RESUBMIT and change.status not in KNOWN_STATUSES:
             return "unknown", change.reason
     return STATUS_OF_ACTION[change.action], change.reason
+
+
+# Every status a report can hold, in the order the Markdown report groups them. `history`: a
+# finished job kept in a --history path that Polaris no longer lists (or lists as failed);
+# `ignored`: matched by --ignore; `unknown`: a job in a status the tool does not know, which may
+# have ingested (it fails a schedule by default: someone must look).
+STATUSES = (
+    "missing", "changed", "failed", "unknown", "unmanaged", "history", "ignored", "in-sync",
+)  # fmt: skip
+DEFAULT_FAIL_ON = frozenset({"missing", "changed", "failed", "unknown"})
 
 
 @dataclass(frozen=True)
@@ -63,8 +77,39 @@ class DriftEntry:
         return entry
 
 
-def drift_report(plan: Plan) -> list[DriftEntry]:
-    """Every declared resource's status, then plan errors, then live resources nobody declares."""
+@dataclass(frozen=True)
+class DriftReport:
+    """The entries, and which statuses make the run fail (`--fail-on`)."""
+
+    entries: tuple[DriftEntry, ...]
+    fail_on: frozenset[str] = DEFAULT_FAIL_ON
+
+    def fails(self, entry: DriftEntry) -> bool:
+        """Whether this entry's status is one that fails the run."""
+        return entry.status in self.fail_on
+
+    @property
+    def failed(self) -> bool:
+        """True when any entry has a failing status: the run exits 2."""
+        return any(self.fails(entry) for entry in self.entries)
+
+    def count(self, status: str) -> int:
+        """How many entries have this status."""
+        return sum(entry.status == status for entry in self.entries)
+
+
+def drift_report(
+    plan: Plan,
+    *,
+    fail_on: Collection[str] = DEFAULT_FAIL_ON,
+    ignore: Iterable[str] = (),
+    history: Collection[tuple[str, str]] = (),
+) -> DriftReport:
+    """Every declared resource's status, then plan errors, then live resources nobody declares.
+
+    `ignore` holds name globs (matched against `name` and `Kind/name`) of resources another tool
+    owns; `history` the (kind, name) of finished jobs kept for the record, which never fail.
+    """
     entries = [
         DriftEntry(
             str(change.kind),
@@ -89,30 +134,99 @@ def drift_report(plan: Plan) -> list[DriftEntry]:
         for kind, name in plan.unmanaged
         if not any(e.kind == str(kind) and e.name == name for e in entries)
     ]
-    return entries
+    globs = tuple(ignore)
+    return DriftReport(
+        tuple(_reclassify(entry, globs, history) for entry in entries), frozenset(fail_on)
+    )
 
 
-def has_drift(entries: list[DriftEntry]) -> bool:
-    """True when anything is not in sync."""
-    return any(entry.status != "in-sync" for entry in entries)
+def _reclassify(
+    entry: DriftEntry, globs: tuple[str, ...], history: Collection[tuple[str, str]]
+) -> DriftEntry:
+    if any(
+        fnmatch.fnmatchcase(entry.name, glob)
+        or fnmatch.fnmatchcase(f"{entry.kind}/{entry.name}", glob)
+        for glob in globs
+    ):
+        return DriftEntry(
+            entry.kind, entry.name, "ignored", f"ignored (--ignore); was {entry.status}: "
+            f"{entry.detail}", (), entry.file,
+        )  # fmt: skip
+    if (entry.kind, entry.name) in history and entry.status != "in-sync":
+        return DriftEntry(
+            entry.kind, entry.name, "history",
+            "finished job kept in a history path; Polaris no longer reports it as ingested "
+            f"({entry.detail}); it is never submitted again", (), entry.file,
+        )  # fmt: skip
+    return entry
 
 
-def render_drift(entries: list[DriftEntry], fmt: str) -> str:
-    """The report as text, JSON or Markdown."""
+def render_drift(report: DriftReport, fmt: str, *, limit: int = MARKDOWN_LIMIT) -> str:
+    """The report as text, JSON or Markdown (cut below `limit` characters)."""
+    entries = report.entries
     if fmt == "json":
-        import json
-
-        payload = {"formatVersion": FORMAT_VERSION, "drift": [e.to_json() for e in entries]}
+        payload = {
+            "formatVersion": FORMAT_VERSION,
+            "drift": [e.to_json() for e in entries],
+            "failOn": sorted(report.fail_on),
+            "failed": report.failed,
+        }
         return json.dumps(payload, indent=2, ensure_ascii=False, default=str)
-    drifted = [e for e in entries if e.status != "in-sync"]
     if fmt == "markdown":
-        lines = ["### Polaris drift report", "", "| resource | status | detail |", "|---|---|---|"]
-        lines += [f"| `{e.kind}/{e.name}` | {e.status} | {e.detail} |" for e in drifted]
-        if not drifted:
-            lines.append("| (all) | in-sync | live state matches the manifests |")
-        return "\n".join(lines)
+        return _markdown(report, limit)
+    drifted = [e for e in entries if e.status != "in-sync"]
     width = max((len(f"{e.kind}/{e.name}") for e in entries), default=0)
     lines = [f"{e.status:<9}  {f'{e.kind}/{e.name}':<{width}}  {e.detail}" for e in entries]
-    in_sync = len(entries) - len(drifted)
-    lines.append(f"Drift: {len(drifted)} drifted, {in_sync} in sync.")
+    failing = sum(report.fails(e) for e in entries)
+    lines.append(
+        f"Drift: {len(drifted)} drifted ({failing} failing), {len(entries) - len(drifted)} in sync."
+    )
     return "\n".join(lines)
+
+
+def _markdown(report: DriftReport, limit: int) -> str:
+    """Grouped by status, failing groups first, cut below the comment limit with a notice."""
+    counts = ", ".join(
+        f"{report.count(status)} {status}" for status in STATUSES if report.count(status)
+    )
+    verdict = "fails" if report.failed else "passes"
+    body = "\n".join(
+        [
+            "### Polaris drift report",
+            "",
+            f"**Drift {verdict}** (failing statuses: {', '.join(sorted(report.fail_on))}). "
+            f"{counts or 'nothing declared or found'}.",
+        ]
+    )
+    if not any(e.status != "in-sync" for e in report.entries):
+        return body + "\n\nLive state matches the manifests."
+    order = sorted(
+        (s for s in STATUSES if s != "in-sync"),
+        key=lambda s: (s not in report.fail_on, STATUSES.index(s)),
+    )
+    for status in order:
+        group = [e for e in report.entries if e.status == status]
+        if not group:
+            continue
+        mark = " (fails)" if status in report.fail_on else ""
+        section = [f"#### {status}{mark}: {len(group)}", "", "| resource | detail |", "|---|---|"]
+        for index, entry in enumerate(group):
+            row = f"| `{_cell(f'{entry.kind}/{entry.name}')}` | {_cell(entry.detail)} |"
+            notice = (
+                f"\n\n**Truncated:** {len(group) - index} more {status} resource(s) and any later "
+                "groups not shown; see `reconciler drift --format json`."
+            )
+            if len(body) + len("\n\n" + "\n".join(section)) + len(row) + len(notice) + 1 > limit:
+                return body + "\n\n" + "\n".join(section) + notice
+            section.append(row)
+        body += "\n\n" + "\n".join(section)
+    return body
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell: no row breaks, pipes, backticks or HTML."""
+    text = " ".join(text.split())
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        .replace("|", "\\|").replace("`", "'")
+    )  # fmt: skip

@@ -49,14 +49,29 @@ class LiveJob:
     connection: str
     body: Mapping[str, Any]  # the full job from GET /jobs/{id}
     reads: Reads | None = None
+    # The same job read through the other place its connection may have had when it ran: the
+    # place a manifest declares for that connection, when the live one differs (someone moved it
+    # behind git's back, and apply is about to move it back). A job matches either reading, so
+    # neither a noop is missed nor an overlap: both err towards not ingesting again.
+    alternatives: tuple[tuple[str, Reads], ...] = ()
 
     @classmethod
-    def of(cls, body: Mapping[str, Any], connections: Mapping[str, Mapping[str, Any]]) -> LiveJob:
-        """A job read from Polaris, resolved through the project's connections as they are now."""
+    def of(
+        cls,
+        body: Mapping[str, Any],
+        connections: Mapping[str, Mapping[str, Any]],
+        declared: Mapping[str, Place] | None = None,
+    ) -> LiveJob:
+        """A job read from Polaris, resolved through the project's connections as they are now
+        (and as the manifests declare them, where those differ)."""
         table, connection = _job_key(body)
         current = connections.get(connection)
         place = place_of(current) if current is not None else None
         spec = _request(body)
+        other = (declared or {}).get(connection)
+        alternatives: tuple[tuple[str, Reads], ...] = ()
+        if other is not None and other != place:
+            alternatives = ((fingerprint(spec, other.to_json()), reads_of(spec, other)),)
         return cls(
             id=str(body["id"]),
             status=str(body.get("executionStatus") or "unknown"),
@@ -65,7 +80,13 @@ class LiveJob:
             connection=connection,
             body=body,
             reads=reads_of(spec, place),
+            alternatives=alternatives,
         )
+
+    @property
+    def readings(self) -> tuple[tuple[str, Reads | None], ...]:
+        """Every (fingerprint, reads) this job may have: the live reading first."""
+        return ((self.fingerprint, self.reads), *self.alternatives)
 
     @property
     def place(self) -> Place | None:
@@ -98,13 +119,14 @@ class LiveState:
         """Live jobs by identity, to find the one that satisfies a manifest job in one look-up."""
         jobs: dict[str, list[LiveJob]] = {}
         for job in self.jobs:
-            jobs.setdefault(job.fingerprint, []).append(job)
+            for identity, _ in job.readings:
+                jobs.setdefault(identity, []).append(job)
         return jobs
 
     @functools.cached_property
     def overlaps(self) -> OverlapIndex[LiveJob]:
         """Live jobs by table and by what they read, to find double ingestion."""
-        return OverlapIndex((job, job.table, job.reads) for job in self.jobs if job.reads)
+        return overlap_index(self.jobs)
 
 
 class JobCache:
@@ -193,8 +215,25 @@ def read_live(
         bodies = [future.result() for future in pending]
         tables.update({t["name"]: t for t in full_tables if t is not None})
     # A body is None when Polaris's retention deleted the job between the list and the read.
-    jobs = tuple(LiveJob.of(body, connections) for body in bodies if body is not None)
+    declared = declared_places(resources)
+    jobs = tuple(LiveJob.of(body, connections, declared) for body in bodies if body is not None)
     return LiveState(connections, tables, jobs, frozenset(active_connections))
+
+
+def declared_places(resources: Iterable[Resource]) -> dict[str, Place]:
+    """Where each connection the manifests manage points (external ones are not declared here)."""
+    return {
+        r.name: place_of(r.spec)
+        for r in resources
+        if r.kind == Kind.CONNECTION and not r.external and "bucket" in r.spec
+    }
+
+
+def overlap_index(jobs: Iterable[LiveJob]) -> OverlapIndex[LiveJob]:
+    """Live jobs by table and by every reading of what they read (an overlap may list a job twice)."""
+    return OverlapIndex(
+        (job, job.table, reads) for job in jobs for _, reads in job.readings if reads is not None
+    )
 
 
 # What the reconciler uses of a job. When Polaris returns the request under `spec`, the top-level

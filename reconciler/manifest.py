@@ -38,6 +38,11 @@ _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": Fals
 _NULL = {"", "~", "null", "Null", "NULL"}
 
 
+def reads_as_string(text: str) -> bool:
+    """Whether `text`, written as a plain (unquoted) scalar, reads back as a string here."""
+    return not (text in _BOOL or text in _NULL or _INT.fullmatch(text) or _FLOAT.fullmatch(text))
+
+
 @dataclass(frozen=True)
 class Document:
     """One YAML document: its plain data and the location of every value and mapping key."""

@@ -389,13 +389,18 @@ def _job(
         return change(
             Action.RESUBMIT, f"job {job.id} {job.status} ({cause})", job, warnings=warnings
         )
+    notes = job_notes(spec, live)
     if not others:
-        return change(Action.CREATE, "no live job with this spec", warnings=warnings)
+        return dataclasses.replace(
+            change(Action.CREATE, "no live job with this spec", warnings=warnings), notes=notes
+        )
     previous = _newest([overlap.item for overlap in others])
     before = normalize(Kind.INGESTION_JOB, previous.spec)
     changed = tuple(diff(before, normalize(Kind.INGESTION_JOB, spec)))
     reason = f"spec differs from job {previous.id} ({previous.status}) in {_fields(list(changed))}"
-    return change(Action.CREATE, reason, changed=changed, warnings=warnings)
+    return dataclasses.replace(
+        change(Action.CREATE, reason, changed=changed, warnings=warnings), notes=notes
+    )
 
 
 def _among_submitted(
@@ -440,6 +445,45 @@ def _among_submitted(
     ]
 
 
+def job_notes(spec: Mapping[str, Any], live: LiveState) -> tuple[str, ...]:
+    """What a reviewer needs to judge a new job: where it writes, what it reads, and how."""
+    source, target = spec["source"], spec["target"]
+    table, connection = target["tableName"], source["connectionName"]
+    if table in live.tables:
+        where = "exists"
+    elif spec.get("createTableIfNotExists"):
+        where = "created by this job"
+    else:
+        where = "created by this apply"
+    bucket = live.connections.get(connection, {}).get("bucket")
+    settings = source.get("formatSettings") or {}
+    kind = next((k for k in ("uris", "objects", "prefixes") if source.get(k)), "pattern")
+    keys = [str(key) for key in source[kind]] if kind != "pattern" else [str(source.get("pattern"))]
+    if kind in ("uris", "objects"):
+        objects = f"{len(keys)} object(s): {', '.join(keys[:5])}" + (
+            " ..." if len(keys) > 5 else ""
+        )
+    elif kind == "prefixes":
+        objects = (
+            f"every object under {len(keys)} prefix(es): {', '.join(keys[:5])}"
+            + (" ..." if len(keys) > 5 else "")
+            + " (listed by Polaris when the job runs)"
+        )
+    else:
+        objects = f"every object matching {', '.join(keys)} (matched by Polaris when the job runs)"
+    mode = spec.get("ingestionMode", "append")
+    intervals = target.get("intervals")
+    return (
+        f"target table: {table} ({where}); mode: {mode}"
+        + (f", intervals {', '.join(map(str, intervals))}" if intervals else "")
+        + (", replaces all data" if spec.get("replaceAll") else ""),
+        f"connection: {connection}" + (f" (bucket {bucket})" if bucket else ""),
+        f"format: {settings.get('format', 'unspecified')}"
+        + "".join(f", {k} {json.dumps(v)}" for k, v in sorted(settings.items()) if k != "format"),
+        f"objects: {objects}",
+    )
+
+
 def _newest(jobs: list[LiveJob]) -> LiveJob:
     return max(jobs, key=lambda job: str(job.body.get("createdTimestamp", "")))
 
@@ -448,7 +492,11 @@ def _overlapping(
     table: str, reads: Reads, live: LiveState, exclude: set[str]
 ) -> list[Overlap[LiveJob]]:
     """Live jobs into the table that read, or may read, an object this job reads."""
-    return [o for o in live.overlaps.find(table, reads) if o.item.id not in exclude]
+    found: dict[str, Overlap[LiveJob]] = {}
+    for overlap in live.overlaps.find(table, reads):
+        if overlap.item.id not in exclude:
+            found.setdefault(overlap.item.id, overlap)  # a job read through two places: once
+    return list(found.values())
 
 
 MAX_WARNINGS = 5  # per change; the rest are counted

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-from reconciler.apply import ApplyResult
+from reconciler.apply import ApplyResult, Request
 from reconciler.normalize import FieldChange
 from reconciler.plan import Action, Change, Plan
 
@@ -198,3 +199,43 @@ def render_apply(result: ApplyResult, fmt: str) -> str:
             lines.append(f"{o.job_id or '-':<38} {status:<10} {rows_in!s:>13}  {o.change.ref}")
     lines.append(sentence)
     return "\n".join(lines)
+
+
+def render_requests(planned: list[tuple[Change, list[Request]]], fmt: str) -> str:
+    """`plan --show-requests`: each call apply would make, bodies with secrets redacted."""
+    if fmt == "json":
+        return json.dumps(
+            [
+                {"kind": str(c.kind), "name": c.name, "requests": [r.to_json() for r in calls]}
+                for c, calls in planned
+            ],
+            indent=2,
+            ensure_ascii=False,
+            default=str,
+        )
+    lines = []
+    for change, calls in planned:
+        for call in calls:
+            body = call.to_json().get("body")
+            text = json.dumps(body, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+            if fmt == "markdown":
+                lines += [
+                    f"<details><summary><code>{call.method} {_escape(call.path)}</code> "
+                    f"{_escape(change.ref)}</summary>",
+                    "",
+                ]
+                # A fence longer than any run of backticks in the body, so no value can close it.
+                fence = "`" * max([3, *(len(run) + 1 for run in re.findall("`+", text))])
+                lines += (
+                    [f"{fence}json", text, fence, "", "</details>"]
+                    if body is not None
+                    else ["</details>"]
+                )
+            else:
+                lines.append(f"{call.method} {call.path}  ({change.ref})")
+                if body is not None:
+                    lines += [f"    {line}" for line in text.splitlines()]
+    if not lines:
+        return "Requests apply would send: none."
+    title = "Requests apply would send (secret values redacted):"
+    return "\n".join([f"#### {title}" if fmt == "markdown" else title, "", *lines])

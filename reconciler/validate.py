@@ -199,6 +199,14 @@ def _literal_secrets(
     ]
 
 
+def name_problem(kind: Kind, name: str) -> str | None:
+    """Why a manifest cannot declare a resource of this kind by this name, if it cannot.
+
+    `reconciler import` asks before it writes a live resource's manifest.
+    """
+    return _name_problem(kind, name)
+
+
 def _name_problem(kind: Any, name: str | None, field: str = "metadata.name") -> str | None:
     """Why Polaris would route this name wrongly or output would show it falsely, if it would."""
     if name is None:

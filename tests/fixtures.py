@@ -19,6 +19,20 @@ DEMO_SECRETS = {
 }
 
 
+# The connection another team manages: manifests/weblogs declares it with policy.manage: external.
+SECURITY_AUDIT = {
+    "type": "s3",
+    "name": "security-audit",
+    "bucket": "acme-security-audit",
+    "awsEndpoint": "s3.eu-west-1.amazonaws.com",
+}
+
+
+def external_connection_exists(client: PolarisClient) -> None:
+    """The security team's connection that manifests/weblogs declares as managed elsewhere."""
+    client.create_connection(SECURITY_AUDIT)
+
+
 @pytest.fixture
 def client(emulator: Emulator) -> Iterator[PolarisClient]:
     """A client talking to the in-process emulator, with instant retries."""
@@ -61,3 +75,110 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
     monkeypatch.chdir(tmp_path)
     return tmp_path / "manifests"
+
+
+def seed_project(
+    client: PolarisClient,
+    emulator: Emulator,
+    connections: int = 50,
+    tables: int = 10,
+    jobs: int = 200,
+) -> None:
+    """A project made by hand, as `reconciler import` meets one: mixed connections (role or keys,
+    prefixes, descriptions), detail and aggregate tables, and batch jobs of every format and object
+    selector, including failed ones, a spec submitted twice, and tables created by jobs."""
+    for i in range(connections):
+        body: dict[str, Any] = {
+            "type": "s3", "name": f"Conn.{i:02}" if i % 7 == 0 else f"conn-{i:02}",
+            "bucket": f"bucket-{i}", "awsEndpoint": "s3.us-east-1.amazonaws.com",
+        }  # fmt: skip
+        if i % 3 == 0:
+            body["awsAssumedRoleArn"] = f"arn:aws:iam::012345678901:role/reader-{i}"
+        else:
+            body["secrets"] = {
+                "type": "access_key",
+                "accessKeyId": f"AKIASEED{i:012}",
+                "accessKeySecret": f"seed-secret-{i}-never-shown",
+            }
+        if i % 3 == 2:
+            body |= {"prefix": f"team-{i}/", "description": f"on: {i}, yes"}
+        client.create_connection(body)
+    names = [c["name"] for c in client.list_connections()]
+    detail = [f"events_{t}" for t in range(tables - 2)]
+    for t, table in enumerate(detail):
+        client.create_table(
+            {
+                "name": table, "type": "detail", "schemaMode": "strict" if t % 2 else "flexible",
+                "partitioningGranularity": ["hour", "day", "month"][t % 3],
+                "schema": [
+                    {"name": "__time", "dataType": "timestamp"},
+                    {"name": "city", "dataType": "string"},
+                    {"name": "bytes", "dataType": "long"},
+                ],
+                "clusteringColumns": ["city"] if t % 2 else [],
+                "description": "0o17" if t == 1 else f"table {t}",
+            }
+        )  # fmt: skip
+    rollups = [f"rollup_{t}" for t in range(2)]
+    for table in rollups:
+        client.create_table(
+            {
+                "name": table, "type": "aggregate",
+                "queryGranularity": {"type": "simple", "granularity": "hour"},
+                "schema": [
+                    {"name": "city", "dataType": "string", "type": "dimension"},
+                    {"name": "max_bytes", "dataType": "long", "type": "measure"},
+                ],
+            }
+        )  # fmt: skip
+    formats: list[dict[str, Any]] = [
+        {"format": "nd-json"},
+        {"format": "csv", "columns": ["ts", "city", "bytes"], "skipHeaderRows": 1},
+        {"format": "parquet"},
+    ]
+    ids = []
+    for j in range(jobs):
+        connection = names[j % len(names)]
+        aggregate = j % 10 == 9
+        auto = j % 25 == 3
+        table = f"auto_{j}" if auto else (rollups[j % 2] if aggregate else detail[j % len(detail)])
+        key = f"data/{j:04}/"
+        selector: dict[str, Any] = [
+            {"uris": [f"s3://bucket/{key}a.json", f"s3://bucket/{key}b.json"]},
+            {"prefixes": [key]},
+            {"objects": [f"{key}x.json"]},
+            {"pattern": f"{key}**.json"},
+        ][j % 4]
+        mappings = [
+            {"columnName": "__time", "expression": 'TIME_PARSE("ts")'},
+            {"columnName": "city", "expression": '"city"'},
+            {"columnName": "max_bytes", "expression": 'MAX("bytes")', "isAggregation": True}
+            if aggregate
+            else {"columnName": "bytes", "expression": '"bytes"'},
+        ]
+        job: dict[str, Any] = {
+            "type": "batch", "target": {"type": "table", "tableName": table},
+            "source": {
+                "type": "s3", "connectionName": connection, **selector,
+                "formatSettings": formats[j % 3],
+                "inputSchema": [
+                    {"name": "ts", "dataType": "string"}, {"name": "city", "dataType": "string"},
+                    {"name": "bytes", "dataType": "long"},
+                ],
+            },
+            "mappings": mappings,
+        }  # fmt: skip
+        if auto:
+            job["createTableIfNotExists"] = True
+        if j % 40 == 5:
+            job |= {"ingestionMode": "replace", "replaceAll": True}
+        if j % 50 == 7:
+            job["filterExpression"] = '"bytes" > 0'
+        ids.append(client.create_job(job)["id"])
+        if j == 11:
+            ids.append(client.create_job(job)["id"])  # the same spec twice: one manifest
+    for index, job_id in enumerate(ids):
+        if 20 <= index < 25:
+            emulator.fail_job(job_id)
+        else:
+            emulator.complete_job(job_id)

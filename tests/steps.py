@@ -5,20 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from reconciler.client import PolarisClient
 from tests.cli import run
-
-SECURITY_AUDIT = {
-    "type": "s3",
-    "name": "security-audit",
-    "bucket": "acme-security-audit",
-    "awsEndpoint": "s3.eu-west-1.amazonaws.com",
-}
-
-
-def external_connection_exists(client: PolarisClient) -> None:
-    """The security team's connection that manifests/weblogs declares as managed elsewhere."""
-    client.create_connection(SECURITY_AUDIT)
 
 
 def plan_json(*args: str) -> dict[str, Any]:

@@ -21,8 +21,7 @@ from reconciler.normalize import fingerprint
 from reconciler.plan import Plan, make_plan
 from reconciler.validate import load_manifests
 from tests.cli import run
-from tests.fixtures import DEMO_SECRETS
-from tests.test_plan import external_connection_exists
+from tests.fixtures import DEMO_SECRETS, external_connection_exists
 
 
 def write_fleet(directory: Path, connections: int, jobs_per_connection: int) -> Path:
@@ -231,8 +230,10 @@ def test_apply_never_prints_a_secret_or_the_api_key(
     external_connection_exists(client)
     outputs = []
     for fmt in ("text", "json", "markdown"):
-        outputs.append(run("plan", "--format", fmt, "-v"))
-    outputs.append(run("apply", "--auto-approve", "-v", "--rotate-secrets"))
+        outputs.append(run("-v", "plan", "--format", fmt))
+    outputs.append(run("-v", "apply", "--auto-approve", "--rotate-secrets"))
+    assert [r.exit_code for r in outputs] == [0, 0, 0, 0], "-v belongs before the command"
+    assert "POST " in outputs[-1].stderr, "requests were logged"
     text = "".join(r.stdout + r.stderr for r in outputs)
     for secret in [*DEMO_SECRETS.values(), os.environ["POLARIS_API_KEY"]]:
         assert secret not in text

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.client import PolarisClient
-from tests.test_plan import external_connection_exists
+from tests.fixtures import external_connection_exists
 
 
 def converse(answer: bytes, cwd: Path) -> tuple[int, str]:

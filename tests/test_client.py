@@ -395,8 +395,10 @@ def test_each_request_is_logged_without_headers_or_bodies(
     with caplog.at_level(logging.DEBUG, logger="reconciler.client"):
         client.create_connection(GUIDE_CONNECTION)
         client.list_connections()
-    assert "POST /connections -> 429" in caplog.text and "POST /connections -> 201" in caplog.text
-    assert "GET /connections -> 200" in caplog.text
+    base = client.config.base_url  # -v shows the final URL sent, not only its path
+    assert f"POST {base}/connections -> 429" in caplog.text
+    assert f"POST {base}/connections -> 201" in caplog.text
+    assert f"GET {base}/connections -> 200" in caplog.text
     for secret in ACCESS_KEYS.values():
         assert secret not in caplog.text
     assert_secret_free(caplog.text)

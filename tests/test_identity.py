@@ -22,9 +22,9 @@ from reconciler.model import Kind
 from reconciler.plan import Action, make_plan
 from reconciler.validate import load_manifests
 from tests.cli import run
-from tests.fixtures import DEMO_SECRETS, ROOT
+from tests.fixtures import DEMO_SECRETS, ROOT, external_connection_exists
 from tests.guide import GUIDE_JOB
-from tests.steps import apply_all, changes_by_name, edit, external_connection_exists, plan_json
+from tests.steps import apply_all, changes_by_name, edit, plan_json
 
 KOALAS_URI = "s3://demo-bucket/polaris-ingest/demo-file.json.gz"
 SECOND_CONNECTION = """---
@@ -466,3 +466,20 @@ def test_every_object_is_ingested_once_through_renames_moves_and_brace_patterns(
     assert ingested_events(data_served) == 140
     apply_all()
     assert ingested_events(data_served) == 140
+
+
+def test_a_connection_moved_behind_gits_back_never_makes_its_jobs_look_missing(
+    served: Any, workspace: Path, client: PolarisClient
+) -> None:
+    # Someone points the live connection at another bucket. Apply will move it back, so the job
+    # that ran through it must still satisfy the manifest: planned as a create, it would ingest
+    # the same objects again right after the connection update.
+    external_connection_exists(client)
+    apply_all()
+    before = job_count(client)
+    client.update_connection("demo-conn", {"type": "s3", "bucket": "moved-bucket"})
+    changes = changes_by_name(plan_json())
+    assert changes["demo-conn"]["action"] == "update"
+    assert changes["koalas-demo-file"]["action"] == "noop", changes["koalas-demo-file"]
+    apply_all()
+    assert job_count(client) == before

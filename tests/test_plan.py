@@ -12,14 +12,8 @@ from reconciler.live import read_live
 from reconciler.plan import Action, make_plan
 from reconciler.validate import load_manifests
 from tests.cli import run
-from tests.fixtures import DEMO_SECRETS
-from tests.steps import (
-    apply_all,
-    changes_by_name,
-    edit,
-    external_connection_exists,
-    plan_json,
-)
+from tests.fixtures import DEMO_SECRETS, external_connection_exists
+from tests.steps import apply_all, changes_by_name, edit, plan_json
 
 
 def test_a_fresh_project_plans_a_create_for_every_resource_with_a_reason(

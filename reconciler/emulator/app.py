@@ -570,6 +570,13 @@ class Emulator:
                 health={"status": "error", "code": code, "message": message, "log": log},
             )
 
+    def expire_job(self, job_id: str) -> None:
+        """Forget a finished job, as Polaris's retention does with old completed batch jobs."""
+        with self.store.lock:
+            if self.store.jobs[job_id]["executionStatus"] not in TERMINAL:
+                raise ValueError(f"job {job_id} is not finished; only finished jobs expire")
+            self.store.delete("jobs", job_id)
+
     def set_job_status(self, job_id: str, status: str) -> None:
         """Pin a job to a status (for example running) until the test changes it."""
         with self.store.lock:

@@ -1,0 +1,222 @@
+"""`reconciler import`: adopting a live project writes manifests that validate and plan to nothing."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.client import PolarisClient
+from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
+from reconciler.importer import dump
+from reconciler.manifest import parse
+from tests.cli import run
+from tests.fixtures import seed_project
+
+REFERENCE = re.compile(r"\$\{env:(\w+)\}")
+
+
+def export_secret_variables(out: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What a user does after import: set every variable the manifests name."""
+    names = sorted({m for f in out.rglob("*.yaml") for m in REFERENCE.findall(f.read_text())})
+    for name in names:
+        monkeypatch.setenv(name, f"value-of-{name}")
+    return names
+
+
+def test_import_of_a_seeded_project_validates_and_plans_with_zero_changes(
+    served: Any,
+    client: PolarisClient,
+    emulator: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seed_project(client, emulator)
+    out = tmp_path / "imported"
+    started = time.monotonic()
+    result = run("import", "--jobs", "--out", str(out))
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 0, result.stderr
+    # 50 connections; 10 tables + 8 created by jobs; 201 jobs less 5 failed and 1 repeated spec.
+    assert "Wrote 263 manifest(s)" in result.stdout and "195 IngestionJob" in result.stdout
+    assert result.stderr.count("failed; a manifest for it would be planned as resubmit") == 5
+    assert "same spec as the newer job" in result.stderr
+    files = list(out.rglob("*.yaml"))
+    assert len(files) == 263
+    assert len(list((out / "jobs" / "events_0").glob("*.yaml"))) > 10, "jobs grouped by table"
+    text = "".join(f.read_text() for f in files)
+    assert "seed-secret" not in text and "AKIASEED" not in text
+    connection = (out / "connections" / "conn-01.yaml").read_text()
+    assert "CONN_01_AWS_ACCESS_KEY_ID" in connection.split("apiVersion")[0], "comment names it"
+    assert "accessKeyId: ${env:CONN_01_AWS_ACCESS_KEY_ID}" in connection
+    assert "submittedOnTimestamp" not in text and "totalRows" not in text, "read-only fields"
+    assert "maxParseExceptions" not in text and "partitioningGranularity: day" not in text
+    validated = run("validate", str(out))
+    assert validated.exit_code == 0, validated.stdout + validated.stderr
+    assert "Valid: 263 resources" in validated.stdout
+    export_secret_variables(out, monkeypatch)
+    plan = run("plan", "--detailed-exitcode", str(out))
+    assert plan.exit_code == 0, plan.stdout
+    assert "No changes." in plan.stdout
+    assert elapsed < 60, f"import took {elapsed:.1f} s"
+
+
+def test_import_never_overwrites_without_force(
+    served: Any, client: PolarisClient, tmp_path: Path
+) -> None:
+    client.create_connection(
+        {"type": "s3", "name": "only", "bucket": "b", "awsEndpoint": "e", "awsAssumedRoleArn": "r"}
+    )
+    out = tmp_path / "m"
+    (out / "connections").mkdir(parents=True)
+    mine = out / "connections" / "only.yaml"
+    mine.write_text("# my own edits\n")
+    refused = run("import", "--out", str(out))
+    assert refused.exit_code == 1
+    assert "already exist" in refused.stderr and "--force" in refused.stderr
+    assert mine.read_text() == "# my own edits\n"
+    assert run("import", "--out", str(out), "--force").exit_code == 0
+    assert "awsAssumedRoleArn: r" in mine.read_text()
+
+
+def test_hostile_names_stay_inside_out_and_cannot_break_the_yaml(
+    served: Any, client: PolarisClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writable = [
+        "..x", ".hidden", "line: [x]", "0o17", "yes", "#comment", "- item", "\"quoted'",
+        "Ünïcode ✓", "koalas", "Koalas", "${env:POLARIS_API_KEY}", "$${var:x}",
+    ]  # fmt: skip
+    refused = ["../../escaped", "/etc/passwd", "a\\b", "line\nbreak", "\x1b[31mred", "..", " x"]
+    for name in writable + refused:
+        client.create_table({"name": name, "type": "detail", "description": f"{name}: {{a: 1}}"})
+    client.create_table({"name": "leak", "type": "detail", "description": "${env:POLARIS_API_KEY}"})
+    out = tmp_path / "out"
+    result = run("import", "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    files = [p.resolve() for p in out.rglob("*.yaml")]
+    assert len(files) == len(writable) + 1
+    assert all(out.resolve() in p.parents for p in files)
+    assert not (tmp_path / "escaped.yaml").exists()
+    assert len({p.name.lower() for p in files}) == len(files), "no clash on case-insensitive disks"
+    assert result.stderr.count("its name cannot be written in a manifest") == len(refused)
+    assert DEMO_API_KEY not in "".join(p.read_text() for p in files)
+    validated = run("validate", str(out))
+    assert validated.exit_code == 0, validated.stdout
+    plan = run("plan", "--detailed-exitcode", "--format", "json", str(out))
+    assert plan.exit_code == 0, plan.stdout
+    assert sorted(c["name"] for c in plan.json()["changes"]) == sorted([*writable, "leak"])
+    assert DEMO_API_KEY not in plan.stdout, "a ${...} in a live value is text, never expanded"
+
+
+@pytest.mark.parametrize(
+    "value", ["0o17", "1e3", ".5", "true", "null", "~", "", " padded ", "on", "2024-01-01", "1:20"]
+)
+def test_dumped_strings_read_back_as_the_same_strings(value: str) -> None:
+    text = dump({"spec": {"description": value, value or "empty": [value]}})
+    documents, errors = parse(text, "x.yaml")
+    assert not errors
+    assert documents[0].data == {"spec": {"description": value, value or "empty": [value]}}
+
+
+def test_a_job_into_a_table_with_the_longest_name_imports_with_a_valid_handle(
+    served: Any,
+    client: PolarisClient,
+    emulator: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    table = "t" * 255
+    client.create_connection(
+        {"type": "s3", "name": "c", "bucket": "b", "awsEndpoint": "e", "awsAssumedRoleArn": "r"}
+    )
+    job = client.create_job(
+        {
+            "type": "batch", "target": {"type": "table", "tableName": table},
+            "createTableIfNotExists": True,
+            "source": {
+                "type": "s3", "connectionName": "c", "uris": ["s3://b/k.json"],
+                "formatSettings": {"format": "nd-json"},
+                "inputSchema": [{"name": "ts", "dataType": "string"}],
+            },
+            "mappings": [{"columnName": "__time", "expression": 'TIME_PARSE("ts")'}],
+        }
+    )  # fmt: skip
+    emulator.complete_job(job["id"])
+    out = tmp_path / "out"
+    result = run("import", "--jobs", "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    (manifest,) = (out / "jobs").rglob("*.yaml")
+    assert f"name: {'t' * 200}-{job['id'][:8]}\n" in manifest.read_text()
+    assert run("validate", str(out)).exit_code == 0
+    assert run("plan", "--detailed-exitcode", str(out)).exit_code == 0
+
+
+def test_kind_and_name_choose_what_is_imported_and_other_connection_types_are_skipped(
+    served: Any, client: PolarisClient, emulator: Emulator, tmp_path: Path
+) -> None:
+    for name in ("sales-eu", "sales-us", "ops"):
+        client.create_connection(
+            {
+                "type": "s3",
+                "name": name,
+                "bucket": "b",
+                "awsEndpoint": "e",
+                "awsAssumedRoleArn": "r",
+            }
+        )
+    client.create_table({"name": "sales", "type": "detail"})
+    # A connection type this version does not manage, as another tool may have made it.
+    with emulator.store.lock:
+        record = {**emulator.store.connections["ops"], "name": "stream", "type": "kafka"}
+        emulator.store.put("connections", "stream", record)
+    out = tmp_path / "out"
+    result = run("import", "--out", str(out), "--kind", "Connection", "--name", "sales-*")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in out.rglob("*.yaml")) == ["sales-eu.yaml", "sales-us.yaml"]
+    everything = run("import", "--out", str(tmp_path / "all"))
+    assert (
+        "skipped Connection/stream: type kafka is not managed by this version" in everything.stderr
+    )
+    assert "Wrote 4 manifest(s)" in everything.stdout
+
+
+def test_import_with_a_target_reads_its_project_and_writes_into_its_paths(
+    served: Any, client: PolarisClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client.create_connection(
+        {"type": "s3", "name": "c", "bucket": "b", "awsEndpoint": "e", "awsAssumedRoleArn": "r"}
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("POLARIS_URL")  # the target's url and project come from the file only
+    monkeypatch.setenv("PROD_KEY", DEMO_API_KEY)
+    (tmp_path / "reconciler.yaml").write_text(
+        "apiVersion: reconciler/v1\ntargets:\n  prod:\n"
+        f"    url: {served.url}\n    project: {DEMO_PROJECT_ID}\n    apiKeyEnv: PROD_KEY\n"
+        "    paths: [prod-manifests]\n"
+    )
+    result = run("import", "--target", "prod")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "prod-manifests" / "connections" / "c.yaml").is_file()
+    assert "reconciler plan --target prod" in result.stdout
+    assert run("validate", "--target", "prod").exit_code == 0
+    assert run("plan", "--target", "prod", "--detailed-exitcode").exit_code == 0
+
+
+def test_import_refuses_to_follow_a_link_out_of_the_output_directory(
+    served: Any, client: PolarisClient, tmp_path: Path
+) -> None:
+    client.create_connection(
+        {"type": "s3", "name": "c", "bucket": "b", "awsEndpoint": "e", "awsAssumedRoleArn": "r"}
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "connections").symlink_to(elsewhere)
+    result = run("import", "--out", str(out))
+    assert result.exit_code == 1
+    assert "outside" in result.stderr and "Traceback" not in result.stderr
+    assert list(elsewhere.iterdir()) == []
