@@ -145,8 +145,10 @@ class Applier:
         progress: Progress = lambda message: None,
         sleep: Callable[[float], None] = time.sleep,
         live: LiveState | None = None,
+        halt: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.client = client
+        self.halt = halt  # a reason to start no more writes (the project lock was lost), or None
         self.resources = resources
         self.options = options
         self.progress = progress
@@ -191,6 +193,10 @@ class Applier:
                         outcomes[id(change)] = Outcome(
                             change, "skipped", f"not attempted: {', '.join(failed)} did not succeed"
                         )
+                        continue
+                    stop = self.halt()
+                    if stop:
+                        outcomes[id(change)] = Outcome(change, "failed", f"not attempted: {stop}")
                         continue
                     running[pool.submit(self.execute, change)] = change
                 if not running:

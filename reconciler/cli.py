@@ -6,14 +6,20 @@ usage errors are 1 (not click's 2), so that 2 always means "changes or drift".
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import getpass
 import hashlib
 import json
 import logging
 import os
+import signal
+import socket
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +32,14 @@ from reconciler.client import ClientConfig, PolarisClient, PolarisError
 from reconciler.drift import drift_report, has_drift, render_drift
 from reconciler.emulator.command import emulator as emulator_command
 from reconciler.live import JobCache, LiveState, read_live
+from reconciler.lock import (
+    DEFAULT_LOCK_TIMEOUT,
+    Holder,
+    LockError,
+    ProjectLock,
+    read_lock,
+    remove_lock,
+)
 from reconciler.model import KIND_ORDER, ManifestError, ManifestErrors
 from reconciler.plan import Plan, PlanOptions, make_plan
 from reconciler.render import RENDERERS, PlanText, render_apply
@@ -34,6 +48,8 @@ from reconciler.validate import API_KEY_VARIABLE, Manifests, load_manifests
 DEFAULT_PATHS = ("manifests",)
 FORMATS = click.Choice(["text", "json", "markdown"])
 SAVED_PLAN_KIND = "reconciler-saved-plan"
+# Where CI systems other than GitHub Actions say which run this is (GitLab, Jenkins, CircleCI).
+CI_URL_VARIABLES = ("CI_JOB_URL", "BUILD_URL", "CIRCLE_BUILD_URL")
 
 
 class Failure(Exception):
@@ -364,6 +380,13 @@ def _plan(
 ) -> tuple[Manifests, PolarisClient, LiveState, Plan]:
     manifests = _manifests(paths, target)  # validation passes before anything is sent
     client = _client(target)
+    live, plan = _read_and_plan(manifests, client, target, options)
+    return manifests, client, live, plan
+
+
+def _read_and_plan(
+    manifests: Manifests, client: PolarisClient, target: Target, options: PlanOptions
+) -> tuple[LiveState, Plan]:
     try:
         echo(f"Reading live state of project {target.project} ...", err=True)
         live = read_live(
@@ -372,7 +395,7 @@ def _plan(
     except PolarisError as error:
         client.close()
         raise Failure(str(error)) from None
-    return manifests, client, live, make_plan(manifests.resources, live, options)
+    return live, make_plan(manifests.resources, live, options)
 
 
 def _render_plan(plan: Plan, fmt: str) -> str:
@@ -447,11 +470,22 @@ def _saved_plan(paths: tuple[str, ...]) -> dict[str, Any] | None:
 @click.option("--force", is_flag=True, help="Allow deleting more than 30% of the connections.")
 @click.option("--wait", is_flag=True, help="Follow submitted jobs until they finish.")
 @click.option("--timeout", type=float, default=3600.0, show_default=True, help="Seconds to --wait.")
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_LOCK_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for another apply's project lock.",
+)
+@click.option(
+    "--no-lock", is_flag=True, help="Do not take the project lock (for keys without ManageTables)."
+)
 @connection_options
 @plan_options
 def apply(
     paths: tuple[str, ...], fmt: str, auto_approve: bool, allow_replace: bool, allow_reingest: bool,
-    force: bool, wait: bool, timeout: float, target: Target, options: PlanOptions,
+    force: bool, wait: bool, timeout: float, lock_timeout: float, no_lock: bool, target: Target,
+    options: PlanOptions,
 ) -> None:  # fmt: skip
     """Plan, then carry the plan out: connections, then tables, then jobs."""
     saved = _saved_plan(paths)
@@ -469,8 +503,11 @@ def apply(
                 f"the saved plan is for project {saved.get('project')} at {saved.get('url')}, "
                 f"not {target.project} at {target.url}"
             )
-    manifests, client, live, fresh = _plan(paths, target, options)
-    with client:
+    manifests = _manifests(paths, target)  # validation passes before anything is sent
+    client = _client(target)
+    # The lock is taken before live state is read: the plan carried out is the holder's own.
+    with client, _project_lock(client, no_lock, lock_timeout) as lock:
+        live, fresh = _read_and_plan(manifests, client, target, options)
         if saved is not None and saved["plan"].get("checksum") != fresh.checksum:
             echo(_render_plan(fresh, "text"), err=True)
             raise Failure(
@@ -497,12 +534,93 @@ def apply(
                 raise Failure("apply canceled; nothing was changed")
         resources = {r.key: r for r in manifests.resources}
         applier = Applier(
-            client, resources, apply_options, progress=lambda m: echo(m, err=True), live=live
-        )
+            client, resources, apply_options, progress=lambda m: echo(m, err=True), live=live,
+            halt=lambda: lock.lost if lock else None,
+        )  # fmt: skip
         result: ApplyResult = applier.run(fresh)
     echo(render_apply(result, fmt))
     if result.failed:
         sys.exit(1)
+
+
+def _holder() -> Holder:
+    """Who this apply is, for the lock's description: user@host, pid and the CI run if any."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry, as in some containers
+        user = "unknown"
+    env = os.environ
+    ci = None
+    if env.get("GITHUB_RUN_ID"):
+        server = env.get("GITHUB_SERVER_URL", "https://github.com")
+        ci = f"{server}/{env.get('GITHUB_REPOSITORY', '')}/actions/runs/{env['GITHUB_RUN_ID']}"
+    else:
+        ci = next((env[n] for n in CI_URL_VARIABLES if env.get(n)), None)
+    return Holder(f"{user}@{socket.gethostname()}", os.getpid(), ci)
+
+
+@contextlib.contextmanager
+def _project_lock(
+    client: PolarisClient, no_lock: bool, timeout: float
+) -> Iterator[ProjectLock | None]:
+    """Hold the project lock for the block; SIGTERM (a canceled CI job) still releases it."""
+    if no_lock:
+        echo(
+            "warning: --no-lock: another apply running at the same time may submit the same "
+            "jobs again; make sure no other apply runs against this project",
+            err=True,
+        )
+        yield None
+        return
+    lock = ProjectLock(client, _holder(), timeout=timeout, progress=lambda m: echo(m, err=True))
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        try:
+            lock.acquire()
+        except LockError as error:
+            raise Failure(str(error)) from None
+        try:
+            yield lock
+        finally:
+            lock.release()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@cli.command()
+@click.option("--yes", is_flag=True, help="Remove the lock without asking.")
+@connection_options
+def unlock(yes: bool, target: Target) -> None:
+    """Remove the project lock left by an apply that died."""
+    with _client(target) as client:
+        try:
+            state = read_lock(client)
+        except PolarisError as error:
+            raise Failure(str(error)) from None
+        if state is None or state.free:
+            echo(f"Project {target.project} is not locked; nothing to do.")
+            return
+        echo(f"Project {target.project} is locked by {state.describe()}.", err=True)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise Failure(
+                    "no terminal to confirm; pass --yes to remove the lock without asking"
+                )
+            question = "Remove the lock? Only do this when that apply is no longer running"
+            if not click.confirm(question, err=True):
+                raise Failure("the lock was left in place")
+        try:
+            remove_lock(client, state, datetime.now(UTC))
+        except (LockError, PolarisError) as error:
+            raise Failure(str(error)) from None
+    echo(f"Removed the lock of project {target.project}.")
 
 
 @cli.command()

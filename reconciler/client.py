@@ -42,7 +42,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from reconciler.model import Secret
+from reconciler.model import LOCK_TABLE, Secret
 
 log = logging.getLogger("reconciler.client")
 
@@ -473,8 +473,8 @@ class PolarisClient:
     # Tables v1 ---------------------------------------------------------------------------------
 
     def list_tables(self) -> list[dict[str, Any]]:
-        """Every table in the project."""
-        return list(self.get("/tables").get("values", []))
+        """Every table in the project but the lock's: plan, drift and prune never see the lock."""
+        return [t for t in self.get("/tables").get("values", []) if t.get("name") != LOCK_TABLE]
 
     def get_table(self, name: str) -> dict[str, Any] | None:
         """One table, or None."""

@@ -1,0 +1,193 @@
+"""The project lock: applies started together take turns, so none submits another's jobs again."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.apply import Applier, ApplyOptions
+from reconciler.client import PolarisClient
+from reconciler.emulator import Emulator, FaultPlan
+from reconciler.lock import Holder, ProjectLock, read_lock
+from reconciler.model import LOCK_TABLE
+from tests.cli import run
+from tests.fleet import assert_converged, plan_fleet, write_fleet
+from tests.test_plan import external_connection_exists
+
+
+def apply_processes(fleet: Path, count: int, *options: str) -> list[tuple[int, str]]:
+    """Start `count` `reconciler apply` processes at once; their exit statuses and stderr."""
+    command = [sys.executable, "-m", "reconciler", "apply", str(fleet), "--auto-approve", *options]
+    processes = [
+        subprocess.Popen(
+            command,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
+    return [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in processes]
+
+
+@pytest.mark.parametrize("trial", range(3))
+def test_two_applies_started_together_submit_each_job_once(
+    served: Any, tmp_path: Path, client: PolarisClient, emulator: Emulator, trial: int
+) -> None:
+    fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=30)
+    emulator.faults = FaultPlan(seed=trial, latency_seconds=0.03)
+    results = apply_processes(fleet, 2)
+    assert [code for code, _ in results] == [0, 0], [err for _, err in results]
+    assert sum("Waiting for the project lock held by" in err for _, err in results) == 1
+    emulator.faults = FaultPlan()
+    assert_converged(client, fleet, jobs=30)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trial", range(3))
+def test_three_applies_started_together_submit_each_job_once(
+    served: Any, tmp_path: Path, client: PolarisClient, emulator: Emulator, trial: int
+) -> None:
+    fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=30)
+    emulator.faults = FaultPlan(seed=10 + trial, latency_seconds=0.05)
+    results = apply_processes(fleet, 3)
+    assert [code for code, _ in results] == [0, 0, 0], [err for _, err in results]
+    assert sum("Waiting for the project lock held by" in err for _, err in results) >= 1
+    emulator.faults = FaultPlan()
+    assert_converged(client, fleet, jobs=30)
+
+
+def test_an_apply_that_cannot_get_the_lock_in_time_names_the_holder_and_changes_nothing(
+    served: Any, workspace: Path, client: PolarisClient, emulator: Emulator
+) -> None:
+    external_connection_exists(client)
+    holder = Holder("alice@ci-runner-7", 4242, "https://ci.example/runs/7")
+    with ProjectLock(client, holder):
+        result = run("apply", "--auto-approve", "--lock-timeout", "0.5")
+    assert result.exit_code == 1
+    assert "project is locked by alice@ci-runner-7 (pid 4242, CI run https://ci.example/runs/7" in (
+        result.stderr
+    )
+    assert "waited 0.5 s (--lock-timeout)" in result.stderr
+    assert "reconciler unlock" in result.stderr
+    assert [c["name"] for c in client.list_connections()] == ["security-audit"]
+    assert not emulator.store.jobs
+
+
+def test_unlock_removes_a_lock_left_by_a_dead_apply_after_confirmation(
+    served: Any, workspace: Path, client: PolarisClient
+) -> None:
+    external_connection_exists(client)
+    dead = ProjectLock(client, Holder("bob@laptop", 99, None), ttl=3600)
+    dead.acquire()  # and never released: its process "died"
+    unconfirmed = run("unlock")
+    assert unconfirmed.exit_code == 1
+    assert "locked by bob@laptop (pid 99" in unconfirmed.stderr
+    assert "pass --yes" in unconfirmed.stderr
+    removed = run("unlock", "--yes")
+    assert removed.exit_code == 0, removed.stderr
+    assert "Removed the lock" in removed.stdout
+    lock = read_lock(client)
+    assert lock is not None and lock.free
+    assert run("apply", "--auto-approve", "--lock-timeout", "0").exit_code == 0
+    assert run("unlock").stdout.startswith("Project ")  # not locked: nothing to confirm
+
+
+def test_a_lock_not_renewed_for_its_ttl_is_taken_over_and_its_old_holder_stops(
+    client: PolarisClient,
+) -> None:
+    stale = ProjectLock(client, Holder("carol@build-3", 7, None), ttl=3600)
+    stale.acquire()  # renews once an hour: to a waiter it looks dead
+    messages: list[str] = []
+    with ProjectLock(
+        client, Holder("dave@build-4", 8, None), ttl=0.3, timeout=10, progress=messages.append
+    ) as waiter:
+        assert waiter.lost is None
+        assert messages[0].startswith("Waiting for the project lock held by carol@build-3")
+        assert "Taking over the project lock of carol@build-3 (pid 7" in messages[-1]
+        assert messages[-1].endswith("not renewed for 0.3 s")
+        stale.renew()
+        assert stale.lost is not None
+        assert stale.lost.startswith("the project lock was taken over by dave@build-4")
+    stale.release()  # no longer its lock: releasing must not free the new holder's
+    lock = read_lock(client)
+    assert lock is not None and lock.free  # freed by the waiter when its block ended
+
+
+def test_an_apply_whose_lock_was_lost_starts_no_more_writes(
+    tmp_path: Path, client: PolarisClient
+) -> None:
+    fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=3)
+    resources, plan = plan_fleet(client, fleet)
+    result = Applier(client, resources, ApplyOptions(), halt=lambda: "the lock was lost").run(plan)
+    assert result.failed
+    connection, *jobs = result.outcomes
+    assert (connection.status, connection.message) == ("failed", "not attempted: the lock was lost")
+    assert {o.status for o in jobs} == {"skipped"}
+    assert not client.list_connections()
+    assert not list(client.iter_jobs())
+
+
+def test_the_lock_is_taken_even_when_the_answer_to_its_write_is_lost(
+    client: PolarisClient, emulator: Emulator
+) -> None:
+    emulator.faults.inject("drop", method="POST", path_contains="/tables")
+    with ProjectLock(client, Holder("erin@host", 1, None), timeout=0) as lock:
+        assert lock.version == 0
+        emulator.faults.inject("drop", method="PUT", path_contains="/tables")
+        lock.renew()
+        assert lock.lost is None and lock.version == 1
+    state = read_lock(client)
+    assert state is not None and state.free
+
+
+def test_plan_drift_and_prune_never_show_or_touch_the_lock(
+    served: Any, workspace: Path, client: PolarisClient
+) -> None:
+    external_connection_exists(client)
+    assert run("apply", "--auto-approve").exit_code == 0
+    outputs = [
+        run("plan", "--detailed-exitcode", "--prune"),
+        run("plan", "--format", "json"),
+        run("drift"),
+    ]
+    assert [r.exit_code for r in outputs] == [0, 0, 0], [r.stdout for r in outputs]
+    assert not any(LOCK_TABLE in r.stdout + r.stderr for r in outputs)
+    lock = read_lock(client)
+    assert lock is not None and lock.free
+
+
+def test_a_manifest_may_not_declare_or_write_into_the_lock_table(
+    served: Any, tmp_path: Path, client: PolarisClient
+) -> None:
+    fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=1)
+    path = fleet / "fleet-0.yaml"
+    path.write_text(path.read_text().replace("tableName: fleet_0", f"tableName: {LOCK_TABLE}"))
+    result = run("apply", str(fleet), "--auto-approve")
+    assert result.exit_code == 1
+    assert f"the table name {LOCK_TABLE} is reserved for the project lock" in result.stderr
+    assert not client.list_connections()
+
+
+def test_without_the_table_permission_apply_says_so_and_runs_with_no_lock(
+    served: Any, tmp_path: Path, client: PolarisClient, emulator: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=2)
+    emulator.api_keys["pok_no_tables"] = frozenset({"ManageConnections", "ManageIngestionJobs"})
+    monkeypatch.setenv("POLARIS_API_KEY", "pok_no_tables")
+    refused = run("apply", str(fleet), "--auto-approve")
+    assert refused.exit_code == 1
+    assert "needs the ManageTables permission" in refused.stderr
+    assert "pass --no-lock" in refused.stderr
+    assert not client.list_connections()
+    unlocked = run("apply", str(fleet), "--auto-approve", "--no-lock")
+    assert unlocked.exit_code == 0, unlocked.stderr
+    assert "warning: --no-lock" in unlocked.stderr
+    assert_converged(client, fleet, jobs=2)
