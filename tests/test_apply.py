@@ -14,7 +14,7 @@ from typing import Any
 from reconciler.apply import AMBIGUOUS_WRITE_ATTEMPTS, Applier, ApplyOptions
 from reconciler.client import PolarisClient
 from reconciler.emulator import Emulator, FaultPlan
-from reconciler.model import Kind
+from reconciler.model import LOCK_TABLE, Kind
 from tests.cli import run
 from tests.fixtures import DEMO_SECRETS
 from tests.fleet import assert_converged, plan_fleet, write_fleet
@@ -200,29 +200,42 @@ def test_under_injected_faults_ten_connections_and_thirty_jobs_converge_in_one_r
     assert_converged(client, fleet, jobs=30)
 
 
-def test_killing_apply_at_random_points_and_running_it_again_converges(
-    served: Any, tmp_path: Path, client: PolarisClient
+def objects_written(emulator: Emulator) -> int:
+    """Connections, tables and jobs in the project, the lock's table aside."""
+    store = emulator.store
+    tables = [name for name in store.tables if name != LOCK_TABLE]
+    return len(store.connections) + len(tables) + len(store.jobs)
+
+
+def test_killing_apply_mid_way_and_running_it_again_converges(
+    served: Any, tmp_path: Path, client: PolarisClient, emulator: Emulator
 ) -> None:
     fleet = write_fleet(tmp_path / "fleet", connections=3, jobs_per_connection=4)
+    total = 3 + 3 + 12  # connections, tables their jobs create, jobs
+    emulator.faults = FaultPlan(latency_seconds=0.02)  # so that an apply takes a while
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "reconciler",
-        "apply",
-        str(fleet),
-        "--auto-approve",
-        "--parallelism",
-        "4",
-    ]
+    command = [sys.executable, "-m", "reconciler", "apply", str(fleet), "--auto-approve"]
+    command += ["--parallelism", "2"]
     chance = random.Random(1234)
-    for _ in range(4):
+    for _ in range(3):
+        before = objects_written(emulator)
         process = subprocess.Popen(
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        time.sleep(chance.uniform(0.3, 1.2))
+        # Kill it after a random number of its writes: mid-apply, never before it began.
+        target = before + chance.randint(1, 4)
+        deadline = time.monotonic() + 30
+        while objects_written(emulator) < target and time.monotonic() < deadline:
+            assert process.poll() is None, "the apply finished before it could be killed"
+            time.sleep(0.002)
         process.send_signal(signal.SIGKILL)
         process.wait()
+        after = objects_written(emulator)
+        assert before < after < total, (before, after)  # some writes done, some not
+        # The killed apply still holds the project lock: remove it, as a user would.
+        unlocked = run("unlock", "--yes")
+        assert "Removed the lock" in unlocked.stdout, unlocked.stdout + unlocked.stderr
+    emulator.faults = FaultPlan()
     final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert final.returncode == 0, final.stdout + final.stderr
     assert_converged(client, fleet, jobs=12)
