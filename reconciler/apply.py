@@ -31,7 +31,8 @@ from reconciler.plan import (
 
 Progress = Callable[[str], None]
 PRUNE_MAX_FRACTION = 0.30  # octoDNS's rule: refuse to delete more than this share ...
-PRUNE_MIN_EXISTING = 10  # ... of at least this many live connections, unless --force
+PRUNE_MIN_EXISTING = 10  # ... of at least this many live connections, unless --force;
+PRUNE_SMALL_MAX = 3  # below that, at most this many and at most half of them
 AMBIGUOUS_WRITE_ATTEMPTS = 5  # each one is preceded by a read of live state
 VISIBILITY_TIMEOUT = 30.0
 
@@ -48,6 +49,7 @@ class ApplyOptions:
     allow_replace: bool = False
     allow_reingest: bool = False
     force: bool = False
+    allow_empty: bool = False  # prune may delete every connection (Argo CD's allowEmpty)
     rotate_secrets: bool = False
     wait: bool = False
     timeout: float = 3600.0
@@ -120,17 +122,34 @@ def check_safety(plan: Plan, live: LiveState, options: ApplyOptions) -> None:
             "the same table (double ingestion, an overlap that cannot be decided, or a job whose "
             "status is unknown); review the warnings, then pass --allow-reingest if you mean it"
         )
+    _check_prune(plan, live, options)
+
+
+def _check_prune(plan: Plan, live: LiveState, options: ApplyOptions) -> None:
+    """Prune never empties a project, nor deletes a large share of it, without being told to."""
     deletes = sum(1 for c in plan.changes if c.action is Action.DELETE)
     existing = len(live.connections)
-    if (
-        deletes
-        and existing >= PRUNE_MIN_EXISTING
-        and deletes / existing > PRUNE_MAX_FRACTION
-        and not options.force
-    ):
+    if not deletes:
+        return
+    if deletes >= existing and not options.allow_empty:
+        # An emptied file, a wrong path or a file the loader could not read all look like this.
         raise UnsafePlan(
-            f"too many deletions: {deletes} of {existing} connections ({deletes / existing:.0%}) "
-            f"is more than {PRUNE_MAX_FRACTION:.0%}; pass --force if this is intended"
+            f"prune would delete all {existing} connections of the project (no manifest "
+            "declares any of them); pass --allow-empty if you mean it"
+        )
+    if options.force:
+        return
+    share = f"{deletes} of {existing} connections ({deletes / existing:.0%})"
+    if existing >= PRUNE_MIN_EXISTING and deletes / existing > PRUNE_MAX_FRACTION:
+        raise UnsafePlan(
+            f"too many deletions: {share} is more than {PRUNE_MAX_FRACTION:.0%}; "
+            "pass --force if this is intended"
+        )
+    if existing < PRUNE_MIN_EXISTING and (deletes > PRUNE_SMALL_MAX or deletes * 2 > existing):
+        raise UnsafePlan(
+            f"too many deletions: {share}; with fewer than {PRUNE_MIN_EXISTING} connections "
+            f"prune deletes at most {PRUNE_SMALL_MAX} and at most half of them; "
+            "pass --force if this is intended"
         )
 
 

@@ -467,7 +467,12 @@ def _saved_plan(paths: tuple[str, ...]) -> dict[str, Any] | None:
 @click.option(
     "--allow-reingest", is_flag=True, help="Allow jobs that ingest already-ingested objects again."
 )
-@click.option("--force", is_flag=True, help="Allow deleting more than 30% of the connections.")
+@click.option(
+    "--force", is_flag=True, help="Allow prune to delete more than 30% (or 3) of the connections."
+)
+@click.option(
+    "--allow-empty", is_flag=True, help="Allow prune to delete every connection of the project."
+)
 @click.option("--wait", is_flag=True, help="Follow submitted jobs until they finish.")
 @click.option("--timeout", type=float, default=3600.0, show_default=True, help="Seconds to --wait.")
 @click.option(
@@ -484,8 +489,8 @@ def _saved_plan(paths: tuple[str, ...]) -> dict[str, Any] | None:
 @plan_options
 def apply(
     paths: tuple[str, ...], fmt: str, auto_approve: bool, allow_replace: bool, allow_reingest: bool,
-    force: bool, wait: bool, timeout: float, lock_timeout: float, no_lock: bool, target: Target,
-    options: PlanOptions,
+    force: bool, allow_empty: bool, wait: bool, timeout: float, lock_timeout: float, no_lock: bool,
+    target: Target, options: PlanOptions,
 ) -> None:  # fmt: skip
     """Plan, then carry the plan out: connections, then tables, then jobs."""
     saved = _saved_plan(paths)
@@ -516,8 +521,9 @@ def apply(
                 "again and apply the new file"
             )
         apply_options = ApplyOptions(
-            parallelism=target.parallelism, allow_replace=allow_replace, allow_reingest=allow_reingest,
-            force=force, rotate_secrets=options.rotate_secrets, wait=wait, timeout=timeout,
+            parallelism=target.parallelism, allow_replace=allow_replace,
+            allow_reingest=allow_reingest, force=force, allow_empty=allow_empty,
+            rotate_secrets=options.rotate_secrets, wait=wait, timeout=timeout,
         )  # fmt: skip
         try:
             check_safety(fresh, live, apply_options)

@@ -530,9 +530,7 @@ def _prunes(unmanaged: list[tuple[Kind, str]], live: LiveState) -> list[Change]:
                 )
             )
         else:
-            changes.append(
-                Change(kind, name, Action.DELETE, "not declared in any manifest (--prune)")
-            )
+            changes.append(Change(kind, name, Action.DELETE, "declared by no manifest (--prune)"))
     return changes
 
 
