@@ -11,9 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from reconciler.apply import AMBIGUOUS_WRITE_ATTEMPTS, Applier, ApplyOptions
 from reconciler.client import PolarisClient
-from reconciler.emulator import Emulator, FaultPlan
+from reconciler.emulator import DEMO_PROJECT_ID, Emulator, FaultPlan
 from reconciler.model import LOCK_TABLE, Kind
 from tests.cli import run
 from tests.fixtures import DEMO_SECRETS
@@ -299,3 +301,20 @@ def test_an_equal_table_created_meanwhile_counts_as_done_despite_server_chosen_f
     )
     (outcome,) = Applier(client, resources, ApplyOptions()).run(plan).outcomes
     assert (outcome.status, outcome.message) == ("done", "already exists and matches the manifest")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_apply_under_five_percent_server_errors_succeeds_in_one_run_without_duplicates(
+    served: Any, tmp_path: Path, client: PolarisClient, emulator: Emulator, seed: int
+) -> None:
+    fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=30)
+    emulator.faults = FaultPlan(seed=seed, rate_500=0.05)
+    # Whatever the random draws hit, two job POSTs meet a 500: ambiguous, so read before retry.
+    emulator.faults.inject("500", method="POST", path_contains="/jobs", times=2)
+    result = run("apply", str(fleet), "--auto-approve")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    failed = [(method, path) for method, path, status in emulator.requests if status == 500]
+    assert ("POST", f"/v1/projects/{DEMO_PROJECT_ID}/jobs") in failed
+    assert any(method == "GET" for method, _ in failed)
+    emulator.faults = FaultPlan()
+    assert_converged(client, fleet, jobs=30)

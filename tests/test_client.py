@@ -248,12 +248,34 @@ def test_a_put_retried_after_a_lost_answer_reports_its_own_version_bump_as_ambig
     assert (client.get_table("events") or {})["version"] == 1  # the first PUT was applied
 
 
-def test_a_500_on_an_update_is_ambiguous(emulator: Emulator) -> None:
+def test_a_500_on_a_read_is_retried(emulator: Emulator) -> None:
     client, sleeps = make_client(emulator)
     client.create_connection(CONNECTION)
+    emulator.faults.inject("500", method="GET", times=2)
+    assert client.get_connection("c1") is not None
+    assert [c["name"] for c in client.list_connections()] == ["c1"]
+    assert len(sleeps) == 2 and requests_to(emulator, "GET", "/connections/c1") == 3
+
+
+def test_a_500_on_an_update_is_retried_and_ambiguous_when_every_attempt_fails(
+    emulator: Emulator,
+) -> None:
+    client, sleeps = make_client(emulator, max_attempts=3)
+    client.create_connection(CONNECTION)
     emulator.faults.inject("500", method="PATCH")
-    call = lambda: client.update_connection("c1", {"type": "s3", "prefix": "p/"})  # noqa: E731
-    assert failure(call, AmbiguousWriteError).status == 500 and sleeps == []
+    assert client.update_connection("c1", {"type": "s3", "prefix": "p/"})["prefix"] == "p/"
+    emulator.faults.inject("500", method="PATCH", times=3)
+    call = lambda: client.update_connection("c1", {"type": "s3", "prefix": "q/"})  # noqa: E731
+    assert failure(call, AmbiguousWriteError).status == 500 and len(sleeps) == 1 + 2
+
+
+def test_a_post_answered_500_is_ambiguous_and_never_retried(emulator: Emulator) -> None:
+    client, sleeps = make_client(emulator)
+    client.create_connection(GUIDE_CONNECTION)
+    emulator.faults.inject("500", method="POST", path_contains="/jobs")
+    error = failure(lambda: client.create_job(GUIDE_JOB), AmbiguousWriteError)
+    assert error.status == 500 and "may have been applied" in str(error)
+    assert requests_to(emulator, "POST", "/jobs") == 1 and sleeps == []
 
 
 # POSTs are never repeated blindly -----------------------------------------------------------------
