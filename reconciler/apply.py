@@ -199,31 +199,13 @@ class Applier:
         pending = list(work)
         running: dict[Future[Outcome], Change] = {}
         with ThreadPoolExecutor(max_workers=max(1, self.options.parallelism)) as pool:
-            while pending or running:
-                for change in list(pending):
-                    blockers = [outcomes.get(id(d)) for d in deps[id(change)]]
-                    if any(o is None for o in blockers):
-                        continue
-                    pending.remove(change)
-                    failed = [
-                        o.change.ref for o in blockers if o and o.status in ("failed", "skipped")
-                    ]
-                    if failed:
-                        outcomes[id(change)] = Outcome(
-                            change, "skipped", f"not attempted: {', '.join(failed)} did not succeed"
-                        )
-                        continue
-                    stop = self.halt()
-                    if stop:
-                        outcomes[id(change)] = Outcome(change, "failed", f"not attempted: {stop}")
-                        continue
-                    running[pool.submit(self.execute, change)] = change
-                if not running:
-                    continue
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    change = running.pop(future)
-                    outcomes[id(change)] = future.result()
+            try:
+                self._schedule(pool, pending, running, deps, outcomes)
+            except KeyboardInterrupt:
+                # Ctrl-C or SIGTERM: finish the writes in flight (so none is left ambiguous),
+                # start no other, and let the caller release the project lock.
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
         result = ApplyResult()
         for change in plan.changes:
             if id(change) in outcomes:
@@ -231,6 +213,39 @@ class Applier:
             else:
                 result.outcomes.append(Outcome(change, "unchanged", change.reason, change.job_id))
         return result
+
+    def _schedule(
+        self,
+        pool: ThreadPoolExecutor,
+        pending: list[Change],
+        running: dict[Future[Outcome], Change],
+        deps: Mapping[int, list[Change]],
+        outcomes: dict[int, Outcome],
+    ) -> None:
+        """Start each change once its dependencies are done; collect outcomes until all are."""
+        while pending or running:
+            for change in list(pending):
+                blockers = [outcomes.get(id(d)) for d in deps[id(change)]]
+                if any(o is None for o in blockers):
+                    continue
+                pending.remove(change)
+                failed = [o.change.ref for o in blockers if o and o.status in ("failed", "skipped")]
+                if failed:
+                    outcomes[id(change)] = Outcome(
+                        change, "skipped", f"not attempted: {', '.join(failed)} did not succeed"
+                    )
+                    continue
+                stop = self.halt()
+                if stop:
+                    outcomes[id(change)] = Outcome(change, "failed", f"not attempted: {stop}")
+                    continue
+                running[pool.submit(self.execute, change)] = change
+            if not running:
+                continue
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                change = running.pop(future)
+                outcomes[id(change)] = future.result()
 
     def dependencies(self, change: Change, work: list[Change]) -> list[Change]:
         """The changes in this run that `change` must wait for."""

@@ -585,12 +585,11 @@ def _project_lock(
     try:
         try:
             lock.acquire()
+            yield lock
         except LockError as error:
             raise Failure(str(error)) from None
-        try:
-            yield lock
         finally:
-            lock.release()
+            lock.release()  # also after Ctrl-C or SIGTERM; does nothing when not taken
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -191,3 +192,32 @@ def test_without_the_table_permission_apply_says_so_and_runs_with_no_lock(
     assert unlocked.exit_code == 0, unlocked.stderr
     assert "warning: --no-lock" in unlocked.stderr
     assert_converged(client, fleet, jobs=2)
+
+
+def test_an_apply_that_fails_gives_the_lock_back(
+    served: Any, tmp_path: Path, client: PolarisClient, emulator: Emulator
+) -> None:
+    fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=1)
+    emulator.faults.inject("500", method="POST", path_contains="/connections", times=10)
+    assert run("apply", str(fleet), "--auto-approve").exit_code == 1
+    lock = read_lock(client)
+    assert lock is not None and lock.free
+
+
+def test_an_apply_stopped_with_sigterm_mid_way_starts_no_more_writes_and_gives_the_lock_back(
+    served: Any, tmp_path: Path, client: PolarisClient, emulator: Emulator
+) -> None:
+    fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=30)
+    emulator.faults = FaultPlan(latency_seconds=0.05)
+    command = [sys.executable, "-m", "reconciler", "apply", str(fleet), "--auto-approve"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not emulator.store.jobs and time.monotonic() < deadline:  # wait until it writes
+        time.sleep(0.005)
+    process.terminate()  # what a canceled CI job receives
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1, stderr
+    assert stderr.rstrip().endswith("Aborted.")
+    assert 0 < len(emulator.store.jobs) < 30  # the writes in flight finished; no other started
+    lock = read_lock(client)
+    assert lock is not None and lock.free, lock
