@@ -186,6 +186,29 @@ def test_retry_after_is_read_as_seconds_or_as_an_http_date() -> None:
     assert retry_after(httpx.Response(429)) is None
 
 
+class Answers(httpx.BaseTransport):
+    """Answers the first requests with `statuses` in turn, as a proxy or the service might."""
+
+    def __init__(self, inner: httpx.BaseTransport, *statuses: int) -> None:
+        self.inner, self.statuses = inner, list(statuses)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.statuses:
+            status = self.statuses.pop(0)
+            return httpx.Response(status, json={"code": "Injected", "message": str(status)})
+        return self.inner.handle_request(request)
+
+
+def test_every_read_survives_each_passing_server_error_and_a_connection_reset(
+    emulator: Emulator,
+) -> None:
+    reset = httpx.ReadError("[Errno 104] Connection reset by peer")
+    statuses = Answers(Transport(emulator.transport(), reset, sent=True), 500, 502, 503, 504, 429)
+    client, sleeps = make_client(transport=statuses)
+    assert client.list_connections() == []
+    assert len(sleeps) == 6 and not statuses.statuses
+
+
 def test_a_503_on_a_read_is_retried_with_jittered_backoff(emulator: Emulator) -> None:
     client, sleeps = make_client(emulator)
     emulator.faults.inject("503", method="GET", times=3)
