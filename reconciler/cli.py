@@ -380,7 +380,11 @@ def _plan(
 ) -> tuple[Manifests, PolarisClient, LiveState, Plan]:
     manifests = _manifests(paths, target)  # validation passes before anything is sent
     client = _client(target)
-    live, plan = _read_and_plan(manifests, client, target, options)
+    try:
+        live, plan = _read_and_plan(manifests, client, target, options)
+    except Failure:
+        client.close()
+        raise
     return manifests, client, live, plan
 
 
@@ -393,7 +397,6 @@ def _read_and_plan(
             client, manifests.resources, parallelism=target.parallelism, cache=_cache(target)
         )
     except PolarisError as error:
-        client.close()
         raise Failure(str(error)) from None
     return live, make_plan(manifests.resources, live, options)
 

@@ -221,3 +221,17 @@ def test_an_apply_stopped_with_sigterm_mid_way_starts_no_more_writes_and_gives_t
     assert 0 < len(emulator.store.jobs) < 30  # the writes in flight finished; no other started
     lock = read_lock(client)
     assert lock is not None and lock.free, lock
+
+
+def test_an_apply_whose_read_of_live_state_fails_gives_the_lock_back(
+    served: Any, tmp_path: Path, client: PolarisClient, emulator: Emulator
+) -> None:
+    fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=1)
+    emulator.faults.retry_after_seconds = 0
+    emulator.faults.inject("429", method="GET", path_contains="/jobs", times=10)
+    result = run("apply", str(fleet), "--auto-approve")
+    assert result.exit_code == 1
+    assert "error: GET /jobs failed (429) after 10 attempts" in result.stderr
+    assert "internal error" not in result.stderr
+    lock = read_lock(client)
+    assert lock is not None and lock.free
