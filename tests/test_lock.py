@@ -235,3 +235,18 @@ def test_an_apply_whose_read_of_live_state_fails_gives_the_lock_back(
     assert "internal error" not in result.stderr
     lock = read_lock(client)
     assert lock is not None and lock.free
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trial", range(3))
+def test_two_applies_started_together_under_faults_submit_each_job_once(
+    served: Any, tmp_path: Path, client: PolarisClient, emulator: Emulator, trial: int
+) -> None:
+    fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=30)
+    emulator.faults = FaultPlan(
+        seed=20 + trial, rate_500=0.05, rate_drop=0.05, latency_seconds=0.05
+    )
+    results = apply_processes(fleet, 2)
+    assert [code for code, _ in results] == [0, 0], [err for _, err in results]
+    emulator.faults = FaultPlan()
+    assert_converged(client, fleet, jobs=30)
