@@ -304,8 +304,10 @@ class ProjectLock:
             try:
                 if not self._swap(self.version):
                     current = read_lock(self.client)
-                    holder = current.describe() if current else "nobody (the table is gone)"
-                    self._lost = f"the project lock was taken over by {holder}"
+                    if current is None or current.free:
+                        self._lost = "the project lock was removed (reconciler unlock?)"
+                    else:
+                        self._lost = f"the project lock was taken over by {current.describe()}"
                     return
                 self._last_renewal = self.clock()
             except PolarisError as error:

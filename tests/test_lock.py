@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from reconciler.apply import Applier, ApplyOptions
 from reconciler.client import PolarisClient
 from reconciler.emulator import Emulator, FaultPlan
-from reconciler.lock import Holder, ProjectLock, read_lock
+from reconciler.lock import Holder, ProjectLock, read_lock, remove_lock
 from reconciler.model import LOCK_TABLE
 from tests.cli import run
 from tests.fleet import assert_converged, plan_fleet, write_fleet
@@ -250,3 +251,17 @@ def test_two_applies_started_together_under_faults_submit_each_job_once(
     assert [code for code, _ in results] == [0, 0], [err for _, err in results]
     emulator.faults = FaultPlan()
     assert_converged(client, fleet, jobs=30)
+
+
+def test_a_holder_whose_lock_was_removed_by_unlock_knows_it_lost_the_lock(
+    client: PolarisClient,
+) -> None:
+    holder = ProjectLock(client, Holder("frank@host", 5, None))
+    with holder:
+        state = read_lock(client)
+        assert state is not None and state.who == "frank@host"
+        remove_lock(client, state, datetime.now(UTC))
+        holder.renew()
+        assert holder.lost == "the project lock was removed (reconciler unlock?)"
+    state = read_lock(client)
+    assert state is not None and state.free
