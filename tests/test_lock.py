@@ -25,17 +25,19 @@ from tests.test_plan import external_connection_exists
 def apply_processes(fleet: Path, count: int, *options: str) -> list[tuple[int, str]]:
     """Start `count` `reconciler apply` processes at once; their exit statuses and stderr."""
     command = [sys.executable, "-m", "reconciler", "apply", str(fleet), "--auto-approve", *options]
-    processes = [
-        subprocess.Popen(
-            command,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(count)
-    ]
-    return [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in processes]
+    logs = [fleet.parent / f"apply-{i}.log" for i in range(count)]
+    processes = []
+    for log in logs:
+        with log.open("w") as stderr:  # a file, not a pipe: a full pipe would stall a process
+            processes.append(
+                subprocess.Popen(
+                    command,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                    stdout=subprocess.DEVNULL,
+                    stderr=stderr,
+                )
+            )
+    return [(p.wait(timeout=120), log.read_text()) for p, log in zip(processes, logs, strict=True)]
 
 
 @pytest.mark.parametrize("trial", range(3))
