@@ -4,6 +4,8 @@ Connections, then tables, then jobs: each job waits for the changes to its own c
 table, and nothing else, so independent branches run in parallel and a failure stops only what
 depends on it. Every write whose outcome is unknown is followed by a read of live state before
 any retry, and a job is re-checked against live state right before it is posted: no duplicates.
+Another apply cannot interleave: the CLI holds the project lock (reconciler/lock.py) from before
+live state is read until apply ends, and `halt` stops new writes if that lock is ever lost.
 """
 
 from __future__ import annotations
