@@ -275,7 +275,7 @@ def connection_options(function: Callable[..., None]) -> Callable[..., None]:
         else:
             url = url or os.environ.get("POLARIS_URL")
             project = project or os.environ.get("POLARIS_PROJECT_ID")
-        if not kwargs.get("paths"):
+        if "paths" in kwargs and not kwargs["paths"]:  # unlock reads no manifests
             kwargs["paths"] = choice.paths  # a target's own manifests; saved plans record them
         target = Target(url, project, api_key_file, insecure, parallelism, no_cache, choice)
         function(*args, target=target, **kwargs)
