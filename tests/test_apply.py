@@ -309,8 +309,10 @@ def test_apply_under_five_percent_server_errors_succeeds_in_one_run_without_dupl
 ) -> None:
     fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=30)
     emulator.faults = FaultPlan(seed=seed, rate_500=0.05)
-    # Whatever the random draws hit, two job POSTs meet a 500: ambiguous, so read before retry.
+    # Whatever the random draws hit, two job POSTs meet a 500 (ambiguous: read before retry),
+    # and so does a read of the job list (retried).
     emulator.faults.inject("500", method="POST", path_contains="/jobs", times=2)
+    emulator.faults.inject("500", method="GET", path_contains="/jobs")
     result = run("apply", str(fleet), "--auto-approve")
     assert result.exit_code == 0, result.stdout + result.stderr
     failed = [(method, path) for method, path, status in emulator.requests if status == 500]
