@@ -243,7 +243,7 @@ class ProjectLock:
             except ConflictError:
                 return False
             except AmbiguousWriteError:
-                return self._confirm()
+                return self._confirm(None)
             self.version = int(created.get("version") or 0)
             return True
         expired = (
@@ -267,16 +267,24 @@ class ProjectLock:
         except ConflictError:
             return False
         except (AmbiguousWriteError, NotFoundError):
-            return self._confirm()
+            return self._confirm(version)
         self.version = int(updated.get("version") or version + 1)
         return True
 
-    def _confirm(self) -> bool:
-        """After a write whose outcome is unknown: read whether the lock is ours."""
+    def _confirm(self, version: int | None) -> bool:
+        """After a write at `version` whose outcome is unknown: read whether it landed.
+
+        Our token alone is not enough when renewing: the lock held it before the write too.
+        The write landed only if the version moved on from the one it was made at.
+        """
         current = read_lock(self.client)
-        if current is not None and current.token == self.token:
+        landed = current is not None and current.token == self.token
+        if landed and current is not None and (version is None or current.version > version):
             self.version = current.version
             return True
+        if landed and current is not None:
+            # Still ours but unchanged: the renewal did not land, so the expiry did not move.
+            raise PolarisError("the lock is unchanged after a write Polaris answered with an error")
         return False
 
     def _explain(self, error: PolarisError) -> str:

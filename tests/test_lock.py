@@ -267,3 +267,17 @@ def test_a_holder_whose_lock_was_removed_by_unlock_knows_it_lost_the_lock(
         assert holder.lost == "the project lock was removed (reconciler unlock?)"
     state = read_lock(client)
     assert state is not None and state.free
+
+
+def test_a_holder_that_cannot_renew_for_most_of_its_ttl_counts_its_lock_as_lost(
+    client: PolarisClient, emulator: Emulator
+) -> None:
+    with ProjectLock(client, Holder("grace@host", 6, None), ttl=0.4) as lock:
+        emulator.faults.inject("500", method="PUT", path_contains="/tables", times=10_000)
+        deadline = time.monotonic() + 5
+        while lock.lost is None and time.monotonic() < deadline:
+            time.sleep(0.02)  # the renewal thread tries every 0.1 s
+        assert lock.lost is not None and lock.lost.startswith(
+            "the project lock could not be renewed for"
+        )
+    emulator.faults = FaultPlan()
