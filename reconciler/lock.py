@@ -186,6 +186,12 @@ class ProjectLock:
     @property
     def lost(self) -> str | None:
         """Why the lock is no longer ours, or None while it is held."""
+        if self._lost is None and self.version is not None:
+            # Judged on every call, not only when a renewal returns: one renewal may spend the
+            # client's whole retry budget, longer than a waiter waits before taking over.
+            silent = self.clock() - self._last_renewal
+            if silent > self.ttl * 3 / 4:  # stop before a waiter may take it over
+                self._lost = f"the project lock could not be renewed for {silent:.0f} s"
         return self._lost
 
     def _record(self) -> str:
@@ -319,10 +325,7 @@ class ProjectLock:
                     return
                 self._last_renewal = self.clock()
             except PolarisError as error:
-                silent = self.clock() - self._last_renewal
                 log.warning("could not renew the project lock: %s", error)
-                if silent > self.ttl * 3 / 4:  # stop before a waiter may take it over
-                    self._lost = f"the project lock could not be renewed for {silent:.0f} s"
 
     # Giving it back ----------------------------------------------------------------------------
 
@@ -332,20 +335,21 @@ class ProjectLock:
         if self._renewer is not None:
             self._renewer.join(timeout=self.client.config.timeout + 5)
         with self._guard:
-            if self._lost or self.version is None:
-                return
+            if self.version is None:
+                return  # never taken
             try:
                 for _attempt in range(3):
+                    # Read first: free the lock only while it is ours, whatever happened since.
+                    current = read_lock(self.client)
+                    if current is None or current.token != self.token:
+                        break  # taken over, removed, or freed by an attempt whose answer was lost
                     try:
                         self.client.update_table(
-                            LOCK_TABLE, _body(self.version, _free_record(self.now()))
+                            LOCK_TABLE, _body(current.version, _free_record(self.now()))
                         )
                         break
                     except (ConflictError, AmbiguousWriteError):
-                        current = read_lock(self.client)
-                        if current is None or current.token != self.token:
-                            break  # released by the lost attempt, or no longer ours
-                        self.version = current.version
+                        continue
             except PolarisError as error:
                 self.progress(
                     f"Could not release the project lock ({error}); it expires {self.ttl:g} s "

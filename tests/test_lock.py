@@ -119,7 +119,9 @@ def test_a_lock_not_renewed_for_its_ttl_is_taken_over_and_its_old_holder_stops(
         stale.renew()
         assert stale.lost is not None
         assert stale.lost.startswith("the project lock was taken over by dave@build-4")
-    stale.release()  # no longer its lock: releasing must not free the new holder's
+        stale.release()  # no longer its lock: releasing must not free the new holder's
+        lock = read_lock(client)
+        assert lock is not None and lock.who == "dave@build-4"
     lock = read_lock(client)
     assert lock is not None and lock.free  # freed by the waiter when its block ended
 
