@@ -3,9 +3,11 @@
 Polaris has no lock API and no idempotency keys, so two applies that plan at the same moment
 would both submit the same jobs. The lock is built on the one atomic primitive Polaris documents:
 compare-and-swap on a table. `PUT /tables/{name}` carries the `version` it was read at, and
-Polaris refuses it with 409 when the table changed since (the OpenAPI's `TableVersion`: "If the
-version number in the request is not the current version, Polaris raises an error"); `POST
-/tables` of a name that exists is a 409 too. The lock is an empty table with a reserved name
+Polaris refuses it with 409 when the table changed since ("Table has been updated to a newer
+version than the version in the request", and `TableVersion`: "If the version number in the
+request is not the current version, Polaris raises an error", in
+tests/reference/polaris-openapi.json); `POST /tables` of a name that exists is a 409 too ("Table
+already exists"). The lock is an empty table with a reserved name
 (LOCK_TABLE) whose `description` (at most 1,000 characters) says who holds it. Taking, renewing
 and releasing it are each one conditional write, so two contenders can never both win.
 
