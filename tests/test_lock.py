@@ -19,7 +19,6 @@ from reconciler.lock import Holder, ProjectLock, read_lock, remove_lock
 from reconciler.model import LOCK_TABLE
 from tests.cli import run
 from tests.fleet import assert_converged, plan_fleet, write_fleet
-from tests.test_plan import external_connection_exists
 
 
 def apply_processes(fleet: Path, count: int, *options: str) -> list[tuple[int, str]]:
@@ -68,26 +67,26 @@ def test_three_applies_started_together_submit_each_job_once(
 
 
 def test_an_apply_that_cannot_get_the_lock_in_time_names_the_holder_and_changes_nothing(
-    served: Any, workspace: Path, client: PolarisClient, emulator: Emulator
+    served: Any, tmp_path: Path, client: PolarisClient, emulator: Emulator
 ) -> None:
-    external_connection_exists(client)
+    fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=2)
     holder = Holder("alice@ci-runner-7", 4242, "https://ci.example/runs/7")
     with ProjectLock(client, holder):
-        result = run("apply", "--auto-approve", "--lock-timeout", "0.5")
+        result = run("apply", str(fleet), "--auto-approve", "--lock-timeout", "0.5")
     assert result.exit_code == 1
     assert "project is locked by alice@ci-runner-7 (pid 4242, CI run https://ci.example/runs/7" in (
         result.stderr
     )
     assert "waited 0.5 s (--lock-timeout)" in result.stderr
     assert "reconciler unlock" in result.stderr
-    assert [c["name"] for c in client.list_connections()] == ["security-audit"]
+    assert not client.list_connections()
     assert not emulator.store.jobs
 
 
 def test_unlock_removes_a_lock_left_by_a_dead_apply_after_confirmation(
-    served: Any, workspace: Path, client: PolarisClient
+    served: Any, tmp_path: Path, client: PolarisClient
 ) -> None:
-    external_connection_exists(client)
+    fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=2)
     dead = ProjectLock(client, Holder("bob@laptop", 99, None), ttl=3600)
     dead.acquire()  # and never released: its process "died"
     unconfirmed = run("unlock")
@@ -99,8 +98,9 @@ def test_unlock_removes_a_lock_left_by_a_dead_apply_after_confirmation(
     assert "Removed the lock" in removed.stdout
     lock = read_lock(client)
     assert lock is not None and lock.free
-    assert run("apply", "--auto-approve", "--lock-timeout", "0").exit_code == 0
+    assert run("apply", str(fleet), "--auto-approve", "--lock-timeout", "0").exit_code == 0
     assert run("unlock").stdout.startswith("Project ")  # not locked: nothing to confirm
+    dead.release()  # ends its renewal thread; the lock is no longer its own to free
 
 
 def test_a_lock_not_renewed_for_its_ttl_is_taken_over_and_its_old_holder_stops(
@@ -154,14 +154,14 @@ def test_the_lock_is_taken_even_when_the_answer_to_its_write_is_lost(
 
 
 def test_plan_drift_and_prune_never_show_or_touch_the_lock(
-    served: Any, workspace: Path, client: PolarisClient
+    served: Any, tmp_path: Path, client: PolarisClient
 ) -> None:
-    external_connection_exists(client)
-    assert run("apply", "--auto-approve").exit_code == 0
+    fleet = write_fleet(tmp_path / "fleet", connections=2, jobs_per_connection=2)
+    assert run("apply", str(fleet), "--auto-approve").exit_code == 0
     outputs = [
-        run("plan", "--detailed-exitcode", "--prune"),
-        run("plan", "--format", "json"),
-        run("drift"),
+        run("plan", str(fleet), "--detailed-exitcode", "--prune"),
+        run("plan", str(fleet), "--format", "json"),
+        run("drift", str(fleet)),
     ]
     assert [r.exit_code for r in outputs] == [0, 0, 0], [r.stdout for r in outputs]
     assert not any(LOCK_TABLE in r.stdout + r.stderr for r in outputs)
