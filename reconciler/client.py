@@ -3,9 +3,9 @@
 Retry policy, in one place, with the reason each rule is safe:
 
 - Retried: 429, 500, 502, 503, 504, and failures that happen before a request leaves the
-  machine (httpx.ConnectError, ConnectTimeout, PoolTimeout). Waits are exponential backoff with full
-  jitter (uniform in 0..min(30, 0.5 * 2**n) s), or exactly the server's `Retry-After` (seconds or
-  an HTTP date) when it sends one. One call makes at most `max_attempts` attempts and waits at
+  machine (httpx.ConnectError, ConnectTimeout, PoolTimeout). Waits are exponential backoff with
+  full jitter (uniform in 0..min(30, 0.5 * 2**n) s), or exactly the server's `Retry-After`
+  (seconds or an HTTP date) when it sends one. One call makes at most `max_attempts` attempts and waits at
   most `max_retry_seconds` in all; a `Retry-After` beyond what is left ends the retries at once.
   Connect errors get at most CONNECT_ATTEMPTS attempts: an unreachable host seldom comes back
   within seconds, and a mistyped POLARIS_URL should fail fast.
