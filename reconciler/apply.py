@@ -4,6 +4,8 @@ Connections, then tables, then jobs: each job waits for the changes to its own c
 table, and nothing else, so independent branches run in parallel and a failure stops only what
 depends on it. Every write whose outcome is unknown is followed by a read of live state before
 any retry, and a job is re-checked against live state right before it is posted: no duplicates.
+Another apply cannot interleave: the CLI holds the project lock (reconciler/lock.py) from before
+live state is read until apply ends, and `halt` stops new writes if that lock is ever lost.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from reconciler.plan import (
 
 Progress = Callable[[str], None]
 PRUNE_MAX_FRACTION = 0.30  # octoDNS's rule: refuse to delete more than this share ...
-PRUNE_MIN_EXISTING = 10  # ... of at least this many live connections, unless --force
+PRUNE_MIN_EXISTING = 10  # ... of at least this many live connections, unless --force;
+PRUNE_SMALL_MAX = 3  # below that, at most this many and at most half of them
 AMBIGUOUS_WRITE_ATTEMPTS = 5  # each one is preceded by a read of live state
 VISIBILITY_TIMEOUT = 30.0
 
@@ -130,6 +133,7 @@ class ApplyOptions:
     allow_replace: bool = False
     allow_reingest: bool = False
     force: bool = False
+    allow_empty: bool = False  # prune may delete every connection (Argo CD's allowEmpty)
     rotate_secrets: bool = False
     wait: bool = False
     timeout: float = 3600.0
@@ -202,17 +206,34 @@ def check_safety(plan: Plan, live: LiveState, options: ApplyOptions) -> None:
             "the same table (double ingestion, an overlap that cannot be decided, or a job whose "
             "status is unknown); review the warnings, then pass --allow-reingest if you mean it"
         )
+    _check_prune(plan, live, options)
+
+
+def _check_prune(plan: Plan, live: LiveState, options: ApplyOptions) -> None:
+    """Prune never empties a project, nor deletes a large share of it, without being told to."""
     deletes = sum(1 for c in plan.changes if c.action is Action.DELETE)
     existing = len(live.connections)
-    if (
-        deletes
-        and existing >= PRUNE_MIN_EXISTING
-        and deletes / existing > PRUNE_MAX_FRACTION
-        and not options.force
-    ):
+    if not deletes:
+        return
+    if deletes >= existing and not options.allow_empty:
+        # An emptied file, a wrong path or a file the loader could not read all look like this.
         raise UnsafePlan(
-            f"too many deletions: {deletes} of {existing} connections ({deletes / existing:.0%}) "
-            f"is more than {PRUNE_MAX_FRACTION:.0%}; pass --force if this is intended"
+            f"prune would delete all {existing} connections of the project (no manifest "
+            "declares any of them); pass --allow-empty if you mean it"
+        )
+    if options.force:
+        return
+    share = f"{deletes} of {existing} connections ({deletes / existing:.0%})"
+    if existing >= PRUNE_MIN_EXISTING and deletes / existing > PRUNE_MAX_FRACTION:
+        raise UnsafePlan(
+            f"too many deletions: {share} is more than {PRUNE_MAX_FRACTION:.0%}; "
+            "pass --force if this is intended"
+        )
+    if existing < PRUNE_MIN_EXISTING and (deletes > PRUNE_SMALL_MAX or deletes * 2 > existing):
+        raise UnsafePlan(
+            f"too many deletions: {share}; with fewer than {PRUNE_MIN_EXISTING} connections "
+            f"prune deletes at most {PRUNE_SMALL_MAX} and at most half of them; "
+            "pass --force if this is intended"
         )
 
 
@@ -227,8 +248,10 @@ class Applier:
         progress: Progress = lambda message: None,
         sleep: Callable[[float], None] = time.sleep,
         live: LiveState | None = None,
+        halt: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.client = client
+        self.halt = halt  # a reason to start no more writes (the project lock was lost), or None
         self.resources = resources
         self.options = options
         self.progress = progress
@@ -260,27 +283,13 @@ class Applier:
         pending = list(work)
         running: dict[Future[Outcome], Change] = {}
         with ThreadPoolExecutor(max_workers=max(1, self.options.parallelism)) as pool:
-            while pending or running:
-                for change in list(pending):
-                    blockers = [outcomes.get(id(d)) for d in deps[id(change)]]
-                    if any(o is None for o in blockers):
-                        continue
-                    pending.remove(change)
-                    failed = [
-                        o.change.ref for o in blockers if o and o.status in ("failed", "skipped")
-                    ]
-                    if failed:
-                        outcomes[id(change)] = Outcome(
-                            change, "skipped", f"not attempted: {', '.join(failed)} did not succeed"
-                        )
-                        continue
-                    running[pool.submit(self.execute, change)] = change
-                if not running:
-                    continue
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    change = running.pop(future)
-                    outcomes[id(change)] = future.result()
+            try:
+                self._schedule(pool, pending, running, deps, outcomes)
+            except KeyboardInterrupt:
+                # Ctrl-C or SIGTERM: finish the writes in flight (so none is left ambiguous),
+                # start no other, and let the caller release the project lock.
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
         result = ApplyResult()
         for change in plan.changes:
             if id(change) in outcomes:
@@ -288,6 +297,39 @@ class Applier:
             else:
                 result.outcomes.append(Outcome(change, "unchanged", change.reason, change.job_id))
         return result
+
+    def _schedule(
+        self,
+        pool: ThreadPoolExecutor,
+        pending: list[Change],
+        running: dict[Future[Outcome], Change],
+        deps: Mapping[int, list[Change]],
+        outcomes: dict[int, Outcome],
+    ) -> None:
+        """Start each change once its dependencies are done; collect outcomes until all are."""
+        while pending or running:
+            for change in list(pending):
+                blockers = [outcomes.get(id(d)) for d in deps[id(change)]]
+                if any(o is None for o in blockers):
+                    continue
+                pending.remove(change)
+                failed = [o.change.ref for o in blockers if o and o.status in ("failed", "skipped")]
+                if failed:
+                    outcomes[id(change)] = Outcome(
+                        change, "skipped", f"not attempted: {', '.join(failed)} did not succeed"
+                    )
+                    continue
+                stop = self.halt()
+                if stop:
+                    outcomes[id(change)] = Outcome(change, "failed", f"not attempted: {stop}")
+                    continue
+                running[pool.submit(self.execute, change)] = change
+            if not running:
+                continue
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                change = running.pop(future)
+                outcomes[id(change)] = future.result()
 
     def dependencies(self, change: Change, work: list[Change]) -> list[Change]:
         """The changes in this run that `change` must wait for."""

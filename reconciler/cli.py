@@ -6,14 +6,20 @@ usage errors are 1 (not click's 2), so that 2 always means "changes or drift".
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import getpass
 import hashlib
 import json
 import logging
 import os
+import signal
+import socket
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +41,14 @@ from reconciler.drift import DEFAULT_FAIL_ON, STATUSES, drift_report, render_dri
 from reconciler.emulator.command import emulator as emulator_command
 from reconciler.importer import ImportConflict, ImportOptions, import_project, write_files
 from reconciler.live import JobCache, LiveState, read_live
+from reconciler.lock import (
+    DEFAULT_LOCK_TIMEOUT,
+    Holder,
+    LockError,
+    ProjectLock,
+    read_lock,
+    remove_lock,
+)
 from reconciler.manifest import discover
 from reconciler.model import KIND_ORDER, Kind, ManifestError, ManifestErrors
 from reconciler.plan import Plan, PlanOptions, make_plan
@@ -54,6 +68,8 @@ JUNIT_OPTION = click.option(
     "--junit", type=click.Path(dir_okay=False), help="Also write the result as JUnit XML here."
 )
 SAVED_PLAN_KIND = "reconciler-saved-plan"
+# Where CI systems other than GitHub Actions say which run this is (GitLab, Jenkins, CircleCI).
+CI_URL_VARIABLES = ("CI_JOB_URL", "BUILD_URL", "CIRCLE_BUILD_URL")
 
 
 class Failure(Exception):
@@ -306,7 +322,7 @@ def connection_options(function: Callable[..., None]) -> Callable[..., None]:
         else:
             url = url or os.environ.get("POLARIS_URL")
             project = project or os.environ.get("POLARIS_PROJECT_ID")
-        if "paths" in kwargs and not kwargs["paths"]:  # import has no PATHs: it writes --out
+        if "paths" in kwargs and not kwargs["paths"]:  # import and unlock read no manifests
             kwargs["paths"] = choice.paths  # a target's own manifests; saved plans record them
         target = Target(url, project, api_key_file, insecure, parallelism, no_cache, choice)
         function(*args, target=target, **kwargs)
@@ -414,14 +430,24 @@ def _plan(
     manifests = _manifests(paths, target, fmt)  # validation passes before anything is sent
     client = _client(target)
     try:
+        live, plan = _read_and_plan(manifests, client, target, options)
+    except Failure:
+        client.close()
+        raise
+    return manifests, client, live, plan
+
+
+def _read_and_plan(
+    manifests: Manifests, client: PolarisClient, target: Target, options: PlanOptions
+) -> tuple[LiveState, Plan]:
+    try:
         echo(f"Reading live state of project {target.project} ...", err=True)
         live = read_live(
             client, manifests.resources, parallelism=target.parallelism, cache=_cache(target)
         )
     except PolarisError as error:
-        client.close()
         raise Failure(str(error)) from None
-    return manifests, client, live, make_plan(manifests.resources, live, options)
+    return live, make_plan(manifests.resources, live, options)
 
 
 def _render_plan(plan: Plan, fmt: str) -> str:
@@ -520,14 +546,30 @@ def _saved_plan(paths: tuple[str, ...]) -> dict[str, Any] | None:
 @click.option(
     "--allow-reingest", is_flag=True, help="Allow jobs that ingest already-ingested objects again."
 )
-@click.option("--force", is_flag=True, help="Allow deleting more than 30% of the connections.")
+@click.option(
+    "--force", is_flag=True, help="Allow prune to delete more than 30% (or 3) of the connections."
+)
+@click.option(
+    "--allow-empty", is_flag=True, help="Allow prune to delete every connection of the project."
+)
 @click.option("--wait", is_flag=True, help="Follow submitted jobs until they finish.")
 @click.option("--timeout", type=float, default=3600.0, show_default=True, help="Seconds to --wait.")
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_LOCK_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for another apply's project lock.",
+)
+@click.option(
+    "--no-lock", is_flag=True, help="Do not take the project lock (for keys without ManageTables)."
+)
 @connection_options
 @plan_options
 def apply(
     paths: tuple[str, ...], fmt: str, auto_approve: bool, allow_replace: bool, allow_reingest: bool,
-    force: bool, wait: bool, timeout: float, target: Target, options: PlanOptions,
+    force: bool, allow_empty: bool, wait: bool, timeout: float, lock_timeout: float, no_lock: bool,
+    target: Target, options: PlanOptions,
 ) -> None:  # fmt: skip
     """Plan, then carry the plan out: connections, then tables, then jobs."""
     saved = _saved_plan(paths)
@@ -545,8 +587,11 @@ def apply(
                 f"the saved plan is for project {saved.get('project')} at {saved.get('url')}, "
                 f"not {target.project} at {target.url}"
             )
-    manifests, client, live, fresh = _plan(paths, target, options)
-    with client:
+    manifests = _manifests(paths, target)  # validation passes before anything is sent
+    client = _client(target)
+    # The lock is taken before live state is read: the plan carried out is the holder's own.
+    with client, _project_lock(client, no_lock, lock_timeout) as lock:
+        live, fresh = _read_and_plan(manifests, client, target, options)
         if saved is not None and saved["plan"].get("checksum") != fresh.checksum:
             echo(_render_plan(fresh, "text"), err=True)
             raise Failure(
@@ -555,8 +600,9 @@ def apply(
                 "again and apply the new file"
             )
         apply_options = ApplyOptions(
-            parallelism=target.parallelism, allow_replace=allow_replace, allow_reingest=allow_reingest,
-            force=force, rotate_secrets=options.rotate_secrets, wait=wait, timeout=timeout,
+            parallelism=target.parallelism, allow_replace=allow_replace,
+            allow_reingest=allow_reingest, force=force, allow_empty=allow_empty,
+            rotate_secrets=options.rotate_secrets, wait=wait, timeout=timeout,
         )  # fmt: skip
         try:
             check_safety(fresh, live, apply_options)
@@ -573,8 +619,9 @@ def apply(
                 raise Failure("apply canceled; nothing was changed")
         resources = {r.key: r for r in manifests.resources}
         applier = Applier(
-            client, resources, apply_options, progress=lambda m: echo(m, err=True), live=live
-        )
+            client, resources, apply_options, progress=lambda m: echo(m, err=True), live=live,
+            halt=lambda: lock.lost if lock else None,
+        )  # fmt: skip
         result: ApplyResult = applier.run(fresh)
     echo(render_apply(result, fmt))
     if result.failed:
@@ -589,6 +636,85 @@ def _statuses(_: click.Context, __: click.Parameter, value: str) -> frozenset[st
             f"unknown status {', '.join(unknown)}; choose from {', '.join(STATUSES)}"
         )
     return chosen
+
+
+def _holder() -> Holder:
+    """Who this apply is, for the lock's description: user@host, pid and the CI run if any."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry, as in some containers
+        user = "unknown"
+    env = os.environ
+    ci = None
+    if env.get("GITHUB_RUN_ID"):
+        server = env.get("GITHUB_SERVER_URL", "https://github.com")
+        ci = f"{server}/{env.get('GITHUB_REPOSITORY', '')}/actions/runs/{env['GITHUB_RUN_ID']}"
+    else:
+        ci = next((env[n] for n in CI_URL_VARIABLES if env.get(n)), None)
+    return Holder(f"{user}@{socket.gethostname()}", os.getpid(), ci)
+
+
+@contextlib.contextmanager
+def _project_lock(
+    client: PolarisClient, no_lock: bool, timeout: float
+) -> Iterator[ProjectLock | None]:
+    """Hold the project lock for the block; SIGTERM (a canceled CI job) still releases it."""
+    if no_lock:
+        echo(
+            "warning: --no-lock: another apply running at the same time may submit the same "
+            "jobs again; make sure no other apply runs against this project",
+            err=True,
+        )
+        yield None
+        return
+    lock = ProjectLock(client, _holder(), timeout=timeout, progress=lambda m: echo(m, err=True))
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        try:
+            lock.acquire()
+            yield lock
+        except LockError as error:
+            raise Failure(str(error)) from None
+        finally:
+            lock.release()  # also after Ctrl-C or SIGTERM; does nothing when not taken
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@cli.command()
+@click.option("--yes", is_flag=True, help="Remove the lock without asking.")
+@connection_options
+def unlock(yes: bool, target: Target) -> None:
+    """Remove the project lock left by an apply that died."""
+    with _client(target) as client:
+        try:
+            state = read_lock(client)
+        except PolarisError as error:
+            raise Failure(str(error)) from None
+        if state is None or state.free:
+            echo(f"Project {target.project} is not locked; nothing to do.")
+            return
+        echo(f"Project {target.project} is locked by {state.describe()}.", err=True)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise Failure(
+                    "no terminal to confirm; pass --yes to remove the lock without asking"
+                )
+            question = "Remove the lock? Only do this when that apply is no longer running"
+            if not click.confirm(question, err=True):
+                raise Failure("the lock was left in place")
+        try:
+            remove_lock(client, state, datetime.now(UTC))
+        except (LockError, PolarisError) as error:
+            raise Failure(str(error)) from None
+    echo(f"Removed the lock of project {target.project}.")
 
 
 @cli.command()

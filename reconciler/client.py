@@ -2,14 +2,15 @@
 
 Retry policy, in one place, with the reason each rule is safe:
 
-- Retried: 429, 502, 503, 504, and failures that happen before a request leaves the machine
-  (httpx.ConnectError, ConnectTimeout, PoolTimeout). Waits are exponential backoff with full
-  jitter (uniform in 0..min(30, 0.5 * 2**n) s), or exactly the server's `Retry-After` (seconds or
-  an HTTP date) when it sends one. One call makes at most `max_attempts` attempts and waits at
+- Retried: 429, 500, 502, 503, 504, and failures that happen before a request leaves the
+  machine (httpx.ConnectError, ConnectTimeout, PoolTimeout). Waits are exponential backoff with
+  full jitter (uniform in 0..min(30, 0.5 * 2**n) s), or exactly the server's `Retry-After`
+  (seconds or an HTTP date) when it sends one. One call makes at most `max_attempts` attempts and waits at
   most `max_retry_seconds` in all; a `Retry-After` beyond what is left ends the retries at once.
   Connect errors get at most CONNECT_ATTEMPTS attempts: an unreachable host seldom comes back
   within seconds, and a mistyped POLARIS_URL should fail fast.
-- GET is also retried after a timeout or a dropped connection: reading twice is harmless.
+- GET is also retried after a timeout, a reset or a dropped connection: reading twice is
+  harmless, so every read survives a passing server error (a 500 included) within the budget.
 - PUT, PATCH and DELETE are retried like GET. Repeating one converges on the same state: PATCH
   and PUT carry the intended values, and a DELETE of something gone is a 404 the caller treats
   as done. One catch: a PUT repeated after an attempt that may have been applied meets the
@@ -19,8 +20,10 @@ Retry policy, in one place, with the reason each rule is safe:
   POST is retried only when it was certainly not processed: a 429 ("too many requests, not
   handled") or a connect error (never sent). Any other failure after it may have been sent
   raises AmbiguousWriteError at once, with no retry: a timeout, a dropped connection, and any
-  5xx. A 503 may come from a load balancer before the service saw the request or from the
-  service after it acted; a client cannot tell which, so a 503 on a POST is ambiguous too.
+  5xx (500 included). A 503 may come from a load balancer before the service saw the request or
+  from the service after it acted; a client cannot tell which, so a 503 on a POST is ambiguous
+  too. apply then reads live state (is the connection, table or job there?) before it posts
+  again (reconciler/apply.py).
 - A write of any method whose last attempt failed while an attempt may have been applied (a
   5xx, a timeout, a dropped connection) raises AmbiguousWriteError: the caller reads live state
   before it tries again. Every AmbiguousWriteError is a PolarisError.
@@ -42,11 +45,11 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from reconciler.model import Secret
+from reconciler.model import LOCK_TABLE, Secret
 
 log = logging.getLogger("reconciler.client")
 
-RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 NOT_PROCESSED_STATUSES = frozenset({429})  # the only answers that prove a POST did nothing
 IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "PATCH", "DELETE"})
 NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -475,8 +478,8 @@ class PolarisClient:
     # Tables v1 ---------------------------------------------------------------------------------
 
     def list_tables(self) -> list[dict[str, Any]]:
-        """Every table in the project."""
-        return list(self.get("/tables").get("values", []))
+        """Every table in the project but the lock's: plan, drift and prune never see the lock."""
+        return [t for t in self.get("/tables").get("values", []) if t.get("name") != LOCK_TABLE]
 
     def get_table(self, name: str) -> dict[str, Any] | None:
         """One table, or None."""

@@ -22,6 +22,9 @@ KIND_ORDER: tuple[Kind, ...] = (Kind.CONNECTION, Kind.TABLE, Kind.INGESTION_JOB)
 
 API_VERSION = "reconciler/v1"
 
+# The table that holds the project lock (reconciler/lock.py): never listed, planned or declared.
+LOCK_TABLE = "polaris-reconciler-lock"
+
 
 @dataclass(frozen=True, order=True)
 class Location:

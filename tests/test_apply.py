@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import os
 import random
 import signal
@@ -12,65 +11,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from reconciler.apply import AMBIGUOUS_WRITE_ATTEMPTS, Applier, ApplyOptions
 from reconciler.client import PolarisClient
-from reconciler.emulator import Emulator, FaultPlan
-from reconciler.live import read_live
-from reconciler.model import Kind, Resource
-from reconciler.normalize import fingerprint
-from reconciler.plan import Plan, make_plan
-from reconciler.validate import load_manifests
+from reconciler.emulator import DEMO_PROJECT_ID, Emulator, FaultPlan
+from reconciler.model import LOCK_TABLE, Kind
 from tests.cli import run
 from tests.fixtures import DEMO_SECRETS, external_connection_exists
-
-
-def write_fleet(directory: Path, connections: int, jobs_per_connection: int) -> Path:
-    """`connections` connections, each feeding `jobs_per_connection` jobs into its own table."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for c in range(connections):
-        docs = [
-            f"apiVersion: reconciler/v1\nkind: Connection\nmetadata: {{name: fleet-{c}}}\n"
-            f"spec: {{type: s3, bucket: fleet-bucket-{c}, awsEndpoint: s3.us-east-1.amazonaws.com}}\n"
-        ]
-        for j in range(jobs_per_connection):
-            docs.append(
-                f"apiVersion: reconciler/v1\nkind: IngestionJob\nmetadata: {{name: fleet-{c}-day-{j}}}\n"
-                f"spec:\n  type: batch\n  target: {{type: table, tableName: fleet_{c}}}\n"
-                "  createTableIfNotExists: true\n"
-                f"  source:\n    type: s3\n    connectionName: fleet-{c}\n"
-                f"    objects: [days/{j:03d}.json]\n    formatSettings: {{format: nd-json}}\n"
-                "    inputSchema: [{name: ts, dataType: string}, {name: v, dataType: long}]\n"
-                "  mappings:\n    - {columnName: __time, expression: 'TIME_PARSE(\"ts\")'}\n"
-                "    - {columnName: v, expression: '\"v\"'}\n"
-            )
-        (directory / f"fleet-{c}.yaml").write_text("---\n".join(docs), encoding="utf-8")
-    return directory
-
-
-def plan_fleet(client: PolarisClient, directory: Path) -> tuple[dict[Any, Resource], Plan]:
-    """The fleet's resources by key, and the plan against the project as it is now."""
-    manifests = load_manifests([str(directory)], {})
-    return {r.key: r for r in manifests.resources}, make_plan(
-        manifests.resources, read_live(client, manifests.resources)
-    )
-
-
-def job_fingerprints(client: PolarisClient) -> collections.Counter[str]:
-    counts: collections.Counter[str] = collections.Counter()
-    for summary in client.iter_jobs():
-        job = client.get_job(summary["id"])
-        assert job is not None
-        counts[fingerprint(job)] += 1
-    return counts
-
-
-def assert_converged(client: PolarisClient, directory: Path, jobs: int) -> None:
-    counts = job_fingerprints(client)
-    assert sum(counts.values()) == jobs, "missing or extra jobs"
-    assert max(counts.values()) == 1, "a job was submitted twice"
-    manifests = load_manifests([str(directory)], {})
-    wanted = {fingerprint(r.spec) for r in manifests.of_kind(Kind.INGESTION_JOB)}
-    assert set(counts) == wanted
+from tests.fleet import assert_converged, plan_fleet, write_fleet
 
 
 def test_apply_creates_each_jobs_connection_and_table_before_the_job(
@@ -254,29 +203,42 @@ def test_under_injected_faults_ten_connections_and_thirty_jobs_converge_in_one_r
     assert_converged(client, fleet, jobs=30)
 
 
-def test_killing_apply_at_random_points_and_running_it_again_converges(
-    served: Any, tmp_path: Path, client: PolarisClient
+def objects_written(emulator: Emulator) -> int:
+    """Connections, tables and jobs in the project, the lock's table aside."""
+    store = emulator.store
+    tables = [name for name in store.tables if name != LOCK_TABLE]
+    return len(store.connections) + len(tables) + len(store.jobs)
+
+
+def test_killing_apply_mid_way_and_running_it_again_converges(
+    served: Any, tmp_path: Path, client: PolarisClient, emulator: Emulator
 ) -> None:
     fleet = write_fleet(tmp_path / "fleet", connections=3, jobs_per_connection=4)
+    total = 3 + 3 + 12  # connections, tables their jobs create, jobs
+    emulator.faults = FaultPlan(latency_seconds=0.02)  # so that an apply takes a while
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "reconciler",
-        "apply",
-        str(fleet),
-        "--auto-approve",
-        "--parallelism",
-        "4",
-    ]
+    command = [sys.executable, "-m", "reconciler", "apply", str(fleet), "--auto-approve"]
+    command += ["--parallelism", "2"]
     chance = random.Random(1234)
-    for _ in range(4):
+    for _ in range(3):
+        before = objects_written(emulator)
         process = subprocess.Popen(
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        time.sleep(chance.uniform(0.3, 1.2))
+        # Kill it after a random number of its writes: mid-apply, never before it began.
+        target = before + chance.randint(1, 4)
+        deadline = time.monotonic() + 30
+        while objects_written(emulator) < target and time.monotonic() < deadline:
+            assert process.poll() is None, "the apply finished before it could be killed"
+            time.sleep(0.002)
         process.send_signal(signal.SIGKILL)
         process.wait()
+        after = objects_written(emulator)
+        assert before < after < total, (before, after)  # some writes done, some not
+        # The killed apply still holds the project lock: remove it, as a user would.
+        unlocked = run("unlock", "--yes")
+        assert "Removed the lock" in unlocked.stdout, unlocked.stdout + unlocked.stderr
+    emulator.faults = FaultPlan()
     final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert final.returncode == 0, final.stdout + final.stderr
     assert_converged(client, fleet, jobs=12)
@@ -340,3 +302,22 @@ def test_an_equal_table_created_meanwhile_counts_as_done_despite_server_chosen_f
     )
     (outcome,) = Applier(client, resources, ApplyOptions()).run(plan).outcomes
     assert (outcome.status, outcome.message) == ("done", "already exists and matches the manifest")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_apply_under_five_percent_server_errors_succeeds_in_one_run_without_duplicates(
+    served: Any, tmp_path: Path, client: PolarisClient, emulator: Emulator, seed: int
+) -> None:
+    fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=30)
+    emulator.faults = FaultPlan(seed=seed, rate_500=0.05)
+    # Whatever the random draws hit, two job POSTs meet a 500 (ambiguous: read before retry),
+    # and so does a read of the job list (retried).
+    emulator.faults.inject("500", method="POST", path_contains="/jobs", times=2)
+    emulator.faults.inject("500", method="GET", path_contains="/jobs")
+    result = run("apply", str(fleet), "--auto-approve")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    failed = [(method, path) for method, path, status in emulator.requests if status == 500]
+    assert ("POST", f"/v1/projects/{DEMO_PROJECT_ID}/jobs") in failed
+    assert any(method == "GET" for method, _ in failed)
+    emulator.faults = FaultPlan()
+    assert_converged(client, fleet, jobs=30)

@@ -153,22 +153,6 @@ def test_jobs_are_read_in_pages_of_1000_until_no_more_results(emulator: Emulator
         ] * pages
 
 
-def test_jobs_created_or_changed_while_paging_are_neither_repeated_nor_missed(
-    emulator: Emulator,
-) -> None:
-    client, _ = make_client(emulator)
-    client.create_connection(GUIDE_CONNECTION)
-    emulator.hold_jobs()  # pending jobs, so one can still be cancelled
-    seed_jobs(client, 1_500)
-    before = [summary["id"] for summary in client.iter_jobs()]
-    jobs = client.iter_jobs()
-    first_page = [next(jobs)["id"] for _ in range(1_000)]
-    seed_jobs(client, 1)  # the new job pushes every older one down a place
-    client.cancel_job(before[-1])  # a job not read yet changes, as running jobs do
-    ids = first_page + [summary["id"] for summary in jobs]
-    assert len(ids) == len(set(ids)) and set(ids) == set(before)
-
-
 def test_requests_from_many_threads_are_all_counted(emulator: Emulator) -> None:
     client, _ = make_client(emulator)
     threads = [
@@ -200,6 +184,29 @@ def test_retry_after_is_read_as_seconds_or_as_an_http_date() -> None:
     assert wait is not None and 28 <= wait <= 30
     assert retry_after(httpx.Response(429, headers={"Retry-After": "soon"})) is None
     assert retry_after(httpx.Response(429)) is None
+
+
+class Answers(httpx.BaseTransport):
+    """Answers the first requests with `statuses` in turn, as a proxy or the service might."""
+
+    def __init__(self, inner: httpx.BaseTransport, *statuses: int) -> None:
+        self.inner, self.statuses = inner, list(statuses)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.statuses:
+            status = self.statuses.pop(0)
+            return httpx.Response(status, json={"code": "Injected", "message": str(status)})
+        return self.inner.handle_request(request)
+
+
+def test_every_read_survives_each_passing_server_error_and_a_connection_reset(
+    emulator: Emulator,
+) -> None:
+    reset = httpx.ReadError("[Errno 104] Connection reset by peer")
+    statuses = Answers(Transport(emulator.transport(), reset, sent=True), 500, 502, 503, 504, 429)
+    client, sleeps = make_client(transport=statuses)
+    assert client.list_connections() == []
+    assert len(sleeps) == 6 and not statuses.statuses
 
 
 def test_a_503_on_a_read_is_retried_with_jittered_backoff(emulator: Emulator) -> None:
@@ -248,12 +255,34 @@ def test_a_put_retried_after_a_lost_answer_reports_its_own_version_bump_as_ambig
     assert (client.get_table("events") or {})["version"] == 1  # the first PUT was applied
 
 
-def test_a_500_on_an_update_is_ambiguous(emulator: Emulator) -> None:
+def test_a_500_on_a_read_is_retried(emulator: Emulator) -> None:
     client, sleeps = make_client(emulator)
     client.create_connection(CONNECTION)
+    emulator.faults.inject("500", method="GET", times=2)
+    assert client.get_connection("c1") is not None
+    assert [c["name"] for c in client.list_connections()] == ["c1"]
+    assert len(sleeps) == 2 and requests_to(emulator, "GET", "/connections/c1") == 3
+
+
+def test_a_500_on_an_update_is_retried_and_ambiguous_when_every_attempt_fails(
+    emulator: Emulator,
+) -> None:
+    client, sleeps = make_client(emulator, max_attempts=3)
+    client.create_connection(CONNECTION)
     emulator.faults.inject("500", method="PATCH")
-    call = lambda: client.update_connection("c1", {"type": "s3", "prefix": "p/"})  # noqa: E731
-    assert failure(call, AmbiguousWriteError).status == 500 and sleeps == []
+    assert client.update_connection("c1", {"type": "s3", "prefix": "p/"})["prefix"] == "p/"
+    emulator.faults.inject("500", method="PATCH", times=3)
+    call = lambda: client.update_connection("c1", {"type": "s3", "prefix": "q/"})  # noqa: E731
+    assert failure(call, AmbiguousWriteError).status == 500 and len(sleeps) == 1 + 2
+
+
+def test_a_post_answered_500_is_ambiguous_and_never_retried(emulator: Emulator) -> None:
+    client, sleeps = make_client(emulator)
+    client.create_connection(GUIDE_CONNECTION)
+    emulator.faults.inject("500", method="POST", path_contains="/jobs")
+    error = failure(lambda: client.create_job(GUIDE_JOB), AmbiguousWriteError)
+    assert error.status == 500 and "may have been applied" in str(error)
+    assert requests_to(emulator, "POST", "/jobs") == 1 and sleeps == []
 
 
 # POSTs are never repeated blindly -----------------------------------------------------------------

@@ -12,7 +12,7 @@ from reconciler.emulator import Emulator, FaultPlan
 from reconciler.live import JobCache, read_live
 from reconciler.plan import make_plan
 from reconciler.validate import load_manifests
-from tests.test_apply import assert_converged, write_fleet
+from tests.fleet import assert_converged, write_fleet
 
 
 @pytest.mark.slow

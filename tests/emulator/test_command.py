@@ -37,3 +37,21 @@ def test_the_emulator_command_prints_its_url_key_and_exports_then_serves(
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_the_emulator_stops_cleanly_when_terminated_right_after_it_says_it_is_listening(
+    attempt: int,
+) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "emulator", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().startswith("Polaris emulator listening on")
+    process.terminate()  # at once: the handler must already be in place
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert "Emulator stopped." in stderr

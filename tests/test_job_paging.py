@@ -1,0 +1,103 @@
+"""Reading the job list while it changes: a job that moves or a job that appears is never missed.
+
+Polaris pages the job list with an offset, and by default sorts it by last update: a job that
+changes status while the pages are read jumps to the top and out of the page still to come.
+These tests change the project between two pages, exactly where that happens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reconciler.client import PAGE_SIZE, ClientConfig, PolarisClient
+from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
+from reconciler.live import read_live
+from reconciler.plan import Action, make_plan
+from reconciler.validate import load_manifests
+from tests.fleet import write_fleet
+from tests.guide import GUIDE_CONNECTION, GUIDE_JOB
+
+
+class BetweenPages(httpx.BaseTransport):
+    """The emulator's own transport; right after the first page of jobs, `change` runs once."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.inner = emulator.transport()
+        self.change: Callable[[], object] | None = None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        first_page = b"paginationOffset=0" in request.url.query
+        if request.url.path.endswith("/jobs") and first_page and self.change is not None:
+            change, self.change = self.change, None
+            change()
+        return response
+
+
+@pytest.fixture
+def project() -> Iterator[tuple[Emulator, BetweenPages, PolarisClient]]:
+    """A project with more than a page of pending jobs (no response checks: 1,500 jobs is slow)."""
+    emulator = Emulator()
+    emulator.hold_jobs()  # jobs stay pending until a test moves them
+    transport = BetweenPages(emulator)
+    config = ClientConfig(
+        url="http://polaris.test", project=DEMO_PROJECT_ID, api_key=DEMO_API_KEY, insecure=True
+    )
+    with PolarisClient(config, transport=transport, sleep=lambda s: None) as client:
+        yield emulator, transport, client
+
+
+def seed_jobs(client: PolarisClient, count: int, prefix: str = "seed") -> list[str]:
+    """`count` pending jobs reading distinct objects, oldest first."""
+    if client.get_connection(GUIDE_CONNECTION["name"]) is None:
+        client.create_connection(GUIDE_CONNECTION)
+    source = GUIDE_JOB["source"]
+    return [
+        client.create_job({**GUIDE_JOB, "source": {**source, "uris": [f"s3://b/{prefix}/{i}"]}})[
+            "id"
+        ]
+        for i in range(count)
+    ]
+
+
+def test_a_job_that_completes_between_two_pages_is_still_read(
+    project: tuple[Emulator, BetweenPages, PolarisClient],
+) -> None:
+    emulator, transport, client = project
+    oldest, *others = seed_jobs(client, PAGE_SIZE + 500)
+    transport.change = lambda: emulator.complete_job(oldest)  # it was last on the list
+    listed = {summary["id"]: summary["executionStatus"] for summary in client.iter_jobs()}
+    assert listed.get(oldest) == "completed"
+    assert set(listed) == {oldest, *others}
+
+
+def test_a_job_created_between_two_pages_hides_no_other_job_and_repeats_none(
+    project: tuple[Emulator, BetweenPages, PolarisClient],
+) -> None:
+    _, transport, client = project
+    before = seed_jobs(client, PAGE_SIZE + 500)
+    transport.change = lambda: seed_jobs(client, 1, prefix="late")  # every job moves down one
+    ids = [summary["id"] for summary in client.iter_jobs()]
+    assert len(ids) == len(set(ids))
+    assert set(before) <= set(ids)
+
+
+def test_a_manifest_job_that_finishes_while_the_plan_reads_is_not_planned_again(
+    project: tuple[Emulator, BetweenPages, PolarisClient], tmp_path: Path
+) -> None:
+    emulator, transport, client = project
+    fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=1)
+    manifests = load_manifests([str(fleet)], {})
+    connection, job = manifests.resources
+    client.create_connection({"name": connection.name, **connection.spec})
+    submitted = client.create_job(dict(job.spec))["id"]  # running (held) before the others
+    seed_jobs(client, PAGE_SIZE + 500)
+    transport.change = lambda: emulator.complete_job(submitted)
+    plan = make_plan(manifests.resources, read_live(client, manifests.resources))
+    (change,) = [c for c in plan.changes if c.name == job.name]
+    assert change.action is Action.NOOP, change.reason
+    assert change.job_id == submitted
