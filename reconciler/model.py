@@ -102,9 +102,6 @@ class Resource:
         return self.policy.get("manage") == "external"
 
 
-# Connection names starting with this are the project lock's (apply.py); manifests cannot use them.
-LOCK_CONNECTION_PREFIX = "polaris-reconciler-lock"
-
 SENSITIVE = "(sensitive)"
 
 

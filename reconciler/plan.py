@@ -14,7 +14,7 @@ from typing import Any
 
 from reconciler.identity import Overlap, OverlapIndex, Place, Reads, place_of, reads_of
 from reconciler.live import ACTIVE_STATUSES, KNOWN_STATUSES, LiveJob, LiveState
-from reconciler.model import KIND_ORDER, LOCK_TABLE, Kind, Resource
+from reconciler.model import KIND_ORDER, Kind, Resource
 from reconciler.normalize import (
     FieldChange,
     additions,
@@ -165,17 +165,6 @@ def make_plan(
         Kind.INGESTION_JOB: functools.partial(_job, places=places),
     }
     for resource in resources:
-        if _writes_lock_table(resource):
-            errors.append(
-                PlanError(
-                    resource.kind,
-                    resource.name,
-                    f"the table name {LOCK_TABLE} is reserved for the project lock "
-                    "(reconciler/lock.py); choose another table name",
-                    _file(resource),
-                )
-            )
-            continue
         outcome = planners[resource.kind](resource, live, options)
         if isinstance(outcome, PlanError):
             errors.append(outcome)
@@ -197,13 +186,6 @@ def make_plan(
     if options.prune:
         changes.extend(_prunes(unmanaged, live))
     return Plan(tuple(changes), tuple(errors), tuple(unmanaged), checksum(resources, live))
-
-
-def _writes_lock_table(resource: Resource) -> bool:
-    if resource.kind is Kind.TABLE:
-        return resource.name == LOCK_TABLE
-    target = resource.spec.get("target") if resource.kind is Kind.INGESTION_JOB else None
-    return isinstance(target, Mapping) and target.get("tableName") == LOCK_TABLE
 
 
 def _file(resource: Resource) -> str:

@@ -12,7 +12,7 @@ from reconciler import schema
 from reconciler.globs import GlobError, sequences
 from reconciler.manifest import Document, gc_paused, load
 from reconciler.model import (
-    LOCK_CONNECTION_PREFIX,
+    LOCK_TABLE,
     Kind,
     Location,
     ManifestError,
@@ -230,10 +230,10 @@ def _name_problem(kind: Any, name: str | None, field: str = "metadata.name") -> 
         )
     if name != name.strip():
         return f"{field} begins or ends with whitespace, which Polaris does not keep; remove it"
-    if kind == Kind.CONNECTION and name.startswith(LOCK_CONNECTION_PREFIX):
+    if name == LOCK_TABLE and (kind == Kind.TABLE or field == "spec.target.tableName"):
         return (
-            f"metadata.name '{name}' is reserved: connections named {LOCK_CONNECTION_PREFIX}* "
-            "hold the reconciler's project lock; choose another name"
+            f"the table name {LOCK_TABLE} is reserved for the project lock "
+            "(reconciler/lock.py); choose another table name"
         )
     return None
 

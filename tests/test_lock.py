@@ -175,9 +175,11 @@ def test_a_manifest_may_not_declare_or_write_into_the_lock_table(
     fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=1)
     path = fleet / "fleet-0.yaml"
     path.write_text(path.read_text().replace("tableName: fleet_0", f"tableName: {LOCK_TABLE}"))
-    result = run("apply", str(fleet), "--auto-approve")
-    assert result.exit_code == 1
-    assert f"the table name {LOCK_TABLE} is reserved for the project lock" in result.stderr
+    for command in (("validate",), ("apply", "--auto-approve")):
+        result = run(*command, str(fleet))
+        assert result.exit_code == 1
+        output = result.stdout + result.stderr
+        assert f"the table name {LOCK_TABLE} is reserved for the project lock" in output
     assert not client.list_connections()
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from reconciler.client import request_body
 from reconciler.emulator import Emulator
-from reconciler.model import Kind, ManifestErrors, Secret
+from reconciler.model import LOCK_TABLE, Kind, ManifestErrors, Secret
 from reconciler.validate import load_manifests
 from tests.cli import run
 from tests.fixtures import DEMO_SECRETS
@@ -113,10 +113,12 @@ def test_a_name_the_api_would_route_wrongly_is_refused_with_the_reason(
     assert any(e.startswith(f"{path}:4:") and why in e for e in errors), errors
 
 
-def test_the_lock_connection_name_is_reserved(tmp_path: Path) -> None:
-    path = write(tmp_path, "c.yaml", connection("polaris-reconciler-lock-x"))
+def test_the_lock_table_name_is_reserved(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "t.yaml", f"{HEADER}kind: Table\nmetadata:\n  name: {LOCK_TABLE}\nspec: {{}}\n"
+    )
     errors = errors_of(path)
-    assert any(e.startswith(f"{path}:3:") and "reserved" in e for e in errors), errors
+    assert any(e.startswith(f"{path}:4:") and "reserved" in e for e in errors), errors
 
 
 def test_a_name_from_a_variable_is_checked_after_expansion(tmp_path: Path) -> None:
