@@ -7,6 +7,7 @@ usage errors are 1 (not click's 2), so that 2 always means "changes or drift".
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import getpass
 import hashlib
@@ -40,6 +41,7 @@ from reconciler.client import ClientConfig, PolarisClient, PolarisError
 from reconciler.drift import DEFAULT_FAIL_ON, STATUSES, drift_report, render_drift
 from reconciler.emulator.command import emulator as emulator_command
 from reconciler.importer import ImportConflict, ImportOptions, import_project, write_files
+from reconciler.listing import Access, list_jobs
 from reconciler.live import JobCache, LiveState, read_live
 from reconciler.lock import (
     DEFAULT_LOCK_TIMEOUT,
@@ -51,7 +53,8 @@ from reconciler.lock import (
 )
 from reconciler.manifest import discover
 from reconciler.model import KIND_ORDER, Kind, ManifestError, ManifestErrors
-from reconciler.plan import Plan, PlanOptions, make_plan
+from reconciler.plan import Plan, PlanOptions, jobs_to_list, make_plan
+from reconciler.preflight import check_connections
 from reconciler.render import (
     RENDERERS,
     PlanText,
@@ -450,6 +453,24 @@ def _read_and_plan(
     return live, make_plan(manifests.resources, live, options)
 
 
+def _data_aware(
+    result: Plan, manifests: Manifests, live: LiveState, client: PolarisClient, target: Target,
+    options: PlanOptions, access: Access, preflight: bool,
+) -> Plan:  # fmt: skip
+    """The plan again with what new jobs will read, and with --preflight, connection tests."""
+    jobs = jobs_to_list(result, manifests.resources, live)
+    if access.enabled and jobs:
+        echo(f"Listing the objects of {len(jobs)} new job(s) ...", err=True)
+    listings = list_jobs(jobs, access, target.parallelism)
+    result = make_plan(manifests.resources, live, options, listings)
+    if not preflight:
+        return result
+    changing = [c.name for c in result.changes if c.kind == Kind.CONNECTION and c.action != "noop"]
+    names = [str(job.source.get("connectionName")) for job in jobs]
+    tests = check_connections(client, names, live.connections, changing, target.parallelism)
+    return dataclasses.replace(result, preflight=tests)
+
+
 def _render_plan(plan: Plan, fmt: str) -> str:
     if fmt == "text":
         color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
@@ -469,15 +490,48 @@ def _render_plan(plan: Plan, fmt: str) -> str:
     is_flag=True,
     help="Also print each request body apply would send (secret values redacted).",
 )
+@click.option(
+    "--list-objects",
+    is_flag=True,
+    help="List the objects each new job will read (S3 ListObjectsV2 with the connection's keys; "
+    "keys go only to AWS S3 or loopback endpoints).",
+)
+@click.option(
+    "--s3-dir",
+    type=click.Path(file_okay=False, exists=True),
+    envvar="RECONCILER_S3_DIR",
+    help="List objects from this directory of buckets (DIR/BUCKET/KEY) instead of S3; "
+    "implies --list-objects (env RECONCILER_S3_DIR).",
+)
+@click.option(
+    "--s3-endpoint",
+    envvar="RECONCILER_S3_ENDPOINT",
+    help="List objects through this S3-compatible server for every connection (path-style); "
+    "implies --list-objects (env RECONCILER_S3_ENDPOINT).",
+)
+@click.option(
+    "--preflight",
+    is_flag=True,
+    help="Also test (POST /connections/NAME/test) each connection that new jobs read through.",
+)
 @connection_options
 @plan_options
 def plan(
     paths: tuple[str, ...], fmt: str, out: str | None, detailed_exitcode: bool,
-    show_requests: bool, target: Target, options: PlanOptions,
+    show_requests: bool, list_objects: bool, s3_dir: str | None, s3_endpoint: str | None,
+    preflight: bool, target: Target, options: PlanOptions,
 ) -> None:  # fmt: skip
     """Show what apply would change, and why."""
     manifests, client, live, result = _plan(paths, target, options, fmt)
-    client.close()
+    access = Access(
+        enabled=list_objects or bool(s3_dir) or bool(s3_endpoint),
+        directory=Path(s3_dir) if s3_dir else None,
+        endpoint=s3_endpoint or None,
+    )
+    try:
+        result = _data_aware(result, manifests, live, client, target, options, access, preflight)
+    finally:
+        client.close()
     requests = (
         planned_requests(
             result, {r.key: r for r in manifests.resources}, live, options.rotate_secrets

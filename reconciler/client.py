@@ -475,6 +475,11 @@ class PolarisClient:
         except NotFoundError:
             return
 
+    def test_connection(self, name: str) -> None:
+        """Ask Polaris to check a connection (its bucket, prefix and credentials); PolarisError
+        (400 ConnectionTestFailed, with Polaris's message) when the check fails."""
+        self.post(f"/connections/{_segment(name)}/test", {})  # no body is defined; send {}
+
     # Tables v1 ---------------------------------------------------------------------------------
 
     def list_tables(self) -> list[dict[str, Any]]:

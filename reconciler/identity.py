@@ -106,6 +106,19 @@ class Reads:
         """The normalized endpoint, when the connection is known."""
         return self.place.endpoint if self.place else None
 
+    def covers(self, bucket: str, key: str) -> bool:
+        """Whether the job reads the object `key` of `bucket` (a listed object, for example)."""
+        wanted = literal_pattern(key)
+        return any(
+            keys.bucket == bucket.lower()
+            and (
+                keys.stem == key
+                if keys.tokens is None
+                else witness(wanted, keys.tokens) is not None
+            )
+            for keys in self.keys
+        )
+
 
 def reads_of(spec: Mapping[str, Any], place: Place | None) -> Reads:
     """Resolve a job spec (manifest or live) to the objects it reads."""

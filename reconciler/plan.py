@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.identity import Overlap, OverlapIndex, Place, Reads, place_of, reads_of
+from reconciler.listing import Job, Listing
 from reconciler.live import ACTIVE_STATUSES, KNOWN_STATUSES, LiveJob, LiveState
 from reconciler.model import KIND_ORDER, Kind, Resource
 from reconciler.normalize import (
@@ -23,6 +24,7 @@ from reconciler.normalize import (
     fingerprint,
     normalize,
 )
+from reconciler.preflight import ConnectionTest
 
 FORMAT_VERSION = "1"
 
@@ -69,6 +71,7 @@ class Change:
     status: str | None = None  # that job's execution status
     fingerprint: str | None = None
     reingest: bool = False  # apply refuses this change without --allow-reingest
+    objects: Listing | None = None  # a new job's objects, when the plan listed (or tried to)
 
     @property
     def ref(self) -> str:
@@ -96,6 +99,8 @@ class Change:
                 entry[key] = value
         if self.reingest:
             entry["reingest"] = True
+        if self.objects is not None:
+            entry["objects"] = self.objects.to_json()
         return entry
 
 
@@ -121,6 +126,7 @@ class Plan:
     errors: tuple[PlanError, ...] = ()
     unmanaged: tuple[tuple[Kind, str], ...] = ()
     checksum: str = ""
+    preflight: tuple[ConnectionTest, ...] = ()  # plan --preflight: POST /connections/{name}/test
 
     def summary(self) -> dict[str, int]:
         """How many changes of each action; the five headline actions always appear."""
@@ -148,13 +154,21 @@ class Plan:
             ],
             "unmanaged": [{"kind": str(kind), "name": name} for kind, name in self.unmanaged],
             "checksum": self.checksum,
-        }
+        } | ({"preflight": [test.to_json() for test in self.preflight]} if self.preflight else {})
 
 
 def make_plan(
-    resources: Iterable[Resource], live: LiveState, options: PlanOptions = PlanOptions()
+    resources: Iterable[Resource],
+    live: LiveState,
+    options: PlanOptions = PlanOptions(),
+    listings: Mapping[str, Listing] | None = None,
 ) -> Plan:
-    """Decide the change for every resource, plus prunes and unmanaged resources."""
+    """Decide the change for every resource, plus prunes and unmanaged resources.
+
+    `listings` (job name -> its objects, from `reconciler.listing`) adds to each job to create
+    or resubmit what it will read, and lets overlap warnings name a listed object. They are
+    not part of the checksum: a saved plan applies whether or not it was listed.
+    """
     resources = sorted(resources, key=lambda r: (KIND_ORDER.index(r.kind), r.name))
     changes: list[Change] = []
     errors: list[PlanError] = []
@@ -162,7 +176,7 @@ def make_plan(
     planners: dict[Kind, Callable[[Resource, LiveState, PlanOptions], Change | PlanError]] = {
         Kind.CONNECTION: _connection,
         Kind.TABLE: _table,
-        Kind.INGESTION_JOB: functools.partial(_job, places=places),
+        Kind.INGESTION_JOB: functools.partial(_job, places=places, listings=listings or {}),
     }
     for resource in resources:
         outcome = planners[resource.kind](resource, live, options)
@@ -170,7 +184,7 @@ def make_plan(
             errors.append(outcome)
         else:
             changes.append(outcome)
-    changes = _among_submitted(changes, resources, places)
+    changes = _among_submitted(changes, resources, places, listings or {})
     declared = {r.key for r in resources}
     # A table a manifest job creates (createTableIfNotExists) is the manifests' doing, not unmanaged.
     declared |= {
@@ -326,7 +340,30 @@ def job_identity(spec: Mapping[str, Any], places: Mapping[str, Place]) -> tuple[
 
 
 def _job(
-    resource: Resource, live: LiveState, options: PlanOptions, places: Mapping[str, Place]
+    resource: Resource,
+    live: LiveState,
+    options: PlanOptions,
+    places: Mapping[str, Place],
+    listings: Mapping[str, Listing],
+) -> Change:
+    listing = listings.get(resource.name)
+    planned = _job_change(resource, live, options, places, listing)
+    if listing is None or planned.action not in (Action.CREATE, Action.RESUBMIT):
+        return planned
+    return dataclasses.replace(
+        planned,
+        notes=(*planned.notes, listing.note()),
+        warnings=(*planned.warnings, *listing.warnings()),
+        objects=listing,
+    )
+
+
+def _job_change(
+    resource: Resource,
+    live: LiveState,
+    options: PlanOptions,
+    places: Mapping[str, Place],
+    listing: Listing | None,
 ) -> Change:
     spec = resource.spec
     table = spec["target"]["tableName"]
@@ -374,7 +411,7 @@ def _job(
         reason = f"job {job.id} is {job.status}; whether it ingested is not known"
         return change(Action.RESUBMIT, reason, job, warnings=(warning,))
     others = _overlapping(table, reads, live, exclude={job.id for job in same})
-    warnings = _warnings(spec, table, others)
+    warnings = _warnings(spec, table, others, listing)
     if same:
         job = _newest(same)
         if job.status == "canceled" and not options.resubmit_canceled:
@@ -404,7 +441,10 @@ def _job(
 
 
 def _among_submitted(
-    changes: list[Change], resources: list[Resource], places: Mapping[str, Place]
+    changes: list[Change],
+    resources: list[Resource],
+    places: Mapping[str, Place],
+    listings: Mapping[str, Listing],
 ) -> list[Change]:
     """Warn about two jobs of this plan that would append the same objects into one table."""
     specs = {r.name: r.spec for r in resources if r.kind == Kind.INGESTION_JOB}
@@ -427,7 +467,8 @@ def _among_submitted(
         for overlap in index.find(table, reads):
             if overlap.item == name:
                 continue
-            example = f" (for example {overlap.example})" if overlap.example else ""
+            found = _listed_example(listings.get(name), overlap.reads) or overlap.example
+            example = f" (for example {found})" if found else ""
             why = f": {overlap.uncertain}" if overlap.uncertain else ""
             kind = "POSSIBLE DOUBLE INGESTION" if overlap.uncertain else "DOUBLE INGESTION"
             extra.setdefault(name, []).append(
@@ -443,6 +484,29 @@ def _among_submitted(
         else change
         for change in changes
     ]
+
+
+def jobs_to_list(plan: Plan, resources: Iterable[Resource], live: LiveState) -> list[Job]:
+    """The jobs a plan creates or resubmits, each with its connection as apply will leave it:
+    as its manifest declares it (secrets included), else as it is live (without secrets)."""
+    by_key = {r.key: r for r in resources}
+    jobs = []
+    for change in plan.changes:
+        if change.kind != Kind.INGESTION_JOB or change.action not in (
+            Action.CREATE,
+            Action.RESUBMIT,
+        ):
+            continue
+        source = by_key[(Kind.INGESTION_JOB, change.name)].spec["source"]
+        name = str(source.get("connectionName"))
+        declared = by_key.get((Kind.CONNECTION, name))
+        connection = (
+            declared.spec
+            if declared is not None and not declared.external and declared.spec
+            else live.connections.get(name)
+        )
+        jobs.append(Job(change.name, source, connection))
+    return jobs
 
 
 def job_notes(spec: Mapping[str, Any], live: LiveState) -> tuple[str, ...]:
@@ -502,8 +566,19 @@ def _overlapping(
 MAX_WARNINGS = 5  # per change; the rest are counted
 
 
+def _listed_example(listing: Listing | None, theirs: Reads) -> str | None:
+    """An object the listing found that the other job reads too (as s3://bucket/key)."""
+    if listing is None or not listing.listed:
+        return None
+    key = next((key for key in listing.keys if theirs.covers(listing.bucket, key)), None)
+    return f"s3://{listing.bucket}/{key}" if key is not None else None
+
+
 def _warnings(
-    spec: Mapping[str, Any], table: str, overlaps: list[Overlap[LiveJob]]
+    spec: Mapping[str, Any],
+    table: str,
+    overlaps: list[Overlap[LiveJob]],
+    listing: Listing | None = None,
 ) -> tuple[str, ...]:
     """DOUBLE INGESTION (and undecidable overlap) warnings for a job that appends into `table`.
 
@@ -524,7 +599,8 @@ def _warnings(
             job.status,
             "is ingesting" if job.status == "running" else f"may have ingested ({job.status})",
         )
-        example = f" (for example {overlap.example})" if overlap.example else ""
+        found = _listed_example(listing, overlap.reads) or overlap.example
+        example = f" (for example {found})" if found else ""
         if overlap.uncertain:
             warnings.append(
                 f"POSSIBLE DOUBLE INGESTION: job {job.id} ({job.status}, connection "

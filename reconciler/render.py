@@ -74,6 +74,9 @@ class PlanText:
             lines.extend(f"        {_diff_line(item)}" for item in change.diff)
             lines.extend(f"        note: {note}" for note in change.notes)
             lines.extend(self.paint(f"        WARNING: {w}", "red") for w in change.warnings)
+        for test in plan.preflight:
+            failed = test.result == "failed"
+            lines.append(self.paint(f"preflight: {test}", "red" if failed else None))
         for kind, name in plan.unmanaged:
             if not any(c.kind == kind and c.name == name for c in plan.changes):
                 lines.append(
@@ -111,6 +114,12 @@ class PlanMarkdown:
         warnings = [(c, w) for c in plan.changes for w in c.warnings]
         for change, warning in warnings:
             head.append(f"> :warning: **`{change.ref}`**: {warning}")
+        if plan.preflight:
+            head += ["", "| preflight: connection | test | message |", "|---|---|---|"]
+            for test in plan.preflight:
+                message = _escape(test.message).replace("|", "\\|")  # a pipe would end the cell
+                head.append(f"| `{test.connection}` | {test.result} | {message} |")
+            head.append("")
         blocks = [self.block(c) for c in plan.changes if c.action is not Action.NOOP]
         noop = [c for c in plan.changes if c.action is Action.NOOP]
         if noop:

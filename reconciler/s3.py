@@ -61,8 +61,9 @@ class S3Object:
 class ObjectSource(Protocol):
     """Anything that lists and reads objects."""
 
-    def list(self, bucket: str, prefix: str = "") -> list[S3Object]:
-        """Every object in the bucket whose key starts with `prefix`, sorted by key."""
+    def list(self, bucket: str, prefix: str = "", limit: int | None = None) -> list[S3Object]:
+        """Every object in the bucket whose key starts with `prefix`, sorted by key (the first
+        `limit` of them when a limit is given)."""
         ...
 
     def read(self, bucket: str, key: str) -> bytes:
@@ -90,8 +91,9 @@ class DirectorySource:
             raise S3Error("NoSuchKey", f"The object s3://{bucket}/{key} does not exist")
         return path
 
-    def list(self, bucket: str, prefix: str = "") -> list[S3Object]:
-        """Every object in the bucket whose key starts with `prefix`, sorted by key."""
+    def list(self, bucket: str, prefix: str = "", limit: int | None = None) -> list[S3Object]:
+        """Every object in the bucket whose key starts with `prefix`, sorted by key (the first
+        `limit` of them when a limit is given)."""
         base = self._bucket(bucket)
         found = []
         if ".." in prefix.split("/"):
@@ -102,16 +104,23 @@ class DirectorySource:
                 key = path.relative_to(base).as_posix()
                 if key.startswith(prefix):
                     found.append(S3Object(bucket, key, path.stat().st_size))
-        return sorted(found, key=lambda o: o.key)
+        return sorted(found, key=lambda o: o.key)[:limit]
 
     def read(self, bucket: str, key: str) -> bytes:
         """The object's bytes."""
         return self.path(bucket, key).read_bytes()
 
 
+def _plain(value: str) -> str:
+    """A value's text, revealed if it is a wrapped secret (anything with `reveal()`, such as the
+    manifests' `Secret`): only signing needs the keys themselves, so only `sign` calls this."""
+    reveal = getattr(value, "reveal", None)
+    return str(reveal()) if callable(reveal) else value
+
+
 @dataclass(frozen=True)
 class Credentials:
-    """AWS access keys; `repr` never shows the secret."""
+    """AWS access keys (plain text or wrapped secrets); `repr` never shows the secret."""
 
     access_key_id: str
     secret_access_key: str
@@ -157,14 +166,14 @@ def sign(
     to_sign = "\n".join(
         ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
     )
-    key = f"AWS4{credentials.secret_access_key}".encode()
+    key = f"AWS4{_plain(credentials.secret_access_key)}".encode()
     for part in (day, region, "s3", "aws4_request"):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
     signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
     result = {k: v for k, v in headers.items()}
     result.update({"x-amz-date": amz_date, "x-amz-content-sha256": payload_hash})
     result["Authorization"] = (
-        f"AWS4-HMAC-SHA256 Credential={credentials.access_key_id}/{scope}, "
+        f"AWS4-HMAC-SHA256 Credential={_plain(credentials.access_key_id)}/{scope}, "
         f"SignedHeaders={';'.join(names)}, Signature={signature}"
     )
     return result
@@ -210,12 +219,15 @@ class S3Api:
             raise S3Error(code, f"{where}: {message}")
         return response.content
 
-    def list(self, bucket: str, prefix: str = "") -> list[S3Object]:
-        """Every object in the bucket whose key starts with `prefix`, sorted by key (all pages)."""
+    def list(self, bucket: str, prefix: str = "", limit: int | None = None) -> list[S3Object]:
+        """Every object in the bucket whose key starts with `prefix`, sorted by key (all pages, or
+        the pages that hold the first `limit` objects when a limit is given)."""
         found: list[S3Object] = []
         token: str | None = None
         while True:
-            params = [("list-type", "2"), ("max-keys", str(self.page_size)), ("prefix", prefix)]
+            wanted = self.page_size if limit is None else limit - len(found)
+            page = max(1, min(self.page_size, wanted))
+            params = [("list-type", "2"), ("max-keys", str(page)), ("prefix", prefix)]
             if token:
                 params.append(("continuation-token", token))
             root = ElementTree.fromstring(self._get(bucket, params=sorted(params)))
@@ -224,8 +236,9 @@ class S3Api:
                 if key is not None and not key.endswith("/"):
                     found.append(S3Object(bucket, key, int(size or 0)))
             token = _text(root, "NextContinuationToken")
-            if _text(root, "IsTruncated") != "true" or not token:
-                return sorted(found, key=lambda o: o.key)
+            done = limit is not None and len(found) >= limit
+            if done or _text(root, "IsTruncated") != "true" or not token:
+                return sorted(found, key=lambda o: o.key)[:limit]
 
     def read(self, bucket: str, key: str) -> bytes:
         """The object's bytes."""
