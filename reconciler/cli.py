@@ -53,7 +53,7 @@ from reconciler.lock import (
 )
 from reconciler.manifest import discover
 from reconciler.model import KIND_ORDER, Kind, ManifestError, ManifestErrors
-from reconciler.plan import Plan, PlanOptions, jobs_to_list, make_plan
+from reconciler.plan import Plan, PlanOptions, jobs_to_list, make_plan, with_listings
 from reconciler.preflight import check_connections
 from reconciler.render import (
     RENDERERS,
@@ -462,7 +462,10 @@ def _data_aware(
     if access.enabled and jobs:
         echo(f"Listing the objects of {len(jobs)} new job(s) ...", err=True)
     listings = list_jobs(jobs, access, target.parallelism)
-    result = make_plan(manifests.resources, live, options, listings)
+    if access.enabled:  # plan again, so that overlap warnings can name listed objects
+        result = make_plan(manifests.resources, live, options, listings)
+    else:
+        result = with_listings(result, listings)
     if not preflight:
         return result
     changing = [c.name for c in result.changes if c.kind == Kind.CONNECTION and c.action != "noop"]

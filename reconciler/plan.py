@@ -347,15 +347,30 @@ def _job(
     listings: Mapping[str, Listing],
 ) -> Change:
     listing = listings.get(resource.name)
-    planned = _job_change(resource, live, options, places, listing)
-    if listing is None or planned.action not in (Action.CREATE, Action.RESUBMIT):
-        return planned
+    return _with_listing(_job_change(resource, live, options, places, listing), listing)
+
+
+def _with_listing(change: Change, listing: Listing | None) -> Change:
+    if listing is None or change.action not in (Action.CREATE, Action.RESUBMIT):
+        return change
     return dataclasses.replace(
-        planned,
-        notes=(*planned.notes, listing.note()),
-        warnings=(*planned.warnings, *listing.warnings()),
+        change,
+        notes=(*change.notes, listing.note()),
+        warnings=(*change.warnings, *listing.warnings()),
         objects=listing,
     )
+
+
+def with_listings(plan: Plan, listings: Mapping[str, Listing]) -> Plan:
+    """The plan with each new job's listing added, without planning again (so without listed
+    objects in overlap warnings: pass `listings` to make_plan for those)."""
+    changes = tuple(
+        _with_listing(change, listings.get(change.name))
+        if change.kind == Kind.INGESTION_JOB
+        else change
+        for change in plan.changes
+    )
+    return dataclasses.replace(plan, changes=changes)
 
 
 def _job_change(

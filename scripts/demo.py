@@ -2,7 +2,7 @@
 
 Sample data (a few hundred Koalas sessions in the S3 guide's shape, plus the objects the
 manifests/weblogs jobs read) goes into a bucket directory served with `--s3-dir`; then
-validate -> plan -> apply --wait -> a SQL query of the rolled-up Koalas rows -> plan (no changes).
+validate -> plan (listing the objects each job reads, from the same directory) -> apply --wait -> a SQL query of the rolled-up Koalas rows -> plan (no changes).
 Every number shown comes from the data: the query's answer is checked against the sample rows.
 """
 
@@ -128,7 +128,10 @@ def main() -> None:
                 env[name] = value.strip("'\"")
         security_team_creates_their_connection(env)
         step("offline checks", "validate", "manifests/", env=env)
-        step("what would change", "plan", "manifests/", env=env)
+        step(
+            "what would change, and the objects each job will read",
+            "plan", "manifests/", "--s3-dir", buckets.name, "--preflight", env=env,
+        )  # fmt: skip
         step("make it so", "apply", "manifests/", "--auto-approve", "--wait", env=env)
         query_koalas(env, koalas)
         step(

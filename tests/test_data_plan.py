@@ -272,6 +272,8 @@ def proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 def test_a_manifest_cannot_make_plan_send_the_keys_to_another_host(
     served: Any, guide: Path, proxy: list[str]
 ) -> None:
+    assert run("plan").exit_code == 0
+    assert proxy == [], "without --list-objects nothing is listed, even on AWS"
     edit(guide / "demo-conn.yaml", "s3.us-east-1.amazonaws.com", "attacker.example:8443")
     result = run("plan", "--list-objects", "--format", "json")
     assert result.exit_code == 0, result.stderr
@@ -338,3 +340,36 @@ def test_preflight_tests_the_connections_new_jobs_use(
     markdown = run("plan", "--preflight", "--format", "markdown").stdout
     assert "| `demo-conn` | failed | POST /connections/demo-conn/test" in markdown
     no_secret_in(text, markdown, str(failed))
+
+
+def test_a_plan_saved_with_its_listing_applies_and_holds_no_secret(
+    data_served: Any, guide: Path, s3_dir: Path
+) -> None:
+    koalas_objects(s3_dir, "demo-file.json.gz")
+    saved = guide.parent.parent / "plan.json"
+    assert run("plan", "--s3-dir", str(s3_dir), "--out", str(saved)).exit_code == 0
+    text = saved.read_text(encoding="utf-8")
+    assert '"count": 1' in text
+    no_secret_in(text)
+    applied = run("apply", str(saved), "--auto-approve")
+    assert applied.exit_code == 0, applied.stderr
+    assert "checksums differ" not in applied.stderr
+
+
+def test_two_new_jobs_reading_one_listed_object_name_it(
+    data_served: Any, guide: Path, s3_dir: Path
+) -> None:
+    koalas_objects(s3_dir, "a.json", "b.json")
+    job = guide / "koalas-job.yaml"
+    edit(job, f"uris:\n      - {KOALAS_URI}\n", "pattern: 'polaris-ingest/*.json'\n")
+    (guide / "koalas-b.yaml").write_text(
+        job.read_text(encoding="utf-8")
+        .replace("name: koalas-demo-file", "name: koalas-b")
+        .replace("pattern: 'polaris-ingest/*.json'", "pattern: 'polaris-ingest/**'"),
+        encoding="utf-8",
+    )
+    unlisted = changes_by_name(plan_json())["koalas-demo-file"]["warnings"]
+    listed = changes_by_name(plan_json("--s3-dir", str(s3_dir)))["koalas-demo-file"]["warnings"]
+    assert "also submitted by this plan" in unlisted[0]
+    assert "a.json" not in unlisted[0], "the selectors alone cannot name a real object"
+    assert "(for example s3://demo-bucket/polaris-ingest/a.json)" in listed[0]
