@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -297,17 +298,28 @@ def list_jobs(jobs: Iterable[Job], access: Access, parallelism: int = 8) -> dict
         reason = "listing not enabled (plan --list-objects)"
         return {job.name: Listing.not_listed(reason) for job in jobs}
 
+    # One source (one pool of HTTP connections) per connection, shared by its jobs' threads.
+    sources: dict[int, tuple[ObjectSource | None, str | None]] = {}
+    lock = threading.Lock()
+
+    def source_of(connection: Mapping[str, Any]) -> tuple[ObjectSource | None, str | None]:
+        with lock:
+            if id(connection) not in sources:
+                sources[id(connection)] = source_for(connection, access)
+            return sources[id(connection)]
+
     def one(job: Job) -> Listing:
         if job.connection is None:
             return Listing.not_listed(f"connection {job.source.get('connectionName')} is unknown")
-        source, why = source_for(job.connection, access)
+        source, why = source_of(job.connection)
         if source is None:
             return Listing.not_listed(why or "no way to list")
-        try:
-            return list_job(source, job.connection, job.source, access.max_keys)
-        finally:
+        return list_job(source, job.connection, job.source, access.max_keys)
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+            return dict(zip((job.name for job in jobs), pool.map(one, jobs), strict=True))
+    finally:
+        for source, _ in sources.values():
             close: Callable[[], None] = getattr(source, "close", lambda: None)
             close()
-
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        return dict(zip((job.name for job in jobs), pool.map(one, jobs), strict=True))
