@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 
 from reconciler.emulator import DEMO_API_KEY
 from reconciler.emulator.samples import koalas_rows, write_nd_json
-from reconciler.listing import Access, Job, list_jobs, signing_url
+from reconciler.listing import Access, Job, list_jobs, signing_url, size
 from reconciler.model import Secret
 from reconciler.s3 import Credentials, S3Api, sign
 from tests.cli import run
@@ -78,8 +79,6 @@ def test_a_new_job_shows_the_objects_and_bytes_it_will_read(
 
 
 def test_bytes_read_as_people_read_them() -> None:
-    from reconciler.listing import size
-
     assert [size(n) for n in (1, 999, 1_000, 312_400_000, 5_300_000_000)] == [
         "1 byte",
         "999 bytes",
@@ -198,7 +197,7 @@ def test_listing_pages_through_the_s3_api_up_to_the_cap(
 
 
 def test_wrapped_secrets_sign_exactly_as_their_values() -> None:
-    moment = __import__("datetime").datetime(2013, 5, 24, tzinfo=__import__("datetime").UTC)
+    moment = datetime(2013, 5, 24, tzinfo=UTC)
     url = "https://examplebucket.s3.amazonaws.com/?max-keys=2&prefix=J"
     plain = Credentials("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
     wrapped = Credentials(
