@@ -22,6 +22,12 @@ def _spec() -> dict[str, Any]:
 
 
 @cache
+def openapi_paths() -> dict[str, Any]:
+    """The document's operations by path template."""
+    return dict(_spec()["paths"])
+
+
+@cache
 def _registry() -> Registry[Any]:
     return Registry().with_resource(
         SPEC_URI, Resource.from_contents(_spec(), default_specification=DRAFT4)

@@ -1,4 +1,4 @@
-"""The request bodies of Imply's S3 ingestion guide (shared/reference/polaris-s3-ingestion-guide.txt).
+"""The request bodies of Imply's S3 ingestion guide (tests/reference/polaris-s3-ingestion-guide.txt).
 
 The guide elides the endpoint and the object URI; these are the values the manifests use.
 """

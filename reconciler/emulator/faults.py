@@ -7,6 +7,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Literal
 
+from reconciler.emulator.api import Response
+
 FaultKind = Literal["429", "500", "503", "drop"]
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -74,3 +76,14 @@ class FaultPlan:
                 return kind, False  # type: ignore[return-value]
             roll -= rate
         return None, method in WRITE_METHODS and drop_roll < self.rate_drop
+
+
+def fault_response(plan: FaultPlan, kind: FaultKind) -> Response:
+    """The answer an injected 429, 500 or 503 gets (a drop is not an answer)."""
+    if kind == "429":
+        headers = {"Retry-After": f"{plan.retry_after_seconds:g}"}
+        body = {"code": "TooManyRequests", "message": "Rate limit exceeded; retry later"}
+        return Response(429, body, headers)
+    status = int(kind)
+    code = "ServiceUnavailable" if status == 503 else "InternalServerError"
+    return Response(status, {"code": code, "message": "Injected fault"})

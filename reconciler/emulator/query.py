@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reconciler.emulator.app import Response
-from reconciler.emulator.engine import Engine, QueryError
+from reconciler.emulator.api import Call, Response
+from reconciler.emulator.lifecycle import NO_DATA
+from reconciler.emulator.routing import Route
+
+if TYPE_CHECKING:
+    from reconciler.emulator.app import Emulator
+    from reconciler.emulator.engine import Engine
 
 RESULT_FORMATS = frozenset({"object", "array", "objectLines", "arrayLines", "csv"})
 
@@ -84,6 +89,8 @@ def _csv_field(value: Any) -> str:
 
 def answer(engine: Engine, request: SqlRequest, tables: list[str]) -> Response:
     """Run the query; rows in the requested format (line formats end with a blank line)."""
+    from reconciler.emulator.engine import QueryError  # DuckDB loads only when a query comes
+
     try:
         result = engine.query(request.query, tables, request.parameters)
     except QueryError as failure:
@@ -114,3 +121,16 @@ def answer(engine: Engine, request: SqlRequest, tables: list[str]) -> Response:
         return Response(200, None, headers, raw=text.encode(), media_type="text/csv")
     text = "".join(json.dumps(item, separators=(",", ":")) + "\n" for item in items) + "\n"
     return Response(200, None, headers, raw=text.encode(), media_type="text/plain")
+
+
+def query_sql(emulator: Emulator, call: Call) -> Response:
+    """POST /query/sql: Druid SQL over the project's tables."""
+    request = parse_request(call.body)
+    if isinstance(request, Response):
+        return request
+    if not emulator.reads_data:
+        return error("invalidInput", "INVALID_INPUT", NO_DATA)
+    return answer(emulator.engine, request, sorted(emulator.store.tables))
+
+
+ROUTES = (Route("POST", "/query/sql", query_sql),)

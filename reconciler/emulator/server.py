@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from reconciler.emulator.app import DroppedResponse, Emulator, Request, Response
+from reconciler.emulator.api import DroppedResponse, Request, Response
+from reconciler.emulator.app import Emulator
 
 
 class EmulatorTransport(httpx.BaseTransport):

@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +37,6 @@ class Store:
     def collection(self, kind: str) -> dict[str, dict[str, Any]]:
         """One of the three collections by name."""
         return {"connections": self.connections, "tables": self.tables, "jobs": self.jobs}[kind]
-
-    @contextmanager
-    def writing(self) -> Iterator[None]:
-        """Hold the lock for a read-modify-write."""
-        with self.lock:
-            yield
 
     def put(self, kind: str, key: str, value: dict[str, Any]) -> None:
         """Store a record durably; call while holding the lock."""

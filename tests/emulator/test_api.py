@@ -18,7 +18,7 @@ from reconciler.emulator import (
     JobTiming,
     ManualClock,
 )
-from tests.conformance import ConformanceLog
+from tests.conformance import ConformanceLog, openapi_paths
 from tests.guide import GUIDE_JOB
 from tests.guide import GUIDE_ROLE_CONNECTION as GUIDE_CONNECTION
 
@@ -427,3 +427,18 @@ def test_the_real_server_answers_on_a_random_port_and_drops_like_a_network(
             with pytest.raises(httpx.RemoteProtocolError):
                 api.post("/connections", json=GUIDE_CONNECTION)
             assert api.get("/connections/demo-conn").status_code == 200
+
+
+def test_every_operation_of_the_openapi_document_is_routed_and_every_route_is_documented(
+    emulator: Emulator,
+) -> None:
+    documented = {
+        (method.upper(), path)
+        for path, operations in openapi_paths().items()
+        for method in operations
+        if method in ("get", "post", "put", "patch", "delete")
+    }
+    routed = {(route.method, route.template) for route in emulator.routes}
+    # The Query API is documented apart (tests/reference/polaris-query-api.md).
+    assert routed - documented == {("POST", "/v1/projects/{projectId}/query/sql")}
+    assert documented - routed == set()

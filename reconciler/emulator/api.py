@@ -1,0 +1,99 @@
+"""What every part of the emulator speaks: requests, responses, errors and a routed call."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ApiError(Exception):
+    """An error response: status and the documented `{code, message}` body."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.headers = dict(headers or {})
+
+
+def invalid(message: str) -> ApiError:
+    """The 400 Polaris answers a request it cannot accept."""
+    return ApiError(400, "InvalidRequest", message)
+
+
+def not_found(message: str) -> ApiError:
+    """The 404 of a resource that does not exist."""
+    return ApiError(404, "NotFound", message)
+
+
+class DroppedResponse(Exception):
+    """The request was handled and committed, but its response is lost on the way back."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a transport hands the emulator."""
+
+    method: str
+    path: str
+    query: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class Response:
+    """What the emulator hands back: a JSON body, or `raw` bytes of `media_type`."""
+
+    status: int
+    body: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
+    media_type: str = "application/json"
+
+    def content(self) -> bytes:
+        """The body as bytes (empty when there is none)."""
+        if self.raw is not None:
+            return self.raw
+        return b"" if self.body is None else json.dumps(self.body, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class Call:
+    """A request matched to a route: its path parameters, query, JSON body and caller."""
+
+    params: Mapping[str, str]
+    query: Mapping[str, list[str]]
+    body: dict[str, Any]  # empty for methods without a body
+    caller: str  # the API key that authenticated the request
+    host: str = ""  # the Host header, for URLs the server hands out
+
+
+def integer(
+    query: Mapping[str, list[str]], name: str, default: int, low: int, high: int | None
+) -> int:
+    """An integer query parameter within bounds (400 otherwise)."""
+    if name not in query:
+        return default
+    raw = query[name][-1]
+    try:
+        value = int(raw)
+    except ValueError:
+        raise invalid(f"{name} must be an integer, not {raw!r}") from None
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise invalid(f"{name} must be {bounds}")
+    return value
+
+
+def many(query: Mapping[str, list[str]], name: str) -> list[str]:
+    """An array parameter, given repeated (?a=x&a=y) or comma-separated (?a=x,y)."""
+    return [part for value in query.get(name, []) for part in value.split(",") if part]
+
+
+def one_of(value: Any, allowed: Iterable[Any]) -> bool:
+    """Membership that is safe for any JSON value (a list or object is never a member)."""
+    return isinstance(value, str) and value in allowed

@@ -1,0 +1,176 @@
+"""A batch job's life: pending -> running -> completed (or failed, canceled) on the clock.
+
+With a data source a job completes only once its rows are in its table (engine.py); without
+one, row counts are invented (`invented_rows`). Every function here runs under the store's lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from reconciler.emulator.clock import timestamp
+
+if TYPE_CHECKING:
+    from reconciler.emulator.app import Emulator
+
+TERMINAL = frozenset({"completed", "failed", "canceled"})
+NO_DATA = (
+    "No data is read: the emulator runs without --s3-dir or --s3-endpoint, so row counts are "
+    "invented and queries have nothing to answer"
+)
+
+
+@dataclass(frozen=True)
+class JobTiming:
+    """How long a batch job stays pending, then running; (0, 0) completes it on the next read."""
+
+    pending_seconds: float = 0.0
+    running_seconds: float = 0.0
+
+    def started(self, job: Mapping[str, Any]) -> datetime:
+        """When a job starts running."""
+        return datetime.fromisoformat(job["_created"]) + timedelta(seconds=self.pending_seconds)
+
+
+INSTANT = JobTiming()  # jobs complete on the first read after they are created
+
+
+def invented_rows(job_id: str) -> int:
+    """A deterministic row count for a job completed without a data source."""
+    return 1000 + int(hashlib.sha256(job_id.encode()).hexdigest()[:6], 16) % 9000
+
+
+def advance(emulator: Emulator) -> None:
+    """Move every active job along as the clock says."""
+    if not emulator.active:
+        return
+    now = emulator.now()
+    for job_id in list(emulator.active):
+        job = emulator.store.jobs[job_id]
+        if job.get("held") or job.get("pinned"):
+            continue
+        started = emulator.timing.started(job)
+        finished = started + timedelta(seconds=emulator.timing.running_seconds)
+        if now >= finished:
+            finish(emulator, job, started=started, finished=finished)
+        elif now >= started and job["executionStatus"] == "pending":
+            transition(emulator, job, "running", started=started)
+
+
+def transition(
+    emulator: Emulator, job: dict[str, Any], status: str, *, started: datetime | None = None,
+    finished: datetime | None = None, health: dict[str, Any] | None = None,
+) -> None:  # fmt: skip
+    """Record a job's new status, with the timestamps and health that go with it."""
+    job = dict(job)
+    now = emulator.now()
+    if status != "pending" and "startedTimestamp" not in job:
+        job["startedTimestamp"] = timestamp(started or now)
+    if status in TERMINAL:
+        job["completedTimestamp"] = timestamp(finished or now)
+    job["executionStatus"] = status
+    job["lastUpdatedTimestamp"] = timestamp(finished or started or now)
+    if health is not None:
+        job["health"] = health
+    store = emulator.store
+    if status == "completed" and not emulator.reads_data:
+        table = store.tables.get(job["target"]["tableName"])
+        if table is not None:  # completed jobs fill their table, so "non-empty" is real
+            rows = invented_rows(job["id"])
+            store.put("tables", table["name"], {
+                **table, "totalRows": table["totalRows"] + rows, "segmentCount": table["segmentCount"] + 1,
+                "totalDataSizeBytes": table["totalDataSizeBytes"] + rows * 120,
+            })  # fmt: skip
+    if status in TERMINAL:
+        emulator.active.discard(job["id"])
+    if status in ("failed", "canceled") and emulator.opened_engine is not None:
+        emulator.opened_engine.cancel(job["id"])  # whatever it read is dropped, nothing lands
+    store.put("jobs", job["id"], job)
+
+
+def error_health(code: str, message: str, moment: datetime) -> dict[str, Any]:
+    """A failed job's health, with the log entry Polaris attaches."""
+    log = {
+        "timestamp": timestamp(moment),
+        "healthStatus": "error",
+        "code": code,
+        "message": message,
+    }
+    return {"status": "error", "code": code, "message": message, "log": log}
+
+
+def finish(
+    emulator: Emulator,
+    job: dict[str, Any],
+    *,
+    started: datetime | None = None,
+    finished: datetime | None = None,
+) -> None:
+    """Complete a due job: with data, only once its rows are in its table (or fail it)."""
+    if not emulator.reads_data:
+        transition(emulator, job, "completed", started=started, finished=finished)
+        return
+    from reconciler.emulator.ingest import Failure
+
+    engine, store = emulator.engine, emulator.store
+    job_id, table_name = job["id"], job["target"]["tableName"]
+    metrics = engine.committed(job_id)  # ingested before a restart: never twice
+    warning = None
+    if metrics is None:
+        if not engine.tracking(job_id):
+            submit(emulator, job)
+        try:
+            staged = engine.outcome(job_id)  # waits while the rows are still coming
+            engine.commit(job_id, staged)
+        except Failure as failure:
+            health = error_health(failure.code, failure.message, finished or emulator.now())
+            transition(emulator, job, "failed", started=started, finished=finished, health=health)
+            return
+        metrics, warning = staged.metrics, staged.warning
+    stats = engine.stats(table_name)
+    table = store.tables.get(table_name)
+    if table is not None:
+        store.put("tables", table_name, {
+            **table, "totalRows": stats.rows, "segmentCount": stats.segments,
+            "totalDataSizeBytes": stats.bytes, "segmentTotalBytes": stats.bytes,
+        })  # fmt: skip
+    warned: dict[str, Any] | None = None
+    if warning is not None:
+        log = {"timestamp": timestamp(finished or emulator.now()), "healthStatus": "warn",
+               "code": "invalid_rows_found", "message": warning}  # fmt: skip
+        warned = {"status": "warn", "code": "invalid_rows_found", "log": log}
+    job = {**job, "_metrics": metrics}
+    transition(emulator, job, "completed", started=started, finished=finished, health=warned)
+
+
+def submit(emulator: Emulator, job: Mapping[str, Any]) -> None:
+    """Start reading a job's objects, off the request's thread."""
+    assert emulator.data is not None
+    connection = emulator.store.connections.get(job["source"]["connectionName"], {})
+    table = emulator.store.tables.get(job["target"]["tableName"], {})
+    source = emulator.data.for_connection(connection)
+    emulator.engine.submit(job, job.get("spec", job), connection, table, source)
+
+
+def cancel(emulator: Emulator, job: dict[str, Any]) -> None:
+    """Cancel an active job: it ends canceled and nothing it read lands."""
+    canceled = {"status": "error", "code": "canceled", "message": "The job was canceled"}
+    transition(emulator, {**job, "desiredExecutionStatus": "canceled"}, "canceled", health=canceled)
+
+
+def progress(emulator: Emulator, job: Mapping[str, Any]) -> float:
+    """The share of a job done: never ahead of the clock, nor of the data read."""
+    status = job["executionStatus"]
+    share = {"pending": 0.0, "running": 0.5, "completed": 1.0}.get(status, 0.0)
+    if status == "running" and emulator.timing.running_seconds:
+        elapsed = (emulator.now() - emulator.timing.started(job)).total_seconds()
+        share = max(0.0, min(0.99, elapsed / emulator.timing.running_seconds))
+    if status == "running" and emulator.opened_engine is not None:
+        read = emulator.opened_engine.progress(job["id"])  # the share of the bytes read so far
+        if read is not None:
+            share = min(share, 0.99 * read)
+    return share

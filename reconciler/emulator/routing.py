@@ -1,0 +1,108 @@
+"""The route table: method and path pattern bound to a handler function that mypy checks.
+
+Each collection module (connections, tables, jobs, query) declares its own `ROUTES`; `dispatch`
+authenticates, matches the project, the path and the method, checks the permission and calls the
+handler under the store's lock.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote
+
+from reconciler.emulator.api import ApiError, Call, Request, Response, invalid, not_found
+from reconciler.emulator.auth import authenticate, authorize
+
+if TYPE_CHECKING:
+    from reconciler.emulator.app import Emulator
+
+Handler = Callable[["Emulator", Call], Response]
+PROJECT_PREFIX = "/v1/projects/{projectId}"
+PROJECT_PATH = re.compile(r"^/v1/projects/(?P<project>[^/]+)(?P<rest>/.*)$")
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+@dataclass(frozen=True)
+class Route:
+    """One operation: `path` is relative to the project, with `{name}` parameters."""
+
+    method: str
+    path: str
+    handler: Handler
+    permission: str | None = None  # what a key needs; reads need nothing
+    pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.path)
+        object.__setattr__(self, "pattern", re.compile(f"^{regex}$"))
+
+    @property
+    def template(self) -> str:
+        """The path as the OpenAPI document names the operation."""
+        return PROJECT_PREFIX + self.path
+
+
+def routes() -> tuple[Route, ...]:
+    """Every operation the emulator serves."""
+    from reconciler.emulator import connections, jobs, query, tables
+
+    return (*connections.ROUTES, *jobs.ROUTES, *tables.ROUTES, *query.ROUTES)
+
+
+def dispatch(
+    emulator: Emulator, request: Request, table: tuple[Route, ...]
+) -> tuple[str, Response]:
+    """The operation's template and its response (raises ApiError for error responses)."""
+    caller = authenticate(emulator.api_keys, request.headers.get("authorization", ""))
+    matched = PROJECT_PATH.match(request.path)
+    if not matched:
+        raise not_found(f"No resource at {request.path}")
+    if matched["project"] != emulator.project_id:
+        raise not_found(f"Project {matched['project']} not found")
+    rest = matched["rest"]
+    allowed = []
+    for route in table:
+        found = route.pattern.match(rest)
+        if not found:
+            continue
+        allowed.append(route.method)
+        if route.method != request.method:
+            continue
+        authorize(emulator.api_keys, caller, route.permission)
+        call = Call(
+            params={k: unquote(v) for k, v in found.groupdict().items()},
+            query=parse_qs(request.query, keep_blank_values=True),
+            body=_body(request) if request.method in BODY_METHODS else {},
+            caller=caller,
+            host=request.headers.get("host", ""),
+        )
+        with emulator.store.lock:  # handlers run one at a time
+            emulator.advance()
+            return route.template, route.handler(emulator, call)
+    if allowed:
+        raise ApiError(
+            405,
+            "MethodNotAllowed",
+            f"{request.method} is not allowed here; use {', '.join(allowed)}",
+        )
+    raise not_found(f"No resource at {request.path}")
+
+
+def _body(request: Request) -> dict[str, Any]:
+    if "json" not in request.headers.get("content-type", ""):
+        raise ApiError(
+            415,
+            "UnsupportedMediaType",
+            "The request body must be JSON (Content-Type: application/json)",
+        )
+    try:
+        body = json.loads(request.body or b"null")
+    except ValueError as error:
+        raise invalid(f"The request body is not valid JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise invalid("The request body must be a JSON object")
+    return body

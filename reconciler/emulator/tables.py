@@ -1,0 +1,174 @@
+"""Tables v1: list, create, read and update (with the table's version), and unused segments."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from reconciler.emulator.api import ApiError, Call, Response, invalid, not_found, one_of
+from reconciler.emulator.auth import MANAGE_TABLES, user
+from reconciler.emulator.clock import timestamp
+from reconciler.emulator.routing import Route
+
+if TYPE_CHECKING:
+    from reconciler.emulator.app import Emulator
+
+TABLE_TYPES = frozenset({"detail", "aggregate"})
+GRANULARITIES = frozenset(
+    {
+        "second",
+        "minute",
+        "five_minute",
+        "ten_minute",
+        "fifteen_minute",
+        "thirty_minute",
+        "hour",
+        "six_hour",
+        "eight_hour",
+        "day",
+        "month",
+        "quarter",
+        "year",
+        "all",
+    }
+)
+WRITABLE = (
+    "description",
+    "partitioningGranularity",
+    "schemaMode",
+    "schema",
+    "clusteringColumns",
+    "storagePolicy",
+    "queryGranularity",
+    "timeResolution",
+)
+# The list returns summaries (the OpenAPI's TableSummaryPayload): no schema, no clustering.
+SUMMARY = ("availability", "createdByUser", "createdOnTimestamp", "id", "modifiedByUser", "modifiedOnTimestamp", "name",
+           "partitioningGranularity", "schemaMode", "segmentCount", "storagePolicy", "precachedDataSizeBytes",
+           "totalDataSizeBytes", "totalRows", "type", "version", "description")  # fmt: skip
+
+
+def list_tables(emulator: Emulator, call: Call) -> Response:
+    """GET /tables: summaries, by name."""
+    tables = sorted(emulator.store.tables.values(), key=lambda t: t["name"])
+    return Response(200, {"values": [{k: t[k] for k in SUMMARY if k in t} for t in tables]})
+
+
+def existing(emulator: Emulator, name: str) -> dict[str, Any]:
+    """A table by name (404 when there is none)."""
+    if name not in emulator.store.tables:
+        raise not_found(f"Table {name} not found")
+    return emulator.store.tables[name]
+
+
+def get_table(emulator: Emulator, call: Call) -> Response:
+    """GET /tables/{tableName}."""
+    return Response(200, existing(emulator, call.params["tableName"]))
+
+
+def unused_segments(emulator: Emulator, call: Call) -> Response:
+    """GET /tables/{tableName}/unusedSegments: the emulator never leaves any."""
+    existing(emulator, call.params["tableName"])
+    return Response(200, {"values": []})
+
+
+def _check(body: Mapping[str, Any]) -> None:
+    if not one_of(body.get("type"), TABLE_TYPES):
+        raise invalid("type is required and must be detail or aggregate")
+    if "partitioningGranularity" in body and not one_of(
+        body["partitioningGranularity"], GRANULARITIES
+    ):
+        raise invalid(f"Unknown partitioningGranularity {body['partitioningGranularity']}")
+    if "schemaMode" in body and not one_of(body["schemaMode"], {"flexible", "strict"}):
+        raise invalid("schemaMode must be flexible or strict")
+    schema = body.get("schema", [])
+    if not isinstance(schema, list) or not all(
+        isinstance(c, dict) and c.get("name") and c.get("dataType") for c in schema
+    ):
+        raise invalid("schema must be a list of columns with name and dataType")
+    names = {c["name"] for c in schema}
+    missing = [c for c in body.get("clusteringColumns", []) if c not in names]
+    if missing and body.get("schemaMode") == "strict":
+        raise invalid(f"Clustering column(s) not in the schema: {', '.join(missing)}")
+
+
+def create_table(emulator: Emulator, call: Call) -> Response:
+    """POST /tables."""
+    body = call.body
+    name = body.get("name")
+    if not isinstance(name, str) or not 1 <= len(name) <= 255:
+        raise invalid("name must be 1-255 characters")
+    _check(body)
+    if name in emulator.store.tables:
+        raise ApiError(409, "Conflict", f"Table {name} already exists")
+    record = new_table(emulator, call.caller, name, body)
+    emulator.store.put("tables", name, record)
+    location = quote(f"/v1/projects/{emulator.project_id}/tables/{name}")
+    return Response(201, record, {"Location": location})
+
+
+def new_table(
+    emulator: Emulator, caller: str, name: str, body: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A table record as Polaris fills it: the request, defaults and read-only fields."""
+    creator, now = user(caller), timestamp(emulator.now())
+    record: dict[str, Any] = {
+        "name": name, "type": body["type"], "version": 0, "id": str(uuid.uuid4()),
+        "availability": "available", "partitioningGranularity": "day",
+        # Inferred: the OpenAPI gives no default; tables created by jobs are flexible
+        # (docs/polaris-api-notes.md, Tables v1).
+        "schemaMode": "flexible", "schema": [], "clusteringColumns": [],
+        "totalRows": 0, "segmentCount": 0, "segmentTotalBytes": 0, "segmentCompactedBytes": 0,
+        "totalDataSizeBytes": 0, "precachedDataSizeBytes": 0,
+        "createdByUser": creator, "createdOnTimestamp": now, "modifiedByUser": creator, "modifiedOnTimestamp": now,
+    }  # fmt: skip
+    if body["type"] == "aggregate":
+        record["timeResolution"] = "millisecond"  # the OpenAPI default
+    record.update({k: body[k] for k in WRITABLE if k in body})
+    return record
+
+
+def update_table(emulator: Emulator, call: Call) -> Response:
+    """PUT /tables/{tableName}: only with the current version; columns change only when empty."""
+    name = call.params["tableName"]
+    current = existing(emulator, name)
+    body = call.body
+    if body.get("version") != current["version"]:
+        raise ApiError(
+            409,
+            "Conflict",
+            f"Table version {body.get('version')} is stale; the current version is {current['version']}",
+        )
+    body = {**body, "type": body.get("type", current["type"])}
+    if body["type"] != current["type"]:
+        raise invalid("The type of a table cannot change")
+    _check(body)
+    old = {c["name"]: c for c in current.get("schema", [])}
+    new = {c["name"]: c for c in body.get("schema", current.get("schema", []))}
+    altered = [n for n, c in old.items() if new.get(n) != c]
+    busy = current["totalRows"] > 0 or any(
+        j["target"].get("tableName") == name for j in emulator.active_jobs()
+    )
+    if altered and busy:
+        raise invalid(
+            f"Columns {', '.join(altered)} can only be changed or removed while the table is empty and has no active jobs"
+        )
+    record = {**current, **{k: body[k] for k in WRITABLE if k in body}}
+    record.update(
+        version=current["version"] + 1,
+        modifiedByUser=user(call.caller),
+        modifiedOnTimestamp=timestamp(emulator.now()),
+    )
+    emulator.store.put("tables", name, record)
+    return Response(200, record)
+
+
+ROUTES = (
+    Route("GET", "/tables", list_tables),
+    Route("POST", "/tables", create_table, MANAGE_TABLES),
+    Route("GET", "/tables/{tableName}", get_table),
+    Route("PUT", "/tables/{tableName}", update_table, MANAGE_TABLES),
+    Route("GET", "/tables/{tableName}/unusedSegments", unused_segments),
+)
