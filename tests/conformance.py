@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from jsonschema.validators import extend
 from openapi_schema_validator import OAS30ReadValidator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
@@ -22,6 +24,11 @@ def _spec() -> dict[str, Any]:
 
 
 @cache
+def openapi_schemas() -> dict[str, Any]:
+    """The document's components.schemas by name."""
+    return dict(_spec()["components"]["schemas"])
+
+
 def openapi_paths() -> dict[str, Any]:
     """The document's operations by path template."""
     return dict(_spec()["paths"])
@@ -34,12 +41,47 @@ def _registry() -> Registry[Any]:
     )
 
 
+_following = threading.local()
+
+
+def _discriminator(
+    validator: Any, discriminator: dict[str, Any], instance: Any, schema: dict[str, Any]
+) -> Iterator[Any]:
+    """Validate a connection against the concrete schema ConnectionResponse's discriminator maps
+    its type to: the validator follows a discriminator only beside allOf/anyOf/oneOf, so without
+    this a Kafka connection missing its bootstrapServers would pass as a bare ConnectionResponse.
+
+    Only connections, for now: followed everywhere, the discriminators of tables and jobs also
+    flag aggregate-table columns without a `type` and a job request's nulls echoed in `spec`,
+    which are left for their own change."""
+    mapping = discriminator.get("mapping", {})
+    if not all(ref.endswith("ConnectionResponse") for ref in mapping.values()):
+        return
+    if any(k in schema for k in ("allOf", "anyOf", "oneOf")) or not isinstance(instance, dict):
+        return  # the validator handles these itself
+    ref = mapping.get(instance.get(discriminator["propertyName"]))
+    if not isinstance(ref, str):
+        return  # an unknown value: the property's enum reports it
+    active: set[tuple[int, str]] = _following.__dict__.setdefault("active", set())
+    key = (id(instance), ref)
+    if key in active:
+        return  # the concrete schema includes the abstract one (allOf): validate once
+    active.add(key)
+    try:
+        yield from validator.descend(instance, {"$ref": ref})
+    finally:
+        active.discard(key)
+
+
+ResponseValidator = extend(OAS30ReadValidator, validators={"discriminator": _discriminator})
+
+
 def _escape(part: str) -> str:
     return part.replace("~", "~0").replace("/", "~1")
 
 
 @cache
-def _validator(template: str, method: str, status: str) -> OAS30ReadValidator | None:
+def _validator(template: str, method: str, status: str) -> Any:
     """The validator for one documented response, or None when the document describes no body."""
     operation = _spec()["paths"].get(template, {}).get(method.lower())
     if operation is None:
@@ -65,7 +107,7 @@ def _validator(template: str, method: str, status: str) -> OAS30ReadValidator | 
             "schema",
         )
     )
-    return OAS30ReadValidator({"$ref": f"{SPEC_URI}#/{pointer}"}, registry=_registry())
+    return ResponseValidator({"$ref": f"{SPEC_URI}#/{pointer}"}, registry=_registry())
 
 
 class ConformanceLog:

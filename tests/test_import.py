@@ -169,9 +169,15 @@ def test_kind_and_name_choose_what_is_imported_and_other_connection_types_are_sk
         )
     client.create_table({"name": "sales", "type": "detail"})
     # A connection type this version does not manage, as another tool may have made it.
-    with emulator.store.lock:
-        record = {**emulator.store.connections["ops"], "name": "stream", "type": "kafka"}
-        emulator.store.put("connections", "stream", record)
+    client.create_connection(
+        {
+            "type": "kafka",
+            "name": "stream",
+            "bootstrapServers": "broker.example.com:9092",
+            "topicName": "events",
+            "secrets": {"type": "sasl_plain", "username": "reader", "password": "p4ss"},
+        }
+    )
     out = tmp_path / "out"
     result = run("import", "--out", str(out), "--kind", "Connection", "--name", "sales-*")
     assert result.exit_code == 0, result.stderr

@@ -8,39 +8,28 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from reconciler.emulator.api import ApiError, Call, Response, invalid, not_found, one_of
 from reconciler.emulator.auth import MANAGE_CONNECTIONS, user
 from reconciler.emulator.clock import timestamp
+from reconciler.emulator.connection_types import (
+    CONNECTION_TYPES,
+    ConnectionType,
+    addresses,
+    check,
+    fill,
+    view,
+    without_nulls,
+    writable,
+)
 from reconciler.emulator.routing import Route
 
 if TYPE_CHECKING:
     from reconciler.emulator.app import Emulator
 
 CONNECTION_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
-S3_FIELDS = frozenset(
-    {
-        "type",
-        "name",
-        "description",
-        "bucket",
-        "awsEndpoint",
-        "prefix",
-        "awsAssumedRoleArn",
-        "secrets",
-    }
-)
-OTHER_CONNECTION_TYPES = frozenset(
-    {"azure", "confluent", "confluent_schema_registry", "kafka", "kinesis", "push_streaming"}
-)
-
-
-def view(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A connection as the API shows it: secret values are write-only, never returned."""
-    return {k: v for k, v in record.items() if k != "secrets"}
 
 
 def existing(emulator: Emulator, name: str) -> dict[str, Any]:
@@ -62,12 +51,13 @@ def get_connection(emulator: Emulator, call: Call) -> Response:
 
 
 def create_connection(emulator: Emulator, call: Call) -> Response:
-    """POST /connections."""
-    body = call.body
+    """POST /connections: any type of the Connections v1 API (connection_types.py)."""
+    body = without_nulls(call.body)
     name = body.get("name")
     if not isinstance(name, str) or not CONNECTION_NAME.fullmatch(name):
         raise invalid("name must be 1-64 ASCII letters, digits, '.', '_' or '-'")
-    _check_s3_connection(body, creating=True)
+    kind = _type(body.get("type"))
+    check(kind, body, complete=True)
     if name in emulator.store.connections:
         raise ApiError(409, "Conflict", f"Connection with name {name} already exists")
     creator, now = user(call.caller), timestamp(emulator.now())
@@ -78,38 +68,26 @@ def create_connection(emulator: Emulator, call: Call) -> Response:
         "modifiedByUser": creator,
         "modifiedOnTimestamp": now,
     }
+    fill(kind, record, host=call.host or "localhost", projectId=emulator.project_id, name=name)
     emulator.store.put("connections", name, record)
     location = f"/v1/projects/{emulator.project_id}/connections/{name}"
     return Response(201, view(record), {"Location": quote(location)})
 
 
-def _check_s3_connection(body: Mapping[str, Any], *, creating: bool) -> None:
-    kind = body.get("type")
-    if one_of(kind, OTHER_CONNECTION_TYPES):
-        raise invalid(f"Connection type {kind} is not supported by the emulator (only s3)")
-    if kind != "s3":
-        raise invalid("type is required and must be a known connection type")
-    unknown = sorted(set(body) - S3_FIELDS)
-    if unknown:
-        raise invalid(f"Unrecognized field(s) for an s3 connection: {', '.join(unknown)}")
-    for field_name in ("bucket", "awsEndpoint"):
-        value = body.get(field_name)
-        if (creating or field_name in body) and not (isinstance(value, str) and value):
-            raise invalid(f"{field_name} is required for an s3 connection")
-    for field_name in ("description", "prefix", "awsAssumedRoleArn"):
-        if body.get(field_name) is not None and not isinstance(body[field_name], str):
-            raise invalid(f"{field_name} must be a string")
-    secrets = body.get("secrets")
-    if secrets is not None:
-        if not isinstance(secrets, dict) or secrets.get("type") != "access_key":
-            raise invalid("secrets.type must be access_key for an s3 connection")
-        for field_name in ("accessKeyId", "accessKeySecret"):
-            if not isinstance(secrets.get(field_name), str) or not secrets[field_name]:
-                raise invalid(f"secrets.{field_name} is required")
+def _type(name: Any) -> ConnectionType:
+    if not one_of(name, CONNECTION_TYPES):
+        raise invalid(f"type is required and must be one of {', '.join(sorted(CONNECTION_TYPES))}")
+    return CONNECTION_TYPES[name]
 
 
 def update_connection(emulator: Emulator, call: Call) -> Response:
-    """PATCH /connections/{name}: `type` is required and cannot change; null clears a field."""
+    """PATCH /connections/{name}: `type` is required and cannot change; null clears a field.
+
+    Inferred (JSON merge-patch semantics): a field sent as null is removed, and a default field
+    removed this way is filled again; secrets of the stored type are merged field by field (so
+    a password can be rotated alone), secrets of another type replace them whole. The result
+    must still be a complete connection of its type.
+    """
     name, body = call.params["name"], call.body
     current = existing(emulator, name)
     if "type" not in body:
@@ -118,9 +96,15 @@ def update_connection(emulator: Emulator, call: Call) -> Response:
         raise invalid(f"The type of a connection cannot change (it is {current['type']})")
     if "name" in body and body["name"] != name:
         raise invalid("The name of a connection cannot change")
-    _check_s3_connection({k: v for k, v in body.items() if v is not None}, creating=False)
-    # Inferred: a field sent as null is removed (JSON merge-patch semantics).
-    record = {k: v for k, v in {**current, **body}.items() if v is not None}
+    kind = _type(current["type"])
+    given = without_nulls(body)
+    check(kind, given, complete=False)
+    record = {k: v for k, v in {**current, **given}.items() if body.get(k, "") is not None}
+    stored, sent = current.get("secrets"), given.get("secrets")
+    if isinstance(stored, dict) and isinstance(sent, dict) and stored["type"] == sent["type"]:
+        record["secrets"] = {**stored, **sent}
+    check(kind, writable(kind, record), complete=True)
+    fill(kind, record, host=call.host or "localhost", projectId=emulator.project_id, name=name)
     record.update(modifiedByUser=user(call.caller), modifiedOnTimestamp=timestamp(emulator.now()))
     emulator.store.put("connections", name, record)
     return Response(200, view(record))
@@ -137,9 +121,17 @@ def delete_connection(emulator: Emulator, call: Call) -> Response:
 
 
 def test_connection(emulator: Emulator, call: Call) -> Response:
-    """POST /connections/{name}/test: with a data source, lists the bucket and prefix for real."""
+    """POST /connections/{name}/test.
+
+    Only an s3 connection can be checked for real, and only with a data source: the bucket and
+    prefix are listed. The emulator reaches no Azure account, Kafka or Confluent cluster,
+    schema registry or Kinesis stream, so for those (and for s3 without a data source) a stored
+    connection passes, unless (inferred, for tests of failure paths) what it would reach is
+    named unreachable-*: a bucket, a storage account, a bootstrap server, a registry host, a
+    stream.
+    """
     connection = existing(emulator, call.params["name"])
-    if emulator.data is not None:
+    if connection["type"] == "s3" and emulator.data is not None:
         from reconciler.s3 import S3Error
 
         bucket, prefix = connection["bucket"], connection.get("prefix") or ""
@@ -159,9 +151,11 @@ def test_connection(emulator: Emulator, call: Call) -> Response:
                 f"Connection test failed: no objects under s3://{bucket}/{prefix}",
             )
         return Response(200, None)
-    # Inferred, for tests of failure paths: buckets named unreachable-* cannot be reached.
-    if connection.get("bucket", "").startswith("unreachable-"):
-        raise ApiError(400, "ConnectionTestFailed", "Connection test failed")
+    unreachable = [
+        a for a in addresses(_type(connection["type"]), connection) if a.startswith("unreachable-")
+    ]
+    if unreachable:
+        raise ApiError(400, "ConnectionTestFailed", f"Connection test failed: {unreachable[0]}")
     return Response(200, None)
 
 

@@ -132,10 +132,21 @@ def test_an_unknown_project_is_a_404(emulator: Emulator) -> None:
             "awsEndpoint is required",
         ),
         ({**GUIDE_CONNECTION, "name": "has space"}, "name must be"),
-        ({**GUIDE_CONNECTION, "type": "kafka"}, "not supported by the emulator"),
+        (
+            {**GUIDE_CONNECTION, "type": "kafka"},
+            "Unrecognized field(s) for a connection of type kafka: awsAssumedRoleArn",
+        ),
+        ({**GUIDE_CONNECTION, "type": "ftp"}, "type is required and must be one of azure,"),
         ({**GUIDE_CONNECTION, "buckt": "x"}, "Unrecognized field"),
     ],
-    ids=["no bucket", "no endpoint", "bad name", "other type", "unknown field"],
+    ids=[
+        "no bucket",
+        "no endpoint",
+        "bad name",
+        "s3 fields on kafka",
+        "unknown type",
+        "unknown field",
+    ],
 )
 def test_an_invalid_connection_is_a_400_with_code_and_message(
     api: httpx.Client, body: dict[str, Any], message: str

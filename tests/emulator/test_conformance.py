@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
 from tests.conformance import ConformanceLog
+from tests.connections import CONNECTIONS
 from tests.guide import GUIDE_JOB
 from tests.guide import GUIDE_ROLE_CONNECTION as GUIDE_CONNECTION
 
@@ -41,6 +42,28 @@ def test_the_checker_understands_nullable_and_discriminated_health() -> None:
     assert log.violations == []
 
 
+def test_the_checker_holds_a_connection_to_the_schema_of_its_type() -> None:
+    log = ConformanceLog()
+    user = {"username": "u", "userId": "i"}
+    stamps = {
+        "modifiedOnTimestamp": "2026-01-01T00:00:00Z",
+        "submittedOnTimestamp": "2026-01-01T00:00:00Z",
+    }
+    kafka = {
+        "name": "k",
+        "type": "kafka",
+        "modifiedByUser": user,
+        "submittedByUser": user,
+        **stamps,
+    }
+    log("GET", f"{TEMPLATE}/connections", 200, json.dumps({"values": [kafka]}).encode())
+    assert any("'bootstrapServers' is a required property" in v for v in log.violations)
+    complete = {**kafka, "bootstrapServers": "b:9092", "topicName": "t"}
+    log.violations.clear()
+    log("GET", f"{TEMPLATE}/connections/{{name}}", 200, json.dumps(complete).encode())
+    assert log.violations == []
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=8),
     lambda inner: (
@@ -63,8 +86,29 @@ def mutated(base: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
+# One connection of each example is created first, named after it (kafka/sasl_plain: kafka-sasl_plain).
+EXAMPLES = sorted(CONNECTIONS)
 operations = st.one_of(
     st.tuples(st.just("POST"), st.just("/connections"), mutated(GUIDE_CONNECTION)),
+    st.sampled_from(EXAMPLES).flatmap(
+        lambda e: st.tuples(
+            st.just("POST"),
+            st.just("/connections"),
+            mutated({"name": "generated", **CONNECTIONS[e]}),
+        )
+    ),
+    st.sampled_from(EXAMPLES).flatmap(
+        lambda e: st.tuples(
+            st.just("PATCH"),
+            st.just(f"/connections/{e.replace('/', '-')}"),
+            mutated({k: v for k, v in CONNECTIONS[e].items() if k != "bucket"}),
+        )
+    ),
+    st.sampled_from(EXAMPLES).flatmap(
+        lambda e: st.tuples(
+            st.just("POST"), st.just(f"/connections/{e.replace('/', '-')}/test"), st.just({})
+        )
+    ),
     st.tuples(
         st.just("PATCH"), st.just("/connections/demo-conn"), mutated({"type": "s3", "prefix": "p/"})
     ),
@@ -108,7 +152,7 @@ operations = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(requests=st.lists(operations, min_size=1, max_size=6))
 def test_generated_requests_never_get_a_5xx_or_a_non_conforming_response(
     requests: list[tuple[str, str, Any]],
@@ -122,6 +166,9 @@ def test_generated_requests_never_get_a_5xx_or_a_non_conforming_response(
     ) as api:
         api.post("/connections", json=GUIDE_CONNECTION)
         api.post("/jobs", json=GUIDE_JOB)
+        for example in EXAMPLES:
+            name = example.replace("/", "-")
+            assert api.post("/connections", json={"name": name, **CONNECTIONS[example]}).is_success
         for method, path, payload in requests:
             if method == "GET":
                 response = api.get(path, params=payload)
