@@ -97,3 +97,16 @@ def many(query: Mapping[str, list[str]], name: str) -> list[str]:
 def one_of(value: Any, allowed: Iterable[Any]) -> bool:
     """Membership that is safe for any JSON value (a list or object is never a member)."""
     return isinstance(value, str) and value in allowed
+
+
+def without_nulls(value: Any) -> Any:
+    """A JSON value without the null members of its objects, at any depth.
+
+    Inferred: Polaris reads a member sent as null as one left out (it never echoes a null
+    where the OpenAPI does not allow one); a null item of a list stays, for validation to refuse.
+    """
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value

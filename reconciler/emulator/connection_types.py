@@ -272,13 +272,6 @@ def writable(kind: ConnectionType, record: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k in allowed}
 
 
-def without_nulls(value: Any) -> Any:
-    """A JSON value with every null member of an object left out (a null means absent)."""
-    if isinstance(value, dict):
-        return {k: without_nulls(v) for k, v in value.items() if v is not None}
-    return value
-
-
 def fill(kind: ConnectionType, record: dict[str, Any], **context: str) -> dict[str, Any]:
     """The record with the server's defaults and read-only values filled in."""
     for field in kind.fields:

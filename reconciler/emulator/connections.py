@@ -11,7 +11,15 @@ import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from reconciler.emulator.api import ApiError, Call, Response, invalid, not_found, one_of
+from reconciler.emulator.api import (
+    ApiError,
+    Call,
+    Response,
+    invalid,
+    not_found,
+    one_of,
+    without_nulls,
+)
 from reconciler.emulator.auth import MANAGE_CONNECTIONS, user
 from reconciler.emulator.clock import timestamp
 from reconciler.emulator.connection_types import (
@@ -21,7 +29,6 @@ from reconciler.emulator.connection_types import (
     check,
     fill,
     view,
-    without_nulls,
     writable,
 )
 from reconciler.emulator.routing import Route

@@ -13,7 +13,16 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from reconciler.emulator import lifecycle
-from reconciler.emulator.api import Call, Response, integer, invalid, many, not_found, one_of
+from reconciler.emulator.api import (
+    Call,
+    Response,
+    integer,
+    invalid,
+    many,
+    not_found,
+    one_of,
+    without_nulls,
+)
 from reconciler.emulator.auth import MANAGE_JOBS, user
 from reconciler.emulator.clock import timestamp
 from reconciler.emulator.routing import Route
@@ -66,7 +75,7 @@ def view(job: Mapping[str, Any]) -> dict[str, Any]:
 
 def create_job(emulator: Emulator, call: Call) -> Response:
     """POST /jobs: a batch job from an S3 connection, pending until the clock moves it."""
-    body = call.body
+    body = without_nulls(call.body)
     _check_batch_job(emulator, body)
     source, target = body["source"], body["target"]
     aggregates = any(m.get("isAggregation") for m in body.get("mappings", []))

@@ -88,6 +88,13 @@ def _check(body: Mapping[str, Any]) -> None:
         isinstance(c, dict) and c.get("name") and c.get("dataType") for c in schema
     ):
         raise invalid("schema must be a list of columns with name and dataType")
+    if body["type"] == "aggregate":
+        # The OpenAPI's AggregateTableColumn requires a type (its discriminator).
+        for column in schema:
+            if not one_of(column.get("type"), {"dimension", "measure"}):
+                raise invalid(
+                    f"Column {column['name']} of an aggregate table needs a type: dimension or measure"
+                )
     names = {c["name"] for c in schema}
     missing = [c for c in body.get("clusteringColumns", []) if c not in names]
     if missing and body.get("schemaMode") == "strict":

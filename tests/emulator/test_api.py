@@ -229,7 +229,7 @@ def test_a_stale_table_version_is_a_409_and_a_fresh_one_bumps_the_version(
 
 def test_columns_can_be_added_to_a_full_table_but_not_removed(api: httpx.Client) -> None:
     api.post("/connections", json=GUIDE_CONNECTION)
-    schema = [{"name": "city", "dataType": "string"}]
+    schema = [{"name": "city", "dataType": "string", "type": "dimension"}]
     table = api.post(
         "/tables", json={"name": "Koalas", "type": "aggregate", "schema": schema}
     ).json()
@@ -238,7 +238,10 @@ def test_columns_can_be_added_to_a_full_table_but_not_removed(api: httpx.Client)
     assert table["totalRows"] > 0
     grown = api.put(
         "/tables/Koalas",
-        json={**table, "schema": [*schema, {"name": "country", "dataType": "string"}]},
+        json={
+            **table,
+            "schema": [*schema, {"name": "country", "dataType": "string", "type": "dimension"}],
+        },
     )
     assert grown.status_code == 200
     shrunk = api.put("/tables/Koalas", json={**grown.json(), "schema": []})
@@ -453,3 +456,20 @@ def test_every_operation_of_the_openapi_document_is_routed_and_every_route_is_do
     # The Query API is documented apart (tests/reference/polaris-query-api.md).
     assert routed - documented == {("POST", "/v1/projects/{projectId}/query/sql")}
     assert documented - routed == set()
+
+
+def test_a_null_in_a_job_request_counts_as_absent_and_is_never_echoed(api: httpx.Client) -> None:
+    api.post("/connections", json=GUIDE_CONNECTION)
+    created = api.post("/jobs", json={**GUIDE_JOB, "filterExpression": None})
+    assert created.status_code == 201
+    assert "filterExpression" not in created.json()
+    assert "filterExpression" not in created.json()["spec"]
+
+
+def test_an_aggregate_table_column_without_a_type_is_a_400(api: httpx.Client) -> None:
+    schema = [{"name": "city", "dataType": "string"}]
+    response = api.post("/tables", json={"name": "t", "type": "aggregate", "schema": schema})
+    assert response.status_code == 400
+    assert response.json()["message"] == (
+        "Column city of an aggregate table needs a type: dimension or measure"
+    )
