@@ -1,4 +1,4 @@
-"""Sample data in the S3 guide's Koalas shape, for the demo, the tests and the benchmarks."""
+"""Sample data in the Koalas shape of tests/reference/polaris-s3-ingestion-guide.txt, for the demo, tests and benchmarks."""
 
 from __future__ import annotations
 
