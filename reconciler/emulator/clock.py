@@ -42,5 +42,6 @@ class ManualClock:
 
 
 def timestamp(moment: datetime) -> str:
-    """RFC 3339 with nanoseconds, as Polaris writes job timestamps (tests/reference/polaris-s3-ingestion-guide.txt)."""
+    """RFC 3339 with nanoseconds, as Polaris writes job timestamps
+    (tests/reference/polaris-s3-ingestion-guide.txt)."""
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"

@@ -1,4 +1,5 @@
-"""Sample data in the Koalas shape of tests/reference/polaris-s3-ingestion-guide.txt, for the demo, tests and benchmarks."""
+"""Sample data for the demo, the tests and the benchmarks, in the Koalas shape of
+tests/reference/polaris-s3-ingestion-guide.txt."""
 
 from __future__ import annotations
 
