@@ -172,11 +172,18 @@ def test_each_connection_type_is_created_read_listed_updated_and_deleted_without
     assert read.json() == shown
     listed = api.get("/connections")
     assert listed.json()["values"] == [shown]
-    updated = api.patch(f"/connections/{name}", json={"type": kind, "description": "changed"})
+    # The description and the type's first writable string field (none for push streaming).
+    change = {"description": "changed"} | {
+        f.name: f"changed-{f.name}"
+        for f in CONNECTION_TYPES[kind].fields[:1]
+        if f.kind == "string" and not f.read_only
+    }
+    updated = api.patch(f"/connections/{name}", json={"type": kind, **change})
     assert updated.status_code == 200, updated.text
+    assert {k: updated.json()[k] for k in change} == change
     assert updated.json() == {
         **shown,
-        "description": "changed",
+        **change,
         "modifiedOnTimestamp": updated.json()["modifiedOnTimestamp"],
     }
     for response in (created, read, listed, updated):
