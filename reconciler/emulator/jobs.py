@@ -123,7 +123,28 @@ def create_job(emulator: Emulator, call: Call) -> Response:
     return Response(201, view(job), {"Location": location})
 
 
+# The JSON type of each field of a batch job request (the OpenAPI's CreateBatchJobRequest; a test
+# compares this table with tests/reference/polaris-openapi.json). Checked before anything else,
+# so a wrong type is a 400 naming the field, never echoed back under `spec`.
+JOB_FIELD_TYPES = {
+    "type": "string", "source": "object", "target": "object", "context": "object",
+    "clusteringColumns": "array", "createTableIfNotExists": "boolean",
+    "filterExpression": "string", "ingestionMode": "string", "mappings": "array",
+    "maxParseExceptions": "integer", "partitionedBy": "string", "replaceAll": "boolean",
+}  # fmt: skip
+_JSON_TYPES: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "boolean": lambda v: isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+}
+
+
 def _check_batch_job(emulator: Emulator, body: Mapping[str, Any]) -> None:
+    for field, expected in JOB_FIELD_TYPES.items():
+        if field in body and not _JSON_TYPES[expected](body[field]):
+            raise invalid(f"{field} must be of type {expected}")
     kind = body.get("type")
     if kind != "batch":
         if one_of(kind, JOB_TYPES):

@@ -473,3 +473,28 @@ def test_an_aggregate_table_column_without_a_type_is_a_400(api: httpx.Client) ->
     assert response.json()["message"] == (
         "Column city of an aggregate table needs a type: dimension or measure"
     )
+
+
+def test_the_batch_job_field_types_are_the_openapi_documents() -> None:
+    from reconciler.emulator.jobs import JOB_FIELD_TYPES
+    from tests.conformance import openapi_schemas
+
+    schemas = openapi_schemas()
+    request = schemas["CreateBatchJobRequest"]
+    documented = {}
+    for part in request["allOf"]:
+        part = schemas[part["$ref"].rsplit("/", 1)[-1]] if "$ref" in part else part
+        for name, field in part.get("properties", {}).items():
+            field = schemas[field["$ref"].rsplit("/", 1)[-1]] if "$ref" in field else field
+            documented[name] = field.get("type")
+    assert documented == JOB_FIELD_TYPES
+
+
+@pytest.mark.parametrize(
+    "field", ["createTableIfNotExists", "replaceAll", "maxParseExceptions", "filterExpression"]
+)
+def test_a_job_field_of_the_wrong_type_is_a_400_naming_it(api: httpx.Client, field: str) -> None:
+    api.post("/connections", json=GUIDE_CONNECTION)
+    response = api.post("/jobs", json={**GUIDE_JOB, field: []})
+    assert response.status_code == 400, response.text
+    assert field in response.text
