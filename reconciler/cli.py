@@ -883,7 +883,7 @@ def unlock(yes: bool, target: Target) -> None:
         if state is None or state.free:
             echo(f"Project {target.project} is not locked; nothing to do.")
             return
-        echo(f"Project {target.project} is locked by {state.describe()}.", err=True)
+        echo(f"Project {target.project} is locked by {terminal(state.describe())}.", err=True)
         if not yes:
             if not sys.stdin.isatty():
                 raise Failure(
@@ -1028,7 +1028,7 @@ def import_(
     except (ImportConflict, OSError, ValueError) as error:  # ValueError: a path leaving --out
         raise Failure(str(error)) from None
     for reason in result.skipped:
-        echo(f"skipped {reason}", err=True)
+        echo(f"skipped {terminal(reason)}", err=True)
     counts = ", ".join(f"{result.count(kind)} {kind}" for kind in KIND_ORDER)
     echo(f"Wrote {len(written)} manifest(s) to {out}: {counts}.")
     variables = [v for f in result.files for v in f.variables]

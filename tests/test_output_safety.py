@@ -259,3 +259,20 @@ def test_a_project_id_of_dots_stays_one_path_segment(emulator: Emulator) -> None
     ):
         client.list_connections()
     assert emulator.requests[-1][1] == "/v1/projects/../connections"
+
+
+def test_import_shows_live_names_as_escaped_text(
+    served: Any, tmp_path: Path, client: PolarisClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    client.create_table(
+        {
+            "name": f"x/\r{FORGED}",
+            "type": "detail",
+            "schema": [{"name": "__time", "dataType": "timestamp"}],
+        }
+    )
+    result = run("import", "--out", "imported")
+    assert result.exit_code == 0, result.stderr
+    assert "\r" not in result.stderr
+    assert any(line.startswith("skipped Table/x/") for line in result.stderr.splitlines())
