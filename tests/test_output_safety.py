@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from reconciler.apply import ApplyResult, Outcome
+from reconciler.apply import ApplyResult, Outcome, Request
 from reconciler.client import ClientConfig, PolarisClient, ProjectNotFoundError
 from reconciler.emulator import DEMO_API_KEY, Emulator
 from reconciler.escape import fence, markdown, terminal
 from reconciler.live import LiveJob, LiveState
 from reconciler.model import Kind, Location, Resource
 from reconciler.plan import Action, Change, make_plan
-from reconciler.render import MARKDOWN_LIMIT, PlanMarkdown, render_apply
+from reconciler.render import MARKDOWN_LIMIT, PlanMarkdown, render_apply, render_requests
 from tests.cli import run
 
 FORGED = "No changes. Live state matches the manifests."
@@ -150,7 +150,11 @@ def test_a_live_connection_named_dot_dot_is_reported_and_never_pruned(
 
 
 def assert_bounded(text: str, see_all: str) -> None:
-    assert len(text) <= MARKDOWN_LIMIT
+    assert_bounded_by(text, MARKDOWN_LIMIT, see_all)
+
+
+def assert_bounded_by(text: str, limit: int, see_all: str) -> None:
+    assert len(text) <= limit
     last = text.rstrip().split("\n")[-1]
     assert last.startswith("**Truncated:**") and see_all in last, last
 
@@ -276,3 +280,16 @@ def test_import_shows_live_names_as_escaped_text(
     assert result.exit_code == 0, result.stderr
     assert "\r" not in result.stderr
     assert any(line.startswith("skipped Table/x/") for line in result.stderr.splitlines())
+
+
+def test_the_requests_a_markdown_plan_shows_stay_under_the_limit_they_are_given() -> None:
+    planned = [
+        (
+            Change(Kind.CONNECTION, f"conn-{i:04d}", Action.CREATE, "not found in project"),
+            [Request("POST", "/connections", {"name": f"conn-{i:04d}", "description": "d" * 200})],
+        )
+        for i in range(2_000)
+    ]
+    text = render_requests(planned, "markdown", limit=20_000)
+    assert len(text) <= 20_000
+    assert_bounded_by(text, 20_000, "`reconciler plan --show-requests --format json`")
