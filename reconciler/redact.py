@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -125,7 +125,7 @@ def _runs(text: str, seed: str, places: list[tuple[str, int]]) -> Iterable[tuple
         found = text.find(seed, found + 1)
 
 
-def shorten(text: str, limit: int, redact: Redactor | None = None) -> str:
+def shorten(text: str, limit: int, redact: Callable[[str], str] | None = None) -> str:
     """Redact first, then cut to `limit` characters: a cut can never leave a piece of a secret."""
     if redact is not None:
         text = redact(text)

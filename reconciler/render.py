@@ -22,6 +22,7 @@ from reconciler.escape import fence, markdown, terminal
 from reconciler.model import ManifestError
 from reconciler.normalize import FieldChange
 from reconciler.plan import Action, Change, Plan
+from reconciler.redact import shorten
 
 MARKDOWN_LIMIT = 60_000  # GitHub rejects comments over 65,536 characters; keep a margin
 VALUE_LIMIT = 120  # characters of one value in a diff line
@@ -47,14 +48,11 @@ SYMBOLS = {
 ANSI = {"green": "32", "yellow": "33", "magenta": "35", "red": "31", "cyan": "36", "bold": "1"}
 
 
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _value(value: Any, redact: Redact) -> str:
     # Redacted before it is cut: a cut secret would leave a prefix the redactor cannot recognise.
-    text = redact(json.dumps(value, ensure_ascii=False, sort_keys=True, default=str))
-    return _cut(text, VALUE_LIMIT)
+    return shorten(
+        json.dumps(value, ensure_ascii=False, sort_keys=True, default=str), VALUE_LIMIT, redact
+    )
 
 
 def diff_line(change: FieldChange, redact: Redact = _unchanged) -> str:
