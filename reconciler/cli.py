@@ -14,15 +14,17 @@ import hashlib
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import platformdirs
@@ -38,8 +40,10 @@ from reconciler.apply import (
     planned_requests,
 )
 from reconciler.client import ClientConfig, PolarisClient, PolarisError
-from reconciler.drift import DEFAULT_FAIL_ON, STATUSES, drift_report, render_drift
+from reconciler.drift import DEFAULT_FAIL_ON, STATUSES, drift_report
+from reconciler.emulator.command import FiniteFloat
 from reconciler.emulator.command import emulator as emulator_command
+from reconciler.escape import terminal
 from reconciler.importer import ImportConflict, ImportOptions, import_project, write_files
 from reconciler.listing import Access, list_jobs
 from reconciler.live import JobCache, LiveState, read_live
@@ -55,10 +59,15 @@ from reconciler.manifest import discover
 from reconciler.model import KIND_ORDER, Kind, ManifestError, ManifestErrors
 from reconciler.plan import Plan, PlanOptions, jobs_to_list, make_plan, with_listings
 from reconciler.preflight import check_connections
+from reconciler.redact import Redactor
 from reconciler.render import (
-    RENDERERS,
+    MARKDOWN_LIMIT,
+    PlanJson,
+    PlanMarkdown,
     PlanText,
     render_apply,
+    render_drift,
+    render_problems,
     render_requests,
     summary_sentence,
 )
@@ -79,21 +88,12 @@ class Failure(Exception):
     """A user-facing failure: one message, exit status 1, no traceback."""
 
 
-class Redactor:
-    """Replaces every secret value and the API key in text before anything is printed."""
-
-    def __init__(self) -> None:
-        self.values: set[str] = set()
-
-    def add(self, values: Iterable[str]) -> None:
-        """Hide these values from now on (very short ones would mask ordinary words)."""
-        self.values.update(v for v in values if len(v) >= 4)
-
-    def __call__(self, text: str) -> str:
-        for value in sorted(self.values, key=len, reverse=True):
-            text = text.replace(value, "(sensitive)")
-        return text
-
+# Environment variables whose values are credentials by their name's convention (GITHUB_TOKEN,
+# CI_DEPLOY_TOKEN, AWS_SECRET_ACCESS_KEY, ...): hidden in every output even if nothing reads them.
+CREDENTIAL_NAME = re.compile(
+    r"(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_KEY(_ID)?|PRIVATE_KEY|CREDENTIALS?)$",
+    re.IGNORECASE,
+)
 
 REDACT = Redactor()
 
@@ -103,25 +103,77 @@ def echo(text: str, *, err: bool = False) -> None:
     click.echo(REDACT(text), err=err)
 
 
-class _RedactingFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = REDACT(record.getMessage())
-        record.args = ()
-        return True
+def hide_credentials(environ: Mapping[str, str]) -> None:
+    """Hide the API key and every credential-named variable before anything can be printed."""
+    REDACT.add_api_key(environ.get(API_KEY_VARIABLE, "").strip())
+    REDACT.add(value for name, value in environ.items() if CREDENTIAL_NAME.search(name))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
-@click.version_option(package_name="polaris-reconciler")
-@click.option("-v", "--verbose", is_flag=True, help="Log every API request to stderr.")
-def cli(debug: bool, verbose: bool) -> None:
-    """Manage Imply Polaris connections, tables and batch ingestion jobs as code."""
+class WatchedEnvironment(Mapping[str, str]):
+    """The environment as manifests see it: every value a manifest reads is hidden at once.
+
+    So a value is redacted before validation can echo it in an error, whatever the error is.
+    """
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+
+    def __getitem__(self, name: str) -> str:
+        value = self.environ[name]
+        REDACT.add([value])
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.environ)
+
+    def __len__(self) -> int:
+        return len(self.environ)
+
+
+class _RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        # The whole entry, exception text included, is redacted once it is formatted.
+        text = REDACT(super().format(record))
+        return "\n".join(terminal(line) for line in text.split("\n"))
+
+
+def _configure_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_RedactingFilter())
-    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    handler.setFormatter(_RedactingFormatter("%(name)s: %(message)s"))
     root = logging.getLogger("reconciler")
     root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose or debug else logging.WARNING)
+    root.setLevel(logging.WARNING)
+
+
+def _global_flag(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:  # given before or after the subcommand: either turns request logging on
+        logging.getLogger("reconciler").setLevel(logging.DEBUG)
+
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def global_options(command: Command) -> Command:
+    """`-v` and `--debug`, accepted before or after the subcommand."""
+    for option in (
+        click.option(
+            "--debug", is_flag=True, expose_value=False, callback=_global_flag,
+            help="Show tracebacks for unexpected errors.",
+        ),
+        click.option(
+            "-v", "--verbose", is_flag=True, expose_value=False, callback=_global_flag,
+            help="Log every API request to stderr.",
+        ),
+    ):  # fmt: skip
+        command = option(command)
+    return command
+
+
+@global_options
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="polaris-reconciler")
+def cli() -> None:
+    """Manage Imply Polaris connections, tables and batch ingestion jobs as code."""
 
 
 @dataclass(frozen=True)
@@ -166,8 +218,8 @@ def _choose(config_file: str | None, target_name: str | None, assignments: Seque
     except configuration.ConfigError as error:
         raise Failure(str(error)) from None
     except ManifestErrors as failed:
-        for problem in failed.errors:
-            echo(str(problem), err=True)
+        for line in render_problems(failed.errors, "text", valid=False, redact=REDACT):
+            echo(line, err=True)
         raise Failure(
             f"{len(failed.errors)} error(s) in the config file; nothing was done"
         ) from None
@@ -206,6 +258,7 @@ def _validation_choices(
 @click.option("--format", "fmt", type=CI_FORMATS, default="text", show_default=True)
 @JUNIT_OPTION
 @config_options
+@global_options
 def validate(
     paths: tuple[str, ...], fmt: str, junit: str | None, config_file: str | None,
     target_name: str | None, var: tuple[str, ...],
@@ -225,8 +278,9 @@ def validate(
     for choice in choices:
         try:
             manifests = load_manifests(
-                paths or choice.paths, os.environ, require_env=False, variables=choice.variables,
-                key_variables=choice.key_variables, target=choice.target_name,
+                paths or choice.paths, WatchedEnvironment(os.environ), require_env=False,
+                variables=choice.variables, key_variables=choice.key_variables,
+                target=choice.target_name,
             )  # fmt: skip
         except ManifestErrors as failed:
             problems.update(((e.location, e.message), e) for e in failed.errors)
@@ -272,15 +326,11 @@ def _print_problems(problems: list[ManifestError], fmt: str, *, valid: bool) -> 
         if not valid:
             count = sum(1 for p in problems if p.severity == "error")
             echo(f"{count} error(s) found.", err=True)
-    elif fmt == "json":
-        echo(json.dumps([problem.to_json() for problem in problems], indent=2))
-    elif fmt == "markdown":
-        title = "Manifests are valid" if valid else "Manifests are invalid"
-        lines = [f"### {title}", ""] + [f"- `{problem}`" for problem in problems]
-        echo("\n".join(lines))
+    elif fmt in ("json", "markdown"):
+        echo("\n".join(render_problems(problems, fmt, valid=valid, redact=REDACT)))
     else:
-        for problem in problems:
-            echo(str(problem), err=valid)  # warnings of a valid run are logs, not results
+        for line in render_problems(problems, fmt, valid=valid, redact=REDACT):
+            echo(line, err=valid)  # warnings of a valid run are logs, not results
         if not valid:
             count = sum(1 for p in problems if p.severity == "error")
             echo(f"{count} error(s) found.", err=True)
@@ -366,28 +416,41 @@ def plan_options(function: Callable[..., None]) -> Callable[..., None]:
     return functools.reduce(lambda f, option: option(f), reversed(options), command)
 
 
-def _client(target: Target) -> PolarisClient:
-    if not target.url:
-        raise Failure("no Polaris URL: set POLARIS_URL or pass --url (try `reconciler emulator`)")
-    if not target.project:
-        raise Failure("no project: set POLARIS_PROJECT_ID or pass --project")
+def _api_key(target: Target) -> str:
+    """The API key, hidden from every output as soon as it is read (empty when none is given)."""
     if target.api_key_file:
         try:
-            key = Path(target.api_key_file).read_text(encoding="utf-8").strip()
+            raw = Path(target.api_key_file).read_bytes()
         except OSError as error:
             raise Failure(
                 f"cannot read --api-key-file {target.api_key_file}: {error.strerror}"
             ) from None
+        try:
+            key = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise Failure(
+                f"--api-key-file {target.api_key_file} is not UTF-8 text; "
+                "it should hold the API key and nothing else"
+            ) from None
     else:
-        key = os.environ.get(target.api_key_env, "")
+        key = os.environ.get(target.api_key_env, "").strip()
+    REDACT.add_api_key(key)
+    return key
+
+
+def _client(target: Target, key: str | None = None) -> PolarisClient:
+    key = _api_key(target) if key is None else key
+    if not target.url:
+        raise Failure("no Polaris URL: set POLARIS_URL or pass --url (try `reconciler emulator`)")
+    if not target.project:
+        raise Failure("no project: set POLARIS_PROJECT_ID or pass --project")
     if not key:
         raise Failure(f"no API key: set {target.api_key_env} or pass --api-key-file")
-    REDACT.add([key])
     config = ClientConfig(
         url=target.url, project=target.project, api_key=key, insecure=target.insecure
     )
     try:
-        return PolarisClient(config)
+        return PolarisClient(config, redact=REDACT)
     except PolarisError as error:
         raise Failure(str(error)) from None
 
@@ -402,19 +465,19 @@ def _manifests(paths: tuple[str, ...], target: Target, fmt: str = "text") -> Man
         )
     try:
         manifests = load_manifests(
-            paths or choice.paths, os.environ, variables=choice.variables,
+            paths or choice.paths, WatchedEnvironment(os.environ), variables=choice.variables,
             key_variables=choice.key_variables, target=choice.target_name,
         )  # fmt: skip
     except ManifestErrors as failed:
-        for problem in failed.errors:
-            echo(str(problem), err=True)
+        for line in render_problems(failed.errors, "text", valid=False, redact=REDACT):
+            echo(line, err=True)
         if fmt == "github":  # so that plan and drift in CI also mark the lines of the diff
             echo("\n".join(ci_output.validate_annotations(failed.errors)))
         count = sum(e.severity == "error" for e in failed.errors)
         raise Failure(f"{count} manifest error(s); nothing was sent") from None
     REDACT.add(manifests.secrets)
-    for warning in manifests.warnings:
-        echo(str(warning), err=True)
+    for line in render_problems(manifests.warnings, "text", valid=True, redact=REDACT):
+        echo(line, err=True)
     return manifests
 
 
@@ -430,8 +493,9 @@ def _cache(target: Target) -> JobCache:
 def _plan(
     paths: tuple[str, ...], target: Target, options: PlanOptions, fmt: str = "text"
 ) -> tuple[Manifests, PolarisClient, LiveState, Plan]:
+    key = _api_key(target)  # read first, so that no manifest error can show it
     manifests = _manifests(paths, target, fmt)  # validation passes before anything is sent
-    client = _client(target)
+    client = _client(target, key)
     try:
         live, plan = _read_and_plan(manifests, client, target, options)
     except Failure:
@@ -444,7 +508,7 @@ def _read_and_plan(
     manifests: Manifests, client: PolarisClient, target: Target, options: PlanOptions
 ) -> tuple[LiveState, Plan]:
     try:
-        echo(f"Reading live state of project {target.project} ...", err=True)
+        echo(f"Reading live state of project {terminal(target.project)} ...", err=True)
         live = read_live(
             client, manifests.resources, parallelism=target.parallelism, cache=_cache(target)
         )
@@ -474,11 +538,46 @@ def _data_aware(
     return dataclasses.replace(result, preflight=tests)
 
 
-def _render_plan(plan: Plan, fmt: str) -> str:
-    if fmt == "text":
-        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-        return PlanText(color=color).render(plan)
-    return RENDERERS[fmt]().render(plan)
+def _render_plan(plan: Plan, fmt: str, limit: int = MARKDOWN_LIMIT) -> str:
+    if fmt == "json":
+        return PlanJson().render(plan)
+    if fmt == "markdown":
+        return PlanMarkdown(limit, redact=REDACT).render(plan)
+    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    return PlanText(color=color, redact=REDACT).render(plan)
+
+
+def _integrity(saved: Mapping[str, Any]) -> str:
+    """A digest of everything in a saved plan but the digest itself: any edit changes it."""
+    content = {key: value for key, value in saved.items() if key != "integrity"}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _save_plan(
+    out: str, paths: Sequence[str], target: Target, options: PlanOptions, plan: Plan
+) -> None:
+    home = Path(out).resolve().parent
+    saved: dict[str, Any] = REDACT.data(
+        {
+            "kind": SAVED_PLAN_KIND,
+            # Relative to the plan file, so apply finds the manifests from any directory.
+            "paths": [os.path.relpath(Path(p).resolve(), home) for p in paths],
+            "url": target.url,
+            "project": target.project,
+            "options": {
+                "resubmitCanceled": options.resubmit_canceled,
+                "rotateSecrets": options.rotate_secrets,
+                "prune": options.prune,
+            },
+            "plan": json.loads(json.dumps(plan.to_json(), default=str)),
+        }
+    )
+    saved["integrity"] = _integrity(saved)
+    try:
+        Path(out).write_text(REDACT(json.dumps(saved, indent=2)) + "\n", encoding="utf-8")
+    except OSError as error:
+        raise Failure(f"cannot write the plan to {out}: {error.strerror}") from None
 
 
 @cli.command()
@@ -519,6 +618,7 @@ def _render_plan(plan: Plan, fmt: str) -> str:
 )
 @connection_options
 @plan_options
+@global_options
 def plan(
     paths: tuple[str, ...], fmt: str, out: str | None, detailed_exitcode: bool,
     show_requests: bool, list_objects: bool, s3_dir: str | None, s3_endpoint: str | None,
@@ -554,26 +654,17 @@ def plan(
                 default=str,
             )
         )
+    elif fmt == "markdown" and requests is not None:
+        # One comment: the plan takes what it needs, the requests get the rest of the limit.
+        shown = _render_plan(result, fmt, MARKDOWN_LIMIT // 2)
+        rest = MARKDOWN_LIMIT - len(shown) - 2
+        echo(shown + "\n\n" + render_requests(requests, "markdown", REDACT, rest))
     else:
         echo(_render_plan(result, fmt))
-    if requests is not None and fmt != "json":
-        echo("\n" + render_requests(requests, "markdown" if fmt == "markdown" else "text"))
+    if requests is not None and fmt == "text":
+        echo("\n" + render_requests(requests, "text", REDACT))
     if out:
-        saved = {
-            "kind": SAVED_PLAN_KIND,
-            "paths": list(paths or DEFAULT_PATHS),
-            "url": target.url,
-            "project": target.project,
-            "options": {
-                "resubmitCanceled": options.resubmit_canceled,
-                "rotateSecrets": options.rotate_secrets,
-                "prune": options.prune,
-            },
-            "plan": result.to_json(),
-        }
-        Path(out).write_text(
-            REDACT(json.dumps(saved, indent=2, default=str)) + "\n", encoding="utf-8"
-        )
+        _save_plan(out, paths or DEFAULT_PATHS, target, options, result)
         echo(f"Saved the plan to {out}; apply it with: reconciler apply {out}", err=True)
     if result.errors:
         sys.exit(1)
@@ -584,12 +675,23 @@ def plan(
 def _saved_plan(paths: tuple[str, ...]) -> dict[str, Any] | None:
     if len(paths) != 1 or not paths[0].endswith(".json") or not Path(paths[0]).is_file():
         return None
+    where = terminal(paths[0])
     try:
         saved = json.loads(Path(paths[0]).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise Failure(f"{paths[0]} is not a saved plan: {error}") from None
+        raise Failure(f"{where} is not a saved plan: {terminal(error)}") from None
     if not isinstance(saved, dict) or saved.get("kind") != SAVED_PLAN_KIND:
-        raise Failure(f"{paths[0]} is not a plan saved by `reconciler plan --out`")
+        raise Failure(f"{where} is not a plan saved by `reconciler plan --out`")
+    if saved.get("integrity") != _integrity(saved):
+        raise Failure(
+            f"{where} was changed after `reconciler plan --out` saved it (its integrity checksum "
+            "does not match); a saved plan is applied only as it was reviewed: make a new one"
+        )
+    home = Path(paths[0]).resolve().parent
+    stored = saved.get("paths")
+    if not isinstance(stored, list) or not all(isinstance(p, str) for p in stored):
+        raise Failure(f"{where} names no manifest paths; make a new plan")
+    saved["paths"] = [str(home / p) for p in stored]
     return saved
 
 
@@ -610,10 +712,16 @@ def _saved_plan(paths: tuple[str, ...]) -> dict[str, Any] | None:
     "--allow-empty", is_flag=True, help="Allow prune to delete every connection of the project."
 )
 @click.option("--wait", is_flag=True, help="Follow submitted jobs until they finish.")
-@click.option("--timeout", type=float, default=3600.0, show_default=True, help="Seconds to --wait.")
+@click.option(
+    "--timeout",
+    type=FiniteFloat(min=0, min_open=True),
+    default=3600.0,
+    show_default=True,
+    help="Seconds to --wait.",
+)
 @click.option(
     "--lock-timeout",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     default=DEFAULT_LOCK_TIMEOUT,
     show_default=True,
     help="Seconds to wait for another apply's project lock.",
@@ -623,6 +731,7 @@ def _saved_plan(paths: tuple[str, ...]) -> dict[str, Any] | None:
 )
 @connection_options
 @plan_options
+@global_options
 def apply(
     paths: tuple[str, ...], fmt: str, auto_approve: bool, allow_replace: bool, allow_reingest: bool,
     force: bool, allow_empty: bool, wait: bool, timeout: float, lock_timeout: float, no_lock: bool,
@@ -631,8 +740,22 @@ def apply(
     """Plan, then carry the plan out: connections, then tables, then jobs."""
     saved = _saved_plan(paths)
     if saved is not None:
+        if options != PlanOptions():
+            given = [
+                flag
+                for flag, on in (
+                    ("--resubmit-canceled", options.resubmit_canceled),
+                    ("--rotate-secrets", options.rotate_secrets),
+                    ("--prune", options.prune),
+                )
+                if on
+            ]
+            raise Failure(
+                f"{' '.join(given)} cannot change a saved plan: it is applied with the options it "
+                f"was made with; run `reconciler plan {' '.join(given)} --out FILE` and apply that"
+            )
         # The saved plan says what was reviewed: plan again with the same paths and options.
-        paths = tuple(saved.get("paths") or DEFAULT_PATHS)
+        paths = tuple(saved["paths"]) or DEFAULT_PATHS
         chosen = saved.get("options") or {}
         options = PlanOptions(
             bool(chosen.get("resubmitCanceled")),
@@ -644,12 +767,13 @@ def apply(
                 f"the saved plan is for project {saved.get('project')} at {saved.get('url')}, "
                 f"not {target.project} at {target.url}"
             )
+    key = _api_key(target)  # read first, so that no manifest error can show it
     manifests = _manifests(paths, target)  # validation passes before anything is sent
-    client = _client(target)
+    client = _client(target, key)
     # The lock is taken before live state is read: the plan carried out is the holder's own.
     with client, _project_lock(client, no_lock, lock_timeout) as lock:
         live, fresh = _read_and_plan(manifests, client, target, options)
-        if saved is not None and saved["plan"].get("checksum") != fresh.checksum:
+        if saved is not None and (saved.get("plan") or {}).get("checksum") != fresh.checksum:
             echo(_render_plan(fresh, "text"), err=True)
             raise Failure(
                 "the saved plan is stale: the manifests or the live state changed since it was made "
@@ -676,11 +800,11 @@ def apply(
                 raise Failure("apply canceled; nothing was changed")
         resources = {r.key: r for r in manifests.resources}
         applier = Applier(
-            client, resources, apply_options, progress=lambda m: echo(m, err=True), live=live,
-            halt=lambda: lock.lost if lock else None,
+            client, resources, apply_options, progress=lambda m: echo(terminal(REDACT(m)), err=True),
+            live=live, halt=lambda: lock.lost if lock else None,
         )  # fmt: skip
         result: ApplyResult = applier.run(fresh)
-    echo(render_apply(result, fmt))
+    echo(render_apply(result, fmt, redact=REDACT))
     if result.failed:
         sys.exit(1)
 
@@ -748,6 +872,7 @@ def _interrupt(signum: int, frame: object) -> None:
 @cli.command()
 @click.option("--yes", is_flag=True, help="Remove the lock without asking.")
 @connection_options
+@global_options
 def unlock(yes: bool, target: Target) -> None:
     """Remove the project lock left by an apply that died."""
     with _client(target) as client:
@@ -758,7 +883,7 @@ def unlock(yes: bool, target: Target) -> None:
         if state is None or state.free:
             echo(f"Project {target.project} is not locked; nothing to do.")
             return
-        echo(f"Project {target.project} is locked by {state.describe()}.", err=True)
+        echo(f"Project {target.project} is locked by {terminal(state.describe())}.", err=True)
         if not yes:
             if not sys.stdin.isatty():
                 raise Failure(
@@ -799,6 +924,7 @@ def unlock(yes: bool, target: Target) -> None:
     help="Manifests of finished jobs: they count as managed, never fail and are never submitted.",
 )
 @connection_options
+@global_options
 def drift(
     paths: tuple[str, ...], fmt: str, junit: str | None, fail_on: frozenset[str],
     ignore: tuple[str, ...], history: tuple[str, ...], target: Target,
@@ -834,9 +960,9 @@ def drift(
     report = drift_report(result, fail_on=fail_on, ignore=ignore, history=kept)
     if fmt == "github":
         lines = ci_output.drift_annotations(report, _locations(manifests))
-        echo("\n".join([*lines, render_drift(report, "text").splitlines()[-1]]))
+        echo("\n".join([*lines, render_drift(report, "text", REDACT).splitlines()[-1]]))
     else:
-        echo(render_drift(report, fmt))
+        echo(render_drift(report, fmt, REDACT))
     _write_junit(junit, ci_output.drift_junit(report))
     if report.failed:
         sys.exit(2)
@@ -879,6 +1005,7 @@ def _under(file: str, root: str) -> bool:
 )
 @click.option("--force", is_flag=True, help="Overwrite manifests that already exist.")
 @connection_options
+@global_options
 def import_(
     out: str | None, jobs: bool, kinds: tuple[str, ...], names: tuple[str, ...], force: bool,
     target: Target,
@@ -901,7 +1028,7 @@ def import_(
     except (ImportConflict, OSError, ValueError) as error:  # ValueError: a path leaving --out
         raise Failure(str(error)) from None
     for reason in result.skipped:
-        echo(f"skipped {reason}", err=True)
+        echo(f"skipped {terminal(reason)}", err=True)
     counts = ", ".join(f"{result.count(kind)} {kind}" for kind in KIND_ORDER)
     echo(f"Wrote {len(written)} manifest(s) to {out}: {counts}.")
     variables = [v for f in result.files for v in f.variables]
@@ -917,34 +1044,53 @@ def import_(
     )
 
 
-cli.add_command(emulator_command)
+cli.add_command(global_options(emulator_command))
+
+
+def _error(text: str) -> None:
+    """A message to stderr: redacted, and one terminal line per line of the message."""
+    echo("\n".join(terminal(line) for line in REDACT(text).split("\n")), err=True)
+
+
+def _click_message(error: click.ClickException) -> str:
+    lines = []
+    if isinstance(error, click.UsageError) and error.ctx is not None:
+        lines += [
+            error.ctx.get_usage(),
+            f"Try '{error.ctx.command_path} {error.ctx.help_option_names[0]}' for help.",
+            "",
+        ]
+    return "\n".join([*lines, f"Error: {error.format_message()}"])
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    args = list(argv if argv is not None else sys.argv[1:])
+    debug = "--debug" in (args[: args.index("--")] if "--" in args else args)
+    REDACT.clear()  # one run, one set of secrets (tests run main many times in one process)
+    hide_credentials(os.environ)  # before anything at all can be printed
+    _configure_logging()
     try:
-        cli.main(args=argv, prog_name="reconciler", standalone_mode=False)
+        cli.main(args=args, prog_name="reconciler", standalone_mode=False)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
     except click.exceptions.Abort:
-        echo("Aborted.", err=True)
+        _error("Aborted.")
         sys.exit(1)
     except click.ClickException as error:
-        error.show()
+        _error(_click_message(error))
         sys.exit(1)
     except Failure as failure:
-        echo(f"error: {failure}", err=True)
+        _error(f"error: {failure}")
         sys.exit(1)
     except KeyboardInterrupt:
-        echo("Interrupted.", err=True)
+        _error("Interrupted.")
         sys.exit(130)
     except Exception as unexpected:
         if debug:
-            raise
-        echo(
+            _error(traceback.format_exc().rstrip())
+        _error(
             f"internal error: {type(unexpected).__name__}: {unexpected} "
-            "(this is a bug in the reconciler; run with --debug for details)",
-            err=True,
+            "(this is a bug in the reconciler; run with --debug for details)"
         )
         sys.exit(1)

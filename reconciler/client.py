@@ -46,6 +46,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from reconciler.model import LOCK_TABLE, Secret
+from reconciler.redact import Redactor, shorten
 
 log = logging.getLogger("reconciler.client")
 
@@ -87,7 +88,7 @@ class ClientConfig:
     @property
     def base_url(self) -> str:
         """The project-scoped API root."""
-        return f"{self.url.rstrip('/')}/v1/projects/{quote(self.project, safe='')}"
+        return f"{self.url.rstrip('/')}/v1/projects/{_segment(self.project)}"
 
 
 class PolarisError(Exception):
@@ -136,9 +137,43 @@ def request_body(value: Any) -> Any:
     return value
 
 
+class MalformedResponseError(PolarisError):
+    """A success whose body is not what the API documents: not JSON, or JSON of another shape."""
+
+
+class UnconfirmedWriteError(PolarisError):
+    """A write answered with success but without the resource it should return.
+
+    The change was probably made, but nothing confirms what was made: the caller records the
+    change as failed (not done), and the next plan reads what is really there.
+    """
+
+
+# Path segments that URL normalisation removes or climbs out of: /connections/.. is the project.
+DOT_SEGMENTS = frozenset({"", ".", ".."})
+
+
 def _segment(name: str) -> str:
-    """A name as one URL path segment: table names may hold characters such as ? or /."""
+    """A name as exactly one URL path segment, whatever characters it holds.
+
+    Every reserved character is percent-encoded (table names may hold ? or /), and a name made
+    of dots is written as %2E, which httpx and servers keep as data instead of resolving it.
+    """
+    if name == "":
+        raise PolarisError("an empty name cannot be addressed through the API")
+    if name in DOT_SEGMENTS:
+        return "%2E" * len(name)
     return quote(name, safe="")
+
+
+def addressable(name: str) -> bool:
+    """Whether a name read from Polaris can be safely used in a request path.
+
+    `.`, `..`, an empty name, a `/` or a control character may be decoded and normalised by a
+    proxy or the server into another endpoint (DELETE /connections/.. would delete the project
+    path), so the reconciler reports such a resource and never changes or deletes it.
+    """
+    return name not in DOT_SEGMENTS and "/" not in name and name.isprintable()
 
 
 def _is_loopback(host: str) -> bool:
@@ -152,7 +187,22 @@ def _is_loopback(host: str) -> bool:
 
 def check_url(config: ClientConfig) -> None:
     """Refuse a POLARIS_URL that would leak the key or cannot be the API base."""
-    parts = urlsplit(config.url)
+    if config.url != config.url.strip() or not config.url.isprintable():
+        raise PolarisError(
+            f"POLARIS_URL {config.url.strip()!r} has whitespace or a control character around or "
+            f"in it ({config.url!r}); remove it (a value copied from a file with CRLF line endings "
+            "ends with \\r)"
+        )
+    if not config.project.strip() or not config.project.isprintable():
+        raise PolarisError(
+            f"POLARIS_PROJECT_ID {config.project!r} is empty or holds whitespace or a control "
+            "character; it should be the project's id"
+        )
+    try:
+        parts = urlsplit(config.url)
+        parts.port  # noqa: B018 -- parsing the port is what raises for a bad one
+    except ValueError as error:
+        raise PolarisError(f"POLARIS_URL {config.url!r} is not a valid URL: {error}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise PolarisError(
             f"POLARIS_URL must be an http(s) URL such as "
@@ -173,6 +223,10 @@ def check_url(config: ClientConfig) -> None:
             f"refusing plain http:// to {parts.hostname}: the API key would cross the network "
             "unencrypted; use https:// or pass --insecure"
         )
+    try:
+        httpx.URL(config.base_url)
+    except (httpx.InvalidURL, ValueError) as error:
+        raise PolarisError(f"POLARIS_URL {config.url!r} is not a valid URL: {error}") from None
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -190,19 +244,42 @@ def retry_after(response: httpx.Response) -> float | None:
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
-def error_body(response: httpx.Response) -> tuple[str | None, str | None]:
-    """(code, message) from either documented error shape: flat, or wrapped in "error"."""
+def error_body(
+    response: httpx.Response, redact: Redactor | None = None
+) -> tuple[str | None, str | None]:
+    """(code, message) from either documented error shape: flat, or wrapped in "error".
+
+    Redacted before it is cut: a proxy that echoes the request must not leave a piece of a
+    secret at the cut, where the redactor could no longer recognise it.
+    """
     try:
         body = response.json()
-    except ValueError:
-        text = response.text.strip()
-        return None, text[:MESSAGE_LIMIT] or None
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to read
+        text = _text(response).strip()
+        return None, shorten(text, MESSAGE_LIMIT, redact) or None
     if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
         body = body["error"]
     if not isinstance(body, Mapping):
         return None, None
     code, message = body.get("code"), body.get("message")
-    return (str(code) if code else None), (str(message)[:MESSAGE_LIMIT] if message else None)
+    return (
+        shorten(str(code), MESSAGE_LIMIT, redact) if code else None,
+        shorten(str(message), MESSAGE_LIMIT, redact) if message else None,
+    )
+
+
+def _text(response: httpx.Response) -> str:
+    try:
+        return response.text
+    except (LookupError, ValueError):  # an unknown or lying charset
+        return response.content.decode("utf-8", errors="replace")
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "an empty body"
+    kinds = {dict: "a JSON object", list: "a JSON list", str: "a JSON string", bool: "a boolean"}
+    return kinds.get(type(value), "a JSON number")
 
 
 def _names_project(code: str | None, message: str | None, project: str) -> bool:
@@ -257,9 +334,14 @@ class PolarisClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         pool_size: int = 16,
+        redact: Redactor | None = None,
     ) -> None:
         check_url(config)
         self.config = config
+        if redact is None:
+            redact = Redactor()
+            redact.add_api_key(config.api_key)
+        self.redact = redact
         self.sleep = sleep
         self._origin = config.url.rstrip("/")
         self._count = 0
@@ -300,6 +382,12 @@ class PolarisClient:
     ) -> Any:
         """Send one call with the retry policy in the module docstring; return the JSON body."""
         method = method.upper()
+        return self._json(method, path, self._send(method, path, params=params, body=body))
+
+    def _send(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None
+    ) -> httpx.Response:
+        """The request loop: the successful response, or the PolarisError that ends the call."""
         url = f"{self.config.base_url}{path}"
         # What -v logs: the URL exactly as sent, query string included (never holds the key).
         sent_url = str(self._http.build_request(method, path, params=params).url)
@@ -316,6 +404,8 @@ class PolarisClient:
                 response = self._http.request(
                     method, path, params=params, json=None if body is None else wire
                 )
+            except httpx.InvalidURL as error:
+                raise PolarisError(f"{method} {path}: not a valid URL: {error}") from None
             except NEVER_SENT as error:
                 log.debug("%s %s -> %s", method, sent_url, type(error).__name__)
                 if attempt < CONNECT_ATTEMPTS and budget.wait(attempt, None):
@@ -352,11 +442,11 @@ class PolarisClient:
                     maybe_applied = maybe_applied or (processed and method != "GET")
                     continue
             if response.is_success:
-                return self._json(method, path, url, response)
+                return response
             # After an attempt that may have been applied, a 409 may be our own earlier write
             # and a 429 leaves that attempt unresolved; a 404 stays one (a DELETE is then done).
             if method != "GET" and (status >= 500 or (maybe_applied and status in (409, 429))):
-                code, message = error_body(response)
+                code, message = error_body(response, self.redact)
                 raise AmbiguousWriteError(
                     f"{method} {path}: Polaris answered {status}"
                     + (f" ({message})" if message and status < 500 else "")
@@ -375,26 +465,81 @@ class PolarisClient:
             return "the connection closed before an answer came"
         return f"no answer ({type(error).__name__})"
 
-    def _json(self, method: str, path: str, url: str, response: httpx.Response) -> Any:
+    def _json(self, method: str, path: str, response: httpx.Response) -> Any:
         if not response.content:
             return None
         try:
             return response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to read
             # An HTML page with 200 usually means POLARIS_URL points at a website, not the API.
-            raise PolarisError(
-                f"{method} {path}: {self._origin} answered {response.status_code} with a body "
-                "that is not JSON; is POLARIS_URL the API base URL?",
-                status=response.status_code,
-                method=method,
-                url=url,
-            ) from None
+            raise self._malformed(method, path, response, "a body that is not JSON") from None
+
+    def _malformed(
+        self, method: str, path: str, response: httpx.Response, got: str, expected: str = ""
+    ) -> MalformedResponseError:
+        kind = response.headers.get("Content-Type", "no content type").split(";")[0].strip()
+        wanted = f", not {expected}" if expected else ""
+        return MalformedResponseError(
+            f"{method} {self._origin}{response.request.url.raw_path.decode('ascii', 'replace')}: "
+            f"answered {response.status_code} ({self.redact(kind)[:80]}) with {got}{wanted}; "
+            "is POLARIS_URL the API base URL (https://ORG.REGION.CLOUD.api.imply.io)?",
+            status=response.status_code,
+            method=method,
+            url=f"{self.config.base_url}{path}",
+        )
+
+    def _object(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        keys: Mapping[str, type | tuple[type, ...]] | None = None,
+        listing: str | None = None,
+    ) -> dict[str, Any]:
+        """Call, and check the answer has the documented shape: an object with these keys,
+        or (`listing`) an object whose `values` are objects that each have that key."""
+        response = self._send(method, path, params=params, body=body)
+        value = self._json(method, path, response)
+        unconfirmed = method == "POST"  # a create whose answer is unreadable is unconfirmed
+
+        def fail(got: str, expected: str) -> PolarisError:
+            if unconfirmed:
+                return UnconfirmedWriteError(
+                    f"{method} {path}: Polaris answered {response.status_code} with {got} "
+                    "instead of the created resource, so the change cannot be confirmed; "
+                    "it may have been made: run plan to see what exists",
+                    status=response.status_code,
+                    method=method,
+                    url=f"{self.config.base_url}{path}",
+                )
+            return self._malformed(method, path, response, got, expected)
+
+        if not isinstance(value, dict):
+            raise fail(_describe(value), "a JSON object")
+        for key, kind in (keys or {}).items():
+            if not isinstance(value.get(key), kind) or isinstance(value.get(key), bool):
+                raise fail(f"an object whose {key!r} is {_describe(value.get(key))}",
+                           f"an object with {key!r}")  # fmt: skip
+        if listing is not None:
+            values = value.get("values")
+            if not isinstance(values, list):
+                raise fail(f"an object whose 'values' is {_describe(values)}", "a list of values")
+            kind = (str, int) if listing == "id" else str
+            for item in values:
+                if not isinstance(item, dict) or not isinstance(item.get(listing), kind):
+                    raise fail(
+                        f"a value that is not an object with a {listing!r}: {_describe(item)}",
+                        f"objects with a {listing!r}",
+                    )
+        return value
 
     def _error(
         self, method: str, path: str, url: str, response: httpx.Response, attempts: int
     ) -> PolarisError:
         status = response.status_code
-        code, message = error_body(response)
+        code, message = error_body(response, self.redact)
         detail = f": {message}" if message else ""
         facts: dict[str, Any] = {"status": status, "code": code, "method": method, "url": url}
         collection = path.strip("/").split("/")[0]
@@ -444,9 +589,9 @@ class PolarisClient:
         """DELETE a project-relative path."""
         return self.request("DELETE", path)
 
-    def _maybe(self, path: str) -> dict[str, Any] | None:
+    def _maybe(self, path: str, key: str) -> dict[str, Any] | None:
         try:
-            return dict(self.get(path))
+            return self._object("GET", path, keys={key: (str, int) if key == "id" else str})
         except NotFoundError:  # a missing project is a ProjectNotFoundError and still raised
             return None
 
@@ -454,19 +599,19 @@ class PolarisClient:
 
     def list_connections(self) -> list[dict[str, Any]]:
         """Every connection in the project (one call; the list is not paginated)."""
-        return list(self.get("/connections").get("values", []))
+        return list(self._object("GET", "/connections", listing="name")["values"])
 
     def get_connection(self, name: str) -> dict[str, Any] | None:
         """One connection, or None."""
-        return self._maybe(f"/connections/{_segment(name)}")
+        return self._maybe(f"/connections/{_segment(name)}", "name")
 
     def create_connection(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST a connection; raises ConflictError when the name is taken."""
-        return dict(self.post("/connections", dict(body)))
+        return self._object("POST", "/connections", body=dict(body))
 
     def update_connection(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """PATCH a connection (the body must carry its `type`)."""
-        return dict(self.patch(f"/connections/{_segment(name)}", dict(body)))
+        return self._object("PATCH", f"/connections/{_segment(name)}", body=dict(body))
 
     def delete_connection(self, name: str) -> None:
         """DELETE a connection; one already gone counts as deleted."""
@@ -484,19 +629,20 @@ class PolarisClient:
 
     def list_tables(self) -> list[dict[str, Any]]:
         """Every table in the project but the lock's: plan, drift and prune never see the lock."""
-        return [t for t in self.get("/tables").get("values", []) if t.get("name") != LOCK_TABLE]
+        values = self._object("GET", "/tables", listing="name")["values"]
+        return [t for t in values if t["name"] != LOCK_TABLE]
 
     def get_table(self, name: str) -> dict[str, Any] | None:
         """One table, or None."""
-        return self._maybe(f"/tables/{_segment(name)}")
+        return self._maybe(f"/tables/{_segment(name)}", "name")
 
     def create_table(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST a table; raises ConflictError when the name is taken."""
-        return dict(self.post("/tables", dict(body)))
+        return self._object("POST", "/tables", body=dict(body))
 
     def update_table(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """PUT a table; the body carries the version it was read at (409 when stale)."""
-        return dict(self.put(f"/tables/{_segment(name)}", dict(body)))
+        return self._object("PUT", f"/tables/{_segment(name)}", body=dict(body))
 
     # Jobs v1 -----------------------------------------------------------------------------------
 
@@ -506,36 +652,42 @@ class PolarisClient:
         seen: set[str] = set()
         while True:
             params = {**JOB_ORDER, **filters, "paginationLimit": PAGE_SIZE}
-            page = self.get("/jobs", {**params, "paginationOffset": offset})
-            values = page.get("values", [])
+            page = self._object(
+                "GET", "/jobs", params={**params, "paginationOffset": offset}, listing="id"
+            )
+            values = page["values"]
+            new = 0
             for summary in values:
                 # A job created while paging shifts the rest down a place: skip the repeat.
-                if str(summary.get("id")) not in seen:
-                    seen.add(str(summary.get("id")))
+                if str(summary["id"]) not in seen:
+                    seen.add(str(summary["id"]))
+                    new += 1
                     yield summary
-            if not page.get("moreResultsAvailable") or not values:
+            # A page with nothing new cannot lead anywhere: stop rather than page forever.
+            if not page.get("moreResultsAvailable") or not new:
                 return
             offset += len(values)
 
     def get_job(self, job_id: str) -> dict[str, Any] | None:
         """One full job, or None (Polaris forgets old completed jobs)."""
-        return self._maybe(f"/jobs/{_segment(job_id)}")
+        return self._maybe(f"/jobs/{_segment(job_id)}", "id")
 
     def create_job(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """POST a job; raises AmbiguousWriteError when the outcome is unknown."""
-        return dict(self.post("/jobs", dict(body)))
+        """POST a job; raises AmbiguousWriteError when the outcome is unknown, and
+        UnconfirmedWriteError when Polaris answers without the job."""
+        return self._object("POST", "/jobs", body=dict(body), keys={"id": (str, int)})
 
     def cancel_job(self, job_id: str) -> dict[str, Any]:
         """Ask Polaris to cancel a pending or running job."""
-        return dict(
-            self.post(f"/jobs/{_segment(job_id)}/status", {"desiredExecutionStatus": "canceled"})
-            or {}
-        )
+        body = self.post(f"/jobs/{_segment(job_id)}/status", {"desiredExecutionStatus": "canceled"})
+        return body if isinstance(body, dict) else {}
 
     def job_progress(self, job_id: str) -> dict[str, Any]:
         """The job's overall progress (0..1)."""
-        return dict(self.get(f"/jobs/{_segment(job_id)}/progress") or {})
+        body = self.get(f"/jobs/{_segment(job_id)}/progress")
+        return body if isinstance(body, dict) else {}
 
     def job_metrics(self, job_id: str) -> dict[str, Any]:
         """The job's totals: rows and bytes processed."""
-        return dict(self.get(f"/jobs/{_segment(job_id)}/metrics") or {})
+        body = self.get(f"/jobs/{_segment(job_id)}/metrics")
+        return body if isinstance(body, dict) else {}

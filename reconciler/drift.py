@@ -1,9 +1,11 @@
-"""Read-only drift report: how live state differs from the manifests, derived from the plan."""
+"""Read-only drift report: how live state differs from the manifests, derived from the plan.
+
+This module decides each resource's status; render.py writes the report out.
+"""
 
 from __future__ import annotations
 
 import fnmatch
-import json
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +15,6 @@ from reconciler.model import Kind
 from reconciler.plan import Action, Change, Plan
 
 FORMAT_VERSION = "1"
-MARKDOWN_LIMIT = 60_000  # the same cap as plan comments: GitHub rejects comments over 65,536
 
 # Plan action -> drift status. A plan and a drift report never disagree, because one is read
 # off the other: every change apply would make is drift, and nothing else is (see `status_of`).
@@ -159,74 +160,3 @@ def _reclassify(
             f"({entry.detail}); it is never submitted again", (), entry.file,
         )  # fmt: skip
     return entry
-
-
-def render_drift(report: DriftReport, fmt: str, *, limit: int = MARKDOWN_LIMIT) -> str:
-    """The report as text, JSON or Markdown (cut below `limit` characters)."""
-    entries = report.entries
-    if fmt == "json":
-        payload = {
-            "formatVersion": FORMAT_VERSION,
-            "drift": [e.to_json() for e in entries],
-            "failOn": sorted(report.fail_on),
-            "failed": report.failed,
-        }
-        return json.dumps(payload, indent=2, ensure_ascii=False, default=str)
-    if fmt == "markdown":
-        return _markdown(report, limit)
-    drifted = [e for e in entries if e.status != "in-sync"]
-    width = max((len(f"{e.kind}/{e.name}") for e in entries), default=0)
-    lines = [f"{e.status:<9}  {f'{e.kind}/{e.name}':<{width}}  {e.detail}" for e in entries]
-    failing = sum(report.fails(e) for e in entries)
-    lines.append(
-        f"Drift: {len(drifted)} drifted ({failing} failing), {len(entries) - len(drifted)} in sync."
-    )
-    return "\n".join(lines)
-
-
-def _markdown(report: DriftReport, limit: int) -> str:
-    """Grouped by status, failing groups first, cut below the comment limit with a notice."""
-    counts = ", ".join(
-        f"{report.count(status)} {status}" for status in STATUSES if report.count(status)
-    )
-    verdict = "fails" if report.failed else "passes"
-    body = "\n".join(
-        [
-            "### Polaris drift report",
-            "",
-            f"**Drift {verdict}** (failing statuses: {', '.join(sorted(report.fail_on))}). "
-            f"{counts or 'nothing declared or found'}.",
-        ]
-    )
-    if not any(e.status != "in-sync" for e in report.entries):
-        return body + "\n\nLive state matches the manifests."
-    order = sorted(
-        (s for s in STATUSES if s != "in-sync"),
-        key=lambda s: (s not in report.fail_on, STATUSES.index(s)),
-    )
-    for status in order:
-        group = [e for e in report.entries if e.status == status]
-        if not group:
-            continue
-        mark = " (fails)" if status in report.fail_on else ""
-        section = [f"#### {status}{mark}: {len(group)}", "", "| resource | detail |", "|---|---|"]
-        for index, entry in enumerate(group):
-            row = f"| `{_cell(f'{entry.kind}/{entry.name}')}` | {_cell(entry.detail)} |"
-            notice = (
-                f"\n\n**Truncated:** {len(group) - index} more {status} resource(s) and any later "
-                "groups not shown; see `reconciler drift --format json`."
-            )
-            if len(body) + len("\n\n" + "\n".join(section)) + len(row) + len(notice) + 1 > limit:
-                return body + "\n\n" + "\n".join(section) + notice
-            section.append(row)
-        body += "\n\n" + "\n".join(section)
-    return body
-
-
-def _cell(text: str) -> str:
-    """Text safe inside a Markdown table cell: no row breaks, pipes, backticks or HTML."""
-    text = " ".join(text.split())
-    return (
-        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        .replace("|", "\\|").replace("`", "'")
-    )  # fmt: skip

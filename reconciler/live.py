@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.client import PolarisClient
+from reconciler.client import MalformedResponseError, PolarisClient
 from reconciler.identity import OverlapIndex, Place, Reads, place_of, reads_of
 from reconciler.model import Kind, Resource
 from reconciler.normalize import fingerprint
@@ -35,7 +35,18 @@ ACTIVE_STATUSES = frozenset({"pending", "running"})
 # Every status this tool knows what to do with; any other (the API documents `unknown`) may
 # have ingested, and is never resubmitted or ingested again without --allow-reingest.
 KNOWN_STATUSES = TERMINAL_STATUSES | ACTIVE_STATUSES
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: user fields dropped (format 1 files may hold pieces of the API key)
+# Who created or changed a resource. Polaris names an API key's user after the key itself
+# (`api-key-pok_vipgj...bjjvyo` holds 15 of its characters), so these are never cached.
+USER_FIELDS = frozenset({"createdBy", "lastModifiedBy", "createdByUser", "modifiedByUser"})
+
+
+def without_users(job: Mapping[str, Any]) -> dict[str, Any]:
+    """A job without its user fields, also in the `spec` it echoes."""
+    kept = {key: value for key, value in job.items() if key not in USER_FIELDS}
+    if isinstance(kept.get("spec"), Mapping):
+        kept["spec"] = {k: v for k, v in kept["spec"].items() if k not in USER_FIELDS}
+    return kept
 
 
 @dataclass(frozen=True)
@@ -130,20 +141,28 @@ class LiveState:
 
 
 class JobCache:
-    """Details of jobs in a terminal state, on disk; safe to delete, never holds secrets."""
+    """Details of jobs in a terminal state, on disk; safe to delete, never holds secrets.
+
+    A cache that cannot be read or written is a warning, never a failure: the plan reads
+    everything from Polaris instead.
+    """
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.entries: dict[str, dict[str, Any]] = {}
         self.dirty = False
         self.lock = threading.Lock()
-        if path is not None and path.is_file():
-            try:
+        if path is None:
+            return
+        try:
+            if path.is_file():
                 data = json.loads(path.read_text(encoding="utf-8"))
-                if data.get("format") == CACHE_FORMAT:
-                    self.entries = data["jobs"]
-            except (OSError, ValueError, KeyError, AttributeError):
-                log.warning("ignoring unreadable job cache %s", path)
+                if data.get("format") == CACHE_FORMAT and isinstance(data["jobs"], dict):
+                    self.entries = {
+                        str(k): v for k, v in data["jobs"].items() if isinstance(v, dict)
+                    }
+        except (OSError, ValueError, KeyError, AttributeError, TypeError):
+            log.warning("ignoring the unreadable job cache %s", path)
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         """The cached job, if any."""
@@ -153,7 +172,7 @@ class JobCache:
         """Remember a job whose status is terminal (and so will never change); thread-safe."""
         if job.get("executionStatus") in TERMINAL_STATUSES:
             with self.lock:
-                self.entries[str(job["id"])] = dict(job)
+                self.entries[str(job["id"])] = without_users(job)
                 self.dirty = True
 
     def close(self) -> None:
@@ -164,12 +183,24 @@ class JobCache:
         """Write the cache atomically, so a killed run never leaves a torn file."""
         if self.path is None or not self.dirty:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = json.dumps({"format": CACHE_FORMAT, "jobs": self.entries}, separators=(",", ":"))
-        fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".jobs-", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(payload)
-        os.replace(temp, self.path)
+        temp = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".jobs-", suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(payload)
+            os.replace(temp, self.path)
+        except OSError as error:
+            log.warning(
+                "cannot write the job cache %s (%s); running without it (or pass --no-cache)",
+                self.path,
+                error.strerror or error,
+            )
+            if temp is not None:
+                with contextlib.suppress(OSError):
+                    os.remove(temp)
+            self.path = None
         self.dirty = False
 
 
@@ -216,7 +247,7 @@ def read_live(
         tables.update({t["name"]: t for t in full_tables if t is not None})
     # A body is None when Polaris's retention deleted the job between the list and the read.
     declared = declared_places(resources)
-    jobs = tuple(LiveJob.of(body, connections, declared) for body in bodies if body is not None)
+    jobs = tuple(_live_job(body, connections, declared) for body in bodies if body is not None)
     return LiveState(connections, tables, jobs, frozenset(active_connections))
 
 
@@ -256,8 +287,24 @@ def _request(job: Mapping[str, Any]) -> Mapping[str, Any]:
     return echoed if isinstance(echoed, Mapping) and "source" in echoed else job
 
 
+def _live_job(
+    body: Mapping[str, Any],
+    connections: Mapping[str, Mapping[str, Any]],
+    declared: Mapping[str, Place],
+) -> LiveJob:
+    """A job read from Polaris; one whose fields have types the API never sends is an error."""
+    try:
+        return LiveJob.of(body, connections, declared)
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as error:
+        raise MalformedResponseError(
+            f"GET /jobs/{body.get('id')}: Polaris answered with a job whose fields do not have "
+            f"the documented types ({type(error).__name__}: {error}); is POLARIS_URL the API?"
+        ) from None
+
+
 def _job_key(job: Mapping[str, Any]) -> tuple[str, str]:
     request = _request(job)
-    target = request.get("target") or {}
-    source = request.get("source") or {}
+    target, source = request.get("target"), request.get("source")
+    target = target if isinstance(target, Mapping) else {}
+    source = source if isinstance(source, Mapping) else {}
     return str(target.get("tableName", "")), str(source.get("connectionName", ""))

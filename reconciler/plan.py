@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from reconciler.client import addressable
 from reconciler.identity import Overlap, OverlapIndex, Place, Reads, place_of, reads_of
 from reconciler.listing import Job, Listing
 from reconciler.live import ACTIVE_STATUSES, KNOWN_STATUSES, LiveJob, LiveState
@@ -641,7 +642,17 @@ def _prunes(unmanaged: list[tuple[Kind, str]], live: LiveState) -> list[Change]:
     for kind, name in unmanaged:
         if kind != Kind.CONNECTION:
             continue  # tables are never deleted
-        if name in live.active_job_connections:
+        if not addressable(name):
+            changes.append(
+                Change(
+                    kind,
+                    name,
+                    Action.SKIP,
+                    "not declared, but its name cannot be used safely in a request path "
+                    "(a proxy or server may resolve it to another endpoint): left alone",
+                )
+            )
+        elif name in live.active_job_connections:
             changes.append(
                 Change(
                     kind,

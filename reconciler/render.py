@@ -1,16 +1,39 @@
-"""Plan outputs: small classes over the same Plan data (text for terminals, JSON, Markdown for PRs)."""
+"""Outputs: small classes and functions over the same data (text for terminals, JSON, Markdown).
+
+Every value that came from a manifest or from the server is redacted first, then escaped for the
+edge it is written to (`escape.terminal`, `escape.markdown`), then cut: a cut never leaves a piece
+of a secret, and nothing a manifest says can forge a line of a terminal or structure of a
+pull-request comment. Markdown from every command stays under MARKDOWN_LIMIT and ends by saying
+what it left out and how to see everything.
+"""
 
 from __future__ import annotations
 
 import json
-import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from reconciler.apply import ApplyResult, Request
+from reconciler.drift import FORMAT_VERSION as DRIFT_FORMAT_VERSION
+from reconciler.drift import STATUSES, DriftReport
+from reconciler.escape import fence, markdown, terminal
+from reconciler.model import ManifestError
 from reconciler.normalize import FieldChange
 from reconciler.plan import Action, Change, Plan
+from reconciler.redact import shorten
 
 MARKDOWN_LIMIT = 60_000  # GitHub rejects comments over 65,536 characters; keep a margin
+VALUE_LIMIT = 120  # characters of one value in a diff line
+DIFF_LINES = 40  # diff lines shown per resource in Markdown; the JSON plan has all of them
+
+Redact = Callable[[str], str]
+
+
+def _unchanged(text: str) -> str:
+    return text
+
 
 SYMBOLS = {
     Action.CREATE: ("+", "green"),
@@ -25,17 +48,21 @@ SYMBOLS = {
 ANSI = {"green": "32", "yellow": "33", "magenta": "35", "red": "31", "cyan": "36", "bold": "1"}
 
 
-def _value(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
-    return text if len(text) <= 120 else text[:117] + "..."
+def _value(value: Any, redact: Redact) -> str:
+    # Redacted before it is cut: a cut secret would leave a prefix the redactor cannot recognise.
+    return shorten(
+        json.dumps(value, ensure_ascii=False, sort_keys=True, default=str), VALUE_LIMIT, redact
+    )
 
 
-def _diff_line(change: FieldChange) -> str:
+def diff_line(change: FieldChange, redact: Redact = _unchanged) -> str:
+    """One field-level difference, redacted and with long values cut (not yet escaped)."""
+    path = redact(change.path)
     if change.op == "add":
-        return f"+ {change.path}: {_value(change.after)}"
+        return f"+ {path}: {_value(change.after, redact)}"
     if change.op == "remove":
-        return f"- {change.path}: {_value(change.before)}"
-    return f"~ {change.path}: {_value(change.before)} -> {_value(change.after)}"
+        return f"- {path}: {_value(change.before, redact)}"
+    return f"~ {path}: {_value(change.before, redact)} -> {_value(change.after, redact)}"
 
 
 def summary_sentence(plan: Plan) -> str:
@@ -51,39 +78,105 @@ def summary_sentence(plan: Plan) -> str:
     return f"Plan: {', '.join(parts)}."
 
 
+# Bounded Markdown ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Section:
+    """Items of one sort (warnings, resources, rows), shown in order while they fit."""
+
+    noun: str  # what one item is, for the notice: "warning", "resource", "error"
+    items: Sequence[str]
+    header: str = ""  # written before the first item shown (a table head, <details>)
+    footer: str = ""  # written after the last item shown (</details>)
+    separator: str = "\n"
+
+
+class BoundedMarkdown:
+    """A Markdown document that never exceeds `limit` and always says what it left out."""
+
+    NOTICE_ROOM = 600  # the notice is at most this long; it is always kept free
+
+    def __init__(self, head: Sequence[str], see_all: str, limit: int = MARKDOWN_LIMIT) -> None:
+        self.body = "\n".join(head)
+        self.see_all = see_all
+        self.limit = limit
+        self.left_out: Counter[str] = Counter()
+
+    def add(self, section: Section) -> None:
+        """Add as many items of `section` as fit; count the rest."""
+        shown = 0
+        room = self.limit - self.NOTICE_ROOM - len(section.footer) - 2
+        for item in section.items:
+            start = f"\n\n{section.header}" if not shown else section.separator
+            if self.left_out or len(self.body) + len(start) + len(item) > room:
+                self.left_out[section.noun] += 1
+                continue
+            self.body += start + item
+            shown += 1
+        if shown and section.footer:
+            self.body += "\n" + section.footer
+
+    def render(self) -> str:
+        """The document, ending with what was left out and how to see all of it."""
+        if not self.left_out:
+            return self.body
+        counts = " and ".join(f"{n:,} {noun}(s)" for noun, n in self.left_out.items())
+        notice = (
+            f"\n\n**Truncated:** {counts} not shown, to stay under {self.limit:,} characters. "
+            f"See everything with {self.see_all}."
+        )
+        return self.body + notice
+
+
+# Plans ----------------------------------------------------------------------------------------
+
+
 class PlanText:
     """Aligned, optionally coloured lines for a terminal or a CI log."""
 
-    def __init__(self, color: bool = False, show_noop: bool = True) -> None:
+    def __init__(
+        self, color: bool = False, show_noop: bool = True, redact: Redact = _unchanged
+    ) -> None:
         self.color = color
         self.show_noop = show_noop
+        self.redact = redact
 
     def paint(self, text: str, color: str | None) -> str:
         """Wrap `text` in an ANSI colour when colour is on."""
         return f"\033[{ANSI[color]}m{text}\033[0m" if self.color and color else text
 
+    def text(self, value: object) -> str:
+        """A value from a manifest or the server, safe to print on one terminal line."""
+        return terminal(self.redact(str(value)))
+
     def render(self, plan: Plan) -> str:
         """The whole plan as text."""
         shown = [c for c in plan.changes if self.show_noop or c.action is not Action.NOOP]
-        width = max((len(c.ref) for c in shown), default=0)
+        refs = {id(c): self.text(c.ref) for c in shown}
+        width = max((len(ref) for ref in refs.values()), default=0)
         lines: list[str] = []
         for change in shown:
             symbol, color = SYMBOLS[change.action]
-            head = f"{symbol:>3} {change.ref:<{width}}  {change.action:<8}  {change.reason}"
+            reason = self.text(change.reason)
+            head = f"{symbol:>3} {refs[id(change)]:<{width}}  {change.action:<8}  {reason}"
             lines.append(self.paint(head, color))
-            lines.extend(f"        {_diff_line(item)}" for item in change.diff)
-            lines.extend(f"        note: {note}" for note in change.notes)
-            lines.extend(self.paint(f"        WARNING: {w}", "red") for w in change.warnings)
+            lines.extend(f"        {terminal(diff_line(d, self.redact))}" for d in change.diff)
+            lines.extend(f"        note: {self.text(note)}" for note in change.notes)
+            lines.extend(
+                self.paint(f"        WARNING: {self.text(w)}", "red") for w in change.warnings
+            )
         for test in plan.preflight:
             failed = test.result == "failed"
-            lines.append(self.paint(f"preflight: {test}", "red" if failed else None))
+            lines.append(self.paint(f"preflight: {self.text(test)}", "red" if failed else None))
         for kind, name in plan.unmanaged:
             if not any(c.kind == kind and c.name == name for c in plan.changes):
                 lines.append(
-                    f"  ? {kind}/{name}  unmanaged: exists in the project, no manifest declares it"
+                    f"  ? {self.text(f'{kind}/{name}')}  unmanaged: exists in the project, "
+                    "no manifest declares it"
                 )
         for error in plan.errors:
-            lines.append(self.paint(f"error: {error}", "red"))
+            lines.append(self.paint(f"error: {self.text(error)}", "red"))
         if not plan.has_changes and not plan.errors:
             lines.append("No changes. Live state matches the manifests.")
         lines.append(self.paint(summary_sentence(plan), "bold"))
@@ -94,79 +187,116 @@ class PlanJson:
     """CONTRACT.md's machine-readable plan."""
 
     def render(self, plan: Plan) -> str:
-        """The plan as one JSON object."""
+        """The plan as one JSON object (the caller redacts the text it prints)."""
         return json.dumps(plan.to_json(), indent=2, ensure_ascii=False, default=str)
 
 
 class PlanMarkdown:
-    """A pull-request comment: summary table first, then a collapsed block per resource."""
+    """A pull-request comment: summary table first, then errors, warnings and a block per resource."""
 
-    def __init__(self, limit: int = MARKDOWN_LIMIT) -> None:
+    def __init__(self, limit: int = MARKDOWN_LIMIT, redact: Redact = _unchanged) -> None:
         self.limit = limit
+        self.redact = redact
+
+    def md(self, value: object) -> str:
+        """A value from a manifest or the server as inline Markdown that shows just that."""
+        return markdown(self.redact(str(value)))
 
     def render(self, plan: Plan) -> str:
         """The plan as Markdown, cut below the comment limit with a visible notice."""
         head = ["### Polaris reconciler plan", "", "| action | count |", "|---|---:|"]
         head += [f"| {action} | {count} |" for action, count in plan.summary().items()]
-        head += ["", f"**{summary_sentence(plan)}**", ""]
-        for error in plan.errors:
-            head.append(f"> **error:** `{error.kind}/{error.name}`: {error.message}")
-        warnings = [(c, w) for c in plan.changes for w in c.warnings]
-        for change, warning in warnings:
-            head.append(f"> :warning: **`{change.ref}`**: {warning}")
-        if plan.preflight:
-            head += ["", "| preflight: connection | test | message |", "|---|---|---|"]
-            for test in plan.preflight:
-                message = _escape(test.message).replace("|", "\\|")  # a pipe would end the cell
-                head.append(f"| `{test.connection}` | {test.result} | {message} |")
-            head.append("")
-        blocks = [self.block(c) for c in plan.changes if c.action is not Action.NOOP]
+        head += ["", f"**{summary_sentence(plan)}**"]
+        doc = BoundedMarkdown(head, "`reconciler plan --format json`", self.limit)
+        doc.add(
+            Section(
+                "error",
+                [
+                    f"> **error:** <code>{self.md(f'{e.kind}/{e.name}')}</code>: {self.md(e.message)}"
+                    for e in plan.errors
+                ],
+                separator="\n>\n",
+            )
+        )
+        doc.add(
+            Section(
+                "warning",
+                [
+                    f"> :warning: **<code>{self.md(c.ref)}</code>**: {self.md(w)}"
+                    for c in plan.changes
+                    for w in c.warnings
+                ],
+                separator="\n>\n",
+            )
+        )
+        doc.add(
+            Section(
+                "preflight test",
+                [
+                    f"| <code>{self.md(t.connection)}</code> | {self.md(t.result)} "
+                    f"| {self.md(t.message)} |"
+                    for t in plan.preflight
+                ],
+                header="| preflight: connection | test | message |\n|---|---|---|\n",
+            )
+        )
+        doc.add(
+            Section(
+                "resource",
+                [self.block(c) for c in plan.changes if c.action is not Action.NOOP],
+                separator="\n\n",
+            )
+        )
         noop = [c for c in plan.changes if c.action is Action.NOOP]
-        if noop:
-            blocks.append(
-                f"<details><summary>{len(noop)} unchanged</summary>\n\n"
-                + "\n".join(f"- `{c.ref}`: {c.reason}" for c in noop)
-                + "\n\n</details>"
+        doc.add(
+            Section(
+                "unchanged resource",
+                [f"- <code>{self.md(c.ref)}</code>: {self.md(c.reason)}" for c in noop],
+                header=f"<details><summary>{len(noop)} unchanged</summary>\n\n",
+                footer="\n</details>",
             )
-        body = "\n".join(head)
-        for index, block in enumerate(blocks):
-            notice = (
-                f"\n\n**Truncated:** {len(blocks) - index} more resource(s) not shown; "
-                "run `reconciler plan` locally or see the JSON plan for everything."
+        )
+        shown = {(c.kind, c.name) for c in plan.changes}
+        unmanaged = [(k, n) for k, n in plan.unmanaged if (k, n) not in shown]
+        doc.add(
+            Section(
+                "unmanaged resource",
+                [f"- <code>{self.md(f'{kind}/{name}')}</code>" for kind, name in unmanaged],
+                header=(
+                    f"<details><summary>{len(unmanaged)} unmanaged: in the project, "
+                    "no manifest declares them</summary>\n\n"
+                ),
+                footer="\n</details>",
             )
-            if len(body) + len(block) + len(notice) + 2 > self.limit:
-                return body + notice
-            body += "\n\n" + block
-        return body
+        )
+        return doc.render()
 
-    @staticmethod
-    def block(change: Change) -> str:
+    def block(self, change: Change) -> str:
         """One resource as a collapsed details block."""
         lines = [
-            f"<details><summary><code>{change.action}</code> {change.ref}: {_escape(change.reason)}</summary>",
+            f"<details><summary><code>{change.action}</code> <code>{self.md(change.ref)}</code>: "
+            f"{self.md(change.reason)}</summary>",
             "",
         ]
         if change.file:
-            lines.append(f"File: `{change.file}`")
+            lines.append(f"File: <code>{self.md(change.file)}</code>")
         if change.diff:
-            lines += ["", "```diff", *(_diff_line(item) for item in change.diff), "```"]
-        lines += [f"- note: {note}" for note in change.notes]
-        lines += [f"- **WARNING:** {warning}" for warning in change.warnings]
+            diff = [diff_line(item, self.redact) for item in change.diff[:DIFF_LINES]]
+            more = len(change.diff) - DIFF_LINES
+            if more > 0:
+                diff.append(f"# ... {more} more field(s): see the JSON plan")
+            lines += ["", fence(diff, "diff")]
+        lines += [f"- note: {self.md(note)}" for note in change.notes]
+        lines += [f"- **WARNING:** {self.md(warning)}" for warning in change.warnings]
         return "\n".join([*lines, "", "</details>"])
 
 
-def _escape(text: str) -> str:
-    return text.replace("<", "&lt;").replace(">", "&gt;")
+# Apply ----------------------------------------------------------------------------------------
 
 
-RENDERERS: dict[str, type[PlanText] | type[PlanJson] | type[PlanMarkdown]] = {
-    "text": PlanText,
-    "json": PlanJson,
-    "markdown": PlanMarkdown,
-}
-
-
-def render_apply(result: ApplyResult, fmt: str) -> str:
+def render_apply(
+    result: ApplyResult, fmt: str, redact: Redact = _unchanged, limit: int = MARKDOWN_LIMIT
+) -> str:
     """What apply did, as text, JSON or Markdown."""
     counts = {status: result.count(status) for status in ("done", "failed", "skipped", "unchanged")}
     sentence = "Apply {}: {}.".format(
@@ -182,16 +312,36 @@ def render_apply(result: ApplyResult, fmt: str) -> str:
         return json.dumps(payload, indent=2, ensure_ascii=False, default=str)
     rows = [o for o in result.outcomes if o.status != "unchanged"]
     if fmt == "markdown":
-        lines = ["### Polaris reconciler apply", "", f"**{sentence}**", ""]
-        lines += ["| resource | action | status | detail |", "|---|---|---|---|"]
-        lines += [
-            f"| `{o.change.ref}` | {o.change.action} | {o.status} | {_escape(o.message)} |"
-            for o in rows
-        ]
-        return "\n".join(lines)
-    width = max((len(o.change.ref) for o in rows), default=0)
+
+        def md(value: object) -> str:
+            return markdown(redact(str(value)))
+
+        doc = BoundedMarkdown(
+            ["### Polaris reconciler apply", "", f"**{sentence}**"],
+            "`reconciler apply --format json` or in the job log",
+            limit,
+        )
+        doc.add(
+            Section(
+                "resource",
+                [
+                    f"| <code>{md(o.change.ref)}</code> | {o.change.action} | {o.status} "
+                    f"| {md(o.message)} |"
+                    for o in rows
+                ],
+                header="| resource | action | status | detail |\n|---|---|---|---|\n",
+            )
+        )
+        return doc.render()
+
+    def text(value: object) -> str:
+        return terminal(redact(str(value)))
+
+    refs = {id(o): text(o.change.ref) for o in result.outcomes}
+    width = max((len(refs[id(o)]) for o in rows), default=0)
     lines = [
-        f"{o.status:<8} {o.change.ref:<{width}}  {o.change.action:<8}  {o.message}" for o in rows
+        f"{o.status:<8} {refs[id(o)]:<{width}}  {o.change.action:<8}  {text(o.message)}"
+        for o in rows
     ]
     jobs = [
         o
@@ -201,16 +351,22 @@ def render_apply(result: ApplyResult, fmt: str) -> str:
     if jobs:
         lines += ["", f"{'job':<38} {'status':<10} {'rows ingested':>13}  resource"]
         for o in jobs:
-            status = str((o.job or {}).get("executionStatus"))
+            status = text((o.job or {}).get("executionStatus"))
             rows_in = (o.metrics or {}).get(
                 "numRowsPersisted", (o.metrics or {}).get("numRowsProcessed", "-")
             )
-            lines.append(f"{o.job_id or '-':<38} {status:<10} {rows_in!s:>13}  {o.change.ref}")
+            job_id = text(o.job_id or "-")
+            lines.append(f"{job_id:<38} {status:<10} {text(rows_in):>13}  {refs[id(o)]}")
     lines.append(sentence)
     return "\n".join(lines)
 
 
-def render_requests(planned: list[tuple[Change, list[Request]]], fmt: str) -> str:
+def render_requests(
+    planned: list[tuple[Change, list[Request]]],
+    fmt: str,
+    redact: Redact = _unchanged,
+    limit: int = MARKDOWN_LIMIT,
+) -> str:
     """`plan --show-requests`: each call apply would make, bodies with secrets redacted."""
     if fmt == "json":
         return json.dumps(
@@ -222,29 +378,127 @@ def render_requests(planned: list[tuple[Change, list[Request]]], fmt: str) -> st
             ensure_ascii=False,
             default=str,
         )
-    lines = []
+    title = "Requests apply would send (secret values redacted):"
+    if not any(calls for _, calls in planned):
+        return "Requests apply would send: none."
+    shown: list[str] = []
     for change, calls in planned:
         for call in calls:
             body = call.to_json().get("body")
-            text = json.dumps(body, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+            text = redact(
+                json.dumps(body, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+            )
             if fmt == "markdown":
-                lines += [
-                    f"<details><summary><code>{call.method} {_escape(call.path)}</code> "
-                    f"{_escape(change.ref)}</summary>",
+                block = [
+                    f"<details><summary><code>{call.method} {markdown(redact(call.path))}</code> "
+                    f"<code>{markdown(redact(change.ref))}</code></summary>",
                     "",
                 ]
-                # A fence longer than any run of backticks in the body, so no value can close it.
-                fence = "`" * max([3, *(len(run) + 1 for run in re.findall("`+", text))])
-                lines += (
-                    [f"{fence}json", text, fence, "", "</details>"]
-                    if body is not None
-                    else ["</details>"]
-                )
-            else:
-                lines.append(f"{call.method} {call.path}  ({change.ref})")
                 if body is not None:
-                    lines += [f"    {line}" for line in text.splitlines()]
-    if not lines:
-        return "Requests apply would send: none."
-    title = "Requests apply would send (secret values redacted):"
-    return "\n".join([f"#### {title}" if fmt == "markdown" else title, "", *lines])
+                    block += [fence(text.splitlines(), "json"), ""]
+                shown.append("\n".join([*block, "</details>"]))
+            else:
+                lines = [
+                    f"{call.method} {terminal(redact(call.path))}  ({terminal(redact(change.ref))})"
+                ]
+                if body is not None:
+                    lines += [f"    {terminal(line)}" for line in text.splitlines()]
+                shown.append("\n".join(lines))
+    if fmt != "markdown":
+        return "\n".join([title, "", *shown])
+    doc = BoundedMarkdown(
+        [f"#### {title}"], "`reconciler plan --show-requests --format json`", limit
+    )
+    doc.add(Section("request", shown, separator="\n\n"))
+    return doc.render()
+
+
+# Drift ----------------------------------------------------------------------------------------
+
+
+def render_drift(
+    report: DriftReport, fmt: str, redact: Redact = _unchanged, limit: int = MARKDOWN_LIMIT
+) -> str:
+    """The drift report as text, JSON or Markdown (grouped by status, failing groups first)."""
+    entries = report.entries
+    if fmt == "json":
+        payload = {
+            "formatVersion": DRIFT_FORMAT_VERSION,
+            "drift": [e.to_json() for e in entries],
+            "failOn": sorted(report.fail_on),
+            "failed": report.failed,
+        }
+        return json.dumps(payload, indent=2, ensure_ascii=False, default=str)
+    if fmt == "markdown":
+        return _drift_markdown(report, redact, limit)
+
+    def text(value: object) -> str:
+        return terminal(redact(str(value)))
+
+    drifted = [e for e in entries if e.status != "in-sync"]
+    refs = [text(f"{e.kind}/{e.name}") for e in entries]
+    width = max((len(ref) for ref in refs), default=0)
+    lines = [
+        f"{e.status:<9}  {ref:<{width}}  {text(e.detail)}"
+        for e, ref in zip(entries, refs, strict=True)
+    ]
+    failing = sum(report.fails(e) for e in entries)
+    lines.append(
+        f"Drift: {len(drifted)} drifted ({failing} failing), {len(entries) - len(drifted)} in sync."
+    )
+    return "\n".join(lines)
+
+
+def _drift_markdown(report: DriftReport, redact: Redact, limit: int) -> str:
+    counts = ", ".join(
+        f"{report.count(status)} {status}" for status in STATUSES if report.count(status)
+    )
+    verdict = "fails" if report.failed else "passes"
+    head = [
+        "### Polaris drift report",
+        "",
+        f"**Drift {verdict}** (failing statuses: {', '.join(sorted(report.fail_on))}). "
+        f"{counts or 'nothing declared or found'}.",
+    ]
+    if not any(e.status != "in-sync" for e in report.entries):
+        return "\n".join([*head, "", "Live state matches the manifests."])
+    doc = BoundedMarkdown(head, "`reconciler drift --format json`", limit)
+    order = sorted(
+        (s for s in STATUSES if s != "in-sync"),
+        key=lambda s: (s not in report.fail_on, STATUSES.index(s)),
+    )
+    for status in order:
+        group = [e for e in report.entries if e.status == status]
+        mark = " (fails)" if status in report.fail_on else ""
+        rows = [
+            f"| <code>{markdown(redact(f'{e.kind}/{e.name}'))}</code> "
+            f"| {markdown(redact(e.detail))} |"
+            for e in group
+        ]
+        header = f"#### {status}{mark}: {len(group)}\n\n| resource | detail |\n|---|---|\n"
+        doc.add(Section(f"{status} resource", rows, header=header))
+    return doc.render()
+
+
+# Validate -------------------------------------------------------------------------------------
+
+
+def render_problems(
+    problems: Sequence[ManifestError],
+    fmt: str,
+    *,
+    valid: bool,
+    redact: Redact = _unchanged,
+    limit: int = MARKDOWN_LIMIT,
+) -> list[str]:
+    """Validation problems as JSON, Markdown, or one text line each."""
+    if fmt == "json":
+        return [json.dumps([problem.to_json() for problem in problems], indent=2)]
+    if fmt == "markdown":
+        errors = sum(1 for p in problems if p.severity == "error")
+        title = "Manifests are valid" if valid else f"Manifests are invalid: {errors} error(s)"
+        doc = BoundedMarkdown([f"### {title}"], "`reconciler validate --format json`", limit)
+        noun = "warning" if valid else "problem"
+        doc.add(Section(noun, [f"- {markdown(redact(str(problem)))}" for problem in problems]))
+        return [doc.render()]
+    return [terminal(redact(str(problem))) for problem in problems]

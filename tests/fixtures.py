@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import shutil
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +185,64 @@ def seed_project(
             emulator.fail_job(job_id)
         else:
             emulator.complete_job(job_id)
+
+
+@dataclass
+class Canned:
+    """One answer of a hostile server: status, headers and raw body bytes."""
+
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Responder = Callable[[str, str, bytes], Canned]
+
+
+@dataclass
+class HostileServer:
+    """A loopback HTTP server whose every answer a test chooses (`respond(method, path, body)`)."""
+
+    url: str
+    respond: Responder
+    requests: list[tuple[str, str]] = field(default_factory=list)
+
+
+@pytest.fixture
+def hostile(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[HostileServer]:
+    """A server on 127.0.0.1 that answers whatever the test says, with the user's environment."""
+    state = HostileServer("", lambda method, path, body: Canned(404))
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            state.requests.append((self.command, self.path))
+            canned = state.respond(self.command, self.path, body)
+            self.send_response(canned.status)
+            for name, value in canned.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(canned.body)))
+            self.end_headers()
+            self.wfile.write(canned.body)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = answer
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("POLARIS_URL", state.url)
+    monkeypatch.setenv("POLARIS_PROJECT_ID", DEMO_PROJECT_ID)
+    monkeypatch.setenv("POLARIS_API_KEY", DEMO_API_KEY)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for name, value in DEMO_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -337,7 +337,7 @@ def test_preflight_tests_the_connections_new_jobs_use(
     text = run("plan", "--preflight").stdout
     assert "preflight: connection demo-conn: failed (POST /connections/demo-conn/test" in text
     markdown = run("plan", "--preflight", "--format", "markdown").stdout
-    assert "| `demo-conn` | failed | POST /connections/demo-conn/test" in markdown
+    assert "| <code>demo-conn</code> | failed | POST /connections/demo-conn/test" in markdown
     no_secret_in(text, markdown, str(failed))
 
 

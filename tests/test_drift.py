@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.client import PolarisClient
-from reconciler.drift import drift_report, render_drift
+from reconciler.drift import drift_report
 from reconciler.emulator import DEMO_PROJECT_ID, Emulator
 from reconciler.live import read_live
 from reconciler.plan import make_plan
+from reconciler.render import render_drift
 from tests.cli import run
 from tests.fixtures import external_connection_exists
 
@@ -80,8 +81,11 @@ def test_drift_markdown_groups_what_drifted_by_status(
     missing = result.stdout.index("#### missing (fails): 6")
     unmanaged = result.stdout.index("#### unmanaged: 1")
     assert missing < unmanaged, "failing groups come first"
-    assert "| `Connection/demo-conn` | not found in project |" in result.stdout[missing:unmanaged]
-    assert "`Connection/hand-made`" in result.stdout[unmanaged:]
+    assert (
+        "| <code>Connection/demo-conn</code> | not found in project |"
+        in result.stdout[missing:unmanaged]
+    )
+    assert "<code>Connection/hand-made</code>" in result.stdout[unmanaged:]
     assert "security-audit" not in result.stdout
 
 
@@ -97,7 +101,7 @@ def test_drift_markdown_of_many_resources_stays_under_the_comment_limit(
     assert "#### unmanaged (fails): 400" in text
     short = render_drift(report, "markdown", limit=2_000)
     assert len(short) <= 2_000
-    assert "**Truncated:**" in short and "more unmanaged resource(s)" in short
+    assert "**Truncated:**" in short and "unmanaged resource(s) not shown" in short
 
 
 def test_fail_on_chooses_which_statuses_fail_the_run(

@@ -168,7 +168,7 @@ def test_a_plan_error_fails_the_job_and_still_updates_the_comment(bare_runner: R
     assert plan.outcome == "failure" and plan.outputs["exitcode"] == "1"
     assert run.step("Post or update the plan comment").outcome == "success"
     (comment,) = runner.gh["comments"]
-    assert "> **error:** `Connection/security-audit`" in comment["body"]
+    assert "> **error:** <code>Connection/security-audit</code>" in comment["body"]
 
 
 def test_an_invalid_manifest_fails_validation_with_an_annotation(
@@ -211,7 +211,7 @@ def test_merge_applies_then_plan_and_drift_are_clean_and_drift_opens_one_issue(
     assert drifted.step("Drift").outputs["exitcode"] == "2"
     assert drifted.step("Fail on drift").outcome == "failure"
     issues = runner.gh["issues"]
-    assert len(issues) == 1 and "`Connection/weblogs-s3`" in issues[0]["body"]
+    assert len(issues) == 1 and "<code>Connection/weblogs-s3</code>" in issues[0]["body"]
     assert "#### changed (fails): 1" in issues[0]["body"]
     again = runner.run_workflow(GITHUB / "polaris-drift.yml", "drift")
     assert again.failed
@@ -314,7 +314,7 @@ def test_the_gitlab_template_runs_the_same_sequence(
     assert gitlab_state(tmp_path)["issues"][0]["labels"] == ["polaris-drift"]
     assert job("polaris-drift").returncode == 2
     (issue,) = gitlab_state(tmp_path)["issues"]
-    assert "`Connection/weblogs-s3`" in issue["description"] and len(issue["notes"]) == 1
+    assert "<code>Connection/weblogs-s3</code>" in issue["description"] and len(issue["notes"]) == 1
 
 
 def test_the_pre_commit_hook_validates_all_manifests(workspace: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 import sys
 import threading
@@ -23,11 +24,30 @@ from reconciler.emulator.app import (
 from reconciler.emulator.faults import FaultPlan
 
 
+class FiniteFloat(click.FloatRange):
+    """A float in a range that is also finite: click's FloatRange lets nan and inf through."""
+
+    name = "finite float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+RATE = FiniteFloat(min=0, max=1)  # a share of requests
+NON_NEGATIVE = FiniteFloat(min=0)
+
+
 def _keys(path: str | None) -> dict[str, list[str]]:
     if path is None:
         return {DEMO_API_KEY: sorted(ALL_PERMISSIONS)}
-    text = Path(path).read_text(encoding="utf-8")
-    data: Any = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        data: Any = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as error:
+        raise click.BadParameter(f"cannot read {path}: {error}", param_hint="--keys-file") from None
     if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
         raise click.BadParameter(
             "the keys file maps each API key to a list of permissions", param_hint="--keys-file"
@@ -42,7 +62,13 @@ def _keys(path: str | None) -> dict[str, list[str]]:
 
 @click.command("emulator")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=int, default=8085, show_default=True, help="Port; 0 picks a free one.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8085,
+    show_default=True,
+    help="Port; 0 picks a free one.",
+)
 @click.option(
     "--project", default=DEMO_PROJECT_ID, show_default=True, help="The project id to serve."
 )
@@ -56,19 +82,21 @@ def _keys(path: str | None) -> dict[str, list[str]]:
 )
 @click.option(
     "--job-seconds",
-    type=float,
+    type=NON_NEGATIVE,
     default=3.0,
     show_default=True,
     help="Seconds a job runs; 0 is instant.",
 )
 @click.option("--fault-seed", type=int, default=0, help="Seed for injected faults.")
-@click.option("--fault-429-rate", type=float, default=0.0, help="Share of requests answered 429.")
-@click.option("--fault-500-rate", type=float, default=0.0, help="Share of requests answered 500.")
-@click.option("--fault-503-rate", type=float, default=0.0, help="Share of requests answered 503.")
+@click.option("--fault-429-rate", type=RATE, default=0.0, help="Share of requests answered 429.")
+@click.option("--fault-500-rate", type=RATE, default=0.0, help="Share of requests answered 500.")
+@click.option("--fault-503-rate", type=RATE, default=0.0, help="Share of requests answered 503.")
 @click.option(
-    "--fault-drop-rate", type=float, default=0.0, help="Share of writes whose response is lost."
+    "--fault-drop-rate", type=RATE, default=0.0, help="Share of writes whose response is lost."
 )
-@click.option("--latency-ms", type=float, default=0.0, help="Latency added to every request.")
+@click.option(
+    "--latency-ms", type=NON_NEGATIVE, default=0.0, help="Latency added to every request."
+)
 @click.option(
     "--s3-dir",
     type=click.Path(file_okay=False, exists=True),
@@ -104,7 +132,14 @@ def emulator(
         project, keys, timing=timing, faults=faults,
         data_dir=Path(data_dir) if data_dir else None, data=data,
     )  # fmt: skip
-    running = instance.serve(host, port)
+    try:
+        running = instance.serve(host, port)
+    except OSError as error:
+        instance.close()
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {error.strerror or error}; is another emulator "
+            "running there? Stop it, or pass --port 0 to pick a free port"
+        ) from None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # before the banner: a reader may stop us
     key_line = (

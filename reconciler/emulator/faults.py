@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from dataclasses import dataclass, field
@@ -44,6 +45,13 @@ class FaultPlan:
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
+        rates = (self.rate_429, self.rate_500, self.rate_503, self.rate_drop)
+        if not all(math.isfinite(rate) and 0 <= rate <= 1 for rate in rates):
+            raise ValueError(f"fault rates are shares of requests, from 0 to 1: {rates}")
+        for name in ("latency_seconds", "retry_after_seconds"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number of seconds >= 0, not {value}")
 
     def inject(
         self,

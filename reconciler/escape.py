@@ -1,0 +1,67 @@
+"""Escape text at the edge it is written to: one function for terminals, one for Markdown.
+
+Names, reasons and messages come from manifests and from the server, and whoever opens a pull
+request writes the manifests. Whatever a renderer did not write itself goes through one of these
+functions, so it can neither move the cursor of a terminal nor open HTML or Markdown structure in
+a pull-request comment.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# C0 and C1 controls, DEL, and the Unicode characters that reorder or hide text (bidi overrides
+# and isolates, line and paragraph separators, zero-width marks): each can make a terminal or a
+# browser show something other than what is there.
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\e"}
+
+# Characters Markdown or HTML would read as structure mid-line (tags, entities, table cells, code,
+# emphasis, links, mentions, issue references, math), written as numeric character references:
+# GitHub shows them as the character and never acts on them. Line-start structure (headings,
+# lists, quotes) cannot begin, because escaped text never holds a line break. `_` and `:` stay
+# as they are: names are full of them, and at most they italicise a word or show an emoji.
+_MARKDOWN_SPECIAL = re.compile(r"[&<>|`*\[\]\\~@#$]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _SHORT:
+        return _SHORT[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+_NAMED = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def _reference(match: re.Match[str]) -> str:
+    char = match.group()
+    return _NAMED.get(char) or f"&#{ord(char)};"
+
+
+def terminal(text: object) -> str:
+    """`text` on one line, with every control or invisible character shown as an escape."""
+    return _INVISIBLE.sub(_visible, unicodedata.normalize("NFC", str(text)))
+
+
+def markdown(text: object) -> str:
+    """`text` as inline Markdown that shows exactly these characters and starts no structure.
+
+    Safe in a paragraph, a list item, a table cell and inside <summary> or <code>; not inside a
+    code span or fence, where character references are shown literally (use `fence` there).
+    """
+    return _MARKDOWN_SPECIAL.sub(_reference, terminal(text))
+
+
+def fence(lines: list[str], info: str = "") -> str:
+    """A fenced code block around lines of untrusted text that cannot close it early.
+
+    Inside a fence nothing is interpreted except a line of backticks at least as long as the
+    opening one, so the fence is made longer than any run of backticks in the text.
+    """
+    body = [terminal(line) for line in lines]
+    longest = max((len(run) for line in body for run in re.findall(r"`+", line)), default=0)
+    ticks = "`" * max(3, longest + 1)
+    return "\n".join([ticks + info, *body, ticks])

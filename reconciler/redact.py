@@ -1,0 +1,132 @@
+"""Hide secret values in text: whole values, their encoded forms and any long piece of them.
+
+A secret reaches output in more forms than its own characters: JSON escapes it (`\\u00c4`, `\\"`,
+`\\\\`, once or twice when JSON sits inside JSON), a URL percent-encodes it, Python's repr escapes
+it, HTTP Basic auth base64-encodes it, and anything that cuts text may keep only a piece of it.
+The Redactor replaces every form, and every run of FRAGMENT or more characters taken from one,
+with SENSITIVE. Redact before cutting: `shorten` does both, in that order.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+SENSITIVE = "(sensitive)"
+FRAGMENT = 8  # the shortest piece of a secret that is hidden wherever it appears
+MINIMUM = 4  # shorter values would mask ordinary words; they are hidden only as whole values
+SEED = (
+    FRAGMENT // 2
+)  # any FRAGMENT-long run holds a SEED-long piece that starts at a multiple of SEED
+
+
+def _forms(value: str) -> set[str]:
+    """The ways `value` can be written in text the reconciler prints or saves."""
+    # surrogateescape: an environment value that is not UTF-8 holds lone surrogates.
+    raw = value.encode("utf-8", "surrogateescape")
+    forms = {value, repr(value)[1:-1], quote(raw, safe=""), quote(raw), quote_plus(raw)}
+    for ascii_only in (True, False):
+        once = json.dumps(value, ensure_ascii=ascii_only)[1:-1]
+        forms |= {once, json.dumps(once, ensure_ascii=ascii_only)[1:-1]}
+    return {form for form in forms if len(form) >= MINIMUM}
+
+
+class Redactor:
+    """Replaces registered secret values in text; thread-safe, cheap when nothing is registered."""
+
+    def __init__(self) -> None:
+        self._whole: set[str] = set()  # replaced wherever they appear
+        # Every run of FRAGMENT or more characters of a form contains one of that form's pieces
+        # of SEED characters starting at a multiple of SEED: search for those, then extend.
+        self._seeds: dict[str, set[tuple[str, int]]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, values: Iterable[str]) -> None:
+        """Hide these values, in every form and every long piece, from now on."""
+        with self._lock:
+            for value in values:
+                if not isinstance(value, str) or len(value) < MINIMUM:
+                    continue
+                for form in _forms(value):
+                    self._whole.add(form)
+                    for at in range(0, len(form) - SEED + 1, SEED):
+                        self._seeds.setdefault(form[at : at + SEED], set()).add((form, at))
+
+    def clear(self) -> None:
+        """Forget every value (a new run starts with only what it registers itself)."""
+        with self._lock:
+            self._whole.clear()
+            self._seeds.clear()
+
+    def add_api_key(self, key: str) -> None:
+        """Hide an API key, also as the HTTP Basic credential that carries it."""
+        self.add([key])
+        with self._lock:
+            self._whole.add(base64.b64encode(f"{key}:".encode("utf-8", "surrogateescape")).decode())
+
+    def __bool__(self) -> bool:
+        return bool(self._whole)
+
+    def __call__(self, text: str) -> str:
+        """`text` with every secret form, and every piece of one, replaced by SENSITIVE."""
+        with self._lock:
+            whole = sorted(self._whole, key=len, reverse=True)
+            seeds = {seed: list(places) for seed, places in self._seeds.items()}
+        for value in whole:
+            if value in text:
+                text = text.replace(value, SENSITIVE)
+        spans = [span for seed, places in seeds.items() for span in _runs(text, seed, places)]
+        if not spans:
+            return text
+        spans.sort()
+        out: list[str] = []
+        last, (run_start, run_end) = 0, spans[0]
+        for start, end in spans[1:]:
+            if start <= run_end:
+                run_end = max(run_end, end)
+                continue
+            out += [text[last:run_start], SENSITIVE]
+            last, run_start, run_end = run_end, start, end
+        out += [text[last:run_start], SENSITIVE, text[run_end:]]
+        return "".join(out)
+
+    def data(self, value: Any) -> Any:
+        """A copy of JSON-like data with every string (keys too) redacted."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, dict):
+            return {self(str(k)): self.data(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.data(v) for v in value]
+        return value
+
+
+def _runs(text: str, seed: str, places: list[tuple[str, int]]) -> Iterable[tuple[int, int]]:
+    """Spans of `text` around each occurrence of `seed` that match FRAGMENT+ characters of a form."""
+    found = text.find(seed)
+    while found != -1:
+        for form, at in places:
+            left = 0
+            while left < min(found, at) and text[found - left - 1] == form[at - left - 1]:
+                left += 1
+            right = SEED
+            while (
+                found + right < len(text)
+                and at + right < len(form)
+                and text[found + right] == form[at + right]
+            ):
+                right += 1
+            if left + right >= FRAGMENT:
+                yield found - left, found + right
+        found = text.find(seed, found + 1)
+
+
+def shorten(text: str, limit: int, redact: Callable[[str], str] | None = None) -> str:
+    """Redact first, then cut to `limit` characters: a cut can never leave a piece of a secret."""
+    if redact is not None:
+        text = redact(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
