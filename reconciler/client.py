@@ -176,7 +176,8 @@ def addressable(name: str) -> bool:
     return name not in DOT_SEGMENTS and "/" not in name and name.isprintable()
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (IPv4 or IPv6)."""
     if host.lower() == "localhost":
         return True
     try:
@@ -218,7 +219,7 @@ def check_url(config: ClientConfig) -> None:
             f"POLARIS_URL should be the API base without /v1/..., e.g. "
             f"{parts.scheme}://{parts.netloc} (the project comes from POLARIS_PROJECT_ID)"
         )
-    if parts.scheme == "http" and not config.insecure and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not config.insecure and not is_loopback(parts.hostname):
         raise PolarisError(
             f"refusing plain http:// to {parts.hostname}: the API key would cross the network "
             "unencrypted; use https:// or pass --insecure"

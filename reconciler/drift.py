@@ -26,7 +26,6 @@ STATUS_OF_ACTION = {
     Action.RESUBMIT: "failed",
     Action.SKIP: "unmanaged",  # only prune skips a connection; a canceled job: see status_of
     Action.DELETE: "unmanaged",
-    Action.CANCEL: "changed",
 }
 CANCELED_NOTE = "canceled, and not resubmitted unless asked (--resubmit-canceled)"
 

@@ -16,7 +16,6 @@ the same function the emulator ingests with.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -27,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from reconciler.client import is_loopback
 from reconciler.globs import GlobError, literal_prefix
 from reconciler.s3 import (
     Credentials,
@@ -138,16 +138,6 @@ def size(count: int) -> str:
             return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
         value /= 1000
     raise AssertionError("unreachable")
-
-
-def is_loopback(host: str) -> bool:
-    """True for localhost and loopback addresses (IPv4 or IPv6)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def signing_url(aws_endpoint: str) -> str | None:

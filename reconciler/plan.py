@@ -40,7 +40,6 @@ class Action(StrEnum):
     NOOP = "noop"
     RESUBMIT = "resubmit"
     SKIP = "skip"
-    CANCEL = "cancel"
 
 
 # Job statuses that mean "this spec has been, or is being, ingested": never submit it again.

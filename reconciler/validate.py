@@ -35,7 +35,6 @@ API_KEY_VARIABLE = "POLARIS_API_KEY"
 SQL_TOKEN = re.compile(r"'(?:[^']|'')*'?|\"((?:[^\"]|\"\")+)\"")
 # Characters that a URL path, a terminal or a log would treat as something other than text.
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-SELECTORS = ("uris", "prefixes", "objects", "pattern")
 
 
 @dataclass(frozen=True)

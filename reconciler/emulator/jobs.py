@@ -27,6 +27,7 @@ from reconciler.emulator.auth import MANAGE_JOBS, user
 from reconciler.emulator.clock import timestamp
 from reconciler.emulator.routing import Route
 from reconciler.emulator.tables import new_table
+from reconciler.s3 import SELECTORS
 
 if TYPE_CHECKING:
     from reconciler.emulator.app import Emulator
@@ -39,7 +40,6 @@ HEALTH_STATUSES = frozenset({"ok", "warn", "error"})
 BATCH_FORMATS = frozenset(
     {"avro_ocf", "avro_stream", "csv", "nd-json", "orc", "parquet", "protobuf", "regex"}
 )
-SELECTORS = ("uris", "prefixes", "objects", "pattern")
 SORT_COLUMNS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "created_by_user_name": lambda j: j["createdBy"]["username"],
     "created_date_time": lambda j: j["createdTimestamp"],
