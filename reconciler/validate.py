@@ -280,6 +280,13 @@ class _Interpolator:
         scheme, _, name = inner.partition(":")
         if scheme == "var" and ENV_NAME.fullmatch(name):
             return self.variable(name, path) or text
+        if scheme == "env" and name in self.interpolation.key_variables:
+            self.report(
+                path,
+                f"{text} holds the Polaris API key, which is never sent anywhere but the "
+                "Authorization header; remove it",
+            )
+            return text
         if scheme == "env" and ENV_NAME.fullmatch(name):
             self.report(
                 path,

@@ -214,3 +214,20 @@ def test_var_fills_variables_without_a_config(
     assert run("validate").exit_code == 1
     result = run("validate", "--var", "bucket=from-the-command-line")
     assert result.exit_code == 0, result.stdout
+
+
+def test_an_api_key_outside_secrets_is_named_as_the_key_never_suggested_as_a_var(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POLARIS_API_KEY", DEMO_API_KEY)
+    write(
+        project,
+        "manifests/conn.yaml",
+        connection("c1", "  bucket: b\n  description: ${env:POLARIS_API_KEY}\n"),
+    )
+    result = run("validate", "manifests")
+    assert result.exit_code == 1
+    output = result.stdout + result.stderr
+    assert "${env:POLARIS_API_KEY} holds the Polaris API key" in output
+    assert "${var:POLARIS_API_KEY}" not in output
+    assert DEMO_API_KEY not in output
