@@ -1,6 +1,6 @@
 """Command-line interface: parses flags and calls one function per command.
 
-Only this module prints, reads the environment or exits. Exit statuses follow CONTRACT.md:
+Only this module prints, reads the environment or exits. Exit statuses follow the README (Commands):
 usage errors are 1 (not click's 2), so that 2 always means "changes or drift".
 """
 

@@ -64,7 +64,7 @@ BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
 MAY_HAVE_APPLIED = "; the change may have been applied: read the live state before trying again"
 MESSAGE_LIMIT = 500  # characters of an API error message quoted in ours
-# The permission a write needs, by the collection its path starts with (polaris-api-notes.md).
+# The permission a write needs, by the collection its path starts with (docs/polaris-api-notes.md).
 # A 404 on one of these collections themselves can only mean the project is missing.
 WRITE_PERMISSIONS = {
     "connections": "ManageConnections",

@@ -143,7 +143,7 @@ class Plan:
         return any(change.action not in (Action.NOOP, Action.SKIP) for change in self.changes)
 
     def to_json(self) -> dict[str, Any]:
-        """The plan as CONTRACT.md's machine-readable form."""
+        """The plan in the machine-readable form the README (Commands) documents."""
         return {
             "formatVersion": FORMAT_VERSION,
             "summary": self.summary(),

@@ -183,7 +183,7 @@ class PlanText:
 
 
 class PlanJson:
-    """CONTRACT.md's machine-readable plan."""
+    """The machine-readable plan, as the README (Commands) documents it."""
 
     def render(self, plan: Plan) -> str:
         """The plan as one JSON object (the caller redacts the text it prints)."""
