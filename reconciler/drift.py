@@ -12,7 +12,7 @@ from typing import Any
 
 from reconciler.live import KNOWN_STATUSES
 from reconciler.model import Kind
-from reconciler.plan import Action, Change, Plan
+from reconciler.plan import Action, Change, Plan, PlanErrorCode
 
 FORMAT_VERSION = "1"
 
@@ -121,13 +121,15 @@ def drift_report(
         for change in plan.changes
     ]
     entries += [
-        DriftEntry(str(error.kind), error.name, "changed", error.message, (), error.file)
+        DriftEntry(
+            str(error.kind),
+            error.name,
+            "missing" if error.code is PlanErrorCode.MISSING else "changed",
+            error.message,
+            (),
+            error.file,
+        )
         for error in plan.errors
-        if "not found" not in error.message
-    ] + [
-        DriftEntry(str(error.kind), error.name, "missing", error.message, (), error.file)
-        for error in plan.errors
-        if "not found" in error.message
     ]
     entries += [
         DriftEntry(str(kind), name, "unmanaged", "exists in the project; no manifest declares it")

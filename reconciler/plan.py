@@ -104,14 +104,22 @@ class Change:
         return entry
 
 
+class PlanErrorCode(StrEnum):
+    """What kind of plan error this is: callers switch on it, never on the message's words."""
+
+    FORBIDDEN = "forbidden"  # Polaris does not allow the change (e.g. a table's type)
+    MISSING = "missing"  # declared as managed elsewhere, and not in the project
+
+
 @dataclass(frozen=True)
 class PlanError:
-    """A change the API forbids; reported instead of attempted."""
+    """A change the API forbids, or a resource that must exist and does not; never attempted."""
 
     kind: Kind
     name: str
     message: str
     file: str | None = None
+    code: PlanErrorCode = PlanErrorCode.FORBIDDEN
 
     def __str__(self) -> str:
         where = f"{self.file}: " if self.file else ""
@@ -149,7 +157,13 @@ class Plan:
             "summary": self.summary(),
             "changes": [change.to_json() for change in self.changes],
             "errors": [
-                {"kind": str(e.kind), "name": e.name, "message": e.message, "file": e.file}
+                {
+                    "kind": str(e.kind),
+                    "name": e.name,
+                    "message": e.message,
+                    "file": e.file,
+                    "code": str(e.code),
+                }
                 for e in self.errors
             ],
             "unmanaged": [{"kind": str(kind), "name": name} for kind, name in self.unmanaged],
@@ -310,6 +324,7 @@ def _external(resource: Resource, exists: bool) -> Change | PlanError:
             "declared as managed elsewhere (policy.manage: external) but not found in the project; "
             "ask its owners to create it, or remove the policy to let the reconciler create it",
             _file(resource),
+            PlanErrorCode.MISSING,
         )
     return Change(
         resource.kind,

@@ -215,3 +215,21 @@ def test_a_targets_history_and_ignore_in_reconciler_yaml_apply_to_drift(
     assert drift["koalas-demo-file"] == "history"
     assert drift["hand-made"] == "ignored"
     assert "Koalas" not in drift, "the table the history job created is accounted for"
+
+
+def test_drift_reads_a_plan_errors_status_from_its_code_never_its_wording() -> None:
+    from reconciler.drift import drift_report
+    from reconciler.model import Kind
+    from reconciler.plan import Plan, PlanError, PlanErrorCode
+
+    # Wording that says "not found" must not make a forbidden change look missing, nor the
+    # other way round: the code decides.
+    forbidden = PlanError(
+        Kind.TABLE, "t", "column x not found in the table", code=PlanErrorCode.FORBIDDEN
+    )
+    absent = PlanError(
+        Kind.CONNECTION, "c", "the owners have not created it", code=PlanErrorCode.MISSING
+    )
+    report = drift_report(Plan((), (forbidden, absent)))
+    statuses = {entry.name: entry.status for entry in report.entries}
+    assert statuses == {"t": "changed", "c": "missing"}
