@@ -3,7 +3,7 @@
 Each live resource becomes one manifest that `reconciler validate` accepts and on which
 `reconciler plan` shows no change. What normalize.py knows decides what is written: only
 writable fields, without the values Polaris fills by default or adds itself. Secrets are
-write-only, so a connection that uses access keys gets `${env:...}` placeholders and a comment
+write-only, so a connection that authenticates with them gets `${env:...}` placeholders and a comment
 naming the variables to set. Names come from the server and are treated as hostile: a file name
 is built from a safe subset of characters (never a path separator or a leading dot) and checked
 to stay inside the output directory; a name a manifest cannot hold is left out with a note; every
@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from reconciler import connection_types
 from reconciler.client import PolarisClient
 from reconciler.live import LiveJob
 from reconciler.manifest import reads_as_string
@@ -35,8 +36,8 @@ from reconciler.normalize import (
     FORMAT_DEFAULTS,
     SERVER_ADDED_MAPPING,
     TIME_COLUMN,
-    WRITABLE,
     fingerprint,
+    writable,
 )
 from reconciler.plan import SATISFIED_STATUSES
 from reconciler.validate import name_problem
@@ -124,10 +125,10 @@ def import_project(
             Kind.CONNECTION, name, result.skipped
         ):
             continue
-        if live.get("type") != "s3":
+        if connection_types.of(live) is None:
             result.skipped.append(
-                f"Connection/{_shown(name)}: type {_shown(str(live.get('type')))} is not managed "
-                "by this version (only s3)"
+                f"Connection/{_shown(name)}: type {_shown(str(live.get('type')))} is not a "
+                "connection type this version knows"
             )
             continue
         result.files.append(_connection(name, live, files, variables_taken))
@@ -172,21 +173,33 @@ def write_files(result: ImportResult, out: Path, *, force: bool = False) -> list
 
 def _connection(name: str, live: Mapping[str, Any], files: _Paths, taken: set[str]) -> ManifestFile:
     spec = _writable(Kind.CONNECTION, live)
+    kind = connection_types.of(live)
     comments = []
     variables: tuple[str, ...] = ()
-    if "awsAssumedRoleArn" not in spec:
-        # Polaris never returns secrets: an S3 connection without a role uses access keys.
+    if kind is not None:
+        _drop_defaults(spec, kind.defaults)
+    if kind is not None and kind.needs_secrets(spec):
+        # Polaris never returns secrets, not even their type: write the first type the
+        # connection type takes, with a variable per field, and say so.
+        secrets_type = kind.secrets[0]
         stem = _variable_stem(name, taken)
-        variables = (f"{stem}_AWS_ACCESS_KEY_ID", f"{stem}_AWS_SECRET_ACCESS_KEY")
+        fields = connection_types.SECRETS_TYPES[secrets_type]
+        # EVENTS_AWS_ACCESS_KEY_ID; a name that already says the type is not repeated.
+        middle = "" if stem.endswith(kind.env_prefix) else kind.env_prefix
+        variables = tuple("_".join(filter(None, (stem, middle, suffix))) for _, suffix in fields)
         spec["secrets"] = {
-            "type": "access_key",
-            "accessKeyId": f"${{env:{variables[0]}}}",
-            "accessKeySecret": f"${{env:{variables[1]}}}",
+            "type": secrets_type,
+            **{
+                field: f"${{env:{variable}}}"
+                for (field, _), variable in zip(fields, variables, strict=True)
+            },
         }
+        others = [t for t in kind.secrets if t != secrets_type]
         comments.append(
-            f"Polaris never returns secrets: set {variables[0]} and {variables[1]} to this "
-            "connection's access key before plan or apply (they are only sent with "
+            f"Polaris never returns secrets: set {' and '.join(variables)} to this connection's "
+            f"{secrets_type} credentials before plan or apply (they are only sent with "
             "--rotate-secrets or when the connection is created)."
+            + (f" If it uses {' or '.join(others)} instead, change spec.secrets." if others else "")
         )
     return _manifest(
         Kind.CONNECTION, name, spec, files.of(Kind.CONNECTION, name), comments, variables
@@ -279,7 +292,9 @@ def _job_spec(live: Mapping[str, Any]) -> dict[str, Any]:
 def _writable(kind: Kind, live: Mapping[str, Any]) -> dict[str, Any]:
     """The fields a manifest may set, as live state has them (read-only fields left out)."""
     return {
-        key: _plain(live[key]) for key in WRITABLE[kind] if key in live and live[key] is not None
+        key: _plain(live[key])
+        for key in writable(kind, live)
+        if key in live and live[key] is not None
     }
 
 

@@ -14,13 +14,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler import connection_types
 from reconciler.model import Kind
 
 # Fields of a create request that the reconciler manages, per kind. Everything else in a live
 # resource (ids, versions, users, timestamps, statuses, sizes) is read-only and never compared.
+# A connection's fields depend on its type: reconciler/connection_types.py narrows these to the
+# type's own (`writable`).
 WRITABLE: dict[Kind, tuple[str, ...]] = {
-    Kind.CONNECTION: (
-        "type", "description", "bucket", "awsEndpoint", "prefix", "awsAssumedRoleArn", "secrets",
+    Kind.CONNECTION: tuple(
+        dict.fromkeys(
+            field
+            for kind in connection_types.CONNECTION_TYPES.values()
+            for field in kind.writable
+        )
     ),
     Kind.TABLE: (
         "type", "description", "partitioningGranularity", "schemaMode", "schema",
@@ -111,7 +118,7 @@ def normalize(
 ) -> dict[str, Any]:
     """The comparable form of a spec; `manage` limits server-chosen fields to those the manifest sets."""
     source = _job_request(spec) if kind == Kind.INGESTION_JOB else spec
-    result = {field: _plain(source[field]) for field in WRITABLE[kind] if field in source}
+    result = {field: _plain(source[field]) for field in writable(kind, source) if field in source}
     for field, default in DEFAULTS[kind].items():
         result.setdefault(field, default)
     if kind == Kind.CONNECTION:
@@ -242,7 +249,17 @@ def _job_request(job: Mapping[str, Any]) -> Mapping[str, Any]:
     return echoed if isinstance(echoed, Mapping) and "source" in echoed else job
 
 
+def writable(kind: Kind, spec: Mapping[str, Any]) -> tuple[str, ...]:
+    """The fields of `spec` the reconciler manages: for a connection, those of its type."""
+    connection_type = connection_types.of(spec) if kind == Kind.CONNECTION else None
+    return connection_type.writable if connection_type is not None else WRITABLE[kind]
+
+
 def _connection(spec: dict[str, Any]) -> dict[str, Any]:
+    connection_type = connection_types.of(spec)
+    if connection_type is not None:
+        for field, default in connection_type.defaults.items():
+            spec.setdefault(field, _plain(default))
     secrets = spec.get("secrets")
     if isinstance(secrets, Mapping):
         spec["secrets"] = {k: v for k, v in secrets.items() if k in WRITE_ONLY_SECRET_FIELDS_KEPT}

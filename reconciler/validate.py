@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler import schema
+from reconciler import connection_types, schema
 from reconciler.globs import GlobError, sequences
 from reconciler.manifest import Document, gc_paused, load
 from reconciler.model import (
@@ -407,12 +407,25 @@ def _check_job(
     spec = job.spec
     source, target = spec["source"], spec["target"]
     connection = source["connectionName"]
-    if (Kind.CONNECTION, connection) not in declared:
+    source_connection = declared.get((Kind.CONNECTION, connection))
+    if source_connection is None:
         errors.append(
             ManifestError(
                 at("source", "connectionName"),
                 f"source.connectionName '{connection}' names no declared Connection; "
                 "declare it (use policy: {manage: external} if it is managed elsewhere)",
+                job.ref,
+            )
+        )
+    elif (
+        kind := connection_types.of(source_connection.spec)
+    ) is not None and not kind.batch_source:
+        errors.append(
+            ManifestError(
+                at("source", "connectionName"),
+                f"source.connectionName '{connection}' is a connection of type {kind.name} "
+                f"(at {source_connection.location}); batch jobs read only from "
+                f"{' or '.join(connection_types.BATCH_SOURCE_TYPES)} connections, so name one",
                 job.ref,
             )
         )

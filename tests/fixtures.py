@@ -14,6 +14,7 @@ import pytest
 
 from reconciler.client import ClientConfig, PolarisClient
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
+from tests.connections import CONNECTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_SECRETS = {
@@ -87,12 +88,17 @@ def seed_project(
     tables: int = 10,
     jobs: int = 200,
 ) -> None:
-    """A project made by hand, as `reconciler import` meets one: mixed connections (role or keys,
-    prefixes, descriptions), detail and aggregate tables, and batch jobs of every format and object
+    """A project made by hand, as `reconciler import` meets one: connections of every type (S3
+    ones with a role or keys, prefixes, descriptions), detail and aggregate tables, and batch jobs of every format and object
     selector, including failed ones, a spec submitted twice, and tables created by jobs."""
+    streaming = [body for key, body in CONNECTIONS.items() if not key.startswith("s3/")]
     for i in range(connections):
+        name = f"Conn.{i:02}" if i % 7 == 0 else f"conn-{i:02}"
+        if i % 5 == 4:  # one in five of another type, each type and secrets type in turn
+            client.create_connection({**streaming[(i // 5) % len(streaming)], "name": name})
+            continue
         body: dict[str, Any] = {
-            "type": "s3", "name": f"Conn.{i:02}" if i % 7 == 0 else f"conn-{i:02}",
+            "type": "s3", "name": name,
             "bucket": f"bucket-{i}", "awsEndpoint": "s3.us-east-1.amazonaws.com",
         }  # fmt: skip
         if i % 3 == 0:
@@ -106,7 +112,7 @@ def seed_project(
         if i % 3 == 2:
             body |= {"prefix": f"team-{i}/", "description": f"on: {i}, yes"}
         client.create_connection(body)
-    names = [c["name"] for c in client.list_connections()]
+    names = [c["name"] for c in client.list_connections() if c["type"] == "s3"]
     detail = [f"events_{t}" for t in range(tables - 2)]
     for t, table in enumerate(detail):
         client.create_table(

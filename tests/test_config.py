@@ -129,7 +129,10 @@ def test_env_references_outside_secrets_are_refused_and_never_expanded(project: 
         assert CI_TOKEN not in output
         assert "${env:CI_DEPLOY_TOKEN} is only allowed as a value in spec.secrets" in output
         # The schema error quotes the reference as written, never a value.
-        assert 'spec.type must be one of: s3 (got "${env:CI_DEPLOY_TOKEN}")' in output
+        assert (
+            "spec.type must be one of: s3, azure, kafka, confluent, confluent_schema_registry, "
+            'kinesis, push_streaming (got "${env:CI_DEPLOY_TOKEN}")'
+        ) in output
 
 
 @pytest.mark.parametrize("variable", ["POLARIS_API_KEY", "DEV_POLARIS_KEY"])

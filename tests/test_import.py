@@ -14,6 +14,7 @@ from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
 from reconciler.importer import dump
 from reconciler.manifest import parse
 from tests.cli import run
+from tests.connections import SECRET_VALUES
 from tests.fixtures import seed_project
 
 REFERENCE = re.compile(r"\$\{env:(\w+)\}")
@@ -49,6 +50,14 @@ def test_import_of_a_seeded_project_validates_and_plans_with_zero_changes(
     assert len(list((out / "jobs" / "events_0").glob("*.yaml"))) > 10, "jobs grouped by table"
     text = "".join(f.read_text() for f in files)
     assert "seed-secret" not in text and "AKIASEED" not in text
+    assert not [value for value in SECRET_VALUES if value in text]
+    types = {m for m in re.findall(r"^  type: (\w+)$", text, re.MULTILINE)}
+    assert types >= {"s3", "azure", "kafka", "confluent", "confluent_schema_registry"}
+    assert {"kinesis", "push_streaming"} <= types
+    assert "endpointUrl" not in text and "topicNameIsPattern: false" not in text
+    kafka = (out / "connections" / "conn-24.yaml").read_text()
+    assert "password: ${env:CONN_24_KAFKA_PASSWORD}" in kafka
+    assert "CONN_24_KAFKA_PASSWORD" in kafka.split("apiVersion")[0], "comment names it"
     connection = (out / "connections" / "conn-01.yaml").read_text()
     assert "CONN_01_AWS_ACCESS_KEY_ID" in connection.split("apiVersion")[0], "comment names it"
     assert "accessKeyId: ${env:CONN_01_AWS_ACCESS_KEY_ID}" in connection
@@ -154,7 +163,7 @@ def test_a_job_into_a_table_with_the_longest_name_imports_with_a_valid_handle(
     assert run("plan", "--detailed-exitcode", str(out)).exit_code == 0
 
 
-def test_kind_and_name_choose_what_is_imported_and_other_connection_types_are_skipped(
+def test_kind_and_name_choose_what_is_imported(
     served: Any, client: PolarisClient, emulator: Emulator, tmp_path: Path
 ) -> None:
     for name in ("sales-eu", "sales-us", "ops"):
@@ -168,7 +177,7 @@ def test_kind_and_name_choose_what_is_imported_and_other_connection_types_are_sk
             }
         )
     client.create_table({"name": "sales", "type": "detail"})
-    # A connection type this version does not manage, as another tool may have made it.
+    # A streaming connection: imported too, with its secrets as placeholders.
     client.create_connection(
         {
             "type": "kafka",
@@ -183,10 +192,11 @@ def test_kind_and_name_choose_what_is_imported_and_other_connection_types_are_sk
     assert result.exit_code == 0, result.stderr
     assert sorted(p.name for p in out.rglob("*.yaml")) == ["sales-eu.yaml", "sales-us.yaml"]
     everything = run("import", "--out", str(tmp_path / "all"))
-    assert (
-        "skipped Connection/stream: type kafka is not managed by this version" in everything.stderr
-    )
-    assert "Wrote 4 manifest(s)" in everything.stdout
+    assert "skipped" not in everything.stderr
+    assert "Wrote 5 manifest(s)" in everything.stdout
+    stream = (tmp_path / "all" / "connections" / "stream.yaml").read_text()
+    assert "username: ${env:STREAM_KAFKA_USERNAME}" in stream
+    assert "p4ss" not in stream
 
 
 def test_import_with_a_target_reads_its_project_and_writes_into_its_paths(

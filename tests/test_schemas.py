@@ -8,6 +8,8 @@ that the schemas do not follow fails here instead of drifting silently.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -20,6 +22,8 @@ import yaml
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Specification
 from referencing.jsonschema import DRAFT7, DRAFT202012
+
+from reconciler.connection_types import CONNECTION_TYPES, SECRETS_TYPES
 
 if TYPE_CHECKING:
     from referencing._core import Resolver  # not re-exported; used for annotations only
@@ -294,17 +298,87 @@ JOBS = "/v1/projects/{projectId}/jobs"
 TABLES = "/v1/projects/{projectId}/tables"
 
 
-def test_connection_spec_has_exactly_the_fields_of_the_s3_create_request() -> None:
-    create_s3 = variant(request_body(CONNECTIONS), "s3")
-    assert create_s3 == "CreateS3ConnectionRequest"
-    properties, required = flatten(create_s3)
+CONNECTION_TYPE_NAMES = sorted(CONNECTION_TYPES)
+
+
+def _declarable(properties: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI properties a manifest can hold: not read-only (the server fills them) and not
+    write-only outside `secrets` (a manifest could only hold those as literals)."""
+    return {
+        name: p
+        for name, p in properties.items()
+        if not (p.get("readOnly") or deref(p).get("readOnly"))
+        and not (name != "secrets" and (p.get("writeOnly") or deref(p).get("writeOnly")))
+    }
+
+
+def test_the_connection_types_are_the_openapi_ones() -> None:
+    create = component(request_body(CONNECTIONS))
+    assert sorted(create["discriminator"]["mapping"]) == CONNECTION_TYPE_NAMES
     spec = Node.at("connection.schema.json#/definitions/spec")
+    assert sorted(spec["type"].enum) == CONNECTION_TYPE_NAMES
+    assert sorted(spec.branches("type")) == CONNECTION_TYPE_NAMES
+
+
+@pytest.mark.parametrize("connection_type", CONNECTION_TYPE_NAMES)
+def test_each_connection_type_has_exactly_the_fields_of_its_create_request(
+    connection_type: str,
+) -> None:
+    properties, required = flatten(variant(request_body(CONNECTIONS), connection_type))
+    declarable = _declarable(properties)
+    spec = Node.at("connection.schema.json#/definitions/spec").branches("type")[connection_type]
     # name is allowed (so a differing spec.name can be reported) but never required: metadata.name
     # supplies it.
-    assert_same_fields(spec, (properties, required - {"name"}))
-    assert spec.required == {"type", "bucket", "awsEndpoint"}
-    assert set(spec["type"].enum) <= set(openapi_enum(properties["type"]))
-    assert spec["type"].enum == ["s3"]
+    assert_same_fields(spec, (declarable, required - {"name"}))
+    assert spec["type"].schema["const"] == connection_type
+
+
+@pytest.mark.parametrize("connection_type", CONNECTION_TYPE_NAMES)
+def test_the_reconciler_table_of_each_connection_type_agrees_with_the_openapi(
+    connection_type: str,
+) -> None:
+    kind = CONNECTION_TYPES[connection_type]
+    properties, required = flatten(variant(request_body(CONNECTIONS), connection_type))
+    declarable = _declarable(properties)
+    assert set(kind.writable) == set(declarable) - {"name"}
+    assert set(kind.read_only) == set(properties) - set(declarable)
+    defaults = {n: deref(p)["default"] for n, p in properties.items() if "default" in deref(p)}
+    assert dict(kind.defaults) == defaults
+    assert kind.secrets_required == ("secrets" in required)
+    secrets_types = openapi_enum(component("ConnectionSecretsTypePayload"))
+    assert set(kind.secrets) <= set(secrets_types)
+
+
+@pytest.mark.parametrize("secrets_type", sorted(SECRETS_TYPES))
+def test_each_secrets_type_has_the_fields_of_its_openapi_payload_all_as_references(
+    secrets_type: str,
+) -> None:
+    properties, _ = flatten(variant("ConnectionSecretsOptionalPayload", secrets_type))
+    _, required = flatten(variant("ConnectionSecretsRequiredPayload", secrets_type))
+    secrets = Node.at(f"connection.schema.json#/definitions/secrets_{secrets_type}")
+    assert secrets.properties == set(properties)
+    assert {field for field, _ in SECRETS_TYPES[secrets_type]} == set(properties) - {"type"}
+    assert secrets.required == required
+    for field in secrets.properties - {"type"}:
+        assert secrets[field].schema["type"] == "string"
+        assert "${env:NAME}" in secrets[field].schema["description"]
+
+
+def test_an_s3_access_key_needs_its_id_although_the_openapi_leaves_it_optional() -> None:
+    # The create request makes accessKeyId optional because an Azure shared key has none; an S3
+    # access key is an ID and a secret.
+    description = component("ConnectionSecretsOptionalPayload")["description"]
+    assert "`access_key`: Access key to authenticate Azure Blob Storage or AWS S3" in description
+    s3 = Node.at("connection.schema.json#/definitions/type_s3")["secrets"].schema
+    assert {"required": ["accessKeyId"]} in s3["allOf"]
+
+
+def test_the_connection_schema_is_what_the_generator_writes_from_the_openapi() -> None:
+    script = ROOT / "scripts" / "gen_connection_schema.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--check"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_connection_names_have_the_openapi_length_limits_and_character_set() -> None:
@@ -321,25 +395,6 @@ def test_connection_names_have_the_openapi_length_limits_and_character_set() -> 
     assert check.is_valid("demo-conn_2.v1")
     for bad in ("my connection", "café", "a/b", "", "c" * 65):
         assert not check.is_valid(bad), bad
-
-
-def test_s3_secrets_are_the_openapi_access_key_secrets() -> None:
-    access_key = variant("ConnectionSecretsOptionalPayload", "access_key")
-    properties, _ = flatten(access_key)
-    _, required_when_complete = flatten(variant("ConnectionSecretsRequiredPayload", "access_key"))
-    secrets = Node.at("connection.schema.json#/definitions/secrets")
-    assert secrets.properties == set(properties)
-    assert set(secrets["type"].enum) <= set(openapi_enum(properties["type"]))
-    # access_key is the S3 secrets type; aws_iam is documented for MSK (Kafka) only.
-    description = component("ConnectionSecretsOptionalPayload")["description"]
-    assert "`access_key`: Access key to authenticate Azure Blob Storage or AWS S3" in description
-    assert "`aws_iam`: For AWS IAM role assumption. Supported for MSK (Kafka)" in description
-    assert secrets["type"].enum == ["access_key"]
-    # Deliberately stricter than the create request, which makes every secret optional so that an
-    # update can keep the stored ones: a manifest declares the whole connection, and an S3 access key
-    # is an ID and a secret.
-    assert required_when_complete <= secrets.required
-    assert secrets.required - required_when_complete == {"accessKeyId"}
 
 
 # --- agreement with the OpenAPI: tables -------------------------------------------------------
@@ -597,7 +652,11 @@ def doc(text: str, **changes: Any) -> dict[str, Any]:
     return data
 
 
+EXAMPLES = ROOT / "examples" / "connections"
+EXAMPLE_CONNECTIONS = {path.stem: path.read_text("utf-8") for path in EXAMPLES.glob("*.yaml")}
+
 VALID = {
+    **{f"the example {name} connection": doc(text) for name, text in EXAMPLE_CONNECTIONS.items()},
     "the guide's demo-conn": doc(DEMO_CONN),
     "demo-conn with access keys from the environment": doc(
         DEMO_CONN,
@@ -720,7 +779,40 @@ INVALID: dict[str, tuple[Any, tuple[Any, ...], str]] = {
         ("spec",),
         "additionalProperties",
     ),
-    "a kafka connection": (doc(DEMO_CONN, spec__type="kafka"), ("spec", "type"), "enum"),
+    "a connection of a type Polaris does not have": (
+        doc(DEMO_CONN, spec__type="ftp"),
+        ("spec", "type"),
+        "enum",
+    ),
+    "a kafka connection with an S3 field": (
+        doc(DEMO_CONN, spec__type="kafka", spec__bootstrapServers="b:9092", spec__topicName="t"),
+        ("spec",),
+        "additionalProperties",
+    ),
+    "a kafka connection with an SSL keystore, which would hold a private key": (
+        {
+            **doc(EXAMPLE_CONNECTIONS["kafka"]),
+            "spec": {
+                **doc(EXAMPLE_CONNECTIONS["kafka"])["spec"],
+                "ssl": {"keystore": {"type": "pem", "certificates": "c", "key": "k"}},
+            },
+        },
+        ("spec", "ssl"),
+        "additionalProperties",
+    ),
+    "a push streaming connection that sets its read-only endpoint": (
+        doc(EXAMPLE_CONNECTIONS["push_streaming"], spec__endpointUrl="https://x"),
+        ("spec",),
+        "additionalProperties",
+    ),
+    "an azure connection with the secrets of another type": (
+        doc(
+            EXAMPLE_CONNECTIONS["azure"],
+            spec__secrets={"type": "sasl_plain", "username": "${env:U}", "password": "${env:P}"},
+        ),
+        ("spec", "secrets", "type"),
+        "enum",
+    ),
     "a bucket that YAML read as a number": (
         doc(DEMO_CONN, spec__bucket=2024),
         ("spec", "bucket"),
@@ -876,8 +968,14 @@ def test_each_kind_schema_gives_the_same_verdict_as_the_top_level_one(kind: str)
         assert direct.is_valid(document) == top.is_valid(document), document
 
 
+def test_there_is_an_example_manifest_for_every_connection_type() -> None:
+    assert sorted(EXAMPLE_CONNECTIONS) == CONNECTION_TYPE_NAMES
+    for name, text in EXAMPLE_CONNECTIONS.items():
+        assert doc(text)["spec"]["type"] == name
+
+
 def test_every_example_manifest_in_the_repository_is_valid() -> None:
-    paths = sorted((ROOT / "manifests").rglob("*.y*ml"))
+    paths = sorted((ROOT / "manifests").rglob("*.y*ml")) + sorted(EXAMPLES.rglob("*.y*ml"))
     top = validator("2020-12")
     for path in paths:
         for document in yaml.safe_load_all(path.read_text("utf-8")):
