@@ -59,6 +59,8 @@ def test_every_connection_type_validates_applies_and_replans_clean_without_showi
     assert live["example-push"]["endpointUrl"], "Polaris filled the read-only field"
     assert "No changes." in step("plan", "--detailed-exitcode", str(directory))
     step("plan", "--format", "json", "--rotate-secrets", str(directory))
+    step("-v", "apply", "--auto-approve", "--rotate-secrets", str(directory))
+    assert "No changes." in step("plan", "--detailed-exitcode", str(directory))
     step("drift", "--format", "markdown", str(directory))
     outputs.append(saved.read_text("utf-8"))
     leaked = [value for value in secrets if any(value in output for output in outputs)]

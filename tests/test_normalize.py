@@ -5,13 +5,15 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.client import ClientConfig, PolarisClient
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
 from reconciler.model import Kind
-from reconciler.normalize import diff, fingerprint, normalize
+from reconciler.normalize import comparable, diff, fingerprint, normalize
+from tests.connections import CONNECTIONS
 from tests.guide import GUIDE_CONNECTION, GUIDE_JOB
 
 USER = {"username": "api-key-pok_vipgj...bjjvyo", "userId": "a52cacf6-3ddc-48e5-8675-xxxxxxxxxxxx"}
@@ -181,3 +183,48 @@ def test_any_job_created_in_the_emulator_and_read_back_shows_no_change(
     for live in (created, read_back, {k: v for k, v in read_back.items() if k != "spec"}):
         assert fingerprint(live) == fingerprint(job)
         assert diff(normalize(Kind.INGESTION_JOB, live), normalize(Kind.INGESTION_JOB, job)) == []
+
+
+# Every connection type, as the emulator returns it after a create from tests/connections.py: the
+# read-only endpointUrl and the defaults it fills are never differences, secrets never compared.
+@pytest.mark.parametrize("example", sorted(CONNECTIONS))
+def test_every_connection_type_read_back_shows_no_difference_from_its_request(
+    example: str,
+) -> None:
+    emulator = Emulator()
+    with PolarisClient(
+        ClientConfig("http://polaris.test", DEMO_PROJECT_ID, DEMO_API_KEY, insecure=True),
+        transport=emulator.transport(),
+    ) as client:
+        request = {**copy.deepcopy(CONNECTIONS[example]), "name": "c"}
+        # As a manifest can declare it: an SSL keystore holds a private key, so it cannot be.
+        request.get("ssl", {}).pop("keystore", None)
+        client.create_connection(request)
+        live = client.get_connection("c")
+    assert live is not None
+    desired, actual = comparable(Kind.CONNECTION, request, live)
+    assert diff(actual, desired) == []
+    assert "secrets" not in actual and "endpointUrl" not in actual
+
+
+@pytest.mark.parametrize(
+    ("desired", "live", "changed"),
+    [
+        ({"type": "kafka", "topicName": "t"}, {"type": "kafka", "topicName": "t",
+         "topicNameIsPattern": False}, []),
+        ({"type": "kafka", "topicName": "t", "topicNameIsPattern": True}, {"type": "kafka",
+         "topicName": "t", "topicNameIsPattern": False}, ["topicNameIsPattern"]),
+        ({"type": "confluent_schema_registry"}, {"type": "confluent_schema_registry",
+         "urls": []}, []),
+        ({"type": "confluent_schema_registry"}, {"type": "confluent_schema_registry",
+         "urls": ["https://r"]}, ["urls[0]"]),
+        ({"type": "push_streaming"}, {"type": "push_streaming", "endpointUrl": "https://e"}, []),
+        ({"type": "push_streaming", "description": "d"}, {"type": "push_streaming",
+         "endpointUrl": "https://e"}, ["description"]),
+    ],
+)  # fmt: skip
+def test_connection_defaults_and_read_only_fields_are_not_differences(
+    desired: dict[str, Any], live: dict[str, Any], changed: list[str]
+) -> None:
+    wanted, actual = comparable(Kind.CONNECTION, desired, live)
+    assert [change.path for change in diff(actual, wanted)] == changed
