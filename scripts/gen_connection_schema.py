@@ -79,7 +79,7 @@ class OpenApi:
         if "allOf" in resolved and "type" not in resolved:
             resolved = self.resolve(resolved["allOf"][0])
         out: dict[str, Any] = {
-            "description": schema.get("description") or resolved.get("description", ""),
+            "description": _one_line(schema.get("description") or resolved.get("description", "")),
             "type": resolved["type"],
         }
         if "enum" in resolved:
@@ -101,6 +101,11 @@ class OpenApi:
         if not out["description"]:
             out["description"] = f"See the OpenAPI's {schema.get('$ref', 'schema')}."
         return out
+
+
+def _one_line(text: str) -> str:
+    """A description as error messages quote it: the document's line breaks and lists folded."""
+    return " ".join(text.split())
 
 
 def connection_definition(api: OpenApi, name: str) -> dict[str, Any]:
@@ -167,8 +172,9 @@ def secrets_definition(api: OpenApi, name: str) -> dict[str, Any]:
     assert sorted(properties) == sorted(names), name
     fields: dict[str, Any] = {"type": {"description": "Secrets type.", "const": name}}
     for field in names:
-        text = properties[field].get("description") or api.resolve(properties[field]).get(
-            "description", field
+        text = _one_line(
+            properties[field].get("description")
+            or api.resolve(properties[field]).get("description", field)
         )
         fields[field] = {
             "description": f"{text.strip().rstrip('.')}. An ${{env:NAME}} reference, never a literal.",

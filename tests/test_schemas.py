@@ -373,6 +373,15 @@ def test_an_s3_access_key_needs_its_id_although_the_openapi_leaves_it_optional()
     assert {"required": ["accessKeyId"]} in s3["allOf"]
 
 
+def test_connection_descriptions_are_one_line_because_error_messages_quote_them() -> None:
+    multi_line = [
+        where
+        for where, schema in all_subschemas()
+        if where.startswith("connection.schema.json") and "\n" in schema.get("description", "")
+    ]
+    assert not multi_line
+
+
 def test_the_connection_schema_is_what_the_generator_writes_from_the_openapi() -> None:
     script = ROOT / "scripts" / "gen_connection_schema.py"
     done = subprocess.run(
