@@ -37,6 +37,7 @@ from reconciler.normalize import (
     SERVER_ADDED_MAPPING,
     TIME_COLUMN,
     fingerprint,
+    plain,
     writable,
 )
 from reconciler.plan import SATISFIED_STATUSES
@@ -292,7 +293,7 @@ def _job_spec(live: Mapping[str, Any]) -> dict[str, Any]:
 def _writable(kind: Kind, live: Mapping[str, Any]) -> dict[str, Any]:
     """The fields a manifest may set, as live state has them (read-only fields left out)."""
     return {
-        key: _plain(live[key])
+        key: plain(live[key])
         for key in writable(kind, live)
         if key in live and live[key] is not None
     }
@@ -302,14 +303,6 @@ def _drop_defaults(spec: dict[str, Any], defaults: Mapping[str, Any]) -> None:
     for key, default in defaults.items():
         if key in spec and spec[key] == default:
             del spec[key]
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _manifest(

@@ -118,7 +118,7 @@ def normalize(
 ) -> dict[str, Any]:
     """The comparable form of a spec; `manage` limits server-chosen fields to those the manifest sets."""
     source = _job_request(spec) if kind == Kind.INGESTION_JOB else spec
-    result = {field: _plain(source[field]) for field in writable(kind, source) if field in source}
+    result = {field: plain(source[field]) for field in writable(kind, source) if field in source}
     for field, default in DEFAULTS[kind].items():
         result.setdefault(field, default)
     if kind == Kind.CONNECTION:
@@ -259,7 +259,7 @@ def _connection(spec: dict[str, Any]) -> dict[str, Any]:
     connection_type = connection_types.of(spec)
     if connection_type is not None:
         for field, default in connection_type.defaults.items():
-            spec.setdefault(field, _plain(default))
+            spec.setdefault(field, plain(default))
     secrets = spec.get("secrets")
     if isinstance(secrets, Mapping):
         spec["secrets"] = {k: v for k, v in secrets.items() if k in WRITE_ONLY_SECRET_FIELDS_KEPT}
@@ -321,12 +321,12 @@ def _job(spec: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """A deep copy made of dicts, lists and scalars only."""
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
