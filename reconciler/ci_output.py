@@ -14,11 +14,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from reconciler.model import Location, ManifestError
-from reconciler.plan import Action, Plan
+from reconciler.model import Action, Location, ManifestError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # only for types: `reconciler validate` writes its output without the planner
     from reconciler.drift import DriftReport
+    from reconciler.plan import Plan
 
 # Where each declared resource is, by (kind, name): plans and drift entries only know the file.
 Locations = Mapping[tuple[str, str], Location]

@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import getpass
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -24,41 +25,24 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import click
-import platformdirs
 
 from reconciler import ci_output
 from reconciler import config as configuration
-from reconciler.apply import (
-    Applier,
-    ApplyOptions,
-    ApplyResult,
-    UnsafePlan,
-    check_safety,
-    planned_requests,
-)
-from reconciler.client import ClientConfig, PolarisClient, PolarisError
-from reconciler.drift import DEFAULT_FAIL_ON, STATUSES, drift_report
-from reconciler.emulator.command import FiniteFloat
-from reconciler.emulator.command import emulator as emulator_command
 from reconciler.escape import terminal
-from reconciler.importer import ImportConflict, ImportOptions, import_project, write_files
-from reconciler.listing import Access, list_jobs
-from reconciler.live import JobCache, LiveState, read_live
-from reconciler.lock import (
-    DEFAULT_LOCK_TIMEOUT,
-    Holder,
-    LockError,
-    ProjectLock,
-    read_lock,
-    remove_lock,
-)
 from reconciler.manifest import discover
-from reconciler.model import KIND_ORDER, Kind, ManifestError, ManifestErrors
-from reconciler.plan import Plan, PlanOptions, jobs_to_list, make_plan, with_listings
-from reconciler.preflight import check_connections
+from reconciler.model import (
+    DEFAULT_FAIL_ON,
+    DEFAULT_LOCK_TIMEOUT,
+    DRIFT_STATUSES,
+    KIND_ORDER,
+    Kind,
+    ManifestError,
+    ManifestErrors,
+)
+from reconciler.params import FiniteFloat
 from reconciler.redact import Redactor
 from reconciler.render import (
     MARKDOWN_LIMIT,
@@ -72,6 +56,15 @@ from reconciler.render import (
     summary_sentence,
 )
 from reconciler.validate import API_KEY_VARIABLE, Manifests, load_manifests
+
+# A command imports what only it needs (the API client and httpx, the planner, the lock, the
+# emulator) when it runs: `reconciler validate` starts without loading any of it.
+if TYPE_CHECKING:
+    from reconciler.client import PolarisClient
+    from reconciler.listing import Access
+    from reconciler.live import JobCache, LiveState
+    from reconciler.lock import Holder, ProjectLock
+    from reconciler.plan import Plan, PlanOptions
 
 DEFAULT_PATHS = ("manifests",)
 FORMATS = click.Choice(["text", "json", "markdown"])
@@ -169,8 +162,23 @@ def global_options(command: Command) -> Command:
     return command
 
 
+class _Commands(click.Group):
+    """The command group; the emulator's command is imported only when it is asked for."""
+
+    LAZY: ClassVar[dict[str, str]] = {"emulator": "reconciler.emulator.command"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY and cmd_name not in self.commands:
+            module = importlib.import_module(self.LAZY[cmd_name])
+            self.add_command(global_options(getattr(module, cmd_name)))
+        return super().get_command(ctx, cmd_name)
+
+
 @global_options
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="polaris-reconciler")
 def cli() -> None:
     """Manage Imply Polaris connections, tables and batch ingestion jobs as code."""
@@ -406,6 +414,8 @@ def plan_options(function: Callable[..., None]) -> Callable[..., None]:
     def command(
         *args: Any, resubmit_canceled: bool, rotate_secrets: bool, prune: bool, **kwargs: Any
     ) -> None:
+        from reconciler.plan import PlanOptions
+
         function(*args, options=PlanOptions(resubmit_canceled, rotate_secrets, prune), **kwargs)
 
     options = [
@@ -439,6 +449,8 @@ def _api_key(target: Target) -> str:
 
 
 def _client(target: Target, key: str | None = None) -> PolarisClient:
+    from reconciler.client import ClientConfig, PolarisClient, PolarisError
+
     key = _api_key(target) if key is None else key
     if not target.url:
         raise Failure("no Polaris URL: set POLARIS_URL or pass --url (try `reconciler emulator`)")
@@ -482,6 +494,10 @@ def _manifests(paths: tuple[str, ...], target: Target, fmt: str = "text") -> Man
 
 
 def _cache(target: Target) -> JobCache:
+    import platformdirs
+
+    from reconciler.live import JobCache
+
     if target.no_cache:
         return JobCache(None)
     scope = hashlib.sha256(f"{str(target.url).rstrip('/')}|{target.project}".encode()).hexdigest()[
@@ -507,6 +523,10 @@ def _plan(
 def _read_and_plan(
     manifests: Manifests, client: PolarisClient, target: Target, options: PlanOptions
 ) -> tuple[LiveState, Plan]:
+    from reconciler.client import PolarisError
+    from reconciler.live import read_live
+    from reconciler.plan import make_plan
+
     try:
         echo(f"Reading live state of project {terminal(target.project)} ...", err=True)
         live = read_live(
@@ -522,6 +542,10 @@ def _data_aware(
     options: PlanOptions, access: Access, preflight: bool,
 ) -> Plan:  # fmt: skip
     """The plan again with what new jobs will read, and with --preflight, connection tests."""
+    from reconciler.listing import list_jobs
+    from reconciler.plan import jobs_to_list, make_plan, with_listings
+    from reconciler.preflight import check_connections
+
     jobs = jobs_to_list(result, manifests.resources, live)
     if access.enabled and jobs:
         echo(f"Listing the objects of {len(jobs)} new job(s) ...", err=True)
@@ -625,6 +649,9 @@ def plan(
     preflight: bool, target: Target, options: PlanOptions,
 ) -> None:  # fmt: skip
     """Show what apply would change, and why."""
+    from reconciler.apply import planned_requests
+    from reconciler.listing import Access
+
     manifests, client, live, result = _plan(paths, target, options, fmt)
     access = Access(
         enabled=list_objects or bool(s3_dir) or bool(s3_endpoint),
@@ -738,6 +765,9 @@ def apply(
     target: Target, options: PlanOptions,
 ) -> None:  # fmt: skip
     """Plan, then carry the plan out: connections, then tables, then jobs."""
+    from reconciler.apply import Applier, ApplyOptions, ApplyResult, UnsafePlan, check_safety
+    from reconciler.plan import PlanOptions
+
     saved = _saved_plan(paths)
     if saved is not None:
         if options != PlanOptions():
@@ -811,16 +841,18 @@ def apply(
 
 def _statuses(_: click.Context, __: click.Parameter, value: str) -> frozenset[str]:
     chosen = frozenset(part.strip() for part in value.split(",") if part.strip())
-    unknown = sorted(chosen - set(STATUSES))
+    unknown = sorted(chosen - set(DRIFT_STATUSES))
     if unknown:
         raise click.BadParameter(
-            f"unknown status {', '.join(unknown)}; choose from {', '.join(STATUSES)}"
+            f"unknown status {', '.join(unknown)}; choose from {', '.join(DRIFT_STATUSES)}"
         )
     return chosen
 
 
 def _holder() -> Holder:
     """Who this apply is, for the lock's description: user@host, pid and the CI run if any."""
+    from reconciler.lock import Holder
+
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # no passwd entry, as in some containers
@@ -840,6 +872,8 @@ def _project_lock(
     client: PolarisClient, no_lock: bool, timeout: float
 ) -> Iterator[ProjectLock | None]:
     """Hold the project lock for the block; SIGTERM (a canceled CI job) still releases it."""
+    from reconciler.lock import LockError, ProjectLock
+
     if no_lock:
         echo(
             "warning: --no-lock: another apply running at the same time may submit the same "
@@ -875,6 +909,9 @@ def _interrupt(signum: int, frame: object) -> None:
 @global_options
 def unlock(yes: bool, target: Target) -> None:
     """Remove the project lock left by an apply that died."""
+    from reconciler.client import PolarisError
+    from reconciler.lock import LockError, read_lock, remove_lock
+
     with _client(target) as client:
         try:
             state = read_lock(client)
@@ -908,7 +945,7 @@ def unlock(yes: bool, target: Target) -> None:
     default=",".join(sorted(DEFAULT_FAIL_ON)),
     show_default=True,
     callback=_statuses,
-    help=f"Statuses that make drift exit 2, comma-separated ({', '.join(STATUSES)}).",
+    help=f"Statuses that make drift exit 2, comma-separated ({', '.join(DRIFT_STATUSES)}).",
 )
 @click.option(
     "--ignore",
@@ -933,6 +970,9 @@ def drift(
 
     A target's `history:` and `ignore:` in reconciler.yaml add to --history and --ignore.
     """
+    from reconciler.drift import drift_report
+    from reconciler.plan import PlanOptions
+
     paths = paths or DEFAULT_PATHS
     if target.choice.target is not None:
         history = (*target.choice.target.history, *history)
@@ -1011,6 +1051,9 @@ def import_(
     target: Target,
 ) -> None:  # fmt: skip
     """Adopt a live project: write one manifest per connection, table (and job)."""
+    from reconciler.client import PolarisError
+    from reconciler.importer import ImportConflict, ImportOptions, import_project, write_files
+
     out = out or target.choice.paths[0]
     chosen = {Kind(kind) for kind in kinds} or {Kind.CONNECTION, Kind.TABLE}
     if jobs:
@@ -1042,9 +1085,6 @@ def import_(
         f"Check them with: reconciler validate{chosen_target} {out} && "
         f"reconciler plan{chosen_target} {out}"
     )
-
-
-cli.add_command(global_options(emulator_command))
 
 
 def _error(text: str) -> None:

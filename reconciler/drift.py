@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.live import KNOWN_STATUSES
-from reconciler.model import Kind
-from reconciler.plan import Action, Change, Plan, PlanErrorCode
+from reconciler.model import DEFAULT_FAIL_ON, DRIFT_STATUSES, Action, Kind
+from reconciler.plan import Change, Plan, PlanErrorCode
 
 FORMAT_VERSION = "1"
 
@@ -41,14 +41,8 @@ def status_of(change: Change) -> tuple[str, str]:
     return STATUS_OF_ACTION[change.action], change.reason
 
 
-# Every status a report can hold, in the order the Markdown report groups them. `history`: a
-# finished job kept in a --history path that Polaris no longer lists (or lists as failed);
-# `ignored`: matched by --ignore; `unknown`: a job in a status the tool does not know, which may
-# have ingested (it fails a schedule by default: someone must look).
-STATUSES = (
-    "missing", "changed", "failed", "unknown", "unmanaged", "history", "ignored", "in-sync",
-)  # fmt: skip
-DEFAULT_FAIL_ON = frozenset({"missing", "changed", "failed", "unknown"})
+# The statuses (and which fail a run by default) are in model.py: the CLI's options name them.
+STATUSES = DRIFT_STATUSES
 
 
 @dataclass(frozen=True)

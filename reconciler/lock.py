@@ -42,12 +42,11 @@ from reconciler.client import (
     PolarisClient,
     PolarisError,
 )
-from reconciler.model import LOCK_TABLE
+from reconciler.model import DEFAULT_LOCK_TIMEOUT, LOCK_TABLE
 
 log = logging.getLogger("reconciler.lock")
 
 LOCK_TTL = 60.0  # seconds without a renewal after which a waiter may take the lock over
-DEFAULT_LOCK_TIMEOUT = 300.0  # --lock-timeout: how long a second apply waits
 POLL_SECONDS = 1.0  # a waiter's mean interval between reads (jittered)
 MARKER = "polaris-reconciler lock"
 FIELD_LIMIT = 200  # characters of a holder field kept: the description holds at most 1,000

@@ -16,6 +16,18 @@ class Kind(StrEnum):
     INGESTION_JOB = "IngestionJob"
 
 
+class Action(StrEnum):
+    """What apply does with one resource."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    DELETE = "delete"
+    NOOP = "noop"
+    RESUBMIT = "resubmit"
+    SKIP = "skip"
+
+
 # The one place that says in which order kinds are created: a job reads from a connection and
 # writes into a table, so both must exist before it is submitted.
 KIND_ORDER: tuple[Kind, ...] = (Kind.CONNECTION, Kind.TABLE, Kind.INGESTION_JOB)
@@ -24,6 +36,17 @@ API_VERSION = "reconciler/v1"
 
 # The table that holds the project lock (reconciler/lock.py): never listed, planned or declared.
 LOCK_TABLE = "polaris-reconciler-lock"
+DEFAULT_LOCK_TIMEOUT = 300.0  # --lock-timeout: how long a second apply waits
+
+# Every status a drift report (reconciler/drift.py) can hold, in the order the Markdown report
+# groups them. `history`: a finished job kept in a --history path that Polaris no longer lists
+# (or lists as failed); `ignored`: matched by --ignore; `unknown`: a job in a status the tool does
+# not know, which may have ingested (it fails a schedule by default: someone must look). Here, not
+# in drift.py, so that the CLI can name them in its options without importing the API client.
+DRIFT_STATUSES = (
+    "missing", "changed", "failed", "unknown", "unmanaged", "history", "ignored", "in-sync",
+)  # fmt: skip
+DEFAULT_FAIL_ON = frozenset({"missing", "changed", "failed", "unknown"})
 
 
 @dataclass(frozen=True, order=True)

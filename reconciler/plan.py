@@ -17,6 +17,7 @@ from reconciler.identity import Overlap, OverlapIndex, Place, Reads, place_of, r
 from reconciler.listing import Job, Listing
 from reconciler.live import ACTIVE_STATUSES, KNOWN_STATUSES, LiveJob, LiveState
 from reconciler.model import KIND_ORDER, Kind, Resource
+from reconciler.model import Action as Action  # defined with the other values that flow
 from reconciler.normalize import (
     FieldChange,
     additions,
@@ -28,18 +29,6 @@ from reconciler.normalize import (
 from reconciler.preflight import ConnectionTest
 
 FORMAT_VERSION = "1"
-
-
-class Action(StrEnum):
-    """What apply does with one resource."""
-
-    CREATE = "create"
-    UPDATE = "update"
-    REPLACE = "replace"
-    DELETE = "delete"
-    NOOP = "noop"
-    RESUBMIT = "resubmit"
-    SKIP = "skip"
 
 
 # Job statuses that mean "this spec has been, or is being, ingested": never submit it again.

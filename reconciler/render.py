@@ -13,16 +13,20 @@ import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reconciler.apply import ApplyResult, Request
-from reconciler.drift import FORMAT_VERSION as DRIFT_FORMAT_VERSION
-from reconciler.drift import STATUSES, DriftReport
 from reconciler.escape import fence, markdown, terminal
-from reconciler.model import ManifestError
-from reconciler.normalize import FieldChange
-from reconciler.plan import Action, Change, Plan
+from reconciler.model import DRIFT_STATUSES as STATUSES
+from reconciler.model import Action, ManifestError
 from reconciler.redact import shorten
+
+# Only for types: `reconciler validate` renders its problems here without loading the planner,
+# the API client and httpx.
+if TYPE_CHECKING:
+    from reconciler.apply import ApplyResult, Request
+    from reconciler.drift import DriftReport
+    from reconciler.normalize import FieldChange
+    from reconciler.plan import Change, Plan
 
 MARKDOWN_LIMIT = 60_000  # GitHub rejects comments over 65,536 characters; keep a margin
 VALUE_LIMIT = 120  # characters of one value in a diff line
@@ -419,6 +423,8 @@ def render_drift(
     report: DriftReport, fmt: str, redact: Redact = _unchanged, limit: int = MARKDOWN_LIMIT
 ) -> str:
     """The drift report as text, JSON or Markdown (grouped by status, failing groups first)."""
+    from reconciler.drift import FORMAT_VERSION as DRIFT_FORMAT_VERSION  # loaded with `report`
+
     entries = report.entries
     if fmt == "json":
         payload = {

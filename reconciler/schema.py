@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
-import difflib
+import contextlib
+import hashlib
+import importlib.util
 import json
-from collections.abc import Iterator
+import marshal
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
 from functools import cache
 from importlib import resources
 from pathlib import Path as FsPath
-from typing import Any
-
-import fastjsonschema
-import jsonschema
-from jsonschema.exceptions import ValidationError
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
+from typing import TYPE_CHECKING, Any
 
 from reconciler.manifest import Document
 from reconciler.model import Kind, ManifestError
+
+# jsonschema (and the referencing library under it) takes longer to import than the rest of
+# `reconciler validate` takes to run, and only an invalid document needs it: it is imported
+# when a document fails the compiled check, never for valid manifests.
+if TYPE_CHECKING:
+    import jsonschema
+    from jsonschema.exceptions import ValidationError
 
 SCHEMA_FILES: dict[Kind | None, str] = {
     None: "envelope.schema.json",
@@ -48,6 +55,10 @@ def _documents() -> dict[str, Any]:
 @cache
 def _validator(name: str) -> jsonschema.protocols.Validator:
     """The jsonschema validator of one schema file, with every other file resolvable."""
+    import jsonschema
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
     documents = _documents()
     registry: Registry[Any] = Registry().with_resources(
         (doc["$id"], Resource.from_contents(doc, default_specification=DRAFT202012))
@@ -56,35 +67,96 @@ def _validator(name: str) -> jsonschema.protocols.Validator:
     return jsonschema.Draft202012Validator(documents[name], registry=registry)
 
 
-@cache
-def _validators() -> dict[Kind | None, jsonschema.protocols.Validator]:
-    """jsonschema validators: the authority, and the source of every explanation."""
-    return {kind: _validator(name) for kind, name in SCHEMA_FILES.items()}
+class Invalid(Exception):
+    """Raised by a compiled check: the document breaks its schema (jsonschema says how)."""
+
+    def __init__(self, message: str, *args: Any, **details: Any) -> None:
+        super().__init__(message)
+
+
+# The names the code fastjsonschema generates imports from it; bound to Invalid instead, so that
+# loading the compiled checks from the cache needs neither fastjsonschema nor its code generator.
+_GENERATED_IMPORT = "from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException"
+_COMPILED_NAMES = (*SCHEMA_FILES.values(), CONFIG_SCHEMA)
+Check = Callable[[Any], Any]
 
 
 @cache
-def _compiled() -> dict[Kind | None, Any]:
-    """The same schemas compiled to Python by fastjsonschema, for the common valid case.
+def _compiled() -> dict[str, Check]:
+    """Every schema compiled to Python by fastjsonschema, by file name, for the valid case.
 
     jsonschema spends most of its time resolving `$ref`s and building validator objects; at
     10,000 documents that is seconds. The schemas use only draft-07 keywords, so they compile
     once their references are inlined. A document the compiled check rejects is checked again
     by jsonschema, which explains it (and has the last word, should the two ever disagree).
+
+    Compiling takes longer than validating a few manifests, so the compiled code is kept in the
+    user's cache directory, under a key made of the schemas, the fastjsonschema release and the
+    Python version: every run after the first loads it instead (see `_cached_code`).
     """
-    documents = _documents()
+    checks: dict[str, Check] = {}
+    for name, code in zip(_COMPILED_NAMES, _cached_code(_documents()), strict=True):
+        namespace: dict[str, Any] = {
+            "JsonSchemaValueException": Invalid,
+            "JsonSchemaValuesException": Invalid,
+        }
+        exec(code, namespace)  # code fastjsonschema generated from our own schemas
+        checks[name] = namespace["validate"]
+    return checks
+
+
+def _cache_key(documents: dict[str, Any]) -> str:
+    """What the generated code depends on: the schemas, fastjsonschema's release, Python's."""
+    digest = hashlib.sha256(json.dumps(documents, sort_keys=True).encode("utf-8"))
+    spec = importlib.util.find_spec("fastjsonschema")  # finds the package without importing it
+    if spec is not None and spec.origin is not None:
+        with contextlib.suppress(OSError):  # version.py holds the release, and nothing else
+            digest.update(FsPath(spec.origin).with_name("version.py").read_bytes())
+    digest.update(f"{sys.implementation.cache_tag}|{sys.version}".encode())
+    return digest.hexdigest()[:32]
+
+
+def _cached_code(documents: dict[str, Any]) -> tuple[Any, ...]:
+    """The compiled checks as code objects: from the cache, else generated (and then cached)."""
+    import platformdirs
+
+    directory = FsPath(platformdirs.user_cache_dir("polaris-reconciler")) / "schemas"
+    path = directory / f"{_cache_key(documents)}.marshal"
+    with contextlib.suppress(OSError, ValueError, EOFError, TypeError):
+        cached = marshal.loads(path.read_bytes())
+        if isinstance(cached, tuple) and len(cached) == len(_COMPILED_NAMES):
+            return cached
+    code = tuple(
+        compile(_generate(documents, name), f"<compiled {name}>", "exec")
+        for name in _COMPILED_NAMES
+    )
+    with contextlib.suppress(OSError):  # a read-only home still validates, only slower
+        directory.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(marshal.dumps(code))
+            os.replace(temporary, path)  # whole or not at all, even with runs in parallel
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+    return code
+
+
+def _generate(documents: dict[str, Any], name: str) -> str:
+    """Python source of one schema's check: a module whose `validate` raises Invalid."""
+    import fastjsonschema
+
     by_id = {doc["$id"]: doc for doc in documents.values()}
-    return {
-        # use_default=False: the compiled check must never write schema defaults into the
-        # manifest's values (they would be sent to Polaris as if the user had written them).
-        kind: fastjsonschema.compile(
-            {
-                "$schema": "http://json-schema.org/draft-07/schema#",
-                **_inline(documents[name], by_id),
-            },
-            use_default=False,
-        )
-        for kind, name in SCHEMA_FILES.items()
-    }
+    # use_default=False: the compiled check must never write schema defaults into the
+    # manifest's values (they would be sent to Polaris as if the user had written them).
+    source: str = fastjsonschema.compile_to_code(
+        {"$schema": "http://json-schema.org/draft-07/schema#", **_inline(documents[name], by_id)},
+        use_default=False,
+    )
+    if _GENERATED_IMPORT not in source:  # a fastjsonschema release that generates otherwise
+        raise RuntimeError(f"fastjsonschema generated unexpected code for {name}")
+    return source.replace(_GENERATED_IMPORT, "")
 
 
 def _inline(node: Any, by_id: dict[str, Any], base: Any = None) -> Any:
@@ -111,30 +183,28 @@ def _inline(node: Any, by_id: dict[str, Any], base: Any = None) -> Any:
 
 def check(document: Document, data: Any, resource: str | None) -> list[ManifestError]:
     """Every schema error in `data` (the document's values after interpolation)."""
-    validators = _validators()
     kind = data.get("kind") if isinstance(data, dict) else None
-    kind = kind if kind in validators else None
-    try:
-        _compiled()[kind](data)
-        return []
-    except fastjsonschema.JsonSchemaException:
-        pass
-    validator = validators[kind]
-    errors = {
-        (str(location), message): ManifestError(location, message, resource)
-        for error in validator.iter_errors(data)
-        for location, message in _explain(document, error)
-    }
-    return list(errors.values())
+    known = Kind(kind) if isinstance(kind, str) and kind in SCHEMA_FILES else None
+    return _errors(document, data, SCHEMA_FILES[known], resource)
 
 
 def check_config(document: Document) -> list[ManifestError]:
     """Every schema error in a reconciler.yaml document (config.py), explained like a manifest's."""
-    return [
-        ManifestError(location, message)
-        for error in _validator(CONFIG_SCHEMA).iter_errors(document.data)
+    return _errors(document, document.data, CONFIG_SCHEMA, None)
+
+
+def _errors(document: Document, data: Any, name: str, resource: str | None) -> list[ManifestError]:
+    try:
+        _compiled()[name](data)
+        return []
+    except Invalid:
+        pass
+    errors = {
+        (str(location), message): ManifestError(location, message, resource)
+        for error in _validator(name).iter_errors(data)
         for location, message in _explain(document, error)
-    ]
+    }
+    return list(errors.values())
 
 
 def _explain(document: Document, error: ValidationError) -> Iterator[tuple[Any, str]]:
@@ -168,7 +238,9 @@ def _explain(document: Document, error: ValidationError) -> Iterator[tuple[Any, 
             + (", ".join(present) if present else "none"),
         )
     elif validator in ("oneOf", "anyOf") and error.context:
-        best = jsonschema.exceptions.best_match(error.context)
+        from jsonschema.exceptions import best_match
+
+        best = best_match(error.context)
         yield from _explain(document, best)
     elif validator == "type":
         expected = schema["type"]
@@ -225,6 +297,8 @@ def _described(schema: dict[str, Any], field: str) -> str:
 
 
 def _suggest(word: str, options: list[str]) -> str:
+    import difflib  # only a document with a mistake gets here
+
     close = difflib.get_close_matches(word, options, n=1)
     return f"; did you mean '{close[0]}'?" if close else ""
 

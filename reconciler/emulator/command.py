@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import signal
 import sys
 import threading
@@ -22,19 +21,7 @@ from reconciler.emulator.app import (
     JobTiming,
 )
 from reconciler.emulator.faults import FaultPlan
-
-
-class FiniteFloat(click.FloatRange):
-    """A float in a range that is also finite: click's FloatRange lets nan and inf through."""
-
-    name = "finite float"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        number = super().convert(value, param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        return number
-
+from reconciler.params import FiniteFloat
 
 RATE = FiniteFloat(min=0, max=1)  # a share of requests
 NON_NEGATIVE = FiniteFloat(min=0)
