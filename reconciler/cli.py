@@ -462,7 +462,9 @@ def _client(target: Target, key: str | None = None) -> PolarisClient:
         url=target.url, project=target.project, api_key=key, insecure=target.insecure
     )
     try:
-        return PolarisClient(config, redact=REDACT)
+        # A connection for each of --parallelism workers, and one for the project lock's renewal,
+        # which runs beside them: a smaller pool would quietly cap --parallelism.
+        return PolarisClient(config, redact=REDACT, pool_size=target.parallelism + 1)
     except PolarisError as error:
         raise Failure(str(error)) from None
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from reconciler.client import PolarisClient
+from reconciler.emulator import Emulator
 from tests.cli import run
 
 SECURITY_AUDIT = {
@@ -84,3 +85,28 @@ def test_the_job_cache_holds_no_piece_of_the_api_key(
         assert '"executionStatus":"completed"' in text
         for start in range(len(key) - 7):
             assert key[start : start + 8] not in text, path
+
+
+def test_parallelism_above_sixteen_reaches_the_server_as_concurrent_requests(
+    served: Any, emulator: Emulator, tmp_path: Path
+) -> None:
+    # Each job into its own auto-created table, so that nothing orders them: all may go at once.
+    jobs = 40
+    docs = [
+        "apiVersion: reconciler/v1\nkind: Connection\nmetadata: {name: conn}\n"
+        "spec: {type: s3, bucket: b, awsEndpoint: s3.us-east-1.amazonaws.com}\n"
+    ] + [
+        f"apiVersion: reconciler/v1\nkind: IngestionJob\nmetadata: {{name: job-{j}}}\nspec:\n"
+        f"  type: batch\n  target: {{type: table, tableName: t{j}}}\n  createTableIfNotExists: true\n"
+        f"  source: {{type: s3, connectionName: conn, objects: [f{j}.json],"
+        " formatSettings: {format: nd-json}, inputSchema: [{name: ts, dataType: string}]}\n"
+        "  mappings: [{columnName: __time, expression: 'TIME_PARSE(\"ts\")'}]\n"
+        for j in range(jobs)
+    ]
+    (tmp_path / "many.yaml").write_text("---\n".join(docs), encoding="utf-8")
+    emulator.faults.latency_seconds = 0.2  # long enough for every worker's request to overlap
+    emulator.reset_requests()
+    result = run("apply", "--auto-approve", "--parallelism", "32", "--no-lock", str(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    assert emulator.peak_in_flight > 16  # the old fixed pool of 16 connections capped it there
+    assert emulator.peak_in_flight <= 32 + 1  # and --parallelism still bounds it (+1: the lock)

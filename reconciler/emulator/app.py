@@ -10,6 +10,7 @@ actually sends) and says so next to the code. Where both are silent, the choice 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
@@ -74,6 +75,11 @@ class Emulator:
         self.opened_engine: Engine | None = None  # None until a job or query needs it
         self.response_observer = response_observer
         self.requests: list[tuple[str, str, int]] = []
+        # Requests being answered now, and the most at once since reset_requests (benchmarks and
+        # tests check that a client's --parallelism reaches the server).
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self._in_flight_lock = threading.Lock()
         self.held = False
         self.routes = routes()
         self.list_cache: dict[Any, tuple[int, list[dict[str, Any]]]] = {}  # see jobs.list_jobs
@@ -132,6 +138,16 @@ class Emulator:
 
     def handle(self, request: Request) -> Response:
         """Answer one request; raises DroppedResponse when the fault plan loses the answer."""
+        with self._in_flight_lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            return self._handle(request)
+        finally:
+            with self._in_flight_lock:
+                self.in_flight -= 1
+
+    def _handle(self, request: Request) -> Response:
         fault, drop = self.faults.draw(request.method, request.path)
         if self.faults.latency_seconds:
             time.sleep(self.faults.latency_seconds)
@@ -167,6 +183,8 @@ class Emulator:
         """Forget the request log (benchmarks and tests count from here)."""
         with self.store.lock:
             self.requests.clear()
+        with self._in_flight_lock:
+            self.peak_in_flight = self.in_flight
 
     # Test controls -----------------------------------------------------------------------------
 
