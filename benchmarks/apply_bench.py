@@ -1,17 +1,22 @@
-"""1,000 job creates against an emulator with 20 ms latency: --parallelism 16 against 1."""
+"""1,000 job creates at 20 ms latency: `reconciler apply` as a whole process, --parallelism 1 vs 16.
+
+Each run is the command a user types (`reconciler apply --auto-approve --parallelism N DIR`)
+against a fresh emulator served on loopback with 20 ms added to every request, so the figure
+includes start-up, validation, reading live state, planning, the project lock (a few requests
+of its own) and applying: what the user waits for, not only `Applier.run`.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from reconciler.apply import Applier, ApplyOptions
-from reconciler.client import ClientConfig, PolarisClient
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator, FaultPlan
-from reconciler.live import read_live
-from reconciler.plan import make_plan
-from reconciler.validate import load_manifests
 
 JOBS, CONNECTIONS, LATENCY = 1_000, 10, 0.020
 
@@ -34,40 +39,44 @@ def write_manifests(directory: Path) -> None:
         (directory / f"c{c}.yaml").write_text("---\n".join(docs), encoding="utf-8")
 
 
-def apply_once(parallelism: int, directory: Path) -> tuple[float, int]:
-    """Apply everything to a fresh emulator; return the wall time and requests sent."""
+def apply_once(parallelism: int, directory: Path, cache: Path) -> dict[str, float | int]:
+    """`reconciler apply` of everything to a fresh emulator: wall time, requests, peak in flight."""
     emulator = Emulator(faults=FaultPlan(latency_seconds=LATENCY))
-    config = ClientConfig(
-        url="http://polaris.bench", project=DEMO_PROJECT_ID, api_key=DEMO_API_KEY, insecure=True
-    )
-    manifests = load_manifests([str(directory)], {})
-    with PolarisClient(config, transport=emulator.transport(), pool_size=parallelism) as client:
-        plan = make_plan(manifests.resources, read_live(client, manifests.resources))
-        emulator.reset_requests()
+    shutil.rmtree(cache, ignore_errors=True)
+    reconciler = shutil.which("reconciler", path=str(Path(sys.executable).parent)) or "reconciler"
+    command = [
+        reconciler, "apply", "--auto-approve", "--parallelism", str(parallelism), str(directory),
+    ]  # fmt: skip
+    with emulator.serve() as server:
+        env = {
+            **os.environ,
+            "POLARIS_URL": server.url,
+            "POLARIS_PROJECT_ID": DEMO_PROJECT_ID,
+            "POLARIS_API_KEY": DEMO_API_KEY,
+            "XDG_CACHE_HOME": str(cache),
+        }
         began = time.perf_counter()
-        result = Applier(
-            client, {r.key: r for r in manifests.resources}, ApplyOptions(parallelism=parallelism)
-        ).run(plan)
+        subprocess.run(command, env=env, check=True, capture_output=True)
         wall = time.perf_counter() - began
-    assert not result.failed and result.count("done") == JOBS + CONNECTIONS
-    return wall, len(emulator.requests)
+        requests, peak = len(emulator.requests), emulator.peak_in_flight
+    emulator.close()
+    return {"wall_s": round(wall, 2), "requests": requests, "peak_in_flight": peak}
 
 
 def run() -> dict[str, object]:
     """Measure both parallelisms; print and return the figures."""
     with tempfile.TemporaryDirectory() as tmp:
-        write_manifests(Path(tmp))
-        parallel, parallel_requests = apply_once(16, Path(tmp))
-        serial, serial_requests = apply_once(1, Path(tmp))
-    speedup = serial / parallel
+        manifests, cache = Path(tmp, "manifests"), Path(tmp, "cache")
+        manifests.mkdir()
+        write_manifests(manifests)
+        parallel = apply_once(16, manifests, cache)
+        serial = apply_once(1, manifests, cache)
+    speedup = serial["wall_s"] / parallel["wall_s"]
     print(
-        f"apply {JOBS} jobs + {CONNECTIONS} connections at {LATENCY * 1000:.0f} ms latency: "
-        f"--parallelism 1 {serial:.1f} s ({serial_requests} requests), "
-        f"--parallelism 16 {parallel:.1f} s ({parallel_requests} requests); "
+        f"reconciler apply (whole process) of {JOBS} jobs + {CONNECTIONS} connections at "
+        f"{LATENCY * 1000:.0f} ms latency: --parallelism 1 {serial['wall_s']} s "
+        f"({serial['requests']} requests), --parallelism 16 {parallel['wall_s']} s "
+        f"({parallel['requests']} requests, {parallel['peak_in_flight']} at once); "
         f"speed-up {speedup:.1f}x (goal >= 8x)"
     )
-    return {
-        "serial_s": round(serial, 2),
-        "parallel16_s": round(parallel, 2),
-        "speedup": round(speedup, 1),
-    }
+    return {"serial": serial, "parallel16": parallel, "speedup": round(speedup, 1)}
