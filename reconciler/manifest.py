@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import gc
 import math
 import os
@@ -45,21 +46,29 @@ def reads_as_string(text: str) -> bool:
 
 @dataclass(frozen=True)
 class Document:
-    """One YAML document: its plain data and the location of every value and mapping key."""
+    """One YAML document: its plain data, and where each value and mapping key is written."""
 
     file: str
     index: int  # position of the document in its file, from 0
     data: Any
-    # (line, column) of every value and mapping key; plain tuples because there is one per node
-    # and building a Location for each would cost more than parsing.
-    locations: dict[Path, tuple[int, int]]
-    key_locations: dict[Path, tuple[int, int]]
+    begins: tuple[int, int]  # (line, column) where the document's value begins
+    source: _Source  # the file's text, parsed again for positions when a message needs them
     has_references: bool = False  # some string holds "${": interpolation has work to do
 
     @property
     def start(self) -> Location:
         """Where the document begins."""
-        return Location(self.file, *self.locations.get((), (1, 1)))
+        return Location(self.file, *self.begins)
+
+    @functools.cached_property
+    def locations(self) -> dict[Path, tuple[int, int]]:
+        """(line, column) of every value, by path."""
+        return self.source.positions(self.index)[0]
+
+    @functools.cached_property
+    def key_locations(self) -> dict[Path, tuple[int, int]]:
+        """(line, column) of every mapping key, by path."""
+        return self.source.positions(self.index)[1]
 
     def locate(self, path: Iterable[str | int], *, key: bool = False) -> Location:
         """The location of `path`, or of its nearest ancestor that has one."""
@@ -137,11 +146,44 @@ except ImportError:  # pragma: no cover - PyYAML built without libyaml
             _Resolver.__init__(self)
 
 
-class _Builder:
-    """Turns one node tree into plain Python values, recording locations and refusing abuse."""
+class _Source:
+    """A file's text, and the positions of its documents' values once a message asks for one.
 
-    def __init__(self, file: str) -> None:
+    Valid manifests never need a position but the document's start, so loading records none:
+    a table of every value's (line, column) cost more than the rest of loading put together.
+    The first message that needs one parses the file again, recording them all.
+    """
+
+    def __init__(self, text: str, name: str) -> None:
+        self.text = text
+        self.name = name
+        self._positions: list[Positions] | None = None
+
+    def positions(self, index: int) -> Positions:
+        """The positions of the values and keys of the file's document number `index`."""
+        if self._positions is None:
+            self._positions = []
+            composer = _Composer(self.text)
+            try:
+                for node in _nodes(composer):
+                    builder = _Builder(self.name, record=True)
+                    with contextlib.suppress(_Abort):
+                        builder.build(node, ())
+                    self._positions.append((builder.locations, builder.key_locations))
+            finally:
+                composer.dispose()
+        return self._positions[index]
+
+
+Positions = tuple[dict[Path, tuple[int, int]], dict[Path, tuple[int, int]]]
+
+
+class _Builder:
+    """Turns one node tree into plain Python values, refusing abuse (and, if asked, locating)."""
+
+    def __init__(self, file: str, *, record: bool = False) -> None:
         self.file = file
+        self.record = record  # keep the position of every value and key (see _Source)
         self.locations: dict[Path, tuple[int, int]] = {}
         self.key_locations: dict[Path, tuple[int, int]] = {}
         self.errors: list[ManifestError] = []
@@ -158,7 +200,8 @@ class _Builder:
     def error(self, mark: tuple[int, int], message: str) -> None:
         self.errors.append(ManifestError(Location(self.file, *mark), message))
 
-    def build(self, node: yaml.Node, path: Path) -> Any:
+    def build(self, node: yaml.Node, path: Path, key: tuple[int, int] | None = None) -> Any:
+        """The value of `node` at `path`; `key` is where its mapping key is, if it has one."""
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise _Abort(
@@ -171,12 +214,13 @@ class _Builder:
                 self.loc(node),
                 f"values nest deeper than {MAX_DEPTH} levels; flatten the document",
             )
-        self.locations[path] = self.mark(node)
+        if self.record:
+            self.locations[path] = self.mark(node)
         if isinstance(node, yaml.ScalarNode):
             return self.build_scalar(node)
         if id(node) in self.active:
             raise _Abort(
-                Location(self.file, *self.key_locations.get(path, self.mark(node))),
+                Location(self.file, *(key or self.mark(node))),
                 "alias that refers to a value containing it (an endless cycle); "
                 "write the value out instead",
             )
@@ -205,14 +249,15 @@ class _Builder:
                 continue
             key_path = (*path, key)
             if key in result:
-                first = self.key_locations[key_path][0]
+                first = next(k for k, _ in node.value if k.value == key).start_mark.line + 1
                 self.error(
                     key_mark,
                     f"duplicate key '{key}' (first defined at line {first}); remove one of them",
                 )
                 continue
-            self.key_locations[key_path] = key_mark
-            result[key] = self.build(value_node, key_path)
+            if self.record:
+                self.key_locations[key_path] = key_mark
+            result[key] = self.build(value_node, key_path, key_mark)
         return result
 
     def build_scalar(self, node: yaml.ScalarNode) -> Any:
@@ -413,6 +458,7 @@ def parse(text: str, name: str) -> tuple[list[Document], list[ManifestError]]:
     """Parse every document in `text`; `name` is how the file is shown in messages."""
     documents: list[Document] = []
     errors: list[ManifestError] = []
+    source = _Source(text, name)
     composer = _Composer(text)
     try:
         for index, node in enumerate(_nodes(composer)):
@@ -424,14 +470,7 @@ def parse(text: str, name: str) -> tuple[list[Document], list[ManifestError]]:
                 continue
             errors.extend(builder.errors)
             documents.append(
-                Document(
-                    name,
-                    index,
-                    data,
-                    builder.locations,
-                    builder.key_locations,
-                    builder.has_references,
-                )
+                Document(name, index, data, builder.mark(node), source, builder.has_references)
             )
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
