@@ -28,14 +28,19 @@ def emulator() -> Iterator[Emulator]:
     )
 
 
-@pytest.fixture
-def api(emulator: Emulator) -> Iterator[httpx.Client]:
-    """A raw HTTP client on the emulator, authenticated with the demo key."""
-    with httpx.Client(
+def raw_client(emulator: Emulator) -> httpx.Client:
+    """A raw HTTP client on an in-process emulator's project, authenticated with the demo key."""
+    return httpx.Client(
         base_url=f"http://polaris.test/v1/projects/{DEMO_PROJECT_ID}",
         transport=emulator.transport(),
         auth=(DEMO_API_KEY, ""),
-    ) as client:
+    )
+
+
+@pytest.fixture
+def api(emulator: Emulator) -> Iterator[httpx.Client]:
+    """A raw HTTP client on the emulator, authenticated with the demo key."""
+    with raw_client(emulator) as client:
         yield client
 
 
@@ -62,11 +67,7 @@ def data_emulator(s3_dir: Path) -> Iterator[Emulator]:
 @pytest.fixture
 def data_api(data_emulator: Emulator) -> Iterator[httpx.Client]:
     """A raw HTTP client on the emulator that reads `s3_dir`."""
-    with httpx.Client(
-        base_url=f"http://polaris.test/v1/projects/{DEMO_PROJECT_ID}",
-        transport=data_emulator.transport(),
-        auth=(DEMO_API_KEY, ""),
-    ) as client:
+    with raw_client(data_emulator) as client:
         yield client
 
 
