@@ -61,8 +61,10 @@ def job(i: int) -> dict[str, Any]:
     }
 
 
-def write_manifests(directory: Path) -> None:
-    """1,000 connections and 1,000 jobs, each job in sync with one live job."""
+def write_documents(
+    directory: Path, buckets: list[str], jobs: list[dict[str, Any]], per_file: int
+) -> None:
+    """Connection `conn-i` on `buckets[i]`, then job `job-i` with spec `jobs[i]`, as YAML files."""
     import yaml
 
     docs: list[dict[str, Any]] = [
@@ -70,27 +72,29 @@ def write_manifests(directory: Path) -> None:
             "apiVersion": "reconciler/v1",
             "kind": "Connection",
             "metadata": {"name": f"conn-{i}"},
-            "spec": {
-                "type": "s3",
-                "bucket": f"bucket-{i}",
-                "awsEndpoint": "s3.us-east-1.amazonaws.com",
-            },
+            "spec": {"type": "s3", "bucket": bucket, "awsEndpoint": "s3.us-east-1.amazonaws.com"},
         }
-        for i in range(CONNECTIONS)
+        for i, bucket in enumerate(buckets)
     ]
     docs += [
         {
             "apiVersion": "reconciler/v1",
             "kind": "IngestionJob",
             "metadata": {"name": f"job-{i}"},
-            "spec": job(i),
+            "spec": spec,
         }
-        for i in range(MANIFEST_JOBS)
+        for i, spec in enumerate(jobs)
     ]
-    for start in range(0, len(docs), 200):
-        (directory / f"m{start // 200:03d}.yaml").write_text(
-            yaml.safe_dump_all(docs[start : start + 200], sort_keys=False), encoding="utf-8"
+    for start in range(0, len(docs), per_file):
+        (directory / f"m{start // per_file:03d}.yaml").write_text(
+            yaml.safe_dump_all(docs[start : start + per_file], sort_keys=False), encoding="utf-8"
         )
+
+
+def write_manifests(directory: Path) -> None:
+    """1,000 connections and 1,000 jobs, each job in sync with one live job."""
+    buckets = [f"bucket-{i}" for i in range(CONNECTIONS)]
+    write_documents(directory, buckets, [job(i) for i in range(MANIFEST_JOBS)], 200)
 
 
 def seed(emulator: Emulator, client: Any) -> None:
@@ -212,31 +216,9 @@ def scale_job(i: int) -> dict[str, Any]:
 
 def write_scale_manifests(directory: Path, jobs: int) -> None:
     """SCALE_CONNECTIONS connections and `jobs` jobs, each in sync with one live job."""
-    import yaml
-
     directory.mkdir()
-    docs: list[dict[str, Any]] = [
-        {
-            "apiVersion": "reconciler/v1",
-            "kind": "Connection",
-            "metadata": {"name": f"conn-{i}"},
-            "spec": {"type": "s3", "bucket": "bucket", "awsEndpoint": "s3.us-east-1.amazonaws.com"},
-        }
-        for i in range(SCALE_CONNECTIONS)
-    ]
-    docs += [
-        {
-            "apiVersion": "reconciler/v1",
-            "kind": "IngestionJob",
-            "metadata": {"name": f"job-{i}"},
-            "spec": scale_job(i),
-        }
-        for i in range(jobs)
-    ]
-    for start in range(0, len(docs), 500):
-        (directory / f"m{start // 500:03d}.yaml").write_text(
-            yaml.safe_dump_all(docs[start : start + 500], sort_keys=False), encoding="utf-8"
-        )
+    buckets = ["bucket"] * SCALE_CONNECTIONS
+    write_documents(directory, buckets, [scale_job(i) for i in range(jobs)], 500)
 
 
 def import_seconds(env: dict[str, str]) -> float:
