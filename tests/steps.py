@@ -8,6 +8,14 @@ from typing import Any
 from tests.cli import run
 
 
+def write(directory: Path, name: str, text: str) -> Path:
+    """Write `text` to `directory/name`, making directories on the way; return the path."""
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def plan_json(*args: str) -> dict[str, Any]:
     """`reconciler plan --format json ARGS`, which must succeed."""
     result = run("plan", "--format", "json", *args)

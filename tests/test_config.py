@@ -9,17 +9,11 @@ import pytest
 
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID
 from tests.cli import run
+from tests.steps import write
 
 ROOT = Path(__file__).resolve().parent.parent
 CI_TOKEN = "ci-deploy-token-4f9a1c0b7e"
 HEADER = "apiVersion: reconciler/v1\n"
-
-
-def write(directory: Path, name: str, text: str) -> Path:
-    path = directory / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def connection(name: str, extra: str) -> str:

@@ -18,17 +18,11 @@ from reconciler.validate import load_manifests
 from tests.cli import run
 from tests.fixtures import DEMO_SECRETS
 from tests.guide import ACCESS_KEYS
+from tests.steps import write
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = "apiVersion: reconciler/v1\n"
 ENDPOINT = "awsEndpoint: s3.us-east-1.amazonaws.com"
-
-
-def write(directory: Path, name: str, text: str) -> Path:
-    path = directory / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def connection(name: str = "c1", extra: str = "") -> str:

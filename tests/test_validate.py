@@ -13,14 +13,9 @@ from reconciler.validate import load_manifests
 from tests.cli import run
 from tests.guide import ACCESS_KEYS as DEMO_ENV
 from tests.guide import GUIDE_CONNECTION, GUIDE_JOB
+from tests.steps import write
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def write(tmp_path: Path, name: str, text: str) -> Path:
-    path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def test_every_example_in_manifests_validates(monkeypatch: pytest.MonkeyPatch) -> None:
