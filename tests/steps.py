@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.cli import run
+from tests.fixtures import external_connection_exists
 
 
 def write(directory: Path, name: str, text: str) -> Path:
@@ -14,6 +15,18 @@ def write(directory: Path, name: str, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def koalas_job_held(client: Any, emulator: Any) -> str:
+    """Apply manifests/ with jobs held pending, and return the Koalas job's id.
+
+    Held, because a job can only fail (or change at all) while it runs: a completed job never
+    changes again.
+    """
+    external_connection_exists(client)
+    emulator.hold_jobs()
+    apply_all()
+    return str(changes_by_name(plan_json())["koalas-demo-file"]["jobId"])
 
 
 def plan_json(*args: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from reconciler.validate import load_manifests
 from tests.cli import run
 from tests.fixtures import DEMO_SECRETS, ROOT, external_connection_exists
 from tests.guide import GUIDE_JOB
-from tests.steps import apply_all, changes_by_name, edit, plan_json
+from tests.steps import apply_all, changes_by_name, edit, koalas_job_held, plan_json
 
 KOALAS_URI = "s3://demo-bucket/polaris-ingest/demo-file.json.gz"
 SECOND_CONNECTION = """---
@@ -168,10 +168,7 @@ def test_a_pattern_that_reads_other_objects_is_a_plain_create(
 def test_reverting_to_a_failed_version_after_a_fixed_one_completed_is_never_resubmitted_silently(
     served: Any, workspace: Path, client: PolarisClient, emulator: Emulator
 ) -> None:
-    external_connection_exists(client)
-    emulator.hold_jobs()
-    apply_all()
-    v1 = changes_by_name(plan_json())["koalas-demo-file"]["jobId"]
+    v1 = koalas_job_held(client, emulator)
     emulator.fail_job(v1, code="cannot_parse_source", message="bad expression")
     koalas_file = workspace / "guide" / "koalas-job.yaml"
     edit(koalas_file, "expression: '\"city\"'", "expression: 'UPPER(\"city\")'")
@@ -193,10 +190,7 @@ def test_reverting_to_a_failed_version_after_a_fixed_one_completed_is_never_resu
 def test_a_job_with_an_unknown_status_is_never_resubmitted_without_a_flag(
     served: Any, workspace: Path, client: PolarisClient, emulator: Emulator
 ) -> None:
-    external_connection_exists(client)
-    emulator.hold_jobs()
-    apply_all()
-    job_id = changes_by_name(plan_json())["koalas-demo-file"]["jobId"]
+    job_id = koalas_job_held(client, emulator)
     emulator.set_job_status(job_id, "unknown")
     koalas = changes_by_name(plan_json())["koalas-demo-file"]
     assert (koalas["action"], koalas["status"], koalas["reingest"]) == ("resubmit", "unknown", True)
@@ -268,10 +262,7 @@ def test_plan_and_drift_agree_on_every_job_status(
     drift_status: str,
     changes: bool,
 ) -> None:
-    external_connection_exists(client)
-    emulator.hold_jobs()
-    apply_all()
-    job_id = changes_by_name(plan_json())["koalas-demo-file"]["jobId"]
+    job_id = koalas_job_held(client, emulator)
     if status == "failed":
         emulator.fail_job(job_id)
     elif status == "canceled":

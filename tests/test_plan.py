@@ -13,7 +13,7 @@ from reconciler.plan import Action, make_plan
 from reconciler.validate import load_manifests
 from tests.cli import run
 from tests.fixtures import DEMO_SECRETS, external_connection_exists
-from tests.steps import apply_all, changes_by_name, edit, plan_json
+from tests.steps import apply_all, changes_by_name, edit, koalas_job_held, plan_json
 
 
 def test_a_fresh_project_plans_a_create_for_every_resource_with_a_reason(
@@ -67,10 +67,7 @@ def test_renaming_a_job_manifest_never_submits_it_again(
 def test_a_failed_job_is_resubmitted_with_its_failure_code_and_message(
     served: Any, workspace: Path, client: PolarisClient, emulator: Emulator
 ) -> None:
-    external_connection_exists(client)
-    emulator.hold_jobs()  # a job fails while it runs; a completed job never changes again
-    apply_all()
-    job_id = changes_by_name(plan_json())["koalas-demo-file"]["jobId"]
+    job_id = koalas_job_held(client, emulator)
     emulator.fail_job(
         job_id, code="cannot_parse_source", message="could not parse demo-file.json.gz"
     )
@@ -85,10 +82,7 @@ def test_a_failed_job_is_resubmitted_with_its_failure_code_and_message(
 def test_a_canceled_job_is_skipped_unless_resubmit_canceled_is_given(
     served: Any, workspace: Path, client: PolarisClient, emulator: Emulator
 ) -> None:
-    external_connection_exists(client)
-    emulator.hold_jobs()
-    apply_all()
-    job_id = changes_by_name(plan_json())["koalas-demo-file"]["jobId"]
+    job_id = koalas_job_held(client, emulator)
     client.cancel_job(job_id)
     assert changes_by_name(plan_json())["koalas-demo-file"]["action"] == "skip"
     assert (
