@@ -209,20 +209,11 @@ class Choice:
         return self.target.paths if self.target else DEFAULT_PATHS
 
 
-def _choose(config_file: str | None, target_name: str | None, assignments: Sequence[str]) -> Choice:
-    """Find reconciler.yaml (or --config), pick the target and apply --var overrides."""
+@contextlib.contextmanager
+def _config_errors() -> Iterator[None]:
+    """Turn a config file's mistakes into a Failure, after printing where they are."""
     try:
-        overrides = configuration.parse_vars(assignments)
-        found = configuration.find_config(config_file)
-        if found is None:
-            if target_name is not None:
-                raise configuration.ConfigError(
-                    f"--target {target_name}: there is no {configuration.CONFIG_FILE} in the "
-                    "current directory; run from the root of the manifests repository or pass --config"
-                )
-            return Choice(None, None, overrides)
-        loaded = configuration.load_config(found)
-        chosen = loaded.target(target_name).with_vars(overrides)
+        yield
     except configuration.ConfigError as error:
         raise Failure(str(error)) from None
     except ManifestErrors as failed:
@@ -231,6 +222,29 @@ def _choose(config_file: str | None, target_name: str | None, assignments: Seque
         raise Failure(
             f"{len(failed.errors)} error(s) in the config file; nothing was done"
         ) from None
+
+
+def _choose(
+    config_file: str | None,
+    target_name: str | None,
+    assignments: Sequence[str],
+    loaded: configuration.Config | None = None,
+) -> Choice:
+    """Find reconciler.yaml (or --config, or use `loaded`), pick the target, apply --var."""
+    with _config_errors():
+        overrides = configuration.parse_vars(assignments)
+        if loaded is None:
+            found = configuration.find_config(config_file)
+            if found is None:
+                if target_name is not None:
+                    raise configuration.ConfigError(
+                        f"--target {target_name}: there is no {configuration.CONFIG_FILE} in the "
+                        "current directory; run from the root of the manifests repository or "
+                        "pass --config"
+                    )
+                return Choice(None, None, overrides)
+            loaded = configuration.load_config(found)
+        chosen = loaded.target(target_name).with_vars(overrides)
     return Choice(loaded, chosen, chosen.vars)
 
 
@@ -258,7 +272,9 @@ def _validation_choices(
     found = None if target_name or paths else configuration.find_config(config_file)
     if found is None:
         return [_choose(config_file, target_name, var)]
-    return [_choose(config_file, name, var) for name in configuration.load_config(found).targets]
+    with _config_errors():
+        loaded = configuration.load_config(found)  # read once, whatever the number of targets
+    return [_choose(config_file, name, var, loaded) for name in loaded.targets]
 
 
 @cli.command()
