@@ -31,6 +31,7 @@ import click
 
 from reconciler import ci_output
 from reconciler import config as configuration
+from reconciler.errors import ErrorCode, ReconcilerError
 from reconciler.escape import terminal
 from reconciler.manifest import discover
 from reconciler.model import (
@@ -77,8 +78,10 @@ SAVED_PLAN_KIND = "reconciler-saved-plan"
 CI_URL_VARIABLES = ("CI_JOB_URL", "BUILD_URL", "CIRCLE_BUILD_URL")
 
 
-class Failure(Exception):
+class Failure(ReconcilerError):
     """A user-facing failure: one message, exit status 1, no traceback."""
+
+    code = ErrorCode.USAGE
 
 
 # Environment variables whose values are credentials by their name's convention (GITHUB_TOKEN,

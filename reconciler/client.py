@@ -45,6 +45,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from reconciler.errors import ErrorCode, ReconcilerError
 from reconciler.model import LOCK_TABLE, Secret
 from reconciler.redact import Redactor, shorten
 
@@ -91,21 +92,23 @@ class ClientConfig:
         return f"{self.url.rstrip('/')}/v1/projects/{_segment(self.project)}"
 
 
-class PolarisError(Exception):
-    """A failed API call, as one message a person can act on."""
+class PolarisError(ReconcilerError):
+    """A failed API call, as one message a person can act on; `api_code` is Polaris's own code."""
+
+    code = ErrorCode.API
 
     def __init__(
         self,
         message: str,
         *,
         status: int | None = None,
-        code: str | None = None,
+        api_code: str | None = None,
         method: str | None = None,
         url: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
-        self.code = code
+        self.api_code = api_code
         self.method = method
         self.url = url  # scheme, host and path: never credentials
 
@@ -113,17 +116,25 @@ class PolarisError(Exception):
 class AmbiguousWriteError(PolarisError):
     """A write whose outcome is unknown: read live state before trying again."""
 
+    code = ErrorCode.AMBIGUOUS_WRITE
+
 
 class NotFoundError(PolarisError):
     """404 on a resource in a project that exists."""
+
+    code = ErrorCode.NOT_FOUND
 
 
 class ConflictError(PolarisError):
     """409: the resource exists already, or a table version is stale."""
 
+    code = ErrorCode.CONFLICT
+
 
 class ProjectNotFoundError(PolarisError):
     """404 for the project itself: a configuration mistake, not a missing resource."""
+
+    code = ErrorCode.PROJECT_NOT_FOUND
 
 
 def request_body(value: Any) -> Any:
@@ -140,6 +151,8 @@ def request_body(value: Any) -> Any:
 class MalformedResponseError(PolarisError):
     """A success whose body is not what the API documents: not JSON, or JSON of another shape."""
 
+    code = ErrorCode.MALFORMED_RESPONSE
+
 
 class UnconfirmedWriteError(PolarisError):
     """A write answered with success but without the resource it should return.
@@ -147,6 +160,8 @@ class UnconfirmedWriteError(PolarisError):
     The change was probably made, but nothing confirms what was made: the caller records the
     change as failed (not done), and the next plan reads what is really there.
     """
+
+    code = ErrorCode.UNCONFIRMED_WRITE
 
 
 # Path segments that URL normalisation removes or climbs out of: /connections/.. is the project.
@@ -453,7 +468,7 @@ class PolarisClient:
                     + (f" ({message})" if message and status < 500 else "")
                     + MAY_HAVE_APPLIED,
                     status=status,
-                    code=code,
+                    api_code=code,
                     method=method,
                     url=url,
                 )
@@ -542,7 +557,7 @@ class PolarisClient:
         status = response.status_code
         code, message = error_body(response, self.redact)
         detail = f": {message}" if message else ""
-        facts: dict[str, Any] = {"status": status, "code": code, "method": method, "url": url}
+        facts: dict[str, Any] = {"status": status, "api_code": code, "method": method, "url": url}
         collection = path.strip("/").split("/")[0]
         if status == 401:
             return PolarisError(

@@ -16,6 +16,7 @@ from pathlib import Path as FsPath
 from types import MappingProxyType
 
 from reconciler import schema
+from reconciler.errors import ErrorCode, ReconcilerError
 from reconciler.manifest import Document, parse, read_checked
 from reconciler.model import Location, ManifestError, ManifestErrors
 
@@ -74,8 +75,10 @@ class Config:
         return self.targets[name]
 
 
-class ConfigError(Exception):
+class ConfigError(ReconcilerError):
     """A wrong choice of target or variable on the command line: one message, no location."""
+
+    code = ErrorCode.CONFIG
 
 
 def find_config(explicit: str | None, directory: FsPath | None = None) -> FsPath | None:

@@ -18,12 +18,16 @@ import itertools
 import re
 from dataclasses import dataclass
 
+from reconciler.errors import ErrorCode, ReconcilerError
+
 SEPARATOR = "/"
 MAX_EXPANSIONS = 256  # {a,b}{c,d}... alternatives analysed before giving up (and refusing)
 
 
-class GlobError(ValueError):
+class GlobError(ReconcilerError, ValueError):
     """A pattern Java would reject, or one too large to analyse."""
+
+    code = ErrorCode.SELECTOR
 
 
 @dataclass(frozen=True)

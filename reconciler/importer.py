@@ -27,6 +27,7 @@ import yaml
 
 from reconciler import connection_types
 from reconciler.client import PolarisClient
+from reconciler.errors import ErrorCode, ReconcilerError
 from reconciler.live import LiveJob
 from reconciler.manifest import reads_as_string
 from reconciler.model import API_VERSION, Kind
@@ -88,8 +89,10 @@ class ImportResult:
         return sum(f.kind == kind for f in self.files)
 
 
-class ImportConflict(Exception):
+class ImportConflict(ReconcilerError):
     """Files that already exist and would be overwritten without --force."""
+
+    code = ErrorCode.IMPORT_CONFLICT
 
     def __init__(self, paths: list[Path]) -> None:
         self.paths = paths

@@ -42,6 +42,7 @@ from reconciler.client import (
     PolarisClient,
     PolarisError,
 )
+from reconciler.errors import ErrorCode, ReconcilerError
 from reconciler.model import DEFAULT_LOCK_TIMEOUT, LOCK_TABLE
 
 log = logging.getLogger("reconciler.lock")
@@ -54,8 +55,10 @@ FIELD_LIMIT = 200  # characters of a holder field kept: the description holds at
 Progress = Callable[[str], None]
 
 
-class LockError(Exception):
+class LockError(ReconcilerError):
     """The lock could not be taken or released; the message says why and what to do."""
+
+    code = ErrorCode.LOCKED
 
 
 @dataclass(frozen=True)

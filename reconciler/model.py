@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from reconciler.errors import ErrorCode, ReconcilerError
+
 
 class Kind(StrEnum):
     """The resource kinds a manifest may declare, in dependency order."""
@@ -86,8 +88,10 @@ class ManifestError:
         }
 
 
-class ManifestErrors(Exception):
+class ManifestErrors(ReconcilerError):
     """Raised by a step that found user mistakes; carries every one of them."""
+
+    code = ErrorCode.MANIFEST
 
     def __init__(self, errors: list[ManifestError]) -> None:
         super().__init__(f"{len(errors)} manifest error(s)")

@@ -25,6 +25,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
+from reconciler.errors import ErrorCode, ReconcilerError
 from reconciler.globs import GlobError, compile_glob
 
 SELECTORS = ("uris", "prefixes", "objects", "pattern")
@@ -32,16 +33,20 @@ _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _REGION = re.compile(r"(?:^|[.-])s3[.-]([a-z]{2}(?:-gov)?-[a-z]+-\d)\.")
 
 
-class S3Error(Exception):
+class S3Error(ReconcilerError):
     """An S3 request failed; `code` is S3's error code (NoSuchBucket, NoSuchKey, AccessDenied...)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    code = ErrorCode.S3
+
+    def __init__(self, s3_code: str, message: str) -> None:
         super().__init__(message)
-        self.code, self.message = code, message
+        self.s3_code, self.message = s3_code, message
 
 
-class SelectionError(ValueError):
+class SelectionError(ReconcilerError, ValueError):
     """A job's object selector that cannot be applied (a URI outside the connection, a bad glob)."""
+
+    code = ErrorCode.SELECTOR
 
 
 @dataclass(frozen=True)

@@ -335,7 +335,7 @@ def test_a_post_that_could_not_connect_was_never_sent_and_is_retried(emulator: E
 def test_a_bad_key_says_to_check_polaris_api_key_without_showing_it(emulator: Emulator) -> None:
     client, _ = make_client(emulator, key="pok_wrong_key_value_123")
     error = failure(client.list_connections, match="check POLARIS_API_KEY")
-    assert error.status == 401 and error.code == "Unauthorized"  # read from {"error": {...}}
+    assert error.status == 401 and error.api_code == "Unauthorized"  # read from {"error": {...}}
     assert_secret_free(client, client.config)
 
 
@@ -363,7 +363,7 @@ def test_other_client_errors_carry_the_apis_message(emulator: Emulator) -> None:
     client, _ = make_client(emulator)
     error = failure(lambda: client.create_connection({**CONNECTION, "type": "ftp"}))
     assert error.status == 400 and str(error).startswith("POST /connections failed (400): ")
-    assert error.code and len(str(error)) > len("POST /connections failed (400): ")
+    assert error.api_code and len(str(error)) > len("POST /connections failed (400): ")
 
 
 def test_a_network_error_names_the_url() -> None:
@@ -403,8 +403,8 @@ def test_both_documented_error_shapes_are_read() -> None:
         return httpx.Response(400, json={"code": "Flat", "message": "flat shape"})
 
     client, _ = make_client(transport=httpx.MockTransport(server), key="pok_mock_789")
-    assert failure(client.list_connections, match="wrapped shape").code == "Bad"
-    assert failure(client.list_tables, match="flat shape").code == "Flat"
+    assert failure(client.list_connections, match="wrapped shape").api_code == "Bad"
+    assert failure(client.list_tables, match="flat shape").api_code == "Flat"
 
 
 def test_a_page_that_is_not_json_points_at_the_url() -> None:
