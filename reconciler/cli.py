@@ -7,7 +7,6 @@ usage errors are 1 (not click's 2), so that 2 always means "changes or drift".
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import getpass
 import hashlib
@@ -61,10 +60,12 @@ from reconciler.validate import API_KEY_VARIABLE, Manifests, load_manifests
 # A command imports what only it needs (the API client and httpx, the planner, the lock, the
 # emulator) when it runs: `reconciler validate` starts without loading any of it.
 if TYPE_CHECKING:
+    from reconciler.apply import ApplyOptions
     from reconciler.client import PolarisClient
     from reconciler.listing import Access
-    from reconciler.live import JobCache, LiveState
-    from reconciler.lock import Holder, ProjectLock
+    from reconciler.live import JobCache
+    from reconciler.lock import Holder
+    from reconciler.manager import Manager, Planned
     from reconciler.plan import Plan, PlanOptions
 
 DEFAULT_PATHS = ("manifests",)
@@ -73,7 +74,6 @@ CI_FORMATS = click.Choice(["text", "json", "markdown", "github"])  # github: wor
 JUNIT_OPTION = click.option(
     "--junit", type=click.Path(dir_okay=False), help="Also write the result as JUnit XML here."
 )
-SAVED_PLAN_KIND = "reconciler-saved-plan"
 # Where CI systems other than GitHub Actions say which run this is (GitLab, Jenkins, CircleCI).
 CI_URL_VARIABLES = ("CI_JOB_URL", "BUILD_URL", "CIRCLE_BUILD_URL")
 
@@ -527,60 +527,34 @@ def _cache(target: Target) -> JobCache:
     return JobCache(Path(platformdirs.user_cache_dir("polaris-reconciler")) / scope / "jobs.json")
 
 
+def _manager(
+    target: Target, client: PolarisClient, apply_options: ApplyOptions | None = None
+) -> Manager:
+    """The manager of one run: the Polaris provider behind `client`, progress to stderr."""
+    from reconciler.apply import ApplyOptions, PolarisProvider
+    from reconciler.manager import Manager
+
+    def progress(message: str) -> None:
+        echo(terminal(REDACT(message)), err=True)
+
+    options = apply_options or ApplyOptions(parallelism=target.parallelism)
+    provider = PolarisProvider(client, options, cache=_cache(target), progress=progress)
+    return Manager(provider, target.parallelism, progress)
+
+
 def _plan(
-    paths: tuple[str, ...], target: Target, options: PlanOptions, fmt: str = "text"
-) -> tuple[Manifests, PolarisClient, LiveState, Plan]:
+    paths: tuple[str, ...], target: Target, options: PlanOptions, fmt: str = "text", *,
+    access: Access | None = None, preflight: bool = False,
+) -> tuple[Manifests, Planned]:  # fmt: skip
+    """Validate, then read live state and plan (validation passes before anything is sent)."""
     key = _api_key(target)  # read first, so that no manifest error can show it
-    manifests = _manifests(paths, target, fmt)  # validation passes before anything is sent
-    client = _client(target, key)
-    try:
-        live, plan = _read_and_plan(manifests, client, target, options)
-    except Failure:
-        client.close()
-        raise
-    return manifests, client, live, plan
-
-
-def _read_and_plan(
-    manifests: Manifests, client: PolarisClient, target: Target, options: PlanOptions
-) -> tuple[LiveState, Plan]:
-    from reconciler.client import PolarisError
-    from reconciler.live import read_live
-    from reconciler.plan import make_plan
-
-    try:
+    manifests = _manifests(paths, target, fmt)
+    with _client(target, key) as client:
         echo(f"Reading live state of project {terminal(target.project)} ...", err=True)
-        live = read_live(
-            client, manifests.resources, parallelism=target.parallelism, cache=_cache(target)
+        planned = _manager(target, client).plan(
+            manifests, options, access=access, preflight=preflight
         )
-    except PolarisError as error:
-        raise Failure(str(error)) from None
-    return live, make_plan(manifests.resources, live, options)
-
-
-def _data_aware(
-    result: Plan, manifests: Manifests, live: LiveState, client: PolarisClient, target: Target,
-    options: PlanOptions, access: Access, preflight: bool,
-) -> Plan:  # fmt: skip
-    """The plan again with what new jobs will read, and with --preflight, connection tests."""
-    from reconciler.listing import list_jobs
-    from reconciler.plan import jobs_to_list, make_plan, with_listings
-    from reconciler.preflight import check_connections
-
-    jobs = jobs_to_list(result, manifests.resources, live)
-    if access.enabled and jobs:
-        echo(f"Listing the objects of {len(jobs)} new job(s) ...", err=True)
-    listings = list_jobs(jobs, access, target.parallelism)
-    if access.enabled:  # plan again, so that overlap warnings can name listed objects
-        result = make_plan(manifests.resources, live, options, listings)
-    else:
-        result = with_listings(result, listings)
-    if not preflight:
-        return result
-    changing = [c.name for c in result.changes if c.kind == Kind.CONNECTION and c.action != "noop"]
-    names = [str(job.source.get("connectionName")) for job in jobs]
-    tests = check_connections(client, names, live.connections, changing, target.parallelism)
-    return dataclasses.replace(result, preflight=tests)
+    return manifests, planned
 
 
 def _render_plan(plan: Plan, fmt: str, limit: int = MARKDOWN_LIMIT) -> str:
@@ -590,39 +564,6 @@ def _render_plan(plan: Plan, fmt: str, limit: int = MARKDOWN_LIMIT) -> str:
         return PlanMarkdown(limit, redact=REDACT).render(plan)
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     return PlanText(color=color, redact=REDACT).render(plan)
-
-
-def _integrity(saved: Mapping[str, Any]) -> str:
-    """A digest of everything in a saved plan but the digest itself: any edit changes it."""
-    content = {key: value for key, value in saved.items() if key != "integrity"}
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def _save_plan(
-    out: str, paths: Sequence[str], target: Target, options: PlanOptions, plan: Plan
-) -> None:
-    home = Path(out).resolve().parent
-    saved: dict[str, Any] = REDACT.data(
-        {
-            "kind": SAVED_PLAN_KIND,
-            # Relative to the plan file, so apply finds the manifests from any directory.
-            "paths": [os.path.relpath(Path(p).resolve(), home) for p in paths],
-            "url": target.url,
-            "project": target.project,
-            "options": {
-                "resubmitCanceled": options.resubmit_canceled,
-                "rotateSecrets": options.rotate_secrets,
-                "prune": options.prune,
-            },
-            "plan": json.loads(json.dumps(plan.to_json(), default=str)),
-        }
-    )
-    saved["integrity"] = _integrity(saved)
-    try:
-        Path(out).write_text(REDACT(json.dumps(saved, indent=2)) + "\n", encoding="utf-8")
-    except OSError as error:
-        raise Failure(f"cannot write the plan to {out}: {error.strerror}") from None
 
 
 @cli.command()
@@ -670,26 +611,18 @@ def plan(
     preflight: bool, target: Target, options: PlanOptions,
 ) -> None:  # fmt: skip
     """Show what apply would change, and why."""
-    from reconciler.apply import planned_requests
+    from reconciler import saved_plan
     from reconciler.listing import Access
+    from reconciler.manager import requests_of
 
-    manifests, client, live, result = _plan(paths, target, options, fmt)
     access = Access(
         enabled=list_objects or bool(s3_dir) or bool(s3_endpoint),
         directory=Path(s3_dir) if s3_dir else None,
         endpoint=s3_endpoint or None,
     )
-    try:
-        result = _data_aware(result, manifests, live, client, target, options, access, preflight)
-    finally:
-        client.close()
-    requests = (
-        planned_requests(
-            result, {r.key: r for r in manifests.resources}, live, options.rotate_secrets
-        )
-        if show_requests
-        else None
-    )
+    manifests, planned = _plan(paths, target, options, fmt, access=access, preflight=preflight)
+    result = planned.plan
+    requests = requests_of(result) if show_requests else None
     if fmt == "github":
         annotations = ci_output.plan_annotations(result, _locations(manifests))
         echo("\n".join([*annotations, summary_sentence(result)]))
@@ -712,35 +645,14 @@ def plan(
     if requests is not None and fmt == "text":
         echo("\n" + render_requests(requests, "text", REDACT))
     if out:
-        _save_plan(out, paths or DEFAULT_PATHS, target, options, result)
+        saved_plan.save(
+            out, paths or DEFAULT_PATHS, target.url, target.project, options, result, REDACT
+        )
         echo(f"Saved the plan to {out}; apply it with: reconciler apply {out}", err=True)
     if result.errors:
         sys.exit(1)
     if detailed_exitcode and result.has_changes:
         sys.exit(2)
-
-
-def _saved_plan(paths: tuple[str, ...]) -> dict[str, Any] | None:
-    if len(paths) != 1 or not paths[0].endswith(".json") or not Path(paths[0]).is_file():
-        return None
-    where = terminal(paths[0])
-    try:
-        saved = json.loads(Path(paths[0]).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise Failure(f"{where} is not a saved plan: {terminal(error)}") from None
-    if not isinstance(saved, dict) or saved.get("kind") != SAVED_PLAN_KIND:
-        raise Failure(f"{where} is not a plan saved by `reconciler plan --out`")
-    if saved.get("integrity") != _integrity(saved):
-        raise Failure(
-            f"{where} was changed after `reconciler plan --out` saved it (its integrity checksum "
-            "does not match); a saved plan is applied only as it was reviewed: make a new one"
-        )
-    home = Path(paths[0]).resolve().parent
-    stored = saved.get("paths")
-    if not isinstance(stored, list) or not all(isinstance(p, str) for p in stored):
-        raise Failure(f"{where} names no manifest paths; make a new plan")
-    saved["paths"] = [str(home / p) for p in stored]
-    return saved
 
 
 @cli.command()
@@ -786,11 +698,14 @@ def apply(
     target: Target, options: PlanOptions,
 ) -> None:  # fmt: skip
     """Plan, then carry the plan out: connections, then tables, then jobs."""
-    from reconciler.apply import Applier, ApplyOptions, ApplyResult, UnsafePlan, check_safety
-    from reconciler.plan import PlanOptions
+    from reconciler import saved_plan
+    from reconciler.apply import ApplyOptions
+    from reconciler.manager import StalePlan
+    from reconciler.plan import Allowances, PlanOptions, UnsafePlan
 
-    saved = _saved_plan(paths)
-    if saved is not None:
+    checksum = None
+    if saved_plan.looks_saved(paths):
+        saved = saved_plan.load(paths[0])
         if options != PlanOptions():
             given = [
                 flag
@@ -805,56 +720,45 @@ def apply(
                 f"{' '.join(given)} cannot change a saved plan: it is applied with the options it "
                 f"was made with; run `reconciler plan {' '.join(given)} --out FILE` and apply that"
             )
-        # The saved plan says what was reviewed: plan again with the same paths and options.
-        paths = tuple(saved["paths"]) or DEFAULT_PATHS
-        chosen = saved.get("options") or {}
-        options = PlanOptions(
-            bool(chosen.get("resubmitCanceled")),
-            bool(chosen.get("rotateSecrets")),
-            bool(chosen.get("prune")),
-        )
-        if (saved.get("url"), saved.get("project")) != (target.url, target.project):
+        if (saved.url, saved.project) != (target.url, target.project):
             raise Failure(
-                f"the saved plan is for project {saved.get('project')} at {saved.get('url')}, "
+                f"the saved plan is for project {saved.project} at {saved.url}, "
                 f"not {target.project} at {target.url}"
             )
+        # The saved plan says what was reviewed: plan again with the same paths and options.
+        paths, options, checksum = saved.paths or DEFAULT_PATHS, saved.options, saved.checksum
     key = _api_key(target)  # read first, so that no manifest error can show it
     manifests = _manifests(paths, target)  # validation passes before anything is sent
-    client = _client(target, key)
-    # The lock is taken before live state is read: the plan carried out is the holder's own.
-    with client, _project_lock(client, no_lock, lock_timeout) as lock:
-        live, fresh = _read_and_plan(manifests, client, target, options)
-        if saved is not None and (saved.get("plan") or {}).get("checksum") != fresh.checksum:
-            echo(_render_plan(fresh, "text"), err=True)
+    apply_options = ApplyOptions(
+        parallelism=target.parallelism, allow_reingest=allow_reingest, wait=wait, timeout=timeout
+    )
+    allowed = Allowances(allow_replace, allow_reingest, force, allow_empty)
+
+    def approve(plan: Plan) -> bool:
+        if auto_approve:
+            return True
+        if not sys.stdin.isatty():
             raise Failure(
-                "the saved plan is stale: the manifests or the live state changed since it was made "
-                "(checksums differ). Review the current plan above, then run `reconciler plan --out` "
-                "again and apply the new file"
+                "no terminal to ask for approval; pass --auto-approve to apply without asking"
             )
-        apply_options = ApplyOptions(
-            parallelism=target.parallelism, allow_replace=allow_replace,
-            allow_reingest=allow_reingest, force=force, allow_empty=allow_empty,
-            rotate_secrets=options.rotate_secrets, wait=wait, timeout=timeout,
-        )  # fmt: skip
+        echo(_render_plan(plan, "text"), err=True)
+        return click.confirm("Apply these changes?", err=True)
+
+    with _client(target, key) as client:
+        manager = _manager(target, client, apply_options)
+        # The lock is taken before live state is read: the plan carried out is the holder's own.
+        lock = _project_lock(client, no_lock, lock_timeout)
         try:
-            check_safety(fresh, live, apply_options)
+            _, result = manager.apply(
+                manifests, options, allowed, approve=approve, expected_checksum=checksum, lock=lock
+            )
+        except StalePlan as stale:
+            echo(_render_plan(stale.plan, "text"), err=True)
+            raise
         except UnsafePlan as unsafe:
-            echo(_render_plan(fresh, "text"), err=True)
+            if unsafe.plan is not None:
+                echo(_render_plan(unsafe.plan, "text"), err=True)
             raise Failure(f"refusing to apply: {unsafe}") from None
-        if fresh.has_changes and not auto_approve:
-            if not sys.stdin.isatty():
-                raise Failure(
-                    "no terminal to ask for approval; pass --auto-approve to apply without asking"
-                )
-            echo(_render_plan(fresh, "text"), err=True)
-            if not click.confirm("Apply these changes?", err=True):
-                raise Failure("apply canceled; nothing was changed")
-        resources = {r.key: r for r in manifests.resources}
-        applier = Applier(
-            client, resources, apply_options, progress=lambda m: echo(terminal(REDACT(m)), err=True),
-            live=live, halt=lambda: lock.lost if lock else None,
-        )  # fmt: skip
-        result: ApplyResult = applier.run(fresh)
     echo(render_apply(result, fmt, redact=REDACT))
     if result.failed:
         sys.exit(1)
@@ -891,8 +795,9 @@ def _holder() -> Holder:
 @contextlib.contextmanager
 def _project_lock(
     client: PolarisClient, no_lock: bool, timeout: float
-) -> Iterator[ProjectLock | None]:
-    """Hold the project lock for the block; SIGTERM (a canceled CI job) still releases it."""
+) -> Iterator[Callable[[], str | None]]:
+    """Hold the project lock for the block, which gets a function saying why to stop writing (the
+    lock was lost) or None; SIGTERM (a canceled CI job) still releases the lock."""
     from reconciler.lock import LockError, ProjectLock
 
     if no_lock:
@@ -901,7 +806,7 @@ def _project_lock(
             "jobs again; make sure no other apply runs against this project",
             err=True,
         )
-        yield None
+        yield lambda: None
         return
     lock = ProjectLock(client, _holder(), timeout=timeout, progress=lambda m: echo(m, err=True))
     previous = None
@@ -910,7 +815,7 @@ def _project_lock(
     try:
         try:
             lock.acquire()
-            yield lock
+            yield lambda: lock.lost
         except LockError as error:
             raise Failure(str(error)) from None
         finally:
@@ -1011,8 +916,8 @@ def drift(
     for path in empty:
         echo(f"note: history path {path} holds no manifests yet", err=True)
     history = tuple(path for path in history if path not in empty)
-    manifests, client, _, result = _plan((*paths, *history), target, PlanOptions(), fmt)
-    client.close()
+    manifests, planned = _plan((*paths, *history), target, PlanOptions(), fmt)
+    result = planned.plan
     kept = {
         (str(r.kind), r.name)
         for r in manifests.resources
@@ -1141,7 +1046,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.ClickException as error:
         _error(_click_message(error))
         sys.exit(1)
-    except Failure as failure:
+    except ReconcilerError as failure:  # Failure, PolarisError, UnsafePlan, LockError, ...
         _error(f"error: {failure}")
         sys.exit(1)
     except KeyboardInterrupt:

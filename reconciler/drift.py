@@ -10,8 +10,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.live import KNOWN_STATUSES
-from reconciler.model import DEFAULT_FAIL_ON, DRIFT_STATUSES, Action, Kind
+from reconciler.model import DEFAULT_FAIL_ON, DRIFT_STATUSES, Action, Reason
 from reconciler.plan import Change, Plan, PlanErrorCode
 
 FORMAT_VERSION = "1"
@@ -31,13 +30,12 @@ CANCELED_NOTE = "canceled, and not resubmitted unless asked (--resubmit-canceled
 
 
 def status_of(change: Change) -> tuple[str, str]:
-    """The drift status and detail of one planned change."""
-    if change.kind is Kind.INGESTION_JOB and change.status is not None:
-        if change.action is Action.SKIP and change.status == "canceled":
-            # Nothing to do unless asked, so nothing drifted; the note keeps it visible.
-            return "in-sync", f"{change.reason} ({CANCELED_NOTE})"
-        if change.action is Action.RESUBMIT and change.status not in KNOWN_STATUSES:
-            return "unknown", change.reason
+    """The drift status and detail of one planned change, decided by its action and reason."""
+    if change.why is Reason.CANCELED:
+        # Nothing to do unless asked, so nothing drifted; the note keeps it visible.
+        return "in-sync", f"{change.reason} ({CANCELED_NOTE})"
+    if change.why is Reason.UNKNOWN_STATUS:
+        return "unknown", change.reason
     return STATUS_OF_ACTION[change.action], change.reason
 
 

@@ -1,11 +1,8 @@
 """Read live Polaris state with as few requests as possible.
 
-One list call each for connections and tables, the paged job list (1,000 a page, batch jobs only),
-`GET /tables/{name}` for declared tables that exist (the list returns summaries without schema or
-clustering), and `GET /jobs/{id}` for every batch job into a table a manifest job targets, whatever
-its connection: the list's summaries name the table and the connection but not the objects, and a
-job on another connection to the same bucket may have read the same objects. Jobs in a terminal
-state never change, so their details are cached on disk.
+Each kind reads its own part (`ResourceKind.read` in reconciler/kinds): the reader below gives
+them one thread pool, so that reads of different kinds overlap, and the on-disk cache of jobs in
+a terminal state, which never change.
 """
 
 from __future__ import annotations
@@ -17,24 +14,32 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from reconciler.client import MalformedResponseError, PolarisClient
-from reconciler.identity import OverlapIndex, Place, Reads, place_of, reads_of
+from reconciler.identity import OverlapIndex
+from reconciler.kinds.ingestion_job import (
+    ACTIVE_STATUSES,
+    KNOWN_STATUSES,
+    SATISFIED_STATUSES,
+    TERMINAL_STATUSES,
+    LiveJob,
+    overlap_index,
+)
 from reconciler.model import Kind, Resource
-from reconciler.normalize import fingerprint
+
+T = TypeVar("T")
+__all__ = [
+    "ACTIVE_STATUSES", "KNOWN_STATUSES", "SATISFIED_STATUSES", "TERMINAL_STATUSES", "JobCache",
+    "LiveJob", "LiveReader", "LiveState", "read_live",
+]  # fmt: skip
 
 log = logging.getLogger("reconciler.live")
 
-TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
-ACTIVE_STATUSES = frozenset({"pending", "running"})
-# Every status this tool knows what to do with; any other (the API documents `unknown`) may
-# have ingested, and is never resubmitted or ingested again without --allow-reingest.
-KNOWN_STATUSES = TERMINAL_STATUSES | ACTIVE_STATUSES
 CACHE_FORMAT = 2  # 2: user fields dropped (format 1 files may hold pieces of the API key)
 # Who created or changed a resource. Polaris names an API key's user after the key itself
 # (`api-key-pok_vipgj...bjjvyo` holds 15 of its characters), so these are never cached.
@@ -47,73 +52,6 @@ def without_users(job: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(kept.get("spec"), Mapping):
         kept["spec"] = {k: v for k, v in kept["spec"].items() if k not in USER_FIELDS}
     return kept
-
-
-@dataclass(frozen=True)
-class LiveJob:
-    """A batch job as Polaris reports it, with the fingerprint of its spec and what it reads."""
-
-    id: str
-    status: str
-    fingerprint: str  # over its place when its connection exists, else over the connection name
-    table: str
-    connection: str
-    body: Mapping[str, Any]  # the full job from GET /jobs/{id}
-    reads: Reads | None = None
-    # The same job read through the other place its connection may have had when it ran: the
-    # place a manifest declares for that connection, when the live one differs (someone moved it
-    # behind git's back, and apply is about to move it back). A job matches either reading, so
-    # neither a noop is missed nor an overlap: both err towards not ingesting again.
-    alternatives: tuple[tuple[str, Reads], ...] = ()
-
-    @classmethod
-    def of(
-        cls,
-        body: Mapping[str, Any],
-        connections: Mapping[str, Mapping[str, Any]],
-        declared: Mapping[str, Place] | None = None,
-    ) -> LiveJob:
-        """A job read from Polaris, resolved through the project's connections as they are now
-        (and as the manifests declare them, where those differ)."""
-        table, connection = _job_key(body)
-        current = connections.get(connection)
-        place = place_of(current) if current is not None else None
-        spec = _request(body)
-        other = (declared or {}).get(connection)
-        alternatives: tuple[tuple[str, Reads], ...] = ()
-        if other is not None and other != place:
-            alternatives = ((fingerprint(spec, other.to_json()), reads_of(spec, other)),)
-        return cls(
-            id=str(body["id"]),
-            status=str(body.get("executionStatus") or "unknown"),
-            fingerprint=fingerprint(spec, place.to_json() if place else None),
-            table=table,
-            connection=connection,
-            body=body,
-            reads=reads_of(spec, place),
-            alternatives=alternatives,
-        )
-
-    @property
-    def readings(self) -> tuple[tuple[str, Reads | None], ...]:
-        """Every (fingerprint, reads) this job may have: the live reading first."""
-        return ((self.fingerprint, self.reads), *self.alternatives)
-
-    @property
-    def place(self) -> Place | None:
-        """Where the job read from; None when its connection no longer exists."""
-        return self.reads.place if self.reads else None
-
-    @property
-    def health(self) -> Mapping[str, Any]:
-        """The job's health: `{"status": "ok"}` or a code and message."""
-        health = self.body.get("health")
-        return health if isinstance(health, Mapping) else {"status": "ok"}
-
-    @property
-    def spec(self) -> Mapping[str, Any]:
-        """The request the job was created from."""
-        return _request(self.body)
 
 
 @dataclass(frozen=True)
@@ -138,6 +76,11 @@ class LiveState:
     def overlaps(self) -> OverlapIndex[LiveJob]:
         """Live jobs by table and by what they read, to find double ingestion."""
         return overlap_index(self.jobs)
+
+    @functools.cached_property
+    def active_tables(self) -> frozenset[str]:
+        """Tables a pending or running job writes into."""
+        return frozenset(job.table for job in self.jobs if job.status in ACTIVE_STATUSES)
 
 
 class JobCache:
@@ -204,6 +147,46 @@ class JobCache:
         self.dirty = False
 
 
+class LiveReader:
+    """What the kinds read into, in registry order; `then` runs once every read has started."""
+
+    def __init__(
+        self, client: PolarisClient, resources: list[Resource], pool: ThreadPoolExecutor,
+        cache: JobCache,
+    ) -> None:  # fmt: skip
+        self.client, self.resources, self.pool, self.cache = client, resources, pool, cache
+        self.connections: dict[str, Mapping[str, Any]] = {}
+        self.tables: dict[str, Mapping[str, Any]] = {}
+        self.jobs: list[LiveJob] = []
+        self.active_connections: set[str] = set()
+        self.finishing: list[Callable[[], None]] = []
+
+    def of_kind(self, kind: Kind) -> list[Resource]:
+        """The desired resources of one kind."""
+        return [r for r in self.resources if r.kind is kind]
+
+    def then(self, step: Callable[[], None]) -> None:
+        """Run `step` after every kind has started its reads (to collect what it started)."""
+        self.finishing.append(step)
+
+    def parsed(self, body: Mapping[str, Any], parse: Callable[[Mapping[str, Any]], T]) -> T:
+        """`parse(body)`; a body whose fields have types the API never sends is an error."""
+        try:
+            return parse(body)
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as error:
+            raise MalformedResponseError(
+                f"GET /jobs/{body.get('id')}: Polaris answered with a job whose fields do not "
+                f"have the documented types ({type(error).__name__}: {error}); is POLARIS_URL "
+                "the API?"
+            ) from None
+
+    def state(self) -> LiveState:
+        """What was read."""
+        return LiveState(
+            self.connections, self.tables, tuple(self.jobs), frozenset(self.active_connections)
+        )
+
+
 def read_live(
     client: PolarisClient,
     resources: Iterable[Resource],
@@ -211,100 +194,15 @@ def read_live(
     parallelism: int = 8,
     cache: JobCache | None = None,
 ) -> LiveState:
-    """Read the connections, tables and candidate jobs that the given resources need."""
+    """Read the live state the given resources need: every kind's, in the fewest requests."""
+    from reconciler import kinds
+
     cache = cache or JobCache(None)
-    resources = list(resources)
-    wanted = {r.spec["target"]["tableName"] for r in resources if r.kind == Kind.INGESTION_JOB}
-    declared_tables = {r.name for r in resources if r.kind == Kind.TABLE and not r.external}
-    connections = {c["name"]: c for c in client.list_connections()}
-    tables: dict[str, Mapping[str, Any]] = {t["name"]: t for t in client.list_tables()}
-    active_connections: set[str] = set()
-
-    def details(summary: Mapping[str, Any]) -> Mapping[str, Any] | None:
-        job_id = str(summary["id"])
-        cached = cache.get(job_id)
-        if cached is not None:
-            return cached
-        body = client.get_job(job_id)
-        if body is not None:
-            body = _essentials(body)
-            cache.put(body)  # as soon as it is read: a plan that fails later keeps its progress
-        return body
-
     # A failed read must not lose the jobs already read: save the cache whatever happens.
     with contextlib.closing(cache), ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        full_tables = pool.map(client.get_table, sorted(declared_tables & set(tables)))
-        # Candidates are fetched as soon as their page arrives, while later pages are still
-        # being read: the detail reads overlap the paging instead of following it.
-        pending = []
-        for summary in client.iter_jobs(type="batch"):
-            table, connection = _job_key(summary)
-            if summary.get("executionStatus") in ACTIVE_STATUSES and connection:
-                active_connections.add(connection)
-            if table in wanted:
-                pending.append(pool.submit(details, summary))
-        bodies = [future.result() for future in pending]
-        tables.update({t["name"]: t for t in full_tables if t is not None})
-    # A body is None when Polaris's retention deleted the job between the list and the read.
-    declared = declared_places(resources)
-    jobs = tuple(_live_job(body, connections, declared) for body in bodies if body is not None)
-    return LiveState(connections, tables, jobs, frozenset(active_connections))
-
-
-def declared_places(resources: Iterable[Resource]) -> dict[str, Place]:
-    """Where each connection the manifests manage points (external ones are not declared here)."""
-    return {
-        r.name: place_of(r.spec)
-        for r in resources
-        if r.kind == Kind.CONNECTION and not r.external and "bucket" in r.spec
-    }
-
-
-def overlap_index(jobs: Iterable[LiveJob]) -> OverlapIndex[LiveJob]:
-    """Live jobs by table and by every reading of what they read (an overlap may list a job twice)."""
-    return OverlapIndex(
-        (job, job.table, reads) for job in jobs for _, reads in job.readings if reads is not None
-    )
-
-
-# What the reconciler uses of a job. When Polaris returns the request under `spec`, the top-level
-# echo of the same fields is dropped: every job into a declared table is kept in memory (and
-# finished ones on disk), and the echo would double that.
-ESSENTIAL_FIELDS = (
-    "id", "type", "executionStatus", "health", "createdTimestamp", "lastUpdatedTimestamp", "spec",
-)  # fmt: skip
-
-
-def _essentials(job: dict[str, Any]) -> dict[str, Any]:
-    echoed = job.get("spec")
-    if not isinstance(echoed, Mapping) or "source" not in echoed:
-        return job
-    return {key: job[key] for key in ESSENTIAL_FIELDS if key in job}
-
-
-def _request(job: Mapping[str, Any]) -> Mapping[str, Any]:
-    echoed = job.get("spec")
-    return echoed if isinstance(echoed, Mapping) and "source" in echoed else job
-
-
-def _live_job(
-    body: Mapping[str, Any],
-    connections: Mapping[str, Mapping[str, Any]],
-    declared: Mapping[str, Place],
-) -> LiveJob:
-    """A job read from Polaris; one whose fields have types the API never sends is an error."""
-    try:
-        return LiveJob.of(body, connections, declared)
-    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as error:
-        raise MalformedResponseError(
-            f"GET /jobs/{body.get('id')}: Polaris answered with a job whose fields do not have "
-            f"the documented types ({type(error).__name__}: {error}); is POLARIS_URL the API?"
-        ) from None
-
-
-def _job_key(job: Mapping[str, Any]) -> tuple[str, str]:
-    request = _request(job)
-    target, source = request.get("target"), request.get("source")
-    target = target if isinstance(target, Mapping) else {}
-    source = source if isinstance(source, Mapping) else {}
-    return str(target.get("tableName", "")), str(source.get("connectionName", ""))
+        reader = LiveReader(client, list(resources), pool, cache)
+        for kind in kinds.ordered():
+            kind.read(reader)
+        for step in reader.finishing:
+            step()
+    return reader.state()

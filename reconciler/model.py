@@ -30,9 +30,28 @@ class Action(StrEnum):
     SKIP = "skip"
 
 
-# The one place that says in which order kinds are created: a job reads from a connection and
-# writes into a table, so both must exist before it is submitted.
-KIND_ORDER: tuple[Kind, ...] = (Kind.CONNECTION, Kind.TABLE, Kind.INGESTION_JOB)
+class Reason(StrEnum):
+    """Why a change has its action, as a value callers switch on (the text says it to people)."""
+
+    NOT_FOUND = "not-found"  # nothing live matches: create
+    UP_TO_DATE = "up-to-date"  # live equals desired
+    FIELDS_DIFFER = "fields-differ"  # update in place
+    TYPE_CHANGES = "type-changes"  # a field that cannot change in place: replace
+    ROTATE_SECRETS = "rotate-secrets"  # --rotate-secrets re-sends write-only values
+    EXTERNAL = "external"  # policy.manage: external, and it exists
+    INGESTED = "ingested"  # a job with this identity ran, or is running
+    UNKNOWN_STATUS = "unknown-status"  # a job with this identity is in a status not known
+    CANCELED = "canceled"  # a job with this identity was canceled (skipped unless asked)
+    FAILED = "failed"  # a job with this identity failed: resubmit
+    SPEC_CHANGED = "spec-changed"  # a new job whose spec differs from an earlier one
+    NOT_DECLARED = "not-declared"  # prune: no manifest declares it
+    IN_USE = "in-use"  # prune: an active job uses it
+    UNADDRESSABLE = "unaddressable"  # prune: its name cannot be sent in a path
+
+
+# The order kinds are created in: a job reads from a connection and writes into a table, so both
+# must exist before it is submitted. The registry (reconciler/kinds) follows this order.
+KIND_ORDER: tuple[Kind, ...] = tuple(Kind)
 
 API_VERSION = "reconciler/v1"
 
@@ -142,10 +161,12 @@ class Secret(str):
     """
 
     _value: str
+    reference: str  # where the value comes from: `${env:NAME}`, safe to show and to save
 
-    def __new__(cls, value: str) -> Secret:
+    def __new__(cls, value: str, reference: str = SENSITIVE) -> Secret:
         secret = super().__new__(cls, SENSITIVE)
         secret._value = value
+        secret.reference = reference
         return secret
 
     def reveal(self) -> str:
@@ -172,3 +193,15 @@ class Secret(str):
 
     def __reduce__(self) -> Any:
         raise TypeError("a Secret is never pickled, cached or saved")
+
+
+def by_reference(value: Any) -> Any:
+    """`value` as plain data with every Secret shown as its reference (`${env:NAME}`): what a
+    plan shows and saves, so that a reviewer sees where each secret comes from, never its value."""
+    if isinstance(value, Secret):
+        return value.reference
+    if isinstance(value, Mapping):
+        return {str(key): by_reference(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [by_reference(item) for item in value]
+    return value

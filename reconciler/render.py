@@ -23,10 +23,10 @@ from reconciler.redact import shorten
 # Only for types: `reconciler validate` renders its problems here without loading the planner,
 # the API client and httpx.
 if TYPE_CHECKING:
-    from reconciler.apply import ApplyResult, Request
+    from reconciler.apply import ApplyResult
     from reconciler.drift import DriftReport
     from reconciler.normalize import FieldChange
-    from reconciler.plan import Change, Plan
+    from reconciler.plan import Change, Plan, Request
 
 MARKDOWN_LIMIT = 60_000  # GitHub rejects comments over 65,536 characters; keep a margin
 VALUE_LIMIT = 120  # characters of one value in a diff line

@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path as FsPath
 from typing import TYPE_CHECKING, Any
 
+from reconciler import kinds
 from reconciler.manifest import Document
 from reconciler.model import Kind, ManifestError
 
@@ -26,11 +27,11 @@ if TYPE_CHECKING:
     import jsonschema
     from jsonschema.exceptions import ValidationError
 
+ENVELOPE_SCHEMA = "envelope.schema.json"  # apiVersion, kind, metadata: every document's
+# Each kind's schema is named by its module in reconciler/kinds.
 SCHEMA_FILES: dict[Kind | None, str] = {
-    None: "envelope.schema.json",
-    Kind.CONNECTION: "connection.schema.json",
-    Kind.TABLE: "table.schema.json",
-    Kind.INGESTION_JOB: "ingestionjob.schema.json",
+    None: ENVELOPE_SCHEMA,
+    **{kind.kind: kind.schema_file for kind in kinds.ordered()},
 }
 CONFIG_SCHEMA = "config.schema.json"  # reconciler.yaml (config.py)
 SECRET_SEGMENT = "secrets"  # values below this key are never echoed in a message

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler import connection_types, schema
-from reconciler.globs import GlobError, sequences
+from reconciler import kinds, names, schema
 from reconciler.manifest import Document, gc_paused, load
 from reconciler.model import (
-    LOCK_TABLE,
     Kind,
     Location,
     ManifestError,
@@ -21,7 +18,6 @@ from reconciler.model import (
     Resource,
     Secret,
 )
-from reconciler.normalize import aggregates, fingerprint
 
 ENV_REFERENCE = re.compile(r"\$\{env:([^}]*)\}")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -30,11 +26,7 @@ ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
 # The variable that holds the API key when no target names another (cli.py reads it).
 API_KEY_VARIABLE = "POLARIS_API_KEY"
-# A Druid SQL expression: string literals ('' escapes a quote) are skipped, so a " inside one
-# is text; double-quoted identifiers ("" escapes a quote) are the input fields it reads.
-SQL_TOKEN = re.compile(r"'(?:[^']|'')*'?|\"((?:[^\"]|\"\")+)\"")
-# Characters that a URL path, a terminal or a log would treat as something other than text.
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+KINDS = frozenset(str(kind) for kind in Kind)
 
 
 @dataclass(frozen=True)
@@ -137,15 +129,13 @@ def _resource(
     if any(error.severity == "error" for error in errors):
         return None, errors
     spec = expanded.get("spec") or {}
-    if kind == Kind.INGESTION_JOB:  # the names a job sends in paths and query parameters
-        named = [("source", "connectionName"), ("target", "tableName")]
-        bad = [
-            ManifestError(document.locate(("spec", *path)), problem, ref)
-            for path in named
-            if (problem := _name_problem(None, spec[path[0]][path[1]], ".".join(("spec", *path))))
-        ]
-        if bad:
-            return None, errors + bad
+    resource_kind = kinds.of(Kind(str(kind)))
+    bad = [
+        ManifestError(document.locate(("spec", *path)), problem, ref)
+        for path, problem in resource_kind.document_problems(spec)
+    ]
+    if bad:
+        return None, errors + bad
     if revealed and isinstance(spec.get("secrets"), dict):
         spec = {**spec, "secrets": {**spec["secrets"], **revealed}}
         secrets.update(secret.reveal() for secret in revealed.values())
@@ -160,15 +150,14 @@ def _resource(
         )
         return None, errors
     spec = {k: v for k, v in spec.items() if k != "name"}
-    resource_kind = Kind(str(kind))
     resource = Resource(
-        kind=resource_kind,
+        kind=resource_kind.kind,
         name=str(name),
         spec=spec,
         location=document.start,
         policy=expanded.get("policy") or {},
         annotations=expanded["metadata"].get("annotations") or {},
-        fingerprint=fingerprint(spec) if resource_kind == Kind.INGESTION_JOB else None,
+        fingerprint=resource_kind.identity(spec),
     )
     return resource, errors
 
@@ -203,38 +192,17 @@ def name_problem(kind: Kind, name: str) -> str | None:
 
     `reconciler import` asks before it writes a live resource's manifest.
     """
-    return _name_problem(kind, name)
+    return names.name_problem(name) or kinds.of(kind).reserved(name)
 
 
-def _name_problem(kind: Any, name: str | None, field: str = "metadata.name") -> str | None:
-    """Why Polaris would route this name wrongly or output would show it falsely, if it would."""
+def _name_problem(kind: Any, name: str | None) -> str | None:
+    """name_problem for a document's kind and name as written (either may be anything)."""
     if name is None:
         return None
-    if name in (".", ".."):
-        return (
-            f"{field} '{name}' cannot be used: '.' and '..' name the collection or the "
-            "project in a URL, not a resource; choose another name"
-        )
-    for character in ("/", "\\"):
-        if character in name:
-            return (
-                f"{field} contains '{character}', which a URL path would split; "
-                "use letters, digits, '.', '_' or '-'"
-            )
-    control = CONTROL.search(name)
-    if control:
-        return (
-            f"{field} contains the control character U+{ord(control.group()):04X}, which "
-            "would rewrite terminal and Markdown output; remove it"
-        )
-    if name != name.strip():
-        return f"{field} begins or ends with whitespace, which Polaris does not keep; remove it"
-    if name == LOCK_TABLE and (kind == Kind.TABLE or field == "spec.target.tableName"):
-        return (
-            f"the table name {LOCK_TABLE} is reserved for the project lock "
-            "(reconciler/lock.py); choose another table name"
-        )
-    return None
+    problem = names.name_problem(name)
+    if problem is None and isinstance(kind, str) and kind in KINDS:
+        problem = kinds.of(Kind(kind)).reserved(name)
+    return problem
 
 
 @dataclass
@@ -352,7 +320,7 @@ class _Interpolator:
                 f"environment variable {name} is not valid UTF-8; set it to the secret's text",
             )
             return None
-        return Secret(value)
+        return Secret(value, reference)
 
     def report(self, path: Path, message: str, severity: str = "error") -> None:
         self.errors.append(ManifestError(self.document.locate(path), message, self.ref, severity))
@@ -361,7 +329,7 @@ class _Interpolator:
 def cross_check(
     resources: list[Resource], documents: Mapping[tuple[Kind, str], Document]
 ) -> list[ManifestError]:
-    """The checks that need more than one document, or knowledge beyond the schema."""
+    """The checks that need more than one document: names declared twice, then each kind's."""
     errors: list[ManifestError] = []
     seen: dict[tuple[Kind, str], Resource] = {}
     for resource in resources:
@@ -377,147 +345,13 @@ def cross_check(
             )
         else:
             seen[resource.key] = resource
-    jobs = [r for r in resources if r.kind == Kind.INGESTION_JOB]
-    for job in jobs:
-        errors.extend(_check_job(job, seen, documents.get(job.key)))
-    # A job's identity is its spec: two manifests with one spec would be one job in Polaris, and
-    # the first apply would submit it twice.
-    first_with: dict[str, Resource] = {}
-    for job in jobs:
-        other = first_with.setdefault(job.fingerprint or fingerprint(job.spec), job)
-        if other is not job:
-            errors.append(
-                ManifestError(
-                    job.location,
-                    f"{job.ref} has the same spec as {other.ref} (at {other.location}); "
-                    "a job is identified by its spec, so remove one of them",
-                    job.ref,
-                )
-            )
+
+    def locate(resource: Resource, path: Path) -> Location:
+        document = documents.get(resource.key)
+        return document.locate(("spec", *path), key=True) if document else resource.location
+
+    for kind in kinds.ordered():
+        mine = [r for r in resources if r.kind is kind.kind]
+        if mine:
+            errors.extend(kind.cross_check(mine, seen, locate))
     return errors
-
-
-def _check_job(
-    job: Resource, declared: Mapping[tuple[Kind, str], Resource], document: Document | None
-) -> list[ManifestError]:
-    def at(*path: str | int) -> Location:
-        return document.locate(("spec", *path), key=True) if document else job.location
-
-    errors: list[ManifestError] = []
-    spec = job.spec
-    source, target = spec["source"], spec["target"]
-    connection = source["connectionName"]
-    source_connection = declared.get((Kind.CONNECTION, connection))
-    if source_connection is None:
-        errors.append(
-            ManifestError(
-                at("source", "connectionName"),
-                f"source.connectionName '{connection}' names no declared Connection; "
-                "declare it (use policy: {manage: external} if it is managed elsewhere)",
-                job.ref,
-            )
-        )
-    elif (
-        kind := connection_types.of(source_connection.spec)
-    ) is not None and not kind.batch_source:
-        errors.append(
-            ManifestError(
-                at("source", "connectionName"),
-                f"source.connectionName '{connection}' is a connection of type {kind.name} "
-                f"(at {source_connection.location}); batch jobs read only from "
-                f"{' or '.join(connection_types.BATCH_SOURCE_TYPES)} connections, so name one",
-                job.ref,
-            )
-        )
-    table_name = target["tableName"]
-    table = declared.get((Kind.TABLE, table_name))
-    auto_create = spec.get("createTableIfNotExists", False)
-    if table is None and not auto_create:
-        errors.append(
-            ManifestError(
-                at("target", "tableName"),
-                f"target.tableName '{table_name}' names no declared Table and "
-                "createTableIfNotExists is false; declare the Table or set createTableIfNotExists: true",
-                job.ref,
-            )
-        )
-    mappings = spec.get("mappings", [])
-    if not any(m["columnName"] == "__time" for m in mappings):
-        errors.append(
-            ManifestError(
-                at("mappings"),
-                "no mapping for __time; add one such as "
-                "{columnName: __time, expression: 'TIME_PARSE(\"timestamp\")'}",
-                job.ref,
-            )
-        )
-    aggregations = [m["columnName"] for m in mappings if m.get("isAggregation")]
-    if aggregations and table is not None and table.spec.get("type") == "detail":
-        errors.append(
-            ManifestError(
-                at("mappings"),
-                f"mappings {', '.join(aggregations)} aggregate, but Table/{table_name} is a detail "
-                "table; make the table aggregate or remove isAggregation",
-                job.ref,
-            )
-        )
-    for index, mapping in enumerate(mappings):
-        explicit = mapping.get("isAggregation")
-        if isinstance(explicit, bool) and explicit != aggregates(mapping["expression"]):
-            # Polaris does not echo isAggregation, so a live job's is derived from its expression;
-            # a manifest that says otherwise may never match the job it submitted.
-            errors.append(
-                ManifestError(
-                    at("mappings", index, "isAggregation"),
-                    f"mapping for '{mapping['columnName']}' sets isAggregation: "
-                    f"{str(explicit).lower()}, but its expression "
-                    f"{'does not aggregate' if explicit else 'aggregates'}; Polaris does not return "
-                    "isAggregation, so the plan derives it from the expression: make them agree "
-                    "(or leave isAggregation out)",
-                    job.ref,
-                    severity="warning",
-                )
-            )
-    if isinstance(source.get("pattern"), str):
-        try:
-            sequences(source["pattern"])
-        except GlobError as error:
-            # The plan could not tell which objects it reads, so could not rule out double
-            # ingestion; Polaris reads it as a Java glob and would reject most such patterns.
-            errors.append(
-                ManifestError(
-                    at("source", "pattern"),
-                    f"source.pattern is not a glob this tool can read: {error}; see the Java "
-                    "PathMatcher glob syntax (*, **, ?, [...], {a,b}, \\ escapes)",
-                    job.ref,
-                )
-            )
-    known = {field["name"] for field in source["inputSchema"]}
-    for index, mapping in enumerate(mappings):
-        identifiers = [m.group(1) for m in SQL_TOKEN.finditer(mapping["expression"]) if m.group(1)]
-        for identifier in identifiers:
-            name = identifier.replace('""', '"')
-            if name not in known and name != "__time":
-                errors.append(
-                    ManifestError(
-                        at("mappings", index, "expression"),
-                        f"mapping for '{mapping['columnName']}' refers to \"{name}\", which is not "
-                        f"in source.inputSchema{_close(name, known)}",
-                        job.ref,
-                    )
-                )
-    if target.get("intervals") and spec.get("ingestionMode", "append") != "replace":
-        errors.append(
-            ManifestError(
-                at("target", "intervals"),
-                "target.intervals is only allowed with ingestionMode: replace; "
-                "remove intervals or set ingestionMode: replace",
-                job.ref,
-            )
-        )
-    return errors
-
-
-def _close(name: str, known: set[str]) -> str:
-    close = difflib.get_close_matches(name, sorted(known), n=1)
-    return f'; did you mean "{close[0]}"?' if close else f" (declared: {', '.join(sorted(known))})"

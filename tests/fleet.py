@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.client import PolarisClient
+from reconciler.kinds.ingestion_job import fingerprint
 from reconciler.live import read_live
 from reconciler.model import Kind, Resource
-from reconciler.normalize import fingerprint
 from reconciler.plan import Plan, make_plan
 from reconciler.validate import load_manifests
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.apply import AMBIGUOUS_WRITE_ATTEMPTS, Applier, ApplyOptions
+from reconciler.apply import AMBIGUOUS_WRITE_ATTEMPTS, Applier, ApplyOptions, PolarisProvider
 from reconciler.client import PolarisClient
 from reconciler.emulator import DEMO_PROJECT_ID, Emulator, FaultPlan
 from reconciler.model import LOCK_TABLE, Kind
@@ -60,8 +60,8 @@ def test_a_dropped_response_to_a_job_post_submits_no_duplicate(
     fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=3)
     assert emulator.faults is not None
     emulator.faults.inject("drop", method="POST", path_contains="/jobs", times=2)
-    resources, plan = plan_fleet(client, fleet)
-    result = Applier(client, resources, ApplyOptions(), sleep=lambda s: None).run(plan)
+    _, plan = plan_fleet(client, fleet)
+    result = Applier(PolarisProvider(client, sleep=lambda s: None)).run(plan)
     assert not result.failed, [o.message for o in result.outcomes]
     assert_converged(client, fleet, jobs=3)
 
@@ -72,8 +72,8 @@ def test_a_dropped_response_to_a_connection_post_counts_as_created(
     fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=1)
     assert emulator.faults is not None
     emulator.faults.inject("drop", method="POST", path_contains="/connections", times=1)
-    resources, plan = plan_fleet(client, fleet)
-    result = Applier(client, resources, ApplyOptions(), sleep=lambda s: None).run(plan)
+    _, plan = plan_fleet(client, fleet)
+    result = Applier(PolarisProvider(client, sleep=lambda s: None)).run(plan)
     conn = next(o for o in result.outcomes if o.change.kind is Kind.CONNECTION)
     assert (conn.status, conn.message) == ("done", "already exists and matches the manifest")
 
@@ -82,7 +82,7 @@ def test_an_equal_connection_created_meanwhile_counts_as_done_and_a_different_on
     tmp_path: Path, client: PolarisClient
 ) -> None:
     fleet = write_fleet(tmp_path / "fleet", connections=2, jobs_per_connection=0)
-    resources, plan = plan_fleet(client, fleet)
+    _, plan = plan_fleet(client, fleet)
     client.create_connection(
         {
             "name": "fleet-0",
@@ -99,7 +99,7 @@ def test_an_equal_connection_created_meanwhile_counts_as_done_and_a_different_on
             "awsEndpoint": "s3.us-east-1.amazonaws.com",
         }
     )
-    result = Applier(client, resources, ApplyOptions()).run(plan)
+    result = Applier(PolarisProvider(client)).run(plan)
     by_name = {o.change.name: o for o in result.outcomes}
     assert by_name["fleet-0"].status == "done"
     assert by_name["fleet-1"].status == "failed"
@@ -192,12 +192,14 @@ def test_under_injected_faults_ten_connections_and_thirty_jobs_converge_in_one_r
     tmp_path: Path, emulator: Emulator, client: PolarisClient
 ) -> None:
     fleet = write_fleet(tmp_path / "fleet", connections=10, jobs_per_connection=3)
-    resources, plan = plan_fleet(client, fleet)
+    _, plan = plan_fleet(client, fleet)
     emulator.faults = FaultPlan(
         seed=7, rate_429=0.15, rate_503=0.10, rate_drop=0.10, retry_after_seconds=0
     )
     options = ApplyOptions(parallelism=8)
-    result = Applier(client, resources, options, sleep=lambda s: None).run(plan)
+    result = Applier(
+        PolarisProvider(client, options, sleep=lambda s: None), parallelism=options.parallelism
+    ).run(plan)
     assert not result.failed, [o.message for o in result.outcomes if o.status == "failed"]
     emulator.faults = FaultPlan()
     assert_converged(client, fleet, jobs=30)
@@ -248,7 +250,7 @@ def test_wait_reports_a_failed_job_with_its_health_code_and_message(
     tmp_path: Path, client: PolarisClient, emulator: Emulator
 ) -> None:
     fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=1)
-    resources, plan = plan_fleet(client, fleet)
+    _, plan = plan_fleet(client, fleet)
     emulator.hold_jobs()
     lines: list[str] = []
 
@@ -261,7 +263,7 @@ def test_wait_reports_a_failed_job_with_its_health_code_and_message(
             )
 
     options = ApplyOptions(wait=True, poll_interval=0)
-    result = Applier(client, resources, options, progress=progress).run(plan)
+    result = Applier(PolarisProvider(client, options, progress=progress)).run(plan)
     job = next(o for o in result.outcomes if o.change.kind is Kind.INGESTION_JOB)
     assert result.failed
     assert job.status == "failed"
@@ -276,10 +278,10 @@ def test_wait_gives_up_after_the_timeout(
     tmp_path: Path, client: PolarisClient, emulator: Emulator
 ) -> None:
     fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=1)
-    resources, plan = plan_fleet(client, fleet)
+    _, plan = plan_fleet(client, fleet)
     emulator.hold_jobs()
     options = ApplyOptions(wait=True, timeout=0.2, poll_interval=0.05)
-    result = Applier(client, resources, options).run(plan)
+    result = Applier(PolarisProvider(client, options)).run(plan)
     job = next(o for o in result.outcomes if o.change.kind is Kind.INGESTION_JOB)
     assert (job.status, job.message.endswith("still pending after 0.2s (--timeout)")) == (
         "failed",
@@ -295,12 +297,12 @@ def test_an_equal_table_created_meanwhile_counts_as_done_despite_server_chosen_f
         "spec: {type: detail, schema: [{name: city, dataType: string}]}\n",
         encoding="utf-8",
     )
-    resources, plan = plan_fleet(client, tmp_path)
+    _, plan = plan_fleet(client, tmp_path)
     # Someone else creates it first; Polaris fills schemaMode, which the manifest leaves to it.
     client.create_table(
         {"name": "events", "type": "detail", "schema": [{"name": "city", "dataType": "string"}]}
     )
-    (outcome,) = Applier(client, resources, ApplyOptions()).run(plan).outcomes
+    (outcome,) = Applier(PolarisProvider(client)).run(plan).outcomes
     assert (outcome.status, outcome.message) == ("done", "already exists and matches the manifest")
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.apply import Applier, ApplyOptions, Outcome
+from reconciler.apply import Applier, ApplyOptions, Outcome, PolarisProvider
 from reconciler.client import PolarisClient
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
 from reconciler.emulator.samples import koalas_rows, write_nd_json
@@ -318,8 +318,9 @@ def apply_guide_after(client: PolarisClient, meanwhile: dict[str, Any], **option
     client.create_job(
         {**meanwhile, "source": {**meanwhile["source"], "connectionName": "elsewhere"}}
     )
-    resources = {r.key: r for r in manifests.resources}
-    applier = Applier(client, resources, ApplyOptions(**options), sleep=lambda s: None, live=live)
+    applier = Applier(
+        PolarisProvider(client, ApplyOptions(**options), sleep=lambda s: None, live=live)
+    )
     result = applier.run(plan)
     return next(o for o in result.outcomes if o.change.kind is Kind.INGESTION_JOB)
 

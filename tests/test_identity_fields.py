@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from reconciler.identity import Place
+from reconciler.kinds.ingestion_job import fingerprint
 from reconciler.live import LiveState
 from reconciler.model import Kind, Location, Resource
-from reconciler.normalize import fingerprint
 from reconciler.plan import checksum
 from tests.fixtures import ROOT
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.apply import Applier, ApplyOptions
+from reconciler.apply import Applier, PolarisProvider
 from reconciler.client import PolarisClient
 from reconciler.emulator import Emulator, FaultPlan
 from reconciler.lock import Holder, ProjectLock, read_lock, remove_lock
@@ -130,8 +130,8 @@ def test_an_apply_whose_lock_was_lost_starts_no_more_writes(
     tmp_path: Path, client: PolarisClient
 ) -> None:
     fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=3)
-    resources, plan = plan_fleet(client, fleet)
-    result = Applier(client, resources, ApplyOptions(), halt=lambda: "the lock was lost").run(plan)
+    _, plan = plan_fleet(client, fleet)
+    result = Applier(PolarisProvider(client), halt=lambda: "the lock was lost").run(plan)
     assert result.failed
     connection, *jobs = result.outcomes
     assert (connection.status, connection.message) == ("failed", "not attempted: the lock was lost")

@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from reconciler.client import ClientConfig, PolarisClient
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
+from reconciler.kinds.ingestion_job import fingerprint
 from reconciler.model import Kind
-from reconciler.normalize import comparable, diff, fingerprint, normalize
+from reconciler.normalize import comparable, diff, normalize
 from tests.connections import CONNECTIONS
 from tests.guide import GUIDE_CONNECTION, GUIDE_JOB
 

@@ -42,7 +42,8 @@ def test_show_requests_prints_each_body_apply_would_send_without_secrets(
     assert first.exit_code == 0
     requests = first.stdout[first.stdout.index("Requests apply would send") :]
     assert "POST /connections  (Connection/demo-conn)" in requests
-    assert '"accessKeySecret": "(sensitive)"' in requests
+    # A secret shows as where it comes from, so a reviewer sees which variable is sent.
+    assert '"accessKeySecret": "${env:DEMO_AWS_SECRET_ACCESS_KEY}"' in requests
     assert "POST /jobs  (IngestionJob/koalas-demo-file)" in requests
     assert "POST /tables  (Table/web_requests)" in requests
     for secret in DEMO_SECRETS.values():
@@ -61,8 +62,8 @@ def test_show_requests_prints_each_body_apply_would_send_without_secrets(
     ]
     assert by_name["demo-conn"][0]["body"]["secrets"] == {
         "type": "access_key",
-        "accessKeyId": "(sensitive)",
-        "accessKeySecret": "(sensitive)",
+        "accessKeyId": "${env:DEMO_AWS_ACCESS_KEY_ID}",
+        "accessKeySecret": "${env:DEMO_AWS_SECRET_ACCESS_KEY}",
     }
     assert "koalas-demo-file" not in by_name, "nothing is sent for a job already ingested"
     assert payload["summary"]["update"] == 2

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.apply import Applier, ApplyOptions
+from reconciler.apply import Applier, ApplyOptions, PolarisProvider
 from reconciler.client import PolarisClient, PolarisError
 from reconciler.emulator import Emulator, FaultPlan
 from reconciler.live import JobCache, read_live
@@ -26,7 +26,6 @@ def test_fifty_connections_and_three_hundred_jobs_converge_under_heavy_faults(
         seed=seed, rate_429=0.25, rate_503=0.15, rate_drop=0.2, retry_after_seconds=0
     )
     emulator.faults = faults
-    resources = {r.key: r for r in manifests.resources}
     # At these rates a read can exhaust its retries and a run can fail, as it would in CI; the
     # run is then repeated. What must hold, whatever happens, is that no job is ever duplicated.
     for _ in range(10):
@@ -38,7 +37,9 @@ def test_fifty_connections_and_three_hundred_jobs_converge_under_heavy_faults(
         except PolarisError:
             continue
         options = ApplyOptions(parallelism=16)
-        result = Applier(client, resources, options, sleep=lambda s: None).run(plan)
+        result = Applier(
+            PolarisProvider(client, options, sleep=lambda s: None), parallelism=options.parallelism
+        ).run(plan)
         if not result.failed:
             break
     emulator.faults = FaultPlan()

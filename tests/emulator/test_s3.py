@@ -100,6 +100,6 @@ def test_listing_through_the_s3_api_follows_every_page(moto_endpoint: str, tmp_p
         assert api.read(bucket, "data/3.json") == b"{}" * 3
         with pytest.raises(S3Error) as missing:
             api.read(bucket, "data/none.json")
-        assert missing.value.code == "NoSuchKey"
+        assert missing.value.s3_code == "NoSuchKey"
     finally:
         api.close()

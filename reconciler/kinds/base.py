@@ -1,0 +1,261 @@
+"""What a resource kind declares, and the parts every kind shares.
+
+A kind (Connection, Table, IngestionJob) is one module in this package holding one subclass of
+`ResourceKind`: its JSON Schema, its fields (writable, write-only, read-only, server-defaulted),
+how a spec is normalized, the checks that need more than its own document, what it depends on,
+how its live state is read, how a change to it is planned and applied, and how a live resource
+becomes a manifest. validate, plan, apply, drift and import loop over the registry
+(`reconciler.kinds`); none of them names a kind. The design follows octoDNS's record types (one
+type per module, registered with `Record.register_type`) and Terraform's provider schemas (each
+attribute declared Optional, Computed or Sensitive).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import quote
+
+from reconciler.model import Action, Kind, Location, ManifestError, Path, Reason, Resource
+from reconciler.normalize import FieldChange, additions, diff, plain
+
+if TYPE_CHECKING:
+    from reconciler.apply import Outcome, PolarisProvider
+    from reconciler.client import PolarisClient
+    from reconciler.importer import ImportReader, ManifestFile
+    from reconciler.listing import Listing
+    from reconciler.live import LiveReader, LiveState
+    from reconciler.plan import Change, Plan, PlanError, PlanOptions, Request
+
+
+@dataclass(frozen=True)
+class Fields:
+    """A kind's fields, as Terraform's provider schemas declare attributes.
+
+    - `writable`: the fields of a create request this tool manages (Optional/Required);
+    - `defaults`: documented defaults (OpenAPI `default`), filled on both sides before comparing;
+    - `server_chosen`: filled by Polaris without a documented default (Computed): managed only
+      when a manifest sets them, so leaving one out is no perpetual diff;
+    - `write_only`: sent, never returned (Sensitive): compared only where Polaris returns them;
+    - `read_only`: returned, never sent (ids, versions, timestamps): never compared nor imported.
+    """
+
+    writable: tuple[str, ...]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    server_chosen: frozenset[str] = frozenset()
+    write_only: tuple[str, ...] = ()
+    read_only: tuple[str, ...] = ()
+
+
+Locate = Callable[[Resource, Path], Location]  # where a field of a resource's spec is written
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What a kind's planner may look at besides the resource itself."""
+
+    live: LiveState
+    options: PlanOptions
+    declared: frozenset[tuple[Kind, str]]  # every (kind, name) the manifests declare or create
+    resources: Mapping[tuple[Kind, str], Resource]
+    listings: Mapping[str, Listing]
+    memo: dict[str, Any] = field(default_factory=dict)  # what a kind computes once per plan
+
+
+class ResourceKind:
+    """The contract a kind implements; the defaults suit a named resource that is never pruned."""
+
+    kind: ClassVar[Kind]
+    collection: ClassVar[str]  # the API collection: /v1/projects/{id}/{collection}
+    schema_file: ClassVar[str]  # in schemas/
+    fields: ClassVar[Fields]
+
+    # Normalization --------------------------------------------------------------------------
+
+    def writable(self, spec: Mapping[str, Any]) -> tuple[str, ...]:
+        """The fields of `spec` this tool manages."""
+        return self.fields.writable
+
+    def request_of(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The part of a live body that holds the fields of its create request."""
+        return body
+
+    def normalize(
+        self, spec: Mapping[str, Any], *, manage: frozenset[str] | None = None
+    ) -> dict[str, Any]:
+        """The comparable form of a desired or live spec: the same function on both sides, so a
+        value the server adds never shows up as a difference. `manage` limits server-chosen
+        fields to those a manifest sets."""
+        source = self.request_of(spec)
+        result = {name: plain(source[name]) for name in self.writable(source) if name in source}
+        for name, default in self.fields.defaults.items():
+            result.setdefault(name, plain(default))
+        result = self.shape(result)
+        if manage is not None:
+            for name in self.fields.server_chosen - manage:
+                result.pop(name, None)
+        return result
+
+    def shape(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """The kind's own normalization, after writable fields are picked and defaults filled."""
+        return spec
+
+    def comparable(
+        self, desired: Mapping[str, Any], live: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(desired, actual) normalized for comparison: server-chosen fields only where the
+        manifest sets them, write-only fields only where the server returns them."""
+        manage = frozenset(name for name in self.fields.server_chosen if name in desired)
+        wanted, actual = self.normalize(desired, manage=manage), self.normalize(live, manage=manage)
+        for name in self.fields.write_only:
+            if name not in live:
+                wanted.pop(name, None)
+                actual.pop(name, None)
+        return wanted, actual
+
+    def identity(self, spec: Mapping[str, Any]) -> str | None:
+        """What identifies a resource besides its name (a job's fingerprint); None for most."""
+        return None
+
+    # Validation -----------------------------------------------------------------------------
+
+    def document_problems(self, spec: Mapping[str, Any]) -> list[tuple[Path, str]]:
+        """Problems a valid document of this kind can still have: (path in spec, message)."""
+        return []
+
+    def reserved(self, name: str) -> str | None:
+        """Why this kind cannot use `name`, if it cannot (a name the tool keeps for itself)."""
+        return None
+
+    def cross_check(
+        self, resources: list[Resource], declared: Mapping[tuple[Kind, str], Resource],
+        locate: Locate,
+    ) -> list[ManifestError]:  # fmt: skip
+        """Checks of this kind's resources that need other documents."""
+        return []
+
+    def dependencies(self, spec: Mapping[str, Any]) -> tuple[tuple[Kind, str], ...]:
+        """The resources this one needs to exist first."""
+        return ()
+
+    def creates(self, spec: Mapping[str, Any]) -> tuple[tuple[Kind, str], ...]:
+        """Resources that applying this one creates as a side effect (so they are not unmanaged)."""
+        return ()
+
+    # Live state -----------------------------------------------------------------------------
+
+    def read(self, reader: LiveReader) -> None:
+        """Read this kind's live state into `reader`, in the fewest requests."""
+        raise NotImplementedError
+
+    def live(self, state: LiveState) -> Mapping[str, Mapping[str, Any]]:
+        """This kind's live resources by name ({} for a kind not addressed by name)."""
+        return {}
+
+    def digest(self, state: LiveState) -> Any:
+        """What of this kind's live state decides a plan, as JSON (part of the plan checksum)."""
+        return {name: self.normalize(body) for name, body in sorted(self.live(state).items())}
+
+    # Planning -------------------------------------------------------------------------------
+
+    def plan(self, resource: Resource, context: PlanContext) -> Change | PlanError:
+        """The change one declared resource needs."""
+        raise NotImplementedError
+
+    def review(self, changes: list[Change], context: PlanContext) -> list[Change]:
+        """The plan's changes once every resource is planned: a kind may add what it sees across
+        them (two new jobs that read the same objects)."""
+        return changes
+
+    def prune(self, name: str, context: PlanContext) -> Change | None:
+        """The change for a live resource no manifest declares, with --prune (None: kept)."""
+        return None
+
+    def requests(
+        self, action: Action, name: str, spec: Mapping[str, Any], live: Mapping[str, Any] | None,
+        changed: tuple[FieldChange, ...], options: PlanOptions,
+    ) -> tuple[Request, ...]:  # fmt: skip
+        """The API calls apply makes for this change, in order (reads before retries left out)."""
+        return ()
+
+    # Applying -------------------------------------------------------------------------------
+
+    def get(self, client: PolarisClient, name: str) -> Mapping[str, Any] | None:
+        """One live resource by name, or None (read-after-write checks use it)."""
+        raise NotImplementedError
+
+    def session(self, provider: PolarisProvider, plan: Plan) -> Any:
+        """State this kind keeps while one plan is applied (None: it needs none)."""
+        return None
+
+    def apply(self, change: Change, provider: PolarisProvider) -> Outcome:
+        """Carry out one change; raise PolarisError for a failure."""
+        raise NotImplementedError
+
+    # Import ---------------------------------------------------------------------------------
+
+    def imported(self, reader: ImportReader) -> Iterable[ManifestFile]:
+        """Manifests for the live resources of this kind that `reader` selects."""
+        return ()
+
+    # Shared helpers -------------------------------------------------------------------------
+
+    def path(self, name: str | None = None) -> str:
+        """The request path of the collection, or of one resource in it (name escaped)."""
+        base = f"/{self.collection}"
+        return base if name is None else f"{base}/{quote(name, safe='')}"
+
+    def created(self, resource: Resource, reason: Reason, detail: str, **extra: Any) -> Change:
+        """A create of `resource`, sending its spec."""
+        return self.change(
+            resource, Action.CREATE, reason, detail, None, additions(self.normalize(resource.spec)),
+            **extra,
+        )  # fmt: skip
+
+    def change(
+        self, resource: Resource, action: Action, reason: Reason, detail: str,
+        live: Mapping[str, Any] | None, changed: Iterable[FieldChange] = (),
+        options: PlanOptions | None = None, **extra: Any,
+    ) -> Change:  # fmt: skip
+        """A planned change carrying its before and desired bodies and the requests it sends."""
+        from reconciler.plan import Change, PlanOptions
+
+        changed = tuple(changed)
+        before = self.normalize(live) if live is not None else None
+        requests = self.requests(
+            action, resource.name, resource.spec, live, changed, options or PlanOptions()
+        )
+        return Change(
+            kind=self.kind, name=resource.name, action=action, why=reason, reason=detail,
+            diff=changed, file=resource.location.file, before=before,
+            desired=self.normalize(resource.spec) if resource.spec else None,
+            requests=requests, **extra,
+        )  # fmt: skip
+
+    def external(self, resource: Resource, current: Mapping[str, Any] | None) -> Change | PlanError:
+        """A resource another team manages (policy.manage: external): it must exist, that is all."""
+        from reconciler.plan import PlanError, PlanErrorCode
+
+        if current is None:
+            return PlanError(
+                self.kind, resource.name,
+                "declared as managed elsewhere (policy.manage: external) but not found in the "
+                "project; ask its owners to create it, or remove the policy to let the reconciler "
+                "create it",
+                resource.location.file, PlanErrorCode.MISSING,
+            )  # fmt: skip
+        return self.change(
+            resource, Action.NOOP, Reason.EXTERNAL, "managed externally; exists", current
+        )
+
+    def differing(self, resource: Resource, live: Mapping[str, Any]) -> list[FieldChange]:
+        """The field changes that would make `live` what `resource` declares."""
+        desired, actual = self.comparable(resource.spec, live)
+        return diff(actual, desired)
+
+
+def fields_of(changes: Iterable[FieldChange]) -> str:
+    """The top-level fields a list of changes touches, for a reason: "bucket, prefix"."""
+    names = list(dict.fromkeys(change.path.split(".")[0].split("[")[0] for change in changes))
+    return ", ".join(names) if names else "no fields"

@@ -1,0 +1,1102 @@
+"""IngestionJob: a batch job that reads objects through an S3 connection into a table.
+
+A job is never updated: it is identified by its spec (its fingerprint), not by its name, and one
+that has run is never submitted again. Everything that decides "has this been ingested?" is here:
+what identifies a job (`fingerprint`, over where its connection points: reconciler/identity.py),
+which live jobs satisfy or overlap a manifest job, and the re-check right before each POST.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from reconciler import connection_types
+from reconciler.globs import GlobError, sequences
+from reconciler.identity import Overlap, OverlapIndex, Place, Reads, place_of, reads_of
+from reconciler.kinds import register
+from reconciler.kinds.base import Fields, Locate, PlanContext, ResourceKind, fields_of
+from reconciler.model import Action, Kind, ManifestError, Path, Reason, Resource
+from reconciler.names import name_problem
+from reconciler.normalize import FieldChange, diff
+
+if TYPE_CHECKING:
+    from reconciler.apply import Outcome, PolarisProvider
+    from reconciler.importer import ImportReader, ManifestFile
+    from reconciler.listing import Job, Listing
+    from reconciler.live import LiveReader, LiveState
+    from reconciler.plan import Change, Plan, PlanOptions, Request
+
+TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
+ACTIVE_STATUSES = frozenset({"pending", "running"})
+# Every status this tool knows what to do with; any other (the API documents `unknown`) may
+# have ingested, and is never resubmitted or ingested again without --allow-reingest.
+KNOWN_STATUSES = TERMINAL_STATUSES | ACTIVE_STATUSES
+# Statuses that mean "this spec has been, or is being, ingested": never submit it again.
+SATISFIED_STATUSES = frozenset({"pending", "running", "completed"})
+
+FORMAT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "csv": {"columns": [], "skipHeaderRows": 0, "delimiter": ","},
+    "parquet": {"binaryAsString": False},
+}
+# Polaris appends this mapping to every job with aggregations (see the S3 guide's sample response).
+SERVER_ADDED_MAPPING = {"columnName": "__count", "expression": "COUNT(*)"}
+SELECTORS = ("uris", "prefixes", "objects")  # sets of keys: order carries no meaning
+TIME_COLUMN = "__time"
+# A Druid SQL expression: string literals ('' escapes a quote) are skipped, so a " inside one
+# is text; double-quoted identifiers ("" escapes a quote) are the input fields it reads.
+SQL_TOKEN = re.compile(r"'(?:[^']|'')*'?|\"((?:[^\"]|\"\")+)\"")
+# Functions that aggregate rows (Polaris SQL, the Druid aggregators it exposes); a mapping whose
+# expression calls one is a rollup. Quoted identifiers and string literals are removed first, so
+# a column named "max" or a literal 'SUM(' is not mistaken for one.
+AGGREGATE_CALL = re.compile(
+    r"\b(SUM|MIN|MAX|COUNT|AVG|LATEST|EARLIEST|LATEST_BY|EARLIEST_BY|ANY_VALUE|APPROX_\w+|"
+    r"DS_\w+|HLL_SKETCH_\w+|THETA_SKETCH\w*|TUPLE_\w+|STDDEV\w*|VARIANCE\w*|VAR_\w+|"
+    r"BIT_AND|BIT_OR|BIT_XOR|ARRAY_AGG|STRING_AGG|LISTAGG|GROUPING)\s*\(",
+    re.IGNORECASE,
+)
+QUOTED = re.compile(r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'')
+MAX_WARNINGS = 5  # per change; the rest are counted
+AMBIGUOUS_WRITE_ATTEMPTS = 5  # each one is preceded by a read of live state
+VISIBILITY_TIMEOUT = 30.0
+# What the reconciler uses of a job. When Polaris returns the request under `spec`, the top-level
+# echo of the same fields is dropped: every job into a declared table is kept in memory (and
+# finished ones on disk), and the echo would double that.
+ESSENTIAL_FIELDS = (
+    "id", "type", "executionStatus", "health", "createdTimestamp", "lastUpdatedTimestamp", "spec",
+)  # fmt: skip
+
+
+def aggregates(expression: str) -> bool:
+    """Whether a mapping expression aggregates (and so the mapping is `isAggregation: true`)."""
+    return AGGREGATE_CALL.search(QUOTED.sub(" ", expression)) is not None
+
+
+def request_of(job: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The request a job was created from: a live job carries it under `spec` (the OpenAPI's
+    BatchJobResponse), the most faithful record, so it is preferred to the top-level echo."""
+    echoed = job.get("spec")
+    return echoed if isinstance(echoed, Mapping) and "source" in echoed else job
+
+
+def fingerprint(job_spec: Mapping[str, Any], place: Mapping[str, str] | None = None) -> str:
+    """The identity of a batch job: sha256 of the canonical JSON of its normalized spec.
+
+    With `place` (the connection's endpoint, bucket and prefix, see identity.Place), the
+    connection's name is replaced by where it reads from: a renamed connection, or another
+    connection on the same bucket and prefix, reads the same objects, so the job is the same.
+    """
+    spec = INGESTION_JOB.normalize(job_spec)
+    if place is not None:
+        source = spec["source"]
+        source.pop("connectionName", None)
+        source["location"] = dict(place)
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class LiveJob:
+    """A batch job as Polaris reports it, with the fingerprint of its spec and what it reads."""
+
+    id: str
+    status: str
+    fingerprint: str  # over its place when its connection exists, else over the connection name
+    table: str
+    connection: str
+    body: Mapping[str, Any]  # the full job from GET /jobs/{id}
+    reads: Reads | None = None
+    # The same job read through the other place its connection may have had when it ran: the
+    # place a manifest declares for that connection, when the live one differs (someone moved it
+    # behind git's back, and apply is about to move it back). A job matches either reading, so
+    # neither a noop is missed nor an overlap: both err towards not ingesting again.
+    alternatives: tuple[tuple[str, Reads], ...] = ()
+
+    @classmethod
+    def of(
+        cls,
+        body: Mapping[str, Any],
+        connections: Mapping[str, Mapping[str, Any]],
+        declared: Mapping[str, Place] | None = None,
+    ) -> LiveJob:
+        """A job read from Polaris, resolved through the project's connections as they are now
+        (and as the manifests declare them, where those differ)."""
+        table, connection = job_key(body)
+        current = connections.get(connection)
+        place = place_of(current) if current is not None else None
+        spec = request_of(body)
+        other = (declared or {}).get(connection)
+        alternatives: tuple[tuple[str, Reads], ...] = ()
+        if other is not None and other != place:
+            alternatives = ((fingerprint(spec, other.to_json()), reads_of(spec, other)),)
+        return cls(
+            id=str(body["id"]),
+            status=str(body.get("executionStatus") or "unknown"),
+            fingerprint=fingerprint(spec, place.to_json() if place else None),
+            table=table,
+            connection=connection,
+            body=body,
+            reads=reads_of(spec, place),
+            alternatives=alternatives,
+        )
+
+    @property
+    def readings(self) -> tuple[tuple[str, Reads | None], ...]:
+        """Every (fingerprint, reads) this job may have: the live reading first."""
+        return ((self.fingerprint, self.reads), *self.alternatives)
+
+    @property
+    def place(self) -> Place | None:
+        """Where the job read from; None when its connection no longer exists."""
+        return self.reads.place if self.reads else None
+
+    @property
+    def health(self) -> Mapping[str, Any]:
+        """The job's health: `{"status": "ok"}` or a code and message."""
+        health = self.body.get("health")
+        return health if isinstance(health, Mapping) else {"status": "ok"}
+
+    @property
+    def spec(self) -> Mapping[str, Any]:
+        """The request the job was created from."""
+        return request_of(self.body)
+
+
+def job_key(job: Mapping[str, Any]) -> tuple[str, str]:
+    """(target table, connection) of a job, whatever the shape of its body."""
+    request = request_of(job)
+    target, source = request.get("target"), request.get("source")
+    target = target if isinstance(target, Mapping) else {}
+    source = source if isinstance(source, Mapping) else {}
+    return str(target.get("tableName", "")), str(source.get("connectionName", ""))
+
+
+def overlap_index(jobs: Iterable[LiveJob]) -> OverlapIndex[LiveJob]:
+    """Live jobs by table and by every reading of what they read (an overlap may list a job twice)."""
+    return OverlapIndex(
+        (job, job.table, reads) for job in jobs for _, reads in job.readings if reads is not None
+    )
+
+
+def essentials(job: dict[str, Any]) -> dict[str, Any]:
+    """What the reconciler keeps of a job read from Polaris."""
+    echoed = job.get("spec")
+    if not isinstance(echoed, Mapping) or "source" not in echoed:
+        return job
+    return {key: job[key] for key in ESSENTIAL_FIELDS if key in job}
+
+
+def declared_places(resources: Iterable[Resource]) -> dict[str, Place]:
+    """Where each connection the manifests manage points (external ones are not declared here)."""
+    return {
+        r.name: place_of(r.spec)
+        for r in resources
+        if r.kind is Kind.CONNECTION and not r.external and "bucket" in r.spec
+    }
+
+
+def connection_places(
+    resources: Iterable[Resource], connections: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Place]:
+    """Where each connection reads from once the plan is applied: as declared, else as it is live."""
+    places = {name: place_of(connection) for name, connection in connections.items()}
+    places.update(
+        {
+            r.name: place_of(r.spec)
+            for r in resources
+            if r.kind is Kind.CONNECTION and not r.external and r.spec
+        }
+    )
+    return places
+
+
+def job_identity(spec: Mapping[str, Any], places: Mapping[str, Place]) -> tuple[str, Reads]:
+    """A manifest job's fingerprint (over its connection's place) and the objects it reads."""
+    place = places.get(str(spec["source"]["connectionName"]))
+    return fingerprint(spec, place.to_json() if place else None), reads_of(spec, place)
+
+
+@register
+class IngestionJob(ResourceKind):
+    """A batch ingestion job (`type: batch`, the only type a manifest declares)."""
+
+    kind = Kind.INGESTION_JOB
+    collection = "jobs"
+    schema_file = "ingestionjob.schema.json"
+    fields = Fields(
+        writable=(
+            "type", "target", "createTableIfNotExists", "source", "mappings", "ingestionMode",
+            "filterExpression", "maxParseExceptions", "partitionedBy", "clusteringColumns",
+            "replaceAll", "context",
+        ),
+        defaults={
+            "createTableIfNotExists": False, "ingestionMode": "append",
+            "maxParseExceptions": 2147483647, "replaceAll": False, "mappings": [], "context": {},
+            "clusteringColumns": [],
+        },
+        read_only=(
+            "id", "executionStatus", "health", "createdBy", "createdTimestamp",
+            "lastModifiedBy", "lastUpdatedTimestamp", "desiredExecutionStatus", "spec",
+        ),
+    )  # fmt: skip
+
+    def request_of(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        return request_of(body)
+
+    def shape(self, spec: dict[str, Any]) -> dict[str, Any]:
+        source = dict(spec.get("source", {}))
+        settings = dict(source.get("formatSettings", {}))
+        for name, default in FORMAT_DEFAULTS.get(settings.get("format", ""), {}).items():
+            settings.setdefault(name, default)
+        if settings:
+            source["formatSettings"] = settings
+        for selector in SELECTORS:
+            if isinstance(source.get(selector), list):
+                source[selector] = sorted(source[selector])
+            elif selector in source and source[selector] is None:
+                del source[selector]
+        if source.get("pattern") is None:
+            source.pop("pattern", None)
+        source["inputSchema"] = sorted(
+            source.get("inputSchema", []), key=lambda f: str(f.get("name"))
+        )
+        spec["source"] = source
+        # Polaris appends a __count mapping to rollups, so it is not part of a job's identity; it
+        # does not echo isAggregation, which changes what lands in the table: where a spec leaves
+        # it out, it is derived from the expression (an aggregate call means aggregation).
+        mappings = [
+            {k: v for k, v in mapping.items() if k != "isAggregation"}
+            for mapping in spec.get("mappings", [])
+        ]
+        explicit = [mapping.get("isAggregation") for mapping in spec.get("mappings", [])]
+        spec["mappings"] = sorted(
+            (
+                {
+                    **m,
+                    "isAggregation": bool(
+                        aggregates(str(m.get("expression", ""))) if flag is None else flag
+                    ),
+                }
+                for m, flag in zip(mappings, explicit, strict=True)
+                if m != SERVER_ADDED_MAPPING
+            ),
+            key=lambda m: str(m.get("columnName")),
+        )
+        target = dict(spec.get("target", {}))
+        if not target.get("intervals"):
+            target.pop("intervals", None)
+        spec["target"] = target
+        return spec
+
+    def identity(self, spec: Mapping[str, Any]) -> str | None:
+        return fingerprint(spec)
+
+    # Validation -----------------------------------------------------------------------------
+
+    def document_problems(self, spec: Mapping[str, Any]) -> list[tuple[Path, str]]:
+        # The names a job sends in paths and query parameters.
+        problems: list[tuple[Path, str]] = []
+        for path, reserved in (
+            (("source", "connectionName"), False),
+            (("target", "tableName"), True),
+        ):
+            value = spec[str(path[0])][str(path[1])]
+            field = ".".join(("spec", *map(str, path)))
+            problem = name_problem(value, field)
+            if problem is None and reserved:
+                from reconciler import kinds
+
+                problem = kinds.of(Kind.TABLE).reserved(value)
+            if problem:
+                problems.append((path, problem))
+        return problems
+
+    def dependencies(self, spec: Mapping[str, Any]) -> tuple[tuple[Kind, str], ...]:
+        return (
+            (Kind.CONNECTION, str(spec["source"]["connectionName"])),
+            (Kind.TABLE, str(spec["target"]["tableName"])),
+        )
+
+    def creates(self, spec: Mapping[str, Any]) -> tuple[tuple[Kind, str], ...]:
+        if spec.get("createTableIfNotExists"):
+            return ((Kind.TABLE, str(spec["target"]["tableName"])),)
+        return ()
+
+    def cross_check(
+        self, resources: list[Resource], declared: Mapping[tuple[Kind, str], Resource],
+        locate: Locate,
+    ) -> list[ManifestError]:  # fmt: skip
+        errors: list[ManifestError] = []
+        for job in resources:
+            errors.extend(_check_job(job, declared, locate))
+        # A job's identity is its spec: two manifests with one spec would be one job in Polaris,
+        # and the first apply would submit it twice.
+        first_with: dict[str, Resource] = {}
+        for job in resources:
+            other = first_with.setdefault(job.fingerprint or fingerprint(job.spec), job)
+            if other is not job:
+                errors.append(
+                    ManifestError(
+                        job.location,
+                        f"{job.ref} has the same spec as {other.ref} (at {other.location}); "
+                        "a job is identified by its spec, so remove one of them",
+                        job.ref,
+                    )
+                )
+        return errors
+
+    # Live state -----------------------------------------------------------------------------
+
+    def read(self, reader: LiveReader) -> None:
+        """The paged job list (batch jobs only), and `GET /jobs/{id}` for every job into a table
+        a manifest job targets, whatever its connection: the list's summaries name the table and
+        the connection but not the objects, and a job on another connection to the same bucket
+        may have read the same objects. Finished jobs never change: their details are cached."""
+        client, cache = reader.client, reader.cache
+        wanted = {str(r.spec["target"]["tableName"]) for r in reader.of_kind(self.kind)}
+
+        def details(summary: Mapping[str, Any]) -> Mapping[str, Any] | None:
+            job_id = str(summary["id"])
+            cached = cache.get(job_id)
+            if cached is not None:
+                return cached
+            body = client.get_job(job_id)
+            if body is not None:
+                body = essentials(body)
+                cache.put(body)  # as soon as it is read: a failed plan keeps its progress
+            return body
+
+        # Details are fetched as soon as their page arrives, while later pages are still read.
+        pending = []
+        for summary in client.iter_jobs(type="batch"):
+            table, connection = job_key(summary)
+            if summary.get("executionStatus") in ACTIVE_STATUSES and connection:
+                reader.active_connections.add(connection)
+            if table in wanted:
+                pending.append(reader.pool.submit(details, summary))
+
+        def resolve() -> None:
+            # A body is None when Polaris's retention deleted the job between list and read.
+            bodies = [future.result() for future in pending]
+            declared = declared_places(reader.resources)
+            reader.jobs = [
+                reader.parsed(body, lambda b: LiveJob.of(b, reader.connections, declared))
+                for body in bodies
+                if body is not None
+            ]
+
+        reader.then(resolve)
+
+    def digest(self, state: LiveState) -> Any:
+        # Statuses reduced to what decides an action; which connections active jobs use (prune).
+        jobs = sorted(
+            [
+                job.id,
+                job.fingerprint,
+                "satisfied" if job.status in SATISFIED_STATUSES else job.status,
+            ]
+            for job in state.jobs
+        )
+        return {"jobs": jobs, "activeConnections": sorted(state.active_job_connections)}
+
+    # Planning -------------------------------------------------------------------------------
+
+    def plan(self, resource: Resource, context: PlanContext) -> Change:
+        listing = context.listings.get(resource.name)
+        return with_listing(self._plan(resource, context, listing), listing)
+
+    def _plan(self, resource: Resource, context: PlanContext, listing: Listing | None) -> Change:
+        live, options = context.live, context.options
+        spec = resource.spec
+        table = spec["target"]["tableName"]
+        places = plan_places(context)
+        mine, reads = job_identity(spec, places)
+        same = [job for job in live.by_fingerprint.get(mine, ()) if job.table == table]
+        place = places.get(str(spec["source"]["connectionName"]))
+
+        def change(
+            action: Action, reason: Reason, detail: str, job: LiveJob | None = None,
+            changed: tuple[FieldChange, ...] = (), warnings: tuple[str, ...] = (),
+            notes: tuple[str, ...] = (),
+        ) -> Change:  # fmt: skip
+            return self.change(
+                resource, action, reason, detail, job.spec if job else None, changed, options,
+                warnings=warnings, notes=notes, job_id=job.id if job else None,
+                status=job.status if job else None, fingerprint=mine, reingest=bool(warnings),
+                place=place, depends_on=tuple(
+                    key for key in self.dependencies(spec) if key in context.resources
+                ),
+            )  # fmt: skip
+
+        # The job's identity is what it reads and how, never metadata.name or the connection's
+        # name: a renamed manifest, or a renamed connection, finds its job here.
+        satisfied = [job for job in same if job.status in SATISFIED_STATUSES]
+        if satisfied:
+            job = newest(satisfied)
+            verb = {"completed": "already ingested by", "running": "being ingested by"}
+            via = ""
+            if job.connection != spec["source"]["connectionName"]:
+                via = (
+                    f" through connection {job.connection} (same endpoint, bucket and prefix "
+                    f"as {spec['source']['connectionName']})"
+                )
+            detail = f"{verb.get(job.status, 'queued as')} job {job.id} ({job.status}){via}"
+            return change(Action.NOOP, Reason.INGESTED, detail, job)
+        undecided = [job for job in same if job.status not in KNOWN_STATUSES]
+        if undecided:
+            job = newest(undecided)
+            warning = (
+                f"UNKNOWN STATUS: job {job.id} with this very spec has execution status "
+                f"'{job.status}', so it may have ingested these objects; submitting again could "
+                "ingest them twice (apply refuses without --allow-reingest)"
+            )
+            detail = f"job {job.id} is {job.status}; whether it ingested is not known"
+            return change(Action.RESUBMIT, Reason.UNKNOWN_STATUS, detail, job, warnings=(warning,))
+        others = _overlapping(table, reads, live, exclude={job.id for job in same})
+        warnings = _warnings(spec, table, others, listing)
+        if same:
+            job = newest(same)
+            if job.status == "canceled" and not options.resubmit_canceled:
+                detail = f"job {job.id} was canceled; pass --resubmit-canceled to submit it again"
+                return change(Action.SKIP, Reason.CANCELED, detail, job)
+            health = job.health
+            cause = (
+                f"{health.get('code', 'unknown')}: {health.get('message', 'no message')}"
+                if job.status == "failed"
+                else job.status
+            )
+            detail = f"job {job.id} {job.status} ({cause})"
+            return change(Action.RESUBMIT, Reason.FAILED, detail, job, warnings=warnings)
+        notes = job_notes(spec, live)
+        if not others:
+            return change(
+                Action.CREATE, Reason.NOT_FOUND, "no live job with this spec", warnings=warnings,
+                notes=notes,
+            )  # fmt: skip
+        previous = newest([overlap.item for overlap in others])
+        changed = tuple(diff(self.normalize(previous.spec), self.normalize(spec)))
+        detail = f"spec differs from job {previous.id} ({previous.status}) in {fields_of(changed)}"
+        return dataclasses.replace(
+            change(Action.CREATE, Reason.SPEC_CHANGED, detail, changed=changed, warnings=warnings,
+                   notes=notes),
+            before=self.normalize(previous.spec),
+        )  # fmt: skip
+
+    def review(self, changes: list[Change], context: PlanContext) -> list[Change]:
+        """Warn about two jobs of this plan that would append the same objects into one table."""
+        return _among_submitted(changes, context)
+
+    def requests(
+        self, action: Action, name: str, spec: Mapping[str, Any], live: Mapping[str, Any] | None,
+        changed: tuple[FieldChange, ...], options: PlanOptions,
+    ) -> tuple[Request, ...]:  # fmt: skip
+        from reconciler.plan import Request
+
+        if action in (Action.CREATE, Action.RESUBMIT):
+            return (Request("POST", self.path(), dict(spec)),)
+        return ()
+
+    # Applying -------------------------------------------------------------------------------
+
+    def session(self, provider: PolarisProvider, plan: Plan) -> Submissions:
+        return Submissions(provider, plan)
+
+    def apply(self, change: Change, provider: PolarisProvider) -> Outcome:
+        submissions: Submissions = provider.session(self.kind)
+        return submissions.submit(change)
+
+    # Import ---------------------------------------------------------------------------------
+
+    def imported(self, reader: ImportReader) -> Iterable[ManifestFile]:
+        """Jobs that have run or are running, one per spec (the newest), grouped by table."""
+        from reconciler import kinds
+        from reconciler.importer import shown
+
+        ids = [str(s["id"]) for s in reader.client.iter_jobs(type="batch")]
+        bodies = [j for j in reader.pool.map(reader.client.get_job, ids) if j is not None]
+        newest_by_spec: dict[str, Mapping[str, Any]] = {}
+        for body in sorted(bodies, key=lambda b: str(b.get("createdTimestamp", "")), reverse=True):
+            job = LiveJob(str(body["id"]), str(body.get("executionStatus")), "", "", "", body)
+            table, connection = job_key(body)
+            name = f"{table}-{job.id[:8]}"
+            if not reader.wants(self.kind, name, table):
+                continue
+            ref = f"job {shown(job.id)} ({shown(table)})"
+            if name_problem(table) is not None or kinds.of(Kind.TABLE).reserved(table):
+                reader.skip(f"{ref}: its table's name cannot be written in a manifest")
+            elif job.status not in SATISFIED_STATUSES:
+                reader.skip(f"{ref}: {job.status}; a manifest for it would be planned as resubmit")
+            elif connection not in reader.connections:
+                reader.skip(f"{ref}: its connection {shown(connection)} no longer exists")
+            elif (mine := fingerprint(body)) in newest_by_spec:
+                other = shown(str(newest_by_spec[mine]["id"]))
+                reader.skip(f"{ref}: same spec as the newer job {other}")
+            else:
+                newest_by_spec[mine] = body
+        manifests = []
+        names: set[str] = set()
+        for kept in newest_by_spec.values():
+            job_id = str(kept["id"])
+            live_spec = request_of(kept)
+            spec = self._manifest_spec(live_spec, reader)
+            table = str(spec["target"]["tableName"])
+            # A handle only (a job is identified by its spec): short, unique, within 255.
+            name = f"{table[:200]}-{job_id[:8]}"
+            if name in names:
+                name = f"{table[:200]}-{job_id[:50]}"
+            names.add(name)
+            status = shown(str(kept.get("executionStatus")))
+            comments = [f"Polaris job {shown(job_id)}, {status}."]
+            if any(
+                m.get("columnName") == SERVER_ADDED_MAPPING["columnName"]
+                for m in live_spec.get("mappings", [])
+            ):
+                comments.append(
+                    "Polaris does not return isAggregation: mark the aggregating mappings "
+                    "(isAggregation: true) before reusing this spec for a new job."
+                )
+            path = reader.path(self.kind, job_id, folder=("jobs", table))
+            manifests.append(reader.manifest(self.kind, name, spec, path, comments, ()))
+        return sorted(manifests, key=lambda m: m.path)
+
+    def _manifest_spec(self, live: Mapping[str, Any], reader: ImportReader) -> dict[str, Any]:
+        spec = reader.writable(self, live)
+        spec["mappings"] = [
+            {k: v for k, v in m.items() if v is not None}
+            for m in spec.get("mappings", [])
+            if m != SERVER_ADDED_MAPPING
+        ]
+        source = spec.get("source", {})
+        for selector in (*SELECTORS, "pattern"):
+            if source.get(selector) is None:
+                source.pop(selector, None)
+        settings = source.get("formatSettings", {})
+        reader.drop_defaults(settings, FORMAT_DEFAULTS.get(str(settings.get("format")), {}))
+        target = spec.get("target", {})
+        if not target.get("intervals"):
+            target.pop("intervals", None)
+        reader.drop_defaults(spec, self.fields.defaults)
+        return spec
+
+
+INGESTION_JOB = IngestionJob()  # for fingerprint(), which runs before the registry is asked
+
+
+# Validation helpers ---------------------------------------------------------------------------
+
+
+def _check_job(
+    job: Resource, declared: Mapping[tuple[Kind, str], Resource], locate: Locate
+) -> list[ManifestError]:
+    import difflib
+
+    def at(*path: str | int) -> Any:
+        return locate(job, path)
+
+    errors: list[ManifestError] = []
+    spec = job.spec
+    source, target = spec["source"], spec["target"]
+    connection = source["connectionName"]
+    source_connection = declared.get((Kind.CONNECTION, connection))
+    if source_connection is None:
+        errors.append(
+            ManifestError(
+                at("source", "connectionName"),
+                f"source.connectionName '{connection}' names no declared Connection; "
+                "declare it (use policy: {manage: external} if it is managed elsewhere)",
+                job.ref,
+            )
+        )
+    elif (
+        kind := connection_types.of(source_connection.spec)
+    ) is not None and not kind.batch_source:
+        errors.append(
+            ManifestError(
+                at("source", "connectionName"),
+                f"source.connectionName '{connection}' is a connection of type {kind.name} "
+                f"(at {source_connection.location}); batch jobs read only from "
+                f"{' or '.join(connection_types.BATCH_SOURCE_TYPES)} connections, so name one",
+                job.ref,
+            )
+        )
+    table_name = target["tableName"]
+    table = declared.get((Kind.TABLE, table_name))
+    if table is None and not spec.get("createTableIfNotExists", False):
+        errors.append(
+            ManifestError(
+                at("target", "tableName"),
+                f"target.tableName '{table_name}' names no declared Table and "
+                "createTableIfNotExists is false; declare the Table or set createTableIfNotExists: true",
+                job.ref,
+            )
+        )
+    mappings = spec.get("mappings", [])
+    if not any(m["columnName"] == TIME_COLUMN for m in mappings):
+        errors.append(
+            ManifestError(
+                at("mappings"),
+                "no mapping for __time; add one such as "
+                "{columnName: __time, expression: 'TIME_PARSE(\"timestamp\")'}",
+                job.ref,
+            )
+        )
+    aggregations = [m["columnName"] for m in mappings if m.get("isAggregation")]
+    if aggregations and table is not None and table.spec.get("type") == "detail":
+        errors.append(
+            ManifestError(
+                at("mappings"),
+                f"mappings {', '.join(aggregations)} aggregate, but Table/{table_name} is a detail "
+                "table; make the table aggregate or remove isAggregation",
+                job.ref,
+            )
+        )
+    for index, mapping in enumerate(mappings):
+        explicit = mapping.get("isAggregation")
+        if isinstance(explicit, bool) and explicit != aggregates(mapping["expression"]):
+            # Polaris does not echo isAggregation, so a live job's is derived from its expression;
+            # a manifest that says otherwise may never match the job it submitted.
+            errors.append(
+                ManifestError(
+                    at("mappings", index, "isAggregation"),
+                    f"mapping for '{mapping['columnName']}' sets isAggregation: "
+                    f"{str(explicit).lower()}, but its expression "
+                    f"{'does not aggregate' if explicit else 'aggregates'}; Polaris does not return "
+                    "isAggregation, so the plan derives it from the expression: make them agree "
+                    "(or leave isAggregation out)",
+                    job.ref,
+                    severity="warning",
+                )
+            )
+    if isinstance(source.get("pattern"), str):
+        try:
+            sequences(source["pattern"])
+        except GlobError as error:
+            # The plan could not tell which objects it reads, so could not rule out double
+            # ingestion; Polaris reads it as a Java glob and would reject most such patterns.
+            errors.append(
+                ManifestError(
+                    at("source", "pattern"),
+                    f"source.pattern is not a glob this tool can read: {error}; see the Java "
+                    "PathMatcher glob syntax (*, **, ?, [...], {a,b}, \\ escapes)",
+                    job.ref,
+                )
+            )
+    known = {field["name"] for field in source["inputSchema"]}
+    for index, mapping in enumerate(mappings):
+        identifiers = [m.group(1) for m in SQL_TOKEN.finditer(mapping["expression"]) if m.group(1)]
+        for identifier in identifiers:
+            name = identifier.replace('""', '"')
+            if name not in known and name != TIME_COLUMN:
+                close = difflib.get_close_matches(name, sorted(known), n=1)
+                hint = (
+                    f'; did you mean "{close[0]}"?'
+                    if close
+                    else f" (declared: {', '.join(sorted(known))})"
+                )
+                errors.append(
+                    ManifestError(
+                        at("mappings", index, "expression"),
+                        f"mapping for '{mapping['columnName']}' refers to \"{name}\", which is "
+                        f"not in source.inputSchema{hint}",
+                        job.ref,
+                    )
+                )
+    if target.get("intervals") and spec.get("ingestionMode", "append") != "replace":
+        errors.append(
+            ManifestError(
+                at("target", "intervals"),
+                "target.intervals is only allowed with ingestionMode: replace; "
+                "remove intervals or set ingestionMode: replace",
+                job.ref,
+            )
+        )
+    return errors
+
+
+# Planning helpers -----------------------------------------------------------------------------
+
+
+def plan_places(context: PlanContext) -> Mapping[str, Place]:
+    """Connection places once the plan is applied (computed once per plan, then reused)."""
+    cached = context.memo.get("places")
+    if cached is None:
+        cached = connection_places(context.resources.values(), context.live.connections)
+        context.memo["places"] = cached
+    places: Mapping[str, Place] = cached
+    return places
+
+
+def with_listing(change: Change, listing: Listing | None) -> Change:
+    """The change with the objects a new job will read, when the plan listed them."""
+    if listing is None or change.action not in (Action.CREATE, Action.RESUBMIT):
+        return change
+    return dataclasses.replace(
+        change,
+        notes=(*change.notes, listing.note()),
+        warnings=(*change.warnings, *listing.warnings()),
+        objects=listing,
+    )
+
+
+def newest(jobs: list[LiveJob]) -> LiveJob:
+    """The job created last."""
+    return max(jobs, key=lambda job: str(job.body.get("createdTimestamp", "")))
+
+
+def _overlapping(
+    table: str, reads: Reads, live: LiveState, exclude: set[str]
+) -> list[Overlap[LiveJob]]:
+    """Live jobs into the table that read, or may read, an object this job reads."""
+    found: dict[str, Overlap[LiveJob]] = {}
+    for overlap in live.overlaps.find(table, reads):
+        if overlap.item.id not in exclude:
+            found.setdefault(overlap.item.id, overlap)  # a job read through two places: once
+    return list(found.values())
+
+
+def _listed_example(listing: Listing | None, theirs: Reads) -> str | None:
+    """An object the listing found that the other job reads too (as s3://bucket/key)."""
+    if listing is None or not listing.listed:
+        return None
+    key = next((key for key in listing.keys if theirs.covers(listing.bucket, key)), None)
+    return f"s3://{listing.bucket}/{key}" if key is not None else None
+
+
+def _warnings(
+    spec: Mapping[str, Any],
+    table: str,
+    overlaps: list[Overlap[LiveJob]],
+    listing: Listing | None = None,
+) -> tuple[str, ...]:
+    """DOUBLE INGESTION (and undecidable overlap) warnings for a job that appends into `table`.
+
+    Only jobs that have ingested, are ingesting or may have (an unknown status) count; a failed
+    or canceled job added nothing. A replace job overwrites, so it never ingests twice.
+    """
+    if spec.get("ingestionMode", "append") != "append":
+        return ()
+    warnings = []
+    relevant = [
+        o
+        for o in overlaps
+        if o.item.status in SATISFIED_STATUSES or o.item.status not in KNOWN_STATUSES
+    ]
+    for overlap in sorted(relevant, key=lambda o: o.item.id)[:MAX_WARNINGS]:
+        job = overlap.item
+        done = {"completed": "already ingested", "pending": "is about to ingest"}.get(
+            job.status,
+            "is ingesting" if job.status == "running" else f"may have ingested ({job.status})",
+        )
+        found = _listed_example(listing, overlap.reads) or overlap.example
+        example = f" (for example {found})" if found else ""
+        if overlap.uncertain:
+            warnings.append(
+                f"POSSIBLE DOUBLE INGESTION: job {job.id} ({job.status}, connection "
+                f"{job.connection}) may read objects this job selects{example} into table "
+                f"{table}; it cannot be decided: {overlap.uncertain}. Uncertainty is never read "
+                "as safe (apply refuses without --allow-reingest)"
+            )
+        else:
+            warnings.append(
+                f"DOUBLE INGESTION: job {job.id} ({job.status}, connection {job.connection}) "
+                f"{done} objects this job selects{example} into table {table}; applying "
+                "appends the same rows again (apply refuses without --allow-reingest)"
+            )
+    if len(relevant) > MAX_WARNINGS:
+        warnings.append(
+            f"... and {len(relevant) - MAX_WARNINGS} more live jobs that read the same objects"
+        )
+    return tuple(warnings)
+
+
+def _among_submitted(changes: list[Change], context: PlanContext) -> list[Change]:
+    """Warn about two jobs of this plan that would append the same objects into one table."""
+    places = plan_places(context)
+    specs = {
+        name: r.spec for (kind, name), r in context.resources.items() if kind is Kind.INGESTION_JOB
+    }
+    submitted = [
+        (
+            change.name,
+            specs[change.name]["target"]["tableName"],
+            job_identity(specs[change.name], places)[1],
+        )
+        for change in changes
+        if change.kind is Kind.INGESTION_JOB
+        and change.action in (Action.CREATE, Action.RESUBMIT)
+        and specs[change.name].get("ingestionMode", "append") == "append"
+    ]
+    if len(submitted) < 2:
+        return changes
+    index = OverlapIndex(submitted)
+    extra: dict[str, list[str]] = {}
+    for name, table, reads in submitted:
+        for overlap in index.find(table, reads):
+            if overlap.item == name:
+                continue
+            found = _listed_example(context.listings.get(name), overlap.reads) or overlap.example
+            example = f" (for example {found})" if found else ""
+            why = f": {overlap.uncertain}" if overlap.uncertain else ""
+            kind = "POSSIBLE DOUBLE INGESTION" if overlap.uncertain else "DOUBLE INGESTION"
+            extra.setdefault(name, []).append(
+                f"{kind}: {Kind.INGESTION_JOB}/{overlap.item}, also submitted by this plan, reads "
+                f"objects this job selects{example} into table {table}{why}; applying both appends "
+                "the same rows twice (apply refuses without --allow-reingest)"
+            )
+    return [
+        dataclasses.replace(
+            change, warnings=(*change.warnings, *extra[change.name][:MAX_WARNINGS]), reingest=True
+        )
+        if change.kind is Kind.INGESTION_JOB and change.name in extra
+        else change
+        for change in changes
+    ]
+
+
+def jobs_to_list(plan: Plan, resources: Iterable[Resource], live: LiveState) -> list[Job]:
+    """The jobs a plan creates or resubmits, each with its connection as apply will leave it:
+    as its manifest declares it (secrets included, to list with), else as it is live."""
+    from reconciler.listing import Job
+
+    by_key = {r.key: r for r in resources}
+    jobs = []
+    for change in plan.changes:
+        if change.kind is not Kind.INGESTION_JOB or change.action not in (
+            Action.CREATE,
+            Action.RESUBMIT,
+        ):
+            continue
+        source = by_key[(Kind.INGESTION_JOB, change.name)].spec["source"]
+        name = str(source.get("connectionName"))
+        declared = by_key.get((Kind.CONNECTION, name))
+        connection = (
+            declared.spec
+            if declared is not None and not declared.external and declared.spec
+            else live.connections.get(name)
+        )
+        jobs.append(Job(change.name, source, connection))
+    return jobs
+
+
+def job_notes(spec: Mapping[str, Any], live: LiveState) -> tuple[str, ...]:
+    """What a reviewer needs to judge a new job: where it writes, what it reads, and how."""
+    source, target = spec["source"], spec["target"]
+    table, connection = target["tableName"], source["connectionName"]
+    if table in live.tables:
+        where = "exists"
+    elif spec.get("createTableIfNotExists"):
+        where = "created by this job"
+    else:
+        where = "created by this apply"
+    bucket = live.connections.get(connection, {}).get("bucket")
+    settings = source.get("formatSettings") or {}
+    kind = next((k for k in ("uris", "objects", "prefixes") if source.get(k)), "pattern")
+    keys = [str(key) for key in source[kind]] if kind != "pattern" else [str(source.get("pattern"))]
+    if kind in ("uris", "objects"):
+        objects = f"{len(keys)} object(s): {', '.join(keys[:5])}" + (
+            " ..." if len(keys) > 5 else ""
+        )
+    elif kind == "prefixes":
+        objects = (
+            f"every object under {len(keys)} prefix(es): {', '.join(keys[:5])}"
+            + (" ..." if len(keys) > 5 else "")
+            + " (listed by Polaris when the job runs)"
+        )
+    else:
+        objects = f"every object matching {', '.join(keys)} (matched by Polaris when the job runs)"
+    mode = spec.get("ingestionMode", "append")
+    intervals = target.get("intervals")
+    return (
+        f"target table: {table} ({where}); mode: {mode}"
+        + (f", intervals {', '.join(map(str, intervals))}" if intervals else "")
+        + (", replaces all data" if spec.get("replaceAll") else ""),
+        f"connection: {connection}" + (f" (bucket {bucket})" if bucket else ""),
+        f"format: {settings.get('format', 'unspecified')}"
+        + "".join(f", {k} {json.dumps(v)}" for k, v in sorted(settings.items()) if k != "format"),
+        f"objects: {objects}",
+    )
+
+
+# Applying -------------------------------------------------------------------------------------
+
+
+class Submissions:
+    """Submits the jobs of one apply, each exactly once.
+
+    Right before each POST, the job's table is read again: another apply, or an earlier attempt
+    whose answer was lost, may have submitted this very job, or one that reads the same objects,
+    since the plan was made. Jobs resolve to places through the connections as this apply leaves
+    them: as live, then as the plan's connection changes declare them.
+    """
+
+    def __init__(self, provider: PolarisProvider, plan: Plan) -> None:
+        self.provider = provider
+        self.client = provider.client
+        self.options = provider.options
+        self.lock = threading.Lock()
+        live = provider.live
+        # Jobs already read (in the plan or during this run): a re-check only fetches jobs it
+        # has not seen, so it costs one list call, not one read per job.
+        self.known: dict[str, LiveJob] = {job.id: job for job in (live.jobs if live else ())}
+        self.planned = frozenset(self.known)
+        self.submitted: set[str] = set()
+        self.connections: dict[str, Mapping[str, Any]] = dict(live.connections if live else {})
+        self.connections.update(
+            {
+                change.name: change.desired
+                for change in plan.changes
+                if change.kind is Kind.CONNECTION and change.desired
+            }
+        )
+        self.visible: set[tuple[Kind, str]] = set()
+
+    def submit(self, change: Change) -> Outcome:
+        from reconciler.apply import Outcome
+        from reconciler.client import AmbiguousWriteError
+
+        (request,) = change.requests
+        spec = request.body or {}
+        for key in change.depends_on:
+            self.await_visible(*key)
+        mine = change.fingerprint or fingerprint(spec)
+        reads = reads_of(spec, change.place)
+        for _attempt in range(AMBIGUOUS_WRITE_ATTEMPTS):
+            existing, refusal = self.find(spec, mine, reads)
+            if existing is not None:
+                return self.finish(change, existing, "already submitted")
+            if refusal is not None:
+                return Outcome(change, "failed", refusal)
+            try:
+                created = self.client.create_job(dict(spec))
+            except AmbiguousWriteError:
+                continue
+            with self.lock:
+                self.known[str(created["id"])] = LiveJob.of(created, self.connections)
+                self.submitted.add(str(created["id"]))
+            return self.finish(change, created, "submitted")
+        existing, _ = self.find(spec, mine, reads)
+        if existing is not None:
+            return self.finish(change, existing, "already submitted")
+        return Outcome(change, "failed", "submitting the job kept failing; run apply again")
+
+    def find(
+        self, spec: Mapping[str, Any], mine: str, reads: Reads
+    ) -> tuple[Mapping[str, Any] | None, str | None]:
+        """(a live job with this identity that has run or is running, or why posting is refused).
+
+        Uses the plan's identity: the job's place and selector, not its connection's name. A job
+        that reads an object this one reads and appeared since the plan (another apply) refuses
+        the post without --allow-reingest, as the plan would have.
+        """
+        table = str(spec["target"]["tableName"])
+        appeared: list[LiveJob] = []
+        for summary in self.client.iter_jobs(type="batch", targetTableName=table):
+            status = str(summary.get("executionStatus") or "unknown")
+            if status in ("failed", "canceled"):
+                continue  # ingested nothing
+            job = self.read(str(summary["id"]))
+            if job is None:
+                continue
+            if status in SATISFIED_STATUSES and any(mine == fp for fp, _ in job.readings):
+                return {**job.body, "executionStatus": status}, None
+            if job.id not in self.planned and job.id not in self.submitted:
+                appeared.append(replace(job, status=status))
+        if self.options.allow_reingest or spec.get("ingestionMode", "append") != "append":
+            return None, None
+        found = overlap_index(appeared).find(table, reads)
+        if not found:
+            return None, None
+        first = found[0]
+        example = f" (for example {first.example})" if first.example else ""
+        return None, (
+            f"refused: job {first.item.id} ({first.item.status}, connection {first.item.connection}) "
+            f"was submitted after the plan was made and reads objects this job reads{example} into "
+            f"table {table}; posting would ingest them twice. Run plan again to review, or pass "
+            "--allow-reingest"
+        )
+
+    def read(self, job_id: str) -> LiveJob | None:
+        """A job's details, read once per run and resolved through the known connections."""
+        with self.lock:
+            known = self.known.get(job_id)
+        if known is not None:
+            return known
+        body = self.client.get_job(job_id)
+        if body is None:
+            return None
+        connection = str((body.get("source") or {}).get("connectionName", ""))
+        with self.lock:
+            if connection not in self.connections:
+                # A connection created since the plan: learn it, so the job resolves to a place.
+                self.connections.update({c["name"]: c for c in self.client.list_connections()})
+            job = LiveJob.of(body, self.connections)
+            self.known[job_id] = job
+        return job
+
+    def finish(self, change: Change, job: Mapping[str, Any], verb: str) -> Outcome:
+        from reconciler.apply import Outcome
+
+        job_id = str(job["id"])
+        if not self.options.wait:
+            return Outcome(change, "done", f"{verb} as job {job_id}", job_id, job)
+        final = self.follow(change, job_id)
+        status = final.get("executionStatus")
+        if status == "completed":
+            totals = self.client.job_metrics(job_id).get("totals") or {}
+            message = f"{verb} as job {job_id}; completed"
+            return Outcome(change, "done", message, job_id, final, totals)
+        health = final.get("health") or {}
+        detail = f"{health.get('code', status)}: {health.get('message', '')}".rstrip(": ")
+        return Outcome(change, "failed", f"job {job_id} {status}: {detail}", job_id, final)
+
+    def follow(self, change: Change, job_id: str) -> Mapping[str, Any]:
+        """Poll a job until it reaches a terminal state or the timeout passes."""
+        from reconciler.client import PolarisError
+
+        deadline = time.monotonic() + self.options.timeout
+        last = ""
+        while True:
+            job = self.client.get_job(job_id) or {"executionStatus": "unknown"}
+            status = str(job.get("executionStatus"))
+            if status in TERMINAL_STATUSES:
+                return job
+            progress = self.client.job_progress(job_id).get("overallProgress")
+            line = f"{change.ref} job {job_id}: {status}" + (
+                f", {float(progress):.0%}" if progress is not None else ""
+            )
+            if line != last:
+                self.provider.progress(line)
+                last = line
+            if time.monotonic() >= deadline:
+                raise PolarisError(
+                    f"job {job_id} still {status} after {self.options.timeout:g}s (--timeout)"
+                )
+            self.provider.sleep(self.options.poll_interval)
+
+    def await_visible(self, kind: Kind, name: str) -> None:
+        """Read-after-write: wait until a dependency is visible through the API."""
+        from reconciler import kinds
+        from reconciler.client import PolarisError
+
+        with self.lock:
+            if (kind, name) in self.visible:
+                return
+        resource_kind = kinds.of(kind)
+        delay, waited = 0.1, 0.0
+        while resource_kind.get(self.client, name) is None:
+            if waited >= VISIBILITY_TIMEOUT:
+                raise PolarisError(
+                    f"{kind}/{name} is not visible through the API after {waited:.0f}s"
+                )
+            self.provider.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 2.0)
+        with self.lock:
+            self.visible.add((kind, name))

@@ -1,0 +1,187 @@
+"""Table: where ingested rows land. Its type never changes; columns of a table holding data may
+only be added (the OpenAPI's `PUT /tables/{name}` with the version read last)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from reconciler.kinds import register
+from reconciler.kinds.base import Fields, PlanContext, ResourceKind, fields_of
+from reconciler.model import LOCK_TABLE, Action, Kind, Reason, Resource
+from reconciler.normalize import FieldChange
+
+if TYPE_CHECKING:
+    from reconciler.apply import Outcome, PolarisProvider
+    from reconciler.client import PolarisClient
+    from reconciler.importer import ImportReader, ManifestFile
+    from reconciler.live import LiveReader, LiveState
+    from reconciler.plan import Change, PlanError, PlanOptions, Request
+
+AGGREGATE_DEFAULTS = {"timeResolution": "millisecond"}  # only rollup tables have one
+# Every table has the primary timestamp column; Polaris lists it whether or not it was declared.
+TIME_COLUMN = "__time"
+AMBIGUOUS_WRITE_ATTEMPTS = 5  # PUTs tried, each after reading the version again
+
+
+@register
+class Table(ResourceKind):
+    """A detail or aggregate table."""
+
+    kind = Kind.TABLE
+    collection = "tables"
+    schema_file = "table.schema.json"
+    fields = Fields(
+        writable=(
+            "type", "description", "partitioningGranularity", "schemaMode", "schema",
+            "clusteringColumns", "storagePolicy", "queryGranularity", "timeResolution",
+        ),
+        defaults={"partitioningGranularity": "day", "schema": [], "clusteringColumns": []},
+        # Polaris chooses these when a request leaves them out, without a documented default.
+        server_chosen=frozenset({"schemaMode", "storagePolicy", "queryGranularity"}),
+        read_only=(
+            "id", "name", "version", "status", "totalRows", "totalDataSizeBytes",
+            "createdByUser", "modifiedByUser", "lastModified", "createdTimestamp",
+        ),
+    )  # fmt: skip
+
+    def shape(self, spec: dict[str, Any]) -> dict[str, Any]:
+        if spec.get("type") == "aggregate":
+            for name, default in AGGREGATE_DEFAULTS.items():
+                spec.setdefault(name, default)
+        # Column order is presentation only and __time always exists: compare columns by name.
+        spec["schema"] = {
+            column["name"]: column for column in spec["schema"] if column.get("name") != TIME_COLUMN
+        }
+        return spec
+
+    def reserved(self, name: str) -> str | None:
+        if name == LOCK_TABLE:
+            return (
+                f"the table name {LOCK_TABLE} is reserved for the project lock "
+                "(reconciler/lock.py); choose another table name"
+            )
+        return None
+
+    # Live state -----------------------------------------------------------------------------
+
+    def read(self, reader: LiveReader) -> None:
+        client = reader.client
+        reader.tables = {t["name"]: t for t in client.list_tables()}
+        # The list returns summaries without schema or clustering: read each declared table.
+        declared = {r.name for r in reader.of_kind(self.kind) if not r.external}
+        full = reader.pool.map(client.get_table, sorted(declared & set(reader.tables)))
+        reader.then(lambda: reader.tables.update({t["name"]: t for t in full if t is not None}))
+
+    def live(self, state: LiveState) -> Mapping[str, Mapping[str, Any]]:
+        return state.tables
+
+    def digest(self, state: LiveState) -> Any:
+        # Its version (a PUT carries it) and whether it holds data (columns may then only be added).
+        return {
+            name: [self.normalize(body), body.get("version"), bool(body.get("totalRows"))]
+            for name, body in sorted(state.tables.items())
+        }
+
+    # Planning -------------------------------------------------------------------------------
+
+    def plan(self, resource: Resource, context: PlanContext) -> Change | PlanError:
+        from reconciler.plan import PlanError
+
+        live = context.live
+        current = live.tables.get(resource.name)
+        if resource.external:
+            return self.external(resource, current)
+        if current is None:
+            return self.created(resource, Reason.NOT_FOUND, "not found in project")
+        desired, actual = self.comparable(resource.spec, current)
+        if desired.get("type") != actual.get("type"):
+            return PlanError(
+                self.kind, resource.name,
+                f"table type cannot change ({actual.get('type')} -> {desired.get('type')}); "
+                "Polaris forbids it: create a new table with another name instead",
+                resource.location.file,
+            )  # fmt: skip
+        changes = self.differing(resource, current)
+        # Columns are keyed by name: "schema.x" added is allowed, anything else alters a column.
+        altered = sorted(
+            {
+                c.path.split(".")[1]
+                for c in changes
+                if c.path.startswith("schema.") and (c.op != "add" or c.path.count(".") > 1)
+            }
+        )
+        empty = not current.get("totalRows") and resource.name not in live.active_tables
+        if altered and not empty:
+            return PlanError(
+                self.kind, resource.name,
+                f"columns {', '.join(altered)} would be changed or removed, but the table holds "
+                "data or has active jobs; Polaris only allows adding columns then (add a new "
+                "column instead)",
+                resource.location.file,
+            )  # fmt: skip
+        if changes:
+            return self.change(
+                resource, Action.UPDATE, Reason.FIELDS_DIFFER, f"{fields_of(changes)} differ",
+                current, changes, context.options,
+            )  # fmt: skip
+        return self.change(resource, Action.NOOP, Reason.UP_TO_DATE, "up to date", current)
+
+    def requests(
+        self, action: Action, name: str, spec: Mapping[str, Any], live: Mapping[str, Any] | None,
+        changed: tuple[FieldChange, ...], options: PlanOptions,
+    ) -> tuple[Request, ...]:  # fmt: skip
+        from reconciler.plan import Request
+
+        body = {"name": name, **spec}
+        if action is Action.CREATE:
+            return (Request("POST", self.path(), body),)
+        if action is Action.UPDATE:
+            # The version is read again right before the PUT; the plan shows the one it read.
+            version = (live or {}).get("version")
+            return (Request("PUT", self.path(name), {**body, "version": version}),)
+        return ()
+
+    # Applying -------------------------------------------------------------------------------
+
+    def get(self, client: PolarisClient, name: str) -> Mapping[str, Any] | None:
+        return client.get_table(name)
+
+    def apply(self, change: Change, provider: PolarisProvider) -> Outcome:
+        from reconciler.apply import Outcome
+        from reconciler.client import AmbiguousWriteError, ConflictError
+
+        client = provider.client
+        (request,) = change.requests
+        if request.method == "POST":
+            return provider.create(change, request, client.create_table, client.get_table)
+        for _attempt in range(AMBIGUOUS_WRITE_ATTEMPTS):
+            current = client.get_table(change.name)
+            if current is None:
+                return Outcome(change, "failed", "the table disappeared; run plan again")
+            try:
+                # PUT carries the version read just now: a concurrent change makes it a 409.
+                body = {**(request.body or {}), "version": current.get("version")}
+                client.update_table(change.name, body)
+                return Outcome(change, "done", "updated")
+            except (ConflictError, AmbiguousWriteError):
+                continue
+        return Outcome(change, "failed", "the table kept changing underneath; run plan again")
+
+    # Import ---------------------------------------------------------------------------------
+
+    def imported(self, reader: ImportReader) -> Iterable[ManifestFile]:
+        names = [
+            name
+            for name in reader.table_names
+            if reader.wants(self.kind, name) and reader.nameable(self.kind, name)
+        ]
+        tables = [t for t in reader.pool.map(reader.client.get_table, names) if t is not None]
+        for live in sorted(tables, key=lambda t: str(t["name"])):
+            name = str(live["name"])
+            spec = reader.writable(self, live)
+            spec["schema"] = [c for c in spec.get("schema", []) if c.get("name") != TIME_COLUMN]
+            if spec.get("type") == "aggregate":
+                reader.drop_defaults(spec, AGGREGATE_DEFAULTS)
+            reader.drop_defaults(spec, self.fields.defaults)
+            yield reader.manifest(self.kind, name, spec, reader.path(self.kind, name), [], ())

@@ -1,0 +1,147 @@
+"""One run of the reconciler, from manifests to API calls: load, validate, read, plan, check, apply.
+
+The CLI parses flags and renders; everything between is here, in this order, and only here:
+
+1. load and validate the manifests (`validate.load_manifests`): nothing is sent before they pass;
+2. read live state through the provider (`Provider.read`), under the project lock when applying;
+3. plan (`plan.make_plan`), with the objects new jobs will read and connection tests if asked;
+4. check: a saved plan's checksum against the fresh one, then `Plan.raise_if_unsafe`, then
+   approval (a callback: the CLI asks on a terminal);
+5. apply (`Applier(provider).run(plan)`).
+Like octoDNS's Manager, which owns the sync of its providers and the safety of their plans.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from reconciler.apply import Applier, ApplyResult, PolarisProvider
+from reconciler.errors import ErrorCode, ReconcilerError
+from reconciler.model import Action, Kind
+from reconciler.plan import (
+    Allowances,
+    Change,
+    Plan,
+    PlanOptions,
+    Request,
+    make_plan,
+    with_listings,
+)
+from reconciler.validate import Manifests
+
+if TYPE_CHECKING:
+    from reconciler.listing import Access
+    from reconciler.live import LiveState
+
+Progress = Callable[[str], None]
+PLAN_DEFAULTS = PlanOptions()
+
+
+class StalePlan(ReconcilerError):
+    """A saved plan no longer matches the manifests or the live state; `plan` is the fresh one."""
+
+    code = ErrorCode.STALE_PLAN
+
+    def __init__(self, plan: Plan) -> None:
+        super().__init__(
+            "the saved plan is stale: the manifests or the live state changed since it was made "
+            "(checksums differ). Review the current plan above, then run `reconciler plan --out` "
+            "again and apply the new file"
+        )
+        self.plan = plan
+
+
+class NotApproved(ReconcilerError):
+    """The person asked said no, or nobody could be asked."""
+
+    code = ErrorCode.USAGE
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A plan and the live state it was made from."""
+
+    live: LiveState
+    plan: Plan
+
+
+@dataclass
+class Manager:
+    """Plans and applies one set of manifests against one provider."""
+
+    provider: PolarisProvider
+    parallelism: int = 8
+    progress: Progress = lambda message: None
+
+    def plan(
+        self, manifests: Manifests, options: PlanOptions = PLAN_DEFAULTS, *,
+        access: Access | None = None, preflight: bool = False,
+    ) -> Planned:  # fmt: skip
+        """Read live state and plan; with `access`, list what new jobs will read; with
+        `preflight`, test the connections they read through."""
+        live = self.provider.read(manifests.resources)
+        plan = make_plan(manifests.resources, live, options)
+        if access is not None or preflight:
+            plan = self._data_aware(plan, manifests, live, options, access, preflight)
+        return Planned(live, plan)
+
+    def apply(
+        self, manifests: Manifests, options: PlanOptions, allowed: Allowances, *,
+        approve: Callable[[Plan], bool], expected_checksum: str | None = None,
+        lock: AbstractContextManager[Callable[[], str | None]] | None = None,
+    ) -> tuple[Plan, ApplyResult]:  # fmt: skip
+        """Plan under the lock, check the plan, ask, then carry it out; raises StalePlan,
+        UnsafePlan (from `Plan.raise_if_unsafe`) or NotApproved before any change."""
+        with lock or _no_lock() as halt:
+            planned = self.plan(manifests, options)
+            plan = planned.plan
+            if expected_checksum is not None and expected_checksum != plan.checksum:
+                raise StalePlan(plan)
+            plan.raise_if_unsafe(allowed)
+            if plan.has_changes and not approve(plan):
+                raise NotApproved("apply canceled; nothing was changed")
+            result = Applier(self.provider, parallelism=self.parallelism, halt=halt).run(plan)
+        return plan, result
+
+    def _data_aware(
+        self, plan: Plan, manifests: Manifests, live: LiveState, options: PlanOptions,
+        access: Access | None, preflight: bool,
+    ) -> Plan:  # fmt: skip
+        from reconciler.kinds.ingestion_job import jobs_to_list
+        from reconciler.listing import list_jobs
+        from reconciler.preflight import check_connections
+
+        jobs = jobs_to_list(plan, manifests.resources, live)
+        if access is not None:
+            if access.enabled and jobs:
+                self.progress(f"Listing the objects of {len(jobs)} new job(s) ...")
+            listings = list_jobs(jobs, access, self.parallelism)
+            if access.enabled:  # plan again, so that overlap warnings can name listed objects
+                plan = make_plan(manifests.resources, live, options, listings)
+            else:
+                plan = with_listings(plan, listings)
+        if not preflight:
+            return plan
+        changing = [
+            c.name for c in plan.changes if c.kind is Kind.CONNECTION and c.action != Action.NOOP
+        ]
+        names = [str(job.source.get("connectionName")) for job in jobs]
+        tests = check_connections(
+            self.provider.client, names, live.connections, changing, self.parallelism
+        )
+        return dataclasses.replace(plan, preflight=tests)
+
+
+@contextlib.contextmanager
+def _no_lock() -> Iterator[Callable[[], str | None]]:
+    yield lambda: None
+
+
+def requests_of(plan: Plan) -> list[tuple[Change, list[Request]]]:
+    """Each change with the requests apply will send for it (`plan --show-requests`)."""
+    return [(change, list(change.requests)) for change in plan.changes if change.requests]
