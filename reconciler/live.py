@@ -18,7 +18,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -216,8 +216,7 @@ def read_live(
     resources = list(resources)
     wanted = {r.spec["target"]["tableName"] for r in resources if r.kind == Kind.INGESTION_JOB}
     declared_tables = {r.name for r in resources if r.kind == Kind.TABLE and not r.external}
-    connections = {c["name"]: c for c in client.list_connections()}
-    tables: dict[str, Mapping[str, Any]] = {t["name"]: t for t in client.list_tables()}
+    declared = declared_places(resources)
     active_connections: set[str] = set()
 
     def details(summary: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -233,21 +232,51 @@ def read_live(
 
     # A failed read must not lose the jobs already read: save the cache whatever happens.
     with contextlib.closing(cache), ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        full_tables = pool.map(client.get_table, sorted(declared_tables & set(tables)))
-        # Candidates are fetched as soon as their page arrives, while later pages are still
-        # being read: the detail reads overlap the paging instead of following it.
-        pending = []
-        for summary in client.iter_jobs(type="batch"):
-            table, connection = _job_key(summary)
-            if summary.get("executionStatus") in ACTIVE_STATUSES and connection:
-                active_connections.add(connection)
-            if table in wanted:
-                pending.append(pool.submit(details, summary))
-        bodies = [future.result() for future in pending]
-        tables.update({t["name"]: t for t in full_tables if t is not None})
-    # A body is None when Polaris's retention deleted the job between the list and the read.
-    declared = declared_places(resources)
-    jobs = tuple(_live_job(body, connections, declared) for body in bodies if body is not None)
+        # The lists of connections and tables are read beside the first page of jobs, not
+        # before it: none of the three needs another. They are queued first, so a worker has
+        # taken the connections by the time a job needs them.
+        listed = pool.submit(lambda: {c["name"]: c for c in client.list_connections()})
+        listed_tables = pool.submit(client.list_tables)
+
+        def live_job(summary: Mapping[str, Any]) -> LiveJob | None:
+            # Resolved (fingerprinted) in the worker that read it, while other reads are in
+            # flight, rather than all at once after the last answer.
+            body = details(summary)
+            # None when Polaris's retention deleted the job between the list and the read.
+            return None if body is None else _live_job(body, listed.result(), declared)
+
+        tables: dict[str, Mapping[str, Any]] = {}
+        full_tables: list[Future[dict[str, Any] | None]] | None = None
+
+        def read_full_tables() -> list[Future[dict[str, Any] | None]]:
+            # The list returns summaries without schema or clustering: read declared tables.
+            tables.update({t["name"]: t for t in listed_tables.result()})
+            return [pool.submit(client.get_table, n) for n in sorted(declared_tables & set(tables))]
+
+        try:
+            # Candidates are fetched as soon as their page arrives, while later pages are still
+            # being read: the detail reads overlap the paging instead of following it. Pages are
+            # read by the same workers, so no more than `parallelism` requests are in flight.
+            pending = []
+            for summary in client.iter_jobs(type="batch", read_ahead=pool):
+                table, connection = _job_key(summary)
+                if summary.get("executionStatus") in ACTIVE_STATUSES and connection:
+                    active_connections.add(connection)
+                if full_tables is None and listed_tables.done():
+                    full_tables = read_full_tables()
+                if table in wanted:
+                    if listed.done():
+                        listed.result()  # a failed read of the connections ends the reading
+                    pending.append(pool.submit(live_job, summary))
+            if full_tables is None:
+                full_tables = read_full_tables()
+            connections = listed.result()
+            jobs = tuple(job for future in pending if (job := future.result()) is not None)
+            read = [future.result() for future in full_tables]
+            tables.update({t["name"]: t for t in read if t is not None})
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # nothing more is sent once a read has failed
+            raise
     return LiveState(connections, tables, jobs, frozenset(active_connections))
 
 
