@@ -501,8 +501,12 @@ def parse(text: str, name: str) -> tuple[list[Document], list[ManifestError]]:
     return documents, errors
 
 
-# The characters a plain scalar that the resolver types (not a string) can begin with.
-_RESOLVED_FIRST = frozenset(_Resolver.yaml_implicit_resolvers)
+# The characters a plain scalar that the resolver reads as a number can begin with.
+_NUMBER_FIRST = frozenset(
+    first
+    for first, resolvers in _Resolver.yaml_implicit_resolvers.items()
+    if any(tag in (_INT_TAG, _FLOAT_TAG) for tag, _ in resolvers)
+)
 _AWAITING_KEY, _IN_LIST = object(), object()  # the second slot of an open mapping's or list's frame
 
 
@@ -562,7 +566,13 @@ def _plain_document(get: Callable[[], Any]) -> tuple[Any, tuple[int, int], bool]
                 top[1] = value
                 continue
             nodes += 1
-            if event.implicit[0] and (first := value[:1]) in _RESOLVED_FIRST:
+            if not event.implicit[0]:  # quoted: a string
+                references = references or "${" in value
+            elif value in _BOOL:
+                value = _BOOL[value]
+            elif value in _NULL:
+                value = None
+            elif (first := value[:1]) in _NUMBER_FIRST:
                 for tag, pattern in resolvers[first]:
                     if pattern.match(value):
                         value = _typed(tag, value)
