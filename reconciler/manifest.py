@@ -557,7 +557,7 @@ def _plain_document(get: Callable[[], Any]) -> tuple[Any, tuple[int, int], bool]
         event = get()
         kind = type(event)
         if kind is scalar:
-            if event.anchor is not None or event.tag is not None:  # an alias has an anchor
+            if event.anchor is not None or event.tag is not None:  # an anchor, or a tag
                 return None
             value = event.value
             if top and top[1] is _AWAITING_KEY:  # a key: kept as written, never typed
