@@ -109,7 +109,9 @@ def seed(emulator: Emulator, client: Any) -> None:
                 "awsEndpoint": "s3.us-east-1.amazonaws.com",
             },
         ).raise_for_status()
-    # Oldest first, so that the jobs the manifests declare are spread over every page.
+    # The jobs the manifests declare are created first, so in the list's newest-first order
+    # (what `reconciler plan` asks for) they all come on the last of the ten pages: no detail
+    # can be read before every page has been, the worst case for a plan that overlaps them.
     for i in range(LIVE_JOBS):
         client.post("/jobs", json=job(i)).raise_for_status()
     for summary_page in range(0, LIVE_JOBS, 1000):  # one read each, so every job is completed

@@ -15,7 +15,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -148,7 +148,14 @@ class JobCache:
 
 
 class LiveReader:
-    """What the kinds read into, in registry order; `then` runs once every read has started."""
+    """What the kinds read into, in registry order.
+
+    A kind's `read` starts its requests in the shared pool and returns without waiting for them,
+    so reads of every kind are in flight together (the connection and table lists beside the
+    first page of jobs); `then` collects the answers once every kind has started. A worker may
+    wait for a read queued before its own (a job resolves through the connections), never for one
+    queued after it, so the pool's first-in-first-out order cannot deadlock at any parallelism.
+    """
 
     def __init__(
         self, client: PolarisClient, resources: list[Resource], pool: ThreadPoolExecutor,
@@ -156,6 +163,7 @@ class LiveReader:
     ) -> None:  # fmt: skip
         self.client, self.resources, self.pool, self.cache = client, resources, pool, cache
         self.connections: dict[str, Mapping[str, Any]] = {}
+        self.listed_connections: Future[dict[str, Mapping[str, Any]]] | None = None
         self.tables: dict[str, Mapping[str, Any]] = {}
         self.jobs: list[LiveJob] = []
         self.active_connections: set[str] = set()
@@ -201,8 +209,12 @@ def read_live(
     # A failed read must not lose the jobs already read: save the cache whatever happens.
     with contextlib.closing(cache), ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         reader = LiveReader(client, list(resources), pool, cache)
-        for kind in kinds.ordered():
-            kind.read(reader)
-        for step in reader.finishing:
-            step()
+        try:
+            for kind in kinds.ordered():
+                kind.read(reader)
+            for step in reader.finishing:
+                step()
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # nothing more is sent once a read has failed
+            raise
     return reader.state()

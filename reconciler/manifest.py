@@ -17,7 +17,7 @@ import math
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Any
@@ -120,6 +120,8 @@ for _tag, _pattern, _first in [
 try:  # libyaml's C parser and composer are an order of magnitude faster than pure Python
     from yaml.cyaml import CParser as _CParser  # type: ignore[attr-defined]
 
+    _C_EVENTS = True
+
     class _Composer(_CParser, _Resolver):
         """Builds node trees with libyaml; values are constructed by `_Builder`."""
 
@@ -128,6 +130,7 @@ try:  # libyaml's C parser and composer are an order of magnitude faster than pu
             _Resolver.__init__(self)
 
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    _C_EVENTS = False
 
     class _Composer(  # type: ignore[no-redef]
         yaml.reader.Reader,
@@ -262,31 +265,23 @@ class _Builder:
 
     def build_scalar(self, node: yaml.ScalarNode) -> Any:
         value: str = node.value
-        tag = node.tag
-        if tag == _STR:
+        if node.tag == _STR:
             if "${" in value:
                 self.has_references = True
             return value
-        if tag == _BOOL_TAG:
-            return _BOOL.get(value, value)
-        if tag == _NULL_TAG:
-            return None if value in _NULL else value
-        if tag == _INT_TAG and _INT.fullmatch(value):
-            if value.startswith(("0x", "0o")):
-                return int(value[2:], 16 if value[1] == "x" else 8)
-            return int(value)
-        if tag == _FLOAT_TAG and _FLOAT.fullmatch(value):
-            number = float(value.lower().replace(".inf", "inf").replace(".nan", "nan"))
-            if not math.isfinite(number):
-                # JSON has no NaN or infinity: Polaris could not receive it, and json.dumps
-                # would write a token no JSON parser accepts.
-                self.error(
-                    self.mark(node),
-                    f"{value} is not a finite number, which JSON cannot carry; write a number",
-                )
-            return number
-        self.refuse_tag(node)
-        return value
+        typed = _typed(node.tag, value)
+        if typed is _NOT_FINITE:
+            # JSON has no NaN or infinity: Polaris could not receive it, and json.dumps
+            # would write a token no JSON parser accepts.
+            self.error(
+                self.mark(node),
+                f"{value} is not a finite number, which JSON cannot carry; write a number",
+            )
+            return float(value.lower().replace(".inf", "inf").replace(".nan", "nan"))
+        if typed is _UNTYPED:
+            self.refuse_tag(node)
+            return value
+        return typed
 
     def refuse_tag(self, node: yaml.Node) -> None:
         # An application tag (!include, !!python/object) would mean something to some other
@@ -297,6 +292,25 @@ class _Builder:
             f"YAML tag '{shown}' is not allowed; remove it: manifests are plain YAML "
             "(quote a value to make it a string)",
         )
+
+
+_NOT_FINITE, _UNTYPED = object(), object()  # what _typed answers for the values it refuses
+
+
+def _typed(tag: str, value: str) -> Any:
+    """The value of a scalar the resolver tagged `tag` (not a string), or why it has none."""
+    if tag == _BOOL_TAG:
+        return _BOOL.get(value, value)
+    if tag == _NULL_TAG:
+        return None if value in _NULL else value
+    if tag == _INT_TAG and _INT.fullmatch(value):
+        if value.startswith(("0x", "0o")):
+            return int(value[2:], 16 if value[1] == "x" else 8)
+        return int(value)
+    if tag == _FLOAT_TAG and _FLOAT.fullmatch(value):
+        number = float(value.lower().replace(".inf", "inf").replace(".nan", "nan"))
+        return number if math.isfinite(number) else _NOT_FINITE
+    return _UNTYPED
 
 
 class _Abort(Exception):
@@ -456,6 +470,9 @@ def read_checked(path: FsPath, name: str) -> str:
 
 def parse(text: str, name: str) -> tuple[list[Document], list[ManifestError]]:
     """Parse every document in `text`; `name` is how the file is shown in messages."""
+    plain = _parse_plain(text, name)
+    if plain is not None:
+        return plain, []
     documents: list[Document] = []
     errors: list[ManifestError] = []
     source = _Source(text, name)
@@ -482,6 +499,119 @@ def parse(text: str, name: str) -> tuple[list[Document], list[ManifestError]]:
     finally:
         composer.dispose()
     return documents, errors
+
+
+# The characters a plain scalar that the resolver reads as a number can begin with.
+_NUMBER_FIRST = frozenset(
+    first
+    for first, resolvers in _Resolver.yaml_implicit_resolvers.items()
+    if any(tag in (_INT_TAG, _FLOAT_TAG) for tag, _ in resolvers)
+)
+_AWAITING_KEY, _IN_LIST = object(), object()  # the second slot of an open mapping's or list's frame
+
+
+def _parse_plain(text: str, name: str) -> list[Document] | None:
+    """The documents of a file of plain YAML, built straight from libyaml's events; else None.
+
+    Plain means what almost every manifest is: no anchor, alias or tag, no duplicate or
+    non-string key, no merge key, nothing too deep, too large or not finite. Building from
+    events skips the node tree (a Python object and a resolver call per value), which was most
+    of the time spent loading. Anything else, a YAML syntax error included, answers None, and
+    `parse` reads the file again with the composer and `_Builder`, which decide and explain
+    every such case: this path only ever accepts what that one accepts, with the same values.
+    """
+    if not _C_EVENTS:
+        return None
+    parser = _CParser(text)
+    source = _Source(text, name)
+    documents: list[Document] = []
+    try:
+        get = parser.get_event
+        get()  # the stream's start
+        while type(event := get()) is yaml.DocumentStartEvent:
+            built = _plain_document(get)
+            if built is None:
+                return None
+            data, begins, references = built
+            documents.append(Document(name, len(documents), data, begins, source, references))
+            get()  # the document's end
+        return documents if type(event) is yaml.StreamEndEvent else None
+    except yaml.YAMLError:
+        return None
+    finally:
+        parser.dispose()
+
+
+def _plain_document(get: Callable[[], Any]) -> tuple[Any, tuple[int, int], bool] | None:
+    """(value, where it begins, whether a string holds "${") of the next document's root."""
+    resolvers = _Resolver.yaml_implicit_resolvers
+    scalar, mapping_start, sequence_start = (
+        yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent
+    )  # fmt: skip
+    frames: list[list[Any]] = []  # the open collections, each as [collection, awaited key]
+    top: list[Any] = []  # frames[-1]
+    nodes = 0
+    references = False
+    begins = None
+    while True:
+        event = get()
+        kind = type(event)
+        if kind is scalar:
+            if event.anchor is not None or event.tag is not None:  # an anchor, or a tag
+                return None
+            value = event.value
+            if top and top[1] is _AWAITING_KEY:  # a key: kept as written, never typed
+                if value in top[0] or value == "<<":
+                    return None
+                top[1] = value
+                continue
+            nodes += 1
+            if not event.implicit[0]:  # quoted: a string
+                references = references or "${" in value
+            elif value in _BOOL:
+                value = _BOOL[value]
+            elif value in _NULL:
+                value = None
+            elif (first := value[:1]) in _NUMBER_FIRST:
+                for tag, pattern in resolvers[first]:
+                    if pattern.match(value):
+                        value = _typed(tag, value)
+                        if value is _NOT_FINITE or value is _UNTYPED:
+                            return None
+                        break
+                else:
+                    references = references or "${" in value
+            elif "${" in value:
+                references = True
+        elif kind is mapping_start or kind is sequence_start:
+            if (
+                event.anchor is not None
+                or event.tag is not None
+                or (top and top[1] is _AWAITING_KEY)
+            ):
+                return None  # an anchor, a tag, or a mapping or list as a key
+            nodes += 1
+            if len(frames) >= MAX_DEPTH or nodes > MAX_NODES:
+                return None
+            if begins is None:
+                begins = (event.start_mark.line + 1, event.start_mark.column + 1)
+            top = [{}, _AWAITING_KEY] if kind is mapping_start else [[], _IN_LIST]
+            frames.append(top)
+            continue
+        elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+            value = frames.pop()[0]
+            top = frames[-1] if frames else []
+        else:  # an alias
+            return None
+        if not frames:  # the root is complete
+            if begins is None:  # a scalar root
+                begins = (event.start_mark.line + 1, event.start_mark.column + 1)
+            return (value, begins, references) if nodes <= MAX_NODES else None
+        if top[1] is _IN_LIST:
+            top[0].append(value)
+        else:
+            top[0][top[1]] = value
+            top[1] = _AWAITING_KEY
 
 
 def _nodes(composer: _Composer) -> Iterator[yaml.Node]:

@@ -129,7 +129,9 @@ def _key_set_changes(
 
 def plain(value: Any) -> Any:
     """A deep copy made of dicts, lists and scalars only."""
-    if isinstance(value, Mapping):
+    if isinstance(value, str):  # most values; isinstance of an ABC (Mapping) is slow to say no
+        return value
+    if isinstance(value, dict | Mapping):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]

@@ -8,6 +8,7 @@ import importlib.util
 import json
 import marshal
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -71,14 +72,12 @@ def _validator(name: str) -> jsonschema.protocols.Validator:
 class Invalid(Exception):
     """Raised by a compiled check: the document breaks its schema (jsonschema says how)."""
 
-    def __init__(self, message: str, *args: Any, **details: Any) -> None:
-        super().__init__(message)
-
 
 # The names the code fastjsonschema generates imports from it; bound to Invalid instead, so that
 # loading the compiled checks from the cache needs neither fastjsonschema nor its code generator.
 _GENERATED_IMPORT = "from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException"
 _COMPILED_NAMES = (*SCHEMA_FILES.values(), CONFIG_SCHEMA)
+_REWRITE = 3  # counts changes to how _generate rewrites the generated code (3: bare raises)
 Check = Callable[[Any], Any]
 
 
@@ -98,6 +97,7 @@ def _compiled() -> dict[str, Check]:
     checks: dict[str, Check] = {}
     for name, code in zip(_COMPILED_NAMES, _cached_code(_documents()), strict=True):
         namespace: dict[str, Any] = {
+            "Invalid": Invalid,
             "JsonSchemaValueException": Invalid,
             "JsonSchemaValuesException": Invalid,
         }
@@ -107,8 +107,10 @@ def _compiled() -> dict[str, Check]:
 
 
 def _cache_key(documents: dict[str, Any]) -> str:
-    """What the generated code depends on: the schemas, fastjsonschema's release, Python's."""
+    """What the generated code depends on: the schemas, fastjsonschema's release, Python's, and
+    how `_generate` rewrites what fastjsonschema generates."""
     digest = hashlib.sha256(json.dumps(documents, sort_keys=True).encode("utf-8"))
+    digest.update(f"rewrite {_REWRITE}".encode())
     spec = importlib.util.find_spec("fastjsonschema")  # finds the package without importing it
     if spec is not None and spec.origin is not None:
         with contextlib.suppress(OSError):  # version.py holds the release, and nothing else
@@ -157,7 +159,20 @@ def _generate(documents: dict[str, Any], name: str) -> str:
     )
     if _GENERATED_IMPORT not in source:  # a fastjsonschema release that generates otherwise
         raise RuntimeError(f"fastjsonschema generated unexpected code for {name}")
-    return source.replace(_GENERATED_IMPORT, "")
+    source = _BARE_RAISE.sub(r"\1raise Invalid", source.replace(_GENERATED_IMPORT, ""))
+    if "JsonSchemaValueException(" in source or "JsonSchemaValuesException(" in source:
+        raise RuntimeError(f"fastjsonschema generated a raise this module cannot rewrite ({name})")
+    return source
+
+
+# Every raise in the generated code builds a message and a copy of the failing subschema, which
+# only fastjsonschema's own exception would use. The check fails on purpose many times per valid
+# document (every `if` that does not hold, every `oneOf` branch that does not match), and the
+# answer is only "valid or not" (jsonschema explains), so each raise is reduced to `raise Invalid`,
+# an exception class with no Python __init__: that was a quarter of the check's time.
+# (fastjsonschema's detailed_exceptions=False would build no details, but fails on `const` in
+# release 2.22.3.)
+_BARE_RAISE = re.compile(r"^(\s*)raise JsonSchemaValueException\(.*\)$", re.MULTILINE)
 
 
 def _inline(node: Any, by_id: dict[str, Any], base: Any = None) -> Any:

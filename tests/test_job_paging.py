@@ -8,6 +8,7 @@ These tests change the project between two pages, exactly where that happens.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -101,3 +102,40 @@ def test_a_manifest_job_that_finishes_while_the_plan_reads_is_not_planned_again(
     (change,) = [c for c in plan.changes if c.name == job.name]
     assert change.action is Action.NOOP, change.reason
     assert change.job_id == submitted
+
+
+def test_pages_after_the_first_are_read_together_within_the_readers_concurrency(
+    project: tuple[Emulator, BetweenPages, PolarisClient],
+) -> None:
+    emulator, _, client = project
+    seeded = seed_jobs(client, 3 * PAGE_SIZE + 500)
+    emulator.faults.latency_seconds = 0.02  # so that requests sent together are seen together
+    emulator.reset_requests()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        ids = [summary["id"] for summary in client.iter_jobs(read_ahead=pool)]
+    assert sorted(ids) == sorted(seeded)  # every job once
+    # The first page alone, then the second, then the third and fourth together: four reads,
+    # never more at once than the two workers.
+    assert len(emulator.requests) == 4
+    assert emulator.peak_in_flight == 2
+
+
+def test_a_plan_never_has_more_requests_in_flight_than_its_parallelism(
+    project: tuple[Emulator, BetweenPages, PolarisClient], tmp_path: Path
+) -> None:
+    emulator, _, client = project
+    fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=1)
+    manifests = load_manifests([str(fleet)], {})
+    connection, job = manifests.resources
+    client.create_connection({"name": connection.name, **connection.spec})
+    source = job.spec["source"]
+    for i in range(PAGE_SIZE):  # a full page of jobs into a table no manifest job targets
+        other = {**job.spec, "target": {"type": "table", "tableName": "other"}}
+        client.create_job({**other, "source": {**source, "objects": [f"other/{i}.json"]}})
+    for i in range(6):  # newest first: these are on the first page, read while the second is
+        client.create_job({**job.spec, "source": {**source, "objects": [f"days/{i}.json"]}})
+    emulator.faults.latency_seconds = 0.02  # so that requests sent together are seen together
+    emulator.reset_requests()
+    live = read_live(client, manifests.resources, parallelism=2)
+    assert len(live.jobs) == 6
+    assert emulator.peak_in_flight == 2

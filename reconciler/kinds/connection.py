@@ -59,7 +59,14 @@ class Connection(ResourceKind):
     # Live state -----------------------------------------------------------------------------
 
     def read(self, reader: LiveReader) -> None:
-        reader.connections = {c["name"]: c for c in reader.client.list_connections()}
+        client = reader.client
+
+        def by_name() -> dict[str, Mapping[str, Any]]:
+            return {c["name"]: c for c in client.list_connections()}
+
+        listed = reader.pool.submit(by_name)
+        reader.listed_connections = listed  # jobs resolve through these as they are read
+        reader.then(lambda: reader.connections.update(listed.result()))
 
     def live(self, state: LiveState) -> Mapping[str, Mapping[str, Any]]:
         return state.connections

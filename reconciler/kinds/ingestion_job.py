@@ -361,6 +361,8 @@ class IngestionJob(ResourceKind):
         may have read the same objects. Finished jobs never change: their details are cached."""
         client, cache = reader.client, reader.cache
         wanted = {str(r.spec["target"]["tableName"]) for r in reader.of_kind(self.kind)}
+        declared = declared_places(reader.resources)
+        listed = reader.listed_connections
 
         def details(summary: Mapping[str, Any]) -> Mapping[str, Any] | None:
             job_id = str(summary["id"])
@@ -373,24 +375,31 @@ class IngestionJob(ResourceKind):
                 cache.put(body)  # as soon as it is read: a failed plan keeps its progress
             return body
 
-        # Details are fetched as soon as their page arrives, while later pages are still read.
+        def live_job(summary: Mapping[str, Any]) -> LiveJob | None:
+            # Resolved (fingerprinted) in the worker that read it, while other reads are in
+            # flight. None when Polaris's retention deleted the job between list and read.
+            body = details(summary)
+            connections = listed.result() if listed is not None else {}
+            return (
+                None
+                if body is None
+                else reader.parsed(body, lambda b: LiveJob.of(b, connections, declared))
+            )
+
+        # Details are fetched as soon as their page arrives, while later pages are still read;
+        # pages are read by the same workers, so no more than `parallelism` are in flight.
         pending = []
-        for summary in client.iter_jobs(type="batch"):
+        for summary in client.iter_jobs(type="batch", read_ahead=reader.pool):
             table, connection = job_key(summary)
             if summary.get("executionStatus") in ACTIVE_STATUSES and connection:
                 reader.active_connections.add(connection)
             if table in wanted:
-                pending.append(reader.pool.submit(details, summary))
+                if listed is not None and listed.done():
+                    listed.result()  # a failed read of the connections ends the reading
+                pending.append(reader.pool.submit(live_job, summary))
 
         def resolve() -> None:
-            # A body is None when Polaris's retention deleted the job between list and read.
-            bodies = [future.result() for future in pending]
-            declared = declared_places(reader.resources)
-            reader.jobs = [
-                reader.parsed(body, lambda b: LiveJob.of(b, reader.connections, declared))
-                for body in bodies
-                if body is not None
-            ]
+            reader.jobs = [job for future in pending if (job := future.result()) is not None]
 
         reader.then(resolve)
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
 from reconciler.kinds import register
 from reconciler.kinds.base import Fields, PlanContext, ResourceKind, fields_of
 from reconciler.model import LOCK_TABLE, Action, Kind, Reason, Resource
@@ -66,12 +69,24 @@ class Table(ResourceKind):
     # Live state -----------------------------------------------------------------------------
 
     def read(self, reader: LiveReader) -> None:
-        client = reader.client
-        reader.tables = {t["name"]: t for t in client.list_tables()}
-        # The list returns summaries without schema or clustering: read each declared table.
+        client, pool = reader.client, reader.pool
         declared = {r.name for r in reader.of_kind(self.kind) if not r.external}
-        full = reader.pool.map(client.get_table, sorted(declared & set(reader.tables)))
-        reader.then(lambda: reader.tables.update({t["name"]: t for t in full if t is not None}))
+
+        def listed() -> tuple[list[dict[str, Any]], list[Future[dict[str, Any] | None]]]:
+            # The list returns summaries without schema or clustering: read each declared table,
+            # as soon as the list says which exist (queued behind it, so nothing waits).
+            summaries = client.list_tables()
+            names = sorted(declared & {t["name"] for t in summaries})
+            return summaries, [pool.submit(client.get_table, name) for name in names]
+
+        started = pool.submit(listed)
+
+        def collect() -> None:
+            summaries, full = started.result()
+            reader.tables.update({t["name"]: t for t in summaries})
+            reader.tables.update({t["name"]: t for f in full if (t := f.result()) is not None})
+
+        reader.then(collect)
 
     def live(self, state: LiveState) -> Mapping[str, Mapping[str, Any]]:
         return state.tables
