@@ -981,9 +981,12 @@ def import_(
     from reconciler.importer import ImportConflict, ImportOptions, import_project, write_files
 
     out = out or target.choice.paths[0]
-    chosen = {Kind(kind) for kind in kinds} or {Kind.CONNECTION, Kind.TABLE}
+    from reconciler import kinds as registry
+
+    every = list(registry.ordered())
+    chosen = {Kind(kind) for kind in kinds} or {k.kind for k in every if k.imported_by_default}
     if jobs:
-        chosen.add(Kind.INGESTION_JOB)
+        chosen |= {k.kind for k in every if not k.imported_by_default}
     with _client(target) as client:
         try:
             echo(f"Reading project {target.project} ...", err=True)

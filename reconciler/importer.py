@@ -44,12 +44,18 @@ MAX_SEGMENT = 80  # characters of a name kept in a file name; the rest is in the
 class ImportOptions:
     """What to import: kinds, name globs, and whether batch jobs are included."""
 
-    kinds: frozenset[Kind] = frozenset({Kind.CONNECTION, Kind.TABLE})
+    kinds: frozenset[Kind] = frozenset()  # empty: those imported by default (not jobs)
     names: tuple[str, ...] = ()  # globs; empty means every name
+
+    def chosen(self, kind: Kind) -> bool:
+        """Whether this kind is imported."""
+        if self.kinds:
+            return kind in self.kinds
+        return kinds.of(kind).imported_by_default
 
     def wants(self, kind: Kind, *names: str) -> bool:
         """Whether a resource of this kind, known by any of these names, is imported."""
-        if kind not in self.kinds:
+        if not self.chosen(kind):
             return False
         return not self.names or any(
             fnmatch.fnmatchcase(name, glob) for name in names for glob in self.names
@@ -168,7 +174,7 @@ def import_project(
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         reader = ImportReader(client, options, pool)
         for kind in kinds.ordered():
-            if kind.kind in options.kinds:
+            if options.chosen(kind.kind):
                 reader.result.files.extend(kind.imported(reader))
     return reader.result
 

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 
 from reconciler.apply import Applier, ApplyResult, PolarisProvider
 from reconciler.errors import ErrorCode, ReconcilerError
-from reconciler.model import Action, Kind
 from reconciler.plan import (
     Allowances,
     Change,
@@ -30,7 +29,6 @@ from reconciler.plan import (
     PlanOptions,
     Request,
     make_plan,
-    with_listings,
 )
 from reconciler.validate import Manifests
 
@@ -112,7 +110,8 @@ class Manager:
         self, plan: Plan, manifests: Manifests, live: LiveState, options: PlanOptions,
         access: Access | None, preflight: bool,
     ) -> Plan:  # fmt: skip
-        from reconciler.kinds.ingestion_job import jobs_to_list
+        from reconciler.kinds.connection import changing
+        from reconciler.kinds.ingestion_job import jobs_to_list, with_listings
         from reconciler.listing import list_jobs
         from reconciler.preflight import check_connections
 
@@ -127,12 +126,9 @@ class Manager:
                 plan = with_listings(plan, listings)
         if not preflight:
             return plan
-        changing = [
-            c.name for c in plan.changes if c.kind is Kind.CONNECTION and c.action != Action.NOOP
-        ]
         names = [str(job.source.get("connectionName")) for job in jobs]
         tests = check_connections(
-            self.provider.client, names, live.connections, changing, self.parallelism
+            self.provider.client, names, live.connections, changing(plan), self.parallelism
         )
         return dataclasses.replace(plan, preflight=tests)
 

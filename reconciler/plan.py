@@ -8,7 +8,6 @@ octoDNS). What a kind's change is decided by its module in reconciler/kinds.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from collections import Counter
@@ -322,20 +321,6 @@ def make_plan(
         tuple(changes), tuple(errors), tuple(unmanaged), checksum(resources, live),
         population=population,
     )  # fmt: skip
-
-
-def with_listings(plan: Plan, listings: Mapping[str, Listing]) -> Plan:
-    """The plan with each new job's listing added, without planning again (so without listed
-    objects in overlap warnings: pass `listings` to make_plan for those)."""
-    from reconciler.kinds.ingestion_job import with_listing
-
-    changes = tuple(
-        with_listing(change, listings.get(change.name))
-        if change.kind is Kind.INGESTION_JOB
-        else change
-        for change in plan.changes
-    )
-    return dataclasses.replace(plan, changes=changes)
 
 
 def _identity(resource: Resource) -> Any:

@@ -70,6 +70,7 @@ class ResourceKind:
     collection: ClassVar[str]  # the API collection: /v1/projects/{id}/{collection}
     schema_file: ClassVar[str]  # in schemas/
     fields: ClassVar[Fields]
+    imported_by_default: ClassVar[bool] = True  # `reconciler import` without --jobs
 
     # Normalization --------------------------------------------------------------------------
 

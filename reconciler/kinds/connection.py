@@ -18,11 +18,16 @@ if TYPE_CHECKING:
     from reconciler.client import PolarisClient
     from reconciler.importer import ImportReader, ManifestFile
     from reconciler.live import LiveReader, LiveState
-    from reconciler.plan import Change, PlanError, PlanOptions, Request
+    from reconciler.plan import Change, Plan, PlanError, PlanOptions, Request
 
 # Write-only values: sent on create, never returned. Only the secret's `type` can be compared.
 SECRET_FIELDS_KEPT = ("type",)
 SECRETS_NOTE = "secrets: write-only, not compared"
+
+
+def changing(plan: Plan) -> list[str]:
+    """The connections a plan changes (a connection test before apply would test the old one)."""
+    return [c.name for c in plan.changes if c.kind is Kind.CONNECTION and c.action != Action.NOOP]
 
 
 @register

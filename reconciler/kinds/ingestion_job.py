@@ -229,6 +229,7 @@ class IngestionJob(ResourceKind):
 
     kind = Kind.INGESTION_JOB
     collection = "jobs"
+    imported_by_default = False  # only with `reconciler import --jobs`
     schema_file = "ingestionjob.schema.json"
     fields = Fields(
         writable=(
@@ -752,6 +753,17 @@ def with_listing(change: Change, listing: Listing | None) -> Change:
         warnings=(*change.warnings, *listing.warnings()),
         objects=listing,
     )
+
+
+def with_listings(plan: Plan, listings: Mapping[str, Listing]) -> Plan:
+    """The plan with each new job's listing added, without planning again (so without listed
+    objects in overlap warnings: pass `listings` to make_plan for those)."""
+    changes = tuple(
+        with_listing(change, listings.get(change.name)) if change.kind is Kind.INGESTION_JOB
+        else change
+        for change in plan.changes
+    )  # fmt: skip
+    return dataclasses.replace(plan, changes=changes)
 
 
 def newest(jobs: list[LiveJob]) -> LiveJob:
