@@ -206,26 +206,3 @@ def test_every_connection_type_read_back_shows_no_difference_from_its_request(
     desired, actual = comparable(Kind.CONNECTION, request, live)
     assert diff(actual, desired) == []
     assert "secrets" not in actual and "endpointUrl" not in actual
-
-
-@pytest.mark.parametrize(
-    ("desired", "live", "changed"),
-    [
-        ({"type": "kafka", "topicName": "t"}, {"type": "kafka", "topicName": "t",
-         "topicNameIsPattern": False}, []),
-        ({"type": "kafka", "topicName": "t", "topicNameIsPattern": True}, {"type": "kafka",
-         "topicName": "t", "topicNameIsPattern": False}, ["topicNameIsPattern"]),
-        ({"type": "confluent_schema_registry"}, {"type": "confluent_schema_registry",
-         "urls": []}, []),
-        ({"type": "confluent_schema_registry"}, {"type": "confluent_schema_registry",
-         "urls": ["https://r"]}, ["urls[0]"]),
-        ({"type": "push_streaming"}, {"type": "push_streaming", "endpointUrl": "https://e"}, []),
-        ({"type": "push_streaming", "description": "d"}, {"type": "push_streaming",
-         "endpointUrl": "https://e"}, ["description"]),
-    ],
-)  # fmt: skip
-def test_connection_defaults_and_read_only_fields_are_not_differences(
-    desired: dict[str, Any], live: dict[str, Any], changed: list[str]
-) -> None:
-    wanted, actual = comparable(Kind.CONNECTION, desired, live)
-    assert [change.path for change in diff(actual, wanted)] == changed

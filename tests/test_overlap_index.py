@@ -35,49 +35,6 @@ def test_one_endpoint_spelled_differently_is_one_place(endpoint: str) -> None:
     assert place_of({"awsEndpoint": endpoint, "bucket": "Zoo"}) == PLACE
 
 
-@pytest.mark.parametrize(
-    ("live", "mine", "example"),
-    [
-        (
-            selecting(uris=["s3://zoo/penguins/adelaide.json"]),
-            selecting(objects=["penguins/adelaide.json"]),
-            "penguins/adelaide.json",
-        ),
-        (
-            selecting(objects=["penguins/adelaide.json"]),
-            selecting(pattern="penguins/{adelaide,gentoo}.json"),
-            "penguins/adelaide.json",
-        ),
-        (selecting(prefixes=["penguins/"]), selecting(pattern="**.json"), "penguins/.json"),
-        (selecting(pattern="penguins/*.json"), selecting(prefixes=["pen"]), "penguins/.json"),
-        (
-            selecting(objects=["penguins/adelaide.json"]),
-            selecting(pattern="penguins/[!a]*.json"),
-            None,
-        ),
-        (
-            selecting(uris=["s3://other-bucket/penguins/adelaide.json"]),
-            selecting(objects=["penguins/adelaide.json"]),
-            None,
-        ),
-        (selecting(pattern="*.json"), selecting(objects=["penguins/adelaide.json"]), None),
-    ],
-)
-def test_two_jobs_overlap_exactly_when_an_object_is_read_by_both(
-    live: dict[str, Any], mine: dict[str, Any], example: str | None
-) -> None:
-    index = OverlapIndex([("live", "t", reads_of(live, PLACE))])
-    found = index.find("t", reads_of(mine, PLACE))
-    assert [o.example for o in found] == ([example] if example else [])
-    assert index.find("another table", reads_of(mine, PLACE)) == []
-
-
-def test_a_connection_prefix_limits_what_a_job_reads() -> None:
-    limited = Place(PLACE.endpoint, PLACE.bucket, "penguins/")
-    index = OverlapIndex([("live", "t", reads_of(selecting(prefixes=["koalas/"]), PLACE))])
-    assert index.find("t", reads_of(selecting(pattern="**.json"), limited)) == []
-
-
 def test_two_jobs_of_20000_objects_each_are_compared_in_linear_work() -> None:
     live = reads_of(selecting(objects=[f"data/a-{i}.json" for i in range(MANY)]), PLACE)
     index = OverlapIndex([("live", "t", live)])

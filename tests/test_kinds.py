@@ -1,0 +1,155 @@
+"""The registry of kinds: every kind is one registered module, and nothing else names a kind."""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler import connection_types, kinds
+from reconciler.kinds.base import ResourceKind
+from reconciler.model import Kind
+from tests.fixtures import ROOT
+
+REGISTERED = [pytest.param(kind, id=str(kind.kind)) for kind in kinds.ordered()]
+PACKAGE = ROOT / "reconciler"
+# Where a kind may be named: its own module (reconciler/kinds/) and model.py, which defines Kind.
+MAY_NAME_KINDS = (PACKAGE / "kinds", PACKAGE / "model.py")
+
+
+def spec_properties(schema: dict[str, Any]) -> set[str]:
+    """The fields a kind's schema lets `spec` hold: its own properties and those of every branch
+    (`allOf: [{if, then: {$ref}}]`) it selects by type, less `name` (metadata.name's)."""
+    definitions = schema["definitions"]
+
+    def resolve(node: dict[str, Any]) -> dict[str, Any]:
+        ref = node.get("$ref", "")
+        return definitions[ref.split("/")[-1]] if ref.startswith("#/definitions/") else node
+
+    def fields(node: dict[str, Any]) -> Iterator[str]:
+        node = resolve(node)
+        yield from node.get("properties", {})
+        for branch in node.get("allOf", []):
+            yield from fields(branch.get("then", {}))
+
+    return set(fields(schema["properties"]["spec"])) - {"name"}
+
+
+@pytest.mark.parametrize("kind", list(Kind))
+def test_every_kind_a_manifest_may_declare_is_registered(kind: Kind) -> None:
+    assert kinds.of(kind).kind is kind
+
+
+@pytest.mark.parametrize("kind", REGISTERED)
+def test_each_kinds_schema_file_exists(kind: ResourceKind) -> None:
+    assert (ROOT / "schemas" / kind.schema_file).is_file()
+
+
+@pytest.mark.parametrize("kind", REGISTERED)
+def test_each_kinds_writable_fields_are_the_fields_its_schema_allows_in_spec(
+    kind: ResourceKind,
+) -> None:
+    schema = json.loads((ROOT / "schemas" / kind.schema_file).read_text(encoding="utf-8"))
+    assert set(kind.fields.writable) == spec_properties(schema)
+
+
+@pytest.mark.parametrize(
+    "connection_type",
+    [pytest.param(t, id=name) for name, t in connection_types.CONNECTION_TYPES.items()],
+)
+def test_each_connection_types_writable_fields_are_those_of_its_schema_branch(
+    connection_type: connection_types.ConnectionType,
+) -> None:
+    schema = json.loads((ROOT / "schemas" / "connection.schema.json").read_text(encoding="utf-8"))
+    branch = schema["definitions"][f"type_{connection_type.name}"]
+    assert set(connection_type.writable) == set(branch["properties"]) - {"name"}
+
+
+@pytest.mark.parametrize("kind", REGISTERED)
+def test_each_kinds_read_only_and_writable_fields_never_overlap(kind: ResourceKind) -> None:
+    assert not set(kind.fields.read_only) & set(kind.fields.writable)
+
+
+@pytest.mark.parametrize("kind", REGISTERED)
+def test_each_kinds_defaulted_server_chosen_and_write_only_fields_are_writable(
+    kind: ResourceKind,
+) -> None:
+    declared = {*kind.fields.defaults, *kind.fields.server_chosen, *kind.fields.write_only}
+    assert declared <= set(kind.fields.writable)
+
+
+@pytest.mark.parametrize("kind", REGISTERED)
+def test_kinds_are_ordered_so_that_each_kinds_dependencies_come_before_it(
+    kind: ResourceKind,
+) -> None:
+    order = kinds.order()
+    spec = {
+        "source": {"connectionName": "c"},
+        "target": {"tableName": "t"},
+        "createTableIfNotExists": True,
+    }
+    needed = {dependency for dependency, _ in kind.dependencies(spec)}
+    needed |= {created for created, _ in kind.creates(spec)}
+    assert all(order.index(other) < order.index(kind.kind) for other in needed - {kind.kind})
+
+
+def test_the_registry_order_is_the_order_apply_creates_kinds_in() -> None:
+    assert [kind.kind for kind in kinds.ordered()] == list(kinds.order()) == list(Kind)
+
+
+def naming_a_kind(source: str, where: str) -> Iterator[str]:
+    """`where:line: Kind.MEMBER` for every use of a kind member in a module's syntax tree
+    (`Kind.TABLE` or `model.Kind.TABLE`; a string "Table" in a message is not a use)."""
+    members = set(Kind.__members__)
+    for node in ast.walk(ast.parse(source, filename=where)):
+        if not isinstance(node, ast.Attribute) or node.attr not in members:
+            continue
+        owner = node.value
+        if (isinstance(owner, ast.Name) and owner.id == "Kind") or (
+            isinstance(owner, ast.Attribute) and owner.attr == "Kind"
+        ):
+            yield f"{where}:{node.lineno}: Kind.{node.attr}"
+
+
+def modules_that_may_not_name_kinds() -> list[Path]:
+    return sorted(
+        path
+        for path in PACKAGE.rglob("*.py")
+        if not any(path == allowed or allowed in path.parents for allowed in MAY_NAME_KINDS)
+    )
+
+
+def test_no_module_outside_the_kinds_package_names_a_kind() -> None:
+    found = [
+        use
+        for path in modules_that_may_not_name_kinds()
+        for use in naming_a_kind(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))
+    ]
+    assert not found, (
+        "a kind's facts belong in its module in reconciler/kinds/; these modules name a kind:\n"
+        + "\n".join(found)
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "found"),
+    [
+        pytest.param("Kind.TABLE", ["m.py:1: Kind.TABLE"], id="a kind member is found"),
+        pytest.param(
+            "import reconciler.model\n\nreconciler.model.Kind.INGESTION_JOB",
+            ["m.py:3: Kind.INGESTION_JOB"],
+            id="a kind member reached through its module is found, with its line",
+        ),
+        pytest.param("x = 'Connection'", [], id="a kind's name in a string is not a use"),
+        pytest.param("for kind in Kind: pass", [], id="looping over every kind is not a use"),
+        pytest.param("thing.TABLE", [], id="another enum's member of the same name is not"),
+    ],
+)
+def test_the_kind_naming_check_finds_kind_members_and_says_where(
+    source: str, found: list[str]
+) -> None:
+    assert list(naming_a_kind(source, "m.py")) == found

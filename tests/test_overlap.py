@@ -1,0 +1,107 @@
+"""Overlap, as a table: a live job's selector and a new job's -> overlap, uncertain, or none.
+
+`reconciler.identity` decides whether two jobs into one table read a common object: "overlap"
+names an object both read, "uncertain" means it cannot be decided (and is never read as safe),
+"none" means no object is read by both.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import pytest
+
+from reconciler.identity import OverlapIndex, Place, reads_of
+
+ZOO = Place("s3.us-east-1.amazonaws.com", "zoo")
+ZOO_PENGUINS = Place(ZOO.endpoint, ZOO.bucket, "penguins/")
+OTHER_BUCKET = Place(ZOO.endpoint, "other")
+OTHER_ENDPOINT = Place("s3.eu-west-1.amazonaws.com", "zoo")
+
+
+def selecting(**selector: Any) -> dict[str, Any]:
+    return {"source": {"connectionName": "zoo", **selector}}
+
+
+class Side(NamedTuple):
+    """One job: what it selects, and where its connection points (None: connection unknown)."""
+
+    spec: dict[str, Any]
+    place: Place | None = ZOO
+
+
+def reading(place: Place | None = ZOO, **selector: Any) -> Side:
+    return Side(selecting(**selector), place)
+
+
+def verdict(live: Side, mine: Side, table: str = "t") -> tuple[str, str | None]:
+    index = OverlapIndex([("live", "t", reads_of(live.spec, live.place))])
+    found = index.find(table, reads_of(mine.spec, mine.place))
+    if not found:
+        return ("none", None)
+    (overlap,) = found
+    return ("uncertain" if overlap.uncertain else "overlap", overlap.example)
+
+
+ADELAIDE = "penguins/adelaide.json"
+CASES = [
+    # Certain overlaps: an object both read, named
+    pytest.param(reading(objects=[ADELAIDE]), reading(objects=[ADELAIDE]), ("overlap", ADELAIDE),
+                 id="the same object"),
+    pytest.param(reading(uris=[f"s3://zoo/{ADELAIDE}"]), reading(objects=[ADELAIDE]),
+                 ("overlap", ADELAIDE), id="a uri and an object of the same key"),
+    pytest.param(reading(uris=[f"s3://ZOO/{ADELAIDE}"]), reading(objects=[ADELAIDE]),
+                 ("overlap", ADELAIDE), id="a uri whose bucket is in capitals"),
+    pytest.param(reading(objects=[ADELAIDE]), reading(pattern="penguins/{adelaide,gentoo}.json"),
+                 ("overlap", ADELAIDE), id="an object and a brace pattern that matches it"),
+    pytest.param(reading(prefixes=["penguins/"]), reading(pattern="**.json"),
+                 ("overlap", "penguins/.json"), id="a prefix and a pattern that meet"),
+    pytest.param(reading(pattern="penguins/*.json"), reading(prefixes=["pen"]),
+                 ("overlap", "penguins/.json"), id="a pattern and a shorter prefix"),
+    pytest.param(reading(prefixes=["penguins/"]), reading(objects=[ADELAIDE]), ("overlap", ADELAIDE),
+                 id="a prefix and an object under it"),
+    pytest.param(reading(ZOO, objects=[ADELAIDE]), reading(ZOO_PENGUINS, objects=["adelaide.json"]),
+                 ("overlap", ADELAIDE), id="a key relative to its connection's prefix"),
+    pytest.param(reading(objects=["b", ADELAIDE]), reading(objects=[ADELAIDE, "a"]),
+                 ("overlap", ADELAIDE), id="one common object among others"),
+    # No overlap
+    pytest.param(reading(objects=[ADELAIDE]), reading(objects=["penguins/gentoo.json"]), ("none", None),
+                 id="different objects"),
+    pytest.param(reading(objects=[ADELAIDE]), reading(pattern="penguins/[!a]*.json"), ("none", None),
+                 id="a pattern that excludes the object"),
+    pytest.param(reading(pattern="*.json"), reading(objects=[ADELAIDE]), ("none", None),
+                 id="a single star never crosses a slash"),
+    pytest.param(reading(uris=[f"s3://other-bucket/{ADELAIDE}"]), reading(objects=[ADELAIDE]), ("none", None),
+                 id="a uri in another bucket"),
+    pytest.param(reading(OTHER_BUCKET, objects=[ADELAIDE]), reading(objects=[ADELAIDE]), ("none", None),
+                 id="the same key through a connection to another bucket"),
+    pytest.param(reading(OTHER_ENDPOINT, objects=[ADELAIDE]), reading(objects=[ADELAIDE]), ("none", None),
+                 id="the same key and bucket at another endpoint"),
+    pytest.param(reading(prefixes=["koalas/"]), reading(ZOO_PENGUINS, pattern="**.json"), ("none", None),
+                 id="a connection prefix limits what a pattern reads"),
+    pytest.param(reading(prefixes=["penguins/a"]), reading(prefixes=["penguins/b"]), ("none", None),
+                 id="two prefixes neither of which extends the other"),
+    # Uncertain: never read as safe
+    pytest.param(reading(None, objects=[ADELAIDE]), reading(objects=[ADELAIDE]),
+                 ("uncertain", ADELAIDE), id="the live job's connection is gone and the keys meet"),
+    pytest.param(reading(objects=[ADELAIDE]), reading(None, objects=[ADELAIDE]),
+                 ("uncertain", ADELAIDE), id="the new job's connection is unknown and the keys meet"),
+    pytest.param(reading(), reading(objects=[ADELAIDE]), ("uncertain", None),
+                 id="the live job's selector cannot be analysed"),
+    pytest.param(reading(objects=[ADELAIDE]), reading(), ("uncertain", None),
+                 id="the new job's selector cannot be analysed"),
+    pytest.param(reading(None, objects=[ADELAIDE]), reading(objects=["penguins/gentoo.json"]),
+                 ("none", None), id="not when the keys differ, whatever the place"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("live", "mine", "expected"), CASES)
+def test_two_jobs_into_one_table(live: Side, mine: Side, expected: tuple[str, str | None]) -> None:
+    assert verdict(live, mine) == expected
+
+
+@pytest.mark.parametrize(("live", "mine", "expected"), CASES)
+def test_jobs_into_different_tables_never_overlap(
+    live: Side, mine: Side, expected: tuple[str, str | None]
+) -> None:
+    assert verdict(live, mine, table="another table") == ("none", None)
