@@ -32,6 +32,7 @@ ZOO = resource(Kind.CONNECTION, "zoo", s3())
 T = resource(Kind.TABLE, "t", detail_table())
 JOB = job_spec()
 PLACES = {"zoo": live_connection("zoo")}
+KAFKA = {"type": "kafka", "bootstrapServers": "b:9092", "topicName": "events"}
 SECRET_BODY = {
     "type": "access_key",
     "accessKeyId": SECRET_REFERENCES[0],
@@ -59,6 +60,17 @@ REQUESTS = [
     pytest.param(planned([ZOO], live_state({"zoo": live_connection("zoo", s3(prefix="p/"))}), "zoo"),
                  [{"method": "PATCH", "path": "/connections/zoo", "body": {"type": "s3", "prefix": None}}],
                  id="a field the manifest no longer sets is cleared with null"),
+    pytest.param(planned([resource(Kind.CONNECTION, "k", KAFKA)],
+                         live_state({"k": live_connection("k", {**KAFKA, "topicNameIsPattern": True})}), "k"),
+                 [{"method": "PATCH", "path": "/connections/k",
+                   "body": {"type": "kafka", "topicNameIsPattern": False}}],
+                 id="a defaulted field the manifest leaves out is set back to its documented default"),
+    pytest.param(planned([resource(Kind.CONNECTION, "r", {"type": "confluent_schema_registry"})],
+                         live_state({"r": live_connection("r", {"type": "confluent_schema_registry",
+                                                                "urls": ["https://r"]})}), "r"),
+                 [{"method": "PATCH", "path": "/connections/r",
+                   "body": {"type": "confluent_schema_registry", "urls": []}}],
+                 id="a defaulted list the manifest leaves out is set back to empty"),
     pytest.param(planned([resource(Kind.CONNECTION, "zoo", s3(secrets=secrets()))], live_state(PLACES), "zoo",
                          rotate_secrets=True),
                  [{"method": "PATCH", "path": "/connections/zoo", "body": {"type": "s3", "secrets": SECRET_BODY}}],

@@ -152,12 +152,15 @@ class Connection(ResourceKind):
             return (self.delete_request(name), create)
         if action is not Action.UPDATE:
             return ()
-        # PATCH: the type, each differing field (None clears a removed one), secrets if rotated.
+        # PATCH: the type, each differing field, secrets if rotated. A field the manifest left
+        # out goes back to its documented default (the API takes no null for one), else None.
+        connection_type = connection_types.of(spec)
+        defaults = connection_type.defaults if connection_type is not None else {}
         patch: dict[str, Any] = {"type": spec["type"]}
         for item in changed:
             field_name = item.path.split(".")[0].split("[")[0]
             if field_name != "secrets":
-                patch[field_name] = spec.get(field_name)
+                patch[field_name] = spec.get(field_name, plain(defaults.get(field_name)))
         if options.rotate_secrets and "secrets" in spec:
             patch["secrets"] = spec["secrets"]
         return (Request("PATCH", self.path(name), patch),)
