@@ -104,6 +104,11 @@ DECISIONS = [
     pytest.param(case(resource(Kind.TABLE, "t", detail_table(schema=[])),
                       live=live_state(tables={"t": live_table("t")})),
                  Action.UPDATE, Reason.FIELDS_DIFFER, id="a column removed from an empty table is an update"),
+    pytest.param(case(resource(Kind.TABLE, "t", detail_table(schema=[{"name": "city", "dataType": "string"},
+                                                                     {"name": "geo.city", "dataType": "string"}])),
+                      live=live_state(tables={"t": live_table("t", rows=5)})),
+                 Action.UPDATE, Reason.FIELDS_DIFFER,
+                 id="a column whose name holds a dot added to a table holding data is an update"),
     pytest.param(case(resource(Kind.TABLE, "t", external=True), live=live_state(tables={"t": live_table("t")})),
                  Action.NOOP, Reason.EXTERNAL, id="an external table that exists is a noop"),
     # Jobs
@@ -164,6 +169,10 @@ ERRORS = [
     pytest.param(case(resource(Kind.TABLE, "t", detail_table(schema=[{"name": "city", "dataType": "long"}])),
                       live=live_state(tables={"t": live_table("t", rows=5)})),
                  PlanErrorCode.FORBIDDEN, id="a column's type changed in a table holding data"),
+    pytest.param(case(resource(Kind.TABLE, "t", detail_table(schema=[])),
+                      live=live_state(tables={"t": live_table("t", detail_table(
+                          schema=[{"name": "geo.city", "dataType": "string"}]), rows=5)})),
+                 PlanErrorCode.FORBIDDEN, id="a column whose name holds a dot removed from a table holding data"),
     pytest.param(case(resource(Kind.TABLE, "t", detail_table(schema=[])),
                       live=with_jobs(live_job(JOB, "running"))),
                  PlanErrorCode.FORBIDDEN, id="a column removed from an empty table a job is writing to"),
@@ -232,3 +241,13 @@ def test_plan_lists_as_unmanaged(given: Case, unmanaged: list[tuple[Kind, str]])
 def test_without_prune_nothing_undeclared_is_planned() -> None:
     plan = make_plan([ZOO], live_state({**PLACES, "old": live_connection("old")}))
     assert [c.name for c in plan.changes] == ["zoo"]
+
+
+def test_a_refused_column_change_names_the_whole_column_name() -> None:
+    live = live_table(
+        "t", detail_table(schema=[{"name": "geo.city", "dataType": "string"}]), rows=5
+    )
+    plan = make_plan(
+        [resource(Kind.TABLE, "t", detail_table(schema=[]))], live_state(tables={"t": live})
+    )
+    assert "columns geo.city would be changed or removed" in plan.errors[0].message

@@ -118,13 +118,11 @@ class Table(ResourceKind):
                 resource.location.file,
             )  # fmt: skip
         changes = self.differing(resource, current)
-        # Columns are keyed by name: "schema.x" added is allowed, anything else alters a column.
+        # Columns are keyed by name (which may hold a dot): adding one is allowed, removing or
+        # changing a live one alters it.
+        columns = desired["schema"]
         altered = sorted(
-            {
-                c.path.split(".")[1]
-                for c in changes
-                if c.path.startswith("schema.") and (c.op != "add" or c.path.count(".") > 1)
-            }
+            name for name, column in actual["schema"].items() if columns.get(name) != column
         )
         empty = not current.get("totalRows") and resource.name not in live.active_tables
         if altered and not empty:
