@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from reconciler import kinds
+from reconciler.identity import Place
 from reconciler.live import LiveJob, LiveState
 from reconciler.model import Kind, Location, Resource, Secret
 from reconciler.plan import Change, Plan
@@ -132,9 +133,11 @@ def live_job(
     connections: Mapping[str, Mapping[str, Any]] | None = None,
     created: str = "2026-01-01T00:00:00Z",
     health: Mapping[str, Any] | None = None,
+    declared: Mapping[str, Place] | None = None,
 ) -> LiveJob:
     """A live job created from `spec`, as the reader resolves it through `connections` (by
-    default the one S3 connection `zoo`); Polaris echoes the request under `spec`."""
+    default the one S3 connection `zoo`) and the places the manifests declare for them;
+    Polaris echoes the request under `spec`."""
     body = {
         "id": id,
         "type": "batch",
@@ -143,9 +146,8 @@ def live_job(
         "health": dict(health or {"status": "ok"}),
         "spec": copy.deepcopy(dict(spec)),
     }
-    return LiveJob.of(
-        body, connections if connections is not None else {"zoo": live_connection("zoo")}
-    )
+    known = connections if connections is not None else {"zoo": live_connection("zoo")}
+    return LiveJob.of(body, known, declared)
 
 
 def live_state(

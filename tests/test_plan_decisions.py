@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from reconciler.identity import place_of
 from reconciler.live import LiveState
 from reconciler.model import Action, Kind, Reason, Resource
 from reconciler.plan import PlanErrorCode, PlanOptions, make_plan
@@ -136,6 +137,17 @@ DECISIONS = [
     pytest.param(case(ZOO, T, job(), live=with_jobs(live_job(edited(JOB, source__connectionName="old"), "completed",
                                                              connections={**PLACES, "old": live_connection("old")}))),
                  Action.NOOP, Reason.INGESTED, id="a job completed through a renamed connection is not submitted again"),
+    pytest.param(case(ZOO, T, job(), live=live_state({"zoo": live_connection("zoo", s3(bucket="moved"))},
+                                                      LIVE["tables"], [live_job(
+        JOB, connections={"zoo": live_connection("zoo", s3(bucket="moved"))},
+        declared={"zoo": place_of(s3())})])),
+                 Action.NOOP, Reason.INGESTED,
+                 id="a job whose connection was moved behind git's back is matched where the manifest points"),
+    pytest.param(case(ZOO, T, job(), live=live_state({"zoo": live_connection("zoo", s3(bucket="moved"))},
+                                                      LIVE["tables"], [live_job(
+        JOB, connections={"zoo": live_connection("zoo", s3(bucket="moved"))})])),
+                 Action.CREATE, Reason.NOT_FOUND,
+                 id="a job that read another bucket than the manifest's connection points to is another job"),
     pytest.param(case(ZOO, T, job(OVERLAPPING), live=with_jobs(live_job(JOB, "completed"))),
                  Action.CREATE, Reason.SPEC_CHANGED, id="a new spec reading ingested objects is a changed spec"),
     pytest.param(case(ZOO, T, job(OTHER_OBJECT), live=with_jobs(live_job(JOB, "completed"))),

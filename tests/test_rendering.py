@@ -16,7 +16,7 @@ from reconciler.plan import Plan, PlanError
 from reconciler.render import PlanJson, PlanMarkdown, PlanText
 from tests.builders import change, plan_of
 
-HOSTILE = "evil\x1b[2J\rname|`x`<script>*[a](b)"
+HOSTILE = "evil\x1b[2J\rname|`x`<script>*[a](b)\u202egnp.exe"
 
 
 def text(plan: Plan, **options: bool) -> str:
@@ -92,7 +92,9 @@ HOSTILE_PLAN = plan_of(
 )  # fmt: skip
 
 
-@pytest.mark.parametrize("character", ["\x1b", "\r"], ids=["escape", "carriage return"])
+@pytest.mark.parametrize(
+    "character", ["\x1b", "\r", "\u202e"], ids=["escape", "carriage return", "a bidi override"]
+)
 def test_text_never_writes_a_control_character_a_name_holds(character: str) -> None:
     assert character not in text(HOSTILE_PLAN, color=False)
 
@@ -108,8 +110,16 @@ def test_text_passes_every_value_through_the_redactor() -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    ["<script>", "name|", "`x`", "[a](b)", "\x1b", "\r"],
-    ids=["an html tag", "a table cell", "a code span", "a link", "an escape", "a carriage return"],
+    ["<script>", "name|", "`x`", "[a](b)", "\x1b", "\r", "\u202e"],
+    ids=[
+        "an html tag",
+        "a table cell",
+        "a code span",
+        "a link",
+        "an escape",
+        "a carriage return",
+        "a bidi override",
+    ],
 )
 def test_markdown_never_writes_structure_a_name_holds(raw: str) -> None:
     markdown = PlanMarkdown().render(HOSTILE_PLAN)
