@@ -195,3 +195,16 @@ def test_connections_and_tables_depend_on_nothing(change: Change) -> None:
 )  # fmt: skip
 def test_a_change_carries_the_bodies_it_is_between(change: Change, keys: set[str]) -> None:
     assert {"before", "desired"} & set(change.to_json()) == keys
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(planned([ZOO], live_state(PLACES), "zoo"),
+                     id="a connection whose secrets Polaris does not return"),
+        pytest.param(planned([T], live_state(tables={"t": live_table("t")}), "t"),
+                     id="a table whose server-chosen schemaMode the manifest leaves out"),
+    ],
+)  # fmt: skip
+def test_a_noops_before_and_desired_bodies_are_equal(change: Change) -> None:
+    assert change.action == "noop" and change.before == change.desired

@@ -223,14 +223,18 @@ class ResourceKind:
         from reconciler.plan import Change, PlanOptions
 
         changed = tuple(changed)
+        # Both sides as they are compared (server-chosen fields only where declared, write-only
+        # ones only where returned), so they differ exactly where `diff` says they do.
+        desired = self.normalize(resource.spec) if resource.spec else None
         before = self.normalize(live) if live is not None else None
+        if live is not None and resource.spec:
+            desired, before = self.comparable(resource.spec, live)
         requests = self.requests(
             action, resource.name, resource.spec, live, changed, options or PlanOptions()
         )
         return Change(
             kind=self.kind, name=resource.name, action=action, why=reason, reason=detail,
-            diff=changed, file=resource.location.file, before=before,
-            desired=self.normalize(resource.spec) if resource.spec else None,
+            diff=changed, file=resource.location.file, before=before, desired=desired,
             requests=requests, **extra,
         )  # fmt: skip
 
