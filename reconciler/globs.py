@@ -1,9 +1,10 @@
 """Java glob patterns, as Polaris's `pattern` object selector reads them, and overlap between them.
 
-Polaris hands `pattern` to Java's `FileSystem.getPathMatcher("glob:...")` (the S3 guide links the
-Oracle documentation): `*` matches within one path segment, `**` across segments, `?` one character
-other than `/`, `[abc]`, `[a-z]` and `[!a]` one character from (or not from) a class, `{a,b}` one of
-several sub-patterns (groups do not nest), and `\\` escapes the next character. A class never
+Polaris hands `pattern` to Java's `FileSystem.getPathMatcher("glob:...")` (the S3 guide,
+tests/reference/polaris-s3-ingestion-guide.txt, links the Oracle documentation): `*` matches
+within one path segment, `**` across segments, `?` one character other than `/`, `[abc]`,
+`[a-z]` and `[!a]` one character from (or not from) a class, `{a,b}` one of several
+sub-patterns (groups do not nest), and `\\` escapes the next character. A class never
 matches `/`.
 
 The module is pure and imports nothing from the rest of the package, so that the emulator (which

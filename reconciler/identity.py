@@ -157,7 +157,8 @@ def _split_uri(uri: str) -> tuple[str, str]:
     return "", uri
 
 
-# The guide says a connection's prefix limits the objects available through it; it does not say
+# The S3 guide (tests/reference/polaris-s3-ingestion-guide.txt) says a connection's prefix
+# limits the objects available through it; it does not say
 # whether a job's keys are relative to it. Keys are read as full bucket keys (as `uris` are, and
 # as the emulator's `s3.select` reads them), limited to the prefix; a selector that could select
 # nothing that way is read relative to the prefix instead, so that neither reading hides overlap.

@@ -290,7 +290,8 @@ def select(
 ) -> list[S3Object]:
     """The objects a job's source spec selects from a connection's bucket and prefix.
 
-    As the S3 ingestion guide documents them: `uris` (s3:// URIs), `objects` (keys), `prefixes`
+    As the S3 ingestion guide (tests/reference/polaris-s3-ingestion-guide.txt) documents them:
+    `uris` (s3:// URIs), `objects` (keys), `prefixes`
     (key prefixes) or `pattern` (a Java glob over the whole key), always within the connection's
     `prefix`. Keys are full keys, not relative to the connection's prefix (inferred: the guide's
     examples use a connection without a prefix; the reading that keeps `uris` and `objects` equal is

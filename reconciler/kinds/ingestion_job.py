@@ -46,7 +46,8 @@ FORMAT_DEFAULTS: dict[str, dict[str, Any]] = {
     "csv": {"columns": [], "skipHeaderRows": 0, "delimiter": ","},
     "parquet": {"binaryAsString": False},
 }
-# Polaris appends this mapping to every job with aggregations (see the S3 guide's sample response).
+# Polaris appends this mapping to every job with aggregations (the S3 guide's sample response,
+# tests/reference/polaris-s3-ingestion-guide.txt).
 SERVER_ADDED_MAPPING = {"columnName": "__count", "expression": "COUNT(*)"}
 SELECTORS = ("uris", "prefixes", "objects")  # sets of keys: order carries no meaning
 TIME_COLUMN = "__time"
