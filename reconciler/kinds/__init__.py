@@ -1,7 +1,8 @@
 """The registry of resource kinds: every step loops over it, and only the kind modules hold facts.
 
-Adding a kind is adding a module here with one `ResourceKind` subclass decorated with
-`@register`, its schema in `schemas/`, and its name in `model.Kind` (see docs/adding-a-kind.md).
+Adding a kind is mostly a module here with one `ResourceKind` subclass decorated with
+`@register`, its schema in `schemas/` and its name in `model.Kind`; docs/adding-a-kind.md lists
+the other places (its slot in `live.LiveState`, the emulator, the OpenAPI excerpt, tests).
 """
 
 from __future__ import annotations
