@@ -62,6 +62,9 @@ class LiveState:
     tables: Mapping[str, Mapping[str, Any]]  # full tables for declared ones, summaries otherwise
     jobs: tuple[LiveJob, ...]  # batch jobs into a table that a manifest job targets
     active_job_connections: frozenset[str] = field(default_factory=frozenset)
+    # Any other kind's live resources by name (ResourceKind's default read and live use it):
+    # a new kind needs no attribute here.
+    named: Mapping[Kind, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
 
     @functools.cached_property
     def by_fingerprint(self) -> Mapping[str, list[LiveJob]]:
@@ -167,6 +170,7 @@ class LiveReader:
         self.tables: dict[str, Mapping[str, Any]] = {}
         self.jobs: list[LiveJob] = []
         self.active_connections: set[str] = set()
+        self.named: dict[Kind, dict[str, Mapping[str, Any]]] = {}
         self.finishing: list[Callable[[], None]] = []
 
     def of_kind(self, kind: Kind) -> list[Resource]:
@@ -191,8 +195,9 @@ class LiveReader:
     def state(self) -> LiveState:
         """What was read."""
         return LiveState(
-            self.connections, self.tables, tuple(self.jobs), frozenset(self.active_connections)
-        )
+            self.connections, self.tables, tuple(self.jobs), frozenset(self.active_connections),
+            self.named,
+        )  # fmt: skip
 
 
 def read_live(

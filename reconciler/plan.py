@@ -8,6 +8,7 @@ octoDNS). What a kind's change is decided by its module in reconciler/kinds.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections import Counter
@@ -300,13 +301,16 @@ def make_plan(
     changes: list[Change] = []
     errors: list[PlanError] = []
     for resource in resources:
-        outcome = kinds.of(resource.kind).plan(resource, context)
+        kind = kinds.of(resource.kind)
+        outcome = kind.plan(resource, context)
         if isinstance(outcome, PlanError):
             errors.append(outcome)
-        else:
-            changes.append(outcome)
-    for kind in kinds.ordered():
-        changes = kind.review(changes, context)
+            continue
+        # Apply waits for the changes to what this resource depends on that the plan declares.
+        needed = tuple(key for key in kind.dependencies(resource.spec) if key in context.resources)
+        changes.append(dataclasses.replace(outcome, depends_on=needed) if needed else outcome)
+    for every in kinds.ordered():
+        changes = every.review(changes, context)
     unmanaged = [
         (kind.kind, name)
         for kind in kinds.ordered()

@@ -147,12 +147,22 @@ class ResourceKind:
     # Live state -----------------------------------------------------------------------------
 
     def read(self, reader: LiveReader) -> None:
-        """Read this kind's live state into `reader`, in the fewest requests."""
-        raise NotImplementedError
+        """Start reading this kind's live state into `reader`, without waiting for it.
+
+        The default lists the collection (`GET /{collection}`, answered `{"values": [...]}`) into
+        `reader.named[kind]`; a kind whose list is paged or holds summaries reads otherwise.
+        """
+        client, kind = reader.client, self.kind
+
+        def listed() -> dict[str, Mapping[str, Any]]:
+            return {str(item["name"]): item for item in client.get(self.path())["values"]}
+
+        started = reader.pool.submit(listed)
+        reader.then(lambda: reader.named.setdefault(kind, {}).update(started.result()))
 
     def live(self, state: LiveState) -> Mapping[str, Mapping[str, Any]]:
         """This kind's live resources by name ({} for a kind not addressed by name)."""
-        return {}
+        return state.named.get(self.kind, {})
 
     def digest(self, state: LiveState) -> Any:
         """What of this kind's live state decides a plan, as JSON (part of the plan checksum)."""

@@ -44,7 +44,16 @@ class Connection(ResourceKind):
             )
         ),
         write_only=("secrets",),
-        read_only=("name", "createdOn", "modifiedOn", "createdBy", "modifiedBy", "endpointUrl"),
+        read_only=(
+            "name",
+            "createdOn",
+            "modifiedOn",
+            "createdBy",
+            "modifiedBy",
+            *dict.fromkeys(
+                f for t in connection_types.CONNECTION_TYPES.values() for f in t.read_only
+            ),
+        ),
     )
 
     def writable(self, spec: Mapping[str, Any]) -> tuple[str, ...]:

@@ -441,9 +441,7 @@ class IngestionJob(ResourceKind):
                 resource, action, reason, detail, job.spec if job else None, changed, options,
                 warnings=warnings, notes=notes, job_id=job.id if job else None,
                 status=job.status if job else None, fingerprint=mine, reingest=bool(warnings),
-                place=place, depends_on=tuple(
-                    key for key in self.dependencies(spec) if key in context.resources
-                ),
+                place=place,
             )  # fmt: skip
 
         # The job's identity is what it reads and how, never metadata.name or the connection's
