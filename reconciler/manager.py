@@ -1,13 +1,14 @@
-"""One run of the reconciler, from manifests to API calls: load, validate, read, plan, check, apply.
+"""One run of the reconciler, from validated manifests to API calls: read, plan, check, apply.
 
-The CLI parses flags and renders; everything between is here, in this order, and only here:
+The CLI parses flags, loads and validates the manifests (`validate.load_manifests`, whose errors
+it renders: nothing reaches a Manager, so nothing is sent, before they pass) and renders results;
+everything between is here, in this order, and only here:
 
-1. load and validate the manifests (`validate.load_manifests`): nothing is sent before they pass;
-2. read live state through the provider (`Provider.read`), under the project lock when applying;
-3. plan (`plan.make_plan`), with the objects new jobs will read and connection tests if asked;
-4. check: a saved plan's checksum against the fresh one, then `Plan.raise_if_unsafe`, then
+1. read live state through the provider (`Provider.read`), under the project lock when applying;
+2. plan (`plan.make_plan`), with the objects new jobs will read and connection tests if asked;
+3. check: a saved plan's checksum against the fresh one, then `Plan.raise_if_unsafe`, then
    approval (a callback: the CLI asks on a terminal);
-5. apply (`Applier(provider).run(plan)`).
+4. apply (`Applier(provider).run(plan)`).
 Like octoDNS's Manager, which owns the sync of its providers and the safety of their plans.
 """
 

@@ -5,14 +5,19 @@ from __future__ import annotations
 import ast
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from reconciler import connection_types, kinds
+from reconciler.client import PolarisClient
 from reconciler.kinds.base import ResourceKind
+from reconciler.live import JobCache, LiveReader, read_live
 from reconciler.model import Kind
+from reconciler.plan import make_plan
+from tests.builders import detail_table, job_spec, live_state, resource, s3
 from tests.fixtures import ROOT
 
 REGISTERED = [pytest.param(kind, id=str(kind.kind)) for kind in kinds.ordered()]
@@ -153,3 +158,39 @@ def test_the_kind_naming_check_finds_kind_members_and_says_where(
     source: str, found: list[str]
 ) -> None:
     assert list(naming_a_kind(source, "m.py")) == found
+
+
+class _ListedByDefault(ResourceKind):
+    """A kind that relies on the base class for its live state (never registered)."""
+
+    kind = Kind.TABLE
+    collection = "connections"
+
+
+def test_a_kind_without_its_own_read_lists_its_collection_into_live_state_by_name(
+    client: PolarisClient,
+) -> None:
+    client.create_connection(
+        {"name": "listed", "type": "s3", "bucket": "b", "awsEndpoint": "s3.amazonaws.com"}
+    )
+    live = read_live(client, [])
+    probe = _ListedByDefault()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        reader = LiveReader(client, [], pool, JobCache(None))
+        probe.read(reader)
+        for step in reader.finishing:
+            step()
+    state = reader.state()
+    assert set(probe.live(state)) == {"listed"} == set(live.connections)
+    assert probe.live(state)["listed"]["bucket"] == "b"
+
+
+def test_a_change_waits_for_the_declared_resources_its_kind_depends_on() -> None:
+    declared = [
+        resource(Kind.CONNECTION, "c", s3()),
+        resource(Kind.TABLE, "t", detail_table()),
+        resource(Kind.INGESTION_JOB, "j", job_spec(connection="c", table="t")),
+    ]
+    plan = make_plan(declared, live_state())
+    (job,) = [c for c in plan.changes if c.kind is Kind.INGESTION_JOB]
+    assert job.depends_on == ((Kind.CONNECTION, "c"), (Kind.TABLE, "t"))
