@@ -17,9 +17,12 @@ from reconciler.apply import AMBIGUOUS_WRITE_ATTEMPTS, Applier, ApplyOptions, Po
 from reconciler.client import PolarisClient
 from reconciler.emulator import DEMO_PROJECT_ID, Emulator, FaultPlan
 from reconciler.model import LOCK_TABLE, Kind
+from reconciler.plan import make_plan
+from reconciler.validate import load_manifests
 from tests.cli import run
 from tests.fixtures import DEMO_SECRETS, external_connection_exists
 from tests.fleet import assert_converged, plan_fleet, write_fleet
+from tests.steps import write
 
 
 def test_apply_creates_each_jobs_connection_and_table_before_the_job(
@@ -323,3 +326,53 @@ def test_apply_under_five_percent_server_errors_succeeds_in_one_run_without_dupl
     assert any(method == "GET" for method, _ in failed)
     emulator.faults = FaultPlan()
     assert_converged(client, fleet, jobs=30)
+
+
+EXTERNAL_WITH_STALE_SPEC = """apiVersion: reconciler/v1
+kind: Connection
+metadata: {name: shared}
+policy: {manage: external}
+spec: {type: s3, bucket: team-bucket, awsEndpoint: s3.us-east-1.amazonaws.com, prefix: old/}
+---
+apiVersion: reconciler/v1
+kind: IngestionJob
+metadata: {name: shared-day-0}
+spec:
+  type: batch
+  target: {type: table, tableName: shared_events}
+  createTableIfNotExists: true
+  source:
+    type: s3
+    connectionName: shared
+    objects: [days/000.json]
+    formatSettings: {format: nd-json}
+    inputSchema: [{name: ts, dataType: string}]
+  mappings:
+    - {columnName: __time, expression: 'TIME_PARSE("ts")'}
+"""
+
+
+def test_a_lost_answer_to_a_job_post_through_an_external_connection_submits_no_duplicate(
+    tmp_path: Path, client: PolarisClient, emulator: Emulator
+) -> None:
+    # Another team owns `shared` and has moved it to another prefix since our manifest, which
+    # only checks that it exists, described it. Jobs read through the connection as it is live.
+    client.create_connection(
+        {
+            "name": "shared",
+            "type": "s3",
+            "bucket": "team-bucket",
+            "awsEndpoint": "s3.us-east-1.amazonaws.com",
+            "prefix": "new/",
+        }
+    )
+    write(tmp_path / "m", "shared.yaml", EXTERNAL_WITH_STALE_SPEC)
+    manifests = load_manifests([str(tmp_path / "m")], {})
+    assert emulator.faults is not None
+    emulator.faults.inject("drop", method="POST", path_contains="/jobs", times=1)
+    provider = PolarisProvider(client, sleep=lambda s: None)
+    plan = make_plan(manifests.resources, provider.read(manifests.resources))
+    result = Applier(provider).run(plan)
+    (job,) = [o for o in result.outcomes if o.change.kind is Kind.INGESTION_JOB]
+    assert job.status == "done", job.message
+    assert len(list(client.iter_jobs())) == 1, "the job was submitted twice"

@@ -970,11 +970,15 @@ class Submissions:
         self.planned = frozenset(self.known)
         self.submitted: set[str] = set()
         self.connections: dict[str, Mapping[str, Any]] = dict(live.connections if live else {})
+        # A connection managed elsewhere is read as it is live, as the plan read it: its
+        # manifest's spec (if any) is never applied, so it says nothing about where it points.
         self.connections.update(
             {
                 change.name: change.desired
                 for change in plan.changes
-                if change.kind is Kind.CONNECTION and change.desired
+                if change.kind is Kind.CONNECTION
+                and change.desired
+                and change.why is not Reason.EXTERNAL
             }
         )
         self.visible: set[tuple[Kind, str]] = set()
