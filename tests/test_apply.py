@@ -22,7 +22,7 @@ from reconciler.validate import load_manifests
 from tests.cli import run
 from tests.fixtures import DEMO_SECRETS, external_connection_exists
 from tests.fleet import assert_converged, plan_fleet, write_fleet
-from tests.steps import write
+from tests.steps import edit, write
 
 
 def test_apply_creates_each_jobs_connection_and_table_before_the_job(
@@ -376,3 +376,28 @@ def test_a_lost_answer_to_a_job_post_through_an_external_connection_submits_no_d
     (job,) = [o for o in result.outcomes if o.change.kind is Kind.INGESTION_JOB]
     assert job.status == "done", job.message
     assert len(list(client.iter_jobs())) == 1, "the job was submitted twice"
+
+
+def test_a_saved_plan_is_stale_once_a_secret_comes_from_another_variable(
+    served: Any,
+    workspace: Path,
+    client: PolarisClient,
+    emulator: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The saved plan shows each secret by its reference: the reviewed plan says which variable
+    # apply will send, so a manifest that now names another one is not the plan that was reviewed.
+    external_connection_exists(client)
+    assert run("plan", "--out", "plan.json").exit_code == 0
+    reviewed = Path("plan.json").read_text(encoding="utf-8")
+    assert "${env:DEMO_AWS_SECRET_ACCESS_KEY}" in reviewed
+    monkeypatch.setenv("CI_DEPLOY_TOKEN", "a-token-that-is-not-the-s3-secret")
+    edit(
+        workspace / "guide" / "demo-conn.yaml",
+        "${env:DEMO_AWS_SECRET_ACCESS_KEY}",
+        "${env:CI_DEPLOY_TOKEN}",
+    )
+    result = run("apply", "plan.json", "--auto-approve")
+    assert result.exit_code == 1, result.stdout + result.stderr
+    assert "the saved plan is stale" in result.stderr
+    assert "demo-conn" not in emulator.store.connections
