@@ -355,6 +355,31 @@ def test_a_create_answered_without_a_body_fails_only_what_depends_on_it(
     assert outcomes[("Table", "web_requests")]["status"] == "done"
 
 
+def test_a_malformed_job_met_by_the_check_before_a_post_fails_that_job_with_a_message(
+    hostile: HostileServer, workspace: Path
+) -> None:
+    listed = []
+
+    def polaris(method: str, path: str, body: bytes) -> Canned:
+        bare = path.split("?")[0]
+        if method == "GET" and bare.endswith("/jobs"):
+            listed.append(path)
+            if len(listed) > 1:  # after the plan, a job into the same table appears
+                running = {**KOALAS_SUMMARY, "executionStatus": "running"}
+                return json_body({"values": [running], "moreResultsAvailable": False})
+        if method == "GET" and "/jobs/" in bare:
+            return json_body({"id": JOB_ID, "executionStatus": "running", "source": "s3"})
+        return answers()(method, path, body)
+
+    hostile.respond = polaris
+    result = run("apply", "--auto-approve", "--no-lock", "manifests/guide")
+    said = result.stdout + result.stderr
+    assert "internal error" not in said and "Traceback" not in said, said
+    assert result.exit_code == 1, said
+    (line,) = [line for line in result.stdout.splitlines() if "IngestionJob/" in line]
+    assert line.startswith("failed") and f"GET /jobs/{JOB_ID}" in line, said
+
+
 # The client and read_live under generated malformed answers -----------------------------------
 
 STATUSES = st.sampled_from([200, 201, 204, 301, 400, 401, 403, 404, 409, 418, 429, 500, 502, 503])

@@ -1054,15 +1054,18 @@ class Submissions:
             known = self.known.get(job_id)
         if known is not None:
             return known
+        from reconciler.live import parsed
+
         body = self.client.get_job(job_id)
         if body is None:
             return None
-        connection = str((body.get("source") or {}).get("connectionName", ""))
+        _, connection = job_key(body)
         with self.lock:
             if connection not in self.connections:
                 # A connection created since the plan: learn it, so the job resolves to a place.
                 self.connections.update({c["name"]: c for c in self.client.list_connections()})
-            job = LiveJob.of(body, self.connections)
+            # A job the API would never send fails this change with a message, not the run.
+            job = parsed(body, lambda b: LiveJob.of(b, self.connections))
             self.known[job_id] = job
         return job
 
