@@ -401,3 +401,12 @@ def test_a_saved_plan_is_stale_once_a_secret_comes_from_another_variable(
     assert result.exit_code == 1, result.stdout + result.stderr
     assert "the saved plan is stale" in result.stderr
     assert "demo-conn" not in emulator.store.connections
+
+
+def test_apply_says_which_project_it_reads_before_it_plans(
+    served: Any, workspace: Path, client: PolarisClient
+) -> None:
+    external_connection_exists(client)
+    result = run("apply", "--auto-approve")
+    assert result.exit_code == 0, result.stderr
+    assert f"Reading live state of project {DEMO_PROJECT_ID} ..." in result.stderr
