@@ -380,6 +380,23 @@ def test_a_malformed_job_met_by_the_check_before_a_post_fails_that_job_with_a_me
     assert line.startswith("failed") and f"GET /jobs/{JOB_ID}" in line, said
 
 
+def test_a_job_post_answered_with_a_malformed_job_is_submitted_and_said_so(
+    hostile: HostileServer, workspace: Path
+) -> None:
+    def polaris(method: str, path: str, body: bytes) -> Canned:
+        if method == "POST" and path.split("?")[0].endswith("/jobs"):
+            return json_body({"id": JOB_ID, "source": "s3", "health": "ok"}, 201)
+        return answers()(method, path, body)
+
+    hostile.respond = polaris
+    result = run("apply", "--auto-approve", "--no-lock", "--format", "json", "manifests/guide")
+    said = result.stdout + result.stderr
+    assert "internal error" not in said and "Traceback" not in said, said
+    outcomes = {o["name"]: o for o in result.json()["results"]}
+    assert outcomes["koalas-demo-file"]["status"] == "done", said
+    assert outcomes["koalas-demo-file"]["jobId"] == JOB_ID
+
+
 # The client and read_live under generated malformed answers -----------------------------------
 
 STATUSES = st.sampled_from([200, 201, 204, 301, 400, 401, 403, 404, 409, 418, 429, 500, 502, 503])

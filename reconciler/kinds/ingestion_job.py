@@ -8,6 +8,7 @@ which live jobs satisfy or overlap a manifest job, and the re-check right before
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -985,7 +986,8 @@ class Submissions:
 
     def submit(self, change: Change) -> Outcome:
         from reconciler.apply import Outcome
-        from reconciler.client import AmbiguousWriteError
+        from reconciler.client import AmbiguousWriteError, MalformedResponseError
+        from reconciler.live import parsed
 
         (request,) = change.requests
         spec = request.body or {}
@@ -1004,8 +1006,13 @@ class Submissions:
             except AmbiguousWriteError:
                 continue
             with self.lock:
-                self.known[str(created["id"])] = LiveJob.of(created, self.connections)
                 self.submitted.add(str(created["id"]))
+                # Submitted, whatever the answer holds besides the id: a body the API would
+                # never send is not remembered (a later re-check reads the job instead).
+                with contextlib.suppress(MalformedResponseError):
+                    self.known[str(created["id"])] = parsed(
+                        created, lambda b: LiveJob.of(b, self.connections)
+                    )
             return self.finish(change, created, "submitted")
         existing, _ = self.find(spec, mine, reads)
         if existing is not None:
