@@ -16,7 +16,7 @@ import pytest
 from reconciler.apply import AMBIGUOUS_WRITE_ATTEMPTS, Applier, ApplyOptions, PolarisProvider
 from reconciler.client import PolarisClient
 from reconciler.emulator import DEMO_PROJECT_ID, Emulator, FaultPlan
-from reconciler.model import LOCK_TABLE, Kind
+from reconciler.model import LOCK_TABLE, Action, Kind
 from reconciler.plan import make_plan
 from reconciler.validate import load_manifests
 from tests.cli import run
@@ -410,3 +410,56 @@ def test_apply_says_which_project_it_reads_before_it_plans(
     result = run("apply", "--auto-approve")
     assert result.exit_code == 0, result.stderr
     assert f"Reading live state of project {DEMO_PROJECT_ID} ..." in result.stderr
+
+
+EVENTS_TABLE = """apiVersion: reconciler/v1
+kind: Table
+metadata: {name: events}
+spec:
+  type: detail
+  schema:
+    - {name: a, dataType: string}
+    - {name: b, dataType: string}
+"""
+
+
+def test_a_table_changed_after_the_plan_is_not_overwritten_by_it(
+    tmp_path: Path, client: PolarisClient
+) -> None:
+    client.create_table(
+        {"name": "events", "type": "detail", "schema": [{"name": "a", "dataType": "string"}]}
+    )
+    write(tmp_path / "m", "events.yaml", EVENTS_TABLE)
+    manifests = load_manifests([str(tmp_path / "m")], {})
+    provider = PolarisProvider(client, sleep=lambda s: None)
+    plan = make_plan(manifests.resources, provider.read(manifests.resources))
+    (change,) = plan.changes
+    assert change.action is Action.UPDATE, change.reason
+    # Someone adds a column after the plan was reviewed: the reviewed PUT would remove it.
+    current = client.get_table("events")
+    assert current is not None
+    column = {"name": "c", "dataType": "long"}
+    client.update_table("events", {**current, "schema": [*current["schema"], column]})
+    (outcome,) = Applier(provider).run(plan).outcomes
+    assert outcome.status == "failed", outcome.message
+    assert "changed since the plan" in outcome.message
+    after = client.get_table("events")
+    assert after is not None and column in after["schema"]
+
+
+def test_a_lost_answer_to_a_table_put_counts_as_updated(
+    tmp_path: Path, client: PolarisClient, emulator: Emulator
+) -> None:
+    client.create_table(
+        {"name": "events", "type": "detail", "schema": [{"name": "a", "dataType": "string"}]}
+    )
+    write(tmp_path / "m", "events.yaml", EVENTS_TABLE)
+    manifests = load_manifests([str(tmp_path / "m")], {})
+    provider = PolarisProvider(client, sleep=lambda s: None)
+    plan = make_plan(manifests.resources, provider.read(manifests.resources))
+    assert emulator.faults is not None
+    emulator.faults.inject("drop", method="PUT", path_contains="/tables", times=1)
+    (outcome,) = Applier(provider).run(plan).outcomes
+    assert (outcome.status, outcome.message) == ("done", "updated")
+    after = client.get_table("events")
+    assert after is not None and [c["name"] for c in after["schema"]] == ["a", "b"]
