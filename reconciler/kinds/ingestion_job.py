@@ -1088,7 +1088,8 @@ class Submissions:
             totals = self.client.job_metrics(job_id).get("totals") or {}
             message = f"{verb} as job {job_id}; completed"
             return Outcome(change, "done", message, job_id, final, totals)
-        health = final.get("health") or {}
+        health = final.get("health")
+        health = health if isinstance(health, Mapping) else {}
         detail = f"{health.get('code', status)}: {health.get('message', '')}".rstrip(": ")
         return Outcome(change, "failed", f"job {job_id} {status}: {detail}", job_id, final)
 
@@ -1105,7 +1106,7 @@ class Submissions:
                 return job
             progress = self.client.job_progress(job_id).get("overallProgress")
             line = f"{change.ref} job {job_id}: {status}" + (
-                f", {float(progress):.0%}" if progress is not None else ""
+                f", {float(progress):.0%}" if isinstance(progress, int | float) else ""
             )
             if line != last:
                 self.provider.progress(line)
