@@ -64,8 +64,8 @@ class Outcome:
             entry["jobId"] = self.job_id
         if self.job is not None:
             entry["executionStatus"] = self.job.get("executionStatus")
-            health = self.job.get("health") or {}
-            if health.get("status") == "error":
+            health = self.job.get("health")
+            if isinstance(health, Mapping) and health.get("status") == "error":
                 entry["health"] = {"code": health.get("code"), "message": health.get("message")}
         if self.metrics is not None:
             entry["metrics"] = dict(self.metrics)

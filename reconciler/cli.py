@@ -550,7 +550,6 @@ def _plan(
     key = _api_key(target)  # read first, so that no manifest error can show it
     manifests = _manifests(paths, target, fmt)
     with _client(target, key) as client:
-        echo(f"Reading live state of project {terminal(target.project)} ...", err=True)
         planned = _manager(target, client).plan(
             manifests, options, access=access, preflight=preflight
         )

@@ -679,7 +679,10 @@ class PolarisClient:
         once a page says there are more, the next ones are read together, twice as many each
         time up to READ_AHEAD_PAGES (1, 2, 4, 4, ...): ten pages take five round trips instead
         of ten. The list has no total, so the last group may ask for up to three pages past the
-        end (two, for ten pages).
+        end (two, for ten pages). Pages read together may be answered in any order: a job created
+        between two answers would move a job across their boundary unseen, so each page read
+        ahead starts with the last job of the page before it, and one that does not is read
+        again in order.
         """
         seen: set[str] = set()
         params = {**JOB_ORDER, **filters, "paginationLimit": PAGE_SIZE}
@@ -691,11 +694,14 @@ class PolarisClient:
         ahead: deque[tuple[int, Future[dict[str, Any]]]] = deque()  # pages asked for, in order
         width = 0
         offset = 0
+        last: str | None = None  # the id of the last job of the page before
         try:
             while True:
-                if ahead and ahead[0][0] == offset:
-                    page = ahead.popleft()[1].result()
-                else:  # not read ahead, or a page came back short and the offsets moved
+                page = ahead.popleft()[1].result() if ahead and ahead[0][0] == offset else None
+                values = page["values"] if page is not None else []
+                if page is not None and values and str(values[0]["id"]) == last:
+                    values = values[1:]  # the job the page was asked to start with
+                else:  # not read ahead, a page came back short, or the list moved between reads
                     for _, future in ahead:
                         future.cancel()
                     ahead.clear()
@@ -704,7 +710,9 @@ class PolarisClient:
                         if read_ahead
                         else page_at(offset)
                     )
-                values = page["values"]
+                    values = page["values"]
+                if page["values"]:
+                    last = str(page["values"][-1]["id"])
                 fresh = []
                 for summary in values:
                     # A job created while paging shifts the rest down a place: skip the repeat.
@@ -714,13 +722,15 @@ class PolarisClient:
                 # A page with nothing new cannot lead anywhere: stop rather than page forever.
                 more = bool(page.get("moreResultsAvailable")) and bool(fresh)
                 offset += len(values)
-                if more and read_ahead is not None and not ahead and len(values) == PAGE_SIZE:
+                full = len(page["values"]) == PAGE_SIZE
+                if more and read_ahead is not None and not ahead and full:
                     # Asked for before this page's jobs are handed out, so that work the caller
-                    # queues for them comes after these reads.
+                    # queues for them comes after these reads. Each starts one job early.
                     width = min(max(1, width * 2), READ_AHEAD_PAGES)
+                    stride = PAGE_SIZE - 1
                     ahead.extend(
-                        (at, read_ahead.submit(page_at, at))
-                        for at in range(offset, offset + width * PAGE_SIZE, PAGE_SIZE)
+                        (at, read_ahead.submit(page_at, at - 1))
+                        for at in range(offset, offset + width * stride, stride)
                     )
                 yield from fresh
                 if not more:

@@ -183,14 +183,7 @@ class LiveReader:
 
     def parsed(self, body: Mapping[str, Any], parse: Callable[[Mapping[str, Any]], T]) -> T:
         """`parse(body)`; a body whose fields have types the API never sends is an error."""
-        try:
-            return parse(body)
-        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as error:
-            raise MalformedResponseError(
-                f"GET /jobs/{body.get('id')}: Polaris answered with a job whose fields do not "
-                f"have the documented types ({type(error).__name__}: {error}); is POLARIS_URL "
-                "the API?"
-            ) from None
+        return parsed(body, parse)
 
     def state(self) -> LiveState:
         """What was read."""
@@ -198,6 +191,18 @@ class LiveReader:
             self.connections, self.tables, tuple(self.jobs), frozenset(self.active_connections),
             self.named,
         )  # fmt: skip
+
+
+def parsed(body: Mapping[str, Any], parse: Callable[[Mapping[str, Any]], T]) -> T:
+    """`parse(body)` of a job; one whose fields have types the API never sends is an error."""
+    try:
+        return parse(body)
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as error:
+        raise MalformedResponseError(
+            f"GET /jobs/{body.get('id')}: Polaris answered with a job whose fields do not "
+            f"have the documented types ({type(error).__name__}: {error}); is POLARIS_URL "
+            "the API?"
+        ) from None
 
 
 def read_live(

@@ -83,6 +83,7 @@ class Manager:
     ) -> Planned:  # fmt: skip
         """Read live state and plan; with `access`, list what new jobs will read; with
         `preflight`, test the connections they read through."""
+        self.progress(f"Reading live state of project {self.provider.client.config.project} ...")
         live = self.provider.read(manifests.resources)
         plan = make_plan(manifests.resources, live, options)
         if access is not None or preflight:

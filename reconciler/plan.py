@@ -337,15 +337,26 @@ def _identity(resource: Resource) -> Any:
     return kinds.of(resource.kind).normalize(resource.spec) if resource.spec else {}
 
 
+def _write_only(resource: Resource) -> tuple[str, ...]:
+    return kinds.of(resource.kind).fields.write_only
+
+
 def checksum(resources: Iterable[Resource], live: LiveState) -> str:
     """A digest of the normalized desired and live state the plan was computed from.
 
     Each kind says what of its live state decides a plan (`ResourceKind.digest`): a job moving
-    from pending to completed does not invalidate a reviewed plan; secrets are never part of it.
+    from pending to completed does not invalidate a reviewed plan; secret values are never part of
+    it, only their references.
     """
     desired = [
-        [str(r.kind), r.name, r.policy.get("manage", "reconciler"), _identity(r)] for r in resources
-    ]
+        [
+            str(r.kind), r.name, r.policy.get("manage", "reconciler"), _identity(r),
+            # Write-only values are never compared, but the plan shows (and sends) each one by
+            # its reference: a manifest that names another variable is not the reviewed plan.
+            {name: by_reference(r.spec[name]) for name in _write_only(r) if name in r.spec},
+        ]
+        for r in resources
+    ]  # fmt: skip
     state = {str(kind.kind): kind.digest(live) for kind in kinds.ordered()}
     canonical = json.dumps([desired, state], sort_keys=True, separators=(",", ":"), default=str)
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -16,10 +16,13 @@ import pytest
 from reconciler.apply import AMBIGUOUS_WRITE_ATTEMPTS, Applier, ApplyOptions, PolarisProvider
 from reconciler.client import PolarisClient
 from reconciler.emulator import DEMO_PROJECT_ID, Emulator, FaultPlan
-from reconciler.model import LOCK_TABLE, Kind
+from reconciler.model import LOCK_TABLE, Action, Kind
+from reconciler.plan import make_plan
+from reconciler.validate import load_manifests
 from tests.cli import run
 from tests.fixtures import DEMO_SECRETS, external_connection_exists
 from tests.fleet import assert_converged, plan_fleet, write_fleet
+from tests.steps import edit, write
 
 
 def test_apply_creates_each_jobs_connection_and_table_before_the_job(
@@ -323,3 +326,140 @@ def test_apply_under_five_percent_server_errors_succeeds_in_one_run_without_dupl
     assert any(method == "GET" for method, _ in failed)
     emulator.faults = FaultPlan()
     assert_converged(client, fleet, jobs=30)
+
+
+EXTERNAL_WITH_STALE_SPEC = """apiVersion: reconciler/v1
+kind: Connection
+metadata: {name: shared}
+policy: {manage: external}
+spec: {type: s3, bucket: team-bucket, awsEndpoint: s3.us-east-1.amazonaws.com, prefix: old/}
+---
+apiVersion: reconciler/v1
+kind: IngestionJob
+metadata: {name: shared-day-0}
+spec:
+  type: batch
+  target: {type: table, tableName: shared_events}
+  createTableIfNotExists: true
+  source:
+    type: s3
+    connectionName: shared
+    objects: [days/000.json]
+    formatSettings: {format: nd-json}
+    inputSchema: [{name: ts, dataType: string}]
+  mappings:
+    - {columnName: __time, expression: 'TIME_PARSE("ts")'}
+"""
+
+
+def test_a_lost_answer_to_a_job_post_through_an_external_connection_submits_no_duplicate(
+    tmp_path: Path, client: PolarisClient, emulator: Emulator
+) -> None:
+    # Another team owns `shared` and has moved it to another prefix since our manifest, which
+    # only checks that it exists, described it. Jobs read through the connection as it is live.
+    client.create_connection(
+        {
+            "name": "shared",
+            "type": "s3",
+            "bucket": "team-bucket",
+            "awsEndpoint": "s3.us-east-1.amazonaws.com",
+            "prefix": "new/",
+        }
+    )
+    write(tmp_path / "m", "shared.yaml", EXTERNAL_WITH_STALE_SPEC)
+    manifests = load_manifests([str(tmp_path / "m")], {})
+    assert emulator.faults is not None
+    emulator.faults.inject("drop", method="POST", path_contains="/jobs", times=1)
+    provider = PolarisProvider(client, sleep=lambda s: None)
+    plan = make_plan(manifests.resources, provider.read(manifests.resources))
+    result = Applier(provider).run(plan)
+    (job,) = [o for o in result.outcomes if o.change.kind is Kind.INGESTION_JOB]
+    assert job.status == "done", job.message
+    assert len(list(client.iter_jobs())) == 1, "the job was submitted twice"
+
+
+def test_a_saved_plan_is_stale_once_a_secret_comes_from_another_variable(
+    served: Any,
+    workspace: Path,
+    client: PolarisClient,
+    emulator: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The saved plan shows each secret by its reference: the reviewed plan says which variable
+    # apply will send, so a manifest that now names another one is not the plan that was reviewed.
+    external_connection_exists(client)
+    assert run("plan", "--out", "plan.json").exit_code == 0
+    reviewed = Path("plan.json").read_text(encoding="utf-8")
+    assert "${env:DEMO_AWS_SECRET_ACCESS_KEY}" in reviewed
+    monkeypatch.setenv("CI_DEPLOY_TOKEN", "a-token-that-is-not-the-s3-secret")
+    edit(
+        workspace / "guide" / "demo-conn.yaml",
+        "${env:DEMO_AWS_SECRET_ACCESS_KEY}",
+        "${env:CI_DEPLOY_TOKEN}",
+    )
+    result = run("apply", "plan.json", "--auto-approve")
+    assert result.exit_code == 1, result.stdout + result.stderr
+    assert "the saved plan is stale" in result.stderr
+    assert "demo-conn" not in emulator.store.connections
+
+
+def test_apply_says_which_project_it_reads_before_it_plans(
+    served: Any, workspace: Path, client: PolarisClient
+) -> None:
+    external_connection_exists(client)
+    result = run("apply", "--auto-approve")
+    assert result.exit_code == 0, result.stderr
+    assert f"Reading live state of project {DEMO_PROJECT_ID} ..." in result.stderr
+
+
+EVENTS_TABLE = """apiVersion: reconciler/v1
+kind: Table
+metadata: {name: events}
+spec:
+  type: detail
+  schema:
+    - {name: a, dataType: string}
+    - {name: b, dataType: string}
+"""
+
+
+def test_a_table_changed_after_the_plan_is_not_overwritten_by_it(
+    tmp_path: Path, client: PolarisClient
+) -> None:
+    client.create_table(
+        {"name": "events", "type": "detail", "schema": [{"name": "a", "dataType": "string"}]}
+    )
+    write(tmp_path / "m", "events.yaml", EVENTS_TABLE)
+    manifests = load_manifests([str(tmp_path / "m")], {})
+    provider = PolarisProvider(client, sleep=lambda s: None)
+    plan = make_plan(manifests.resources, provider.read(manifests.resources))
+    (change,) = plan.changes
+    assert change.action is Action.UPDATE, change.reason
+    # Someone adds a column after the plan was reviewed: the reviewed PUT would remove it.
+    current = client.get_table("events")
+    assert current is not None
+    column = {"name": "c", "dataType": "long"}
+    client.update_table("events", {**current, "schema": [*current["schema"], column]})
+    (outcome,) = Applier(provider).run(plan).outcomes
+    assert outcome.status == "failed", outcome.message
+    assert "changed since the plan" in outcome.message
+    after = client.get_table("events")
+    assert after is not None and column in after["schema"]
+
+
+def test_a_lost_answer_to_a_table_put_counts_as_updated(
+    tmp_path: Path, client: PolarisClient, emulator: Emulator
+) -> None:
+    client.create_table(
+        {"name": "events", "type": "detail", "schema": [{"name": "a", "dataType": "string"}]}
+    )
+    write(tmp_path / "m", "events.yaml", EVENTS_TABLE)
+    manifests = load_manifests([str(tmp_path / "m")], {})
+    provider = PolarisProvider(client, sleep=lambda s: None)
+    plan = make_plan(manifests.resources, provider.read(manifests.resources))
+    assert emulator.faults is not None
+    emulator.faults.inject("drop", method="PUT", path_contains="/tables", times=1)
+    (outcome,) = Applier(provider).run(plan).outcomes
+    assert (outcome.status, outcome.message) == ("done", "updated")
+    after = client.get_table("events")
+    assert after is not None and [c["name"] for c in after["schema"]] == ["a", "b"]

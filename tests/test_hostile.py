@@ -355,6 +355,74 @@ def test_a_create_answered_without_a_body_fails_only_what_depends_on_it(
     assert outcomes[("Table", "web_requests")]["status"] == "done"
 
 
+def test_a_malformed_job_met_by_the_check_before_a_post_fails_that_job_with_a_message(
+    hostile: HostileServer, workspace: Path
+) -> None:
+    listed = []
+
+    def polaris(method: str, path: str, body: bytes) -> Canned:
+        bare = path.split("?")[0]
+        if method == "GET" and bare.endswith("/jobs"):
+            listed.append(path)
+            if len(listed) > 1:  # after the plan, a job into the same table appears
+                running = {**KOALAS_SUMMARY, "executionStatus": "running"}
+                return json_body({"values": [running], "moreResultsAvailable": False})
+        if method == "GET" and "/jobs/" in bare:
+            return json_body({"id": JOB_ID, "executionStatus": "running", "source": "s3"})
+        return answers()(method, path, body)
+
+    hostile.respond = polaris
+    result = run("apply", "--auto-approve", "--no-lock", "manifests/guide")
+    said = result.stdout + result.stderr
+    assert "internal error" not in said and "Traceback" not in said, said
+    assert result.exit_code == 1, said
+    (line,) = [line for line in result.stdout.splitlines() if "IngestionJob/" in line]
+    assert line.startswith("failed") and f"GET /jobs/{JOB_ID}" in line, said
+
+
+def test_a_job_post_answered_with_a_malformed_job_is_submitted_and_said_so(
+    hostile: HostileServer, workspace: Path
+) -> None:
+    def polaris(method: str, path: str, body: bytes) -> Canned:
+        if method == "POST" and path.split("?")[0].endswith("/jobs"):
+            return json_body({"id": JOB_ID, "source": "s3", "health": "ok"}, 201)
+        return answers()(method, path, body)
+
+    hostile.respond = polaris
+    result = run("apply", "--auto-approve", "--no-lock", "--format", "json", "manifests/guide")
+    said = result.stdout + result.stderr
+    assert "internal error" not in said and "Traceback" not in said, said
+    outcomes = {o["name"]: o for o in result.json()["results"]}
+    assert outcomes["koalas-demo-file"]["status"] == "done", said
+    assert outcomes["koalas-demo-file"]["jobId"] == JOB_ID
+
+
+def test_apply_wait_on_a_job_with_malformed_progress_and_health_fails_it_with_a_message(
+    hostile: HostileServer, workspace: Path
+) -> None:
+    reads = []
+
+    def polaris(method: str, path: str, body: bytes) -> Canned:
+        bare = path.split("?")[0]
+        if method == "GET" and bare.endswith("/progress"):
+            return json_body({"overallProgress": "half"})
+        if method == "GET" and bare.endswith(f"/jobs/{JOB_ID}"):
+            reads.append(path)
+            status = "running" if len(reads) == 1 else "failed"
+            return json_body({"id": JOB_ID, "executionStatus": status, "health": "broken"})
+        return answers()(method, path, body)
+
+    hostile.respond = polaris
+    result = run("apply", "--auto-approve", "--no-lock", "--wait", "manifests/guide")
+    said = result.stdout + result.stderr
+    assert "internal error" not in said and "Traceback" not in said, said
+    assert result.exit_code == 1, said
+    assert any(
+        line.startswith("failed") and f"job {JOB_ID} failed" in line
+        for line in result.stdout.splitlines()
+    ), said
+
+
 # The client and read_live under generated malformed answers -----------------------------------
 
 STATUSES = st.sampled_from([200, 201, 204, 301, 400, 401, 403, 404, 409, 418, 429, 500, 502, 503])

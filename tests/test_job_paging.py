@@ -7,6 +7,7 @@ These tests change the project between two pages, exactly where that happens.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -139,3 +140,46 @@ def test_a_plan_never_has_more_requests_in_flight_than_its_parallelism(
     live = read_live(client, manifests.resources, parallelism=2)
     assert len(live.jobs) == 6
     assert emulator.peak_in_flight == 2
+
+
+class LaterPageFirst(httpx.BaseTransport):
+    """The emulator's own transport; the page at `held` waits until the page after it has been
+    answered and `change` has run: two pages read together, answered across a change."""
+
+    def __init__(self, emulator: Emulator, held: int, change: Callable[[], object]) -> None:
+        self.inner = emulator.transport()
+        self.held, self.change = held, change
+        self.answered = threading.Event()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        offset = request.url.params.get("paginationOffset")
+        if request.url.path.endswith("/jobs") and offset is not None:
+            if int(offset) == self.held:
+                self.answered.wait(timeout=10)
+            elif int(offset) > self.held and not self.answered.is_set():
+                response = self.inner.handle_request(request)
+                self.change()
+                self.answered.set()
+                return response
+        return self.inner.handle_request(request)
+
+
+def test_a_job_created_while_pages_are_read_together_hides_no_other_job(
+    project: tuple[Emulator, BetweenPages, PolarisClient],
+) -> None:
+    emulator, _, seeding = project
+    seeded = seed_jobs(seeding, 3 * PAGE_SIZE + 500)
+    # The third and fourth pages are asked for together; the fourth is answered first, then a
+    # job is created (every job moves down one), then the third.
+    transport = LaterPageFirst(emulator, 2 * PAGE_SIZE, lambda: seed_jobs(seeding, 1, "late"))
+    config = ClientConfig(
+        url="http://polaris.test", project=DEMO_PROJECT_ID, api_key=DEMO_API_KEY, insecure=True
+    )
+    with (
+        PolarisClient(config, transport=transport, sleep=lambda s: None) as client,
+        ThreadPoolExecutor(max_workers=2) as pool,
+    ):
+        ids = [summary["id"] for summary in client.iter_jobs(read_ahead=pool)]
+    assert transport.answered.is_set()
+    assert len(ids) == len(set(ids))
+    assert set(seeded) - set(ids) == set()

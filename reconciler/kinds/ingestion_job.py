@@ -8,6 +8,7 @@ which live jobs satisfy or overlap a manifest job, and the re-check right before
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -968,18 +969,23 @@ class Submissions:
         self.planned = frozenset(self.known)
         self.submitted: set[str] = set()
         self.connections: dict[str, Mapping[str, Any]] = dict(live.connections if live else {})
+        # A connection managed elsewhere is read as it is live, as the plan read it: its
+        # manifest's spec (if any) is never applied, so it says nothing about where it points.
         self.connections.update(
             {
                 change.name: change.desired
                 for change in plan.changes
-                if change.kind is Kind.CONNECTION and change.desired
+                if change.kind is Kind.CONNECTION
+                and change.desired
+                and change.why is not Reason.EXTERNAL
             }
         )
         self.visible: set[tuple[Kind, str]] = set()
 
     def submit(self, change: Change) -> Outcome:
         from reconciler.apply import Outcome
-        from reconciler.client import AmbiguousWriteError
+        from reconciler.client import AmbiguousWriteError, MalformedResponseError
+        from reconciler.live import parsed
 
         (request,) = change.requests
         spec = request.body or {}
@@ -998,8 +1004,13 @@ class Submissions:
             except AmbiguousWriteError:
                 continue
             with self.lock:
-                self.known[str(created["id"])] = LiveJob.of(created, self.connections)
                 self.submitted.add(str(created["id"]))
+                # Submitted, whatever the answer holds besides the id: a body the API would
+                # never send is not remembered (a later re-check reads the job instead).
+                with contextlib.suppress(MalformedResponseError):
+                    self.known[str(created["id"])] = parsed(
+                        created, lambda b: LiveJob.of(b, self.connections)
+                    )
             return self.finish(change, created, "submitted")
         existing, _ = self.find(spec, mine, reads)
         if existing is not None:
@@ -1048,15 +1059,18 @@ class Submissions:
             known = self.known.get(job_id)
         if known is not None:
             return known
+        from reconciler.live import parsed
+
         body = self.client.get_job(job_id)
         if body is None:
             return None
-        connection = str((body.get("source") or {}).get("connectionName", ""))
+        _, connection = job_key(body)
         with self.lock:
             if connection not in self.connections:
                 # A connection created since the plan: learn it, so the job resolves to a place.
                 self.connections.update({c["name"]: c for c in self.client.list_connections()})
-            job = LiveJob.of(body, self.connections)
+            # A job the API would never send fails this change with a message, not the run.
+            job = parsed(body, lambda b: LiveJob.of(b, self.connections))
             self.known[job_id] = job
         return job
 
@@ -1072,7 +1086,8 @@ class Submissions:
             totals = self.client.job_metrics(job_id).get("totals") or {}
             message = f"{verb} as job {job_id}; completed"
             return Outcome(change, "done", message, job_id, final, totals)
-        health = final.get("health") or {}
+        health = final.get("health")
+        health = health if isinstance(health, Mapping) else {}
         detail = f"{health.get('code', status)}: {health.get('message', '')}".rstrip(": ")
         return Outcome(change, "failed", f"job {job_id} {status}: {detail}", job_id, final)
 
@@ -1089,7 +1104,7 @@ class Submissions:
                 return job
             progress = self.client.job_progress(job_id).get("overallProgress")
             line = f"{change.ref} job {job_id}: {status}" + (
-                f", {float(progress):.0%}" if progress is not None else ""
+                f", {float(progress):.0%}" if isinstance(progress, int | float) else ""
             )
             if line != last:
                 self.provider.progress(line)

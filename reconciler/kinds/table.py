@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 from reconciler.kinds import register
 from reconciler.kinds.base import Fields, PlanContext, ResourceKind, fields_of
 from reconciler.model import LOCK_TABLE, Action, Kind, Reason, Resource
-from reconciler.normalize import FieldChange
+from reconciler.normalize import FieldChange, diff
 
 if TYPE_CHECKING:
     from reconciler.apply import Outcome, PolarisProvider
@@ -150,7 +150,7 @@ class Table(ResourceKind):
         if action is Action.CREATE:
             return (Request("POST", self.path(), body),)
         if action is Action.UPDATE:
-            # The version is read again right before the PUT; the plan shows the one it read.
+            # The version the plan read: a table changed since then is not overwritten (apply).
             version = (live or {}).get("version")
             return (Request("PUT", self.path(name), {**body, "version": version}),)
         return ()
@@ -168,13 +168,25 @@ class Table(ResourceKind):
         (request,) = change.requests
         if request.method == "POST":
             return provider.create(change, request, client.create_table, client.get_table)
+        body = dict(request.body or {})
         for _attempt in range(AMBIGUOUS_WRITE_ATTEMPTS):
             current = client.get_table(change.name)
             if current is None:
                 return Outcome(change, "failed", "the table disappeared; run plan again")
+            if current.get("version") != body.get("version"):
+                # Changed since the plan: by this PUT, whose answer was lost, or by someone else,
+                # whose change the reviewed PUT would undo without a word.
+                spec = {k: v for k, v in body.items() if k not in ("name", "version")}
+                desired, actual = self.comparable(spec, current)
+                if not diff(actual, desired):
+                    return Outcome(change, "done", "updated")
+                return Outcome(
+                    change, "failed",
+                    f"the table changed since the plan (version {body.get('version')} is now "
+                    f"{current.get('version')}); run plan again to review the change",
+                )  # fmt: skip
             try:
-                # PUT carries the version read just now: a concurrent change makes it a 409.
-                body = {**(request.body or {}), "version": current.get("version")}
+                # PUT carries the version the plan read: a change since makes it a 409.
                 client.update_table(change.name, body)
                 return Outcome(change, "done", "updated")
             except (ConflictError, AmbiguousWriteError):
