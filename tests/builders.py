@@ -177,3 +177,10 @@ def change(kind: Kind = Kind.CONNECTION, name: str = "c", **fields: Any) -> Chan
 def plan_of(*changes: Change, **fields: Any) -> Plan:
     """A plan holding `changes`."""
     return Plan(tuple(changes), **fields)
+
+
+# The samples most tables start from: a connection, a table and one job reading through them.
+ZOO = resource(Kind.CONNECTION, "zoo", s3())
+T = resource(Kind.TABLE, "t", detail_table())
+JOB = job_spec()
+PLACES = {"zoo": live_connection("zoo")}  # zoo exists as declared

@@ -17,7 +17,7 @@ from reconciler.apply import AMBIGUOUS_WRITE_ATTEMPTS, Applier, ApplyOptions, Po
 from reconciler.client import PolarisClient
 from reconciler.emulator import DEMO_PROJECT_ID, Emulator, FaultPlan
 from reconciler.model import LOCK_TABLE, Action, Kind
-from reconciler.plan import make_plan
+from reconciler.plan import Plan, make_plan
 from reconciler.validate import load_manifests
 from tests.cli import run
 from tests.fixtures import DEMO_SECRETS, external_connection_exists
@@ -423,16 +423,21 @@ spec:
 """
 
 
-def test_a_table_changed_after_the_plan_is_not_overwritten_by_it(
-    tmp_path: Path, client: PolarisClient
-) -> None:
+def planned_table_update(tmp_path: Path, client: PolarisClient) -> tuple[PolarisProvider, Plan]:
+    """A live table `events` with column a, and the plan that adds column b to it."""
     client.create_table(
         {"name": "events", "type": "detail", "schema": [{"name": "a", "dataType": "string"}]}
     )
     write(tmp_path / "m", "events.yaml", EVENTS_TABLE)
     manifests = load_manifests([str(tmp_path / "m")], {})
     provider = PolarisProvider(client, sleep=lambda s: None)
-    plan = make_plan(manifests.resources, provider.read(manifests.resources))
+    return provider, make_plan(manifests.resources, provider.read(manifests.resources))
+
+
+def test_a_table_changed_after_the_plan_is_not_overwritten_by_it(
+    tmp_path: Path, client: PolarisClient
+) -> None:
+    provider, plan = planned_table_update(tmp_path, client)
     (change,) = plan.changes
     assert change.action is Action.UPDATE, change.reason
     # Someone adds a column after the plan was reviewed: the reviewed PUT would remove it.
@@ -450,13 +455,7 @@ def test_a_table_changed_after_the_plan_is_not_overwritten_by_it(
 def test_a_lost_answer_to_a_table_put_counts_as_updated(
     tmp_path: Path, client: PolarisClient, emulator: Emulator
 ) -> None:
-    client.create_table(
-        {"name": "events", "type": "detail", "schema": [{"name": "a", "dataType": "string"}]}
-    )
-    write(tmp_path / "m", "events.yaml", EVENTS_TABLE)
-    manifests = load_manifests([str(tmp_path / "m")], {})
-    provider = PolarisProvider(client, sleep=lambda s: None)
-    plan = make_plan(manifests.resources, provider.read(manifests.resources))
+    provider, plan = planned_table_update(tmp_path, client)
     assert emulator.faults is not None
     emulator.faults.inject("drop", method="PUT", path_contains="/tables", times=1)
     (outcome,) = Applier(provider).run(plan).outcomes

@@ -14,11 +14,14 @@ from reconciler.live import LiveState
 from reconciler.model import Kind, Resource
 from reconciler.plan import Change, PlanOptions, make_plan
 from tests.builders import (
+    JOB,
+    PLACES,
     SECRET_ID,
     SECRET_REFERENCES,
     SECRET_VALUE,
+    ZOO,
+    T,
     detail_table,
-    job_spec,
     live_connection,
     live_job,
     live_state,
@@ -28,10 +31,6 @@ from tests.builders import (
     secrets,
 )
 
-ZOO = resource(Kind.CONNECTION, "zoo", s3())
-T = resource(Kind.TABLE, "t", detail_table())
-JOB = job_spec()
-PLACES = {"zoo": live_connection("zoo")}
 KAFKA = {"type": "kafka", "bootstrapServers": "b:9092", "topicName": "events"}
 SECRET_BODY = {
     "type": "access_key",

@@ -14,9 +14,12 @@ from reconciler.live import LiveState
 from reconciler.model import Action, Kind, Reason, Resource
 from reconciler.plan import PlanErrorCode, PlanOptions, make_plan
 from tests.builders import (
+    JOB,
+    PLACES,
+    ZOO,
+    T,
     detail_table,
     edited,
-    job_spec,
     live_connection,
     live_job,
     live_state,
@@ -26,10 +29,6 @@ from tests.builders import (
     secrets,
 )
 
-ZOO = resource(Kind.CONNECTION, "zoo", s3())
-T = resource(Kind.TABLE, "t", detail_table())
-JOB = job_spec()
-PLACES = {"zoo": live_connection("zoo")}
 LIVE = {"connections": PLACES, "tables": {"t": live_table("t")}}  # zoo and t exist as declared
 OTHER_OBJECT = edited(JOB, source__objects=["penguins/gentoo.json"])
 OVERLAPPING = edited(JOB, source__objects=["penguins/adelaide.json", "penguins/gentoo.json"])
