@@ -22,7 +22,6 @@ from reconciler import kinds
 from reconciler.client import AmbiguousWriteError, ConflictError, PolarisClient, PolarisError
 from reconciler.live import JobCache, LiveState, read_live
 from reconciler.model import Action, Kind, Resource
-from reconciler.normalize import diff
 from reconciler.plan import Change, Plan, Request
 
 Progress = Callable[[str], None]
@@ -178,8 +177,7 @@ class PolarisProvider:
                 change, "failed", "Polaris reported a conflict, but the resource is not there"
             )
         spec = {key: value for key, value in body.items() if key != "name"}
-        desired, actual = kinds.of(change.kind).comparable(spec, found)
-        differing = diff(actual, desired)
+        differing = kinds.of(change.kind).compare(spec, found).changes
         if not differing:
             return Outcome(change, "done", "already exists and matches the manifest")
         fields = ", ".join(sorted({d.path.split(".")[0] for d in differing}))

@@ -52,6 +52,15 @@ Locate = Callable[[Resource, Path], Location]  # where a field of a resource's s
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """A desired spec and a live body in their compared form, and the changes between them."""
+
+    desired: dict[str, Any]
+    actual: dict[str, Any]
+    changes: tuple[FieldChange, ...]
+
+
+@dataclass(frozen=True)
 class PlanContext:
     """What a kind's planner may look at besides the resource itself."""
 
@@ -227,18 +236,25 @@ class ResourceKind:
     def change(
         self, resource: Resource, action: Action, reason: Reason, detail: str,
         live: Mapping[str, Any] | None, changed: Iterable[FieldChange] = (),
-        options: PlanOptions | None = None, **extra: Any,
+        options: PlanOptions | None = None, compared: Comparison | None = None, **extra: Any,
     ) -> Change:  # fmt: skip
         """A planned change carrying its before and desired bodies and the requests it sends."""
         from reconciler.plan import Change, PlanOptions
 
         changed = tuple(changed)
         # Both sides as they are compared (server-chosen fields only where declared, write-only
-        # ones only where returned), so they differ exactly where `diff` says they do.
-        desired = self.normalize(resource.spec) if resource.spec else None
-        before = self.normalize(live) if live is not None else None
-        if live is not None and resource.spec:
+        # ones only where returned), so they differ exactly where `diff` says they do; a planner
+        # that compared them already passes its `compared`, so nothing is normalized twice.
+        desired: Mapping[str, Any] | None = None
+        before: Mapping[str, Any] | None = None
+        if compared is not None:
+            desired, before = compared.desired, compared.actual
+        elif live is not None and resource.spec:
             desired, before = self.comparable(resource.spec, live)
+        elif resource.spec:
+            desired = self.normalize(resource.spec)
+        elif live is not None:
+            before = self.normalize(live)
         requests = self.requests(
             action, resource.name, resource.spec, live, changed, options or PlanOptions()
         )
@@ -264,10 +280,10 @@ class ResourceKind:
             resource, Action.NOOP, Reason.EXTERNAL, "managed externally; exists", current
         )
 
-    def differing(self, resource: Resource, live: Mapping[str, Any]) -> list[FieldChange]:
-        """The field changes that would make `live` what `resource` declares."""
-        desired, actual = self.comparable(resource.spec, live)
-        return diff(actual, desired)
+    def compare(self, spec: Mapping[str, Any], live: Mapping[str, Any]) -> Comparison:
+        """`spec` and `live` compared: the field changes that would make `live` what `spec` says."""
+        desired, actual = self.comparable(spec, live)
+        return Comparison(desired, actual, tuple(diff(actual, desired)))
 
 
 def fields_of(changes: Iterable[FieldChange]) -> str:

@@ -94,8 +94,8 @@ class Connection(ResourceKind):
         notes = (SECRETS_NOTE,) if "secrets" in resource.spec else ()
         if current is None:
             return self.created(resource, Reason.NOT_FOUND, "not found in project", notes=notes)
-        desired, actual = self.comparable(resource.spec, current)
-        changes = self.differing(resource, current)
+        compared = self.compare(resource.spec, current)
+        desired, actual, changes = compared.desired, compared.actual, list(compared.changes)
         options = context.options
         if desired.get("type") != actual.get("type"):
             detail = (
@@ -104,7 +104,7 @@ class Connection(ResourceKind):
             )
             return self.change(
                 resource, Action.REPLACE, Reason.TYPE_CHANGES, detail, current, changes, options,
-                notes=notes,
+                compared, notes=notes,
             )  # fmt: skip
         if options.rotate_secrets and "secrets" in resource.spec:
             changes.append(FieldChange("secrets", "(write-only)", "(sensitive, re-sent)"))
@@ -113,16 +113,17 @@ class Connection(ResourceKind):
             )
             return self.change(
                 resource, Action.UPDATE, Reason.ROTATE_SECRETS, detail, current, changes, options,
-                notes=notes,
+                compared, notes=notes,
             )  # fmt: skip
         if changes:
             return self.change(
                 resource, Action.UPDATE, Reason.FIELDS_DIFFER, f"{fields_of(changes)} differ",
-                current, changes, options, notes=notes,
+                current, changes, options, compared, notes=notes,
             )  # fmt: skip
         return self.change(
-            resource, Action.NOOP, Reason.UP_TO_DATE, "up to date", current, notes=notes
-        )
+            resource, Action.NOOP, Reason.UP_TO_DATE, "up to date", current, compared=compared,
+            notes=notes,
+        )  # fmt: skip
 
     def prune(self, name: str, context: PlanContext) -> Change | None:
         from reconciler.client import addressable

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 from reconciler.kinds import register
 from reconciler.kinds.base import Fields, PlanContext, ResourceKind, fields_of
 from reconciler.model import LOCK_TABLE, Action, Kind, Reason, Resource
-from reconciler.normalize import FieldChange, diff
+from reconciler.normalize import FieldChange
 
 if TYPE_CHECKING:
     from reconciler.apply import Outcome, PolarisProvider
@@ -109,7 +109,8 @@ class Table(ResourceKind):
             return self.external(resource, current)
         if current is None:
             return self.created(resource, Reason.NOT_FOUND, "not found in project")
-        desired, actual = self.comparable(resource.spec, current)
+        compared = self.compare(resource.spec, current)
+        desired, actual, changes = compared.desired, compared.actual, compared.changes
         if desired.get("type") != actual.get("type"):
             return PlanError(
                 self.kind, resource.name,
@@ -117,7 +118,6 @@ class Table(ResourceKind):
                 "Polaris forbids it: create a new table with another name instead",
                 resource.location.file,
             )  # fmt: skip
-        changes = self.differing(resource, current)
         # Columns are keyed by name (which may hold a dot): adding one is allowed, removing or
         # changing a live one alters it.
         columns = desired["schema"]
@@ -136,9 +136,11 @@ class Table(ResourceKind):
         if changes:
             return self.change(
                 resource, Action.UPDATE, Reason.FIELDS_DIFFER, f"{fields_of(changes)} differ",
-                current, changes, context.options,
+                current, changes, context.options, compared,
             )  # fmt: skip
-        return self.change(resource, Action.NOOP, Reason.UP_TO_DATE, "up to date", current)
+        return self.change(
+            resource, Action.NOOP, Reason.UP_TO_DATE, "up to date", current, compared=compared
+        )
 
     def requests(
         self, action: Action, name: str, spec: Mapping[str, Any], live: Mapping[str, Any] | None,
@@ -177,8 +179,7 @@ class Table(ResourceKind):
                 # Changed since the plan: by this PUT, whose answer was lost, or by someone else,
                 # whose change the reviewed PUT would undo without a word.
                 spec = {k: v for k, v in body.items() if k not in ("name", "version")}
-                desired, actual = self.comparable(spec, current)
-                if not diff(actual, desired):
+                if not self.compare(spec, current).changes:
                     return Outcome(change, "done", "updated")
                 return Outcome(
                     change, "failed",
