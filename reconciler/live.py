@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from reconciler.client import MalformedResponseError, PolarisClient
+from reconciler.client import PolarisClient
 from reconciler.identity import OverlapIndex
 from reconciler.kinds.ingestion_job import (
     ACTIVE_STATUSES,
@@ -32,7 +32,6 @@ from reconciler.kinds.ingestion_job import (
 )
 from reconciler.model import Kind, Resource
 
-T = TypeVar("T")
 __all__ = [
     "ACTIVE_STATUSES", "KNOWN_STATUSES", "SATISFIED_STATUSES", "TERMINAL_STATUSES", "JobCache",
     "LiveJob", "LiveReader", "LiveState", "read_live",
@@ -181,28 +180,12 @@ class LiveReader:
         """Run `step` after every kind has started its reads (to collect what it started)."""
         self.finishing.append(step)
 
-    def parsed(self, body: Mapping[str, Any], parse: Callable[[Mapping[str, Any]], T]) -> T:
-        """`parse(body)`; a body whose fields have types the API never sends is an error."""
-        return parsed(body, parse)
-
     def state(self) -> LiveState:
         """What was read."""
         return LiveState(
             self.connections, self.tables, tuple(self.jobs), frozenset(self.active_connections),
             self.named,
         )  # fmt: skip
-
-
-def parsed(body: Mapping[str, Any], parse: Callable[[Mapping[str, Any]], T]) -> T:
-    """`parse(body)` of a job; one whose fields have types the API never sends is an error."""
-    try:
-        return parse(body)
-    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as error:
-        raise MalformedResponseError(
-            f"GET /jobs/{body.get('id')}: Polaris answered with a job whose fields do not "
-            f"have the documented types ({type(error).__name__}: {error}); is POLARIS_URL "
-            "the API?"
-        ) from None
 
 
 def read_live(

@@ -149,6 +149,26 @@ class LiveJob:
             alternatives=alternatives,
         )
 
+    @classmethod
+    def parse(
+        cls,
+        body: Mapping[str, Any],
+        connections: Mapping[str, Mapping[str, Any]],
+        declared: Mapping[str, Place] | None = None,
+    ) -> LiveJob:
+        """`of`, for a body from the API: one whose fields have types the API never sends is a
+        MalformedResponseError naming the job, never an exception from deep inside `of`."""
+        from reconciler.client import MalformedResponseError
+
+        try:
+            return cls.of(body, connections, declared)
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as error:
+            raise MalformedResponseError(
+                f"GET /jobs/{body.get('id')}: Polaris answered with a job whose fields do not "
+                f"have the documented types ({type(error).__name__}: {error}); is POLARIS_URL "
+                "the API?"
+            ) from None
+
     @property
     def readings(self) -> tuple[tuple[str, Reads | None], ...]:
         """Every (fingerprint, reads) this job may have: the live reading first."""
@@ -383,11 +403,7 @@ class IngestionJob(ResourceKind):
             # flight. None when Polaris's retention deleted the job between list and read.
             body = details(summary)
             connections = listed.result() if listed is not None else {}
-            return (
-                None
-                if body is None
-                else reader.parsed(body, lambda b: LiveJob.of(b, connections, declared))
-            )
+            return None if body is None else LiveJob.parse(body, connections, declared)
 
         # Details are fetched as soon as their page arrives, while later pages are still read;
         # pages are read by the same workers, so no more than `parallelism` are in flight.
@@ -839,7 +855,6 @@ def _warnings(
 
 def _among_submitted(changes: list[Change], context: PlanContext) -> list[Change]:
     """Warn about two jobs of this plan that would append the same objects into one table."""
-    places = plan_places(context)
     specs = {
         name: r.spec for (kind, name), r in context.resources.items() if kind is Kind.INGESTION_JOB
     }
@@ -847,7 +862,7 @@ def _among_submitted(changes: list[Change], context: PlanContext) -> list[Change
         (
             change.name,
             specs[change.name]["target"]["tableName"],
-            job_identity(specs[change.name], places)[1],
+            reads_of(specs[change.name], change.place),  # the place the plan resolved
         )
         for change in changes
         if change.kind is Kind.INGESTION_JOB
@@ -985,7 +1000,6 @@ class Submissions:
     def submit(self, change: Change) -> Outcome:
         from reconciler.apply import Outcome
         from reconciler.client import AmbiguousWriteError, MalformedResponseError
-        from reconciler.live import parsed
 
         (request,) = change.requests
         spec = request.body or {}
@@ -1008,9 +1022,7 @@ class Submissions:
                 # Submitted, whatever the answer holds besides the id: a body the API would
                 # never send is not remembered (a later re-check reads the job instead).
                 with contextlib.suppress(MalformedResponseError):
-                    self.known[str(created["id"])] = parsed(
-                        created, lambda b: LiveJob.of(b, self.connections)
-                    )
+                    self.known[str(created["id"])] = LiveJob.parse(created, self.connections)
             return self.finish(change, created, "submitted")
         existing, _ = self.find(spec, mine, reads)
         if existing is not None:
@@ -1059,8 +1071,6 @@ class Submissions:
             known = self.known.get(job_id)
         if known is not None:
             return known
-        from reconciler.live import parsed
-
         body = self.client.get_job(job_id)
         if body is None:
             return None
@@ -1070,7 +1080,7 @@ class Submissions:
                 # A connection created since the plan: learn it, so the job resolves to a place.
                 self.connections.update({c["name"]: c for c in self.client.list_connections()})
             # A job the API would never send fails this change with a message, not the run.
-            job = parsed(body, lambda b: LiveJob.of(b, self.connections))
+            job = LiveJob.parse(body, self.connections)
             self.known[job_id] = job
         return job
 
