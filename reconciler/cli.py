@@ -1015,6 +1015,49 @@ def import_(
     )
 
 
+@cli.command()
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Directory to write the JSON Schema files into (created if missing).",
+)
+@click.option("--force", is_flag=True, help="Overwrite schema files that differ.")
+@global_options
+def schema(out: str, force: bool) -> None:
+    """Write the manifest JSON Schemas for editors and other validators.
+
+    The files refer to each other by relative path, so they work wherever they are written.
+    """
+    from reconciler.schema import files
+
+    directory = Path(out)
+    wanted = files()
+    try:
+        differing = [
+            name
+            for name, content in wanted.items()
+            if (directory / name).exists() and (directory / name).read_bytes() != content
+        ]
+        if differing and not force:
+            raise Failure(
+                f"{', '.join(differing)} in {out} differ from this release's schemas; "
+                "pass --force to overwrite them"
+            )
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, content in wanted.items():
+            (directory / name).write_bytes(content)
+    except OSError as error:
+        raise Failure(f"cannot write the schemas to {out}: {error}") from None
+    # The modeline's path is relative to the manifest holding it: shown for one in manifests/.
+    relative = os.path.relpath(directory.resolve(), Path(DEFAULT_PATHS[0]).resolve())
+    echo(f"Wrote {len(wanted)} schema files to {terminal(out)}.")
+    echo(
+        f"For editors, begin each manifest in {DEFAULT_PATHS[0]}/ with (a path relative to "
+        f"the manifest):\n# yaml-language-server: $schema={terminal(relative)}/manifest.schema.json"
+    )
+
+
 def _error(text: str) -> None:
     """A message to stderr: redacted, and one terminal line per line of the message."""
     echo("\n".join(terminal(line) for line in REDACT(text).split("\n")), err=True)

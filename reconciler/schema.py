@@ -46,6 +46,11 @@ def schema_dir() -> FsPath:
     return FsPath(__file__).resolve().parent.parent / "schemas"
 
 
+def files() -> dict[str, bytes]:
+    """Every schema file as shipped, by name: `reconciler schema --out DIR` writes these."""
+    return {path.name: path.read_bytes() for path in sorted(schema_dir().glob("*.schema.json"))}
+
+
 @cache
 def _documents() -> dict[str, Any]:
     return {
@@ -56,15 +61,20 @@ def _documents() -> dict[str, Any]:
 
 @cache
 def _validator(name: str) -> jsonschema.protocols.Validator:
-    """The jsonschema validator of one schema file, with every other file resolvable."""
+    """The jsonschema validator of one schema file, with every other file resolvable.
+
+    The files have no `$id`: a `$ref` such as `envelope.schema.json#/definitions/metadata` is
+    relative to the file that holds it, so each file is registered under its own name, the way
+    an editor or check-jsonschema finds it next to the file it reads.
+    """
     import jsonschema
     from referencing import Registry, Resource
     from referencing.jsonschema import DRAFT202012
 
     documents = _documents()
     registry: Registry[Any] = Registry().with_resources(
-        (doc["$id"], Resource.from_contents(doc, default_specification=DRAFT202012))
-        for doc in documents.values()
+        (file, Resource.from_contents(doc, default_specification=DRAFT202012))
+        for file, doc in documents.items()
     )
     return jsonschema.Draft202012Validator(documents[name], registry=registry)
 
@@ -150,11 +160,13 @@ def _generate(documents: dict[str, Any], name: str) -> str:
     """Python source of one schema's check: a module whose `validate` raises Invalid."""
     import fastjsonschema
 
-    by_id = {doc["$id"]: doc for doc in documents.values()}
     # use_default=False: the compiled check must never write schema defaults into the
     # manifest's values (they would be sent to Polaris as if the user had written them).
     source: str = fastjsonschema.compile_to_code(
-        {"$schema": "http://json-schema.org/draft-07/schema#", **_inline(documents[name], by_id)},
+        {
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            **_inline(documents[name], documents),
+        },
         use_default=False,
     )
     if _GENERATED_IMPORT not in source:  # a fastjsonschema release that generates otherwise
@@ -175,26 +187,26 @@ def _generate(documents: dict[str, Any], name: str) -> str:
 _BARE_RAISE = re.compile(r"^(\s*)raise JsonSchemaValueException\(.*\)$", re.MULTILINE)
 
 
-def _inline(node: Any, by_id: dict[str, Any], base: Any = None) -> Any:
-    """`node` with every `$ref` replaced by what it points to (the schemas are not recursive)."""
+def _inline(node: Any, documents: dict[str, Any], base: Any = None) -> Any:
+    """`node` with every `$ref` replaced by what it points to (the schemas are not recursive).
+
+    A `$ref` names another file of the same directory, or a fragment of the file it is in."""
     base = base if base is not None else node
     if isinstance(node, list):
-        return [_inline(item, by_id, base) for item in node]
+        return [_inline(item, documents, base) for item in node]
     if not isinstance(node, dict):
         return node
     if "$ref" in node:
         address, _, fragment = node["$ref"].partition("#")
-        document = base
-        if address:
-            document = by_id.get(address) or by_id[base["$id"].rsplit("/", 1)[0] + "/" + address]
+        document = documents[address] if address else base
         target = document
         for part in filter(None, fragment.split("/")):
             target = target[part]
-        resolved = _inline(target, by_id, document)
-        siblings = {k: _inline(v, by_id, base) for k, v in node.items() if k != "$ref"}
+        resolved = _inline(target, documents, document)
+        siblings = {k: _inline(v, documents, base) for k, v in node.items() if k != "$ref"}
         return {"allOf": [resolved, siblings]} if siblings else resolved
     dropped = ("$id", "$schema", "definitions", "$defs")
-    return {k: _inline(v, by_id, base) for k, v in node.items() if k not in dropped}
+    return {k: _inline(v, documents, base) for k, v in node.items() if k not in dropped}
 
 
 def check(document: Document, data: Any, resource: str | None) -> list[ManifestError]:

@@ -33,7 +33,9 @@ SCHEMA_DIR = ROOT / "schemas"
 OPENAPI = json.loads(
     (Path(__file__).parent / "reference" / "polaris-openapi.json").read_text("utf-8")
 )
-ID_BASE = "https://polaris-reconciler.dev/schemas/"
+# The files have no $id: a relative $ref is resolved against the file holding it, wherever it lies
+# (this repository, a copy, `reconciler schema --out DIR`), so the base of each file is its name.
+ID_BASE = ""
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 
 SCHEMAS: dict[str, dict[str, Any]] = {
@@ -97,9 +99,9 @@ def all_subschemas() -> Iterator[tuple[str, dict[str, Any]]]:
 
 @cache
 def registry(specification: Specification[Any]) -> Registry[Any]:
-    """All schema files by `$id`, read as `specification` (the way the reconciler loads them)."""
+    """All schema files by file name, read as `specification` (the way the reconciler loads them)."""
     return Registry().with_resources(
-        (schema["$id"], specification.create_resource(schema)) for schema in SCHEMAS.values()
+        (name, specification.create_resource(schema)) for name, schema in SCHEMAS.items()
     )
 
 
@@ -246,11 +248,16 @@ def test_every_schema_uses_only_keywords_draft_07_editors_understand() -> None:
     assert not unknown
 
 
-def test_every_schema_has_an_id_named_after_its_file_so_refs_resolve_by_id_and_by_path() -> None:
-    # The reconciler resolves relative refs against $id; editors resolve them against the file's
-    # location. Both land on the same file only if the $id ends in the file name.
-    for name, schema in SCHEMAS.items():
-        assert schema["$id"] == ID_BASE + name
+def test_no_schema_has_an_id_so_refs_resolve_from_wherever_the_file_is() -> None:
+    # An absolute $id would make every tool resolve `envelope.schema.json` against that URL (and
+    # try to download it); a relative one, against the current directory. Without one, a relative
+    # $ref is resolved against the file's own location, by the reconciler, editors and
+    # check-jsonschema alike (tests/test_schemas_anywhere.py).
+    with_id = [name for name, schema in SCHEMAS.items() if "$id" in schema]
+    assert not with_id
+    for where, schema in all_subschemas():
+        ref = schema.get("$ref", "")
+        assert "://" not in ref and not ref.startswith("/"), where
 
 
 def test_refs_have_no_sibling_constraints_because_draft_07_ignores_them() -> None:
