@@ -1,10 +1,17 @@
-"""Run every benchmark (or those named on the command line) and print a summary of figures."""
+"""Run every benchmark (or those named on the command line); end with the table of goals.
+
+Each module's `run()` prints its figures as it measures them and returns them for the JSON
+dump; the rows it measured against a baseline (benchmarks/harness.py) make the closing table,
+each figure beside its goal, with the machine's load average.
+"""
 
 from __future__ import annotations
 
 import importlib
 import json
 import sys
+
+from benchmarks import harness
 
 MODULES = ["validate_bench", "emulator_bench", "plan_bench", "apply_bench", "ingest_bench"]
 
@@ -22,6 +29,8 @@ def main() -> None:
         print(f"== {name}", flush=True)
         figures[name] = module.run()
     print(json.dumps(figures, indent=2, default=str))
+    print()
+    print(harness.table())
 
 
 if __name__ == "__main__":

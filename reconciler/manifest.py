@@ -468,8 +468,15 @@ def read_checked(path: FsPath, name: str) -> str:
         raise ManifestErrors([ManifestError(Location(name), message)]) from None
 
 
-def parse(text: str, name: str) -> tuple[list[Document], list[ManifestError]]:
-    """Parse every document in `text`; `name` is how the file is shown in messages."""
+def parse(text: str, name: str, *, fast: bool = True) -> tuple[list[Document], list[ManifestError]]:
+    """Parse every document in `text`; `name` is how the file is shown in messages.
+
+    Three paths give the same documents: yaml-rs for plain files (`fast`; tests turn it off to
+    compare), libyaml's events for plain files, and the composer for everything else.
+    """
+    plain = _parse_fast(text, name) if fast else None
+    if plain is not None:
+        return plain, []
     plain = _parse_plain(text, name)
     if plain is not None:
         return plain, []
@@ -499,6 +506,170 @@ def parse(text: str, name: str) -> tuple[list[Document], list[ManifestError]]:
     finally:
         composer.dispose()
     return documents, errors
+
+
+try:  # yaml-rs (Rust) parses values several times faster than libyaml's events reach Python
+    import yaml_rs as _yaml_rs
+except ImportError:  # pragma: no cover - an optional speed-up; the paths below do the same
+    _yaml_rs = None  # type: ignore[assignment]
+
+# What the fast path leaves to the others, found in the text before parsing: what yaml-rs would
+# accept silently or read otherwise than libyaml (each pattern says which), and plain scalars that
+# YAML 1.2's core schema (this module's rule) reads as strings but yaml-rs reads as numbers.
+# Anchors, aliases and tags are found where a token begins, also inside quotes, which only costs
+# the fast path. tests/test_loading.py checks both paths against each other.
+# Each pattern begins with the character it looks for (so the scan is fast), then looks back one
+# character: a token begins at the start of the text or after a blank or a flow indicator.
+_AT_TOKEN_START = r"(?<![^\s\[\]{},:].)"
+_AT_TOKEN_END = r"(?![^\s\[\]{},:#])"
+_NUMBER_CHARACTERS = r"[-+._0-9a-fA-FxXoO]"
+_MARKERS = re.compile(r"^(?:%|\.\.\.(?:\s|$))", re.MULTILINE)  # directives, document ends
+_FAST_REFUSES = (
+    # Characters YAML does not allow in a stream; a byte order mark (libyaml drops one at the
+    # start of the text, yaml-rs keeps it in the first key); the line breaks of YAML 1.1 that
+    # libyaml honours and yaml-rs does not (NEL, LS, PS); and tabs, which the two read
+    # differently after an indicator.
+    re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\ufeff\ufffe\uffff]"),
+    re.compile(r"[&*!]" + _AT_TOKEN_START),  # anchors, aliases, tags
+    # Numbers to yaml-rs, strings to the core schema: `1_000`, `_0`, `-_1`, `0b1`, `-0x1F`, `0X1F`.
+    # yaml-rs skips underscores anywhere in a number, so any token of number characters that
+    # holds one is left to the others (`__time` and `table_1` hold other letters and are not).
+    re.compile(r"_" + _AT_TOKEN_START + _NUMBER_CHARACTERS + r"*" + _AT_TOKEN_END),
+    re.compile(
+        r"[-+.0-9a-fA-FxXoO]"
+        + _AT_TOKEN_START
+        + r"[-+.0-9a-fA-FxXoO]*_"
+        + _NUMBER_CHARACTERS
+        + r"*"
+        + _AT_TOKEN_END
+    ),
+    re.compile(r"[-+0]" + _AT_TOKEN_START + r"(?:0[xXoObB]|[bBXO])"),
+    # Block scalars (`|`, `>`): yaml-rs keeps a line break libyaml does not at the end of a file.
+    re.compile(r"[|>]" + _AT_TOKEN_START),
+    # A question mark where a token begins: in a flow collection libyaml reads `[?a]` as a mapping
+    # with the key `a`, yaml-rs as the string `?a`.
+    re.compile(r"\?" + _AT_TOKEN_START),
+    # A plain scalar that begins with a colon (`[:0]`): YAML 1.2 allows it, libyaml does not.
+    # (`arn:aws:iam::1` is one scalar: a colon after a colon does not begin a token.)
+    re.compile(r":(?<![^\s\[\]{},].)[^\s\[\]{},]"),
+)
+
+
+def _fast_refuses(text: str) -> bool:
+    """Whether the text holds something `_parse_fast` leaves to the other paths."""
+    if ("%" in text or "..." in text) and _MARKERS.search(text):
+        return True
+    return any(pattern.search(text) for pattern in _FAST_REFUSES)
+
+
+# A line that holds nothing but blanks or a comment.
+_NO_CONTENT = re.compile(r"[ \t]*(?:#.*)?$")
+
+
+def _parse_fast(text: str, name: str) -> list[Document] | None:
+    """The documents of a plain file (see `_parse_plain`) parsed by yaml-rs; else None.
+
+    yaml-rs reports no positions, so each document's beginning is found in the text: YAML
+    forbids a line starting with `---` inside any scalar, so such a line always starts a
+    document, and its value begins at the first thing that is neither blank nor a comment.
+    Anything this path cannot vouch for (a construct `_FAST_REFUSES` finds, a non-string key,
+    a value too deep, too large or not finite, a count of documents that does not match)
+    answers None, and the slower paths decide: this one only ever accepts what they accept,
+    with the same values.
+    """
+    if _yaml_rs is None or _fast_refuses(text):
+        return None
+    begins = _document_beginnings(text)
+    if not begins:
+        return None
+    try:
+        loaded: Any = _yaml_rs.loads(text, parse_datetime=False)  # any YAML value, or a list
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # its own errors, and a Rust panic (pyo3 raises a BaseException)
+        return None
+    values: list[Any]
+    if len(begins) == 1:
+        values = [loaded]
+    elif isinstance(loaded, list) and len(loaded) == len(begins):
+        values = loaded
+    else:
+        return None
+    source = _Source(text, name)
+    documents = []
+    for index, (value, where) in enumerate(zip(values, begins, strict=True)):
+        references = _plain_references(value)
+        if references is None:
+            return None
+        documents.append(Document(name, index, value, where, source, references))
+    return documents
+
+
+def _document_beginnings(text: str) -> list[tuple[int, int]]:
+    """(line, column) where each document's value begins; [] where a document has none."""
+    lines = text.splitlines()
+    starts = [
+        number
+        for number, line in enumerate(lines)
+        if line.startswith("---") and (len(line) == 3 or line[3] in " \t")
+    ]
+    if not starts or any(not _NO_CONTENT.match(line) for line in lines[: starts[0]]):
+        starts.insert(0, -1)  # a first document without a `---` line
+    found = []
+    for number, start in enumerate(starts):
+        end = starts[number + 1] if number + 1 < len(starts) else len(lines)
+        where = None
+        if start >= 0:
+            rest = lines[start][3:]
+            stripped = rest.lstrip(" \t")
+            if not _NO_CONTENT.fullmatch(stripped):
+                where = (start + 1, 3 + len(rest) - len(stripped) + 1)
+        for offset in range(start + 1, end):
+            if where is not None:
+                break
+            line = lines[offset]
+            stripped = line.lstrip(" \t")
+            if not _NO_CONTENT.fullmatch(stripped):
+                where = (offset + 1, len(line) - len(stripped) + 1)
+        if where is None:
+            return []  # an empty document: the other paths say what it is
+        found.append(where)
+    return found
+
+
+def _plain_references(root: Any) -> bool | None:
+    """Whether some string holds "${", or None where the value is not plain (`_parse_plain`)."""
+    references = False
+    nodes = 0
+    stack: list[tuple[Any, int]] = [(root, 0)]
+    while stack:
+        value, depth = stack.pop()
+        kind = type(value)
+        if kind is str:
+            nodes += 1
+            references = references or "${" in value
+        elif kind is dict:
+            nodes += 1
+            if depth >= MAX_DEPTH:
+                return None
+            for key, item in value.items():
+                if type(key) is not str or key == "<<":
+                    return None
+                stack.append((item, depth + 1))
+        elif kind is list:
+            nodes += 1
+            if depth >= MAX_DEPTH:
+                return None
+            stack.extend((item, depth + 1) for item in value)
+        elif kind is float:
+            nodes += 1
+            if not math.isfinite(value):
+                return None
+        elif kind is int or kind is bool or value is None:
+            nodes += 1
+        else:
+            return None
+    return references if nodes <= MAX_NODES else None
 
 
 # The characters a plain scalar that the resolver reads as a number can begin with.

@@ -7,6 +7,7 @@ ingest twice.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -118,3 +119,16 @@ def test_a_fingerprint_never_changes_the_spec_it_is_taken_of() -> None:
     spec = edited(JOB, source__objects=["b", "a"])
     fingerprint(spec, PLACE)
     assert spec == edited(JOB, source__objects=["b", "a"])
+
+
+@pytest.mark.parametrize("place", [None, PLACE], ids=["without a place", "with a place"])
+def test_a_fingerprint_leaves_the_spec_it_reads_as_it_was(place: dict[str, str] | None) -> None:
+    # The fingerprint normalizes without copying (it reads the result once): nothing it does may
+    # reach the spec, which the plan goes on to compare and send.
+    spec = with_mapping(edited(JOB, source__uris=["s3://b/z.json", "s3://b/a.json"]), MAX)
+    before = copy.deepcopy(spec)
+
+    fingerprint(spec, place)
+
+    assert spec == before
+    assert fingerprint(spec, place) == fingerprint(before, place)

@@ -92,15 +92,18 @@ class ResourceKind:
         return body
 
     def normalize(
-        self, spec: Mapping[str, Any], *, manage: frozenset[str] | None = None
+        self, spec: Mapping[str, Any], *, manage: frozenset[str] | None = None, copy: bool = True
     ) -> dict[str, Any]:
         """The comparable form of a desired or live spec: the same function on both sides, so a
         value the server adds never shows up as a difference. `manage` limits server-chosen
-        fields to those a manifest sets."""
+        fields to those a manifest sets. `copy=False` shares the spec's values with the result,
+        for a caller that only reads the result once and drops it (a fingerprint): `shape`
+        copies what it changes, so the spec is never changed either way."""
         source = self.request_of(spec)
-        result = {name: plain(source[name]) for name in self.writable(source) if name in source}
+        copied = plain if copy else _as_is
+        result = {name: copied(source[name]) for name in self.writable(source) if name in source}
         for name, default in self.fields.defaults.items():
-            result.setdefault(name, plain(default))
+            result.setdefault(name, copied(default))
         result = self.shape(result)
         if manage is not None:
             for name in self.fields.server_chosen - manage:
@@ -290,3 +293,7 @@ def fields_of(changes: Iterable[FieldChange]) -> str:
     """The top-level fields a list of changes touches, for a reason: "bucket, prefix"."""
     names = list(dict.fromkeys(change.path.split(".")[0].split("[")[0] for change in changes))
     return ", ".join(names) if names else "no fields"
+
+
+def _as_is(value: Any) -> Any:
+    return value

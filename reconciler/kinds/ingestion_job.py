@@ -95,7 +95,7 @@ def fingerprint(job_spec: Mapping[str, Any], place: Mapping[str, str] | None = N
     connection's name is replaced by where it reads from: a renamed connection, or another
     connection on the same bucket and prefix, reads the same objects, so the job is the same.
     """
-    spec = INGESTION_JOB.normalize(job_spec)
+    spec = INGESTION_JOB.normalize(job_spec, copy=False)  # read once, below, then dropped
     if place is not None:
         source = spec["source"]
         source.pop("connectionName", None)
