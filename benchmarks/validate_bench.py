@@ -37,7 +37,7 @@ for path in sorted(pathlib.Path(sys.argv[1]).glob("*.yaml")):
         if kind not in checks:
             schema = json.loads((schemas / f"{kind.lower()}.schema.json").read_text())
             local = lambda uri: json.loads((schemas / uri.rsplit("/", 1)[-1]).read_text())
-            checks[kind] = fastjsonschema.compile(schema, handlers={"https": local})
+            checks[kind] = fastjsonschema.compile(schema, handlers={"": local})
         checks[kind](doc)
 """
 
