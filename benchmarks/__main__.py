@@ -6,7 +6,14 @@ import importlib
 import json
 import sys
 
-MODULES = ["validate_bench", "emulator_bench", "plan_bench", "apply_bench", "ingest_bench"]
+MODULES = [
+    "validate_bench",
+    "emulator_bench",
+    "plan_bench",
+    "apply_bench",
+    "ingest_bench",
+    "install_bench",
+]
 
 
 def main() -> None:
