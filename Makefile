@@ -37,7 +37,7 @@ test: lint typecheck unit
 lint: $(STAMP)
 	$(BIN)/ruff check reconciler tests benchmarks scripts
 	$(BIN)/ruff format --check reconciler tests benchmarks scripts
-	$(BIN)/actionlint -shellcheck=$(BIN)/shellcheck examples/github/*.yml
+	$(BIN)/actionlint -shellcheck=$(BIN)/shellcheck examples/github/*.yml .github/workflows/*.yml
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 import reconciler
 from tests.actions import BIN, ROOT
@@ -186,3 +187,108 @@ def test_the_base_commands_import_nothing_from_the_emulator_engine(
     )
     assert "Plan: 6 to create" in done.stdout and "Connection/security-audit" in done.stdout
     assert done.stdout.rstrip().endswith("[]"), done.stdout + done.stderr
+
+
+# The release workflow's own steps, run as copied in a scratch repository with a bare origin.
+
+RELEASE = ROOT / ".github" / "workflows" / "release.yml"
+
+
+def release_step(name: str) -> str:
+    workflow = yaml.safe_load(RELEASE.read_text(encoding="utf-8"))
+    steps = [s for job in workflow["jobs"].values() for s in job["steps"]]
+    (step,) = [s for s in steps if s.get("name") == name]
+    return str(step["run"])
+
+
+def git(repository: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repository), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@pytest.fixture
+def scratch(tmp_path: Path) -> Path:
+    """A checkout of a repository at version 0.1.0, with a changelog, and a bare origin."""
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
+    work = tmp_path / "work"
+    (work / "reconciler").mkdir(parents=True)
+    (work / "reconciler" / "__init__.py").write_text('"""x."""\n\n__version__ = "0.1.0"\n')
+    (work / "CHANGELOG.md").write_text("# Changelog\n\n## [0.1.0]\n\nFirst.\n")
+    git(work.parent, "init", "-q", str(work))
+    for setting in (("user.name", "t"), ("user.email", "t@example.com")):
+        git(work, "config", *setting)
+    git(work, "add", ".")
+    git(work, "commit", "-qm", "0.1.0")
+    git(work, "remote", "add", "origin", str(origin))
+    return work
+
+
+def run_step(script: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    outputs = cwd.parent / "github-output"
+    outputs.write_text("")
+    base = {"PATH": os.environ["PATH"], "HOME": str(cwd.parent), "GITHUB_OUTPUT": str(outputs)}
+    base |= {"GIT_CONFIG_GLOBAL": "/dev/null", "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", script],
+        cwd=cwd,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_the_release_reads_the_version_and_refuses_without_a_changelog_section_or_twice(
+    scratch: Path,
+) -> None:
+    check = release_step("Read the version")
+    done = run_step(check, scratch)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (scratch.parent / "github-output").read_text() == "version=0.1.0\n"
+    init = scratch / "reconciler" / "__init__.py"
+    init.write_text(init.read_text().replace("0.1.0", "0.2.0"))
+    missing = run_step(check, scratch)
+    assert missing.returncode == 1 and "no section '## [0.2.0]'" in missing.stdout
+    init.write_text(init.read_text().replace("0.2.0", "0.1.0"))
+    git(scratch, "tag", "v0.1.0")
+    again = run_step(check, scratch)
+    assert again.returncode == 1 and "the tag v0.1.0 exists" in again.stdout
+
+
+def test_the_release_tags_the_version_and_moves_v0_to_it(scratch: Path) -> None:
+    tag = release_step("Tag vX.Y.Z and move the major tag")
+    origin = scratch.parent / "origin.git"
+    first = run_step(tag, scratch, VERSION="0.1.0")
+    assert first.returncode == 0, first.stderr
+    released = git(scratch, "rev-parse", "HEAD")
+    assert git(origin, "rev-parse", "v0.1.0^{commit}") == released
+    assert git(origin, "rev-parse", "v0^{commit}") == released
+    (scratch / "CHANGELOG.md").write_text("# Changelog\n\n## [0.2.0]\n\nMore.\n")
+    git(scratch, "commit", "-qam", "0.2.0")
+    second = run_step(tag, scratch, VERSION="0.2.0")
+    assert second.returncode == 0, second.stderr
+    head = git(scratch, "rev-parse", "HEAD")
+    assert git(origin, "rev-parse", "v0^{commit}") == head, "v0 moved to the newest release"
+    assert git(origin, "rev-parse", "v0.1.0^{commit}") == released, "a release tag never moves"
+
+
+def test_the_release_notes_are_the_version_s_changelog_section(tmp_path: Path) -> None:
+    notes = release_step("Create the GitHub release")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "gh").write_text('#!/bin/sh\ncat "$(echo "$@" | sed "s/.*--notes-file //")"\n')
+    (fake / "gh").chmod(0o755)
+    (tmp_path / "CHANGELOG.md").write_text(
+        "# Changelog\n\n## [Unreleased]\n\nNext.\n\n## [0.2.0]\n\nMore.\n\n## [0.1.0]\n\nFirst.\n"
+    )
+    done = run_step(
+        notes,
+        tmp_path,
+        VERSION="0.2.0",
+        RUNNER_TEMP=str(tmp_path),
+        GH_TOKEN="t",
+        PATH=f"{fake}:{os.environ['PATH']}",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "More."
