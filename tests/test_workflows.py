@@ -506,6 +506,55 @@ def test_the_gitlab_template_runs_the_same_sequence(
     assert "<code>Connection/weblogs-s3</code>" in issue["description"] and len(issue["notes"]) == 1
 
 
+@pytest.mark.parametrize("layout", ["single target", "two targets"])
+@pytest.mark.parametrize("failure", ["unset secret variable", "401", "unreachable"])
+def test_a_failing_gitlab_plan_never_replaces_the_last_note_with_an_empty_one(
+    runner: Runner, workspace: Path, tmp_path: Path, layout: str, failure: str
+) -> None:
+    repository = workspace.parent
+    variables = {
+        "POLARIS_URL": runner.vars["POLARIS_URL"],
+        "POLARIS_PROJECT_ID": DEMO_PROJECT_ID,
+        "POLARIS_PLAN_API_KEY": READ_ONLY_KEY,  # no apply key in a merge-request pipeline
+        **DEMO_SECRETS,
+        "POLARIS_GITLAB_TOKEN": "glpat-fake",
+        "CI_API_V4_URL": "https://gitlab.example/api/v4",
+        "CI_PROJECT_ID": "12",
+        "CI_MERGE_REQUEST_IID": "3",
+    }
+    if layout == "two targets":
+        two_targets(runner)
+        variables["POLARIS_TARGET"] = "dev"
+
+    def plan() -> subprocess.CompletedProcess[str]:
+        return run_gitlab_job(GITLAB, "polaris-plan", repository, variables, tmp_path)
+
+    good = plan()
+    assert good.returncode == 0, good.stdout + good.stderr
+    (note,) = gitlab_state(tmp_path)["notes"]
+    last_good = note["body"]
+    if failure == "unset secret variable":
+        conn = workspace / "guide" / "demo-conn.yaml"
+        conn.write_text(
+            conn.read_text().replace("DEMO_AWS_SECRET_ACCESS_KEY", "DEMO_AWS_NEW_SECRET")
+        )
+    elif failure == "401":
+        variables["POLARIS_PLAN_API_KEY"] = "pok_revoked0Key"
+    else:
+        variables["POLARIS_URL"] = closed_port_url()
+        if layout == "two targets":
+            two_targets(runner, variables["POLARIS_URL"])
+    failed = plan()
+    assert failed.returncode == 1
+    (note,) = gitlab_state(tmp_path)["notes"]
+    assert note["body"].removeprefix(PLAN_MARKER).strip(), "never just the hidden marker"
+    if note["edits"] == 0:
+        assert note["body"] == last_good and LEFT_AS_IT_WAS in failed.stdout
+    else:
+        assert note["body"] != last_good and "error" in note["body"].lower()
+    assert READ_ONLY_KEY not in failed.stdout + failed.stderr + note["body"]
+
+
 def run_hook(repository: Path, changed: list[str]) -> subprocess.CompletedProcess[str]:
     """The hook as pre-commit runs it: entry, args, then the file names if it passes them."""
     (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
