@@ -319,6 +319,8 @@ def test_no_pull_request_job_is_given_an_apply_key() -> None:
     assert matrix["jobs"]["apply"]["environment"] == "${{ matrix.target }}"
     apply = yaml.safe_load((GITHUB / "polaris-apply.yml").read_text())
     assert "pull_request" not in apply[True]  # YAML 1.1 reads the key `on` as true
+    # The apply key is an environment's secret, out of reach of a branch's edited workflow.
+    assert apply["jobs"]["apply"]["environment"] == "polaris-apply"
 
 
 def test_the_action_gives_the_api_key_input_to_the_reconciler_and_to_no_other_variable(
