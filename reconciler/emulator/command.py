@@ -23,6 +23,7 @@ from reconciler.emulator.app import (
 from reconciler.emulator.faults import FaultPlan
 from reconciler.params import FiniteFloat
 
+ENGINE_MODULES = ("duckdb", "sqlglot")  # the `emulator` extra of the package
 INSTALL_EXTRA = "pip install 'polaris-reconciler[emulator]'"
 RATE = FiniteFloat(min=0, max=1)  # a share of requests
 NON_NEGATIVE = FiniteFloat(min=0)
@@ -103,6 +104,8 @@ def emulator(
     try:  # DuckDB loads only for the emulator, an extra of the install
         from reconciler.emulator.engine import DataSource
     except ModuleNotFoundError as missing:
+        if (missing.name or "").split(".")[0] not in ENGINE_MODULES:
+            raise
         raise click.ClickException(
             f"the emulator needs {missing.name}, which this installation does not have; "
             f"install it with: {INSTALL_EXTRA}"
