@@ -250,6 +250,10 @@ def test_the_release_reads_the_version_and_refuses_without_a_changelog_section_o
     init.write_text(init.read_text().replace("0.1.0", "0.2.0"))
     missing = run_step(check, scratch)
     assert missing.returncode == 1 and "no section '## [0.2.0]'" in missing.stdout
+    changelog = scratch / "CHANGELOG.md"
+    changelog.write_text(changelog.read_text() + "\n## [0.2.0] - not yet released\n\nMore.\n")
+    undated = run_step(check, scratch)
+    assert undated.returncode == 1 and "with today's date" in undated.stdout
     init.write_text(init.read_text().replace("0.2.0", "0.1.0"))
     git(scratch, "tag", "v0.1.0")
     again = run_step(check, scratch)
@@ -292,3 +296,51 @@ def test_the_release_notes_are_the_version_s_changelog_section(tmp_path: Path) -
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "More."
+
+
+# The Makefile's virtualenv: one made by another Python is rebuilt, and make says so.
+
+PY_VERSION = "{}.{}".format(*sys.version_info[:2])
+
+
+def make(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", "--no-print-directory", "-C", str(ROOT), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_make_rebuilds_a_virtualenv_that_another_python_made(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text("#!/bin/sh\necho 3.10\n")  # what 3.10 would print
+    (venv / "bin" / "python").chmod(0o755)
+    python = getattr(sys, "_base_executable", sys.executable)
+    done = make(f"PYTHON={python}", f"VENV={venv}", f"{venv}/.made-by-python-{PY_VERSION}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{venv} was made by another Python than {python} ({PY_VERSION}): rebuilding it" in (
+        done.stdout
+    )
+    rebuilt = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import sys; print(sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+    )
+    assert rebuilt.stdout.strip() == str(sys.version_info[:2])
+    again = make(f"PYTHON={python}", f"VENV={venv}", f"{venv}/.made-by-python-{PY_VERSION}")
+    assert "rebuilding" not in again.stdout and "is up to date" in again.stdout
+    # The stamp that says "installed" depends on the marker: a rebuilt virtualenv is reinstalled.
+    plan = make("-n", f"PYTHON={python}", f"VENV={venv}", f"{venv}/.installed")
+    assert "pip install --quiet -e '.[dev]'" in plan.stdout
+
+
+def test_make_names_a_python_older_than_3_11_at_once(tmp_path: Path) -> None:
+    old = tmp_path / "python3.10"
+    old.write_text('#!/bin/sh\ncase "$2" in *exit*) exit 1;; *print*) echo 3.10;; esac\n')
+    old.chmod(0o755)
+    done = make(f"PYTHON={old}", f"VENV={tmp_path / 'venv'}", "lint")
+    assert done.returncode != 0
+    assert "is Python 3.10: polaris-reconciler needs 3.11 or later" in done.stdout
+    assert not (tmp_path / "venv").exists()
