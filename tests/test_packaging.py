@@ -93,6 +93,7 @@ def test_the_emulator_without_its_extra_exits_1_with_the_install_command(tmp_pat
     assert done.stdout == ""
     helped = without_extra(["emulator", "--help"], tmp_path)
     assert helped.returncode == 0 and "--s3-dir" in helped.stdout
+    assert INSTALL_EXTRA in " ".join(helped.stdout.split())
 
 
 def test_reconciler_version_is_the_one_version_of_the_package() -> None:

@@ -100,7 +100,10 @@ def emulator(
     fault_seed: int, fault_429_rate: float, fault_500_rate: float, fault_503_rate: float,
     fault_drop_rate: float, latency_ms: float, s3_dir: str | None, s3_endpoint: str | None,
 ) -> None:  # fmt: skip
-    """Serve a local Polaris-compatible API (Connections, Jobs and Tables v1)."""
+    """Serve a local Polaris-compatible API (Connections, Jobs and Tables v1).
+
+    Needs the emulator extra: pip install 'polaris-reconciler[emulator]'.
+    """
     try:  # DuckDB loads only for the emulator, an extra of the install
         from reconciler.emulator.engine import DataSource
     except ModuleNotFoundError as missing:
