@@ -57,7 +57,7 @@ def without_extra(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess
     )
 
 
-def test_validate_and_plan_run_without_the_emulator_extra(
+def test_every_base_command_runs_without_the_emulator_extra(
     served: Any, workspace: Path, client: Any
 ) -> None:
     external_connection_exists(client)
@@ -71,6 +71,15 @@ def test_validate_and_plan_run_without_the_emulator_extra(
     assert as_json.returncode == 0 and '"create"' in as_json.stdout, as_json.stderr
     drift = without_extra(["drift", "--fail-on", "failed"], workspace.parent)
     assert drift.returncode == 0, drift.stderr
+    applied = without_extra(["apply", "--auto-approve"], workspace.parent)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "Apply complete" in applied.stdout
+    imported = without_extra(["import", "--out", "adopted", "--jobs"], workspace.parent)
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    assert (workspace.parent / "adopted").is_dir()
+    unlocked = without_extra(["unlock", "--yes"], workspace.parent)
+    assert unlocked.returncode in (0, 1), unlocked.stderr  # 1: no lock to remove
+    assert "internal error" not in unlocked.stderr and "Traceback" not in unlocked.stderr
 
 
 def test_the_blocker_really_hides_the_extra(tmp_path: Path) -> None:
