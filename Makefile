@@ -1,4 +1,5 @@
-# Every target creates or reuses the virtualenv in $(VENV); only Python 3.11+ and make are needed.
+# Every target creates or reuses the virtualenv in $(VENV) with everything installed (the dev extra
+# includes the emulator's); only Python 3.11+ and make are needed.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -6,8 +7,24 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck docs unit bench soak clean
 
-$(STAMP): pyproject.toml
+# The virtualenv remembers which Python made it (major.minor): another one (PYTHON=python3.12, a
+# newer system Python, a failed first run with 3.10) rebuilds it instead of failing until
+# `make clean`, and says so.
+PY_VERSION := $(shell $(PYTHON) -c 'import sys; print(*sys.version_info[:2], sep=".")' 2>/dev/null)
+MADE_BY := $(VENV)/.made-by-python-$(PY_VERSION)
+
+$(MADE_BY):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+		echo "$(PYTHON) is Python $(or $(PY_VERSION),?): polaris-reconciler needs 3.11 or later;" \
+			"run make PYTHON=python3.11 (or newer)"; exit 1; }
+	@if [ -x $(BIN)/python ] && [ "$$($(BIN)/python -c 'import sys; print(*sys.version_info[:2], sep=".")' 2>/dev/null)" != "$(PY_VERSION)" ]; then \
+		echo "$(VENV) was made by another Python than $(PYTHON) ($(PY_VERSION)): rebuilding it"; \
+		rm -rf $(VENV); \
+	fi
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@rm -f $(VENV)/.made-by-python-* && touch $@
+
+$(STAMP): pyproject.toml $(MADE_BY)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
@@ -20,7 +37,7 @@ test: lint typecheck docs unit
 lint: $(STAMP)
 	$(BIN)/ruff check reconciler tests benchmarks scripts
 	$(BIN)/ruff format --check reconciler tests benchmarks scripts
-	$(BIN)/actionlint -shellcheck=$(BIN)/shellcheck examples/github/*.yml
+	$(BIN)/actionlint -shellcheck=$(BIN)/shellcheck examples/github/*.yml .github/workflows/*.yml
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -13,7 +13,14 @@ import sys
 
 from benchmarks import harness
 
-MODULES = ["validate_bench", "emulator_bench", "plan_bench", "apply_bench", "ingest_bench"]
+MODULES = [
+    "validate_bench",
+    "emulator_bench",
+    "plan_bench",
+    "apply_bench",
+    "ingest_bench",
+    "install_bench",
+]
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import click
 
-from reconciler import ci_output
+from reconciler import __version__, ci_output
 from reconciler import config as configuration
 from reconciler.errors import ErrorCode, ReconcilerError
 from reconciler.escape import terminal
@@ -182,7 +182,7 @@ class _Commands(click.Group):
 
 @global_options
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="polaris-reconciler")
+@click.version_option(__version__, message="%(prog)s %(version)s")
 def cli() -> None:
     """Manage Imply Polaris connections, tables and batch ingestion jobs as code."""
 

@@ -5,7 +5,7 @@ rely on a feature this runner would silently skip: `${{ }}` expressions made of 
 'strings', ==, !=, &&, ||, ! and the status functions; `run:` steps in bash with GitHub's
 `-e -o pipefail`; `if:`; workflow, job and step `env:`; matrices; and this repository's own
 action.yml for `uses: */polaris-reconciler@*`. The steps that set up a machine (checkout,
-setup-python, pip install) are skipped: the tests run in the repository's virtualenv. `gh` is
+setup-python, the pip cache, pip install) are skipped: the tests run in the repository's virtualenv. `gh` is
 a recording fake (FAKE_GH below), the only stand-in, for GitHub's API.
 """
 
@@ -25,7 +25,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-SKIPPED_ACTIONS = ("actions/checkout@", "actions/setup-python@")
+SKIPPED_ACTIONS = ("actions/checkout@", "actions/setup-python@", "actions/cache@")
 OUR_ACTION = re.compile(r"^[\w.-]+/polaris-reconciler@[\w.-]+$")
 
 

@@ -23,6 +23,8 @@ from reconciler.emulator.app import (
 from reconciler.emulator.faults import FaultPlan
 from reconciler.params import FiniteFloat
 
+ENGINE_MODULES = ("duckdb", "sqlglot")  # the `emulator` extra of the package
+INSTALL_EXTRA = "pip install 'polaris-reconciler[emulator]'"
 RATE = FiniteFloat(min=0, max=1)  # a share of requests
 NON_NEGATIVE = FiniteFloat(min=0)
 
@@ -98,8 +100,19 @@ def emulator(
     fault_seed: int, fault_429_rate: float, fault_500_rate: float, fault_503_rate: float,
     fault_drop_rate: float, latency_ms: float, s3_dir: str | None, s3_endpoint: str | None,
 ) -> None:  # fmt: skip
-    """Serve a local Polaris-compatible API (Connections, Jobs and Tables v1)."""
-    from reconciler.emulator.engine import DataSource  # DuckDB loads only for the emulator
+    """Serve a local Polaris-compatible API (Connections, Jobs and Tables v1).
+
+    Needs the emulator extra: pip install 'polaris-reconciler[emulator]'.
+    """
+    try:  # DuckDB loads only for the emulator, an extra of the install
+        from reconciler.emulator.engine import DataSource
+    except ModuleNotFoundError as missing:
+        if (missing.name or "").split(".")[0] not in ENGINE_MODULES:
+            raise
+        raise click.ClickException(
+            f"the emulator needs {missing.name}, which this installation does not have; "
+            f"install it with: {INSTALL_EXTRA}"
+        ) from None
 
     if s3_dir and s3_endpoint:
         raise click.UsageError("--s3-dir and --s3-endpoint are alternatives: give one")
