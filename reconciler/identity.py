@@ -13,16 +13,20 @@ in dictionaries, and only jobs whose stems can meet are compared token by token.
 from __future__ import annotations
 
 import bisect
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, NamedTuple, TypeVar
+from urllib.parse import unquote
 
 from reconciler.globs import (
+    SEPARATOR,
     GlobError,
     Sequence,
     is_literal,
     literal_pattern,
+    path_of,
     prefix_pattern,
     restrict,
     sequences,
@@ -31,6 +35,7 @@ from reconciler.globs import (
 )
 
 T = TypeVar("T")
+_SLASHES = re.compile("/{2,}")
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,7 @@ class Reads:
 
     def covers(self, bucket: str, key: str) -> bool:
         """Whether the job reads the object `key` of `bucket` (a listed object, for example)."""
+        key = path_of(key)
         wanted = literal_pattern(key)
         return any(
             keys.bucket == bucket.lower()
@@ -121,23 +127,34 @@ class Reads:
 
 
 def reads_of(spec: Mapping[str, Any], place: Place | None) -> Reads:
-    """Resolve a job spec (manifest or live) to the objects it reads."""
+    """Resolve a job spec (manifest or live) to the objects it reads.
+
+    Keys are compared as the paths Polaris's pattern matcher sees (`globs.path_of`: doubled
+    slashes folded, a trailing slash dropped), so that a key and a pattern that selects it
+    meet whatever the key's spelling; two keys that differ only so are then taken to be one
+    object (they are two in S3: reporting them is the safe error). Where Polaris's reading of
+    a spelling is not documented, every plausible reading is kept (see `_spellings`).
+    """
     source = spec.get("source") or {}
     connection = str(source.get("connectionName", ""))
     bucket = place.bucket if place else ""
-    prefix = place.prefix if place else ""
+    prefix = _folded(place.prefix) if place else ""
     keyed: list[Keys] = []
     try:
         if source.get("uris"):
             for uri in source["uris"]:
                 uri_bucket, key = _split_uri(str(uri))
-                keyed.append(Keys(uri_bucket or bucket, _key_within(key, prefix)))
+                for spelling in _spellings(key, uri=True):
+                    keyed.append(Keys(uri_bucket or bucket, _key_within(path_of(spelling), prefix)))
         elif source.get("objects"):
-            keyed += [Keys(bucket, _key_within(str(key), prefix)) for key in source["objects"]]
+            for key in source["objects"]:
+                for spelling in _spellings(str(key)):
+                    keyed.append(Keys(bucket, _key_within(path_of(spelling), prefix)))
         elif source.get("prefixes"):
             for key_prefix in source["prefixes"]:
-                inside = _prefix_within(str(key_prefix), prefix)
-                keyed.append(Keys(bucket, inside, prefix_pattern(inside)))
+                for spelling in _spellings(str(key_prefix)):
+                    inside = _prefix_within(_folded(spelling), prefix)
+                    keyed.append(Keys(bucket, inside, prefix_pattern(inside)))
         elif source.get("pattern"):
             for seq in sequences(str(source["pattern"])):
                 keyed += [Keys.glob(bucket, inside) for inside in _within(seq, prefix)]
@@ -146,7 +163,28 @@ def reads_of(spec: Mapping[str, Any], place: Place | None) -> Reads:
             return Reads(connection, place, problem=problem)
     except GlobError as error:
         return Reads(connection, place, problem=f"pattern {source['pattern']!r}: {error}")
-    return Reads(connection, place, tuple(keyed))
+    return Reads(connection, place, tuple(dict.fromkeys(keyed)))
+
+
+def _spellings(key: str, uri: bool = False) -> list[str]:
+    """The keys Polaris may read for one written key (or prefix).
+
+    The references are silent, so every plausible reading counts: the key as written; without
+    one leading `/` (Druid's CloudObjectLocation, which Polaris's S3 input builds on, drops
+    one); and for a URI, percent-decoded, as `java.net.URI.getPath` returns it. A `./` is kept:
+    S3 keys are plain strings, and nothing on the way resolves dot segments.
+    """
+    found = [key]
+    if uri and "%" in key:
+        found.append(unquote(key))
+    found += [k[1:] for k in found if k.startswith(SEPARATOR) and len(k) > 1]
+    return list(dict.fromkeys(found))
+
+
+def _folded(prefix: str) -> str:
+    """A prefix in the space of paths: doubled slashes folded (a trailing one is kept: it
+    still limits what follows)."""
+    return _SLASHES.sub(SEPARATOR, prefix)
 
 
 def _split_uri(uri: str) -> tuple[str, str]:
