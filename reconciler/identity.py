@@ -1,7 +1,8 @@
 """What a batch job reads, whatever its connection is called, and which live jobs read it too.
 
-A job reads objects of one S3 location: the connection's endpoint and bucket, limited to the
-connection's `prefix`, chosen by one selector (`uris`, `objects`, `prefixes` or `pattern`). Two
+A job reads objects of one S3 location: its connection's place (the S3 service, however the
+endpoint is spelled, and the bucket, docs/places.md), limited to the connection's `prefix`,
+chosen by one selector (`uris`, `objects`, `prefixes` or `pattern`). Two
 jobs read a common object when their locations agree and a key matches both selectors; a renamed
 connection, or a second connection on the same bucket, changes nothing about that.
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, NamedTuple, TypeVar
 from urllib.parse import unquote
 
+from reconciler.endpoints import parse_endpoint
 from reconciler.globs import (
     SEPARATOR,
     GlobError,
@@ -40,36 +42,31 @@ _SLASHES = re.compile("/{2,}")
 
 @dataclass(frozen=True)
 class Place:
-    """Where a connection's objects live: endpoint and bucket, normalized, and its key prefix."""
+    """Where a connection's objects live: the S3 service, the bucket and the key prefix.
 
-    endpoint: str
+    The service is canonical (reconciler/endpoints.py, docs/places.md): an AWS partition
+    (`aws`, `aws-cn`, `aws-us-gov`) for every spelling of an AWS S3 endpoint, since bucket names
+    are unique within a partition, else the normalized `host:port` of the S3-compatible store.
+    """
+
+    service: str
     bucket: str
     prefix: str = ""
 
     def to_json(self) -> dict[str, str]:
         """The place as it enters a job's fingerprint."""
-        return {"endpoint": self.endpoint, "bucket": self.bucket, "prefix": self.prefix}
-
-
-def normalize_endpoint(endpoint: str) -> str:
-    """`https://S3.us-east-1.amazonaws.com./` and `s3.us-east-1.amazonaws.com` are one endpoint."""
-    text = endpoint.strip().lower()
-    if "://" in text:
-        text = text.split("://", 1)[1]
-    text = text.split("/", 1)[0]
-    host, colon, port = text.rpartition(":")
-    if colon and port.isdigit():
-        text = host if port == "443" else f"{host.rstrip('.')}:{port}"
-    return text.rstrip(".")
+        return {"service": self.service, "bucket": self.bucket, "prefix": self.prefix}
 
 
 def place_of(connection: Mapping[str, Any]) -> Place:
-    """The place an S3 connection (a manifest spec or a live connection) reads from."""
-    return Place(
-        normalize_endpoint(str(connection.get("awsEndpoint") or "")),
-        str(connection.get("bucket") or "").lower(),
-        str(connection.get("prefix") or ""),
-    )
+    """The place an S3 connection (a manifest spec or a live connection) reads from.
+
+    A virtual-hosted endpoint (`BUCKET.s3.REGION.amazonaws.com`) names the bucket itself; S3
+    reads that one, whatever the connection's `bucket` says.
+    """
+    endpoint = parse_endpoint(str(connection.get("awsEndpoint") or ""))
+    bucket = endpoint.bucket or str(connection.get("bucket") or "")
+    return Place(endpoint.service, bucket.lower(), str(connection.get("prefix") or ""))
 
 
 class Keys(NamedTuple):
@@ -107,9 +104,9 @@ class Reads:
     problem: str | None = None
 
     @property
-    def endpoint(self) -> str | None:
-        """The normalized endpoint, when the connection is known."""
-        return self.place.endpoint if self.place else None
+    def service(self) -> str | None:
+        """The canonical S3 service (see Place), when the connection is known."""
+        return self.place.service if self.place else None
 
     def covers(self, bucket: str, key: str) -> bool:
         """Whether the job reads the object `key` of `bucket` (a listed object, for example)."""
@@ -266,7 +263,7 @@ class OverlapIndex(Generic[T]):
             for keys in reads.keys:
                 # A job whose connection is gone is filed without a location; every query
                 # also looks there, comparing keys alone.
-                self.buckets[(table, reads.endpoint, keys.bucket if reads.place else "")].add(
+                self.buckets[(table, reads.service, keys.bucket if reads.place else "")].add(
                     entry, keys
                 )
         for index in self.buckets.values():
@@ -299,7 +296,7 @@ class OverlapIndex(Generic[T]):
         # A job whose own connection is unknown may read from any place: compare keys alone.
         anywhere = [] if reads.place else [place for place in self.buckets if place[0] == table]
         for keys in reads.keys:
-            places = [(table, reads.endpoint, keys.bucket), (table, None, "")]
+            places = [(table, reads.service, keys.bucket), (table, None, "")]
             for place in places if reads.place is not None else anywhere:
                 located = self.buckets.get(place)
                 if located is not None:

@@ -13,10 +13,11 @@ import pytest
 
 from reconciler.identity import OverlapIndex, Place, reads_of
 
-ZOO = Place("s3.us-east-1.amazonaws.com", "zoo")
-ZOO_PENGUINS = Place(ZOO.endpoint, ZOO.bucket, "penguins/")
-OTHER_BUCKET = Place(ZOO.endpoint, "other")
-OTHER_ENDPOINT = Place("s3.eu-west-1.amazonaws.com", "zoo")
+ZOO = Place("aws", "zoo")
+ZOO_PENGUINS = Place(ZOO.service, ZOO.bucket, "penguins/")
+OTHER_BUCKET = Place(ZOO.service, "other")
+OTHER_PARTITION = Place("aws-cn", "zoo")
+OTHER_STORE = Place("minio.example.com:9000", "zoo")
 
 
 def selecting(**selector: Any) -> dict[str, Any]:
@@ -94,8 +95,10 @@ CASES = [
                  id="a uri in another bucket"),
     pytest.param(reading(OTHER_BUCKET, objects=[ADELAIDE]), reading(objects=[ADELAIDE]), ("none", None),
                  id="the same key through a connection to another bucket"),
-    pytest.param(reading(OTHER_ENDPOINT, objects=[ADELAIDE]), reading(objects=[ADELAIDE]), ("none", None),
-                 id="the same key and bucket at another endpoint"),
+    pytest.param(reading(OTHER_PARTITION, objects=[ADELAIDE]), reading(objects=[ADELAIDE]), ("none", None),
+                 id="the same key and bucket name in another AWS partition"),
+    pytest.param(reading(OTHER_STORE, objects=[ADELAIDE]), reading(objects=[ADELAIDE]), ("none", None),
+                 id="the same key and bucket name in another S3-compatible store"),
     pytest.param(reading(prefixes=["koalas/"]), reading(ZOO_PENGUINS, pattern="**.json"), ("none", None),
                  id="a connection prefix limits what a pattern reads"),
     pytest.param(reading(prefixes=["penguins/a"]), reading(prefixes=["penguins/b"]), ("none", None),

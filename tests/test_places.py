@@ -1,0 +1,219 @@
+"""One place for every spelling of the same data, generated from the table in docs/places.md.
+
+Each row of the table is a spelling of a connection's `awsEndpoint` and `bucket`, and the place
+it must resolve to. The rows are read from the document itself, so the document and the tests
+cannot drift apart. Each row is checked by the canonicalizer, and against the emulator in both
+directions: a job ingested through the row's spelling and a new one through the guide's
+connection (`s3.us-east-1.amazonaws.com`, `demo-bucket`), the other way round, and two new jobs in
+one plan.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pytest
+
+from reconciler.client import PolarisClient
+from reconciler.endpoints import parse_endpoint
+from reconciler.identity import Place, place_of
+from reconciler.live import read_live
+from reconciler.plan import Action, Change, make_plan
+from reconciler.validate import load_manifests
+from tests.fixtures import DEMO_SECRETS, ROOT
+from tests.guide import GUIDE_CONNECTION, GUIDE_JOB
+from tests.steps import edit
+
+DOC = ROOT / "docs" / "places.md"
+GUIDE_PLACE = Place("aws", "demo-bucket")  # the guide's connection: the table's first row
+CELL = re.compile(r"^`([^`]*)`$")
+
+
+class Row(NamedTuple):
+    """One spelling and the place it names."""
+
+    endpoint: str
+    bucket: str
+    service: str
+    place_bucket: str
+
+    @property
+    def place(self) -> Place:
+        return Place(self.service, self.place_bucket)
+
+    @property
+    def same_as_guide(self) -> bool:
+        return self.place == GUIDE_PLACE
+
+
+def table_rows() -> list[Row]:
+    """The rows of the table whose header starts with `awsEndpoint`."""
+    lines = DOC.read_text(encoding="utf-8").splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| awsEndpoint |"))
+    rows = []
+    for line in lines[header + 2 :]:  # after the header and its --- line
+        if not line.startswith("|"):
+            break
+        values = []
+        for cell in line.strip().strip("|").split("|"):
+            found = CELL.match(cell.strip())
+            assert found, f"{DOC}: every cell of the table is `code`: {line}"
+            values.append(found.group(1))
+        rows.append(Row(*values))
+    return rows
+
+
+ROWS = table_rows()
+IDS = [row.endpoint for row in ROWS]
+
+
+def test_the_table_lists_every_spelling_the_promise_names() -> None:
+    endpoints = " ".join(IDS)
+    for spelling in (
+        "s3.amazonaws.com", "s3-external-1", "s3-us-west-2", "dualstack", "s3-fips.",
+        "demo-bucket.s3.", ":443", ":0443", "https://", "AMAZONAWS", "COM./", ".amazonaws.com.cn",
+        "us-gov-", "minio",
+    ):  # fmt: skip
+        assert spelling in endpoints, spelling
+    assert sum(row.same_as_guide for row in ROWS) >= 15
+    assert sum(not row.same_as_guide for row in ROWS) >= 10
+
+
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
+def test_each_spelling_names_the_place_the_table_says(row: Row) -> None:
+    assert place_of({"awsEndpoint": row.endpoint, "bucket": row.bucket}) == row.place
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "region", "bucket"),
+    [
+        ("s3.amazonaws.com", None, None),
+        ("s3-external-1.amazonaws.com", "us-east-1", None),
+        ("s3.dualstack.ap-south-1.amazonaws.com", "ap-south-1", None),
+        ("my.bucket.s3.eu-west-1.amazonaws.com", "eu-west-1", "my.bucket"),
+        ("s3.backup.s3.us-east-1.amazonaws.com", "us-east-1", "s3.backup"),
+        ("https://logs.s3-fips.dualstack.us-gov-west-1.amazonaws.com:443", "us-gov-west-1", "logs"),
+    ],
+)
+def test_an_aws_endpoint_names_its_region_and_any_bucket_in_its_host(
+    endpoint: str, region: str | None, bucket: str | None
+) -> None:
+    parsed = parse_endpoint(endpoint)
+    assert (parsed.aws, parsed.region, parsed.bucket) == (True, region, bucket)
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "s3.dualstack.amazonaws.com",  # no region: not an S3 endpoint
+        "s3.example.amazonaws.com",
+        "s3-accesspoint.us-east-1.amazonaws.com",
+        "dynamodb.us-east-1.amazonaws.com",
+        "s3.us-east-1.amazonaws.com.evil.example",
+        "amazonaws.com",
+    ],
+)
+def test_a_host_that_is_not_an_aws_s3_endpoint_is_a_place_of_its_own(endpoint: str) -> None:
+    parsed = parse_endpoint(endpoint)
+    assert not parsed.aws and parsed.service == f"{endpoint}:443"
+
+
+def connection_manifest(name: str, row: Row) -> str:
+    return f"""---
+apiVersion: reconciler/v1
+kind: Connection
+metadata:
+  name: {name}
+spec:
+  type: s3
+  bucket: {row.bucket}
+  awsEndpoint: "{row.endpoint}"
+  awsAssumedRoleArn: arn:aws:iam::012345678901:role/demo-role
+"""
+
+
+def declare_spelled_connection(workspace: Path, row: Row) -> None:
+    path = workspace / "guide" / "demo-conn.yaml"
+    path.write_text(
+        path.read_text(encoding="utf-8") + connection_manifest("spelled", row), encoding="utf-8"
+    )
+
+
+def plan(workspace: Path, client: PolarisClient) -> dict[str, Change]:
+    """The plan of the guide's manifests against the emulator, by resource name."""
+    manifests = load_manifests([str(workspace / "guide")], DEMO_SECRETS)
+    planned = make_plan(manifests.resources, read_live(client, manifests.resources))
+    return {change.name: change for change in planned.changes}
+
+
+def ingested_through(client: PolarisClient, connection: dict[str, Any]) -> str:
+    """A job of the guide's spec, completed through `connection`; its id."""
+    client.create_connection(connection)
+    source = {**GUIDE_JOB["source"], "connectionName": connection["name"]}
+    job = client.create_job({**GUIDE_JOB, "source": source})
+    assert client.get_job(job["id"])["executionStatus"] == "completed"  # type: ignore[index]
+    return str(job["id"])
+
+
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
+def test_a_job_ingested_through_this_spelling_is_found_through_the_guides(
+    row: Row, workspace: Path, client: PolarisClient
+) -> None:
+    spelled = {"type": "s3", "name": "spelled", "bucket": row.bucket, "awsEndpoint": row.endpoint}
+    live = ingested_through(client, spelled)
+    koalas = plan(workspace, client)["koalas-demo-file"]
+    if row.same_as_guide:
+        assert koalas.action is Action.NOOP, koalas.reason
+        assert f"already ingested by job {live} (completed) through connection spelled" in (
+            koalas.reason
+        )
+    else:
+        assert (koalas.action, koalas.warnings) == (Action.CREATE, ()), koalas.warnings
+
+
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
+def test_a_job_ingested_through_the_guides_spelling_is_found_through_this_one(
+    row: Row, workspace: Path, client: PolarisClient
+) -> None:
+    live = ingested_through(client, GUIDE_CONNECTION)
+    declare_spelled_connection(workspace, row)
+    edit(
+        workspace / "guide" / "koalas-job.yaml",
+        "connectionName: demo-conn\n",
+        "connectionName: spelled\n",
+    )
+    koalas = plan(workspace, client)["koalas-demo-file"]
+    if row.same_as_guide:
+        assert koalas.action is Action.NOOP, koalas.reason
+        assert f"already ingested by job {live} (completed) through connection demo-conn" in (
+            koalas.reason
+        )
+    else:
+        assert (koalas.action, koalas.warnings) == (Action.CREATE, ()), koalas.warnings
+
+
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
+def test_two_new_jobs_through_two_spellings_are_flagged_against_each_other(
+    row: Row, workspace: Path, client: PolarisClient
+) -> None:
+    declare_spelled_connection(workspace, row)
+    koalas = (workspace / "guide" / "koalas-job.yaml").read_text(encoding="utf-8")
+    (workspace / "guide" / "koalas-again.yaml").write_text(
+        koalas.replace("name: koalas-demo-file", "name: koalas-again")
+        .replace("connectionName: demo-conn\n", "connectionName: spelled\n")
+        .replace("expression: '\"city\"'", "expression: 'UPPER(\"city\")'"),
+        encoding="utf-8",
+    )
+    changes = plan(workspace, client)
+    for name, other in (("koalas-demo-file", "koalas-again"), ("koalas-again", "koalas-demo-file")):
+        change = changes[name]
+        assert change.action is Action.CREATE, change.reason
+        if row.same_as_guide:
+            assert change.reingest is True
+            assert change.warnings[0].startswith(
+                f"DOUBLE INGESTION: IngestionJob/{other}, also submitted by this plan"
+            )
+        else:
+            assert change.warnings == (), change.warnings
