@@ -132,8 +132,7 @@ def matching_pairs(limit: int) -> list[tuple[str, str, str]]:
     pairs = [
         (first, second, path)
         for path, patterns in by_path.items()
-        for first, second in itertools.pairwise(patterns)
-        if first != second
+        for first, second in itertools.combinations(sorted(set(patterns))[:40], 2)
     ]
     random.Random(16).shuffle(pairs)
     return pairs[:limit]
@@ -150,13 +149,21 @@ def analysable(pattern: str) -> bool:
 
 def test_two_patterns_java_matches_one_key_with_are_said_to_overlap() -> None:
     pairs = matching_pairs(limit=20_000)
-    assert len(pairs) >= 2_000
+    assert len(pairs) >= 10_000
     missed = [
         (a, b, key)
         for a, b, key in pairs
         if analysable(a) and analysable(b) and not patterns_intersect(a, b)
     ]
     assert missed == []
+    # And as the plan sees two jobs (a too-large pattern is uncertain there, never "none").
+    unflagged = [
+        (a, b, key)
+        for a, b, key in pairs
+        if overlap_of({"pattern": a}, {"pattern": b}) == "none"
+        or overlap_of({"pattern": b}, {"pattern": a}) == "none"
+    ]
+    assert unflagged == []
 
 
 def overlap_of(live: dict[str, Any], mine: dict[str, Any]) -> str:
@@ -168,23 +175,28 @@ def overlap_of(live: dict[str, Any], mine: dict[str, Any]) -> str:
 
 
 def test_a_job_reading_a_key_java_matches_overlaps_the_pattern_job_in_every_spelling() -> None:
-    # Each object a pattern job selects, named by an objects job (as the key is spelled,
-    # doubled or trailing slashes included) is the same object: the plan must say so.
+    # Each object a pattern job selects, named by an objects job as the key is spelled
+    # (doubled or trailing slashes included), or under a prefix of it, is read by both jobs:
+    # the plan must say so, whichever job is live.
     checked = 0
-    for entry in accepted()[:1500]:
+    for entry in accepted():
         pattern = entry["pattern"]
         if unsupported(pattern):
             continue
         for key, verdict in entry["keys"]:
             if not verdict or not key or key.startswith("/"):
-                continue
+                continue  # Polaris may read /a as a (docs/places.md): not this test's concern
             checked += 1
-            verdicts = {
-                overlap_of({"pattern": pattern}, {"objects": [key]}),
-                overlap_of({"objects": [key]}, {"pattern": pattern}),
-            }
-            assert verdicts <= {"overlap", "uncertain"}, (pattern, key, verdicts)
-    assert checked >= 1_000
+            prefix = key[: len(key) // 2]
+            for other in ({"objects": [key]}, {"prefixes": [prefix]} if prefix else None):
+                if other is None:
+                    continue
+                verdicts = {
+                    overlap_of({"pattern": pattern}, other),
+                    overlap_of(other, {"pattern": pattern}),
+                }
+                assert verdicts <= {"overlap", "uncertain"}, (pattern, other, verdicts)
+    assert checked >= 4_000
 
 
 @pytest.mark.parametrize(
