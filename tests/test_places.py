@@ -11,20 +11,24 @@ one plan.
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
 
 from reconciler.client import PolarisClient
+from reconciler.emulator.samples import koalas_rows, write_nd_json
 from reconciler.endpoints import parse_endpoint
 from reconciler.identity import Place, place_of
 from reconciler.live import read_live
 from reconciler.plan import Action, Change, make_plan
 from reconciler.validate import load_manifests
+from tests.cli import run
 from tests.fixtures import DEMO_SECRETS, ROOT
 from tests.guide import GUIDE_CONNECTION, GUIDE_JOB
-from tests.steps import edit
+from tests.steps import apply_all, edit
+from tests.test_identity import KOALAS_URI, ingested_events
 
 DOC = ROOT / "docs" / "places.md"
 GUIDE_PLACE = Place("aws", "demo-bucket")  # the guide's connection: the table's first row
@@ -217,3 +221,46 @@ def test_two_new_jobs_through_two_spellings_are_flagged_against_each_other(
             )
         else:
             assert change.warnings == (), change.warnings
+
+
+def test_the_rows_of_one_bucket_land_once_whichever_spelling_each_apply_uses(
+    data_served: Any, workspace: Path, s3_dir: Path
+) -> None:
+    write_nd_json(s3_dir / "demo-bucket" / "penguins" / "adelaide.json", koalas_rows(100, seed=1))
+    write_nd_json(s3_dir / "demo-bucket" / "penguins" / "gentoo.json", koalas_rows(40, seed=2))
+    shutil.rmtree(workspace / "weblogs")  # its objects are not in s3_dir
+    koalas_file = workspace / "guide" / "koalas-job.yaml"
+    edit(koalas_file, KOALAS_URI, "s3://demo-bucket/penguins/adelaide.json")
+    apply_all()
+    assert ingested_events(data_served) == 100
+    spellings = [
+        "s3.amazonaws.com",
+        "demo-bucket.s3.dualstack.us-east-1.amazonaws.com",
+        "https://s3-fips.us-east-1.amazonaws.com:0443",
+        "s3-external-1.amazonaws.com",
+    ]
+    current = "demo-conn"
+    for number, endpoint in enumerate(spellings):
+        name = f"spelled-{number}"
+        path = workspace / "guide" / "demo-conn.yaml"
+        row = Row(endpoint, "demo-bucket", "aws", "demo-bucket")
+        path.write_text(path.read_text(encoding="utf-8") + connection_manifest(name, row))
+        edit(koalas_file, f"connectionName: {current}\n", f"connectionName: {name}\n")
+        current = name
+        apply_all()
+        assert ingested_events(data_served) == 100, endpoint
+    # Two new jobs of one plan, through two spellings, reading gentoo.json: refused.
+    again = koalas_file.read_text(encoding="utf-8")
+    again = again.replace("name: koalas-demo-file", "name: koalas-gentoo").replace(
+        "penguins/adelaide.json", "penguins/gentoo.json"
+    )
+    (workspace / "guide" / "koalas-gentoo.yaml").write_text(again, encoding="utf-8")
+    (workspace / "guide" / "koalas-gentoo-again.yaml").write_text(
+        again.replace("name: koalas-gentoo", "name: koalas-gentoo-again")
+        .replace(f"connectionName: {current}\n", "connectionName: spelled-0\n")
+        .replace("expression: '\"city\"'", "expression: 'UPPER(\"city\")'"),
+        encoding="utf-8",
+    )
+    result = run("apply", "--auto-approve")
+    assert result.exit_code == 1 and "--allow-reingest" in result.stderr
+    assert ingested_events(data_served) == 100
