@@ -24,7 +24,7 @@ from reconciler.errors import ErrorCode, ReconcilerError
 
 SEPARATOR = "/"
 _SLASHES = re.compile("/{2,}")
-MAX_EXPANSIONS = 256  # {a,b}{c,d}... alternatives analysed before giving up (and refusing)
+MAX_EXPANSIONS = 256  # {a,b}{c,d}... combinations compared; more: overlap is uncertain
 
 
 class GlobError(ReconcilerError, ValueError):
@@ -272,10 +272,15 @@ def compile_glob(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(parts), re.DOTALL)
 
 
+def fold_slashes(text: str) -> str:
+    """The text with each run of `/` written as one."""
+    return _SLASHES.sub(SEPARATOR, text)
+
+
 def path_of(key: str) -> str:
     """The key as `Paths.get(key).toString()` spells it: doubled slashes folded, a trailing
     slash dropped (the string Java's PathMatcher matches)."""
-    path = _SLASHES.sub(SEPARATOR, key)
+    path = fold_slashes(key)
     return path[:-1] if len(path) > 1 and path.endswith(SEPARATOR) else path
 
 

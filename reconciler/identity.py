@@ -14,7 +14,6 @@ in dictionaries, and only jobs whose stems can meet are compared token by token.
 from __future__ import annotations
 
 import bisect
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from reconciler.globs import (
     SEPARATOR,
     GlobError,
     Sequence,
+    fold_slashes,
     is_literal,
     literal_pattern,
     path_of,
@@ -37,7 +37,6 @@ from reconciler.globs import (
 )
 
 T = TypeVar("T")
-_SLASHES = re.compile("/{2,}")
 
 
 @dataclass(frozen=True)
@@ -129,13 +128,14 @@ def reads_of(spec: Mapping[str, Any], place: Place | None) -> Reads:
     Keys are compared as the paths Polaris's pattern matcher sees (`globs.path_of`: doubled
     slashes folded, a trailing slash dropped), so that a key and a pattern that selects it
     meet whatever the key's spelling; two keys that differ only so are then taken to be one
-    object (they are two in S3: reporting them is the safe error). Where Polaris's reading of
+    object (they are two in S3: reporting them is the safe error); prefixes, the connection's
+    too, have their doubled slashes folded. Where Polaris's reading of
     a spelling is not documented, every plausible reading is kept (see `_spellings`).
     """
     source = spec.get("source") or {}
     connection = str(source.get("connectionName", ""))
     bucket = place.bucket if place else ""
-    prefix = _folded(place.prefix) if place else ""
+    prefix = fold_slashes(place.prefix) if place else ""
     keyed: list[Keys] = []
     try:
         if source.get("uris"):
@@ -150,7 +150,7 @@ def reads_of(spec: Mapping[str, Any], place: Place | None) -> Reads:
         elif source.get("prefixes"):
             for key_prefix in source["prefixes"]:
                 for spelling in _spellings(str(key_prefix)):
-                    inside = _prefix_within(_folded(spelling), prefix)
+                    inside = _prefix_within(fold_slashes(spelling), prefix)
                     keyed.append(Keys(bucket, inside, prefix_pattern(inside)))
         elif source.get("pattern"):
             for seq in sequences(str(source["pattern"])):
@@ -176,12 +176,6 @@ def _spellings(key: str, uri: bool = False) -> list[str]:
         found.append(unquote(key))
     found += [k[1:] for k in found if k.startswith(SEPARATOR) and len(k) > 1]
     return list(dict.fromkeys(found))
-
-
-def _folded(prefix: str) -> str:
-    """A prefix in the space of paths: doubled slashes folded (a trailing one is kept: it
-    still limits what follows)."""
-    return _SLASHES.sub(SEPARATOR, prefix)
 
 
 def _split_uri(uri: str) -> tuple[str, str]:
