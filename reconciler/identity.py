@@ -129,38 +129,47 @@ def reads_of(spec: Mapping[str, Any], place: Place | None) -> Reads:
     slashes folded, a trailing slash dropped), so that a key and a pattern that selects it
     meet whatever the key's spelling; two keys that differ only so are then taken to be one
     object (they are two in S3: reporting them is the safe error); prefixes, the connection's
-    too, have their doubled slashes folded. Where Polaris's reading of
-    a spelling is not documented, every plausible reading is kept (see `_spellings`).
+    too, have their doubled slashes folded. Where Polaris's reading of a spelling is not
+    documented, every plausible reading is kept (see `_spellings`), the connection's prefix's
+    included.
     """
     source = spec.get("source") or {}
     connection = str(source.get("connectionName", ""))
     bucket = place.bucket if place else ""
-    prefix = fold_slashes(place.prefix) if place else ""
     keyed: list[Keys] = []
     try:
-        if source.get("uris"):
-            for uri in source["uris"]:
-                uri_bucket, key = _split_uri(str(uri))
-                for spelling in _spellings(key, uri=True):
-                    keyed.append(Keys(uri_bucket or bucket, _key_within(path_of(spelling), prefix)))
-        elif source.get("objects"):
-            for key in source["objects"]:
-                for spelling in _spellings(str(key)):
-                    keyed.append(Keys(bucket, _key_within(path_of(spelling), prefix)))
-        elif source.get("prefixes"):
-            for key_prefix in source["prefixes"]:
-                for spelling in _spellings(str(key_prefix)):
-                    inside = _prefix_within(fold_slashes(spelling), prefix)
-                    keyed.append(Keys(bucket, inside, prefix_pattern(inside)))
-        elif source.get("pattern"):
-            for seq in sequences(str(source["pattern"])):
-                keyed += [Keys.glob(bucket, inside) for inside in _within(seq, prefix)]
-        else:
-            problem = "no uris, objects, prefixes or pattern"
-            return Reads(connection, place, problem=problem)
+        for prefix in _spellings(fold_slashes(place.prefix) if place else ""):
+            keyed += _keys(source, bucket, prefix)
     except GlobError as error:
         return Reads(connection, place, problem=f"pattern {source['pattern']!r}: {error}")
+    except ValueError as error:
+        return Reads(connection, place, problem=str(error))
     return Reads(connection, place, tuple(dict.fromkeys(keyed)))
+
+
+def _keys(source: Mapping[str, Any], bucket: str, prefix: str) -> list[Keys]:
+    """The keys a selector reads through a connection's (folded) prefix."""
+    keyed: list[Keys] = []
+    if source.get("uris"):
+        for uri in source["uris"]:
+            uri_bucket, key = _split_uri(str(uri))
+            for spelling in _spellings(key, uri=True):
+                keyed.append(Keys(uri_bucket or bucket, _key_within(path_of(spelling), prefix)))
+    elif source.get("objects"):
+        for key in source["objects"]:
+            for spelling in _spellings(str(key)):
+                keyed.append(Keys(bucket, _key_within(path_of(spelling), prefix)))
+    elif source.get("prefixes"):
+        for key_prefix in source["prefixes"]:
+            for spelling in _spellings(str(key_prefix)):
+                inside = _prefix_within(fold_slashes(spelling), prefix)
+                keyed.append(Keys(bucket, inside, prefix_pattern(inside)))
+    elif source.get("pattern"):
+        for seq in sequences(str(source["pattern"])):
+            keyed += [Keys.glob(bucket, inside) for inside in _within(seq, prefix)]
+    else:
+        raise ValueError("no uris, objects, prefixes or pattern")
+    return keyed
 
 
 def _spellings(key: str, uri: bool = False) -> list[str]:
