@@ -17,11 +17,13 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from reconciler.apply import Applier, ApplyOptions, PolarisProvider
 from reconciler.client import PolarisClient
 from reconciler.emulator.samples import koalas_rows, write_nd_json
 from reconciler.endpoints import parse_endpoint
 from reconciler.identity import Place, place_of
 from reconciler.live import read_live
+from reconciler.model import Kind
 from reconciler.plan import Action, Change, make_plan
 from reconciler.validate import load_manifests
 from tests.cli import run
@@ -264,3 +266,24 @@ def test_the_rows_of_one_bucket_land_once_whichever_spelling_each_apply_uses(
     result = run("apply", "--auto-approve")
     assert result.exit_code == 1 and "--allow-reingest" in result.stderr
     assert ingested_events(data_served) == 100
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["demo-bucket.s3.dualstack.eu-west-1.amazonaws.com", "s3-external-1.amazonaws.com"]
+)
+def test_apply_finds_the_job_another_apply_submitted_through_another_spelling(
+    endpoint: str, workspace: Path, client: PolarisClient
+) -> None:
+    manifests = load_manifests([str(workspace / "guide")], DEMO_SECRETS)
+    live = read_live(client, manifests.resources)
+    planned = make_plan(manifests.resources, live)
+    assert {c.name: c.action for c in planned.changes}["koalas-demo-file"] is Action.CREATE
+    meanwhile = ingested_through(
+        client,
+        {"type": "s3", "name": "elsewhere", "bucket": "demo-bucket", "awsEndpoint": endpoint},
+    )
+    provider = PolarisProvider(client, ApplyOptions(), sleep=lambda s: None, live=live)
+    result = Applier(provider).run(planned)
+    (koalas,) = [o for o in result.outcomes if o.change.kind is Kind.INGESTION_JOB]
+    assert (koalas.status, koalas.message) == ("done", f"already submitted as job {meanwhile}")
+    assert len(list(client.iter_jobs())) == 1
