@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler.apply import Applier, ApplyOptions, PolarisProvider
 from reconciler.client import PolarisClient
@@ -287,3 +289,30 @@ def test_apply_finds_the_job_another_apply_submitted_through_another_spelling(
     (koalas,) = [o for o in result.outcomes if o.change.kind is Kind.INGESTION_JOB]
     assert (koalas.status, koalas.message) == ("done", f"already submitted as job {meanwhile}")
     assert len(list(client.iter_jobs())) == 1
+
+
+AWS_ROWS = [row for row in ROWS if row.service.startswith("aws")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(AWS_ROWS),
+    st.sampled_from(["", "https://", "HTTPS://", "http://"]),
+    st.sampled_from(["", ".", ".."]),
+    st.sampled_from(["", ":443", ":0443", ":00443", ":80"]),
+    st.sampled_from(["", "/", "/some/path", "?x=1"]),
+    st.randoms(use_true_random=False),
+)
+def test_any_dressing_of_an_aws_spelling_is_the_same_place(
+    row: Row, scheme: str, dots: str, port: str, tail: str, random: Any
+) -> None:
+    bare = re.sub(r"^https?://|[:/].*$", "", row.endpoint.lower()).rstrip(".")
+    host = "".join(c.upper() if random.random() < 0.5 else c for c in bare)
+    spelled = f"{scheme}{host}{dots}{port}{tail}"
+    assert place_of({"awsEndpoint": spelled, "bucket": row.bucket}) == row.place, spelled
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text())
+def test_any_endpoint_text_names_some_place_and_never_raises(text: str) -> None:
+    assert parse_endpoint(text).service
