@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck docs unit bench soak clean
+.PHONY: demo test lint typecheck docs unit bench soak clean glob-corpus
 
 # The virtualenv remembers which Python made it (major.minor): another one (PYTHON=python3.12, a
 # newer system Python, a failed first run with 3.10) rebuilds it instead of failing until
@@ -55,6 +55,14 @@ bench: $(STAMP)
 
 soak: $(STAMP)
 	$(BIN)/python -m pytest -m slow
+
+# Java's verdicts on random glob patterns and keys (tests/test_java_glob_corpus.py reads them;
+# needs a JDK, the tests do not). Same seed, same JDK: the same file.
+GLOB_CORPUS := tests/reference/java-glob-corpus.jsonl.gz
+glob-corpus:
+	@mkdir -p $(VENV)/glob-corpus
+	javac -d $(VENV)/glob-corpus scripts/glob_corpus/GlobCorpus.java
+	java -cp $(VENV)/glob-corpus GlobCorpus 16 4500 | gzip -n -9 > $(GLOB_CORPUS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

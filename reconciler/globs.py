@@ -1,11 +1,12 @@
 """Java glob patterns, as Polaris's `pattern` object selector reads them, and overlap between them.
 
-Polaris hands `pattern` to Java's `FileSystem.getPathMatcher("glob:...")` (the S3 guide,
-tests/reference/polaris-s3-ingestion-guide.txt, links the Oracle documentation): `*` matches
-within one path segment, `**` across segments, `?` one character other than `/`, `[abc]`,
-`[a-z]` and `[!a]` one character from (or not from) a class, `{a,b}` one of several
-sub-patterns (groups do not nest), and `\\` escapes the next character. A class never
-matches `/`.
+Polaris hands `pattern` to Java's `FileSystems.getDefault().getPathMatcher("glob:...")` (the S3
+guide, tests/reference/polaris-s3-ingestion-guide.txt, links the Oracle documentation) and, as
+Druid's S3 input source does, matches it against `Paths.get(key)`: a key's doubled slashes are
+folded and a trailing slash dropped before matching. This module reads a pattern exactly as
+Java's `Globs.toRegexPattern` translates it and `java.util.regex` then reads the translation;
+docs/globs.md lists the rules, and tests/test_java_glob_corpus.py checks them against tens of
+thousands of verdicts of Java itself (tests/reference/java-glob-corpus.jsonl.gz).
 
 The module is pure and imports nothing from the rest of the package, so that the emulator (which
 selects objects) and the planner (which decides whether two jobs may read a common object) share
@@ -22,13 +23,27 @@ from dataclasses import dataclass
 from reconciler.errors import ErrorCode, ReconcilerError
 
 SEPARATOR = "/"
-MAX_EXPANSIONS = 256  # {a,b}{c,d}... alternatives analysed before giving up (and refusing)
+_SLASHES = re.compile("/{2,}")
+MAX_EXPANSIONS = 256  # {a,b}{c,d}... combinations compared; more: overlap is uncertain
 
 
 class GlobError(ReconcilerError, ValueError):
-    """A pattern Java would reject, or one too large to analyse."""
+    """A pattern this tool cannot read: Java refuses it, or it cannot be analysed."""
 
     code = ErrorCode.SELECTOR
+
+
+class JavaGlobError(GlobError):
+    """A pattern Java refuses (PatternSyntaxException); the message is Java's description."""
+
+
+class GlobUnsupported(GlobError):
+    """A pattern Java may accept but reads through its regular-expression parser in a way this
+    tool does not follow (docs/globs.md); refused, so that it never selects unknown objects."""
+
+
+class GlobTooLarge(GlobError):
+    """A valid pattern with too many `{...}` combinations to compare: its overlap is unknown."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +67,9 @@ class CharSet:
 
 NOT_SEPARATOR = CharSet(((ord(SEPARATOR), ord(SEPARATOR)),), negated=True)
 ANY = CharSet((), negated=True)
+# `**` is the regex `.*`, and Java's `.` matches no line terminator.
+LINE_TERMINATORS = ((0x0A, 0x0A), (0x0D, 0x0D), (0x85, 0x85), (0x2028, 0x2029))
+ANY_IN_LINE = CharSet(LINE_TERMINATORS, negated=True)
 
 
 @dataclass(frozen=True)
@@ -71,46 +89,101 @@ def _literal(char: str) -> Token:
 
 
 def _parse_class(pattern: str, start: int) -> tuple[Token, int]:
-    """Parse `[...]` starting after the `[`; return the token and the index after `]`."""
+    """Parse `[...]` from just after the `[`, as Java's Globs.toRegexPattern translates it and
+    java.util.regex then reads the translation; return the token and the index after `]`.
+
+    Only `!` negates (`[^a]` is the set of `^` and `a`); a backslash is a literal; a `-` first
+    (after any `!`) or last is a literal; `/` is refused unless it ends a range, and a class
+    never matches `/` whatever it lists (Java intersects every class with `[^/]`).
+    """
     i = start
-    negated = i < len(pattern) and pattern[i] in "!^"
-    if negated:
-        i += 1
+    negated = False
     ranges: list[tuple[int, int]] = []
-    first = True
+    if pattern[i : i + 1] == "^":
+        ranges.append((ord("^"), ord("^")))
+        i += 1
+    else:
+        if pattern[i : i + 1] == "!":
+            negated = True
+            i += 1
+        if pattern[i : i + 1] == "-":
+            ranges.append((ord("-"), ord("-")))
+            i += 1
+    last: int | None = None  # a character that may start a range
     while i < len(pattern):
         char = pattern[i]
-        if char == "]" and not first:
-            # A class never matches the separator, whatever it lists (Java's behaviour).
-            chars = CharSet(tuple(ranges), negated)
-            if not negated:
-                chars = CharSet(tuple(r for r in ranges if not r[0] <= ord(SEPARATOR) <= r[1]))
-            else:
+        i += 1
+        if char == "]":
+            if not ranges:
+                # Java reads `]` right after the class's `[` as a literal: the class it opens
+                # is never closed.
+                raise JavaGlobError("Unclosed character class")
+            if negated:
                 chars = CharSet((*ranges, (ord(SEPARATOR), ord(SEPARATOR))), negated=True)
-            return Token(chars), i + 1
-        first = False
-        if char == "\\":
-            i += 1
-            if i >= len(pattern):
-                break
-            char = pattern[i]
+            else:
+                chars = CharSet(_without(tuple(ranges), ord(SEPARATOR)))
+            return Token(chars), i
         if char == SEPARATOR:
-            raise GlobError(f"a [...] class cannot contain {SEPARATOR!r} (Java rejects it)")
-        low = ord(char)
-        if i + 2 < len(pattern) and pattern[i + 1] == "-" and pattern[i + 2] != "]":
-            high = ord(pattern[i + 2])
-            if high < low:
-                raise GlobError(f"invalid range {char}-{pattern[i + 2]} in a [...] class")
-            ranges.append((low, high))
-            i += 3
+            raise JavaGlobError("Explicit 'name separator' in class")
+        _check_bmp(char)
+        if char != "-":
+            ranges.append((ord(char), ord(char)))
+            last = ord(char)
+            continue
+        if last is None:
+            raise JavaGlobError("Invalid range")
+        end = pattern[i : i + 1]
+        i += 1
+        if end in ("", "]"):
+            ranges.append((ord("-"), ord("-")))  # a dangling `-` before `]` is a literal
+            if end == "]":
+                i -= 1
+            continue
+        if ord(end) < last:
+            raise JavaGlobError("Invalid range")
+        if end in "\\[":
+            # Java copies a range's end into the regular expression unescaped: `[` then
+            # opens a class that is never closed, and `\\` starts a regex escape.
+            if end == "[":
+                raise JavaGlobError("Unclosed character class")
+            raise GlobUnsupported(
+                "a range that ends in a backslash: Java reads the characters after it as a "
+                "regular-expression escape; write the last character of the range itself"
+            )
+        _check_bmp(end)
+        ranges[-1] = (last, ord(end))
+        last = None
+    raise JavaGlobError("Missing ']")
+
+
+def _without(ranges: tuple[tuple[int, int], ...], point: int) -> tuple[tuple[int, int], ...]:
+    """The ranges less one code point."""
+    kept: list[tuple[int, int]] = []
+    for low, high in ranges:
+        if low <= point <= high:
+            kept += [(a, b) for a, b in ((low, point - 1), (point + 1, high)) if a <= b]
         else:
-            ranges.append((low, low))
-            i += 1
-    raise GlobError("a [ class is not closed with ]")
+            kept.append((low, high))
+    return tuple(kept)
 
 
-def _parse(pattern: str) -> list[Sequence]:
-    """The pattern as group-free token sequences, one per combination of `{...}` alternatives."""
+def _check_bmp(char: str) -> None:
+    if ord(char) > 0xFFFF:
+        # Java compares a class's characters as UTF-16 units, so such a character is two.
+        raise GlobUnsupported(
+            f"the character {char!r} inside [...]: Java reads it as two UTF-16 units there; "
+            "use ? or {...} alternatives instead"
+        )
+
+
+def _parts(pattern: str) -> list[list[Sequence]]:
+    """The pattern as a concatenation of parts, each a list of alternatives (one outside groups).
+
+    Follows Java's Globs.toRegexPattern character by character: `\\` makes any next character a
+    literal, `*` stays within a segment and `**` crosses them (as the regex `.`, which matches
+    no line terminator), `?` is one character other than `/`, `{a,b}` groups cannot nest, and
+    `}` or `,` outside a group are literals.
+    """
     parts: list[list[Sequence]] = []  # each part: alternatives (one for plain tokens)
     current: list[Token] = []
     group: list[list[Token]] | None = None
@@ -120,13 +193,13 @@ def _parse(pattern: str) -> list[Sequence]:
         target = group[-1] if group is not None else current
         if char == "\\":
             if i + 1 >= len(pattern):
-                raise GlobError("the pattern ends with an escape (\\) and nothing to escape")
+                raise JavaGlobError("No character to escape")
             target.append(_literal(pattern[i + 1]))
             i += 2
             continue
         if char == "*":
             double = i + 1 < len(pattern) and pattern[i + 1] == "*"
-            target.append(Token(ANY if double else NOT_SEPARATOR, repeat=True))
+            target.append(Token(ANY_IN_LINE if double else NOT_SEPARATOR, repeat=True))
             i += 2 if double else 1
             continue
         if char == "?":
@@ -137,7 +210,7 @@ def _parse(pattern: str) -> list[Sequence]:
             continue
         elif char == "{":
             if group is not None:
-                raise GlobError("{...} groups cannot be nested (Java rejects it)")
+                raise JavaGlobError("Cannot nest groups")
             parts.append([tuple(current)])
             current, group = [], [[]]
         elif char == "}" and group is not None:
@@ -149,13 +222,19 @@ def _parse(pattern: str) -> list[Sequence]:
             target.append(_literal(char))
         i += 1
     if group is not None:
-        raise GlobError("a { group is not closed with }")
+        raise JavaGlobError("Missing '}")
     parts.append([tuple(current)])
+    return parts
+
+
+def _parse(pattern: str) -> list[Sequence]:
+    """The pattern as group-free token sequences, one per combination of `{...}` alternatives."""
+    parts = _parts(pattern)
     count = 1
     for alternatives in parts:
         count *= len(alternatives)
         if count > MAX_EXPANSIONS:
-            raise GlobError(f"the pattern has more than {MAX_EXPANSIONS} {{...}} combinations")
+            raise GlobTooLarge(f"the pattern has more than {MAX_EXPANSIONS} {{...}} combinations")
     return [tuple(itertools.chain.from_iterable(combo)) for combo in itertools.product(*parts)]
 
 
@@ -179,17 +258,37 @@ def _charset_regex(chars: CharSet) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def compile_glob(pattern: str) -> re.Pattern[str]:
-    """A regular expression that matches exactly the keys the pattern matches."""
-    alternatives = []
-    for sequence in sequences(pattern):
-        pieces = [_charset_regex(token.chars) + ("*" if token.repeat else "") for token in sequence]
-        alternatives.append("".join(pieces))
-    return re.compile("(?:" + "|".join(alternatives) + ")", re.DOTALL)
+    """A regular expression that matches exactly the paths (see `path_of`) the pattern matches.
+
+    Raises JavaGlobError or GlobUnsupported; never GlobTooLarge (groups are not expanded here).
+    """
+    parts = []
+    for alternatives in _parts(pattern):
+        pieces = [
+            "".join(_charset_regex(token.chars) + ("*" if token.repeat else "") for token in seq)
+            for seq in alternatives
+        ]
+        parts.append("(?:" + "|".join(pieces) + ")")
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def fold_slashes(text: str) -> str:
+    """The text with each run of `/` written as one."""
+    return _SLASHES.sub(SEPARATOR, text)
+
+
+def path_of(key: str) -> str:
+    """The key as `Paths.get(key).toString()` spells it: doubled slashes folded, a trailing
+    slash dropped (the string Java's PathMatcher matches)."""
+    path = fold_slashes(key)
+    return path[:-1] if len(path) > 1 and path.endswith(SEPARATOR) else path
 
 
 def matches(pattern: str, key: str) -> bool:
-    """Whether the glob matches the whole key."""
-    return compile_glob(pattern).fullmatch(key) is not None
+    """Whether Polaris's matcher selects the object `key`: the glob matches the key's path."""
+    if "\0" in key:
+        return False  # Paths.get refuses it: no pattern selects such a key
+    return compile_glob(pattern).fullmatch(path_of(key)) is not None
 
 
 def prefix_pattern(prefix: str) -> Sequence:

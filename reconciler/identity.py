@@ -1,7 +1,8 @@
 """What a batch job reads, whatever its connection is called, and which live jobs read it too.
 
-A job reads objects of one S3 location: the connection's endpoint and bucket, limited to the
-connection's `prefix`, chosen by one selector (`uris`, `objects`, `prefixes` or `pattern`). Two
+A job reads objects of one S3 location: its connection's place (the S3 service, however the
+endpoint is spelled, and the bucket, docs/places.md), limited to the connection's `prefix`,
+chosen by one selector (`uris`, `objects`, `prefixes` or `pattern`). Two
 jobs read a common object when their locations agree and a key matches both selectors; a renamed
 connection, or a second connection on the same bucket, changes nothing about that.
 
@@ -17,12 +18,17 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, NamedTuple, TypeVar
+from urllib.parse import unquote
 
+from reconciler.endpoints import parse_endpoint
 from reconciler.globs import (
+    SEPARATOR,
     GlobError,
     Sequence,
+    fold_slashes,
     is_literal,
     literal_pattern,
+    path_of,
     prefix_pattern,
     restrict,
     sequences,
@@ -35,36 +41,31 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Place:
-    """Where a connection's objects live: endpoint and bucket, normalized, and its key prefix."""
+    """Where a connection's objects live: the S3 service, the bucket and the key prefix.
 
-    endpoint: str
+    The service is canonical (reconciler/endpoints.py, docs/places.md): an AWS partition
+    (`aws`, `aws-cn`, `aws-us-gov`) for every spelling of an AWS S3 endpoint, since bucket names
+    are unique within a partition, else the normalized `host:port` of the S3-compatible store.
+    """
+
+    service: str
     bucket: str
     prefix: str = ""
 
     def to_json(self) -> dict[str, str]:
         """The place as it enters a job's fingerprint."""
-        return {"endpoint": self.endpoint, "bucket": self.bucket, "prefix": self.prefix}
-
-
-def normalize_endpoint(endpoint: str) -> str:
-    """`https://S3.us-east-1.amazonaws.com./` and `s3.us-east-1.amazonaws.com` are one endpoint."""
-    text = endpoint.strip().lower()
-    if "://" in text:
-        text = text.split("://", 1)[1]
-    text = text.split("/", 1)[0]
-    host, colon, port = text.rpartition(":")
-    if colon and port.isdigit():
-        text = host if port == "443" else f"{host.rstrip('.')}:{port}"
-    return text.rstrip(".")
+        return {"service": self.service, "bucket": self.bucket, "prefix": self.prefix}
 
 
 def place_of(connection: Mapping[str, Any]) -> Place:
-    """The place an S3 connection (a manifest spec or a live connection) reads from."""
-    return Place(
-        normalize_endpoint(str(connection.get("awsEndpoint") or "")),
-        str(connection.get("bucket") or "").lower(),
-        str(connection.get("prefix") or ""),
-    )
+    """The place an S3 connection (a manifest spec or a live connection) reads from.
+
+    A virtual-hosted endpoint (`BUCKET.s3.REGION.amazonaws.com`) names the bucket itself; S3
+    reads that one, whatever the connection's `bucket` says.
+    """
+    endpoint = parse_endpoint(str(connection.get("awsEndpoint") or ""))
+    bucket = endpoint.bucket or str(connection.get("bucket") or "")
+    return Place(endpoint.service, bucket.lower(), str(connection.get("prefix") or ""))
 
 
 class Keys(NamedTuple):
@@ -102,12 +103,13 @@ class Reads:
     problem: str | None = None
 
     @property
-    def endpoint(self) -> str | None:
-        """The normalized endpoint, when the connection is known."""
-        return self.place.endpoint if self.place else None
+    def service(self) -> str | None:
+        """The canonical S3 service (see Place), when the connection is known."""
+        return self.place.service if self.place else None
 
     def covers(self, bucket: str, key: str) -> bool:
         """Whether the job reads the object `key` of `bucket` (a listed object, for example)."""
+        key = path_of(key)
         wanted = literal_pattern(key)
         return any(
             keys.bucket == bucket.lower()
@@ -121,32 +123,68 @@ class Reads:
 
 
 def reads_of(spec: Mapping[str, Any], place: Place | None) -> Reads:
-    """Resolve a job spec (manifest or live) to the objects it reads."""
+    """Resolve a job spec (manifest or live) to the objects it reads.
+
+    Keys are compared as the paths Polaris's pattern matcher sees (`globs.path_of`: doubled
+    slashes folded, a trailing slash dropped), so that a key and a pattern that selects it
+    meet whatever the key's spelling; two keys that differ only so are then taken to be one
+    object (they are two in S3: reporting them is the safe error); prefixes, the connection's
+    too, have their doubled slashes folded. Where Polaris's reading of a spelling is not
+    documented, every plausible reading is kept (see `_spellings`), the connection's prefix's
+    included.
+    """
     source = spec.get("source") or {}
     connection = str(source.get("connectionName", ""))
     bucket = place.bucket if place else ""
-    prefix = place.prefix if place else ""
     keyed: list[Keys] = []
     try:
-        if source.get("uris"):
-            for uri in source["uris"]:
-                uri_bucket, key = _split_uri(str(uri))
-                keyed.append(Keys(uri_bucket or bucket, _key_within(key, prefix)))
-        elif source.get("objects"):
-            keyed += [Keys(bucket, _key_within(str(key), prefix)) for key in source["objects"]]
-        elif source.get("prefixes"):
-            for key_prefix in source["prefixes"]:
-                inside = _prefix_within(str(key_prefix), prefix)
-                keyed.append(Keys(bucket, inside, prefix_pattern(inside)))
-        elif source.get("pattern"):
-            for seq in sequences(str(source["pattern"])):
-                keyed += [Keys.glob(bucket, inside) for inside in _within(seq, prefix)]
-        else:
-            problem = "no uris, objects, prefixes or pattern"
-            return Reads(connection, place, problem=problem)
+        for prefix in _spellings(fold_slashes(place.prefix) if place else ""):
+            keyed += _keys(source, bucket, prefix)
     except GlobError as error:
         return Reads(connection, place, problem=f"pattern {source['pattern']!r}: {error}")
-    return Reads(connection, place, tuple(keyed))
+    except ValueError as error:
+        return Reads(connection, place, problem=str(error))
+    return Reads(connection, place, tuple(dict.fromkeys(keyed)))
+
+
+def _keys(source: Mapping[str, Any], bucket: str, prefix: str) -> list[Keys]:
+    """The keys a selector reads through a connection's (folded) prefix."""
+    keyed: list[Keys] = []
+    if source.get("uris"):
+        for uri in source["uris"]:
+            uri_bucket, key = _split_uri(str(uri))
+            for spelling in _spellings(key, uri=True):
+                keyed.append(Keys(uri_bucket or bucket, _key_within(path_of(spelling), prefix)))
+    elif source.get("objects"):
+        for key in source["objects"]:
+            for spelling in _spellings(str(key)):
+                keyed.append(Keys(bucket, _key_within(path_of(spelling), prefix)))
+    elif source.get("prefixes"):
+        for key_prefix in source["prefixes"]:
+            for spelling in _spellings(str(key_prefix)):
+                inside = _prefix_within(fold_slashes(spelling), prefix)
+                keyed.append(Keys(bucket, inside, prefix_pattern(inside)))
+    elif source.get("pattern"):
+        for seq in sequences(str(source["pattern"])):
+            keyed += [Keys.glob(bucket, inside) for inside in _within(seq, prefix)]
+    else:
+        raise ValueError("no uris, objects, prefixes or pattern")
+    return keyed
+
+
+def _spellings(key: str, uri: bool = False) -> list[str]:
+    """The keys Polaris may read for one written key (or prefix).
+
+    The references are silent, so every plausible reading counts: the key as written; without
+    one leading `/` (Druid's CloudObjectLocation, which Polaris's S3 input builds on, drops
+    one); and for a URI, percent-decoded, as `java.net.URI.getPath` returns it. A `./` is kept:
+    S3 keys are plain strings, and nothing on the way resolves dot segments.
+    """
+    found = [key]
+    if uri and "%" in key:
+        found.append(unquote(key))
+    found += [k[1:] for k in found if k.startswith(SEPARATOR) and len(k) > 1]
+    return list(dict.fromkeys(found))
 
 
 def _split_uri(uri: str) -> tuple[str, str]:
@@ -228,7 +266,7 @@ class OverlapIndex(Generic[T]):
             for keys in reads.keys:
                 # A job whose connection is gone is filed without a location; every query
                 # also looks there, comparing keys alone.
-                self.buckets[(table, reads.endpoint, keys.bucket if reads.place else "")].add(
+                self.buckets[(table, reads.service, keys.bucket if reads.place else "")].add(
                     entry, keys
                 )
         for index in self.buckets.values():
@@ -261,7 +299,7 @@ class OverlapIndex(Generic[T]):
         # A job whose own connection is unknown may read from any place: compare keys alone.
         anywhere = [] if reads.place else [place for place in self.buckets if place[0] == table]
         for keys in reads.keys:
-            places = [(table, reads.endpoint, keys.bucket), (table, None, "")]
+            places = [(table, reads.service, keys.bucket), (table, None, "")]
             for place in places if reads.place is not None else anywhere:
                 located = self.buckets.get(place)
                 if located is not None:

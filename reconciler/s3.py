@@ -26,7 +26,7 @@ from urllib.parse import quote, unquote, urlsplit
 import httpx
 
 from reconciler.errors import ErrorCode, ReconcilerError
-from reconciler.globs import GlobError, compile_glob
+from reconciler.globs import GlobError, compile_glob, path_of
 
 SELECTORS = ("uris", "prefixes", "objects", "pattern")
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -332,4 +332,4 @@ def select(
         regex = compile_glob(spec["pattern"])
     except GlobError as error:
         raise SelectionError(f"pattern {spec['pattern']!r}: {error}") from None
-    return [o for o in available if regex.fullmatch(o.key)]
+    return [o for o in available if regex.fullmatch(path_of(o.key))]  # as Paths.get(key)

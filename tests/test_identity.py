@@ -236,7 +236,7 @@ def test_a_live_pattern_the_tool_cannot_analyse_makes_overlap_uncertain(
     koalas = changes_by_name(plan_json())["koalas-demo-file"]
     assert koalas["reingest"] is True
     assert (
-        "its selector cannot be analysed (pattern 'a/{b,{c}}': {...} groups cannot"
+        "its selector cannot be analysed (pattern 'a/{b,{c}}': Cannot nest groups)"
         in (koalas["warnings"][0])
     )
     refused()
@@ -412,8 +412,9 @@ def test_a_pattern_the_tool_cannot_read_is_a_validation_error_with_its_line(
     result = run("validate", str(workspace))
     assert result.exit_code == 1
     assert (
-        "koalas-job.yaml:17:5: error: source.pattern is not a glob this tool can read: "
-        "{...} groups cannot be nested"
+        "koalas-job.yaml:17:5: error: source.pattern 'penguins/{a,{b}}.json' is refused by "
+        "Polaris's Java glob matcher (PatternSyntaxException: Cannot nest groups); {...} groups "
+        "cannot nest: write the alternatives out ({a,b,c})"
     ) in result.stdout + result.stderr
 
 

@@ -29,7 +29,7 @@ IGNORED = {
     "source.type": "only s3",
 }
 SELECTORS = ("uris", "prefixes", "objects", "pattern")  # exactly one: a change swaps them
-PLACE = Place("s3.eu-west-1.amazonaws.com", "acme-weblogs", "logs/")
+PLACE = Place("aws", "acme-weblogs", "logs/")
 BASE: dict[str, Any] = {
     "type": "batch",
     "target": {"type": "table", "tableName": "web_requests"},

@@ -13,10 +13,11 @@ import pytest
 
 from reconciler.identity import OverlapIndex, Place, reads_of
 
-ZOO = Place("s3.us-east-1.amazonaws.com", "zoo")
-ZOO_PENGUINS = Place(ZOO.endpoint, ZOO.bucket, "penguins/")
-OTHER_BUCKET = Place(ZOO.endpoint, "other")
-OTHER_ENDPOINT = Place("s3.eu-west-1.amazonaws.com", "zoo")
+ZOO = Place("aws", "zoo")
+ZOO_PENGUINS = Place(ZOO.service, ZOO.bucket, "penguins/")
+OTHER_BUCKET = Place(ZOO.service, "other")
+OTHER_PARTITION = Place("aws-cn", "zoo")
+OTHER_STORE = Place("minio.example.com:9000", "zoo")
 
 
 def selecting(**selector: Any) -> dict[str, Any]:
@@ -64,7 +65,32 @@ CASES = [
                  ("overlap", ADELAIDE), id="a key relative to its connection's prefix"),
     pytest.param(reading(objects=["b", ADELAIDE]), reading(objects=[ADELAIDE, "a"]),
                  ("overlap", ADELAIDE), id="one common object among others"),
+    # Spellings of one key (docs/places.md): Polaris's pattern matcher sees Paths.get(key), Druid's
+    # object locations drop one leading slash, and a URI's path is percent-decoded
+    pytest.param(reading(objects=["penguins//adelaide.json"]), reading(pattern="penguins/*.json"),
+                 ("overlap", ADELAIDE), id="a doubled slash in a key a pattern selects"),
+    pytest.param(reading(pattern="penguins/*.json"), reading(objects=["penguins/adelaide.json/"]),
+                 ("overlap", ADELAIDE), id="a trailing slash in a key a pattern selects"),
+    pytest.param(reading(prefixes=["penguins//"]), reading(pattern="penguins/*.json"),
+                 ("overlap", "penguins/.json"), id="a doubled slash in a prefix"),
+    pytest.param(reading(objects=[ADELAIDE]), reading(objects=[f"/{ADELAIDE}"]),
+                 ("overlap", ADELAIDE), id="a leading slash"),
+    pytest.param(reading(prefixes=["/penguins/"]), reading(objects=[ADELAIDE]),
+                 ("overlap", ADELAIDE), id="a prefix with a leading slash"),
+    pytest.param(reading(Place(ZOO.service, ZOO.bucket, "/penguins/"), objects=[ADELAIDE]),
+                 reading(objects=[ADELAIDE]), ("overlap", ADELAIDE),
+                 id="a connection prefix with a leading slash"),
+    pytest.param(reading(Place(ZOO.service, ZOO.bucket, "penguins//"), pattern="**.json"),
+                 reading(objects=[ADELAIDE]), ("overlap", ADELAIDE),
+                 id="a connection prefix with a doubled slash"),
+    pytest.param(reading(uris=["s3://zoo/penguins/a%20b.json"]),
+                 reading(objects=["penguins/a b.json"]), ("overlap", "penguins/a b.json"),
+                 id="a percent-encoded uri"),
     # No overlap
+    pytest.param(reading(objects=[ADELAIDE]), reading(objects=[f"./{ADELAIDE}"]), ("none", None),
+                 id="a ./ is part of the key (S3 resolves no dot segments)"),
+    pytest.param(reading(objects=["penguins/a%20b.json"]), reading(objects=["penguins/a b.json"]),
+                 ("none", None), id="a percent sign in an object key is a percent sign"),
     pytest.param(reading(objects=[ADELAIDE]), reading(objects=["penguins/gentoo.json"]), ("none", None),
                  id="different objects"),
     pytest.param(reading(objects=[ADELAIDE]), reading(pattern="penguins/[!a]*.json"), ("none", None),
@@ -75,8 +101,10 @@ CASES = [
                  id="a uri in another bucket"),
     pytest.param(reading(OTHER_BUCKET, objects=[ADELAIDE]), reading(objects=[ADELAIDE]), ("none", None),
                  id="the same key through a connection to another bucket"),
-    pytest.param(reading(OTHER_ENDPOINT, objects=[ADELAIDE]), reading(objects=[ADELAIDE]), ("none", None),
-                 id="the same key and bucket at another endpoint"),
+    pytest.param(reading(OTHER_PARTITION, objects=[ADELAIDE]), reading(objects=[ADELAIDE]), ("none", None),
+                 id="the same key and bucket name in another AWS partition"),
+    pytest.param(reading(OTHER_STORE, objects=[ADELAIDE]), reading(objects=[ADELAIDE]), ("none", None),
+                 id="the same key and bucket name in another S3-compatible store"),
     pytest.param(reading(prefixes=["koalas/"]), reading(ZOO_PENGUINS, pattern="**.json"), ("none", None),
                  id="a connection prefix limits what a pattern reads"),
     pytest.param(reading(prefixes=["penguins/a"]), reading(prefixes=["penguins/b"]), ("none", None),

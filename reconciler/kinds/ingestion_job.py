@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from reconciler import connection_types
-from reconciler.globs import GlobError, sequences
+from reconciler.globs import GlobError, GlobTooLarge, JavaGlobError, compile_glob, sequences
 from reconciler.identity import Overlap, OverlapIndex, Place, Reads, place_of, reads_of
 from reconciler.kinds import register
 from reconciler.kinds.base import Fields, Locate, PlanContext, ResourceKind, fields_of
@@ -701,18 +701,12 @@ def _check_job(
                 )
             )
     if isinstance(source.get("pattern"), str):
-        try:
-            sequences(source["pattern"])
-        except GlobError as error:
-            # The plan could not tell which objects it reads, so could not rule out double
-            # ingestion; Polaris reads it as a Java glob and would reject most such patterns.
+        problem = pattern_problem(source["pattern"])
+        if problem is not None:
+            errors.append(ManifestError(at("source", "pattern"), problem, job.ref))
+        elif (too_large := pattern_too_large(source["pattern"])) is not None:
             errors.append(
-                ManifestError(
-                    at("source", "pattern"),
-                    f"source.pattern is not a glob this tool can read: {error}; see the Java "
-                    "PathMatcher glob syntax (*, **, ?, [...], {a,b}, \\ escapes)",
-                    job.ref,
-                )
+                ManifestError(at("source", "pattern"), too_large, job.ref, severity="warning")
             )
     known = {field["name"] for field in source["inputSchema"]}
     for index, mapping in enumerate(mappings):
@@ -744,6 +738,55 @@ def _check_job(
             )
         )
     return errors
+
+
+# What to write instead, for each PatternSyntaxException description Java gives for a glob.
+GLOB_FIXES = {
+    "No character to escape": "a trailing \\ escapes nothing: write \\\\ for a backslash",
+    "Explicit 'name separator' in class": "a [...] class never matches /: write / outside it",
+    "Invalid range": (
+        "a range runs from a lower to a higher character (a-z), and a - that is not a range "
+        "goes right after [ or [!, or last"
+    ),
+    "Missing ']": "close the [ with ], or write \\[ for a literal [",
+    "Cannot nest groups": "{...} groups cannot nest: write the alternatives out ({a,b,c})",
+    "Missing '}": "close the { with }, or write \\{ for a literal {",
+    "Unclosed character class": (
+        "Java reads a ] right after [ or [! as a literal, and a range that ends in [ as a new "
+        "class, so the class never closes: put a character in [...] and end ranges otherwise"
+    ),
+}
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why `reconciler validate` refuses a `source.pattern` (Polaris's Java glob matcher would
+    refuse it, or this tool cannot follow how Java reads it), with the fix; None when it reads."""
+    try:
+        compile_glob(pattern)
+    except JavaGlobError as error:
+        fix = GLOB_FIXES.get(str(error), "see docs/globs.md")
+        return (
+            f"source.pattern {pattern!r} is refused by Polaris's Java glob matcher "
+            f"(PatternSyntaxException: {error}); {fix}"
+        )
+    except GlobError as error:
+        return f"source.pattern {pattern!r} is not a glob this tool can read: {error}"
+    return None
+
+
+def pattern_too_large(pattern: str) -> str | None:
+    """A warning for a valid pattern whose overlap with other jobs cannot be analysed."""
+    try:
+        sequences(pattern)
+    except GlobTooLarge as error:
+        return (
+            f"source.pattern {pattern!r} cannot be compared with other jobs' selectors ({error}); "
+            "plans report POSSIBLE DOUBLE INGESTION for it, which apply refuses without "
+            "--allow-reingest: split it into jobs with fewer {...} groups"
+        )
+    except GlobError:
+        return None
+    return None
 
 
 # Planning helpers -----------------------------------------------------------------------------
