@@ -702,7 +702,7 @@ def apply(
     from reconciler.manager import StalePlan
     from reconciler.plan import Allowances, PlanOptions, UnsafePlan
 
-    checksum = None
+    reviewed = None
     if saved_plan.looks_saved(paths):
         saved = saved_plan.load(paths[0])
         if options != PlanOptions():
@@ -725,7 +725,7 @@ def apply(
                 f"not {target.project} at {target.url}"
             )
         # The saved plan says what was reviewed: plan again with the same paths and options.
-        paths, options, checksum = saved.paths or DEFAULT_PATHS, saved.options, saved.checksum
+        paths, options, reviewed = saved.paths or DEFAULT_PATHS, saved.options, saved
     key = _api_key(target)  # read first, so that no manifest error can show it
     manifests = _manifests(paths, target)  # validation passes before anything is sent
     apply_options = ApplyOptions(
@@ -749,7 +749,7 @@ def apply(
         lock = _project_lock(client, no_lock, lock_timeout)
         try:
             _, result = manager.apply(
-                manifests, options, allowed, approve=approve, expected_checksum=checksum, lock=lock
+                manifests, options, allowed, approve=approve, reviewed=reviewed, lock=lock
             )
         except StalePlan as stale:
             echo(_render_plan(stale.plan, "text"), err=True)
