@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from reconciler.apply import Applier, ApplyResult, PolarisProvider
+from reconciler.apply import Applier, ApplyResult, Fence, PolarisProvider, Unlocked
 from reconciler.errors import ErrorCode, ReconcilerError
 from reconciler.plan import (
     Allowances,
@@ -94,11 +94,11 @@ class Manager:
     def apply(
         self, manifests: Manifests, options: PlanOptions, allowed: Allowances, *,
         approve: Callable[[Plan], bool], reviewed: SavedPlan | None = None,
-        lock: AbstractContextManager[Callable[[], str | None]] | None = None,
+        lock: AbstractContextManager[Fence] | None = None,
     ) -> tuple[Plan, ApplyResult]:  # fmt: skip
         """Plan under the lock, check the plan, ask, then carry it out; raises StalePlan,
         UnsafePlan (from `Plan.raise_if_unsafe`) or NotApproved before any change."""
-        with lock or _no_lock() as halt:
+        with lock or _no_lock() as fence:
             planned = self.plan(manifests, options)
             plan = planned.plan
             differences = reviewed.differences(plan) if reviewed is not None else []
@@ -107,7 +107,10 @@ class Manager:
             plan.raise_if_unsafe(allowed)
             if plan.has_changes and not approve(plan):
                 raise NotApproved("apply canceled; nothing was changed")
-            result = Applier(self.provider, parallelism=self.parallelism, halt=halt).run(plan)
+            self.provider.fence = fence
+            result = Applier(self.provider, parallelism=self.parallelism, halt=fence.check).run(
+                plan
+            )
         return plan, result
 
     def _data_aware(
@@ -138,8 +141,8 @@ class Manager:
 
 
 @contextlib.contextmanager
-def _no_lock() -> Iterator[Callable[[], str | None]]:
-    yield lambda: None
+def _no_lock() -> Iterator[Fence]:
+    yield Unlocked()
 
 
 def requests_of(plan: Plan) -> list[tuple[Change, list[Request]]]:
