@@ -103,7 +103,9 @@ def _shown_as(saved: Any, fresh: Any) -> bool:
     """Whether `saved`, as the saved plan shows it, is `fresh` seen through the redactor: equal,
     except where a string shows SENSITIVE in place of text it hid (the digest covers that text)."""
     if isinstance(saved, Mapping) and isinstance(fresh, Mapping):
-        return saved.keys() == fresh.keys() and all(_shown_as(saved[k], fresh[k]) for k in saved)
+        if saved.keys() == fresh.keys():
+            return all(_shown_as(saved[k], fresh[k]) for k in saved)
+        return _keys_shown_as(saved, fresh)
     if isinstance(saved, list) and isinstance(fresh, list):
         return len(saved) == len(fresh) and all(map(_shown_as, saved, fresh))
     if isinstance(saved, str) and isinstance(fresh, str) and SENSITIVE in saved and saved != fresh:
@@ -112,24 +114,57 @@ def _shown_as(saved: Any, fresh: Any) -> bool:
     return bool(saved == fresh)
 
 
+def _keys_shown_as(saved: Mapping[str, Any], fresh: Mapping[str, Any]) -> bool:
+    """`_shown_as` for objects whose keys the redactor changed (a key holding a secret's text;
+    two such keys may even have become one): every other key is equal, and every fresh key left
+    hides behind a saved key that shows SENSITIVE (the digest covers what the file hides)."""
+    hidden = [key for key in saved if SENSITIVE in key]
+    plain = [key for key in saved if SENSITIVE not in key]
+    if not hidden or any(k not in fresh or not _shown_as(saved[k], fresh[k]) for k in plain):
+        return False
+    rest = [key for key in fresh if key not in plain]
+    behind = {key: [h for h in hidden if _shown_as(h, key)] for key in rest}
+    # Of keys that became one, the saved value is the last one's: one of them must have it.
+    return all(behind.values()) and all(
+        any(h in behind[key] and _shown_as(saved[h], fresh[key]) for key in rest) for h in hidden
+    )
+
+
 def _changes_differ(
     reviewed: Sequence[Mapping[str, Any]], fresh: Sequence[Mapping[str, Any]]
 ) -> list[str]:
-    """Each change that is new, gone, or carried out otherwise, by `Kind/name`."""
-    before = {(c["kind"], c["name"]): c for c in reviewed}
-    after = {(c["kind"], c["name"]): c for c in fresh}
+    """Each change that is new, gone, or carried out otherwise, by `Kind/name`. A saved name may
+    show SENSITIVE where it held a secret's text: changes pair up in plan order, each saved one
+    with the first fresh one of its kind that it is shown as."""
+    unpaired = list(fresh)
+    pairs = []
+    for old in reviewed:
+        new = next(
+            (c for c in unpaired if c["kind"] == old["kind"] and _shown_as(old["name"], c["name"])),
+            None,
+        )
+        if new is not None:
+            unpaired.remove(new)
+        pairs.append((old, new))
     found = []
-    for key in sorted(before.keys() | after.keys(), key=str):
-        ref = f"{key[0]}/{key[1]}"
-        old, new = before.get(key), after.get(key)
-        if old is None and new is not None:
-            found.append(f"{ref}: {new['action']} now, not in the reviewed plan")
-        elif new is None and old is not None:
-            found.append(f"{ref}: {old['action']} in the reviewed plan, not now")
-        elif old is not None and new is not None and old["action"] != new["action"]:
-            found.append(f"{ref}: {old['action']} in the reviewed plan, {new['action']} now")
-        elif old is not None and new is not None and not _shown_as(old, new):
-            found.append(f"{ref}: {new['action']} sends other requests than the reviewed plan")
+    for old, new in pairs:
+        if new is None:
+            found.append(
+                f"{old['kind']}/{old['name']}: {old['action']} in the reviewed plan, not now"
+            )
+        elif old["action"] != new["action"]:
+            found.append(
+                f"{new['kind']}/{new['name']}: {old['action']} in the reviewed plan, "
+                f"{new['action']} now"
+            )
+        elif not _shown_as(old["requests"], new["requests"]):
+            found.append(
+                f"{new['kind']}/{new['name']}: {new['action']} sends other requests than the "
+                "reviewed plan"
+            )
+    found += [
+        f"{c['kind']}/{c['name']}: {c['action']} now, not in the reviewed plan" for c in unpaired
+    ]
     return found
 
 

@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from reconciler.apply import Applier, PolarisProvider
 from reconciler.client import PolarisClient
 from reconciler.emulator import Emulator
@@ -71,8 +73,9 @@ def job_result(output: Any) -> dict[str, Any]:
     return dict(result)
 
 
+@pytest.mark.parametrize("answer", ["received", "lost"])
 def test_a_paused_holder_whose_job_post_lands_after_a_takeover_cancels_its_late_duplicate(
-    served: Any, tmp_path: Path, emulator: Emulator
+    served: Any, tmp_path: Path, emulator: Emulator, answer: str
 ) -> None:
     fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=1)
     emulator.hold_jobs()  # jobs stay pending, as they do for a while in Polaris
@@ -85,6 +88,8 @@ def test_a_paused_holder_whose_job_post_lands_after_a_takeover_cancels_its_late_
             assert second.exit_code == 0, second.stdout + second.stderr
             assert "Taking over the project lock" in second.stderr
             (kept,) = statuses(emulator)
+            if answer == "lost":  # the late POST lands, but its answer never comes back
+                emulator.faults.inject("drop", method="POST", path_contains="/jobs")
         finally:
             gate.release()  # the POST lands now, after the second apply's
             os.kill(paused.pid, signal.SIGCONT)

@@ -11,11 +11,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from reconciler import connection_types
@@ -985,7 +987,17 @@ class TableView:
         jobs = [
             j for j in self.by_identity.get(identity, {}).values() if j.status in SATISFIED_STATUSES
         ]
-        return sorted(jobs, key=lambda j: (str(j.body.get("createdTimestamp") or ""), j.id))
+        return sorted(jobs, key=lambda j: (created_at(j.body), j.id))
+
+
+def created_at(job: Mapping[str, Any]) -> float:
+    """When a job was created, in seconds since the epoch; an unreadable time sorts last (and
+    every apply reads it alike, so every apply keeps the same one of two duplicates)."""
+    try:
+        moment = datetime.fromisoformat(str(job.get("createdTimestamp")).replace("Z", "+00:00"))
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    except (ValueError, OverflowError, OSError):
+        return math.inf
 
 
 class Submissions:
@@ -1030,6 +1042,7 @@ class Submissions:
             }
         )
         self.visible: set[tuple[Kind, str]] = set()
+        self.looking: dict[tuple[Kind, str], threading.Lock] = {}  # one look at a time
 
     def submit(self, change: Change) -> Outcome:
         (request,) = change.requests
@@ -1051,6 +1064,8 @@ class Submissions:
         suspect = self.fence.contested  # someone else may post this very job beside us
         for _attempt in range(AMBIGUOUS_WRITE_ATTEMPTS):
             existing, refusal = self.find(self.view(table, stale), spec, table, mine, reads)
+            if existing is not None and suspect:
+                return self.settle(change, table, mine)  # a later one may be a duplicate
             if existing is not None:
                 return self.finish(change, existing, "already submitted")
             if refusal is not None:
@@ -1070,7 +1085,7 @@ class Submissions:
             return self.finish(change, created, "submitted")
         existing, _ = self.find(self.view(table, True), spec, table, mine, reads)
         if existing is not None:
-            return self.finish(change, existing, "already submitted")
+            return self.settle(change, table, mine)
         return Outcome(change, "failed", "submitting the job kept failing; run apply again")
 
     def find(
@@ -1149,15 +1164,28 @@ class Submissions:
             if view is not None:
                 view.add(job)
 
-    def settle(self, change: Change, table: str, mine: str, created: Mapping[str, Any]) -> Outcome:
+    def settle(
+        self, change: Change, table: str, mine: str, created: Mapping[str, Any] | None = None
+    ) -> Outcome:
         """After a POST that another writer may have made too: keep the oldest job with this
         identity, cancel later ones while they are pending, and say so."""
+        from reconciler.apply import Outcome
         from reconciler.client import PolarisError
 
-        view = self.view(table, True)
+        try:
+            view = self.view(table, True)
+        except PolarisError as error:
+            posted = f"submitted as job {created['id']}, but " if created else ""
+            return Outcome(
+                change, "failed",
+                f"{posted}the jobs of table {table} could not be read to look for a duplicate "
+                f"posted beside this apply: {error}; run plan to check",
+            )  # fmt: skip
         with self.lock:
             same = view.same(mine)
         if not same:
+            if created is None:
+                return Outcome(change, "failed", "the job is no longer listed; run apply again")
             return self.finish(change, created, "submitted")
         kept, *later = same
         canceled, running = [], []
@@ -1170,7 +1198,7 @@ class Submissions:
                 canceled.append(job.id)
             except PolarisError:
                 running.append(job)
-        verb = "submitted" if kept.id == str(created["id"]) else "already submitted"
+        verb = "submitted" if kept.id in self.submitted else "already submitted"
         outcome = self.finish(change, {**kept.body, "executionStatus": kept.status}, verb)
         notes = [
             f"canceled job {job_id}, a later duplicate of it (posted by an apply paused past "
@@ -1253,6 +1281,15 @@ class Submissions:
 
     def await_visible(self, kind: Kind, name: str) -> None:
         """Read-after-write: wait until a dependency is visible through the API."""
+        with self.lock:
+            if (kind, name) in self.visible:
+                return
+            # One worker looks; the others wanting the same resource wait for its answer.
+            looking = self.looking.setdefault((kind, name), threading.Lock())
+        with looking:
+            self._await_visible(kind, name)
+
+    def _await_visible(self, kind: Kind, name: str) -> None:
         from reconciler import kinds
         from reconciler.client import PolarisError
 
