@@ -1071,6 +1071,12 @@ class Submissions:
             if refusal is not None:
                 return Outcome(change, "failed", refusal)
             stop = self.fence.check()  # right before the POST, not only before the change
+            if stop is not None and stale:
+                return Outcome(
+                    change, "failed",
+                    f"not attempted again: {stop}; a POST whose answer was lost may still land, "
+                    "run plan to check",
+                )  # fmt: skip
             if stop is not None:
                 return Outcome(change, "failed", f"not attempted: {stop}")
             try:
