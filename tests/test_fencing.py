@@ -34,10 +34,10 @@ LEASE = "2"  # seconds: a takeover waits this long, so the tests stay fast
 
 
 @contextmanager
-def apply_process(fleet: Path, name: str) -> Iterator[subprocess.Popen[bytes]]:
+def apply_process(fleet: Path, name: str, *options: str) -> Iterator[subprocess.Popen[bytes]]:
     """`reconciler apply --format json` of `fleet` as its own process, with a short lease."""
     command = [sys.executable, "-m", "reconciler", "apply", str(fleet), "--auto-approve"]
-    command += ["--lock-lease", LEASE, "--format", "json"]
+    command += ["--lock-lease", LEASE, "--format", "json", *options]
     with (
         (fleet.parent / f"{name}.out").open("w") as stdout,
         (fleet.parent / f"{name}.err").open("w") as stderr,
@@ -138,6 +138,31 @@ def test_a_late_post_that_lands_before_the_new_holder_posts_makes_the_new_holder
     assert result["status"] == "done"
     assert result["jobId"] == early
     assert result["canceledDuplicates"] == [late]
+
+
+def test_an_apply_without_the_lock_cancels_its_job_when_someone_posted_the_same_one_first(
+    served: Any, tmp_path: Path, client: PolarisClient, emulator: Emulator
+) -> None:
+    fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=1)
+    emulator.hold_jobs()
+    gate = emulator.faults.hold("POST", "/jobs")
+    with apply_process(fleet, "unlocked", "--no-lock") as unlocked:
+        assert gate.wait_for_arrival(), "the apply never posted its job"
+        try:
+            _, plan = plan_fleet(client, fleet)  # someone else posts the same job meanwhile
+            (job,) = [c for c in plan.changes if c.kind is Kind.INGESTION_JOB]
+            (request,) = job.requests
+            first = client.create_job(dict(request.body or {}))
+        finally:
+            gate.release()
+        code, output, err = finished(unlocked, fleet, "unlocked")
+    assert code == 0, err
+    jobs = statuses(emulator)
+    assert jobs == {first["id"]: "pending", **{k: "canceled" for k in jobs if k != first["id"]}}
+    assert len(jobs) == 2
+    result = job_result(output)
+    assert result["jobId"] == first["id"]
+    assert result["message"].startswith(f"already submitted as job {first['id']}; canceled job ")
 
 
 def test_a_holder_never_starts_a_write_once_its_last_confirmed_renewal_is_half_a_lease_old(

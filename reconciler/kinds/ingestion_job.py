@@ -3,7 +3,9 @@
 A job is never updated: it is identified by its spec (its fingerprint), not by its name, and one
 that has run is never submitted again. Everything that decides "has this been ingested?" is here:
 what identifies a job (`fingerprint`, over where its connection points: reconciler/identity.py),
-which live jobs satisfy or overlap a manifest job, and the re-check right before each POST.
+which live jobs satisfy or overlap a manifest job, and how apply submits each job once
+(`Submissions`: a view of each table's jobs, the lock's fence before each POST, and a check for a
+late duplicate after one when another writer may have posted beside it).
 """
 
 from __future__ import annotations
