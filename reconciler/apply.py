@@ -5,9 +5,11 @@ sends and the changes it waits for. Each change waits for the changes to what it
 nothing else, so independent branches run in parallel and a failure stops only what depends on
 it. The provider carries a change out (each kind's module in reconciler/kinds says how): every
 write whose outcome is unknown is followed by a read of live state before any retry, and a job is
-re-checked against live state right before it is posted: no duplicates. Another apply cannot
-interleave: the manager holds the project lock (reconciler/lock.py) from before live state is
-read until apply ends, and `halt` stops new writes if that lock is ever lost.
+checked against a view of its table's jobs (read once, kept current) right before it is posted:
+no duplicates. Another apply cannot interleave: the manager holds the project lock
+(reconciler/lock.py) from before live state is read until apply ends; its `Fence` is asked before
+each change and again right before each job POST, and tells apply when another writer may have
+posted beside it (then each job POST is followed by a read that cancels a late duplicate).
 """
 
 from __future__ import annotations
@@ -26,6 +28,28 @@ from reconciler.plan import Change, Plan, Request
 
 Progress = Callable[[str], None]
 AMBIGUOUS_WRITE_ATTEMPTS = 5  # each one is preceded by a read of live state
+
+
+class Fence(Protocol):
+    """The project lock as a writer sees it (`ProjectLock` is one)."""
+
+    @property
+    def contested(self) -> bool:
+        """Whether another writer may post jobs beside this apply (a paused former holder)."""
+
+    def check(self) -> str | None:
+        """Why no write may start now, or None."""
+
+
+class Unlocked:
+    """No project lock (--no-lock, or a plan applied directly): nothing stops a write, and any
+    other apply may post beside this one, so every job POST is checked for a duplicate after."""
+
+    contested = True
+
+    def check(self) -> str | None:
+        """Never a reason: without a lock there is nothing to lose."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -49,6 +73,7 @@ class Outcome:
     job_id: str | None = None
     job: Mapping[str, Any] | None = None  # the final job, with --wait
     metrics: Mapping[str, Any] | None = None  # the job's totals, with --wait
+    canceled: tuple[str, ...] = ()  # ids of late duplicates of this job that apply canceled
 
     def to_json(self) -> dict[str, Any]:
         """The outcome as apply JSON shows it."""
@@ -68,6 +93,8 @@ class Outcome:
                 entry["health"] = {"code": health.get("code"), "message": health.get("message")}
         if self.metrics is not None:
             entry["metrics"] = dict(self.metrics)
+        if self.canceled:
+            entry["canceledDuplicates"] = list(self.canceled)
         return entry
 
 
@@ -116,8 +143,10 @@ class PolarisProvider:
         progress: Progress = lambda message: None,
         sleep: Callable[[float], None] = time.sleep,
         live: LiveState | None = None,
+        fence: Fence | None = None,
     ) -> None:
         self.client = client
+        self.fence: Fence = fence or Unlocked()  # the manager sets the project lock's
         self.options = options
         self.cache = cache
         self.progress = progress

@@ -60,7 +60,7 @@ from reconciler.validate import API_KEY_VARIABLE, Manifests, load_manifests
 # A command imports what only it needs (the API client and httpx, the planner, the lock, the
 # emulator) when it runs: `reconciler validate` starts without loading any of it.
 if TYPE_CHECKING:
-    from reconciler.apply import ApplyOptions
+    from reconciler.apply import ApplyOptions, Fence
     from reconciler.client import PolarisClient
     from reconciler.listing import Access
     from reconciler.live import JobCache
@@ -688,13 +688,17 @@ def plan(
 @click.option(
     "--no-lock", is_flag=True, help="Do not take the project lock (for keys without ManageTables)."
 )
+@click.option(
+    "--lock-lease", type=FiniteFloat(min=0, min_open=True), default=None, hidden=True,
+    help="Seconds of the project lock's lease (tests shorten it; a waiter waits the longest).",
+)  # fmt: skip
 @connection_options
 @plan_options
 @global_options
 def apply(
     paths: tuple[str, ...], fmt: str, auto_approve: bool, allow_replace: bool, allow_reingest: bool,
     force: bool, allow_empty: bool, wait: bool, timeout: float, lock_timeout: float, no_lock: bool,
-    target: Target, options: PlanOptions,
+    lock_lease: float | None, target: Target, options: PlanOptions,
 ) -> None:  # fmt: skip
     """Plan, then carry the plan out: connections, then tables, then jobs."""
     from reconciler import saved_plan
@@ -702,7 +706,7 @@ def apply(
     from reconciler.manager import StalePlan
     from reconciler.plan import Allowances, PlanOptions, UnsafePlan
 
-    checksum = None
+    reviewed = None
     if saved_plan.looks_saved(paths):
         saved = saved_plan.load(paths[0])
         if options != PlanOptions():
@@ -725,7 +729,7 @@ def apply(
                 f"not {target.project} at {target.url}"
             )
         # The saved plan says what was reviewed: plan again with the same paths and options.
-        paths, options, checksum = saved.paths or DEFAULT_PATHS, saved.options, saved.checksum
+        paths, options, reviewed = saved.paths or DEFAULT_PATHS, saved.options, saved
     key = _api_key(target)  # read first, so that no manifest error can show it
     manifests = _manifests(paths, target)  # validation passes before anything is sent
     apply_options = ApplyOptions(
@@ -746,10 +750,10 @@ def apply(
     with _client(target, key) as client:
         manager = _manager(target, client, apply_options)
         # The lock is taken before live state is read: the plan carried out is the holder's own.
-        lock = _project_lock(client, no_lock, lock_timeout)
+        lock = _project_lock(client, no_lock, lock_timeout, lock_lease)
         try:
             _, result = manager.apply(
-                manifests, options, allowed, approve=approve, expected_checksum=checksum, lock=lock
+                manifests, options, allowed, approve=approve, reviewed=reviewed, lock=lock
             )
         except StalePlan as stale:
             echo(_render_plan(stale.plan, "text"), err=True)
@@ -793,11 +797,12 @@ def _holder() -> Holder:
 
 @contextlib.contextmanager
 def _project_lock(
-    client: PolarisClient, no_lock: bool, timeout: float
-) -> Iterator[Callable[[], str | None]]:
-    """Hold the project lock for the block, which gets a function saying why to stop writing (the
-    lock was lost) or None; SIGTERM (a canceled CI job) still releases the lock."""
-    from reconciler.lock import LockError, ProjectLock
+    client: PolarisClient, no_lock: bool, timeout: float, lease: float | None
+) -> Iterator[Fence]:
+    """Hold the project lock for the block, which gets the lock as a fence (apply asks it before
+    each write); SIGTERM (a canceled CI job) still releases the lock."""
+    from reconciler.apply import Unlocked
+    from reconciler.lock import LOCK_TTL, LockError, ProjectLock
 
     if no_lock:
         echo(
@@ -805,16 +810,19 @@ def _project_lock(
             "jobs again; make sure no other apply runs against this project",
             err=True,
         )
-        yield lambda: None
+        yield Unlocked()
         return
-    lock = ProjectLock(client, _holder(), timeout=timeout, progress=lambda m: echo(m, err=True))
+    lock = ProjectLock(
+        client, _holder(), timeout=timeout, ttl=lease or LOCK_TTL,
+        progress=lambda m: echo(m, err=True),
+    )  # fmt: skip
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         try:
             lock.acquire()
-            yield lambda: lock.lost
+            yield lock
         except LockError as error:
             raise Failure(str(error)) from None
         finally:

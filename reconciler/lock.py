@@ -14,8 +14,16 @@ and releasing it are each one conditional write, so two contenders can never bot
 Expiry does not trust clocks on different machines: a holder renews the lock (a new version)
 every `ttl / 4` seconds, and a waiter takes the lock over only after it has itself watched the
 version stay unchanged for `ttl` seconds (the rule of Kubernetes leases and of the DynamoDB lock
-client). The expiry time written in the description is for people. A holder that cannot renew
-for most of `ttl` counts its lock as lost and stops starting new writes.
+client). The lease (`ttl`) is written in the description too, and a waiter waits for the longer
+of its own and the holder's. The expiry time written there is for people.
+
+Fencing, as far as Polaris allows: a holder starts a write (`check`, asked before each change and
+again right before each job POST) only while its last confirmed renewal is younger than half the
+lease by its own monotonic clock, counted from when that renewal was sent; older, it renews first
+or does not write. A holder that cannot renew for most of `ttl` counts its lock as lost. What no
+check can stop, since Polaris offers no fenced writes, is a write already past its check when the
+process is paused for longer than the lease: apply finds and cancels such a late job POST
+(IngestionJob's `Submissions`), and `contested` tells it when it must look (docs/locking.md).
 
 The table is never shown: the client leaves it out of table lists, so plan, drift and prune do
 not see it, and a manifest that names it is refused.
@@ -82,6 +90,7 @@ class LockState:
     ci: str | None = None
     since: str | None = None
     expires: str | None = None
+    lease: float | None = None  # the holder's ttl, when it wrote one
 
     def describe(self) -> str:
         """`alice@ci-7 (pid 42, run https://..., since ..., expires ...)`, for messages."""
@@ -110,6 +119,7 @@ def _state(table: Mapping[str, Any]) -> LockState:
     if record.get("free"):
         return LockState(version, free=True)
     pid = record.get("pid")
+    lease = record.get("lease")
     return LockState(
         version,
         free=False,
@@ -119,6 +129,9 @@ def _state(table: Mapping[str, Any]) -> LockState:
         ci=str(record["ci"]) if record.get("ci") else None,
         since=str(record.get("since") or "") or None,
         expires=str(record.get("expires") or "") or None,
+        lease=float(lease)
+        if isinstance(lease, int | float) and not isinstance(lease, bool) and 0 < lease < 1e6
+        else None,
     )
 
 
@@ -170,7 +183,8 @@ class ProjectLock:
         self.since = now()
         self.version: int | None = None  # the version our last write produced, while held
         self._lost: str | None = None
-        self._last_renewal = 0.0
+        self._last_renewal = 0.0  # when the last write of ours that landed was sent
+        self.took_over: str | None = None  # whose expired lock this one replaced, if any
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
         self._guard = threading.Lock()
@@ -198,6 +212,29 @@ class ProjectLock:
                 self._lost = f"the project lock could not be renewed for {silent:.0f} s"
         return self._lost
 
+    @property
+    def contested(self) -> bool:
+        """Whether another holder may still write beside this one: this lock replaced one that
+        had expired, whose holder may only be paused and may resume with a write in flight."""
+        return self.took_over is not None
+
+    def check(self) -> str | None:
+        """Why no write may start now, or None: a write starts only while the last confirmed
+        renewal is younger than half the lease; an older one is renewed first."""
+        if self.version is None:
+            return self.lost or "the project lock is not held"
+        if self.lost is None and self.clock() - self._last_renewal >= self.ttl / 2:
+            self.renew()
+        if self.lost is not None:
+            return self.lost
+        age = self.clock() - self._last_renewal
+        if age >= self.ttl / 2:
+            return (
+                f"the project lock's last confirmed renewal is {age:.0f} s old, not younger "
+                f"than half its {self.ttl:g} s lease; no write starts until it is renewed"
+            )
+        return None
+
     def _record(self) -> str:
         expires = self.now() + timedelta(seconds=self.ttl)
         record = {
@@ -208,6 +245,7 @@ class ProjectLock:
             "ci": (self.holder.ci or "")[:FIELD_LIMIT] or None,
             "since": _iso(self.since),
             "expires": _iso(expires),
+            "lease": self.ttl,
         }
         return json.dumps(record, separators=(",", ":"))
 
@@ -221,6 +259,7 @@ class ProjectLock:
         while True:
             try:
                 current = read_lock(self.client)
+                sent = self.clock()  # our write, if it lands, lands after this
                 if self._take(current, watched):
                     break
             except PolarisError as error:
@@ -240,7 +279,7 @@ class ProjectLock:
                 self.progress(f"Waiting for the project lock held by {current.describe()} ...")
                 announced = True
             self.sleep(min(remaining, random.uniform(0.5, 1.5) * POLL_SECONDS))
-        self._last_renewal = self.clock()
+        self._last_renewal = sent
         self._renewer = threading.Thread(target=self._renew_loop, name="lock-renewal", daemon=True)
         self._renewer.start()
         log.debug("took the project lock (version %s)", self.version)
@@ -256,19 +295,23 @@ class ProjectLock:
                 return self._confirm(None)
             self.version = int(created.get("version") or 0)
             return True
+        # The holder fences on its own lease: wait for the longer of the two.
+        lease = max(self.ttl, current.lease or 0.0)
         expired = (
             watched is not None
             and watched[0] == current.version
-            and self.clock() - watched[1] >= self.ttl
+            and self.clock() - watched[1] >= lease
         )
         if not (current.free or current.token == self.token or expired):
             return False
         if expired:
             self.progress(
-                f"Taking over the project lock of {current.describe()}: "
-                f"not renewed for {self.ttl:g} s"
+                f"Taking over the project lock of {current.describe()}: not renewed for {lease:g} s"
             )
-        return self._swap(current.version)
+        taken = self._swap(current.version)
+        if taken and expired:
+            self.took_over = current.describe()
+        return taken
 
     def _swap(self, version: int) -> bool:
         """Compare-and-swap our record in at `version`; True when it is ours afterwards."""
@@ -320,6 +363,7 @@ class ProjectLock:
             if self._lost or self.version is None:
                 return
             try:
+                sent = self.clock()
                 if not self._swap(self.version):
                     current = read_lock(self.client)
                     if current is None or current.free:
@@ -327,7 +371,7 @@ class ProjectLock:
                     else:
                         self._lost = f"the project lock was taken over by {current.describe()}"
                     return
-                self._last_renewal = self.clock()
+                self._last_renewal = sent
             except PolarisError as error:
                 log.warning("could not renew the project lock: %s", error)
 

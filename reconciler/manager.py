@@ -6,7 +6,7 @@ everything between is here, in this order, and only here:
 
 1. read live state through the provider (`Provider.read`), under the project lock when applying;
 2. plan (`plan.make_plan`), with the objects new jobs will read and connection tests if asked;
-3. check: a saved plan's checksum against the fresh one, then `Plan.raise_if_unsafe`, then
+3. check: a saved plan against the fresh one, part by part (`SavedPlan.differences`), then `Plan.raise_if_unsafe`, then
    approval (a callback: the CLI asks on a terminal);
 4. apply (`Applier(provider).run(plan)`).
 Like octoDNS's Manager, which owns the sync of its providers and the safety of their plans.
@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from reconciler.apply import Applier, ApplyResult, PolarisProvider
+from reconciler.apply import Applier, ApplyResult, Fence, PolarisProvider, Unlocked
 from reconciler.errors import ErrorCode, ReconcilerError
 from reconciler.plan import (
     Allowances,
@@ -36,6 +36,7 @@ from reconciler.validate import Manifests
 if TYPE_CHECKING:
     from reconciler.listing import Access
     from reconciler.live import LiveState
+    from reconciler.saved_plan import SavedPlan
 
 Progress = Callable[[str], None]
 PLAN_DEFAULTS = PlanOptions()
@@ -46,13 +47,13 @@ class StalePlan(ReconcilerError):
 
     code = ErrorCode.STALE_PLAN
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, differences: list[str]) -> None:
         super().__init__(
-            "the saved plan is stale: the manifests or the live state changed since it was made "
-            "(checksums differ). Review the current plan above, then run `reconciler plan --out` "
-            "again and apply the new file"
+            f"the saved plan is stale: {'; '.join(differences)}. Review the current plan above, "
+            "then run `reconciler plan --out` again and apply the new file"
         )
         self.plan = plan
+        self.differences = differences
 
 
 class NotApproved(ReconcilerError):
@@ -92,20 +93,24 @@ class Manager:
 
     def apply(
         self, manifests: Manifests, options: PlanOptions, allowed: Allowances, *,
-        approve: Callable[[Plan], bool], expected_checksum: str | None = None,
-        lock: AbstractContextManager[Callable[[], str | None]] | None = None,
+        approve: Callable[[Plan], bool], reviewed: SavedPlan | None = None,
+        lock: AbstractContextManager[Fence] | None = None,
     ) -> tuple[Plan, ApplyResult]:  # fmt: skip
         """Plan under the lock, check the plan, ask, then carry it out; raises StalePlan,
         UnsafePlan (from `Plan.raise_if_unsafe`) or NotApproved before any change."""
-        with lock or _no_lock() as halt:
+        with lock or _no_lock() as fence:
             planned = self.plan(manifests, options)
             plan = planned.plan
-            if expected_checksum is not None and expected_checksum != plan.checksum:
-                raise StalePlan(plan)
+            differences = reviewed.differences(plan) if reviewed is not None else []
+            if differences:
+                raise StalePlan(plan, differences)
             plan.raise_if_unsafe(allowed)
             if plan.has_changes and not approve(plan):
                 raise NotApproved("apply canceled; nothing was changed")
-            result = Applier(self.provider, parallelism=self.parallelism, halt=halt).run(plan)
+            self.provider.fence = fence
+            result = Applier(self.provider, parallelism=self.parallelism, halt=fence.check).run(
+                plan
+            )
         return plan, result
 
     def _data_aware(
@@ -136,8 +141,8 @@ class Manager:
 
 
 @contextlib.contextmanager
-def _no_lock() -> Iterator[Callable[[], str | None]]:
-    yield lambda: None
+def _no_lock() -> Iterator[Fence]:
+    yield Unlocked()
 
 
 def requests_of(plan: Plan) -> list[tuple[Change, list[Request]]]:

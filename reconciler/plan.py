@@ -181,7 +181,8 @@ class Plan:
     changes: tuple[Change, ...]
     errors: tuple[PlanError, ...] = ()
     unmanaged: tuple[tuple[Kind, str], ...] = ()
-    checksum: str = ""
+    checksum: str = ""  # over `digests`: a saved plan applies only while every part is the same
+    digests: Mapping[str, str] = field(default_factory=dict)  # see `digests`
     preflight: tuple[ConnectionTest, ...] = ()  # plan --preflight: POST /connections/{name}/test
     # How many live resources of each prunable kind exist: prune's limits are shares of these.
     population: Mapping[Kind, int] = field(default_factory=dict)
@@ -324,8 +325,9 @@ def make_plan(
             if pruned is not None:
                 changes.append(pruned)
                 population[kind_name] = len(kinds.of(kind_name).live(live))
+    parts = digests(resources, live, options, changes)
     return Plan(
-        tuple(changes), tuple(errors), tuple(unmanaged), checksum(resources, live),
+        tuple(changes), tuple(errors), tuple(unmanaged), digest(parts), parts,
         population=population,
     )  # fmt: skip
 
@@ -348,7 +350,52 @@ def checksum(resources: Iterable[Resource], live: LiveState) -> str:
     from pending to completed does not invalidate a reviewed plan; secret values are never part of
     it, only their references.
     """
-    desired = [
+    return digest([_desired(resources), _state(live)])
+
+
+def digests(
+    resources: Iterable[Resource], live: LiveState, options: PlanOptions, changes: Iterable[Change]
+) -> dict[str, str]:
+    """What a plan's checksum covers, each part digested alone so that a stale saved plan can
+    say which part moved: the manifests, the live state, the options (--prune and the others)
+    and the exact change set (every change's action and the requests it sends)."""
+    return {
+        "manifests": digest(_desired(resources)),
+        "live": digest(_state(live)),
+        "options": digest(options_json(options)),
+        "changes": digest([effect(change.to_json()) for change in changes]),
+    }
+
+
+def options_json(options: PlanOptions) -> dict[str, bool]:
+    """The options as a saved plan records them."""
+    return {
+        "resubmitCanceled": options.resubmit_canceled,
+        "rotateSecrets": options.rotate_secrets,
+        "prune": options.prune,
+    }
+
+
+def effect(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """What carrying out a change does, from its JSON (`Change.to_json`, or a saved plan's): its
+    kind, name and action and the requests it sends, secrets by reference."""
+    requests = json.loads(json.dumps(entry.get("requests") or [], default=str))
+    return {
+        "kind": entry.get("kind"),
+        "name": entry.get("name"),
+        "action": entry.get("action"),
+        "requests": requests,
+    }
+
+
+def digest(value: Any) -> str:
+    """sha256 of the canonical JSON of `value`."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _desired(resources: Iterable[Resource]) -> list[Any]:
+    return [
         [
             str(r.kind), r.name, r.policy.get("manage", "reconciler"), _identity(r),
             # Write-only values are never compared, but the plan shows (and sends) each one by
@@ -357,6 +404,7 @@ def checksum(resources: Iterable[Resource], live: LiveState) -> str:
         ]
         for r in resources
     ]  # fmt: skip
-    state = {str(kind.kind): kind.digest(live) for kind in kinds.ordered()}
-    canonical = json.dumps([desired, state], sort_keys=True, separators=(",", ":"), default=str)
-    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _state(live: LiveState) -> dict[str, Any]:
+    return {str(kind.kind): kind.digest(live) for kind in kinds.ordered()}

@@ -104,10 +104,12 @@ def test_unlock_removes_a_lock_left_by_a_dead_apply_after_confirmation(
 
 
 def test_a_lock_not_renewed_for_its_ttl_is_taken_over_and_its_old_holder_stops(
-    client: PolarisClient,
+    client: PolarisClient, emulator: Emulator
 ) -> None:
-    stale = ProjectLock(client, Holder("carol@build-3", 7, None), ttl=3600)
-    stale.acquire()  # renews once an hour: to a waiter it looks dead
+    stale = ProjectLock(client, Holder("carol@build-3", 7, None), ttl=0.3)
+    renewal = emulator.faults.hold("PUT", "/tables")  # its first renewal hangs: it looks dead
+    stale.acquire()
+    assert renewal.wait_for_arrival()
     messages: list[str] = []
     with ProjectLock(
         client, Holder("dave@build-4", 8, None), ttl=0.3, timeout=10, progress=messages.append
@@ -116,6 +118,7 @@ def test_a_lock_not_renewed_for_its_ttl_is_taken_over_and_its_old_holder_stops(
         assert messages[0].startswith("Waiting for the project lock held by carol@build-3")
         assert "Taking over the project lock of carol@build-3 (pid 7" in messages[-1]
         assert messages[-1].endswith("not renewed for 0.3 s")
+        renewal.release()  # lands on a lock that is no longer its own
         stale.renew()
         assert stale.lost is not None
         assert stale.lost.startswith("the project lock was taken over by dave@build-4")

@@ -148,6 +148,7 @@ class Emulator:
                 self.in_flight -= 1
 
     def _handle(self, request: Request) -> Response:
+        self.faults.wait_at_gate(request.method, request.path)
         fault, drop = self.faults.draw(request.method, request.path)
         if self.faults.latency_seconds:
             time.sleep(self.faults.latency_seconds)

@@ -23,6 +23,32 @@ class _Scripted:
 
 
 @dataclass
+class Gate:
+    """A request held at the door before it is handled (`FaultPlan.hold`): tests use it to make
+    a write land at the worst moment, e.g. after another client took a lock over."""
+
+    method: str | None
+    path_contains: str | None
+    arrived: threading.Event = field(default_factory=threading.Event)
+    opened: threading.Event = field(default_factory=threading.Event)
+    limit: float = 120.0  # seconds a held request waits at most, so a failed test cannot hang
+
+    def matches(self, method: str, path: str) -> bool:
+        """Whether this gate holds a request."""
+        return self.method in (None, method) and (
+            self.path_contains is None or self.path_contains in path
+        )
+
+    def wait_for_arrival(self, timeout: float = 30.0) -> bool:
+        """Wait until the request is held; False when none came."""
+        return self.arrived.wait(timeout)
+
+    def release(self) -> None:
+        """Let the held request be handled."""
+        self.opened.set()
+
+
+@dataclass
 class FaultPlan:
     """Which requests fail, and how.
 
@@ -40,6 +66,7 @@ class FaultPlan:
     latency_seconds: float = 0.0
     retry_after_seconds: float = 1.0
     _scripted: list[_Scripted] = field(default_factory=list, repr=False)
+    _gates: list[Gate] = field(default_factory=list, repr=False)
     _random: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -63,6 +90,23 @@ class FaultPlan:
         """Make the next `times` matching requests fail with `kind`."""
         with self._lock:
             self._scripted.append(_Scripted(kind, method, path_contains, times))
+
+    def hold(self, method: str | None = None, path_contains: str | None = None) -> Gate:
+        """Hold the next matching request before it is handled, until the gate is released."""
+        gate = Gate(method, path_contains)
+        with self._lock:
+            self._gates.append(gate)
+        return gate
+
+    def wait_at_gate(self, method: str, path: str) -> None:
+        """Hold this request if a gate is set for it (each gate holds one request)."""
+        with self._lock:
+            gate = next((g for g in self._gates if g.matches(method, path)), None)
+            if gate is None:
+                return
+            self._gates.remove(gate)
+        gate.arrived.set()
+        gate.opened.wait(gate.limit)
 
     def draw(self, method: str, path: str) -> tuple[FaultKind | None, bool]:
         """The fault for this request, decided before it is handled: (error, drop-after-commit)."""

@@ -3,20 +3,23 @@
 A job is never updated: it is identified by its spec (its fingerprint), not by its name, and one
 that has run is never submitted again. Everything that decides "has this been ingested?" is here:
 what identifies a job (`fingerprint`, over where its connection points: reconciler/identity.py),
-which live jobs satisfy or overlap a manifest job, and the re-check right before each POST.
+which live jobs satisfy or overlap a manifest job, and how apply submits each job once
+(`Submissions`: a view of each table's jobs, the lock's fence before each POST, and a check for a
+late duplicate after one when another writer may have posted beside it).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from reconciler import connection_types
@@ -1006,26 +1009,71 @@ def job_notes(spec: Mapping[str, Any], live: LiveState) -> tuple[str, ...]:
 # Applying -------------------------------------------------------------------------------------
 
 
+class TableView:
+    """The jobs of one table as an apply knows them: listed once, then kept current with what it
+    submits. Failed and canceled jobs ingested nothing and are left out."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, LiveJob] = {}
+        self.by_identity: dict[str, dict[str, LiveJob]] = {}
+        self.appeared: list[LiveJob] = []  # neither in the plan nor posted by this apply
+
+    def add(self, job: LiveJob, appeared: bool = False) -> None:
+        """Know `job` (with its current status)."""
+        self.jobs[job.id] = job
+        for identity, _ in job.readings:
+            self.by_identity.setdefault(identity, {})[job.id] = job
+        if appeared:
+            self.appeared.append(job)
+
+    def same(self, identity: str) -> list[LiveJob]:
+        """The jobs with this identity that ran, run or wait to run, oldest first: the first one
+        is the one kept, the others are duplicates."""
+        jobs = [
+            j for j in self.by_identity.get(identity, {}).values() if j.status in SATISFIED_STATUSES
+        ]
+        return sorted(jobs, key=lambda j: (created_at(j.body), j.id))
+
+
+def created_at(job: Mapping[str, Any]) -> float:
+    """When a job was created, in seconds since the epoch; an unreadable time sorts last (and
+    every apply reads it alike, so every apply keeps the same one of two duplicates)."""
+    try:
+        moment = datetime.fromisoformat(str(job.get("createdTimestamp")).replace("Z", "+00:00"))
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    except (ValueError, OverflowError, OSError):
+        return math.inf
+
+
 class Submissions:
     """Submits the jobs of one apply, each exactly once.
 
-    Right before each POST, the job's table is read again: another apply, or an earlier attempt
-    whose answer was lost, may have submitted this very job, or one that reads the same objects,
-    since the plan was made. Jobs resolve to places through the connections as this apply leaves
-    them: as live, then as the plan's connection changes declare them.
+    Each target table's jobs are listed once, on its first job, and the view is kept current
+    with what this apply submits: under the project lock no other apply posts jobs, and right
+    before each POST the lock is asked again (`Fence.check`) in place of a listing. The table
+    is listed again only when the answer to a POST was lost (it may have landed), and after a
+    POST when another writer may have posted the same job beside this apply (`Fence.contested`,
+    a lock taken over from a holder that may only be paused, or a lease that ran out during the
+    POST): of two jobs with one identity the later-created one is canceled while it is pending,
+    whichever apply posted it, so both sides keep the same one. Jobs resolve to places through
+    the connections as this apply leaves them: as live, then as the plan's changes declare them.
     """
 
     def __init__(self, provider: PolarisProvider, plan: Plan) -> None:
         self.provider = provider
         self.client = provider.client
         self.options = provider.options
+        self.fence = provider.fence
         self.lock = threading.Lock()
         live = provider.live
-        # Jobs already read (in the plan or during this run): a re-check only fetches jobs it
+        # Jobs already read (in the plan or during this run): a listing only fetches jobs it
         # has not seen, so it costs one list call, not one read per job.
         self.known: dict[str, LiveJob] = {job.id: job for job in (live.jobs if live else ())}
         self.planned = frozenset(self.known)
         self.submitted: set[str] = set()
+        self.views: dict[str, TableView] = {}
+        self.listing: dict[str, threading.Lock] = {}  # one listing of a table at a time
+        self.claims: dict[str, threading.Lock] = {}  # one POST of an identity at a time
         self.connections: dict[str, Mapping[str, Any]] = dict(live.connections if live else {})
         # A connection managed elsewhere is read as it is live, as the plan read it: its
         # manifest's spec (if any) is never applied, so it says nothing about where it points.
@@ -1039,61 +1087,72 @@ class Submissions:
             }
         )
         self.visible: set[tuple[Kind, str]] = set()
+        self.looking: dict[tuple[Kind, str], threading.Lock] = {}  # one look at a time
 
     def submit(self, change: Change) -> Outcome:
-        from reconciler.apply import Outcome
-        from reconciler.client import AmbiguousWriteError, MalformedResponseError
-
         (request,) = change.requests
         spec = request.body or {}
         for key in change.depends_on:
             self.await_visible(*key)
         mine = change.fingerprint or fingerprint(spec)
-        reads = reads_of(spec, change.place)
+        with self.lock:
+            claim = self.claims.setdefault(mine, threading.Lock())
+        with claim:  # two changes with one identity (--allow-reingest) never post together
+            return self._submit(change, spec, mine, reads_of(spec, change.place))
+
+    def _submit(self, change: Change, spec: Mapping[str, Any], mine: str, reads: Reads) -> Outcome:
+        from reconciler.apply import Outcome
+        from reconciler.client import AmbiguousWriteError
+
+        table = str(spec["target"]["tableName"])
+        stale = False  # list the table again: a POST whose answer was lost may have landed
+        suspect = self.fence.contested  # someone else may post this very job beside us
         for _attempt in range(AMBIGUOUS_WRITE_ATTEMPTS):
-            existing, refusal = self.find(spec, mine, reads)
+            existing, refusal = self.find(self.view(table, stale), spec, table, mine, reads)
+            if existing is not None and suspect:
+                return self.settle(change, table, mine)  # a later one may be a duplicate
             if existing is not None:
                 return self.finish(change, existing, "already submitted")
             if refusal is not None:
                 return Outcome(change, "failed", refusal)
+            stop = self.fence.check()  # right before the POST, not only before the change
+            if stop is not None and stale:
+                return Outcome(
+                    change, "failed",
+                    f"not attempted again: {stop}; a POST whose answer was lost may still land, "
+                    "run plan to check",
+                )  # fmt: skip
+            if stop is not None:
+                return Outcome(change, "failed", f"not attempted: {stop}")
             try:
                 created = self.client.create_job(dict(spec))
             except AmbiguousWriteError:
+                stale = suspect = True  # it may also land later, beside the next attempt
                 continue
-            with self.lock:
-                self.submitted.add(str(created["id"]))
-                # Submitted, whatever the answer holds besides the id: a body the API would
-                # never send is not remembered (a later re-check reads the job instead).
-                with contextlib.suppress(MalformedResponseError):
-                    self.known[str(created["id"])] = LiveJob.parse(created, self.connections)
+            self.remember(table, created)
+            # A lease that ran out while the POST was under way: a new holder may have posted it.
+            if suspect or self.fence.check() is not None:
+                return self.settle(change, table, mine, created)
             return self.finish(change, created, "submitted")
-        existing, _ = self.find(spec, mine, reads)
+        existing, _ = self.find(self.view(table, True), spec, table, mine, reads)
         if existing is not None:
-            return self.finish(change, existing, "already submitted")
+            return self.settle(change, table, mine)
         return Outcome(change, "failed", "submitting the job kept failing; run apply again")
 
     def find(
-        self, spec: Mapping[str, Any], mine: str, reads: Reads
+        self, view: TableView, spec: Mapping[str, Any], table: str, mine: str, reads: Reads
     ) -> tuple[Mapping[str, Any] | None, str | None]:
-        """(a live job with this identity that has run or is running, or why posting is refused).
+        """(a job with this identity that has run or is running, or why posting is refused).
 
         Uses the plan's identity: the job's place and selector, not its connection's name. A job
         that reads an object this one reads and appeared since the plan (another apply) refuses
         the post without --allow-reingest, as the plan would have.
         """
-        table = str(spec["target"]["tableName"])
-        appeared: list[LiveJob] = []
-        for summary in self.client.iter_jobs(type="batch", targetTableName=table):
-            status = str(summary.get("executionStatus") or "unknown")
-            if status in ("failed", "canceled"):
-                continue  # ingested nothing
-            job = self.read(str(summary["id"]))
-            if job is None:
-                continue
-            if status in SATISFIED_STATUSES and any(mine == fp for fp, _ in job.readings):
-                return {**job.body, "executionStatus": status}, None
-            if job.id not in self.planned and job.id not in self.submitted:
-                appeared.append(replace(job, status=status))
+        with self.lock:
+            same = view.same(mine)
+            appeared = list(view.appeared)
+        if same:
+            return {**same[0].body, "executionStatus": same[0].status}, None
         if self.options.allow_reingest or spec.get("ingestionMode", "append") != "append":
             return None, None
         found = overlap_index(appeared).find(table, reads)
@@ -1106,6 +1165,109 @@ class Submissions:
             f"was submitted after the plan was made and reads objects this job reads{example} into "
             f"table {table}; posting would ingest them twice. Run plan again to review, or pass "
             "--allow-reingest"
+        )
+
+    def view(self, table: str, again: bool = False) -> TableView:
+        """The table's jobs: listed on first use (and `again`), then kept current."""
+        with self.lock:
+            listing = self.listing.setdefault(table, threading.Lock())
+        with listing:
+            with self.lock:
+                current = self.views.get(table)
+            if current is not None and not again:
+                return current
+            view = TableView()
+            for summary in self.client.iter_jobs(type="batch", targetTableName=table):
+                status = str(summary.get("executionStatus") or "unknown")
+                if status in ("failed", "canceled"):
+                    continue  # ingested nothing
+                job = self.read(str(summary["id"]))
+                if job is not None:
+                    fresh = job.id not in self.planned and job.id not in self.submitted
+                    view.add(replace(job, status=status), appeared=fresh)
+            with self.lock:
+                # Our own POSTs stay known even where the list does not show them yet.
+                for job_id in self.submitted - view.jobs.keys():
+                    ours = self.known.get(job_id)
+                    if ours is not None and ours.table == table:
+                        view.add(ours)
+                self.views[table] = view
+            return view
+
+    def remember(self, table: str, created: Mapping[str, Any]) -> None:
+        """Keep the table's view current with a job this apply just posted."""
+        from reconciler.client import MalformedResponseError
+
+        job_id = str(created["id"])
+        with self.lock:
+            self.submitted.add(job_id)
+            try:
+                job = LiveJob.parse(created, self.connections)
+            except MalformedResponseError:
+                # Submitted, but the answer cannot be read: list the table again before the
+                # next job into it, so that this one is found there.
+                self.views.pop(table, None)
+                return
+            if job.status not in KNOWN_STATUSES:
+                job = replace(job, status="pending")
+            self.known[job_id] = job
+            view = self.views.get(table)
+            if view is not None:
+                view.add(job)
+
+    def settle(
+        self, change: Change, table: str, mine: str, created: Mapping[str, Any] | None = None
+    ) -> Outcome:
+        """After a POST that another writer may have made too: keep the oldest job with this
+        identity, cancel later ones while they are pending, and say so."""
+        from reconciler.apply import Outcome
+        from reconciler.client import PolarisError
+
+        try:
+            view = self.view(table, True)
+        except PolarisError as error:
+            posted = f"submitted as job {created['id']}, but " if created else ""
+            return Outcome(
+                change, "failed",
+                f"{posted}the jobs of table {table} could not be read to look for a duplicate "
+                f"posted beside this apply: {error}; run plan to check",
+            )  # fmt: skip
+        with self.lock:
+            same = view.same(mine)
+        if not same:
+            if created is None:
+                return Outcome(change, "failed", "the job is no longer listed; run apply again")
+            return self.finish(change, created, "submitted")
+        kept, *later = same
+        canceled, running = [], []
+        for job in later:
+            if job.status != "pending":
+                running.append(job)
+                continue
+            try:
+                self.client.cancel_job(job.id)
+                canceled.append(job.id)
+            except PolarisError:
+                running.append(job)
+        verb = "submitted" if kept.id in self.submitted else "already submitted"
+        outcome = self.finish(change, {**kept.body, "executionStatus": kept.status}, verb)
+        notes = [
+            f"canceled job {job_id}, a later duplicate of it (posted by an apply paused past "
+            "its project lock's lease), while it was still pending"
+            for job_id in canceled
+        ]
+        notes += [
+            f"DOUBLE INGESTION: job {job.id}, a later duplicate of it (posted by an apply paused "
+            f"past its project lock's lease), is {job.status} and could not be canceled"
+            for job in running
+        ]
+        if not notes:
+            return outcome
+        return dataclasses.replace(
+            outcome,
+            status="failed" if running else outcome.status,
+            message="; ".join([outcome.message, *notes]),
+            canceled=tuple(canceled),
         )
 
     def read(self, job_id: str) -> LiveJob | None:
@@ -1170,6 +1332,15 @@ class Submissions:
 
     def await_visible(self, kind: Kind, name: str) -> None:
         """Read-after-write: wait until a dependency is visible through the API."""
+        with self.lock:
+            if (kind, name) in self.visible:
+                return
+            # One worker looks; the others wanting the same resource wait for its answer.
+            looking = self.looking.setdefault((kind, name), threading.Lock())
+        with looking:
+            self._await_visible(kind, name)
+
+    def _await_visible(self, kind: Kind, name: str) -> None:
         from reconciler import kinds
         from reconciler.client import PolarisError
 
