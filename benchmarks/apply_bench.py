@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 from benchmarks import harness
-
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator, FaultPlan
 
 JOBS, CONNECTIONS, LATENCY = 1_000, 10, 0.020
