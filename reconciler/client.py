@@ -85,7 +85,7 @@ class ClientConfig:
     project: str
     api_key: str = field(repr=False)
     insecure: bool = False  # allow plain http:// to a host that is not loopback
-    timeout: float = 30.0
+    timeout: float = 30.0  # seconds for one whole answer, body included (not per read)
     max_attempts: int = 10  # with the 60 s budget: survives long bursts of throttling
     max_retry_seconds: float = 60.0
 
@@ -338,6 +338,31 @@ class _Budget:
         return True
 
 
+class _Deadline(httpx.SyncByteStream):
+    """A response body that raises ReadTimeout once a monotonic deadline has passed."""
+
+    def __init__(self, body: httpx.SyncByteStream, deadline: float, request: httpx.Request) -> None:
+        self.body = body
+        self.deadline = deadline
+        self.request = request
+
+    @staticmethod
+    def check(deadline: float, request: httpx.Request) -> None:
+        """Raise ReadTimeout when `deadline` has passed."""
+        if time.monotonic() > deadline:
+            raise httpx.ReadTimeout(
+                "the whole answer took longer than the timeout", request=request
+            )
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.body:
+            self.check(self.deadline, self.request)
+            yield chunk
+
+    def close(self) -> None:
+        self.body.close()
+
+
 class PolarisClient:
     """A thread-safe client for one project's Connections, Tables and Jobs APIs.
 
@@ -351,7 +376,7 @@ class PolarisClient:
         config: ClientConfig,
         *,
         transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         pool_size: int = 16,
         redact: Redactor | None = None,
     ) -> None:
@@ -361,7 +386,8 @@ class PolarisClient:
             redact = Redactor()
             redact.add_api_key(config.api_key)
         self.redact = redact
-        self.sleep = sleep
+        # time.sleep looked up at each wait, so a test of the whole CLI can fake the clock.
+        self.sleep = sleep or (lambda seconds: time.sleep(seconds))
         self._origin = config.url.rstrip("/")
         self._count = 0
         self._lock = threading.Lock()
@@ -425,8 +451,8 @@ class PolarisClient:
                 self._count += 1
             sent = time.monotonic()
             try:
-                response = self._http.request(
-                    method, path, params=params, json=None if body is None else wire
+                response = self._whole(
+                    method, path, params, None if body is None else wire, sent + self.config.timeout
                 )
             except httpx.InvalidURL as error:
                 raise PolarisError(f"{method} {path}: not a valid URL: {error}") from None
@@ -481,6 +507,25 @@ class PolarisClient:
                     url=url,
                 )
             raise self._error(method, path, url, response, attempt)
+
+    def _whole(
+        self, method: str, path: str, params: Mapping[str, Any] | None, wire: Any, deadline: float
+    ) -> httpx.Response:
+        """One attempt, read to its last byte before `deadline` (a monotonic time).
+
+        httpx's timeouts bound each network operation, so a server that sends a byte every few
+        seconds would never time out; the deadline bounds the whole answer, body included.
+        """
+        request = self._http.build_request(method, path, params=params, json=wire)
+        response = self._http.send(request, stream=True)
+        try:
+            if isinstance(response.stream, httpx.SyncByteStream):
+                response.stream = _Deadline(response.stream, deadline, request)
+            _Deadline.check(deadline, request)  # the headers alone may have taken too long
+            response.read()
+        finally:
+            response.close()
+        return response
 
     def _no_answer(self, error: httpx.HTTPError) -> str:
         if isinstance(error, httpx.TimeoutException):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -298,6 +299,8 @@ def test_hostile_input_ends_in_a_message_never_an_internal_error(
     case: Case, hostile: HostileServer, workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hostile.respond = case.server or good_polaris
+    waits: list[float] = []
+    monkeypatch.setattr(time, "sleep", waits.append)  # retry backoff is counted, not slept
     for name, value in case.env.items():
         monkeypatch.setenv(name, value)
     for name, content in case.files.items():
