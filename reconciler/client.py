@@ -77,6 +77,42 @@ WRITE_PERMISSIONS = {
 }
 
 
+# The types of the fields the reconciler reads from each answer (the OpenAPI's response schemas,
+# as far as they are read). A field may be absent or null; when present it has this type, or the
+# answer is a MalformedResponseError that names the URL and the field. `a[]` is each item of the
+# list `a`; a parent comes before its children.
+Shape = Mapping[str, type | tuple[type, ...]]
+NUMBER = (int, float)
+CONNECTION_SHAPE: Shape = {
+    "name": str, "type": str, "description": str, "bucket": str, "prefix": str,
+    "awsEndpoint": str, "awsAssumedRoleArn": str, "secrets": dict,
+}  # fmt: skip
+TABLE_SHAPE: Shape = {
+    "name": str, "type": str, "description": str, "version": int, "totalRows": NUMBER,
+    "partitioningGranularity": str, "schemaMode": str, "schema": list, "schema[]": dict,
+    "schema[].name": str, "schema[].dataType": str, "clusteringColumns": list,
+    "clusteringColumns[]": str,
+}  # fmt: skip
+_JOB_REQUEST: Shape = {
+    "type": str, "target": dict, "target.type": str, "target.tableName": str, "source": dict,
+    "source.type": str, "source.connectionName": str, "source.pattern": str,
+    "source.uris": list, "source.uris[]": str, "source.prefixes": list, "source.prefixes[]": str,
+    "source.objects": list, "source.objects[]": str, "source.formatSettings": dict,
+    "source.formatSettings.format": str, "source.inputSchema": list,
+    "source.inputSchema[]": dict, "source.inputSchema[].name": str,
+    "source.inputSchema[].dataType": str, "mappings": list, "mappings[]": dict,
+    "mappings[].columnName": str, "mappings[].expression": str,
+    "mappings[].isAggregation": bool, "clusteringColumns": list, "context": dict,
+}  # fmt: skip
+JOB_SHAPE: Shape = {
+    "id": (str, int), "executionStatus": str, "health": dict, "health.code": str,
+    "health.message": str, **_JOB_REQUEST, "spec": dict,
+    **{f"spec.{path}": kind for path, kind in _JOB_REQUEST.items()},
+}  # fmt: skip
+PROGRESS_SHAPE: Shape = {"overallProgress": NUMBER}
+METRICS_SHAPE: Shape = {"totals": dict}
+
+
 @dataclass(frozen=True)
 class ClientConfig:
     """Where and how to reach one Polaris project (cli.py builds it from flags and environment)."""
@@ -292,6 +328,73 @@ def _text(response: httpx.Response) -> str:
         return response.text
     except (LookupError, ValueError):  # an unknown or lying charset
         return response.content.decode("utf-8", errors="replace")
+
+
+class _NotFinite(str):
+    """NaN, Infinity or a number too large for a float, as read (JSON has no such numbers)."""
+
+
+def _finite(text: str) -> float | _NotFinite:
+    number = float(text)
+    return number if math.isfinite(number) else _NotFinite(text)
+
+
+def _not_finite(value: Any, at: str = "") -> tuple[str, _NotFinite] | None:
+    """Where the first number that is not finite is in a parsed body (a field path), if any."""
+    if isinstance(value, _NotFinite):
+        return at, value
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, item in items:
+        inner = f"{at}[{key}]" if isinstance(key, int) else f"{at}.{key}" if at else str(key)
+        found = _not_finite(item, inner)
+        if found is not None:
+            return found
+    return None
+
+
+def _misfit(value: Any, shape: Shape) -> tuple[str, Any, type | tuple[type, ...]] | None:
+    """The first field of `value` whose type is not the one `shape` gives it, if any."""
+    for path, kind in shape.items():
+        for where, found in _fields(value, path.split("."), ""):
+            allowed = kind if isinstance(kind, tuple) else (kind,)
+            if found is not None and (
+                not isinstance(found, allowed) or (isinstance(found, bool) and bool not in allowed)
+            ):
+                return where, found, kind
+    return None
+
+
+def _fields(value: Any, steps: list[str], at: str) -> Iterator[tuple[str, Any]]:
+    """(where, value) of each field a shape path names, as far as the body holds it."""
+    if not steps:
+        yield at, value
+        return
+    key, each = (steps[0][:-2], True) if steps[0].endswith("[]") else (steps[0], False)
+    if not isinstance(value, dict) or key not in value:
+        return
+    here = f"{at}.{key}" if at else key
+    if not each:
+        yield from _fields(value[key], steps[1:], here)
+    elif isinstance(value[key], list):
+        for index, item in enumerate(value[key]):
+            yield from _fields(item, steps[1:], f"{here}[{index}]")
+
+
+_TYPE_NAMES = {str: "a string", dict: "a JSON object", list: "a JSON list", int: "an integer",
+               float: "a number", bool: "a boolean"}  # fmt: skip
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if set(kinds) == {int, float}:
+        return "a number"
+    return " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
 
 
 def _describe(value: Any) -> str:
@@ -538,20 +641,29 @@ class PolarisClient:
         if not response.content:
             return None
         try:
-            return response.json()
+            value = response.json(parse_constant=_NotFinite, parse_float=_finite)
         except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to read
             # An HTML page with 200 usually means POLARIS_URL points at a website, not the API.
             raise self._malformed(method, path, response, "a body that is not JSON") from None
+        where = _not_finite(value)
+        if where is not None:  # NaN and Infinity are not JSON, and would end up in ours
+            field, number = where
+            got = f"{number} in the field {field}" if field else str(number)
+            raise self._malformed(method, path, response, got, "a finite number", not_the_api=False)
+        return value
 
     def _malformed(
-        self, method: str, path: str, response: httpx.Response, got: str, expected: str = ""
-    ) -> MalformedResponseError:
+        self, method: str, path: str, response: httpx.Response, got: str, expected: str = "",
+        *, not_the_api: bool = True,
+    ) -> MalformedResponseError:  # fmt: skip
         kind = response.headers.get("Content-Type", "no content type").split(";")[0].strip()
         wanted = f", not {expected}" if expected else ""
+        # A body that is not JSON, or not the object asked for, is usually another website.
+        hint = "; is POLARIS_URL the API base URL (https://ORG.REGION.CLOUD.api.imply.io)?"
         return MalformedResponseError(
             f"{method} {self._origin}{response.request.url.raw_path.decode('ascii', 'replace')}: "
-            f"answered {response.status_code} ({self.redact(kind)[:80]}) with {got}{wanted}; "
-            "is POLARIS_URL the API base URL (https://ORG.REGION.CLOUD.api.imply.io)?",
+            f"answered {response.status_code} ({self.redact(kind)[:80]}) with {got}{wanted}"
+            + (hint if not_the_api else ""),
             status=response.status_code,
             method=method,
             url=f"{self.config.base_url}{path}",
@@ -566,14 +678,16 @@ class PolarisClient:
         body: Any = None,
         keys: Mapping[str, type | tuple[type, ...]] | None = None,
         listing: str | None = None,
+        shape: Shape | None = None,
     ) -> dict[str, Any]:
         """Call, and check the answer has the documented shape: an object with these keys,
-        or (`listing`) an object whose `values` are objects that each have that key."""
+        or (`listing`) an object whose `values` are objects that each have that key; and the
+        fields in `shape` (of the object, or of each value) have their types."""
         response = self._send(method, path, params=params, body=body)
         value = self._json(method, path, response)
         unconfirmed = method == "POST"  # a create whose answer is unreadable is unconfirmed
 
-        def fail(got: str, expected: str) -> PolarisError:
+        def fail(got: str, expected: str, not_the_api: bool = True) -> PolarisError:
             if unconfirmed:
                 return UnconfirmedWriteError(
                     f"{method} {path}: Polaris answered {response.status_code} with {got} "
@@ -583,7 +697,7 @@ class PolarisClient:
                     method=method,
                     url=f"{self.config.base_url}{path}",
                 )
-            return self._malformed(method, path, response, got, expected)
+            return self._malformed(method, path, response, got, expected, not_the_api=not_the_api)
 
         if not isinstance(value, dict):
             raise fail(_describe(value), "a JSON object")
@@ -602,6 +716,15 @@ class PolarisClient:
                         f"a value that is not an object with a {listing!r}: {_describe(item)}",
                         f"objects with a {listing!r}",
                     )
+        if shape is not None:
+            each = enumerate(value["values"]) if listing is not None else [(None, value)]
+            for index, item in each:
+                misfit = _misfit(item, shape)
+                if misfit is not None:
+                    where, found, kind = misfit
+                    at = f"values[{index}].{where}" if index is not None else where
+                    got = f"the field {at} holding {_describe(found)}"
+                    raise fail(got, _type_name(kind), not_the_api=False)
         return value
 
     def _error(
@@ -658,9 +781,11 @@ class PolarisClient:
         """DELETE a project-relative path."""
         return self.request("DELETE", path)
 
-    def _maybe(self, path: str, key: str) -> dict[str, Any] | None:
+    def _maybe(self, path: str, key: str, shape: Shape) -> dict[str, Any] | None:
         try:
-            return self._object("GET", path, keys={key: (str, int) if key == "id" else str})
+            return self._object(
+                "GET", path, keys={key: (str, int) if key == "id" else str}, shape=shape
+            )
         except NotFoundError:  # a missing project is a ProjectNotFoundError and still raised
             return None
 
@@ -668,11 +793,13 @@ class PolarisClient:
 
     def list_connections(self) -> list[dict[str, Any]]:
         """Every connection in the project (one call; the list is not paginated)."""
-        return list(self._object("GET", "/connections", listing="name")["values"])
+        return list(
+            self._object("GET", "/connections", listing="name", shape=CONNECTION_SHAPE)["values"]
+        )
 
     def get_connection(self, name: str) -> dict[str, Any] | None:
         """One connection, or None."""
-        return self._maybe(f"/connections/{_segment(name)}", "name")
+        return self._maybe(f"/connections/{_segment(name)}", "name", CONNECTION_SHAPE)
 
     def create_connection(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST a connection; raises ConflictError when the name is taken."""
@@ -698,12 +825,12 @@ class PolarisClient:
 
     def list_tables(self) -> list[dict[str, Any]]:
         """Every table in the project but the lock's: plan, drift and prune never see the lock."""
-        values = self._object("GET", "/tables", listing="name")["values"]
+        values = self._object("GET", "/tables", listing="name", shape=TABLE_SHAPE)["values"]
         return [t for t in values if t["name"] != LOCK_TABLE]
 
     def get_table(self, name: str) -> dict[str, Any] | None:
         """One table, or None."""
-        return self._maybe(f"/tables/{_segment(name)}", "name")
+        return self._maybe(f"/tables/{_segment(name)}", "name", TABLE_SHAPE)
 
     def create_table(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST a table; raises ConflictError when the name is taken."""
@@ -734,7 +861,7 @@ class PolarisClient:
 
         def page_at(offset: int) -> dict[str, Any]:
             query = {**params, "paginationOffset": offset}
-            return self._object("GET", "/jobs", params=query, listing="id")
+            return self._object("GET", "/jobs", params=query, listing="id", shape=JOB_SHAPE)
 
         ahead: deque[tuple[int, Future[dict[str, Any]]]] = deque()  # pages asked for, in order
         width = 0
@@ -786,7 +913,7 @@ class PolarisClient:
 
     def get_job(self, job_id: str) -> dict[str, Any] | None:
         """One full job, or None (Polaris forgets old completed jobs)."""
-        return self._maybe(f"/jobs/{_segment(job_id)}", "id")
+        return self._maybe(f"/jobs/{_segment(job_id)}", "id", JOB_SHAPE)
 
     def create_job(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST a job; raises AmbiguousWriteError when the outcome is unknown, and
@@ -800,10 +927,8 @@ class PolarisClient:
 
     def job_progress(self, job_id: str) -> dict[str, Any]:
         """The job's overall progress (0..1)."""
-        body = self.get(f"/jobs/{_segment(job_id)}/progress")
-        return body if isinstance(body, dict) else {}
+        return self._object("GET", f"/jobs/{_segment(job_id)}/progress", shape=PROGRESS_SHAPE)
 
     def job_metrics(self, job_id: str) -> dict[str, Any]:
         """The job's totals: rows and bytes processed."""
-        body = self.get(f"/jobs/{_segment(job_id)}/metrics")
-        return body if isinstance(body, dict) else {}
+        return self._object("GET", f"/jobs/{_segment(job_id)}/metrics", shape=METRICS_SHAPE)

@@ -176,7 +176,7 @@ SERVER_CASES = [
             jobs=json_body({"values": [KOALAS_SUMMARY]}),
             job=json_body({**KOALAS_SUMMARY, "source": "s3", "mappings": {"a": 1}, "target": 5}),
         ),
-        says=(f"GET /jobs/{JOB_ID}", "documented types"),
+        says=(f"/jobs/{JOB_ID}: answered 200", "the field target holding a JSON number"),
     ),
     Case(
         "500 with an HTML error page",
@@ -380,7 +380,8 @@ def test_a_malformed_job_met_by_the_check_before_a_post_fails_that_job_with_a_me
     assert "internal error" not in said and "Traceback" not in said, said
     assert result.exit_code == 1, said
     (line,) = [line for line in result.stdout.splitlines() if "IngestionJob/" in line]
-    assert line.startswith("failed") and f"GET /jobs/{JOB_ID}" in line, said
+    assert line.startswith("failed") and f"/jobs/{JOB_ID}: answered 200" in line, said
+    assert "the field source holding a JSON string, not a JSON object" in line, said
 
 
 def test_a_job_post_answered_with_a_malformed_job_is_submitted_and_said_so(
@@ -421,7 +422,9 @@ def test_apply_wait_on_a_job_with_malformed_progress_and_health_fails_it_with_a_
     assert "internal error" not in said and "Traceback" not in said, said
     assert result.exit_code == 1, said
     assert any(
-        line.startswith("failed") and f"job {JOB_ID} failed" in line
+        line.startswith("failed")
+        and f"/jobs/{JOB_ID}: answered 200" in line
+        and "the field health holding a JSON string" in line
         for line in result.stdout.splitlines()
     ), said
 
