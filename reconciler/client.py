@@ -24,6 +24,9 @@ Retry policy, in one place, with the reason each rule is safe:
   from the service after it acted; a client cannot tell which, so a 503 on a POST is ambiguous
   too. apply then reads live state (is the connection, table or job there?) before it posts
   again (reconciler/apply.py).
+- Each attempt has one deadline, `timeout` seconds for the whole answer, body included (httpx's
+  own timeouts bound each read, which a server sending a byte at a time never trips); passing it
+  is a timeout like any other.
 - A write of any method whose last attempt failed while an attempt may have been applied (a
   5xx, a timeout, a dropped connection) raises AmbiguousWriteError: the caller reads live state
   before it tries again. Every AmbiguousWriteError is a PolarisError.
