@@ -139,7 +139,7 @@ def test_every_format_hides_a_secret_in_names_messages_and_errors_in_every_encod
     for path in secret_env.glob("*.xml"):
         ET.fromstring(texts[path.name].encode())  # still well-formed after redaction
     assert any("(sensitive)" in texts[path.name] for path in secret_env.glob("*.xml"))
-    assert "(sensitive)" in "".join(r.stdout for _, r in results if "github" in _)
+    assert "(sensitive)" in "".join(r.stdout for args, r in results if "github" in args)
     assert_no_form_of_a_secret(texts)
 
 
