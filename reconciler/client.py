@@ -35,6 +35,7 @@ Retry policy, in one place, with the reason each rule is safe:
 from __future__ import annotations
 
 import email.utils
+import functools
 import ipaddress
 import logging
 import math
@@ -361,32 +362,70 @@ def _not_finite(value: Any, at: str = "") -> tuple[str, _NotFinite] | None:
     return None
 
 
-def _misfit(value: Any, shape: Shape) -> tuple[str, Any, type | tuple[type, ...]] | None:
+@dataclass
+class _Field:
+    """What a shape says of one field: its types, its own fields, and (a list) its items'."""
+
+    kinds: tuple[type, ...] | None = None
+    fields: dict[str, _Field] = field(default_factory=dict)
+    item: _Field | None = None
+
+
+@functools.cache
+def _compiled(shape: tuple[tuple[str, type | tuple[type, ...]], ...]) -> dict[str, _Field]:
+    """A shape as a tree, so a body is walked once however many paths share a prefix."""
+    root: dict[str, _Field] = {}
+    for path, kind in shape:
+        fields, node = root, _Field()
+        for step in path.split("."):
+            node = fields.setdefault(step.removesuffix("[]"), _Field())
+            if step.endswith("[]"):
+                node.item = node.item or _Field()
+                node = node.item
+            fields = node.fields
+        node.kinds = kind if isinstance(kind, tuple) else (kind,)
+    return root
+
+
+def _misfit(value: Any, shape: Shape) -> tuple[str, Any, tuple[type, ...]] | None:
     """The first field of `value` whose type is not the one `shape` gives it, if any."""
-    for path, kind in shape.items():
-        for where, found in _fields(value, path.split("."), ""):
-            allowed = kind if isinstance(kind, tuple) else (kind,)
-            if found is not None and (
-                not isinstance(found, allowed) or (isinstance(found, bool) and bool not in allowed)
-            ):
-                return where, found, kind
+    found = _check_fields(value, _compiled(tuple(shape.items())), ())
+    if found is None:
+        return None
+    at, misfit, kinds = found
+    where = "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in at)
+    return where.removeprefix("."), misfit, kinds
+
+
+Misfit = tuple[tuple[str | int, ...], Any, tuple[type, ...]]
+
+
+def _check_fields(
+    value: Any, fields: dict[str, _Field], at: tuple[str | int, ...]
+) -> Misfit | None:
+    if not isinstance(value, dict):
+        return None
+    for key, node in fields.items():
+        found = value.get(key)
+        misfit = None if found is None else _check(found, node, (*at, key))
+        if misfit is not None:
+            return misfit
     return None
 
 
-def _fields(value: Any, steps: list[str], at: str) -> Iterator[tuple[str, Any]]:
-    """(where, value) of each field a shape path names, as far as the body holds it."""
-    if not steps:
-        yield at, value
-        return
-    key, each = (steps[0][:-2], True) if steps[0].endswith("[]") else (steps[0], False)
-    if not isinstance(value, dict) or key not in value:
-        return
-    here = f"{at}.{key}" if at else key
-    if not each:
-        yield from _fields(value[key], steps[1:], here)
-    elif isinstance(value[key], list):
-        for index, item in enumerate(value[key]):
-            yield from _fields(item, steps[1:], f"{here}[{index}]")
+def _check(value: Any, node: _Field, at: tuple[str | int, ...]) -> Misfit | None:
+    kinds = node.kinds
+    if kinds is not None and (
+        not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)
+    ):
+        return at, value, kinds
+    misfit = _check_fields(value, node.fields, at) if node.fields else None
+    if misfit is None and node.item is not None and isinstance(value, list):
+        for index, item in enumerate(value):
+            misfit = None if item is None else _check(item, node.item, (*at, index))
+            if misfit is not None:
+                break
+    return misfit
 
 
 _TYPE_NAMES = {str: "a string", dict: "a JSON object", list: "a JSON list", int: "an integer",
