@@ -31,7 +31,6 @@ import click
 from reconciler import __version__, ci_output
 from reconciler import config as configuration
 from reconciler.errors import ErrorCode, ReconcilerError
-from reconciler.escape import terminal
 from reconciler.manifest import discover
 from reconciler.model import (
     DEFAULT_FAIL_ON,
@@ -42,6 +41,7 @@ from reconciler.model import (
     ManifestError,
     ManifestErrors,
 )
+from reconciler.output import Output
 from reconciler.params import FiniteFloat
 from reconciler.redact import Redactor
 from reconciler.render import (
@@ -92,6 +92,7 @@ CREDENTIAL_NAME = re.compile(
 )
 
 REDACT = Redactor()
+OUT = Output(REDACT)  # every format redacts, then escapes: reconciler/output.py
 
 
 def echo(text: str, *, err: bool = False) -> None:
@@ -130,7 +131,7 @@ class _RedactingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         # The whole entry, exception text included, is redacted once it is formatted.
         text = REDACT(super().format(record))
-        return "\n".join(terminal(line) for line in text.split("\n"))
+        return "\n".join(OUT.terminal(line) for line in text.split("\n"))
 
 
 def _configure_logging() -> None:
@@ -298,7 +299,7 @@ def validate(
         choices = _validation_choices(paths, config_file, target_name, var)
     except ManifestErrors as failed:
         _print_problems(failed.errors, fmt, valid=False)
-        _write_junit(junit, ci_output.validate_junit([], failed.errors))
+        _write_junit(junit, ci_output.validate_junit([], failed.errors, REDACT))
         sys.exit(1)
     problems: dict[tuple[Any, str], ManifestError] = {}
     valid: list[tuple[Choice, Manifests]] = []
@@ -316,7 +317,7 @@ def validate(
         valid.append((choice, manifests))
     found_problems = sorted(problems.values(), key=lambda e: (e.location, e.message))
     files = _files(path for choice in choices for path in (paths or choice.paths))
-    _write_junit(junit, ci_output.validate_junit(files, found_problems))
+    _write_junit(junit, ci_output.validate_junit(files, found_problems, REDACT))
     if len(valid) < len(choices):
         _print_problems(found_problems, fmt, valid=False)
         sys.exit(1)
@@ -337,7 +338,7 @@ def _write_junit(path: str | None, xml: str) -> None:
     if path is None:
         return
     try:
-        Path(path).write_text(REDACT(xml), encoding="utf-8")
+        Path(path).write_text(xml, encoding="utf-8")  # redacted as it was built
     except OSError as error:
         raise Failure(f"cannot write --junit {path}: {error.strerror}") from None
 
@@ -349,7 +350,7 @@ def _locations(manifests: Manifests) -> ci_output.Locations:
 def _print_problems(problems: list[ManifestError], fmt: str, *, valid: bool) -> None:
     if fmt == "github":
         if problems:
-            echo("\n".join(ci_output.validate_annotations(problems)))
+            echo("\n".join(ci_output.validate_annotations(problems, REDACT)))
         if not valid:
             count = sum(1 for p in problems if p.severity == "error")
             echo(f"{count} error(s) found.", err=True)
@@ -505,7 +506,7 @@ def _manifests(paths: tuple[str, ...], target: Target, fmt: str = "text") -> Man
         for line in render_problems(failed.errors, "text", valid=False, redact=REDACT):
             echo(line, err=True)
         if fmt == "github":  # so that plan and drift in CI also mark the lines of the diff
-            echo("\n".join(ci_output.validate_annotations(failed.errors)))
+            echo("\n".join(ci_output.validate_annotations(failed.errors, REDACT)))
         count = sum(e.severity == "error" for e in failed.errors)
         raise Failure(f"{count} manifest error(s); nothing was sent") from None
     REDACT.add(manifests.secrets)
@@ -535,7 +536,7 @@ def _manager(
     from reconciler.manager import Manager
 
     def progress(message: str) -> None:
-        echo(terminal(REDACT(message)), err=True)
+        echo(OUT.terminal(message), err=True)
 
     options = apply_options or ApplyOptions(parallelism=target.parallelism)
     provider = PolarisProvider(client, options, cache=_cache(target), progress=progress)
@@ -558,7 +559,7 @@ def _plan(
 
 def _render_plan(plan: Plan, fmt: str, limit: int = MARKDOWN_LIMIT) -> str:
     if fmt == "json":
-        return PlanJson().render(plan)
+        return PlanJson(REDACT).render(plan)
     if fmt == "markdown":
         return PlanMarkdown(limit, redact=REDACT).render(plan)
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
@@ -623,17 +624,11 @@ def plan(
     result = planned.plan
     requests = requests_of(result) if show_requests else None
     if fmt == "github":
-        annotations = ci_output.plan_annotations(result, _locations(manifests))
+        annotations = ci_output.plan_annotations(result, _locations(manifests), REDACT)
         echo("\n".join([*annotations, summary_sentence(result)]))
     elif fmt == "json" and requests is not None:
-        echo(
-            json.dumps(
-                {**result.to_json(), "requests": json.loads(render_requests(requests, "json"))},
-                indent=2,
-                ensure_ascii=False,
-                default=str,
-            )
-        )
+        planned_requests = json.loads(render_requests(requests, "json", REDACT))
+        echo(OUT.json({**result.to_json(), "requests": planned_requests}))
     elif fmt == "markdown" and requests is not None:
         # One comment: the plan takes what it needs, the requests get the rest of the limit.
         shown = _render_plan(result, fmt, MARKDOWN_LIMIT // 2)
@@ -853,7 +848,7 @@ def unlock(yes: bool, target: Target) -> None:
         if state is None or state.free:
             echo(f"Project {target.project} is not locked; nothing to do.")
             return
-        echo(f"Project {target.project} is locked by {terminal(state.describe())}.", err=True)
+        echo(f"Project {target.project} is locked by {OUT.terminal(state.describe())}.", err=True)
         if not yes:
             if not sys.stdin.isatty():
                 raise Failure(
@@ -932,11 +927,11 @@ def drift(
     }
     report = drift_report(result, fail_on=fail_on, ignore=ignore, history=kept)
     if fmt == "github":
-        lines = ci_output.drift_annotations(report, _locations(manifests))
+        lines = ci_output.drift_annotations(report, _locations(manifests), REDACT)
         echo("\n".join([*lines, render_drift(report, "text", REDACT).splitlines()[-1]]))
     else:
         echo(render_drift(report, fmt, REDACT))
-    _write_junit(junit, ci_output.drift_junit(report))
+    _write_junit(junit, ci_output.drift_junit(report, REDACT))
     if report.failed:
         sys.exit(2)
 
@@ -1007,7 +1002,7 @@ def import_(
     except (ImportConflict, OSError, ValueError) as error:  # ValueError: a path leaving --out
         raise Failure(str(error)) from None
     for reason in result.skipped:
-        echo(f"skipped {terminal(reason)}", err=True)
+        echo(f"skipped {OUT.terminal(reason)}", err=True)
     counts = ", ".join(f"{result.count(kind)} {kind}" for kind in KIND_ORDER)
     echo(f"Wrote {len(written)} manifest(s) to {out}: {counts}.")
     variables = [v for f in result.files for v in f.variables]
@@ -1068,7 +1063,7 @@ def schema(out: str, force: bool) -> None:
 
 def _error(text: str) -> None:
     """A message to stderr: redacted, and one terminal line per line of the message."""
-    echo("\n".join(terminal(line) for line in REDACT(text).split("\n")), err=True)
+    echo("\n".join(OUT.terminal(line) for line in REDACT(text).split("\n")), err=True)
 
 
 def _click_message(error: click.ClickException) -> str:

@@ -24,6 +24,9 @@ Retry policy, in one place, with the reason each rule is safe:
   from the service after it acted; a client cannot tell which, so a 503 on a POST is ambiguous
   too. apply then reads live state (is the connection, table or job there?) before it posts
   again (reconciler/apply.py).
+- Each attempt has one deadline, `timeout` seconds for the whole answer, body included (httpx's
+  own timeouts bound each read, which a server sending a byte at a time never trips); passing it
+  is a timeout like any other.
 - A write of any method whose last attempt failed while an attempt may have been applied (a
   5xx, a timeout, a dropped connection) raises AmbiguousWriteError: the caller reads live state
   before it tries again. Every AmbiguousWriteError is a PolarisError.
@@ -32,6 +35,7 @@ Retry policy, in one place, with the reason each rule is safe:
 from __future__ import annotations
 
 import email.utils
+import functools
 import ipaddress
 import logging
 import math
@@ -77,6 +81,42 @@ WRITE_PERMISSIONS = {
 }
 
 
+# The types of the fields the reconciler reads from each answer (the OpenAPI's response schemas,
+# as far as they are read). A field may be absent or null; when present it has this type, or the
+# answer is a MalformedResponseError that names the URL and the field. `a[]` is each item of the
+# list `a`; a parent comes before its children.
+Shape = Mapping[str, type | tuple[type, ...]]
+NUMBER = (int, float)
+CONNECTION_SHAPE: Shape = {
+    "name": str, "type": str, "description": str, "bucket": str, "prefix": str,
+    "awsEndpoint": str, "awsAssumedRoleArn": str, "secrets": dict,
+}  # fmt: skip
+TABLE_SHAPE: Shape = {
+    "name": str, "type": str, "description": str, "version": int, "totalRows": NUMBER,
+    "partitioningGranularity": str, "schemaMode": str, "schema": list, "schema[]": dict,
+    "schema[].name": str, "schema[].dataType": str, "clusteringColumns": list,
+    "clusteringColumns[]": str,
+}  # fmt: skip
+_JOB_REQUEST: Shape = {
+    "type": str, "target": dict, "target.type": str, "target.tableName": str, "source": dict,
+    "source.type": str, "source.connectionName": str, "source.pattern": str,
+    "source.uris": list, "source.uris[]": str, "source.prefixes": list, "source.prefixes[]": str,
+    "source.objects": list, "source.objects[]": str, "source.formatSettings": dict,
+    "source.formatSettings.format": str, "source.inputSchema": list,
+    "source.inputSchema[]": dict, "source.inputSchema[].name": str,
+    "source.inputSchema[].dataType": str, "mappings": list, "mappings[]": dict,
+    "mappings[].columnName": str, "mappings[].expression": str,
+    "mappings[].isAggregation": bool, "clusteringColumns": list, "context": dict,
+}  # fmt: skip
+JOB_SHAPE: Shape = {
+    "id": (str, int), "executionStatus": str, "health": dict, "health.code": str,
+    "health.message": str, **_JOB_REQUEST, "spec": dict,
+    **{f"spec.{path}": kind for path, kind in _JOB_REQUEST.items()},
+}  # fmt: skip
+PROGRESS_SHAPE: Shape = {"overallProgress": NUMBER}
+METRICS_SHAPE: Shape = {"totals": dict}
+
+
 @dataclass(frozen=True)
 class ClientConfig:
     """Where and how to reach one Polaris project (cli.py builds it from flags and environment)."""
@@ -85,7 +125,7 @@ class ClientConfig:
     project: str
     api_key: str = field(repr=False)
     insecure: bool = False  # allow plain http:// to a host that is not loopback
-    timeout: float = 30.0
+    timeout: float = 30.0  # seconds for one whole answer, body included (not per read)
     max_attempts: int = 10  # with the 60 s budget: survives long bursts of throttling
     max_retry_seconds: float = 60.0
 
@@ -294,6 +334,111 @@ def _text(response: httpx.Response) -> str:
         return response.content.decode("utf-8", errors="replace")
 
 
+class _NotFinite(str):
+    """NaN, Infinity or a number too large for a float, as read (JSON has no such numbers)."""
+
+
+def _finite(text: str) -> float | _NotFinite:
+    number = float(text)
+    return number if math.isfinite(number) else _NotFinite(text)
+
+
+def _not_finite(value: Any, at: str = "") -> tuple[str, _NotFinite] | None:
+    """Where the first number that is not finite is in a parsed body (a field path), if any."""
+    if isinstance(value, _NotFinite):
+        return at, value
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, item in items:
+        inner = f"{at}[{key}]" if isinstance(key, int) else f"{at}.{key}" if at else str(key)
+        found = _not_finite(item, inner)
+        if found is not None:
+            return found
+    return None
+
+
+@dataclass
+class _Field:
+    """What a shape says of one field: its types, its own fields, and (a list) its items'."""
+
+    kinds: tuple[type, ...] | None = None
+    fields: dict[str, _Field] = field(default_factory=dict)
+    item: _Field | None = None
+
+
+@functools.cache
+def _compiled(shape: tuple[tuple[str, type | tuple[type, ...]], ...]) -> dict[str, _Field]:
+    """A shape as a tree, so a body is walked once however many paths share a prefix."""
+    root: dict[str, _Field] = {}
+    for path, kind in shape:
+        fields, node = root, _Field()
+        for step in path.split("."):
+            node = fields.setdefault(step.removesuffix("[]"), _Field())
+            if step.endswith("[]"):
+                node.item = node.item or _Field()
+                node = node.item
+            fields = node.fields
+        node.kinds = kind if isinstance(kind, tuple) else (kind,)
+    return root
+
+
+def _misfit(value: Any, shape: Shape) -> tuple[str, Any, tuple[type, ...]] | None:
+    """The first field of `value` whose type is not the one `shape` gives it, if any."""
+    found = _check_fields(value, _compiled(tuple(shape.items())), ())
+    if found is None:
+        return None
+    at, misfit, kinds = found
+    where = "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in at)
+    return where.removeprefix("."), misfit, kinds
+
+
+Misfit = tuple[tuple[str | int, ...], Any, tuple[type, ...]]
+
+
+def _check_fields(
+    value: Any, fields: dict[str, _Field], at: tuple[str | int, ...]
+) -> Misfit | None:
+    if not isinstance(value, dict):
+        return None
+    for key, node in fields.items():
+        found = value.get(key)
+        misfit = None if found is None else _check(found, node, (*at, key))
+        if misfit is not None:
+            return misfit
+    return None
+
+
+def _check(value: Any, node: _Field, at: tuple[str | int, ...]) -> Misfit | None:
+    kinds = node.kinds
+    if kinds is not None and (
+        not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)
+    ):
+        return at, value, kinds
+    misfit = _check_fields(value, node.fields, at) if node.fields else None
+    if misfit is None and node.item is not None and isinstance(value, list):
+        for index, item in enumerate(value):
+            misfit = None if item is None else _check(item, node.item, (*at, index))
+            if misfit is not None:
+                break
+    return misfit
+
+
+_TYPE_NAMES = {str: "a string", dict: "a JSON object", list: "a JSON list", int: "an integer",
+               float: "a number", bool: "a boolean"}  # fmt: skip
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if set(kinds) == {int, float}:
+        return "a number"
+    return " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
+
+
 def _describe(value: Any) -> str:
     if value is None:
         return "an empty body"
@@ -338,6 +483,31 @@ class _Budget:
         return True
 
 
+class _Deadline(httpx.SyncByteStream):
+    """A response body that raises ReadTimeout once a monotonic deadline has passed."""
+
+    def __init__(self, body: httpx.SyncByteStream, deadline: float, request: httpx.Request) -> None:
+        self.body = body
+        self.deadline = deadline
+        self.request = request
+
+    @staticmethod
+    def check(deadline: float, request: httpx.Request) -> None:
+        """Raise ReadTimeout when `deadline` has passed."""
+        if time.monotonic() > deadline:
+            raise httpx.ReadTimeout(
+                "the whole answer took longer than the timeout", request=request
+            )
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.body:
+            self.check(self.deadline, self.request)
+            yield chunk
+
+    def close(self) -> None:
+        self.body.close()
+
+
 class PolarisClient:
     """A thread-safe client for one project's Connections, Tables and Jobs APIs.
 
@@ -351,7 +521,7 @@ class PolarisClient:
         config: ClientConfig,
         *,
         transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         pool_size: int = 16,
         redact: Redactor | None = None,
     ) -> None:
@@ -361,7 +531,8 @@ class PolarisClient:
             redact = Redactor()
             redact.add_api_key(config.api_key)
         self.redact = redact
-        self.sleep = sleep
+        # time.sleep looked up at each wait, so a test of the whole CLI can fake the clock.
+        self.sleep = sleep or (lambda seconds: time.sleep(seconds))
         self._origin = config.url.rstrip("/")
         self._count = 0
         self._lock = threading.Lock()
@@ -425,8 +596,8 @@ class PolarisClient:
                 self._count += 1
             sent = time.monotonic()
             try:
-                response = self._http.request(
-                    method, path, params=params, json=None if body is None else wire
+                response = self._whole(
+                    method, path, params, None if body is None else wire, sent + self.config.timeout
                 )
             except httpx.InvalidURL as error:
                 raise PolarisError(f"{method} {path}: not a valid URL: {error}") from None
@@ -482,6 +653,25 @@ class PolarisClient:
                 )
             raise self._error(method, path, url, response, attempt)
 
+    def _whole(
+        self, method: str, path: str, params: Mapping[str, Any] | None, wire: Any, deadline: float
+    ) -> httpx.Response:
+        """One attempt, read to its last byte before `deadline` (a monotonic time).
+
+        httpx's timeouts bound each network operation, so a server that sends a byte every few
+        seconds would never time out; the deadline bounds the whole answer, body included.
+        """
+        request = self._http.build_request(method, path, params=params, json=wire)
+        response = self._http.send(request, stream=True)
+        try:
+            if isinstance(response.stream, httpx.SyncByteStream):
+                response.stream = _Deadline(response.stream, deadline, request)
+            _Deadline.check(deadline, request)  # the headers alone may have taken too long
+            response.read()
+        finally:
+            response.close()
+        return response
+
     def _no_answer(self, error: httpx.HTTPError) -> str:
         if isinstance(error, httpx.TimeoutException):
             return f"no answer within {self.config.timeout:g} s"
@@ -493,20 +683,29 @@ class PolarisClient:
         if not response.content:
             return None
         try:
-            return response.json()
+            value = response.json(parse_constant=_NotFinite, parse_float=_finite)
         except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to read
             # An HTML page with 200 usually means POLARIS_URL points at a website, not the API.
             raise self._malformed(method, path, response, "a body that is not JSON") from None
+        where = _not_finite(value)
+        if where is not None:  # NaN and Infinity are not JSON, and would end up in ours
+            field, number = where
+            got = f"{number} in the field {field}" if field else str(number)
+            raise self._malformed(method, path, response, got, "a finite number", not_the_api=False)
+        return value
 
     def _malformed(
-        self, method: str, path: str, response: httpx.Response, got: str, expected: str = ""
-    ) -> MalformedResponseError:
+        self, method: str, path: str, response: httpx.Response, got: str, expected: str = "",
+        *, not_the_api: bool = True,
+    ) -> MalformedResponseError:  # fmt: skip
         kind = response.headers.get("Content-Type", "no content type").split(";")[0].strip()
         wanted = f", not {expected}" if expected else ""
+        # A body that is not JSON, or not the object asked for, is usually another website.
+        hint = "; is POLARIS_URL the API base URL (https://ORG.REGION.CLOUD.api.imply.io)?"
         return MalformedResponseError(
             f"{method} {self._origin}{response.request.url.raw_path.decode('ascii', 'replace')}: "
-            f"answered {response.status_code} ({self.redact(kind)[:80]}) with {got}{wanted}; "
-            "is POLARIS_URL the API base URL (https://ORG.REGION.CLOUD.api.imply.io)?",
+            f"answered {response.status_code} ({self.redact(kind)[:80]}) with {got}{wanted}"
+            + (hint if not_the_api else ""),
             status=response.status_code,
             method=method,
             url=f"{self.config.base_url}{path}",
@@ -521,14 +720,16 @@ class PolarisClient:
         body: Any = None,
         keys: Mapping[str, type | tuple[type, ...]] | None = None,
         listing: str | None = None,
+        shape: Shape | None = None,
     ) -> dict[str, Any]:
         """Call, and check the answer has the documented shape: an object with these keys,
-        or (`listing`) an object whose `values` are objects that each have that key."""
+        or (`listing`) an object whose `values` are objects that each have that key; and the
+        fields in `shape` (of the object, or of each value) have their types."""
         response = self._send(method, path, params=params, body=body)
         value = self._json(method, path, response)
         unconfirmed = method == "POST"  # a create whose answer is unreadable is unconfirmed
 
-        def fail(got: str, expected: str) -> PolarisError:
+        def fail(got: str, expected: str, not_the_api: bool = True) -> PolarisError:
             if unconfirmed:
                 return UnconfirmedWriteError(
                     f"{method} {path}: Polaris answered {response.status_code} with {got} "
@@ -538,7 +739,7 @@ class PolarisClient:
                     method=method,
                     url=f"{self.config.base_url}{path}",
                 )
-            return self._malformed(method, path, response, got, expected)
+            return self._malformed(method, path, response, got, expected, not_the_api=not_the_api)
 
         if not isinstance(value, dict):
             raise fail(_describe(value), "a JSON object")
@@ -557,6 +758,15 @@ class PolarisClient:
                         f"a value that is not an object with a {listing!r}: {_describe(item)}",
                         f"objects with a {listing!r}",
                     )
+        if shape is not None:
+            each = enumerate(value["values"]) if listing is not None else [(None, value)]
+            for index, item in each:
+                misfit = _misfit(item, shape)
+                if misfit is not None:
+                    where, found, kind = misfit
+                    at = f"values[{index}].{where}" if index is not None else where
+                    got = f"the field {at} holding {_describe(found)}"
+                    raise fail(got, _type_name(kind), not_the_api=False)
         return value
 
     def _error(
@@ -613,9 +823,11 @@ class PolarisClient:
         """DELETE a project-relative path."""
         return self.request("DELETE", path)
 
-    def _maybe(self, path: str, key: str) -> dict[str, Any] | None:
+    def _maybe(self, path: str, key: str, shape: Shape) -> dict[str, Any] | None:
         try:
-            return self._object("GET", path, keys={key: (str, int) if key == "id" else str})
+            return self._object(
+                "GET", path, keys={key: (str, int) if key == "id" else str}, shape=shape
+            )
         except NotFoundError:  # a missing project is a ProjectNotFoundError and still raised
             return None
 
@@ -623,11 +835,13 @@ class PolarisClient:
 
     def list_connections(self) -> list[dict[str, Any]]:
         """Every connection in the project (one call; the list is not paginated)."""
-        return list(self._object("GET", "/connections", listing="name")["values"])
+        return list(
+            self._object("GET", "/connections", listing="name", shape=CONNECTION_SHAPE)["values"]
+        )
 
     def get_connection(self, name: str) -> dict[str, Any] | None:
         """One connection, or None."""
-        return self._maybe(f"/connections/{_segment(name)}", "name")
+        return self._maybe(f"/connections/{_segment(name)}", "name", CONNECTION_SHAPE)
 
     def create_connection(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST a connection; raises ConflictError when the name is taken."""
@@ -653,12 +867,12 @@ class PolarisClient:
 
     def list_tables(self) -> list[dict[str, Any]]:
         """Every table in the project but the lock's: plan, drift and prune never see the lock."""
-        values = self._object("GET", "/tables", listing="name")["values"]
+        values = self._object("GET", "/tables", listing="name", shape=TABLE_SHAPE)["values"]
         return [t for t in values if t["name"] != LOCK_TABLE]
 
     def get_table(self, name: str) -> dict[str, Any] | None:
         """One table, or None."""
-        return self._maybe(f"/tables/{_segment(name)}", "name")
+        return self._maybe(f"/tables/{_segment(name)}", "name", TABLE_SHAPE)
 
     def create_table(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST a table; raises ConflictError when the name is taken."""
@@ -689,7 +903,7 @@ class PolarisClient:
 
         def page_at(offset: int) -> dict[str, Any]:
             query = {**params, "paginationOffset": offset}
-            return self._object("GET", "/jobs", params=query, listing="id")
+            return self._object("GET", "/jobs", params=query, listing="id", shape=JOB_SHAPE)
 
         ahead: deque[tuple[int, Future[dict[str, Any]]]] = deque()  # pages asked for, in order
         width = 0
@@ -741,7 +955,7 @@ class PolarisClient:
 
     def get_job(self, job_id: str) -> dict[str, Any] | None:
         """One full job, or None (Polaris forgets old completed jobs)."""
-        return self._maybe(f"/jobs/{_segment(job_id)}", "id")
+        return self._maybe(f"/jobs/{_segment(job_id)}", "id", JOB_SHAPE)
 
     def create_job(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST a job; raises AmbiguousWriteError when the outcome is unknown, and
@@ -755,10 +969,8 @@ class PolarisClient:
 
     def job_progress(self, job_id: str) -> dict[str, Any]:
         """The job's overall progress (0..1)."""
-        body = self.get(f"/jobs/{_segment(job_id)}/progress")
-        return body if isinstance(body, dict) else {}
+        return self._object("GET", f"/jobs/{_segment(job_id)}/progress", shape=PROGRESS_SHAPE)
 
     def job_metrics(self, job_id: str) -> dict[str, Any]:
         """The job's totals: rows and bytes processed."""
-        body = self.get(f"/jobs/{_segment(job_id)}/metrics")
-        return body if isinstance(body, dict) else {}
+        return self._object("GET", f"/jobs/{_segment(job_id)}/metrics", shape=METRICS_SHAPE)

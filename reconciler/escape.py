@@ -1,9 +1,10 @@
-"""Escape text at the edge it is written to: one function for terminals, one for Markdown.
+"""Escape text at the edge it is written to: terminals, Markdown, GitHub annotations, XML.
 
 Names, reasons and messages come from manifests and from the server, and whoever opens a pull
 request writes the manifests. Whatever a renderer did not write itself goes through one of these
-functions, so it can neither move the cursor of a terminal nor open HTML or Markdown structure in
-a pull-request comment.
+functions, so it can neither move the cursor of a terminal, open HTML or Markdown structure in
+a pull-request comment, nor add a workflow command. Only `reconciler.output` calls them, after
+it has redacted the text: an escaped secret no longer looks like the secret to the redactor.
 """
 
 from __future__ import annotations
@@ -65,3 +66,37 @@ def fence(lines: list[str], info: str = "") -> str:
     longest = max((len(run) for line in body for run in re.findall(r"`+", line)), default=0)
     ticks = "`" * max(3, longest + 1)
     return "\n".join([ticks + info, *body, ticks])
+
+
+# GitHub workflow commands (`CommandExtensions` in actions/runner) --------------------------------
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def annotation_message(text: str) -> str:
+    """A workflow-command message, percent-encoded as GitHub's runner decodes it.
+
+    In the message `%`, CR and LF are percent-encoded. Other control characters (a terminal
+    escape in a name from the server) are encoded the same way; the runner leaves them as text,
+    so they reach the log visible and harmless.
+    """
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return _CONTROL.sub(lambda match: f"%{ord(match.group()):02X}", text)
+
+
+def annotation_property(text: str) -> str:
+    """A workflow-command property value (file, title): the message escapes plus `:` and `,`,
+    which separate properties."""
+    return annotation_message(text).replace(":", "%3A").replace(",", "%2C")
+
+
+# XML 1.0 cannot hold these characters at all, escaped or not (names come from the server).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: str) -> str:
+    """Text XML 1.0 can hold: characters it forbids (even escaped) become U+FFFD.
+
+    `&`, `<`, `>` and quotes are left to the serializer (ElementTree escapes them on writing).
+    """
+    return _NOT_XML.sub("\ufffd", text)

@@ -1,23 +1,22 @@
 """Outputs: small classes and functions over the same data (text for terminals, JSON, Markdown).
 
-Every value that came from a manifest or from the server is redacted first, then escaped for the
-edge it is written to (`escape.terminal`, `escape.markdown`), then cut: a cut never leaves a piece
-of a secret, and nothing a manifest says can forge a line of a terminal or structure of a
-pull-request comment. Markdown from every command stays under MARKDOWN_LIMIT and ends by saying
+Every value that came from a manifest or from the server goes through one `Output`: redacted
+first, then escaped for the edge it is written to (terminal, Markdown, JSON), and cut only after
+it is redacted: a cut never leaves a piece of a secret, and nothing a manifest says can forge a
+line of a terminal or structure of a pull-request comment. Markdown from every command stays under MARKDOWN_LIMIT and ends by saying
 what it left out and how to see everything.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from reconciler.escape import fence, markdown, terminal
 from reconciler.model import DRIFT_STATUSES as STATUSES
 from reconciler.model import Action, ManifestError
+from reconciler.output import Output, Redact, unchanged
 from reconciler.redact import shorten
 
 # Only for types: `reconciler validate` renders its problems here without loading the planner,
@@ -32,13 +31,6 @@ MARKDOWN_LIMIT = 60_000  # GitHub rejects comments over 65,536 characters; keep 
 VALUE_LIMIT = 120  # characters of one value in a diff line
 DIFF_LINES = 40  # diff lines shown per resource in Markdown; the JSON plan has all of them
 
-Redact = Callable[[str], str]
-
-
-def _unchanged(text: str) -> str:
-    return text
-
-
 SYMBOLS = {
     Action.CREATE: ("+", "green"),
     Action.UPDATE: ("~", "yellow"),
@@ -51,21 +43,21 @@ SYMBOLS = {
 ANSI = {"green": "32", "yellow": "33", "magenta": "35", "red": "31", "cyan": "36", "bold": "1"}
 
 
-def _value(value: Any, redact: Redact) -> str:
-    # Redacted before it is cut: a cut secret would leave a prefix the redactor cannot recognise.
-    return shorten(
-        json.dumps(value, ensure_ascii=False, sort_keys=True, default=str), VALUE_LIMIT, redact
-    )
+def _value(value: Any, out: Output) -> str:
+    # Redacted before it is encoded and cut: a cut secret would leave a prefix the redactor
+    # cannot recognise, and an encoded one a form it does not know.
+    return shorten(out.json(value, indent=None, sort_keys=True), VALUE_LIMIT)
 
 
-def diff_line(change: FieldChange, redact: Redact = _unchanged) -> str:
+def diff_line(change: FieldChange, redact: Redact = unchanged) -> str:
     """One field-level difference, redacted and with long values cut (not yet escaped)."""
-    path = redact(change.path)
+    out = Output(redact)
+    path = out.plain(change.path)
     if change.op == "add":
-        return f"+ {path}: {_value(change.after, redact)}"
+        return f"+ {path}: {_value(change.after, out)}"
     if change.op == "remove":
-        return f"- {path}: {_value(change.before, redact)}"
-    return f"~ {path}: {_value(change.before, redact)} -> {_value(change.after, redact)}"
+        return f"- {path}: {_value(change.before, out)}"
+    return f"~ {path}: {_value(change.before, out)} -> {_value(change.after, out)}"
 
 
 def summary_sentence(plan: Plan) -> str:
@@ -139,11 +131,12 @@ class PlanText:
     """Aligned, optionally coloured lines for a terminal or a CI log."""
 
     def __init__(
-        self, color: bool = False, show_noop: bool = True, redact: Redact = _unchanged
+        self, color: bool = False, show_noop: bool = True, redact: Redact = unchanged
     ) -> None:
         self.color = color
         self.show_noop = show_noop
         self.redact = redact
+        self.out = Output(redact)
 
     def paint(self, text: str, color: str | None) -> str:
         """Wrap `text` in an ANSI colour when colour is on."""
@@ -151,7 +144,7 @@ class PlanText:
 
     def text(self, value: object) -> str:
         """A value from a manifest or the server, safe to print on one terminal line."""
-        return terminal(self.redact(str(value)))
+        return self.out.terminal(value)
 
     def render(self, plan: Plan) -> str:
         """The whole plan as text."""
@@ -164,7 +157,7 @@ class PlanText:
             reason = self.text(change.reason)
             head = f"{symbol:>3} {refs[id(change)]:<{width}}  {change.action:<8}  {reason}"
             lines.append(self.paint(head, color))
-            lines.extend(f"        {terminal(diff_line(d, self.redact))}" for d in change.diff)
+            lines.extend(f"        {self.text(diff_line(d, self.redact))}" for d in change.diff)
             lines.extend(f"        note: {self.text(note)}" for note in change.notes)
             lines.extend(
                 self.paint(f"        WARNING: {self.text(w)}", "red") for w in change.warnings
@@ -189,21 +182,25 @@ class PlanText:
 class PlanJson:
     """The machine-readable plan, as the README (Commands) documents it."""
 
+    def __init__(self, redact: Redact = unchanged) -> None:
+        self.out = Output(redact)
+
     def render(self, plan: Plan) -> str:
-        """The plan as one JSON object (the caller redacts the text it prints)."""
-        return json.dumps(plan.to_json(), indent=2, ensure_ascii=False, default=str)
+        """The plan as one JSON object, redacted before it is encoded."""
+        return self.out.json(plan.to_json())
 
 
 class PlanMarkdown:
     """A pull-request comment: summary table first, then errors, warnings and a block per resource."""
 
-    def __init__(self, limit: int = MARKDOWN_LIMIT, redact: Redact = _unchanged) -> None:
+    def __init__(self, limit: int = MARKDOWN_LIMIT, redact: Redact = unchanged) -> None:
         self.limit = limit
         self.redact = redact
+        self.out = Output(redact)
 
     def md(self, value: object) -> str:
         """A value from a manifest or the server as inline Markdown that shows just that."""
-        return markdown(self.redact(str(value)))
+        return self.out.markdown(value)
 
     def render(self, plan: Plan) -> str:
         """The plan as Markdown, cut below the comment limit with a visible notice."""
@@ -288,7 +285,7 @@ class PlanMarkdown:
             more = len(change.diff) - DIFF_LINES
             if more > 0:
                 diff.append(f"# ... {more} more field(s): see the JSON plan")
-            lines += ["", fence(diff, "diff")]
+            lines += ["", self.out.fence(diff, "diff")]
         lines += [f"- note: {self.md(note)}" for note in change.notes]
         lines += [f"- **WARNING:** {self.md(warning)}" for warning in change.warnings]
         return "\n".join([*lines, "", "</details>"])
@@ -298,9 +295,10 @@ class PlanMarkdown:
 
 
 def render_apply(
-    result: ApplyResult, fmt: str, redact: Redact = _unchanged, limit: int = MARKDOWN_LIMIT
+    result: ApplyResult, fmt: str, redact: Redact = unchanged, limit: int = MARKDOWN_LIMIT
 ) -> str:
     """What apply did, as text, JSON or Markdown."""
+    out = Output(redact)
     counts = {status: result.count(status) for status in ("done", "failed", "skipped", "unchanged")}
     sentence = "Apply {}: {}.".format(
         "failed" if result.failed else "complete",
@@ -312,12 +310,10 @@ def render_apply(
             "summary": counts,
             "results": [outcome.to_json() for outcome in result.outcomes],
         }
-        return json.dumps(payload, indent=2, ensure_ascii=False, default=str)
+        return out.json(payload)
     rows = [o for o in result.outcomes if o.status != "unchanged"]
     if fmt == "markdown":
-
-        def md(value: object) -> str:
-            return markdown(redact(str(value)))
+        md = out.markdown
 
         doc = BoundedMarkdown(
             ["### Polaris reconciler apply", "", f"**{sentence}**"],
@@ -337,9 +333,7 @@ def render_apply(
         )
         return doc.render()
 
-    def text(value: object) -> str:
-        return terminal(redact(str(value)))
-
+    text = out.terminal
     refs = {id(o): text(o.change.ref) for o in result.outcomes}
     width = max((len(refs[id(o)]) for o in rows), default=0)
     lines = [
@@ -367,19 +361,17 @@ def render_apply(
 def render_requests(
     planned: list[tuple[Change, list[Request]]],
     fmt: str,
-    redact: Redact = _unchanged,
+    redact: Redact = unchanged,
     limit: int = MARKDOWN_LIMIT,
 ) -> str:
     """`plan --show-requests`: each call apply would make, bodies with secrets redacted."""
+    out = Output(redact)
     if fmt == "json":
-        return json.dumps(
+        return out.json(
             [
                 {"kind": str(c.kind), "name": c.name, "requests": [r.to_json() for r in calls]}
                 for c, calls in planned
-            ],
-            indent=2,
-            ensure_ascii=False,
-            default=str,
+            ]
         )
     title = "Requests apply would send (secret values redacted):"
     if not any(calls for _, calls in planned):
@@ -388,24 +380,20 @@ def render_requests(
     for change, calls in planned:
         for call in calls:
             body = call.to_json().get("body")
-            text = redact(
-                json.dumps(body, indent=2, ensure_ascii=False, sort_keys=True, default=str)
-            )
+            text = out.json(body, sort_keys=True)
             if fmt == "markdown":
                 block = [
-                    f"<details><summary><code>{call.method} {markdown(redact(call.path))}</code> "
-                    f"<code>{markdown(redact(change.ref))}</code></summary>",
+                    f"<details><summary><code>{call.method} {out.markdown(call.path)}</code> "
+                    f"<code>{out.markdown(change.ref)}</code></summary>",
                     "",
                 ]
                 if body is not None:
-                    block += [fence(text.splitlines(), "json"), ""]
+                    block += [out.fence(text.splitlines(), "json"), ""]
                 shown.append("\n".join([*block, "</details>"]))
             else:
-                lines = [
-                    f"{call.method} {terminal(redact(call.path))}  ({terminal(redact(change.ref))})"
-                ]
+                lines = [f"{call.method} {out.terminal(call.path)}  ({out.terminal(change.ref)})"]
                 if body is not None:
-                    lines += [f"    {terminal(line)}" for line in text.splitlines()]
+                    lines += [f"    {out.terminal(line)}" for line in text.splitlines()]
                 shown.append("\n".join(lines))
     if fmt != "markdown":
         return "\n".join([title, "", *shown])
@@ -420,12 +408,13 @@ def render_requests(
 
 
 def render_drift(
-    report: DriftReport, fmt: str, redact: Redact = _unchanged, limit: int = MARKDOWN_LIMIT
+    report: DriftReport, fmt: str, redact: Redact = unchanged, limit: int = MARKDOWN_LIMIT
 ) -> str:
     """The drift report as text, JSON or Markdown (grouped by status, failing groups first)."""
     from reconciler.drift import FORMAT_VERSION as DRIFT_FORMAT_VERSION  # loaded with `report`
 
     entries = report.entries
+    out = Output(redact)
     if fmt == "json":
         payload = {
             "formatVersion": DRIFT_FORMAT_VERSION,
@@ -433,12 +422,10 @@ def render_drift(
             "failOn": sorted(report.fail_on),
             "failed": report.failed,
         }
-        return json.dumps(payload, indent=2, ensure_ascii=False, default=str)
+        return out.json(payload)
     if fmt == "markdown":
-        return _drift_markdown(report, redact, limit)
-
-    def text(value: object) -> str:
-        return terminal(redact(str(value)))
+        return _drift_markdown(report, out, limit)
+    text = out.terminal
 
     drifted = [e for e in entries if e.status != "in-sync"]
     refs = [text(f"{e.kind}/{e.name}") for e in entries]
@@ -454,7 +441,7 @@ def render_drift(
     return "\n".join(lines)
 
 
-def _drift_markdown(report: DriftReport, redact: Redact, limit: int) -> str:
+def _drift_markdown(report: DriftReport, out: Output, limit: int) -> str:
     counts = ", ".join(
         f"{report.count(status)} {status}" for status in STATUSES if report.count(status)
     )
@@ -476,8 +463,7 @@ def _drift_markdown(report: DriftReport, redact: Redact, limit: int) -> str:
         group = [e for e in report.entries if e.status == status]
         mark = " (fails)" if status in report.fail_on else ""
         rows = [
-            f"| <code>{markdown(redact(f'{e.kind}/{e.name}'))}</code> "
-            f"| {markdown(redact(e.detail))} |"
+            f"| <code>{out.markdown(f'{e.kind}/{e.name}')}</code> | {out.markdown(e.detail)} |"
             for e in group
         ]
         header = f"#### {status}{mark}: {len(group)}\n\n| resource | detail |\n|---|---|\n"
@@ -493,17 +479,18 @@ def render_problems(
     fmt: str,
     *,
     valid: bool,
-    redact: Redact = _unchanged,
+    redact: Redact = unchanged,
     limit: int = MARKDOWN_LIMIT,
 ) -> list[str]:
     """Validation problems as JSON, Markdown, or one text line each."""
+    out = Output(redact)
     if fmt == "json":
-        return [json.dumps([problem.to_json() for problem in problems], indent=2)]
+        return [out.json([problem.to_json() for problem in problems])]
     if fmt == "markdown":
         errors = sum(1 for p in problems if p.severity == "error")
         title = "Manifests are valid" if valid else f"Manifests are invalid: {errors} error(s)"
         doc = BoundedMarkdown([f"### {title}"], "`reconciler validate --format json`", limit)
         noun = "warning" if valid else "problem"
-        doc.add(Section(noun, [f"- {markdown(redact(str(problem)))}" for problem in problems]))
+        doc.add(Section(noun, [f"- {out.markdown(problem)}" for problem in problems]))
         return [doc.render()]
-    return [terminal(redact(str(problem))) for problem in problems]
+    return [out.terminal(problem) for problem in problems]

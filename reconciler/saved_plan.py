@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import ErrorCode, ReconcilerError
-from reconciler.escape import terminal
 from reconciler.model import SENSITIVE
+from reconciler.output import Output
 from reconciler.plan import Plan, PlanOptions, digest, effect, options_json
 from reconciler.redact import Redactor
 
@@ -191,10 +191,10 @@ def save(
         "digests": dict(plan.digests),
         "plan": json.loads(json.dumps(plan.to_json(), default=str)),
     }
-    saved: dict[str, Any] = redactor.data(content)
+    saved: dict[str, Any] = Output(redactor).data(content)  # redacted, then encoded
     saved["integrity"] = integrity(saved)
     try:
-        Path(out).write_text(redactor(json.dumps(saved, indent=2)) + "\n", encoding="utf-8")
+        Path(out).write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
     except OSError as error:
         raise SavedPlanError(f"cannot write the plan to {out}: {error.strerror}") from None
 
@@ -206,11 +206,11 @@ def looks_saved(paths: Sequence[str]) -> bool:
 
 def load(file: str) -> SavedPlan:
     """Read a saved plan; refuse one that was edited or is not a saved plan."""
-    where = terminal(file)
+    where = Output().terminal(file)
     try:
         saved = json.loads(Path(file).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise SavedPlanError(f"{where} is not a saved plan: {terminal(error)}") from None
+        raise SavedPlanError(f"{where} is not a saved plan: {Output().terminal(error)}") from None
     if not isinstance(saved, dict) or saved.get("kind") != SAVED_PLAN_KIND:
         raise SavedPlanError(f"{where} is not a plan saved by `reconciler plan --out`")
     if saved.get("integrity") != integrity(saved):

@@ -6,8 +6,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from reconciler.ci_output import annotation, escape_data, escape_property
+from reconciler.ci_output import annotation
 from reconciler.client import PolarisClient
+from reconciler.escape import annotation_message as escape_data
+from reconciler.escape import annotation_property as escape_property
 from reconciler.model import Location
 from tests.cli import run
 from tests.fixtures import external_connection_exists

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,7 +176,7 @@ SERVER_CASES = [
             jobs=json_body({"values": [KOALAS_SUMMARY]}),
             job=json_body({**KOALAS_SUMMARY, "source": "s3", "mappings": {"a": 1}, "target": 5}),
         ),
-        says=(f"GET /jobs/{JOB_ID}", "documented types"),
+        says=(f"/jobs/{JOB_ID}: answered 200", "the field target holding a JSON number"),
     ),
     Case(
         "500 with an HTML error page",
@@ -298,6 +299,8 @@ def test_hostile_input_ends_in_a_message_never_an_internal_error(
     case: Case, hostile: HostileServer, workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hostile.respond = case.server or good_polaris
+    waits: list[float] = []
+    monkeypatch.setattr(time, "sleep", waits.append)  # retry backoff is counted, not slept
     for name, value in case.env.items():
         monkeypatch.setenv(name, value)
     for name, content in case.files.items():
@@ -377,7 +380,8 @@ def test_a_malformed_job_met_by_the_check_before_a_post_fails_that_job_with_a_me
     assert "internal error" not in said and "Traceback" not in said, said
     assert result.exit_code == 1, said
     (line,) = [line for line in result.stdout.splitlines() if "IngestionJob/" in line]
-    assert line.startswith("failed") and f"GET /jobs/{JOB_ID}" in line, said
+    assert line.startswith("failed") and f"/jobs/{JOB_ID}: answered 200" in line, said
+    assert "the field source holding a JSON string, not a JSON object" in line, said
 
 
 def test_a_job_post_answered_with_a_malformed_job_is_submitted_and_said_so(
@@ -418,7 +422,9 @@ def test_apply_wait_on_a_job_with_malformed_progress_and_health_fails_it_with_a_
     assert "internal error" not in said and "Traceback" not in said, said
     assert result.exit_code == 1, said
     assert any(
-        line.startswith("failed") and f"job {JOB_ID} failed" in line
+        line.startswith("failed")
+        and f"/jobs/{JOB_ID}: answered 200" in line
+        and "the field health holding a JSON string" in line
         for line in result.stdout.splitlines()
     ), said
 

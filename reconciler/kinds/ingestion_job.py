@@ -558,7 +558,9 @@ class IngestionJob(ResourceKind):
             if not reader.wants(self.kind, name, table):
                 continue
             ref = f"job {shown(job.id)} ({shown(table)})"
-            if name_problem(table) is not None or kinds.of(Kind.TABLE).reserved(table):
+            if not table:  # an answer without the job's target: nothing to write a manifest for
+                reader.skip(f"{ref}: Polaris answered it without a target table")
+            elif name_problem(table) is not None or kinds.of(Kind.TABLE).reserved(table):
                 reader.skip(f"{ref}: its table's name cannot be written in a manifest")
             elif job.status not in SATISFIED_STATUSES:
                 reader.skip(f"{ref}: {job.status}; a manifest for it would be planned as resubmit")

@@ -1,0 +1,159 @@
+"""One output pipeline: every format redacts first, then escapes or encodes for its edge.
+
+A secret must be hidden in every form a format could write it in: raw, percent-encoded the way
+GitHub's runner decodes annotations, XML-escaped in JUnit, JSON-escaped, Markdown- and
+terminal-escaped. Escaping first and redacting after would miss all but the raw form.
+"""
+
+from __future__ import annotations
+
+import ast
+import html
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from reconciler import escape
+from reconciler.emulator import ALL_PERMISSIONS, DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
+from tests.cli import Result, run
+from tests.fixtures import ROOT
+
+# Secrets an attacker would choose to slip past an escaper: every character some format encodes.
+# NAME_TOKEN is also a valid resource name (no '/', '\' or line break), so it reaches names.
+NAME_TOKEN = 'Tk%3A<&"é:,%25>~日本-name-token'
+MESSAGE_TOKEN = 'Ms%0A<&"\\:\nÜ\r,`|*-message-token-ümlaut'
+SHORT_TOKEN = NAME_TOKEN[:11]  # a secret that is a piece of another
+SECRETS = {
+    "CI_NAME_TOKEN": NAME_TOKEN,
+    "CI_MESSAGE_TOKEN": MESSAGE_TOKEN,
+    "CI_SHORT_TOKEN": SHORT_TOKEN,
+}
+PIECE = 8  # the shortest piece of a secret the redactor hides wherever it appears
+
+
+def _xml_attribute(text: str) -> str:
+    return html.escape(text, quote=True).replace("\n", "&#10;").replace("\r", "&#13;")
+
+
+# Every way a format may encode text: a piece of a secret must not appear in any of them.
+ENCODINGS: dict[str, Callable[[str], str]] = {
+    "raw": lambda text: text,
+    "annotation message": escape.annotation_message,
+    "annotation property": escape.annotation_property,
+    "XML text": lambda text: html.escape(text, quote=False),
+    "XML attribute": _xml_attribute,
+    "JSON": lambda text: json.dumps(text)[1:-1],
+    "JSON, non-ASCII kept": lambda text: json.dumps(text, ensure_ascii=False)[1:-1],
+    "Markdown": escape.markdown,
+    "terminal": escape.terminal,
+    "percent-encoded": lambda text: quote(text, safe=""),
+}
+
+
+def assert_no_form_of_a_secret(texts: dict[str, str]) -> None:
+    for variable, secret in SECRETS.items():
+        pieces = {secret[i : i + PIECE] for i in range(len(secret) - PIECE + 1)}
+        for encoding, encode in ENCODINGS.items():
+            for piece in pieces:
+                form = encode(piece)
+                for where, text in texts.items():
+                    assert form not in text, f"{variable} {encoding} as {form!r} in {where}"
+
+
+TABLE = f"""\
+apiVersion: reconciler/v1
+kind: Table
+metadata: {{name: '{NAME_TOKEN}'}}
+spec:
+  type: detail
+  description: "${{var:NOTE}}"
+  schema:
+    - {{name: __time, dataType: timestamp}}
+"""
+# Validation quotes what it refuses: the secret pasted by mistake as a value of a field.
+BAD = """\
+apiVersion: reconciler/v1
+kind: Connection
+metadata: {name: pasted}
+spec:
+  type: VALUE
+  bucket: b
+  awsEndpoint: s3.us-east-1.amazonaws.com
+"""
+
+
+@pytest.fixture
+def secret_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    emulator = Emulator(api_keys={DEMO_API_KEY: ALL_PERMISSIONS})
+    with emulator.serve() as server:
+        monkeypatch.setenv("POLARIS_URL", server.url)
+        monkeypatch.setenv("POLARIS_PROJECT_ID", DEMO_PROJECT_ID)
+        monkeypatch.setenv("POLARIS_API_KEY", DEMO_API_KEY)
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+        for name, value in SECRETS.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.chdir(tmp_path)
+        yield tmp_path
+    emulator.store.close()
+
+
+def test_every_format_hides_a_secret_in_names_messages_and_errors_in_every_encoding(
+    secret_env: Path,
+) -> None:
+    good, bad = secret_env / "good", secret_env / "bad"
+    good.mkdir()
+    bad.mkdir()
+    (good / "table.yaml").write_text(TABLE, encoding="utf-8")
+    (bad / "pasted.yaml").write_text(
+        BAD.replace("VALUE", json.dumps(MESSAGE_TOKEN)), encoding="utf-8"
+    )
+    note = f"--var=NOTE=a note holding {MESSAGE_TOKEN} and {NAME_TOKEN}"
+    results: list[tuple[str, Result]] = []
+
+    def do(*args: str) -> Result:
+        result = run(*args)
+        results.append((" ".join(args), result))
+        said = result.stdout + result.stderr
+        assert "internal error" not in said and "Traceback" not in said, said
+        return result
+
+    for fmt in ("text", "json", "markdown", "github"):
+        do("validate", "--format", fmt, "--junit", f"validate-bad-{fmt}.xml", str(bad))
+        do("validate", note, "--format", fmt, "--junit", f"validate-{fmt}.xml", str(good))
+        assert do("plan", note, "--format", fmt, str(good), "--show-requests").exit_code == 0
+        do("plan", "--format", fmt, str(bad))
+        do("drift", note, "--format", fmt, "--junit", f"drift-{fmt}.xml", str(good))
+    assert do("plan", note, str(good), "--out", "plan.json").exit_code == 0
+    for fmt in ("text", "json", "markdown"):
+        do("apply", note, "--auto-approve", "--format", fmt, str(good))
+    for fmt in ("text", "json", "markdown", "github"):
+        do("drift", "--format", fmt, "--junit", f"drift-after-{fmt}.xml", str(good / ".."))
+    texts = {f"stdout of {args}": r.stdout for args, r in results}
+    texts |= {f"stderr of {args}": r.stderr for args, r in results}
+    written = [*secret_env.glob("*.xml"), secret_env / "plan.json"]
+    texts |= {path.name: path.read_text(encoding="utf-8") for path in written}
+    for path in secret_env.glob("*.xml"):
+        ET.fromstring(texts[path.name].encode())  # still well-formed after redaction
+    assert any("(sensitive)" in texts[path.name] for path in secret_env.glob("*.xml"))
+    assert "(sensitive)" in "".join(r.stdout for args, r in results if "github" in args)
+    assert_no_form_of_a_secret(texts)
+
+
+def test_only_the_output_pipeline_calls_the_escape_functions() -> None:
+    """Escaping without redacting first is impossible by construction: no other module can."""
+    importers = []
+    for path in sorted((ROOT / "reconciler").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            if any(name == "reconciler.escape" for name in names):
+                importers.append(path.name)
+    assert importers == ["output.py"], importers
