@@ -1054,10 +1054,10 @@ def schema(out: str, force: bool) -> None:
         raise Failure(f"cannot write the schemas to {out}: {error}") from None
     # The modeline's path is relative to the manifest holding it: shown for one in manifests/.
     relative = os.path.relpath(directory.resolve(), Path(DEFAULT_PATHS[0]).resolve())
-    echo(f"Wrote {len(wanted)} schema files to {terminal(out)}.")
+    echo(f"Wrote {len(wanted)} schema files to {OUT.terminal(out)}.")
     echo(
         f"For editors, begin each manifest in {DEFAULT_PATHS[0]}/ with (a path relative to "
-        f"the manifest):\n# yaml-language-server: $schema={terminal(relative)}/manifest.schema.json"
+        f"the manifest):\n# yaml-language-server: $schema={OUT.terminal(relative)}/manifest.schema.json"
     )
 
 
