@@ -46,11 +46,13 @@ from reconciler.params import FiniteFloat
 from reconciler.redact import Redactor
 from reconciler.render import (
     MARKDOWN_LIMIT,
+    Failed,
     PlanJson,
     PlanMarkdown,
     PlanText,
     render_apply,
     render_drift,
+    render_failure,
     render_problems,
     render_requests,
     summary_sentence,
@@ -84,6 +86,55 @@ class Failure(ReconcilerError):
     code = ErrorCode.USAGE
 
 
+class ConfigFailure(Failure):
+    """reconciler.yaml, --target or --var cannot be used as given."""
+
+    code = ErrorCode.CONFIG
+
+
+class ManifestFailure(Failure):
+    """Manifests that do not validate: nothing was sent."""
+
+    code = ErrorCode.MANIFEST
+
+    def __init__(self, message: str, problems: Sequence[ManifestError]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+# What to do about a failure of each kind: the last words of a failed run's Markdown.
+HINTS = {
+    ErrorCode.MANIFEST: "fix the manifests where the problems below say, then run again; "
+    "`reconciler validate` finds the same problems without Polaris.",
+    ErrorCode.CONFIG: "fix reconciler.yaml, --target or --var as the error says, then run again.",
+    ErrorCode.API: "check the error above: the target's URL and project (or POLARIS_URL and "
+    "POLARIS_PROJECT_ID) and the API key the job uses, then run again.",
+    ErrorCode.PROJECT_NOT_FOUND: "check the project id of the target (or POLARIS_PROJECT_ID).",
+    ErrorCode.UNSAFE_PLAN: "review the plan; if it is what you want, run again with the flag "
+    "the error names.",
+    ErrorCode.STALE_PLAN: "run `reconciler plan --out FILE` again, review it and apply that file.",
+    ErrorCode.LOCKED: "another apply holds the project lock: wait for it to finish, or, if it "
+    "died, remove the lock with `reconciler unlock`.",
+    ErrorCode.INTERRUPTED: "the run was stopped; run it again to finish.",
+    ErrorCode.INTERNAL: "this is a bug in the reconciler: run again with --debug and report it.",
+}
+DEFAULT_HINT = "fix what the error names, then run again (--debug shows more)."
+
+
+@dataclass
+class Output:
+    """This run's stdout: the command and format asked for, and what was computed before a
+    failure, so that a failure is reported there too and never leaves it blank."""
+
+    command: str = "reconciler"
+    fmt: str = "text"
+    computed: dict[str, Any] = field(default_factory=dict)  # JSON keys shown beside the error
+    printed: bool = False  # a result is on stdout: a JSON error would make it two documents
+
+
+OUTPUT = Output()
+
+
 # Environment variables whose values are credentials by their name's convention (GITHUB_TOKEN,
 # CI_DEPLOY_TOKEN, AWS_SECRET_ACCESS_KEY, ...): hidden in every output even if nothing reads them.
 CREDENTIAL_NAME = re.compile(
@@ -96,7 +147,21 @@ REDACT = Redactor()
 
 def echo(text: str, *, err: bool = False) -> None:
     """Print through the redactor: the only way this CLI writes to the terminal."""
+    OUTPUT.printed |= not err
     click.echo(REDACT(text), err=err)
+
+
+def _output_format(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    OUTPUT.command, OUTPUT.fmt = ctx.info_name or OUTPUT.command, value
+    return value
+
+
+def format_option(choices: click.Choice[str]) -> Callable[[Command], Command]:
+    """--format; known first (eager), so that any later failure is reported in that format."""
+    return click.option(
+        "--format", "fmt", type=choices, default="text", show_default=True, is_eager=True,
+        callback=_output_format, help="Output format of stdout, failures included.",
+    )  # fmt: skip
 
 
 def hide_credentials(environ: Mapping[str, str]) -> None:
@@ -218,11 +283,11 @@ def _config_errors() -> Iterator[None]:
     try:
         yield
     except configuration.ConfigError as error:
-        raise Failure(str(error)) from None
+        raise ConfigFailure(str(error)) from None
     except ManifestErrors as failed:
         for line in render_problems(failed.errors, "text", valid=False, redact=REDACT):
             echo(line, err=True)
-        raise Failure(
+        raise ConfigFailure(
             f"{len(failed.errors)} error(s) in the config file; nothing was done"
         ) from None
 
@@ -282,7 +347,7 @@ def _validation_choices(
 
 @cli.command()
 @click.argument("paths", nargs=-1)
-@click.option("--format", "fmt", type=CI_FORMATS, default="text", show_default=True)
+@format_option(CI_FORMATS)
 @JUNIT_OPTION
 @config_options
 @global_options
@@ -507,7 +572,9 @@ def _manifests(paths: tuple[str, ...], target: Target, fmt: str = "text") -> Man
         if fmt == "github":  # so that plan and drift in CI also mark the lines of the diff
             echo("\n".join(ci_output.validate_annotations(failed.errors)))
         count = sum(e.severity == "error" for e in failed.errors)
-        raise Failure(f"{count} manifest error(s); nothing was sent") from None
+        raise ManifestFailure(
+            f"{count} manifest error(s); nothing was sent", failed.errors
+        ) from None
     REDACT.add(manifests.secrets)
     for line in render_problems(manifests.warnings, "text", valid=True, redact=REDACT):
         echo(line, err=True)
@@ -567,7 +634,7 @@ def _render_plan(plan: Plan, fmt: str, limit: int = MARKDOWN_LIMIT) -> str:
 
 @cli.command()
 @click.argument("paths", nargs=-1)
-@click.option("--format", "fmt", type=CI_FORMATS, default="text", show_default=True)
+@format_option(CI_FORMATS)
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the plan to this file.")
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none."
@@ -656,7 +723,7 @@ def plan(
 
 @cli.command()
 @click.argument("paths", nargs=-1)
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@format_option(FORMATS)
 @click.option(
     "--auto-approve", is_flag=True, help="Apply without asking (required without a terminal)."
 )
@@ -753,11 +820,13 @@ def apply(
             )
         except StalePlan as stale:
             echo(_render_plan(stale.plan, "text"), err=True)
+            OUTPUT.computed["plan"] = stale.plan.to_json()
             raise
         except UnsafePlan as unsafe:
             if unsafe.plan is not None:
                 echo(_render_plan(unsafe.plan, "text"), err=True)
-            raise Failure(f"refusing to apply: {unsafe}") from None
+                OUTPUT.computed["plan"] = unsafe.plan.to_json()
+            raise UnsafeFailure(f"refusing to apply: {unsafe}") from None
     echo(render_apply(result, fmt, redact=REDACT))
     if result.failed:
         sys.exit(1)
@@ -797,7 +866,7 @@ def _project_lock(
 ) -> Iterator[Callable[[], str | None]]:
     """Hold the project lock for the block, which gets a function saying why to stop writing (the
     lock was lost) or None; SIGTERM (a canceled CI job) still releases the lock."""
-    from reconciler.lock import LockError, ProjectLock
+    from reconciler.lock import ProjectLock
 
     if no_lock:
         echo(
@@ -815,8 +884,6 @@ def _project_lock(
         try:
             lock.acquire()
             yield lambda: lock.lost
-        except LockError as error:
-            raise Failure(str(error)) from None
         finally:
             lock.release()  # also after Ctrl-C or SIGTERM; does nothing when not taken
     finally:
@@ -863,7 +930,7 @@ def unlock(yes: bool, target: Target) -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1)
-@click.option("--format", "fmt", type=CI_FORMATS, default="text", show_default=True)
+@format_option(CI_FORMATS)
 @JUNIT_OPTION
 @click.option(
     "--fail-on",
@@ -1015,6 +1082,12 @@ def import_(
     )
 
 
+class UnsafeFailure(Failure):
+    """apply refused a plan that needs a flag the user has not given."""
+
+    code = ErrorCode.UNSAFE_PLAN
+
+
 def _error(text: str) -> None:
     """A message to stderr: redacted, and one terminal line per line of the message."""
     echo("\n".join(terminal(line) for line in REDACT(text).split("\n")), err=True)
@@ -1031,12 +1104,46 @@ def _click_message(error: click.ClickException) -> str:
     return "\n".join([*lines, f"Error: {error.format_message()}"])
 
 
+def _asked(args: Sequence[str]) -> tuple[str, str]:
+    """The command and --format of the command line, read before click parses it, so that a
+    usage error is reported in the format asked for too."""
+    command = next((arg for arg in args if arg in _Commands.LAZY or arg in cli.commands), "")
+    fmt = "text"
+    for index, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--format" and index + 1 < len(args):
+            fmt = args[index + 1]
+        elif arg.startswith("--format="):
+            fmt = arg.partition("=")[2]
+    return command or "reconciler", fmt if fmt in CI_FORMATS.choices else "text"
+
+
+def _report(code: ErrorCode, message: str, failure: BaseException | None = None) -> None:
+    """A failure on stdout, in the format asked for: a pipeline never gets a blank result."""
+    if OUTPUT.fmt == "text" or (OUTPUT.fmt == "json" and OUTPUT.printed):
+        return  # text: stderr says it, where a terminal shows it
+    failed = Failed(
+        command=OUTPUT.command,
+        code=str(code),
+        message=message,
+        hint=HINTS.get(code, DEFAULT_HINT),
+        problems=failure.problems if isinstance(failure, ManifestFailure) else (),
+        status=failure.status if isinstance(failure, ReconcilerError) else None,
+        computed=OUTPUT.computed,
+    )
+    click.echo(REDACT(render_failure(failed, OUTPUT.fmt, REDACT)))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
+    global OUTPUT
     args = list(argv if argv is not None else sys.argv[1:])
     debug = "--debug" in (args[: args.index("--")] if "--" in args else args)
     REDACT.clear()  # one run, one set of secrets (tests run main many times in one process)
     hide_credentials(os.environ)  # before anything at all can be printed
+    command, fmt = _asked(args)
+    OUTPUT = Output(command, fmt)
     _configure_logging()
     try:
         cli.main(args=args, prog_name="reconciler", standalone_mode=False)
@@ -1044,21 +1151,27 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(done.exit_code)
     except click.exceptions.Abort:
         _error("Aborted.")
+        _report(ErrorCode.INTERRUPTED, "Aborted.")
         sys.exit(1)
     except click.ClickException as error:
         _error(_click_message(error))
+        _report(ErrorCode.USAGE, error.format_message())
         sys.exit(1)
     except ReconcilerError as failure:  # Failure, PolarisError, UnsafePlan, LockError, ...
         _error(f"error: {failure}")
+        _report(failure.code, str(failure), failure)
         sys.exit(1)
     except KeyboardInterrupt:
         _error("Interrupted.")
+        _report(ErrorCode.INTERRUPTED, "interrupted")
         sys.exit(130)
     except Exception as unexpected:
         if debug:
             _error(traceback.format_exc().rstrip())
-        _error(
+        message = (
             f"internal error: {type(unexpected).__name__}: {unexpected} "
             "(this is a bug in the reconciler; run with --debug for details)"
         )
+        _error(message)
+        _report(ErrorCode.INTERNAL, message)
         sys.exit(1)

@@ -224,7 +224,9 @@ class ProjectLock:
                 if self._take(current, watched):
                     break
             except PolarisError as error:
-                raise LockError(self._explain(error)) from None
+                failed = LockError(self._explain(error))
+                failed.status = error.status  # a 401 or 403 is reported as such
+                raise failed from None
             if current is None:
                 continue  # created by someone else just now: read it
             if watched is None or watched[0] != current.version:

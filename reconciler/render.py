@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from reconciler.ci_output import annotation
 from reconciler.escape import fence, markdown, terminal
 from reconciler.model import DRIFT_STATUSES as STATUSES
 from reconciler.model import Action, ManifestError
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 MARKDOWN_LIMIT = 60_000  # GitHub rejects comments over 65,536 characters; keep a margin
 VALUE_LIMIT = 120  # characters of one value in a diff line
+FAILURE_FORMAT_VERSION = "1"  # of `validate --format json` and of any failure in JSON
 DIFF_LINES = 40  # diff lines shown per resource in Markdown; the JSON plan has all of them
 
 Redact = Callable[[str], str]
@@ -498,7 +500,15 @@ def render_problems(
 ) -> list[str]:
     """Validation problems as JSON, Markdown, or one text line each."""
     if fmt == "json":
-        return [json.dumps([problem.to_json() for problem in problems], indent=2)]
+        payload: dict[str, Any] = {
+            "formatVersion": FAILURE_FORMAT_VERSION,
+            "valid": valid,
+            "problems": [problem.to_json() for problem in problems],
+        }
+        if not valid:
+            errors = sum(1 for p in problems if p.severity == "error")
+            payload["error"] = {"code": "manifest", "message": f"{errors} error(s) found"}
+        return [json.dumps(payload, indent=2)]
     if fmt == "markdown":
         errors = sum(1 for p in problems if p.severity == "error")
         title = "Manifests are valid" if valid else f"Manifests are invalid: {errors} error(s)"
@@ -507,3 +517,53 @@ def render_problems(
         doc.add(Section(noun, [f"- {markdown(redact(str(problem)))}" for problem in problems]))
         return [doc.render()]
     return [terminal(redact(str(problem))) for problem in problems]
+
+
+# Failures -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A run that failed, as its stdout reports it: never blank, in the format asked for."""
+
+    command: str  # plan, apply, drift, ...
+    code: str  # an ErrorCode value
+    message: str
+    hint: str  # what to do about it
+    problems: Sequence[ManifestError] = ()
+    status: int | None = None  # the HTTP status Polaris answered with, if it answered
+    computed: dict[str, Any] | None = None  # what the command computed before it failed
+
+
+def render_failure(
+    failed: Failed, fmt: str, redact: Redact = _unchanged, limit: int = MARKDOWN_LIMIT
+) -> str:
+    """The failure as JSON (beside what was computed), Markdown, or a GitHub annotation."""
+    if fmt == "json":
+        error: dict[str, Any] = {"code": failed.code, "message": redact(failed.message)}
+        if failed.status is not None:
+            error["status"] = failed.status
+        if failed.problems:
+            error["problems"] = [
+                {**p.to_json(), "message": redact(p.message)} for p in failed.problems
+            ]
+        payload = {
+            "formatVersion": FAILURE_FORMAT_VERSION,
+            **(failed.computed or {}),
+            "error": error,
+        }
+        return json.dumps(payload, indent=2, ensure_ascii=False, default=str)
+    if fmt == "markdown":
+        head = [
+            f"### Polaris reconciler {markdown(failed.command)} failed",
+            "",
+            f"> **error:** {markdown(redact(failed.message))}",
+            "",
+            f"**What to do:** {failed.hint}",  # the reconciler's own words, Markdown as written
+        ]
+        doc = BoundedMarkdown(head, "the job log", limit)
+        doc.add(Section("problem", [f"- {markdown(redact(str(p)))}" for p in failed.problems]))
+        return doc.render()
+    if fmt == "github":
+        return annotation("error", redact(failed.message), title=f"reconciler {failed.command}")
+    return ""  # text: the message is on stderr, where a terminal shows it

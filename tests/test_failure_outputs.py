@@ -1,0 +1,141 @@
+"""Outputs never go blank: a run that fails says so on stdout, in the format it was asked for.
+
+A workflow posts `plan --format markdown`'s stdout as a pull-request comment and a script parses
+`--format json`: a failure that printed nothing would replace the last good comment with an empty
+one, or hand the script nothing to parse. Exit codes stay as they were.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.client import PolarisClient
+from reconciler.emulator import DEMO_API_KEY
+from tests.cli import run
+from tests.fixtures import DEMO_SECRETS, SECURITY_AUDIT
+
+WRONG_KEY = "pk-wrong-key-0123456789abcdef-never-shown"
+
+
+def an_unset_secret_variable(monkeypatch: pytest.MonkeyPatch, workspace: Path) -> None:
+    monkeypatch.delenv("DEMO_AWS_SECRET_ACCESS_KEY")
+
+
+def a_rejected_api_key(monkeypatch: pytest.MonkeyPatch, workspace: Path) -> None:
+    monkeypatch.setenv("POLARIS_API_KEY", WRONG_KEY)
+
+
+def an_unreachable_polaris(monkeypatch: pytest.MonkeyPatch, workspace: Path) -> None:
+    monkeypatch.setenv("POLARIS_URL", "http://127.0.0.1:9")
+
+
+def an_invalid_manifest(monkeypatch: pytest.MonkeyPatch, workspace: Path) -> None:
+    path = workspace / "guide" / "demo-conn.yaml"
+    path.write_text(path.read_text().replace("bucket: demo-bucket", "buckit: demo-bucket"))
+
+
+FAILURES: dict[str, tuple[Callable[[pytest.MonkeyPatch, Path], None], str, str]] = {
+    # name: (how, error code, words of the message)
+    "unset secret": (an_unset_secret_variable, "manifest", "DEMO_AWS_SECRET_ACCESS_KEY"),
+    "401": (a_rejected_api_key, "api", "rejected the API key (401)"),
+    "unreachable": (an_unreachable_polaris, "api", "cannot reach http://127.0.0.1:9"),
+    "invalid manifest": (an_invalid_manifest, "manifest", "buckit"),
+}
+COMMANDS = {
+    "plan": ("plan", "manifests/guide"),
+    "apply": ("apply", "--auto-approve", "manifests/guide"),
+    "drift": ("drift", "manifests/guide"),
+}
+
+
+def fail(
+    failure: str, command: str, fmt: str, monkeypatch: pytest.MonkeyPatch, workspace: Path
+) -> Any:
+    how, _, _ = FAILURES[failure]
+    how(monkeypatch, workspace)
+    result = run(*COMMANDS[command], "--format", fmt)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    for secret in (WRONG_KEY, DEMO_API_KEY, *DEMO_SECRETS.values()):
+        assert secret not in result.stdout + result.stderr
+    return result
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("failure", sorted(FAILURES))
+def test_a_failed_command_prints_a_json_error_on_stdout(
+    served: Any, workspace: Path, monkeypatch: pytest.MonkeyPatch, failure: str, command: str
+) -> None:
+    result = fail(failure, command, "json", monkeypatch, workspace)
+    _, code, words = FAILURES[failure]
+    document = result.json()
+    assert document["formatVersion"] == "1"
+    if command == "apply" and code == "api":
+        code = "locked"  # the project lock is apply's first request
+    assert document["error"]["code"] == code
+    assert words in json.dumps(document["error"])
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("failure", sorted(FAILURES))
+def test_a_failed_command_prints_markdown_that_says_what_failed_and_what_to_do(
+    served: Any, workspace: Path, monkeypatch: pytest.MonkeyPatch, failure: str, command: str
+) -> None:
+    result = fail(failure, command, "markdown", monkeypatch, workspace)
+    _, _, words = FAILURES[failure]
+    assert result.stdout.startswith(f"### Polaris reconciler {command} failed\n")
+    assert words in result.stdout
+    assert "**What to do:**" in result.stdout
+
+
+@pytest.mark.parametrize("failure", sorted(FAILURES))
+def test_a_failed_plan_in_github_format_prints_an_error_annotation(
+    served: Any, workspace: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    result = fail(failure, "plan", "github", monkeypatch, workspace)
+    assert "::error title=reconciler plan::" in result.stdout
+
+
+def test_a_failed_validate_prints_a_json_error_beside_its_problems(workspace: Path) -> None:
+    an_invalid_manifest(pytest.MonkeyPatch(), workspace)
+    result = run("validate", "--format", "json", "manifests/guide")
+    assert result.exit_code == 1
+    document = result.json()
+    assert document["formatVersion"] == "1"
+    assert document["error"]["code"] == "manifest"
+    assert any("buckit" in problem["message"] for problem in document["problems"])
+
+
+def test_a_valid_validate_in_json_carries_a_format_version(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in DEMO_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    result = run("validate", "--format", "json", "manifests/guide")
+    assert result.exit_code == 0, result.stderr
+    assert result.json() == {"formatVersion": "1", "valid": True, "problems": []}
+
+
+def test_an_unsafe_apply_in_json_prints_the_plan_beside_the_error(
+    served: Any, workspace: Path, client: PolarisClient
+) -> None:
+    for name in ("old-1", "old-2", "old-3", "old-4"):
+        client.create_connection({**SECURITY_AUDIT, "name": name})
+    result = run("apply", "--prune", "--auto-approve", "--format", "json", "manifests/guide")
+    assert result.exit_code == 1
+    document = result.json()
+    assert document["error"]["code"] == "unsafe-plan"
+    assert "pass --allow-empty" in document["error"]["message"]
+    actions = {c["name"]: c["action"] for c in document["plan"]["changes"]}
+    assert actions["old-1"] == "delete"
+
+
+def test_a_usage_failure_in_markdown_is_not_blank(served: Any, workspace: Path) -> None:
+    result = run("plan", "--format", "markdown", "--target", "nowhere", "manifests/guide")
+    assert result.exit_code == 1
+    assert result.stdout.startswith("### Polaris reconciler plan failed\n")
+    assert "reconciler.yaml" in result.stdout
