@@ -1,0 +1,60 @@
+"""Runtime surprises for people used to Terraform: follow-on errors, approval, help and completion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli import run
+
+BREAKAGES = {
+    "a typo'd field": ("bucket: demo-bucket", "buckit: demo-bucket", "buckit"),
+    "a literal secret": (
+        "accessKeySecret: ${env:DEMO_AWS_SECRET_ACCESS_KEY}",
+        "accessKeySecret: literally-secret",
+        "must be an ${env:NAME} reference",
+    ),
+    "a wrong apiVersion": ("apiVersion: reconciler/v1", "apiVersion: reconciler/v2", "apiVersion"),
+}
+
+
+def break_connection(workspace: Path, old: str, new: str) -> None:
+    path = workspace / "guide" / "demo-conn.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+@pytest.mark.parametrize("breakage", sorted(BREAKAGES))
+def test_a_broken_connection_is_the_only_error_not_the_jobs_that_use_it(
+    workspace: Path, breakage: str
+) -> None:
+    old, new, said = BREAKAGES[breakage]
+    break_connection(workspace, old, new)
+    result = run("validate", "manifests/guide")
+    assert result.exit_code == 1
+    assert said in result.stdout + result.stderr
+    errors = [line for line in result.stdout.splitlines() if ": error: " in line]
+    assert errors and all(line.startswith("manifests/guide/demo-conn.yaml:") for line in errors)
+    assert "names no declared Connection" not in result.stdout + result.stderr
+
+
+def test_a_connection_whose_secret_variable_is_unset_is_the_only_error_of_a_plan(
+    served: Any, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DEMO_AWS_SECRET_ACCESS_KEY")
+    result = run("plan", "manifests/guide")
+    assert result.exit_code == 1
+    assert "environment variable DEMO_AWS_SECRET_ACCESS_KEY is not set" in result.stderr
+    assert "names no declared Connection" not in result.stderr
+    assert "1 manifest error(s); nothing was sent" in result.stderr
+
+
+def test_a_job_naming_a_connection_nobody_declares_is_still_an_error(workspace: Path) -> None:
+    path = workspace / "guide" / "koalas-job.yaml"
+    path.write_text(path.read_text().replace("connectionName: demo-conn", "connectionName: demo"))
+    result = run("validate", "manifests/guide")
+    assert result.exit_code == 1
+    assert "source.connectionName 'demo' names no declared Connection" in result.stdout
