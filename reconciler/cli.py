@@ -803,11 +803,13 @@ def apply(
     def approve(plan: Plan) -> bool:
         if auto_approve:
             return True
+        echo(_render_plan(plan, "text"), err=True)  # what would have been asked about
         if not sys.stdin.isatty():
+            OUTPUT.computed["plan"] = plan.to_json()
             raise Failure(
-                "no terminal to ask for approval; pass --auto-approve to apply without asking"
+                "no terminal to ask for approval; review the plan above, then pass "
+                "--auto-approve to apply without asking"
             )
-        echo(_render_plan(plan, "text"), err=True)
         return click.confirm("Apply these changes?", err=True)
 
     with _client(target, key) as client:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.client import PolarisClient
 from tests.cli import run
 
 BREAKAGES = {
@@ -58,3 +59,24 @@ def test_a_job_naming_a_connection_nobody_declares_is_still_an_error(workspace: 
     result = run("validate", "manifests/guide")
     assert result.exit_code == 1
     assert "source.connectionName 'demo' names no declared Connection" in result.stdout
+
+
+def test_a_non_interactive_apply_without_auto_approve_prints_the_plan_before_refusing(
+    served: Any, workspace: Path, client: PolarisClient
+) -> None:
+    result = run("apply", "manifests/guide")
+    assert result.exit_code == 1
+    assert "Connection/demo-conn" in result.stderr
+    assert "Plan: 2 to create, 0 to update, 0 to delete" in result.stderr
+    assert result.stderr.index("Plan: 2 to create") < result.stderr.index("pass --auto-approve")
+    assert client.list_connections() == []
+
+
+def test_a_non_interactive_apply_in_json_refuses_beside_the_plan(
+    served: Any, workspace: Path
+) -> None:
+    result = run("apply", "--format", "json", "manifests/guide")
+    assert result.exit_code == 1
+    document = result.json()
+    assert "pass --auto-approve" in document["error"]["message"]
+    assert {c["name"] for c in document["plan"]["changes"]} == {"demo-conn", "koalas-demo-file"}
