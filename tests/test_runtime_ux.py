@@ -80,3 +80,23 @@ def test_a_non_interactive_apply_in_json_refuses_beside_the_plan(
     document = result.json()
     assert "pass --auto-approve" in document["error"]["message"]
     assert {c["name"] for c in document["plan"]["changes"]} == {"demo-conn", "koalas-demo-file"}
+
+
+@pytest.mark.parametrize("bucket", ["s3://my-bucket", "s3://my-bucket/logs/", "my-bucket/logs"])
+def test_an_s3_url_where_a_bucket_name_belongs_is_an_error_naming_the_file_line_and_fix(
+    workspace: Path, bucket: str
+) -> None:
+    break_connection(workspace, "bucket: demo-bucket", f"bucket: {bucket}")
+    result = run("validate", "manifests/guide")
+    assert result.exit_code == 1
+    assert (
+        "manifests/guide/demo-conn.yaml:12:11: error: spec.bucket does not match a bucket name "
+        "such as my-bucket, not an s3:// URL or a path (write a key prefix in spec.prefix)"
+    ) in result.stdout
+
+
+def test_a_bucket_name_with_dots_is_valid(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEMO_AWS_ACCESS_KEY_ID", "AKIA")
+    monkeypatch.setenv("DEMO_AWS_SECRET_ACCESS_KEY", "x")
+    break_connection(workspace, "bucket: demo-bucket", "bucket: logs.example.com")
+    assert run("validate", "manifests/guide").exit_code == 0
