@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import click
+from click.shell_completion import CompletionItem
 
 from reconciler import ci_output
 from reconciler import config as configuration
@@ -130,6 +131,14 @@ class Output:
     fmt: str = "text"
     computed: dict[str, Any] = field(default_factory=dict)  # JSON keys shown beside the error
     printed: bool = False  # a result is on stdout: a JSON error would make it two documents
+    no_color: bool = False  # --no-color
+
+    @property
+    def color(self) -> bool:
+        """Colour text output: --no-color, then NO_COLOR, then FORCE_COLOR, then a terminal."""
+        if self.no_color or os.environ.get("NO_COLOR"):  # set and not empty (no-color.org)
+            return False
+        return bool(os.environ.get("FORCE_COLOR")) or sys.stdout.isatty()
 
 
 OUTPUT = Output()
@@ -148,7 +157,8 @@ REDACT = Redactor()
 def echo(text: str, *, err: bool = False) -> None:
     """Print through the redactor: the only way this CLI writes to the terminal."""
     OUTPUT.printed |= not err
-    click.echo(REDACT(text), err=err)
+    # Colours only come from PlanText.paint; click would strip them where stdout is no terminal.
+    click.echo(REDACT(text), err=err, color=OUTPUT.color or None)
 
 
 def _output_format(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -211,6 +221,10 @@ def _global_flag(ctx: click.Context, param: click.Parameter, value: bool) -> Non
         logging.getLogger("reconciler").setLevel(logging.DEBUG)
 
 
+def _no_color(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    OUTPUT.no_color |= value  # given before or after the subcommand
+
+
 Command = TypeVar("Command", bound=Callable[..., Any])
 
 
@@ -224,6 +238,11 @@ def global_options(command: Command) -> Command:
         click.option(
             "-v", "--verbose", is_flag=True, expose_value=False, callback=_global_flag,
             help="Log every API request to stderr.",
+        ),
+        click.option(
+            "--no-color", is_flag=True, expose_value=False, callback=_no_color,
+            help="Never colour the output (also NO_COLOR=1; FORCE_COLOR=1 colours without a "
+            "terminal).",
         ),
     ):  # fmt: skip
         command = option(command)
@@ -316,6 +335,18 @@ def _choose(
     return Choice(loaded, chosen, chosen.vars)
 
 
+def _complete_targets(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Shell completion of --target: the targets of reconciler.yaml (or --config), if readable."""
+    try:
+        found = configuration.find_config(ctx.params.get("config_file"))
+        names = sorted(configuration.load_config(found).targets) if found else []
+    except (ReconcilerError, OSError):
+        return []  # a completion never prints an error into the command line being typed
+    return [CompletionItem(name) for name in names if name.startswith(incomplete)]
+
+
 def config_options(function: Callable[..., None]) -> Callable[..., None]:
     """Add --config, --target and --var (passed as config_file, target_name and var)."""
     options = [
@@ -325,7 +356,13 @@ def config_options(function: Callable[..., None]) -> Callable[..., None]:
             type=click.Path(dir_okay=False),
             help=f"Targets file (default: ./{configuration.CONFIG_FILE} if present).",
         ),
-        click.option("--target", "target_name", help="The target in the config file to use."),
+        click.option(
+            "--target",
+            "target_name",
+            metavar="NAME",
+            shell_complete=_complete_targets,
+            help="The target in the config file to use.",
+        ),
         click.option(
             "--var", multiple=True, metavar="NAME=VALUE", help="Override a target's variable."
         ),
@@ -346,7 +383,7 @@ def _validation_choices(
 
 
 @cli.command()
-@click.argument("paths", nargs=-1)
+@click.argument("paths", nargs=-1, type=click.Path())
 @format_option(CI_FORMATS)
 @JUNIT_OPTION
 @config_options
@@ -447,13 +484,21 @@ class Target:
 
 
 def connection_options(function: Callable[..., None]) -> Callable[..., None]:
-    """Add the options every command that talks to Polaris shares; pass them as `target`."""
+    """Add the options every command that reads live state shares; pass them as `target`."""
+    return _connection_options(function, reads_state=True)
 
+
+def lock_options(function: Callable[..., None]) -> Callable[..., None]:
+    """connection_options less those that only matter to reading live state (unlock)."""
+    return _connection_options(function, reads_state=False)
+
+
+def _connection_options(function: Callable[..., None], reads_state: bool) -> Callable[..., None]:
     @functools.wraps(function)
     def command(
         *args: Any, url: str | None, project: str | None, api_key_file: str | None,
-        insecure: bool, parallelism: int, no_cache: bool, config_file: str | None,
-        target_name: str | None, var: tuple[str, ...], **kwargs: Any,
+        insecure: bool, config_file: str | None, target_name: str | None, var: tuple[str, ...],
+        parallelism: int = 8, no_cache: bool = False, **kwargs: Any,
     ) -> None:  # fmt: skip
         choice = _choose(config_file, target_name, var)
         if choice.target is not None:
@@ -474,9 +519,15 @@ def connection_options(function: Callable[..., None]) -> Callable[..., None]:
 
     options = [
         click.option(
-            "--url", help="API base URL (env POLARIS_URL; a --target's url in reconciler.yaml)."
+            "--url",
+            metavar="URL",
+            help="API base URL (env POLARIS_URL; a --target's url in reconciler.yaml).",
         ),
-        click.option("--project", help="Project id (env POLARIS_PROJECT_ID; or the --target's)."),
+        click.option(
+            "--project",
+            metavar="ID",
+            help="Project id (env POLARIS_PROJECT_ID; or the --target's).",
+        ),
         click.option(
             "--api-key-file",
             type=click.Path(dir_okay=False),
@@ -485,9 +536,23 @@ def connection_options(function: Callable[..., None]) -> Callable[..., None]:
         click.option(
             "--insecure", is_flag=True, help="Allow plain http:// to a non-loopback host."
         ),
-        click.option("--parallelism", type=click.IntRange(1, 64), default=8, show_default=True),
-        click.option("--no-cache", is_flag=True, help="Do not read or write the job cache."),
     ]
+    if reads_state:
+        options += [
+            click.option(
+                "--parallelism",
+                type=click.IntRange(1, 64),
+                default=8,
+                show_default=True,
+                metavar="N",
+                help="Requests to Polaris in flight at once (1 to 64).",
+            ),
+            click.option(
+                "--no-cache",
+                is_flag=True,
+                help="Do not read or write the local cache of finished jobs.",
+            ),
+        ]
     return config_options(functools.reduce(lambda f, option: option(f), reversed(options), command))
 
 
@@ -628,12 +693,11 @@ def _render_plan(plan: Plan, fmt: str, limit: int = MARKDOWN_LIMIT) -> str:
         return PlanJson().render(plan)
     if fmt == "markdown":
         return PlanMarkdown(limit, redact=REDACT).render(plan)
-    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    return PlanText(color=color, redact=REDACT).render(plan)
+    return PlanText(color=OUTPUT.color, redact=REDACT).render(plan)
 
 
 @cli.command()
-@click.argument("paths", nargs=-1)
+@click.argument("paths", nargs=-1, type=click.Path())
 @format_option(CI_FORMATS)
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the plan to this file.")
 @click.option(
@@ -722,7 +786,7 @@ def plan(
 
 
 @cli.command()
-@click.argument("paths", nargs=-1)
+@click.argument("paths", nargs=-1, type=click.Path())
 @format_option(FORMATS)
 @click.option(
     "--auto-approve", is_flag=True, help="Apply without asking (required without a terminal)."
@@ -743,14 +807,16 @@ def plan(
     type=FiniteFloat(min=0, min_open=True),
     default=3600.0,
     show_default=True,
-    help="Seconds to --wait.",
+    metavar="SECONDS",
+    help="How long --wait follows jobs; they keep running in Polaris after it.",
 )
 @click.option(
     "--lock-timeout",
     type=FiniteFloat(min=0),
     default=DEFAULT_LOCK_TIMEOUT,
     show_default=True,
-    help="Seconds to wait for another apply's project lock.",
+    metavar="SECONDS",
+    help="How long to wait for another apply's project lock.",
 )
 @click.option(
     "--no-lock", is_flag=True, help="Do not take the project lock (for keys without ManageTables)."
@@ -899,7 +965,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 @cli.command()
 @click.option("--yes", is_flag=True, help="Remove the lock without asking.")
-@connection_options
+@lock_options
 @global_options
 def unlock(yes: bool, target: Target) -> None:
     """Remove the project lock left by an apply that died."""
@@ -931,7 +997,7 @@ def unlock(yes: bool, target: Target) -> None:
 
 
 @cli.command()
-@click.argument("paths", nargs=-1)
+@click.argument("paths", nargs=-1, type=click.Path())
 @format_option(CI_FORMATS)
 @JUNIT_OPTION
 @click.option(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +103,107 @@ def test_a_bucket_name_with_dots_is_valid(workspace: Path, monkeypatch: pytest.M
     monkeypatch.setenv("DEMO_AWS_SECRET_ACCESS_KEY", "x")
     break_connection(workspace, "bucket: demo-bucket", "bucket: logs.example.com")
     assert run("validate", "manifests/guide").exit_code == 0
+
+
+COMMAND_NAMES = ("validate", "plan", "apply", "drift", "import", "unlock", "emulator")
+
+
+def test_unlock_help_lists_neither_parallelism_nor_the_job_cache() -> None:
+    result = run("unlock", "--help")
+    assert result.exit_code == 0
+    assert "--parallelism" not in result.stdout
+    assert "--no-cache" not in result.stdout
+    assert "--target NAME" in result.stdout
+
+
+@pytest.mark.parametrize("command", COMMAND_NAMES)
+def test_no_option_type_shows_as_finite_float(command: str) -> None:
+    result = run(command, "--help")
+    assert result.exit_code == 0
+    assert "FINITE FLOAT" not in result.stdout
+    if command != "emulator":  # whose --port says its range
+        assert "INTEGER RANGE" not in result.stdout
+
+
+def test_apply_help_gives_its_timeouts_in_seconds() -> None:
+    help_text = " ".join(run("apply", "--help").stdout.split())
+    assert "--timeout SECONDS" in help_text
+    assert "--lock-timeout SECONDS" in help_text
+    assert "--parallelism N" in help_text
+
+
+PLAN_CREATES = "\x1b[32m"  # a create is green
+
+
+@pytest.mark.parametrize(
+    ("flags", "environment", "colored"),
+    [
+        ((), {}, False),  # not a terminal
+        ((), {"FORCE_COLOR": "1"}, True),
+        (("--no-color",), {"FORCE_COLOR": "1"}, False),
+        ((), {"FORCE_COLOR": "1", "NO_COLOR": "1"}, False),
+        ((), {"FORCE_COLOR": ""}, False),  # empty means unset (force-color.org)
+    ],
+)
+def test_no_color_and_force_color_decide_whether_a_plan_is_colored(
+    served: Any,
+    workspace: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    flags: tuple[str, ...],
+    environment: dict[str, str],
+    colored: bool,
+) -> None:
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    result = run("plan", *flags, "manifests/guide")
+    assert result.exit_code == 0, result.stderr
+    assert (PLAN_CREATES in result.stdout) is colored
+
+
+def test_no_color_is_accepted_before_the_command_too(served: Any, workspace: Path) -> None:
+    result = run("--no-color", "plan", "manifests/guide")
+    assert result.exit_code == 0, result.stderr
+    assert "\x1b[" not in result.stdout
+
+
+def complete(monkeypatch: pytest.MonkeyPatch, line: str) -> list[str]:
+    """What bash completion offers after `line` (click's bash_complete protocol), as a shell
+    asks for it: by running the command with the completion variables set."""
+    words = line.split(" ")
+    environment = {
+        **os.environ,
+        "_RECONCILER_COMPLETE": "bash_complete",
+        "COMP_WORDS": line,
+        "COMP_CWORD": str(len(words) - 1),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler"], env=environment, capture_output=True, text=True,
+        check=True, cwd=Path.cwd(),
+    )  # fmt: skip
+    return [line for line in done.stdout.splitlines() if line]
+
+
+def test_target_names_complete_from_reconciler_yaml(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (workspace.parent / "reconciler.yaml").write_text(
+        "apiVersion: reconciler/v1\ntargets:\n"
+        "  staging:\n    url: http://127.0.0.1:1\n    project: s\n    apiKeyEnv: STAGING_KEY\n"
+        "  prod:\n    url: http://127.0.0.1:2\n    project: p\n    apiKeyEnv: PROD_KEY\n"
+    )
+    assert complete(monkeypatch, "reconciler plan --target ") == ["plain,prod", "plain,staging"]
+    assert complete(monkeypatch, "reconciler apply --target st") == ["plain,staging"]
+
+
+def test_target_names_complete_to_nothing_without_reconciler_yaml(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert complete(monkeypatch, "reconciler plan --target ") == []
+
+
+def test_manifest_paths_complete_as_files_and_directories(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert complete(monkeypatch, "reconciler validate ") == ["file,"]
+    assert complete(monkeypatch, "reconciler plan --config ") == ["file,"]
