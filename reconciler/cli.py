@@ -1088,7 +1088,17 @@ def _under(file: str, root: str) -> bool:
     type=click.Path(file_okay=False),
     help="Directory to write the manifests into (default: the --target's first path, or manifests).",
 )
-@click.option("--jobs", is_flag=True, help="Also import batch jobs that ran or are running.")
+@click.option(
+    "--jobs",
+    is_flag=True,
+    help="Also import batch jobs: running ones into --out, finished ones into --history-out.",
+)
+@click.option(
+    "--history-out",
+    type=click.Path(file_okay=False),
+    help="Directory for finished jobs' manifests, which plan never submits and drift --history "
+    "reads (default: the --target's first history path, or history beside --out).",
+)
 @click.option(
     "--kind",
     "kinds",
@@ -1107,14 +1117,23 @@ def _under(file: str, root: str) -> bool:
 @connection_options
 @global_options
 def import_(
-    out: str | None, jobs: bool, kinds: tuple[str, ...], names: tuple[str, ...], force: bool,
-    target: Target,
+    out: str | None, jobs: bool, history_out: str | None, kinds: tuple[str, ...],
+    names: tuple[str, ...], force: bool, target: Target,
 ) -> None:  # fmt: skip
     """Adopt a live project: write one manifest per connection, table (and job)."""
     from reconciler.client import PolarisError
     from reconciler.importer import ImportConflict, ImportOptions, import_project, write_files
 
     out = out or target.choice.paths[0]
+    chosen_history = target.choice.target.history if target.choice.target else ()
+    history = history_out or (
+        chosen_history[0] if chosen_history else str(Path(out).parent / "history")
+    )
+    if _under(history, out) or _under(out, history):
+        raise Failure(
+            f"--history-out {history} overlaps --out {out}: plan and apply would submit the "
+            "finished jobs kept there again; choose a directory outside it"
+        )
     from reconciler import kinds as registry
 
     every = list(registry.ordered())
@@ -1130,13 +1149,19 @@ def import_(
         except PolarisError as error:
             raise Failure(str(error)) from None
     try:
-        written = write_files(result, Path(out), force=force)
+        written = write_files(result, Path(out), history=Path(history), force=force)
     except (ImportConflict, OSError, ValueError) as error:  # ValueError: a path leaving --out
         raise Failure(str(error)) from None
     for reason in result.skipped:
         echo(f"skipped {terminal(reason)}", err=True)
     counts = ", ".join(f"{result.count(kind)} {kind}" for kind in KIND_ORDER)
-    echo(f"Wrote {len(written)} manifest(s) to {out}: {counts}.")
+    kept = sum(result.count(kind, history=True) for kind in KIND_ORDER)
+    echo(f"Wrote {len(written) - kept} manifest(s) to {out}: {counts}.")
+    if kept:
+        echo(
+            f"Wrote {kept} finished job(s) to history path {history}: plan and apply never read "
+            f"it; drift does with --history (or a target's history: in reconciler.yaml)."
+        )
     variables = [v for f in result.files for v in f.variables]
     if variables:
         echo(
@@ -1144,9 +1169,10 @@ def import_(
             f"connection manifests ({', '.join(variables[:4])}{' ...' if len(variables) > 4 else ''})."
         )
     chosen_target = f" --target {target.choice.target_name}" if target.choice.target else ""
+    drift = f" && reconciler drift{chosen_target} --history {history} {out}" if kept else ""
     echo(
         f"Check them with: reconciler validate{chosen_target} {out} && "
-        f"reconciler plan{chosen_target} {out}"
+        f"reconciler plan{chosen_target} {out}{drift}"
     )
 
 

@@ -589,7 +589,10 @@ class IngestionJob(ResourceKind):
                     "(isAggregation: true) before reusing this spec for a new job."
                 )
             path = reader.path(self.kind, job_id, folder=("jobs", table))
-            manifests.append(reader.manifest(self.kind, name, spec, path, comments, ()))
+            finished = kept.get("executionStatus") in TERMINAL_STATUSES
+            manifests.append(
+                reader.manifest(self.kind, name, spec, path, comments, (), history=finished)
+            )
         return sorted(manifests, key=lambda m: m.path)
 
     def _manifest_spec(self, live: Mapping[str, Any], reader: ImportReader) -> dict[str, Any]:
