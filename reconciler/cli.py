@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
 
 import click
 from click.shell_completion import CompletionItem
@@ -63,7 +63,7 @@ from reconciler.validate import API_KEY_VARIABLE, Manifests, load_manifests
 # A command imports what only it needs (the API client and httpx, the planner, the lock, the
 # emulator) when it runs: `reconciler validate` starts without loading any of it.
 if TYPE_CHECKING:
-    from reconciler.apply import ApplyOptions
+    from reconciler.apply import ApplyInterrupted, ApplyOptions
     from reconciler.client import PolarisClient
     from reconciler.listing import Access
     from reconciler.live import JobCache
@@ -831,7 +831,7 @@ def apply(
 ) -> None:  # fmt: skip
     """Plan, then carry the plan out: connections, then tables, then jobs."""
     from reconciler import saved_plan
-    from reconciler.apply import ApplyOptions
+    from reconciler.apply import ApplyInterrupted, ApplyOptions
     from reconciler.manager import StalePlan
     from reconciler.plan import Allowances, PlanOptions, UnsafePlan
 
@@ -895,9 +895,39 @@ def apply(
                 echo(_render_plan(unsafe.plan, "text"), err=True)
                 OUTPUT.computed["plan"] = unsafe.plan.to_json()
             raise UnsafeFailure(f"refusing to apply: {unsafe}") from None
+        except ApplyInterrupted as stopped:
+            _interrupted(stopped, fmt)  # the lock is released by now
     echo(render_apply(result, fmt, redact=REDACT))
     if result.failed:
         sys.exit(1)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a canceled CI job): stops a run as Ctrl-C does, and exits 143 (128 + 15)."""
+
+
+def _interrupted(stopped: ApplyInterrupted, fmt: str) -> NoReturn:
+    """Say what an interrupted apply did and what still runs, then end the run as interrupted."""
+    result = stopped.result
+    running = [
+        o for o in result.outcomes
+        if o.job_id and o.job is not None and o.job.get("executionStatus") in ("pending", "running")
+    ]  # fmt: skip
+    shown = ", ".join(f"job {o.job_id} for {o.change.ref}" for o in running[:5])
+    parts = [f"{len(running)} job(s) still running in Polaris" + (f": {shown}" if running else "")]
+    if len(running) > 5:
+        parts[0] += f" and {len(running) - 5} more"
+    if result.count("skipped"):
+        parts.append(f"{result.count('skipped')} change(s) not attempted")
+    message = (
+        f"interrupted: stopped waiting; {'; '.join(parts)}. The project lock was released; "
+        "run apply again to finish"
+    )
+    if fmt == "json":
+        OUTPUT.computed.update(json.loads(render_apply(result, "json")))
+    elif fmt == "text":
+        echo(render_apply(result, "text", redact=REDACT))
+    raise (Terminated if isinstance(stopped.cause, Terminated) else KeyboardInterrupt)(message)
 
 
 def _statuses(_: click.Context, __: click.Parameter, value: str) -> frozenset[str]:
@@ -933,22 +963,23 @@ def _project_lock(
     client: PolarisClient, no_lock: bool, timeout: float
 ) -> Iterator[Callable[[], str | None]]:
     """Hold the project lock for the block, which gets a function saying why to stop writing (the
-    lock was lost) or None; SIGTERM (a canceled CI job) still releases the lock."""
+    lock was lost) or None. SIGTERM (a canceled CI job) stops the block as Ctrl-C does: apply
+    says what it did, and the lock is released."""
     from reconciler.lock import ProjectLock
 
-    if no_lock:
-        echo(
-            "warning: --no-lock: another apply running at the same time may submit the same "
-            "jobs again; make sure no other apply runs against this project",
-            err=True,
-        )
-        yield lambda: None
-        return
-    lock = ProjectLock(client, _holder(), timeout=timeout, progress=lambda m: echo(m, err=True))
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
+        if no_lock:
+            echo(
+                "warning: --no-lock: another apply running at the same time may submit the same "
+                "jobs again; make sure no other apply runs against this project",
+                err=True,
+            )
+            yield lambda: None
+            return
+        lock = ProjectLock(client, _holder(), timeout=timeout, progress=lambda m: echo(m, err=True))
         try:
             lock.acquire()
             yield lambda: lock.lost
@@ -960,7 +991,7 @@ def _project_lock(
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    raise Terminated
 
 
 @cli.command()
@@ -1229,6 +1260,14 @@ def _report(code: ErrorCode, message: str, failure: BaseException | None = None)
     click.echo(REDACT(render_failure(failed, OUTPUT.fmt, REDACT)))
 
 
+def _interrupt_exit(interrupt: KeyboardInterrupt) -> NoReturn:
+    """Exit as an interrupted run: 130 after Ctrl-C, 143 after SIGTERM (128 + the signal)."""
+    message = str(interrupt) or "interrupted"
+    _error(message[0].upper() + message[1:] + ("" if str(interrupt) else "."))
+    _report(ErrorCode.INTERRUPTED, message)
+    sys.exit(143 if isinstance(interrupt, Terminated) else 130)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
     global OUTPUT
@@ -1243,9 +1282,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         cli.main(args=args, prog_name="reconciler", standalone_mode=False)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as aborted:
+        # click turns Ctrl-C (and SIGTERM's KeyboardInterrupt) into Abort, as it does the end
+        # of input at a prompt: only the first two are interrupts.
+        interrupt = aborted.__cause__ or aborted.__context__
+        if isinstance(interrupt, KeyboardInterrupt):
+            _interrupt_exit(interrupt)
         _error("Aborted.")
-        _report(ErrorCode.INTERRUPTED, "Aborted.")
+        _report(ErrorCode.USAGE, "Aborted.")
         sys.exit(1)
     except click.ClickException as error:
         _error(_click_message(error))
@@ -1255,10 +1299,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         _error(f"error: {failure}")
         _report(failure.code, str(failure), failure)
         sys.exit(1)
-    except KeyboardInterrupt:
-        _error("Interrupted.")
-        _report(ErrorCode.INTERRUPTED, "interrupted")
-        sys.exit(130)
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM where a handler is installed
+        _interrupt_exit(interrupt)
     except Exception as unexpected:
         if debug:
             _error(traceback.format_exc().rstrip())

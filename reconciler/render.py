@@ -305,7 +305,7 @@ def render_apply(
     """What apply did, as text, JSON or Markdown."""
     counts = {status: result.count(status) for status in ("done", "failed", "skipped", "unchanged")}
     sentence = "Apply {}: {}.".format(
-        "failed" if result.failed else "complete",
+        "interrupted" if result.interrupted else "failed" if result.failed else "complete",
         ", ".join(f"{n} {status}" for status, n in counts.items()),
     )
     if fmt == "json":

@@ -1095,6 +1095,9 @@ class Submissions:
             return Outcome(change, "done", f"{verb} as job {job_id}", job_id, job)
         final = self.follow(change, job_id)
         status = final.get("executionStatus")
+        if status not in TERMINAL_STATUSES:  # waiting stopped (Ctrl-C): the job goes on
+            message = f"{verb} as job {job_id}; still {status} in Polaris (stopped waiting)"
+            return Outcome(change, "done", message, job_id, final)
         if status == "completed":
             totals = self.client.job_metrics(job_id).get("totals") or {}
             message = f"{verb} as job {job_id}; completed"
@@ -1126,6 +1129,8 @@ class Submissions:
                 raise PolarisError(
                     f"job {job_id} still {status} after {self.options.timeout:g}s (--timeout)"
                 )
+            if self.provider.stopped.is_set():
+                return job
             self.provider.sleep(self.options.poll_interval)
 
     def await_visible(self, kind: Kind, name: str) -> None:
