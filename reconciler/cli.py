@@ -170,7 +170,7 @@ def format_option(choices: click.Choice[str]) -> Callable[[Command], Command]:
     """--format; known first (eager), so that any later failure is reported in that format."""
     return click.option(
         "--format", "fmt", type=choices, default="text", show_default=True, is_eager=True,
-        callback=_output_format, help="Output format of stdout, failures included.",
+        callback=_output_format, help="What stdout holds; a failure is reported in it too.",
     )  # fmt: skip
 
 
@@ -484,16 +484,23 @@ class Target:
 
 
 def connection_options(function: Callable[..., None]) -> Callable[..., None]:
-    """Add the options every command that reads live state shares; pass them as `target`."""
-    return _connection_options(function, reads_state=True)
+    """Add the options every command that plans shares; pass them as `target`."""
+    return _connection_options(function, parallel=True, cached=True)
+
+
+def import_options(function: Callable[..., None]) -> Callable[..., None]:
+    """connection_options less --no-cache: import reads every job afresh."""
+    return _connection_options(function, parallel=True, cached=False)
 
 
 def lock_options(function: Callable[..., None]) -> Callable[..., None]:
-    """connection_options less those that only matter to reading live state (unlock)."""
-    return _connection_options(function, reads_state=False)
+    """connection_options less --parallelism and --no-cache: unlock reads one lock."""
+    return _connection_options(function, parallel=False, cached=False)
 
 
-def _connection_options(function: Callable[..., None], reads_state: bool) -> Callable[..., None]:
+def _connection_options(
+    function: Callable[..., None], *, parallel: bool, cached: bool
+) -> Callable[..., None]:
     @functools.wraps(function)
     def command(
         *args: Any, url: str | None, project: str | None, api_key_file: str | None,
@@ -537,22 +544,25 @@ def _connection_options(function: Callable[..., None], reads_state: bool) -> Cal
             "--insecure", is_flag=True, help="Allow plain http:// to a non-loopback host."
         ),
     ]
-    if reads_state:
-        options += [
+    if parallel:
+        options.append(
             click.option(
                 "--parallelism",
                 type=click.IntRange(1, 64),
                 default=8,
                 show_default=True,
                 metavar="N",
-                help="Requests to Polaris in flight at once (1 to 64).",
-            ),
+                help="Requests to Polaris in flight at once.",
+            )
+        )
+    if cached:
+        options.append(
             click.option(
                 "--no-cache",
                 is_flag=True,
                 help="Do not read or write the local cache of finished jobs.",
-            ),
-        ]
+            )
+        )
     return config_options(functools.reduce(lambda f, option: option(f), reversed(options), command))
 
 
@@ -724,6 +734,7 @@ def _render_plan(plan: Plan, fmt: str, limit: int = MARKDOWN_LIMIT) -> str:
 @click.option(
     "--s3-endpoint",
     envvar="RECONCILER_S3_ENDPOINT",
+    metavar="URL",
     help="List objects through this S3-compatible server for every connection (path-style); "
     "implies --list-objects (env RECONCILER_S3_ENDPOINT).",
 )
@@ -1035,6 +1046,7 @@ def unlock(yes: bool, target: Target) -> None:
     "--fail-on",
     default=",".join(sorted(DEFAULT_FAIL_ON)),
     show_default=True,
+    metavar="STATUSES",
     callback=_statuses,
     help=f"Statuses that make drift exit 2, comma-separated ({', '.join(DRIFT_STATUSES)}).",
 )
@@ -1145,7 +1157,7 @@ def _under(file: str, root: str) -> bool:
     help="Import only matching names (repeatable).",
 )
 @click.option("--force", is_flag=True, help="Overwrite manifests that already exist.")
-@connection_options
+@import_options
 @global_options
 def import_(
     out: str | None, jobs: bool, history_out: str | None, kinds: tuple[str, ...],

@@ -125,6 +125,10 @@ def test_no_option_type_shows_as_finite_float(command: str) -> None:
         assert "INTEGER RANGE" not in result.stdout
 
 
+def test_import_help_does_not_list_the_job_cache_it_never_reads() -> None:
+    assert "--no-cache" not in run("import", "--help").stdout
+
+
 def test_apply_help_gives_its_timeouts_in_seconds() -> None:
     help_text = " ".join(run("apply", "--help").stdout.split())
     assert "--timeout SECONDS" in help_text
