@@ -764,6 +764,12 @@ def plan(
     manifests, planned = _plan(paths, target, options, fmt, access=access, preflight=preflight)
     result = planned.plan
     requests = requests_of(result) if show_requests else None
+    OUTPUT.computed.update(result.to_json())  # beside the error in JSON, should saving fail
+    if out:  # saved first: stdout is either the whole plan or a failure, never both
+        saved_plan.save(
+            out, paths or DEFAULT_PATHS, target.url, target.project, options, result, REDACT
+        )
+        echo(f"Saved the plan to {out}; apply it with: reconciler apply {out}", err=True)
     if fmt == "github":
         annotations = ci_output.plan_annotations(result, _locations(manifests))
         echo("\n".join([*annotations, summary_sentence(result)]))
@@ -785,11 +791,6 @@ def plan(
         echo(_render_plan(result, fmt))
     if requests is not None and fmt == "text":
         echo("\n" + render_requests(requests, "text", REDACT))
-    if out:
-        saved_plan.save(
-            out, paths or DEFAULT_PATHS, target.url, target.project, options, result, REDACT
-        )
-        echo(f"Saved the plan to {out}; apply it with: reconciler apply {out}", err=True)
     if result.errors:
         sys.exit(1)
     if detailed_exitcode and result.has_changes:

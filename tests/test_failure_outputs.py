@@ -139,3 +139,22 @@ def test_a_usage_failure_in_markdown_is_not_blank(served: Any, workspace: Path) 
     assert result.exit_code == 1
     assert result.stdout.startswith("### Polaris reconciler plan failed\n")
     assert "reconciler.yaml" in result.stdout
+
+
+def test_a_plan_that_cannot_be_saved_prints_the_plan_beside_the_error_in_json(
+    served: Any, workspace: Path
+) -> None:
+    result = run("plan", "--format", "json", "--out", "no/such/dir/plan.json", "manifests/guide")
+    assert result.exit_code == 1
+    document = result.json()
+    assert document["error"]["code"] == "saved-plan"
+    assert "cannot write the plan to no/such/dir/plan.json" in document["error"]["message"]
+    assert {c["name"] for c in document["changes"]} == {"demo-conn", "koalas-demo-file"}
+
+
+def test_a_usage_error_is_reported_in_the_format_asked_for(workspace: Path) -> None:
+    result = run("plan", "--format=json", "--bogus", "manifests/guide")
+    assert result.exit_code == 1
+    error = result.json()["error"]
+    assert error["code"] == "usage"
+    assert error["message"].startswith("No such option '--bogus'.")
