@@ -908,7 +908,7 @@ def apply(
                 OUTPUT.computed["plan"] = unsafe.plan.to_json()
             raise UnsafeFailure(f"refusing to apply: {unsafe}") from None
         except ApplyInterrupted as stopped:
-            _interrupted(stopped, fmt)  # the lock is released by now
+            _interrupted(stopped, fmt, wait)  # the lock is released by now
     echo(render_apply(result, fmt, redact=REDACT))
     if result.failed:
         sys.exit(1)
@@ -918,7 +918,7 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (a canceled CI job): stops a run as Ctrl-C does, and exits 143 (128 + 15)."""
 
 
-def _interrupted(stopped: ApplyInterrupted, fmt: str) -> NoReturn:
+def _interrupted(stopped: ApplyInterrupted, fmt: str, waited: bool) -> NoReturn:
     """Say what an interrupted apply did and what still runs, then end the run as interrupted."""
     result = stopped.result
     running = [
@@ -932,8 +932,8 @@ def _interrupted(stopped: ApplyInterrupted, fmt: str) -> NoReturn:
     if result.count("skipped"):
         parts.append(f"{result.count('skipped')} change(s) not attempted")
     message = (
-        f"interrupted: stopped waiting; {'; '.join(parts)}. The project lock was released; "
-        "run apply again to finish"
+        f"interrupted: {'stopped waiting; ' if waited else ''}{'; '.join(parts)}. The project "
+        "lock was released; run apply again to finish"
     )
     if fmt == "json":
         OUTPUT.computed.update(json.loads(render_apply(result, "json")))
