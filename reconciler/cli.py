@@ -108,8 +108,9 @@ HINTS = {
     ErrorCode.MANIFEST: "fix the manifests where the problems below say, then run again; "
     "`reconciler validate` finds the same problems without Polaris.",
     ErrorCode.CONFIG: "fix reconciler.yaml, --target or --var as the error says, then run again.",
-    ErrorCode.API: "check the error above: the target's URL and project (or POLARIS_URL and "
-    "POLARIS_PROJECT_ID) and the API key the job uses, then run again.",
+    ErrorCode.API: "check what the error names: the URL and project (the target's, or "
+    "POLARIS_URL and POLARIS_PROJECT_ID) or the API key (POLARIS_API_KEY, or the target's "
+    "apiKeyEnv), then run again.",
     ErrorCode.PROJECT_NOT_FOUND: "check the project id of the target (or POLARIS_PROJECT_ID).",
     ErrorCode.UNSAFE_PLAN: "review the plan; if it is what you want, run again with the flag "
     "the error names.",

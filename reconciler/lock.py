@@ -61,6 +61,13 @@ class LockError(ReconcilerError):
     code = ErrorCode.LOCKED
 
 
+class LockRequestError(LockError):
+    """The lock could not be read or taken because Polaris refused or could not be reached: an
+    API failure (a wrong key, a wrong URL), not another apply holding the lock."""
+
+    code = ErrorCode.API
+
+
 @dataclass(frozen=True)
 class Holder:
     """Who takes the lock; cli.py fills it from the host, the user and the CI environment."""
@@ -224,7 +231,7 @@ class ProjectLock:
                 if self._take(current, watched):
                     break
             except PolarisError as error:
-                failed = LockError(self._explain(error))
+                failed = LockRequestError(self._explain(error))
                 failed.status = error.status  # a 401 or 403 is reported as such
                 raise failed from None
             if current is None:

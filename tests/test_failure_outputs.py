@@ -74,8 +74,6 @@ def test_a_failed_command_prints_a_json_error_on_stdout(
     _, code, words = FAILURES[failure]
     document = result.json()
     assert document["formatVersion"] == "1"
-    if command == "apply" and code == "api":
-        code = "locked"  # the project lock is apply's first request
     assert document["error"]["code"] == code
     assert words in json.dumps(document["error"])
 
