@@ -16,8 +16,10 @@ import pytest
 
 from reconciler.client import PolarisClient
 from reconciler.emulator import DEMO_API_KEY
+from tests.actions import Runner
 from tests.cli import run
-from tests.fixtures import DEMO_SECRETS, SECURITY_AUDIT
+from tests.fixtures import DEMO_SECRETS, SECURITY_AUDIT, external_connection_exists
+from tests.test_workflows import GITHUB, PLAN_MARKER, bare_runner  # noqa: F401 (a fixture)
 
 WRONG_KEY = "pk-wrong-key-0123456789abcdef-never-shown"
 
@@ -156,3 +158,23 @@ def test_a_usage_error_is_reported_in_the_format_asked_for(workspace: Path) -> N
     error = result.json()["error"]
     assert error["code"] == "usage"
     assert error["message"].startswith("No such option '--bogus'.")
+
+
+@pytest.mark.parametrize("failure", ["401", "unreachable"])
+def test_the_plan_workflow_comments_the_failure_never_an_empty_body(
+    request: pytest.FixtureRequest, client: PolarisClient, failure: str
+) -> None:
+    runner: Runner = request.getfixturevalue("bare_runner")  # test_workflows's
+    # (An unset secret reaches a workflow as an empty value, which its Validate step refuses.)
+    external_connection_exists(client)
+    if failure == "401":
+        runner.secrets["POLARIS_API_KEY"] = WRONG_KEY
+    else:
+        runner.vars["POLARIS_URL"] = "http://127.0.0.1:9"
+    run = runner.run_workflow(GITHUB / "polaris-plan.yml", "plan")
+    assert run.failed
+    assert run.step("Plan").outputs["exitcode"] == "1"
+    (comment,) = runner.gh["comments"]
+    assert comment["body"].startswith(PLAN_MARKER + "\n### Polaris reconciler plan failed\n")
+    assert "**What to do:**" in comment["body"]
+    assert WRONG_KEY not in comment["body"] + run.summary
