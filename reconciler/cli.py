@@ -383,7 +383,7 @@ def _validation_choices(
     return [_choose(config_file, name, var, loaded) for name in loaded.targets]
 
 
-@cli.command()
+@cli.command(short_help="Check manifests offline: schema and references.")
 @click.argument("paths", nargs=-1, type=click.Path())
 @format_option(CI_FORMATS)
 @JUNIT_OPTION
@@ -798,7 +798,7 @@ def plan(
         sys.exit(2)
 
 
-@cli.command()
+@cli.command(short_help="Plan, then carry it out (connections, tables, jobs).")
 @click.argument("paths", nargs=-1, type=click.Path())
 @format_option(FORMATS)
 @click.option(
@@ -1127,7 +1127,7 @@ def _under(file: str, root: str) -> bool:
     return path == top or top in path.parents
 
 
-@cli.command(name="import")
+@cli.command(name="import", short_help="Write manifests for the resources of a live project.")
 @click.option(
     "--out",
     type=click.Path(file_okay=False),

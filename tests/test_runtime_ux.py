@@ -211,3 +211,9 @@ def test_manifest_paths_complete_as_files_and_directories(
 ) -> None:
     assert complete(monkeypatch, "reconciler validate ") == ["file,"]
     assert complete(monkeypatch, "reconciler plan --config ") == ["file,"]
+
+
+def test_the_command_list_shows_each_summary_whole() -> None:
+    listing = run("--help").stdout.split("Commands:")[1].splitlines()
+    ours = [line for line in listing if line.strip() and not line.strip().startswith("emulator")]
+    assert len(ours) == 6 and not [line for line in ours if line.endswith("...")]
