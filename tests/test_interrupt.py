@@ -20,7 +20,7 @@ from typing import IO, Any
 import pytest
 
 from reconciler.client import PolarisClient
-from reconciler.emulator import Emulator
+from reconciler.emulator import Emulator, FaultPlan
 from tests.cli import run
 
 WAITING = "IngestionJob/koalas-demo-file job "  # the progress line of a job being followed
@@ -115,3 +115,23 @@ def test_an_interrupted_apply_in_json_reports_the_error_beside_what_was_done(
     statuses = {r["name"]: (r["status"], r.get("executionStatus")) for r in document["results"]}
     assert statuses["koalas-demo-file"] == ("done", "pending")
     assert statuses["demo-conn"][0] == "done"
+
+
+@pytest.mark.parametrize("command", ["plan", "drift"])
+def test_ctrl_c_while_a_command_reads_live_state_exits_130(
+    served: Any, workspace: Path, emulator: Emulator, started: list[subprocess.Popen[str]],
+    command: str,
+) -> None:  # fmt: skip
+    emulator.faults = FaultPlan(latency_seconds=2)  # each request takes two seconds
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", command, "manifests/guide"],
+        cwd=workspace.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    started.append(process)
+    deadline = time.monotonic() + 30
+    while not emulator.requests and time.monotonic() < deadline:  # it is reading
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert stderr.rstrip().endswith("Interrupted.")
