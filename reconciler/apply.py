@@ -13,6 +13,7 @@ read until apply ends, and `halt` stops new writes if that lock is ever lost.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -136,8 +137,9 @@ class PolarisProvider:
         self.cache = cache
         self.progress = progress
         self.stopped = threading.Event()  # set by stop_waiting: no more following jobs
-        # A pause between polls ends at once when waiting stops (tests pass an instant one).
-        self.sleep = sleep or self.stopped.wait
+        self.sleep = sleep or time.sleep
+        # The pause between polls of a followed job, which ends at once when waiting stops.
+        self.pause = sleep or self.stopped.wait
         self.live = live  # as last read: apply's re-checks start from it
         self.sessions: dict[Kind, Any] = {}
 

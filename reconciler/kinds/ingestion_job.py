@@ -1131,7 +1131,7 @@ class Submissions:
                 )
             if self.provider.stopped.is_set():
                 return job
-            self.provider.sleep(self.options.poll_interval)
+            self.provider.pause(self.options.poll_interval)
 
     def await_visible(self, kind: Kind, name: str) -> None:
         """Read-after-write: wait until a dependency is visible through the API."""
