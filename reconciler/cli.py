@@ -1174,17 +1174,17 @@ def import_(
     history = history_out or (
         chosen_history[0] if chosen_history else str(Path(out).parent / "history")
     )
-    if _under(history, out) or _under(out, history):
-        raise Failure(
-            f"--history-out {history} overlaps --out {out}: plan and apply would submit the "
-            "finished jobs kept there again; choose a directory outside it"
-        )
     from reconciler import kinds as registry
 
     every = list(registry.ordered())
     chosen = {Kind(kind) for kind in kinds} or {k.kind for k in every if k.imported_by_default}
     if jobs:
         chosen |= {k.kind for k in every if not k.imported_by_default}
+    if Kind.INGESTION_JOB in chosen and (_under(history, out) or _under(out, history)):
+        raise Failure(
+            f"--history-out {history} overlaps --out {out}: plan and apply would submit the "
+            "finished jobs kept there again; choose a directory outside it"
+        )
     with _client(target) as client:
         try:
             echo(f"Reading project {target.project} ...", err=True)

@@ -297,3 +297,10 @@ def test_a_history_out_inside_the_output_directory_is_refused(
     result = run("import", "--jobs", "--out", "adopted", "--history-out", "adopted/history")
     assert result.exit_code == 1
     assert "--history-out adopted/history overlaps --out adopted" in result.stderr
+
+
+def test_import_without_jobs_does_not_mind_where_history_would_go(
+    served: Any, workspace: Path
+) -> None:
+    result = run("import", "--out", "adopted", "--history-out", "adopted/history")
+    assert result.exit_code == 0, result.stderr
