@@ -1260,8 +1260,10 @@ def _asked(args: Sequence[str]) -> tuple[str, str]:
 
 def _report(code: ErrorCode, message: str, failure: BaseException | None = None) -> None:
     """A failure on stdout, in the format asked for: a pipeline never gets a blank result."""
-    if OUTPUT.fmt == "text" or (OUTPUT.fmt == "json" and OUTPUT.printed):
-        return  # text: stderr says it, where a terminal shows it
+    if OUTPUT.fmt == "json" and OUTPUT.printed:
+        return
+    if OUTPUT.fmt == "text" and _same_file(sys.stdout, sys.stderr):
+        return  # a terminal (or 2>&1) shows stderr's error already: not twice
     failed = Failed(
         command=OUTPUT.command,
         code=str(code),
@@ -1272,6 +1274,14 @@ def _report(code: ErrorCode, message: str, failure: BaseException | None = None)
         computed=OUTPUT.computed,
     )
     click.echo(REDACT(render_failure(failed, OUTPUT.fmt, REDACT)))
+
+
+def _same_file(one: Any, other: Any) -> bool:
+    """Whether two streams write to the same file, terminal or pipe."""
+    try:
+        return os.path.sameopenfile(one.fileno(), other.fileno())
+    except (AttributeError, OSError, ValueError):  # a stream with no file (a test's StringIO)
+        return False
 
 
 def _interrupt_exit(interrupt: KeyboardInterrupt) -> NoReturn:

@@ -538,7 +538,7 @@ class Failed:
 def render_failure(
     failed: Failed, fmt: str, redact: Redact = _unchanged, limit: int = MARKDOWN_LIMIT
 ) -> str:
-    """The failure as JSON (beside what was computed), Markdown, or a GitHub annotation."""
+    """The failure as JSON (beside what was computed), Markdown, a GitHub annotation or text."""
     if fmt == "json":
         error: dict[str, Any] = {"code": failed.code, "message": redact(failed.message)}
         if failed.status is not None:
@@ -566,4 +566,5 @@ def render_failure(
         return doc.render()
     if fmt == "github":
         return annotation("error", redact(failed.message), title=f"reconciler {failed.command}")
-    return ""  # text: the message is on stderr, where a terminal shows it
+    # text: the line stderr shows, for a stdout that goes to a file or a pipe
+    return "\n".join(terminal(line) for line in f"error: {redact(failed.message)}".split("\n"))

@@ -8,6 +8,10 @@ one, or hand the script nothing to parse. Exit codes stay as they were.
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -178,3 +182,37 @@ def test_the_plan_workflow_comments_the_failure_never_an_empty_body(
     assert comment["body"].startswith(PLAN_MARKER + "\n### Polaris reconciler plan failed\n")
     assert "**What to do:**" in comment["body"]
     assert WRONG_KEY not in comment["body"] + run.summary
+
+
+@pytest.mark.parametrize("failure", sorted(FAILURES))
+def test_a_failed_plan_in_text_says_so_on_stdout_too_when_stdout_is_a_file(
+    served: Any, workspace: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    result = fail(failure, "plan", "text", monkeypatch, workspace)
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ")
+    assert result.stdout.strip().splitlines()[-1] == last
+
+
+def test_a_failed_command_in_a_terminal_shows_its_error_once(
+    served: Any, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POLARIS_API_KEY", WRONG_KEY)
+    leader, follower = pty.openpty()
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler", "plan", "manifests/guide"],
+        stdin=follower, stdout=follower, stderr=follower, cwd=workspace.parent, timeout=60,
+    )  # fmt: skip
+    os.close(follower)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(leader)
+    assert done.returncode == 1
+    assert screen.decode().count("rejected the API key (401)") == 1
