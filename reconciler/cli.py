@@ -1177,10 +1177,12 @@ def import_(
     from reconciler import kinds as registry
 
     every = list(registry.ordered())
-    chosen = {Kind(kind) for kind in kinds} or {k.kind for k in every if k.imported_by_default}
+    by_default = {k.kind for k in every if k.imported_by_default}
+    chosen = {Kind(kind) for kind in kinds} or set(by_default)
     if jobs:
         chosen |= {k.kind for k in every if not k.imported_by_default}
-    if Kind.INGESTION_JOB in chosen and (_under(history, out) or _under(out, history)):
+    # Only jobs (not imported by default) may finish, and so go to the history path.
+    if chosen - by_default and (_under(history, out) or _under(out, history)):
         raise Failure(
             f"--history-out {history} overlaps --out {out}: plan and apply would submit the "
             "finished jobs kept there again; choose a directory outside it"
