@@ -14,6 +14,7 @@ posted beside it (then each job POST is followed by a read that cancels a late d
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -103,6 +104,7 @@ class ApplyResult:
     """Every outcome, in the plan's order."""
 
     outcomes: list[Outcome] = field(default_factory=list)
+    interrupted: bool = False  # Ctrl-C or SIGTERM stopped it (ApplyInterrupted)
 
     @property
     def failed(self) -> bool:
@@ -112,6 +114,16 @@ class ApplyResult:
     def count(self, status: str) -> int:
         """How many outcomes have `status`."""
         return sum(1 for o in self.outcomes if o.status == status)
+
+
+class ApplyInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped apply: `result` holds what was done (jobs keep running in
+    Polaris), `cause` the interrupt itself (the CLI's exit status tells the two signals apart)."""
+
+    def __init__(self, result: ApplyResult, cause: KeyboardInterrupt) -> None:
+        super().__init__()
+        self.result = result
+        self.cause = cause
 
 
 class Provider(Protocol):
@@ -130,6 +142,9 @@ class Provider(Protocol):
     def apply(self, change: Change) -> Outcome:
         """Carry out one change; a failure is an outcome, never an exception."""
 
+    def stop_waiting(self) -> None:
+        """Stop following jobs (--wait) at once: changes being followed end as they stand."""
+
 
 class PolarisProvider:
     """The Polaris API (or the emulator) behind `PolarisClient`."""
@@ -141,7 +156,7 @@ class PolarisProvider:
         *,
         cache: JobCache | None = None,
         progress: Progress = lambda message: None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         live: LiveState | None = None,
         fence: Fence | None = None,
     ) -> None:
@@ -150,7 +165,10 @@ class PolarisProvider:
         self.options = options
         self.cache = cache
         self.progress = progress
-        self.sleep = sleep
+        self.stopped = threading.Event()  # set by stop_waiting: no more following jobs
+        self.sleep = sleep or time.sleep
+        # The pause between polls of a followed job, which ends at once when waiting stops.
+        self.pause = sleep or self.stopped.wait
         self.live = live  # as last read: apply's re-checks start from it
         self.sessions: dict[Kind, Any] = {}
 
@@ -162,6 +180,9 @@ class PolarisProvider:
 
     def prepare(self, plan: Plan) -> None:
         self.sessions = {kind.kind: kind.session(self, plan) for kind in kinds.ordered()}
+
+    def stop_waiting(self) -> None:
+        self.stopped.set()
 
     def session(self, kind: Kind) -> Any:
         """The state a kind keeps while this plan is applied (ResourceKind.session)."""
@@ -238,20 +259,30 @@ class Applier:
         outcomes: dict[int, Outcome] = {}
         pending = list(work)
         running: dict[Future[Outcome], Change] = {}
+        interrupted: KeyboardInterrupt | None = None
         with ThreadPoolExecutor(max_workers=max(1, self.parallelism)) as pool:
             try:
                 self._schedule(pool, pending, running, deps, outcomes)
-            except KeyboardInterrupt:
-                # Ctrl-C or SIGTERM: finish the writes in flight (so none is left ambiguous),
-                # start no other, and let the caller release the project lock.
+            except KeyboardInterrupt as stop:
+                # Ctrl-C or SIGTERM: stop following jobs (they keep running in Polaris), finish
+                # the writes in flight (so none is left ambiguous), start no other, and let the
+                # caller say what was done and release the project lock.
+                interrupted = stop
+                self.provider.stop_waiting()
                 pool.shutdown(wait=True, cancel_futures=True)
-                raise
-        result = ApplyResult()
+                for future, change in running.items():
+                    if not future.cancelled() and future.exception() is None:
+                        outcomes[id(change)] = future.result()
+        result = ApplyResult(interrupted=interrupted is not None)
         for change in plan.changes:
             if id(change) in outcomes:
                 result.outcomes.append(outcomes[id(change)])
+            elif interrupted is not None and change.action not in (Action.NOOP, Action.SKIP):
+                result.outcomes.append(Outcome(change, "skipped", "not attempted: interrupted"))
             else:
                 result.outcomes.append(Outcome(change, "unchanged", change.reason, change.job_id))
+        if interrupted is not None:
+            raise ApplyInterrupted(result, interrupted)
         return result
 
     def _schedule(

@@ -24,9 +24,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
 
 import click
+from click.shell_completion import CompletionItem
 
 from reconciler import __version__, ci_output
 from reconciler import config as configuration
@@ -46,11 +47,13 @@ from reconciler.params import FiniteFloat
 from reconciler.redact import Redactor
 from reconciler.render import (
     MARKDOWN_LIMIT,
+    Failed,
     PlanJson,
     PlanMarkdown,
     PlanText,
     render_apply,
     render_drift,
+    render_failure,
     render_problems,
     render_requests,
     summary_sentence,
@@ -60,7 +63,7 @@ from reconciler.validate import API_KEY_VARIABLE, Manifests, load_manifests
 # A command imports what only it needs (the API client and httpx, the planner, the lock, the
 # emulator) when it runs: `reconciler validate` starts without loading any of it.
 if TYPE_CHECKING:
-    from reconciler.apply import ApplyOptions, Fence
+    from reconciler.apply import ApplyInterrupted, ApplyOptions, Fence
     from reconciler.client import PolarisClient
     from reconciler.listing import Access
     from reconciler.live import JobCache
@@ -84,6 +87,64 @@ class Failure(ReconcilerError):
     code = ErrorCode.USAGE
 
 
+class ConfigFailure(Failure):
+    """reconciler.yaml, --target or --var cannot be used as given."""
+
+    code = ErrorCode.CONFIG
+
+
+class ManifestFailure(Failure):
+    """Manifests that do not validate: nothing was sent."""
+
+    code = ErrorCode.MANIFEST
+
+    def __init__(self, message: str, problems: Sequence[ManifestError]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+# What to do about a failure of each kind: the last words of a failed run's Markdown.
+HINTS = {
+    ErrorCode.MANIFEST: "fix the manifests where the problems below say, then run again; "
+    "`reconciler validate` finds the same problems without Polaris.",
+    ErrorCode.CONFIG: "fix reconciler.yaml, --target or --var as the error says, then run again.",
+    ErrorCode.API: "check what the error names: the URL and project (the target's, or "
+    "POLARIS_URL and POLARIS_PROJECT_ID) or the API key (POLARIS_API_KEY, or the target's "
+    "apiKeyEnv), then run again.",
+    ErrorCode.PROJECT_NOT_FOUND: "check the project id of the target (or POLARIS_PROJECT_ID).",
+    ErrorCode.UNSAFE_PLAN: "review the plan; if it is what you want, run again with the flag "
+    "the error names.",
+    ErrorCode.STALE_PLAN: "run `reconciler plan --out FILE` again, review it and apply that file.",
+    ErrorCode.LOCKED: "another apply holds the project lock: wait for it to finish, or, if it "
+    "died, remove the lock with `reconciler unlock`.",
+    ErrorCode.INTERRUPTED: "the run was stopped; run it again to finish.",
+    ErrorCode.INTERNAL: "this is a bug in the reconciler: run again with --debug and report it.",
+}
+DEFAULT_HINT = "fix what the error names, then run again (--debug shows more)."
+
+
+@dataclass
+class Stdout:
+    """This run's stdout: the command and format asked for, and what was computed before a
+    failure, so that a failure is reported there too and never leaves it blank."""
+
+    command: str = "reconciler"
+    fmt: str = "text"
+    computed: dict[str, Any] = field(default_factory=dict)  # JSON keys shown beside the error
+    printed: bool = False  # a result is on stdout: a JSON error would make it two documents
+    no_color: bool = False  # --no-color
+
+    @property
+    def color(self) -> bool:
+        """Colour text output: --no-color, then NO_COLOR, then FORCE_COLOR, then a terminal."""
+        if self.no_color or os.environ.get("NO_COLOR"):  # set and not empty (no-color.org)
+            return False
+        return bool(os.environ.get("FORCE_COLOR")) or sys.stdout.isatty()
+
+
+OUTPUT = Stdout()
+
+
 # Environment variables whose values are credentials by their name's convention (GITHUB_TOKEN,
 # CI_DEPLOY_TOKEN, AWS_SECRET_ACCESS_KEY, ...): hidden in every output even if nothing reads them.
 CREDENTIAL_NAME = re.compile(
@@ -97,7 +158,22 @@ OUT = Output(REDACT)  # every format redacts, then escapes: reconciler/output.py
 
 def echo(text: str, *, err: bool = False) -> None:
     """Print through the redactor: the only way this CLI writes to the terminal."""
-    click.echo(REDACT(text), err=err)
+    OUTPUT.printed |= not err
+    # Colours only come from PlanText.paint; click would strip them where stdout is no terminal.
+    click.echo(REDACT(text), err=err, color=OUTPUT.color or None)
+
+
+def _output_format(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    OUTPUT.command, OUTPUT.fmt = ctx.info_name or OUTPUT.command, value
+    return value
+
+
+def format_option(choices: click.Choice[str]) -> Callable[[Command], Command]:
+    """--format; known first (eager), so that any later failure is reported in that format."""
+    return click.option(
+        "--format", "fmt", type=choices, default="text", show_default=True, is_eager=True,
+        callback=_output_format, help="What stdout holds; a failure is reported in it too.",
+    )  # fmt: skip
 
 
 def hide_credentials(environ: Mapping[str, str]) -> None:
@@ -147,6 +223,10 @@ def _global_flag(ctx: click.Context, param: click.Parameter, value: bool) -> Non
         logging.getLogger("reconciler").setLevel(logging.DEBUG)
 
 
+def _no_color(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    OUTPUT.no_color |= value  # given before or after the subcommand
+
+
 Command = TypeVar("Command", bound=Callable[..., Any])
 
 
@@ -160,6 +240,11 @@ def global_options(command: Command) -> Command:
         click.option(
             "-v", "--verbose", is_flag=True, expose_value=False, callback=_global_flag,
             help="Log every API request to stderr.",
+        ),
+        click.option(
+            "--no-color", is_flag=True, expose_value=False, callback=_no_color,
+            help="Never colour the output (also NO_COLOR=1; FORCE_COLOR=1 colours without a "
+            "terminal).",
         ),
     ):  # fmt: skip
         command = option(command)
@@ -219,11 +304,11 @@ def _config_errors() -> Iterator[None]:
     try:
         yield
     except configuration.ConfigError as error:
-        raise Failure(str(error)) from None
+        raise ConfigFailure(str(error)) from None
     except ManifestErrors as failed:
         for line in render_problems(failed.errors, "text", valid=False, redact=REDACT):
             echo(line, err=True)
-        raise Failure(
+        raise ConfigFailure(
             f"{len(failed.errors)} error(s) in the config file; nothing was done"
         ) from None
 
@@ -252,6 +337,18 @@ def _choose(
     return Choice(loaded, chosen, chosen.vars)
 
 
+def _complete_targets(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Shell completion of --target: the targets of reconciler.yaml (or --config), if readable."""
+    try:
+        found = configuration.find_config(ctx.params.get("config_file"))
+        names = sorted(configuration.load_config(found).targets) if found else []
+    except (ReconcilerError, OSError):
+        return []  # a completion never prints an error into the command line being typed
+    return [CompletionItem(name) for name in names if name.startswith(incomplete)]
+
+
 def config_options(function: Callable[..., None]) -> Callable[..., None]:
     """Add --config, --target and --var (passed as config_file, target_name and var)."""
     options = [
@@ -261,7 +358,13 @@ def config_options(function: Callable[..., None]) -> Callable[..., None]:
             type=click.Path(dir_okay=False),
             help=f"Targets file (default: ./{configuration.CONFIG_FILE} if present).",
         ),
-        click.option("--target", "target_name", help="The target in the config file to use."),
+        click.option(
+            "--target",
+            "target_name",
+            metavar="NAME",
+            shell_complete=_complete_targets,
+            help="The target in the config file to use.",
+        ),
         click.option(
             "--var", multiple=True, metavar="NAME=VALUE", help="Override a target's variable."
         ),
@@ -281,9 +384,9 @@ def _validation_choices(
     return [_choose(config_file, name, var, loaded) for name in loaded.targets]
 
 
-@cli.command()
-@click.argument("paths", nargs=-1)
-@click.option("--format", "fmt", type=CI_FORMATS, default="text", show_default=True)
+@cli.command(short_help="Check manifests offline: schema and references.")
+@click.argument("paths", nargs=-1, type=click.Path())
+@format_option(CI_FORMATS)
 @JUNIT_OPTION
 @config_options
 @global_options
@@ -383,13 +486,28 @@ class Target:
 
 
 def connection_options(function: Callable[..., None]) -> Callable[..., None]:
-    """Add the options every command that talks to Polaris shares; pass them as `target`."""
+    """Add the options every command that plans shares; pass them as `target`."""
+    return _connection_options(function, parallel=True, cached=True)
 
+
+def import_options(function: Callable[..., None]) -> Callable[..., None]:
+    """connection_options less --no-cache: import reads every job afresh."""
+    return _connection_options(function, parallel=True, cached=False)
+
+
+def lock_options(function: Callable[..., None]) -> Callable[..., None]:
+    """connection_options less --parallelism and --no-cache: unlock reads one lock."""
+    return _connection_options(function, parallel=False, cached=False)
+
+
+def _connection_options(
+    function: Callable[..., None], *, parallel: bool, cached: bool
+) -> Callable[..., None]:
     @functools.wraps(function)
     def command(
         *args: Any, url: str | None, project: str | None, api_key_file: str | None,
-        insecure: bool, parallelism: int, no_cache: bool, config_file: str | None,
-        target_name: str | None, var: tuple[str, ...], **kwargs: Any,
+        insecure: bool, config_file: str | None, target_name: str | None, var: tuple[str, ...],
+        parallelism: int = 8, no_cache: bool = False, **kwargs: Any,
     ) -> None:  # fmt: skip
         choice = _choose(config_file, target_name, var)
         if choice.target is not None:
@@ -410,9 +528,15 @@ def connection_options(function: Callable[..., None]) -> Callable[..., None]:
 
     options = [
         click.option(
-            "--url", help="API base URL (env POLARIS_URL; a --target's url in reconciler.yaml)."
+            "--url",
+            metavar="URL",
+            help="API base URL (env POLARIS_URL; a --target's url in reconciler.yaml).",
         ),
-        click.option("--project", help="Project id (env POLARIS_PROJECT_ID; or the --target's)."),
+        click.option(
+            "--project",
+            metavar="ID",
+            help="Project id (env POLARIS_PROJECT_ID; or the --target's).",
+        ),
         click.option(
             "--api-key-file",
             type=click.Path(dir_okay=False),
@@ -421,9 +545,26 @@ def connection_options(function: Callable[..., None]) -> Callable[..., None]:
         click.option(
             "--insecure", is_flag=True, help="Allow plain http:// to a non-loopback host."
         ),
-        click.option("--parallelism", type=click.IntRange(1, 64), default=8, show_default=True),
-        click.option("--no-cache", is_flag=True, help="Do not read or write the job cache."),
     ]
+    if parallel:
+        options.append(
+            click.option(
+                "--parallelism",
+                type=click.IntRange(1, 64),
+                default=8,
+                show_default=True,
+                metavar="N",
+                help="Requests to Polaris in flight at once.",
+            )
+        )
+    if cached:
+        options.append(
+            click.option(
+                "--no-cache",
+                is_flag=True,
+                help="Do not read or write the local cache of finished jobs.",
+            )
+        )
     return config_options(functools.reduce(lambda f, option: option(f), reversed(options), command))
 
 
@@ -508,7 +649,9 @@ def _manifests(paths: tuple[str, ...], target: Target, fmt: str = "text") -> Man
         if fmt == "github":  # so that plan and drift in CI also mark the lines of the diff
             echo("\n".join(ci_output.validate_annotations(failed.errors, REDACT)))
         count = sum(e.severity == "error" for e in failed.errors)
-        raise Failure(f"{count} manifest error(s); nothing was sent") from None
+        raise ManifestFailure(
+            f"{count} manifest error(s); nothing was sent", failed.errors
+        ) from None
     REDACT.add(manifests.secrets)
     for line in render_problems(manifests.warnings, "text", valid=True, redact=REDACT):
         echo(line, err=True)
@@ -562,13 +705,12 @@ def _render_plan(plan: Plan, fmt: str, limit: int = MARKDOWN_LIMIT) -> str:
         return PlanJson(REDACT).render(plan)
     if fmt == "markdown":
         return PlanMarkdown(limit, redact=REDACT).render(plan)
-    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    return PlanText(color=color, redact=REDACT).render(plan)
+    return PlanText(color=OUTPUT.color, redact=REDACT).render(plan)
 
 
 @cli.command()
-@click.argument("paths", nargs=-1)
-@click.option("--format", "fmt", type=CI_FORMATS, default="text", show_default=True)
+@click.argument("paths", nargs=-1, type=click.Path())
+@format_option(CI_FORMATS)
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the plan to this file.")
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none."
@@ -594,6 +736,7 @@ def _render_plan(plan: Plan, fmt: str, limit: int = MARKDOWN_LIMIT) -> str:
 @click.option(
     "--s3-endpoint",
     envvar="RECONCILER_S3_ENDPOINT",
+    metavar="URL",
     help="List objects through this S3-compatible server for every connection (path-style); "
     "implies --list-objects (env RECONCILER_S3_ENDPOINT).",
 )
@@ -623,6 +766,12 @@ def plan(
     manifests, planned = _plan(paths, target, options, fmt, access=access, preflight=preflight)
     result = planned.plan
     requests = requests_of(result) if show_requests else None
+    OUTPUT.computed.update(result.to_json())  # beside the error in JSON, should saving fail
+    if out:  # saved first: stdout is either the whole plan or a failure, never both
+        saved_plan.save(
+            out, paths or DEFAULT_PATHS, target.url, target.project, options, result, REDACT
+        )
+        echo(f"Saved the plan to {out}; apply it with: reconciler apply {out}", err=True)
     if fmt == "github":
         annotations = ci_output.plan_annotations(result, _locations(manifests), REDACT)
         echo("\n".join([*annotations, summary_sentence(result)]))
@@ -638,20 +787,15 @@ def plan(
         echo(_render_plan(result, fmt))
     if requests is not None and fmt == "text":
         echo("\n" + render_requests(requests, "text", REDACT))
-    if out:
-        saved_plan.save(
-            out, paths or DEFAULT_PATHS, target.url, target.project, options, result, REDACT
-        )
-        echo(f"Saved the plan to {out}; apply it with: reconciler apply {out}", err=True)
     if result.errors:
         sys.exit(1)
     if detailed_exitcode and result.has_changes:
         sys.exit(2)
 
 
-@cli.command()
-@click.argument("paths", nargs=-1)
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@cli.command(short_help="Plan, then carry it out (connections, tables, jobs).")
+@click.argument("paths", nargs=-1, type=click.Path())
+@format_option(FORMATS)
 @click.option(
     "--auto-approve", is_flag=True, help="Apply without asking (required without a terminal)."
 )
@@ -671,14 +815,16 @@ def plan(
     type=FiniteFloat(min=0, min_open=True),
     default=3600.0,
     show_default=True,
-    help="Seconds to --wait.",
+    metavar="SECONDS",
+    help="How long --wait follows jobs; they keep running in Polaris after it.",
 )
 @click.option(
     "--lock-timeout",
     type=FiniteFloat(min=0),
     default=DEFAULT_LOCK_TIMEOUT,
     show_default=True,
-    help="Seconds to wait for another apply's project lock.",
+    metavar="SECONDS",
+    help="How long to wait for another apply's project lock.",
 )
 @click.option(
     "--no-lock", is_flag=True, help="Do not take the project lock (for keys without ManageTables)."
@@ -697,7 +843,7 @@ def apply(
 ) -> None:  # fmt: skip
     """Plan, then carry the plan out: connections, then tables, then jobs."""
     from reconciler import saved_plan
-    from reconciler.apply import ApplyOptions
+    from reconciler.apply import ApplyInterrupted, ApplyOptions
     from reconciler.manager import StalePlan
     from reconciler.plan import Allowances, PlanOptions, UnsafePlan
 
@@ -735,11 +881,13 @@ def apply(
     def approve(plan: Plan) -> bool:
         if auto_approve:
             return True
+        echo(_render_plan(plan, "text"), err=True)  # what would have been asked about
         if not sys.stdin.isatty():
+            OUTPUT.computed["plan"] = plan.to_json()
             raise Failure(
-                "no terminal to ask for approval; pass --auto-approve to apply without asking"
+                "no terminal to ask for approval; review the plan above, then pass "
+                "--auto-approve to apply without asking"
             )
-        echo(_render_plan(plan, "text"), err=True)
         return click.confirm("Apply these changes?", err=True)
 
     with _client(target, key) as client:
@@ -752,14 +900,46 @@ def apply(
             )
         except StalePlan as stale:
             echo(_render_plan(stale.plan, "text"), err=True)
+            OUTPUT.computed["plan"] = stale.plan.to_json()
             raise
         except UnsafePlan as unsafe:
             if unsafe.plan is not None:
                 echo(_render_plan(unsafe.plan, "text"), err=True)
-            raise Failure(f"refusing to apply: {unsafe}") from None
+                OUTPUT.computed["plan"] = unsafe.plan.to_json()
+            raise UnsafeFailure(f"refusing to apply: {unsafe}") from None
+        except ApplyInterrupted as stopped:
+            _interrupted(stopped, fmt, wait)  # the lock is released by now
     echo(render_apply(result, fmt, redact=REDACT))
     if result.failed:
         sys.exit(1)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a canceled CI job): stops a run as Ctrl-C does, and exits 143 (128 + 15)."""
+
+
+def _interrupted(stopped: ApplyInterrupted, fmt: str, waited: bool) -> NoReturn:
+    """Say what an interrupted apply did and what still runs, then end the run as interrupted."""
+    result = stopped.result
+    running = [
+        o for o in result.outcomes
+        if o.job_id and o.job is not None and o.job.get("executionStatus") in ("pending", "running")
+    ]  # fmt: skip
+    shown = ", ".join(f"job {o.job_id} for {o.change.ref}" for o in running[:5])
+    parts = [f"{len(running)} job(s) still running in Polaris" + (f": {shown}" if running else "")]
+    if len(running) > 5:
+        parts[0] += f" and {len(running) - 5} more"
+    if result.count("skipped"):
+        parts.append(f"{result.count('skipped')} change(s) not attempted")
+    message = (
+        f"interrupted: {'stopped waiting; ' if waited else ''}{'; '.join(parts)}. The project "
+        "lock was released; run apply again to finish"
+    )
+    if fmt == "json":
+        OUTPUT.computed.update(json.loads(render_apply(result, "json")))
+    elif fmt == "text":
+        echo(render_apply(result, "text", redact=REDACT))
+    raise (Terminated if isinstance(stopped.cause, Terminated) else KeyboardInterrupt)(message)
 
 
 def _statuses(_: click.Context, __: click.Parameter, value: str) -> frozenset[str]:
@@ -795,31 +975,30 @@ def _project_lock(
     client: PolarisClient, no_lock: bool, timeout: float, lease: float | None
 ) -> Iterator[Fence]:
     """Hold the project lock for the block, which gets the lock as a fence (apply asks it before
-    each write); SIGTERM (a canceled CI job) still releases the lock."""
+    each write). SIGTERM (a canceled CI job) stops the block as Ctrl-C does: apply says what it
+    did, and the lock is released."""
     from reconciler.apply import Unlocked
-    from reconciler.lock import LOCK_TTL, LockError, ProjectLock
+    from reconciler.lock import LOCK_TTL, ProjectLock
 
-    if no_lock:
-        echo(
-            "warning: --no-lock: another apply running at the same time may submit the same "
-            "jobs again; make sure no other apply runs against this project",
-            err=True,
-        )
-        yield Unlocked()
-        return
-    lock = ProjectLock(
-        client, _holder(), timeout=timeout, ttl=lease or LOCK_TTL,
-        progress=lambda m: echo(m, err=True),
-    )  # fmt: skip
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
+        if no_lock:
+            echo(
+                "warning: --no-lock: another apply running at the same time may submit the same "
+                "jobs again; make sure no other apply runs against this project",
+                err=True,
+            )
+            yield Unlocked()
+            return
+        lock = ProjectLock(
+            client, _holder(), timeout=timeout, ttl=lease or LOCK_TTL,
+            progress=lambda m: echo(m, err=True),
+        )  # fmt: skip
         try:
             lock.acquire()
             yield lock
-        except LockError as error:
-            raise Failure(str(error)) from None
         finally:
             lock.release()  # also after Ctrl-C or SIGTERM; does nothing when not taken
     finally:
@@ -828,12 +1007,12 @@ def _project_lock(
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    raise Terminated
 
 
 @cli.command()
 @click.option("--yes", is_flag=True, help="Remove the lock without asking.")
-@connection_options
+@lock_options
 @global_options
 def unlock(yes: bool, target: Target) -> None:
     """Remove the project lock left by an apply that died."""
@@ -865,13 +1044,14 @@ def unlock(yes: bool, target: Target) -> None:
 
 
 @cli.command()
-@click.argument("paths", nargs=-1)
-@click.option("--format", "fmt", type=CI_FORMATS, default="text", show_default=True)
+@click.argument("paths", nargs=-1, type=click.Path())
+@format_option(CI_FORMATS)
 @JUNIT_OPTION
 @click.option(
     "--fail-on",
     default=",".join(sorted(DEFAULT_FAIL_ON)),
     show_default=True,
+    metavar="STATUSES",
     callback=_statuses,
     help=f"Statuses that make drift exit 2, comma-separated ({', '.join(DRIFT_STATUSES)}).",
 )
@@ -950,13 +1130,23 @@ def _under(file: str, root: str) -> bool:
     return path == top or top in path.parents
 
 
-@cli.command(name="import")
+@cli.command(name="import", short_help="Write manifests for the resources of a live project.")
 @click.option(
     "--out",
     type=click.Path(file_okay=False),
     help="Directory to write the manifests into (default: the --target's first path, or manifests).",
 )
-@click.option("--jobs", is_flag=True, help="Also import batch jobs that ran or are running.")
+@click.option(
+    "--jobs",
+    is_flag=True,
+    help="Also import batch jobs: running ones into --out, finished ones into --history-out.",
+)
+@click.option(
+    "--history-out",
+    type=click.Path(file_okay=False),
+    help="Directory for finished jobs' manifests, which plan never submits and drift --history "
+    "reads (default: the --target's first history path, or history beside --out).",
+)
 @click.option(
     "--kind",
     "kinds",
@@ -972,23 +1162,34 @@ def _under(file: str, root: str) -> bool:
     help="Import only matching names (repeatable).",
 )
 @click.option("--force", is_flag=True, help="Overwrite manifests that already exist.")
-@connection_options
+@import_options
 @global_options
 def import_(
-    out: str | None, jobs: bool, kinds: tuple[str, ...], names: tuple[str, ...], force: bool,
-    target: Target,
+    out: str | None, jobs: bool, history_out: str | None, kinds: tuple[str, ...],
+    names: tuple[str, ...], force: bool, target: Target,
 ) -> None:  # fmt: skip
     """Adopt a live project: write one manifest per connection, table (and job)."""
     from reconciler.client import PolarisError
     from reconciler.importer import ImportConflict, ImportOptions, import_project, write_files
 
     out = out or target.choice.paths[0]
+    chosen_history = target.choice.target.history if target.choice.target else ()
+    history = history_out or (
+        chosen_history[0] if chosen_history else str(Path(out).parent / "history")
+    )
     from reconciler import kinds as registry
 
     every = list(registry.ordered())
-    chosen = {Kind(kind) for kind in kinds} or {k.kind for k in every if k.imported_by_default}
+    by_default = {k.kind for k in every if k.imported_by_default}
+    chosen = {Kind(kind) for kind in kinds} or set(by_default)
     if jobs:
         chosen |= {k.kind for k in every if not k.imported_by_default}
+    # Only jobs (not imported by default) may finish, and so go to the history path.
+    if chosen - by_default and (_under(history, out) or _under(out, history)):
+        raise Failure(
+            f"--history-out {history} overlaps --out {out}: plan and apply would submit the "
+            "finished jobs kept there again; choose a directory outside it"
+        )
     with _client(target) as client:
         try:
             echo(f"Reading project {target.project} ...", err=True)
@@ -998,13 +1199,19 @@ def import_(
         except PolarisError as error:
             raise Failure(str(error)) from None
     try:
-        written = write_files(result, Path(out), force=force)
+        written = write_files(result, Path(out), history=Path(history), force=force)
     except (ImportConflict, OSError, ValueError) as error:  # ValueError: a path leaving --out
         raise Failure(str(error)) from None
     for reason in result.skipped:
         echo(f"skipped {OUT.terminal(reason)}", err=True)
     counts = ", ".join(f"{result.count(kind)} {kind}" for kind in KIND_ORDER)
-    echo(f"Wrote {len(written)} manifest(s) to {out}: {counts}.")
+    kept = sum(result.count(kind, history=True) for kind in KIND_ORDER)
+    echo(f"Wrote {len(written) - kept} manifest(s) to {out}: {counts}.")
+    if kept:
+        echo(
+            f"Wrote {kept} finished job(s) to history path {history}: plan and apply never read "
+            f"it; drift does with --history (or a target's history: in reconciler.yaml)."
+        )
     variables = [v for f in result.files for v in f.variables]
     if variables:
         echo(
@@ -1012,9 +1219,10 @@ def import_(
             f"connection manifests ({', '.join(variables[:4])}{' ...' if len(variables) > 4 else ''})."
         )
     chosen_target = f" --target {target.choice.target_name}" if target.choice.target else ""
+    drift = f" && reconciler drift{chosen_target} --history {history} {out}" if kept else ""
     echo(
         f"Check them with: reconciler validate{chosen_target} {out} && "
-        f"reconciler plan{chosen_target} {out}"
+        f"reconciler plan{chosen_target} {out}{drift}"
     )
 
 
@@ -1061,6 +1269,12 @@ def schema(out: str, force: bool) -> None:
     )
 
 
+class UnsafeFailure(Failure):
+    """apply refused a plan that needs a flag the user has not given."""
+
+    code = ErrorCode.UNSAFE_PLAN
+
+
 def _error(text: str) -> None:
     """A message to stderr: redacted, and one terminal line per line of the message."""
     echo("\n".join(OUT.terminal(line) for line in REDACT(text).split("\n")), err=True)
@@ -1077,34 +1291,95 @@ def _click_message(error: click.ClickException) -> str:
     return "\n".join([*lines, f"Error: {error.format_message()}"])
 
 
+def _asked(args: Sequence[str]) -> tuple[str, str]:
+    """The command and --format of the command line, read before click parses it, so that a
+    usage error is reported in the format asked for too."""
+    command = next((arg for arg in args if arg in _Commands.LAZY or arg in cli.commands), "")
+    fmt = "text"
+    for index, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--format" and index + 1 < len(args):
+            fmt = args[index + 1]
+        elif arg.startswith("--format="):
+            fmt = arg.partition("=")[2]
+    return command or "reconciler", fmt if fmt in CI_FORMATS.choices else "text"
+
+
+def _report(code: ErrorCode, message: str, failure: BaseException | None = None) -> None:
+    """A failure on stdout, in the format asked for: a pipeline never gets a blank result."""
+    if OUTPUT.fmt == "json" and OUTPUT.printed:
+        return
+    if OUTPUT.fmt == "text" and _same_file(sys.stdout, sys.stderr):
+        return  # a terminal (or 2>&1) shows stderr's error already: not twice
+    failed = Failed(
+        command=OUTPUT.command,
+        code=str(code),
+        message=message,
+        hint=HINTS.get(code, DEFAULT_HINT),
+        problems=failure.problems if isinstance(failure, ManifestFailure) else (),
+        status=failure.status if isinstance(failure, ReconcilerError) else None,
+        computed=OUTPUT.computed,
+    )
+    click.echo(REDACT(render_failure(failed, OUTPUT.fmt, REDACT)))
+
+
+def _same_file(one: Any, other: Any) -> bool:
+    """Whether two streams write to the same file, terminal or pipe."""
+    try:
+        return os.path.sameopenfile(one.fileno(), other.fileno())
+    except (AttributeError, OSError, ValueError):  # a stream with no file (a test's StringIO)
+        return False
+
+
+def _interrupt_exit(interrupt: KeyboardInterrupt) -> NoReturn:
+    """Exit as an interrupted run: 130 after Ctrl-C, 143 after SIGTERM (128 + the signal)."""
+    message = str(interrupt) or "interrupted"
+    _error(message[0].upper() + message[1:] + ("" if str(interrupt) else "."))
+    _report(ErrorCode.INTERRUPTED, message)
+    sys.exit(143 if isinstance(interrupt, Terminated) else 130)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
+    global OUTPUT
     args = list(argv if argv is not None else sys.argv[1:])
     debug = "--debug" in (args[: args.index("--")] if "--" in args else args)
     REDACT.clear()  # one run, one set of secrets (tests run main many times in one process)
     hide_credentials(os.environ)  # before anything at all can be printed
+    command, fmt = _asked(args)
+    OUTPUT = Stdout(command, fmt)
     _configure_logging()
     try:
         cli.main(args=args, prog_name="reconciler", standalone_mode=False)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as aborted:
+        # click turns Ctrl-C (and SIGTERM's KeyboardInterrupt) into Abort, as it does the end
+        # of input at a prompt: only the first two are interrupts.
+        interrupt = aborted.__cause__ or aborted.__context__
+        if isinstance(interrupt, KeyboardInterrupt):
+            _interrupt_exit(interrupt)
         _error("Aborted.")
+        _report(ErrorCode.USAGE, "Aborted.")
         sys.exit(1)
     except click.ClickException as error:
         _error(_click_message(error))
+        _report(ErrorCode.USAGE, error.format_message())
         sys.exit(1)
     except ReconcilerError as failure:  # Failure, PolarisError, UnsafePlan, LockError, ...
         _error(f"error: {failure}")
+        _report(failure.code, str(failure), failure)
         sys.exit(1)
-    except KeyboardInterrupt:
-        _error("Interrupted.")
-        sys.exit(130)
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM where a handler is installed
+        _interrupt_exit(interrupt)
     except Exception as unexpected:
         if debug:
             _error(traceback.format_exc().rstrip())
-        _error(
+        message = (
             f"internal error: {type(unexpected).__name__}: {unexpected} "
             "(this is a bug in the reconciler; run with --debug for details)"
         )
+        _error(message)
+        _report(ErrorCode.INTERNAL, message)
         sys.exit(1)

@@ -37,6 +37,9 @@ class ConnectionType:
     # Batch ingestion jobs read objects only through S3 connections (the API's
     # `S3ConnectionSource`); every other type feeds streaming jobs, which this tool leaves alone.
     batch_source: bool = False
+    # Rules of our own for string fields: field -> (regular expression, what it asks for). The
+    # schema checks them, and an error says "spec.FIELD does not match WHAT IT ASKS FOR".
+    patterns: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def writable(self) -> tuple[str, ...]:
@@ -76,6 +79,14 @@ CONNECTION_TYPES: dict[str, ConnectionType] = {
             secrets_also_required=("accessKeyId",),
             env_prefix="AWS",
             batch_source=True,
+            # A bucket name never holds '/' or ':'; `s3://my-bucket/logs/` is the usual mistake.
+            patterns={
+                "bucket": (
+                    "^[^/:]+$",
+                    "a bucket name such as my-bucket, not an s3:// URL or a path "
+                    "(write a key prefix in spec.prefix)",
+                )
+            },
         ),
         ConnectionType(
             "azure",

@@ -31,9 +31,12 @@ class ErrorCode(StrEnum):
     IMPORT_CONFLICT = "import-conflict"  # import would overwrite files
     S3 = "s3"  # listing objects failed
     SELECTOR = "selector"  # an object selector or glob that cannot be analysed
+    INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM
+    INTERNAL = "internal"  # a bug in the reconciler
 
 
 class ReconcilerError(Exception):
     """Every error the reconciler raises for a person to act on; `code` says which kind."""
 
     code: ClassVar[ErrorCode] = ErrorCode.USAGE
+    status: int | None = None  # the HTTP status Polaris answered with, when it answered

@@ -13,6 +13,7 @@ string the YAML 1.2 loader would read as something else.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import functools
 import hashlib
@@ -71,6 +72,9 @@ class ManifestFile:
     kind: Kind
     name: str
     variables: tuple[str, ...] = ()  # environment variables it needs (secrets)
+    # A finished job's: written to the history path, which plan and apply never read (a manifest
+    # there is never submitted, even after Polaris forgets the job), and drift --history reads.
+    history: bool = False
 
 
 @dataclass
@@ -80,9 +84,10 @@ class ImportResult:
     files: list[ManifestFile] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
-    def count(self, kind: Kind) -> int:
-        """How many manifests of this kind."""
-        return sum(f.kind == kind for f in self.files)
+    def count(self, kind: Kind, *, history: bool = False) -> int:
+        """How many manifests of this kind go to the active paths (or, with `history`, to the
+        history path)."""
+        return sum(f.kind == kind and f.history == history for f in self.files)
 
 
 class ImportConflict(ReconcilerError):
@@ -161,10 +166,12 @@ class ImportReader:
 
     def manifest(
         self, kind: Kind, name: str, spec: Mapping[str, Any], path: str, comments: list[str],
-        variables: tuple[str, ...],
+        variables: tuple[str, ...], *, history: bool = False,
     ) -> ManifestFile:  # fmt: skip
-        """The manifest file for one resource."""
-        return _manifest(kind, name, spec, path, comments, variables)
+        """The manifest file for one resource (`history`: for the history path)."""
+        return dataclasses.replace(
+            _manifest(kind, name, spec, path, comments, variables), history=history
+        )
 
 
 def import_project(
@@ -179,15 +186,19 @@ def import_project(
     return reader.result
 
 
-def write_files(result: ImportResult, out: Path, *, force: bool = False) -> list[Path]:
-    """Write the manifests under `out`; refuse before writing anything if one already exists."""
-    root = out.resolve()
+def write_files(
+    result: ImportResult, out: Path, *, history: Path | None = None, force: bool = False
+) -> list[Path]:
+    """Write the manifests under `out` (finished jobs' under `history`, if given); refuse before
+    writing anything if one already exists."""
     targets = []
     for manifest in result.files:
+        directory = history if manifest.history and history is not None else out
+        root = directory.resolve()
         target = (root / manifest.path).resolve()
         if root not in target.parents:  # a symbolic link under --out, say; names never escape
             raise ValueError(
-                f"refusing to write {manifest.path}: it resolves to {target}, outside {out}"
+                f"refusing to write {manifest.path}: it resolves to {target}, outside {directory}"
             )
         targets.append((target, manifest))
     existing = [target for target, _ in targets if target.exists()]

@@ -69,6 +69,13 @@ class LockError(ReconcilerError):
     code = ErrorCode.LOCKED
 
 
+class LockRequestError(LockError):
+    """The lock could not be read or taken because Polaris refused or could not be reached: an
+    API failure (a wrong key, a wrong URL), not another apply holding the lock."""
+
+    code = ErrorCode.API
+
+
 @dataclass(frozen=True)
 class Holder:
     """Who takes the lock; cli.py fills it from the host, the user and the CI environment."""
@@ -263,7 +270,9 @@ class ProjectLock:
                 if self._take(current, watched):
                     break
             except PolarisError as error:
-                raise LockError(self._explain(error)) from None
+                failed = LockRequestError(self._explain(error))
+                failed.status = error.status  # a 401 or 403 is reported as such
+                raise failed from None
             if current is None:
                 continue  # created by someone else just now: read it
             if watched is None or watched[0] != current.version:

@@ -15,7 +15,7 @@ import click
 class FiniteFloat(click.FloatRange):
     """A float in a range that is also finite: click's FloatRange lets nan and inf through."""
 
-    name = "finite float"
+    name = "number"  # what --help shows when an option names no metavar of its own
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         number = super().convert(value, param, ctx)

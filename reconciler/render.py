@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from reconciler.ci_output import annotation
 from reconciler.model import DRIFT_STATUSES as STATUSES
 from reconciler.model import Action, ManifestError
 from reconciler.output import Output, Redact, unchanged
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 MARKDOWN_LIMIT = 60_000  # GitHub rejects comments over 65,536 characters; keep a margin
 VALUE_LIMIT = 120  # characters of one value in a diff line
+FAILURE_FORMAT_VERSION = "1"  # of `validate --format json` and of any failure in JSON
 DIFF_LINES = 40  # diff lines shown per resource in Markdown; the JSON plan has all of them
 
 SYMBOLS = {
@@ -301,7 +303,7 @@ def render_apply(
     out = Output(redact)
     counts = {status: result.count(status) for status in ("done", "failed", "skipped", "unchanged")}
     sentence = "Apply {}: {}.".format(
-        "failed" if result.failed else "complete",
+        "interrupted" if result.interrupted else "failed" if result.failed else "complete",
         ", ".join(f"{n} {status}" for status, n in counts.items()),
     )
     if fmt == "json":
@@ -485,7 +487,15 @@ def render_problems(
     """Validation problems as JSON, Markdown, or one text line each."""
     out = Output(redact)
     if fmt == "json":
-        return [out.json([problem.to_json() for problem in problems])]
+        payload: dict[str, Any] = {
+            "formatVersion": FAILURE_FORMAT_VERSION,
+            "valid": valid,
+            "problems": [problem.to_json() for problem in problems],
+        }
+        if not valid:
+            errors = sum(1 for p in problems if p.severity == "error")
+            payload["error"] = {"code": "manifest", "message": f"{errors} error(s) found"}
+        return [out.json(payload)]
     if fmt == "markdown":
         errors = sum(1 for p in problems if p.severity == "error")
         title = "Manifests are valid" if valid else f"Manifests are invalid: {errors} error(s)"
@@ -494,3 +504,55 @@ def render_problems(
         doc.add(Section(noun, [f"- {out.markdown(problem)}" for problem in problems]))
         return [doc.render()]
     return [out.terminal(problem) for problem in problems]
+
+
+# Failures -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A run that failed, as its stdout reports it: never blank, in the format asked for."""
+
+    command: str  # plan, apply, drift, ...
+    code: str  # an ErrorCode value
+    message: str
+    hint: str  # what to do about it
+    problems: Sequence[ManifestError] = ()
+    status: int | None = None  # the HTTP status Polaris answered with, if it answered
+    computed: dict[str, Any] | None = None  # what the command computed before it failed
+
+
+def render_failure(
+    failed: Failed, fmt: str, redact: Redact = unchanged, limit: int = MARKDOWN_LIMIT
+) -> str:
+    """The failure as JSON (beside what was computed), Markdown, a GitHub annotation or text."""
+    out = Output(redact)
+    if fmt == "json":
+        error: dict[str, Any] = {"code": failed.code, "message": failed.message}
+        if failed.status is not None:
+            error["status"] = failed.status
+        if failed.problems:
+            error["problems"] = [p.to_json() for p in failed.problems]
+        payload = {
+            "formatVersion": FAILURE_FORMAT_VERSION,
+            **(failed.computed or {}),
+            "error": error,
+        }
+        return out.json(payload)
+    if fmt == "markdown":
+        head = [
+            f"### Polaris reconciler {out.markdown(failed.command)} failed",
+            "",
+            f"> **error:** {out.markdown(failed.message)}",
+            "",
+            f"**What to do:** {failed.hint}",  # the reconciler's own words, Markdown as written
+        ]
+        doc = BoundedMarkdown(head, "the job log", limit)
+        doc.add(Section("problem", [f"- {out.markdown(p)}" for p in failed.problems]))
+        return doc.render()
+    if fmt == "github":
+        return annotation(
+            "error", failed.message, title=f"reconciler {failed.command}", redact=redact
+        )
+    # text: the line stderr shows, for a stdout that goes to a file or a pipe
+    return "\n".join(out.terminal(line) for line in f"error: {failed.message}".split("\n"))

@@ -81,13 +81,16 @@ def _load_manifests(paths: Iterable[str], interpolation: Interpolation) -> Manif
     resources: list[Resource] = []
     sources: dict[tuple[Kind, str], Document] = {}
     secrets: set[str] = set()
+    stand_ins: list[Resource] = []
     for document in documents:
         resource, document_errors = _resource(document, interpolation, secrets)
         errors.extend(document_errors)
         if resource is not None:
             resources.append(resource)
             sources.setdefault(resource.key, document)
-    errors.extend(cross_check(resources, sources))
+        else:
+            stand_ins.extend(_stand_in(document))
+    errors.extend(cross_check(resources, sources, stand_ins))
     if any(error.severity == "error" for error in errors):
         raise ManifestErrors(errors)
     warnings = tuple(sorted(errors, key=lambda e: (e.location, e.message)))
@@ -160,6 +163,17 @@ def _resource(
         fingerprint=resource_kind.identity(spec),
     )
     return resource, errors
+
+
+def _stand_in(document: Document) -> list[Resource]:
+    """What a document that did not validate declares, as far as it can be read: its own errors
+    are reported, and the documents that refer to it are not told that nothing declares it."""
+    data = document.data
+    kind, name = (data.get("kind"), _name(data)) if isinstance(data, dict) else (None, None)
+    if kind not in KINDS or not name or _name_problem(kind, name):
+        return []
+    spec = data.get("spec")
+    return [Resource(Kind(kind), name, spec if isinstance(spec, dict) else {}, document.start)]
 
 
 def _name(data: dict[str, Any]) -> str | None:
@@ -327,9 +341,15 @@ class _Interpolator:
 
 
 def cross_check(
-    resources: list[Resource], documents: Mapping[tuple[Kind, str], Document]
+    resources: list[Resource],
+    documents: Mapping[tuple[Kind, str], Document],
+    stand_ins: Iterable[Resource] = (),
 ) -> list[ManifestError]:
-    """The checks that need more than one document: names declared twice, then each kind's."""
+    """The checks that need more than one document: names declared twice, then each kind's.
+
+    `stand_ins` are what documents with errors of their own declare: a reference to one of them
+    is no error, since the document is there and its own errors say what to fix.
+    """
     errors: list[ManifestError] = []
     seen: dict[tuple[Kind, str], Resource] = {}
     for resource in resources:
@@ -350,8 +370,9 @@ def cross_check(
         document = documents.get(resource.key)
         return document.locate(("spec", *path), key=True) if document else resource.location
 
+    declared = {stand_in.key: stand_in for stand_in in stand_ins} | seen
     for kind in kinds.ordered():
         mine = [r for r in resources if r.kind is kind.kind]
         if mine:
-            errors.extend(kind.cross_check(mine, seen, locate))
+            errors.extend(kind.cross_check(mine, declared, locate))
     return errors

@@ -125,6 +125,10 @@ def connection_definition(api: OpenApi, name: str) -> dict[str, Any]:
         assert described is not None, f"{request}.{field} cannot be declared"
         if field in required and described["type"] == "string":
             described["minLength"] = 1  # Polaris refuses an empty required value
+        if field in kind.patterns:
+            # In a schema of its own, whose description is what an error says the value must be.
+            pattern, rule = kind.patterns[field]
+            described["allOf"] = [{"description": rule, "pattern": pattern}]
         fields[field] = described
     if kind.secrets:
         fields["secrets"] = (

@@ -41,13 +41,16 @@ def test_import_of_a_seeded_project_validates_and_plans_with_zero_changes(
     result = run("import", "--jobs", "--out", str(out))
     elapsed = time.monotonic() - started
     assert result.exit_code == 0, result.stderr
-    # 50 connections; 10 tables + 8 created by jobs; 201 jobs less 5 failed and 1 repeated spec.
-    assert "Wrote 263 manifest(s)" in result.stdout and "195 IngestionJob" in result.stdout
+    # 50 connections; 10 tables + 8 created by jobs; 201 jobs less 5 failed and 1 repeated spec,
+    # all finished: into the history path beside the output directory.
+    assert "Wrote 68 manifest(s)" in result.stdout and "0 IngestionJob" in result.stdout
+    assert "Wrote 195 finished job(s) to history path" in result.stdout
     assert result.stderr.count("failed; a manifest for it would be planned as resubmit") == 5
     assert "same spec as the newer job" in result.stderr
-    files = list(out.rglob("*.yaml"))
+    history = tmp_path / "history"
+    files = [*out.rglob("*.yaml"), *history.rglob("*.yaml")]
     assert len(files) == 263
-    assert len(list((out / "jobs" / "events_0").glob("*.yaml"))) > 10, "jobs grouped by table"
+    assert len(list((history / "jobs" / "events_0").glob("*.yaml"))) > 10, "grouped by table"
     text = "".join(f.read_text() for f in files)
     assert "seed-secret" not in text and "AKIASEED" not in text
     assert not [value for value in SECRET_VALUES if value in text]
@@ -63,13 +66,15 @@ def test_import_of_a_seeded_project_validates_and_plans_with_zero_changes(
     assert "accessKeyId: ${env:CONN_01_AWS_ACCESS_KEY_ID}" in connection
     assert "submittedOnTimestamp" not in text and "totalRows" not in text, "read-only fields"
     assert "maxParseExceptions" not in text and "partitioningGranularity: day" not in text
-    validated = run("validate", str(out))
+    validated = run("validate", str(out), str(history))
     assert validated.exit_code == 0, validated.stdout + validated.stderr
     assert "Valid: 263 resources" in validated.stdout
     export_secret_variables(out, monkeypatch)
     plan = run("plan", "--detailed-exitcode", str(out))
     assert plan.exit_code == 0, plan.stdout
     assert "No changes." in plan.stdout
+    drift = run("drift", "--history", str(history), str(out))
+    assert drift.exit_code == 0, drift.stdout
     assert elapsed < 60, f"import took {elapsed:.1f} s"
 
 
@@ -157,9 +162,9 @@ def test_a_job_into_a_table_with_the_longest_name_imports_with_a_valid_handle(
     out = tmp_path / "out"
     result = run("import", "--jobs", "--out", str(out))
     assert result.exit_code == 0, result.stderr
-    (manifest,) = (out / "jobs").rglob("*.yaml")
+    (manifest,) = (tmp_path / "history" / "jobs").rglob("*.yaml")  # a finished job
     assert f"name: {'t' * 200}-{job['id'][:8]}\n" in manifest.read_text()
-    assert run("validate", str(out)).exit_code == 0
+    assert run("validate", str(out), str(tmp_path / "history")).exit_code == 0
     assert run("plan", "--detailed-exitcode", str(out)).exit_code == 0
 
 
@@ -236,3 +241,66 @@ def test_import_refuses_to_follow_a_link_out_of_the_output_directory(
     assert result.exit_code == 1
     assert "outside" in result.stderr and "Traceback" not in result.stderr
     assert list(elsewhere.iterdir()) == []
+
+
+def one_finished_and_one_running_job(workspace: Path, emulator: Emulator) -> None:
+    """The guide's job, completed, and a second one on other objects, still pending."""
+    assert run("apply", "--auto-approve", "manifests/guide").exit_code == 0
+    emulator.hold_jobs()
+    job = workspace / "guide" / "koalas-job.yaml"
+    job.write_text(job.read_text().replace("demo-file.json.gz", "demo-file-2.json.gz"))
+    assert run("apply", "--auto-approve", "manifests/guide").exit_code == 0
+
+
+def job_files(root: Path) -> list[str]:
+    return sorted(p.read_text().split("\n")[1] for p in root.rglob("*.yaml") if "jobs" in p.parts)
+
+
+def test_import_jobs_writes_finished_jobs_to_history_and_running_ones_to_the_active_path(
+    served: Any, workspace: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one_finished_and_one_running_job(workspace, emulator)
+    result = run("import", "--jobs", "--out", "adopted")
+    assert result.exit_code == 0, result.stderr
+    assert len(job_files(Path("adopted"))) == 1 and "pending" in job_files(Path("adopted"))[0]
+    assert len(job_files(Path("history"))) == 1 and "completed" in job_files(Path("history"))[0]
+    assert "Wrote 1 finished job(s) to history path history" in result.stdout
+    assert "reconciler drift --history history adopted" in result.stdout
+    export_secret_variables(Path("adopted"), monkeypatch)
+    assert run("plan", "--detailed-exitcode", "adopted").exit_code == 0
+    drift = run(
+        "drift", "--history", "history", "--fail-on", "missing,changed,failed,unmanaged", "adopted"
+    )
+    assert drift.exit_code == 0, drift.stdout
+
+
+def test_import_jobs_writes_history_to_history_out_or_the_targets_history_path(
+    served: Any, workspace: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one_finished_and_one_running_job(workspace, emulator)
+    assert run("import", "--jobs", "--out", "a", "--history-out", "kept").exit_code == 0
+    assert len(job_files(Path("kept"))) == 1 and not Path("history").exists()
+    monkeypatch.setenv("PROD_KEY", DEMO_API_KEY)
+    monkeypatch.delenv("POLARIS_URL")
+    Path("reconciler.yaml").write_text(
+        "apiVersion: reconciler/v1\ntargets:\n  prod:\n"
+        f"    url: {served.url}\n    project: {DEMO_PROJECT_ID}\n    apiKeyEnv: PROD_KEY\n"
+        "    paths: [prod]\n    history: [prod-history]\n"
+    )
+    assert run("import", "--jobs", "--target", "prod").exit_code == 0
+    assert len(job_files(Path("prod"))) == 1 and len(job_files(Path("prod-history"))) == 1
+
+
+def test_a_history_out_inside_the_output_directory_is_refused(
+    served: Any, workspace: Path, emulator: Emulator
+) -> None:
+    result = run("import", "--jobs", "--out", "adopted", "--history-out", "adopted/history")
+    assert result.exit_code == 1
+    assert "--history-out adopted/history overlaps --out adopted" in result.stderr
+
+
+def test_import_without_jobs_does_not_mind_where_history_would_go(
+    served: Any, workspace: Path
+) -> None:
+    result = run("import", "--out", "adopted", "--history-out", "adopted/history")
+    assert result.exit_code == 0, result.stderr

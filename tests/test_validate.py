@@ -122,7 +122,9 @@ def test_every_error_is_reported_not_only_the_first(tmp_path: Path) -> None:
     assert errors[0].endswith("(Connection/c1)")
 
 
-def test_json_format_prints_the_same_errors_as_a_list(tmp_path: Path) -> None:
+def test_json_format_prints_the_same_errors_as_a_list_beside_a_format_version(
+    tmp_path: Path,
+) -> None:
     path = write(
         tmp_path,
         "a.yaml",
@@ -130,7 +132,9 @@ def test_json_format_prints_the_same_errors_as_a_list(tmp_path: Path) -> None:
     )
     result = run("validate", "--format", "json", str(path))
     assert result.exit_code == 1
-    errors = result.json()
+    document = result.json()
+    assert (document["formatVersion"], document["valid"]) == ("1", False)
+    errors = document["problems"]
     assert isinstance(errors, list) and len(errors) == 2
     first = errors[0]
     assert (first["file"], first["line"], first["col"]) == (str(path), 4, 1)

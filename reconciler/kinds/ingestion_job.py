@@ -594,7 +594,10 @@ class IngestionJob(ResourceKind):
                     "(isAggregation: true) before reusing this spec for a new job."
                 )
             path = reader.path(self.kind, job_id, folder=("jobs", table))
-            manifests.append(reader.manifest(self.kind, name, spec, path, comments, ()))
+            finished = kept.get("executionStatus") in TERMINAL_STATUSES
+            manifests.append(
+                reader.manifest(self.kind, name, spec, path, comments, (), history=finished)
+            )
         return sorted(manifests, key=lambda m: m.path)
 
     def _manifest_spec(self, live: Mapping[str, Any], reader: ImportReader) -> dict[str, Any]:
@@ -1299,6 +1302,9 @@ class Submissions:
             return Outcome(change, "done", f"{verb} as job {job_id}", job_id, job)
         final = self.follow(change, job_id)
         status = final.get("executionStatus")
+        if status not in TERMINAL_STATUSES:  # waiting stopped (Ctrl-C): the job goes on
+            message = f"{verb} as job {job_id}; still {status} in Polaris (stopped waiting)"
+            return Outcome(change, "done", message, job_id, final)
         if status == "completed":
             totals = self.client.job_metrics(job_id).get("totals") or {}
             message = f"{verb} as job {job_id}; completed"
@@ -1330,7 +1336,9 @@ class Submissions:
                 raise PolarisError(
                     f"job {job_id} still {status} after {self.options.timeout:g}s (--timeout)"
                 )
-            self.provider.sleep(self.options.poll_interval)
+            if self.provider.stopped.is_set():
+                return job
+            self.provider.pause(self.options.poll_interval)
 
     def await_visible(self, kind: Kind, name: str) -> None:
         """Read-after-write: wait until a dependency is visible through the API."""
