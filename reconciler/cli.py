@@ -1226,7 +1226,7 @@ def import_(
     )
 
 
-@cli.command()
+@cli.command(short_help="Write the manifest JSON Schemas for editors.")
 @click.option(
     "--out",
     required=True,
