@@ -80,9 +80,10 @@ CONNECTION_TYPES: dict[str, ConnectionType] = {
             env_prefix="AWS",
             batch_source=True,
             # A bucket name never holds '/' or ':'; `s3://my-bucket/logs/` is the usual mistake.
+            # A `${var:NAME}` reference passes: editors check the file before interpolation.
             patterns={
                 "bucket": (
-                    "^[^/:]+$",
+                    r"^(?:[^/:]|\$\{[^}]*\})+$",
                     "a bucket name such as my-bucket, not an s3:// URL or a path "
                     "(write a key prefix in spec.prefix)",
                 )
