@@ -374,6 +374,7 @@ class Target:
     parallelism: int
     no_cache: bool
     choice: Choice = field(default_factory=lambda: Choice(None, None, {}))
+    allowed_hosts: frozenset[str] = frozenset()  # --allow-host and RECONCILER_ALLOWED_HOSTS
 
     @property
     def api_key_env(self) -> str:
@@ -388,8 +389,10 @@ def connection_options(function: Callable[..., None]) -> Callable[..., None]:
     def command(
         *args: Any, url: str | None, project: str | None, api_key_file: str | None,
         insecure: bool, parallelism: int, no_cache: bool, config_file: str | None,
-        target_name: str | None, var: tuple[str, ...], **kwargs: Any,
+        target_name: str | None, var: tuple[str, ...], allow_host: tuple[str, ...],
+        **kwargs: Any,
     ) -> None:  # fmt: skip
+        allowed = _allowed_hosts(allow_host)
         choice = _choose(config_file, target_name, var)
         if choice.target is not None:
             # A target's URL and project are reviewed in git; a flag would silently bypass that.
@@ -399,12 +402,17 @@ def connection_options(function: Callable[..., None]) -> Callable[..., None]:
                     f"which sets both; change them in {choice.config and choice.config.file}"
                 )
             url, project = choice.target.url, choice.target.project
+            _same_url(choice.target, os.environ.get("POLARIS_URL", "").strip())
         else:
             url = url or os.environ.get("POLARIS_URL")
             project = project or os.environ.get("POLARIS_PROJECT_ID")
+        if url:
+            _trusted(url, allowed, insecure)  # before the key is read: see _trusted
         if "paths" in kwargs and not kwargs["paths"]:  # import and unlock read no manifests
             kwargs["paths"] = choice.paths  # a target's own manifests; saved plans record them
-        target = Target(url, project, api_key_file, insecure, parallelism, no_cache, choice)
+        target = Target(
+            url, project, api_key_file, insecure, parallelism, no_cache, choice, allowed
+        )
         function(*args, target=target, **kwargs)
 
     options = [
@@ -422,8 +430,58 @@ def connection_options(function: Callable[..., None]) -> Callable[..., None]:
         ),
         click.option("--parallelism", type=click.IntRange(1, 64), default=8, show_default=True),
         click.option("--no-cache", is_flag=True, help="Do not read or write the job cache."),
+        click.option(
+            "--allow-host",
+            multiple=True,
+            metavar="HOST",
+            help="Also send credentials to this host (repeatable; env RECONCILER_ALLOWED_HOSTS, "
+            "comma-separated). Polaris (*.api.imply.io), AWS S3 and loopback need no consent.",
+        ),
     ]
     return config_options(functools.reduce(lambda f, option: option(f), reversed(options), command))
+
+
+def _allowed_hosts(flags: Sequence[str]) -> frozenset[str]:
+    """The hosts the operator allows credentials to go to: --allow-host and the environment.
+
+    Only from here, outside the repository: reconciler.yaml and manifests come with pull requests.
+    """
+    from reconciler import hosts
+
+    variable = hosts.ALLOWED_HOSTS_VARIABLE
+    try:
+        return hosts.allowed_hosts(flags, hosts.ALLOW_FLAG) | hosts.allowed_hosts(
+            os.environ.get(variable, "").split(","), variable
+        )
+    except hosts.HostError as error:
+        raise Failure(str(error)) from None
+
+
+def _same_url(chosen: configuration.Target, environment: str) -> None:
+    """A target's url that differs from POLARIS_URL is an error, not a silent choice: in CI,
+    POLARIS_URL is the operator's and reconciler.yaml may be a pull request's."""
+    from reconciler import hosts
+
+    if environment and not hosts.same_url(environment, chosen.url):
+        raise Failure(
+            f"target {chosen.name} has url {chosen.url}, but POLARIS_URL is {environment}; "
+            f"make them the same, or unset POLARIS_URL to use the target's"
+        )
+
+
+def _trusted(url: str, allowed: frozenset[str], insecure: bool) -> None:
+    """Refuse a URL the API key must not go to, before the key is even read.
+
+    So a reconciler.yaml's `apiKeyEnv`, which may name any variable of the job (a pull request's
+    file can), is only ever read, and sent, for a host that is Polaris, loopback or one the
+    operator allows (docs/trusted-hosts.md).
+    """
+    from reconciler.client import PolarisError, check_destination
+
+    try:
+        check_destination(url, allowed, insecure=insecure)
+    except PolarisError as error:
+        raise Failure(str(error)) from None
 
 
 def plan_options(function: Callable[..., None]) -> Callable[..., None]:
@@ -478,8 +536,9 @@ def _client(target: Target, key: str | None = None) -> PolarisClient:
     if not key:
         raise Failure(f"no API key: set {target.api_key_env} or pass --api-key-file")
     config = ClientConfig(
-        url=target.url, project=target.project, api_key=key, insecure=target.insecure
-    )
+        url=target.url, project=target.project, api_key=key, insecure=target.insecure,
+        allowed_hosts=target.allowed_hosts,
+    )  # fmt: skip
     try:
         # A connection for each of --parallelism workers, and one for the project lock's renewal,
         # which runs beside them: a smaller pool would quietly cap --parallelism.
@@ -618,6 +677,8 @@ def plan(
         enabled=list_objects or bool(s3_dir) or bool(s3_endpoint),
         directory=Path(s3_dir) if s3_dir else None,
         endpoint=s3_endpoint or None,
+        allowed_hosts=target.allowed_hosts,
+        insecure=target.insecure,
     )
     manifests, planned = _plan(paths, target, options, fmt, access=access, preflight=preflight)
     result = planned.plan

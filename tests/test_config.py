@@ -69,10 +69,10 @@ def test_var_overrides_a_declared_variable_for_one_run(project: Path) -> None:
     assert "--var bukket: target dev declares no such variable" in unknown.stderr
 
 
-def test_the_only_target_is_used_without_target_and_polaris_variables_are_ignored(
+def test_the_only_target_is_used_without_target_and_its_project_wins_over_the_variable(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("POLARIS_URL", "https://elsewhere.example.com")
+    monkeypatch.setenv("POLARIS_PROJECT_ID", "elsewhere")  # a differing POLARIS_URL is an error
     result = run("apply", "--auto-approve")
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "events-dev" in result.stdout
