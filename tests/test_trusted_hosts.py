@@ -19,8 +19,11 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from reconciler.client import ClientConfig, PolarisClient, PolarisError
+from reconciler import hosts
+from reconciler.client import ClientConfig, PolarisClient, PolarisError, check_destination
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID
 from reconciler.listing import signing_url
 from tests.cli import Result, run
@@ -408,3 +411,73 @@ def test_listing_through_a_non_aws_endpoint_needs_the_operators_consent(
     result = run("plan", "--list-objects", "--allow-host", "minio.corp.example")
     assert [entry.split()[:2] for entry in proxy] == [["CONNECT", "minio.corp.example:9000"]]
     shows_no_secret(result)
+
+
+# Attacked as a stranger would: pieces of hostile spellings, put together at random ------------
+
+PIECES = [
+    "s3",
+    "s3-external-1",
+    "s3-fips",
+    "dualstack",
+    "us-east-1",
+    "eu-west-1",
+    "amazonaws",
+    "com",
+    "cn",
+    "api",
+    "imply",
+    "io",
+    "acme",
+    "attacker",
+    "execute-api",
+    "evil",
+    "localhost",
+    "127",
+    "0",
+    "1",
+    "::1",
+    "ffff",
+    "xn--s3-",
+    "S3",
+    "AMAZONAWS",
+]
+GLUE = [".", "-", "..", "@", "\\", "/", ":", "%2e", "%40", "#", "?", "[", "]", " ", "\u3002",
+        "\uff0e", "\u0131", ":443", ":0443", ":8080", "https://", "http://", ""]  # fmt: skip
+
+
+@st.composite
+def hostile(draw: st.DrawFn) -> str:
+    parts = draw(st.lists(st.sampled_from(PIECES + GLUE), min_size=1, max_size=12))
+    return "".join(parts)
+
+
+def sent_host(url: str) -> str:
+    host = httpx.URL(url).host
+    return hosts.normalize(host) or f"<{host}>"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(hostile())
+def test_a_signed_listing_goes_only_to_the_host_that_was_checked(endpoint: str) -> None:
+    url = signing_url(endpoint, frozenset({"minio.internal"}))
+    if url is not None:
+        host = sent_host(url)
+        assert hosts.is_s3_service(host) or hosts.is_loopback(host) or host == "minio.internal"
+        assert "@" not in url and "\\" not in url and "%" not in url
+
+
+@settings(max_examples=3000, deadline=None)
+@given(hostile())
+def test_the_api_key_goes_only_to_the_host_that_was_checked(tail: str) -> None:
+    for url in (tail, f"https://{tail}", f"http://{tail}"):
+        try:
+            check_destination(url, frozenset({"polaris.corp.example"}))
+        except PolarisError:
+            continue
+        host = sent_host(url)
+        assert (
+            hosts.is_polaris_api(host)
+            or hosts.is_loopback(host)
+            or (host == "polaris.corp.example" and url.startswith("https://"))
+        ), url
