@@ -32,7 +32,7 @@ from reconciler import ci_output
 from reconciler import config as configuration
 from reconciler.errors import ErrorCode, ReconcilerError
 from reconciler.escape import terminal
-from reconciler.manifest import discover
+from reconciler.manifest import Boundary, discover
 from reconciler.model import (
     DEFAULT_FAIL_ON,
     DEFAULT_LOCK_TIMEOUT,
@@ -211,6 +211,11 @@ class Choice:
         """The manifest paths to read when none are given on the command line."""
         return self.target.paths if self.target else DEFAULT_PATHS
 
+    @property
+    def within(self) -> Boundary:
+        """The repository's directory: a symbolic link in it may not lead out of it."""
+        return configuration.boundary(self.config)
+
 
 @contextlib.contextmanager
 def _config_errors() -> Iterator[None]:
@@ -307,7 +312,7 @@ def validate(
             manifests = load_manifests(
                 paths or choice.paths, WatchedEnvironment(os.environ), require_env=False,
                 variables=choice.variables, key_variables=choice.key_variables,
-                target=choice.target_name,
+                target=choice.target_name, within=choice.within,
             )  # fmt: skip
         except ManifestErrors as failed:
             problems.update(((e.location, e.message), e) for e in failed.errors)
@@ -558,7 +563,7 @@ def _manifests(paths: tuple[str, ...], target: Target, fmt: str = "text") -> Man
     try:
         manifests = load_manifests(
             paths or choice.paths, WatchedEnvironment(os.environ), variables=choice.variables,
-            key_variables=choice.key_variables, target=choice.target_name,
+            key_variables=choice.key_variables, target=choice.target_name, within=choice.within,
         )  # fmt: skip
     except ManifestErrors as failed:
         for line in render_problems(failed.errors, "text", valid=False, redact=REDACT):

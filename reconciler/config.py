@@ -18,7 +18,7 @@ from types import MappingProxyType
 
 from reconciler import schema
 from reconciler.errors import ErrorCode, ReconcilerError
-from reconciler.manifest import Document, discover, parse, read_checked
+from reconciler.manifest import Boundary, Document, parse, read_checked
 from reconciler.model import Location, ManifestError, ManifestErrors
 
 CONFIG_FILE = "reconciler.yaml"
@@ -95,7 +95,7 @@ def find_config(explicit: str | None, directory: FsPath | None = None) -> FsPath
     candidate = folder / CONFIG_FILE
     if not candidate.exists():
         return None
-    if not _inside(candidate, os.path.realpath(folder)):
+    if not Boundary(os.path.realpath(folder), "").holds(candidate):
         raise ConfigError(
             f"{candidate} is a symbolic link to a file outside {folder.resolve()}; it is not read. "
             "Pass the file you mean with --config FILE"
@@ -146,16 +146,24 @@ def _targets(document: Document, base: FsPath) -> dict[str, Target]:
     return targets
 
 
+def boundary(config: Config | None) -> Boundary:
+    """The repository's directory, which no path or link may lead out of: the directory of
+    reconciler.yaml, or the current directory without one."""
+    if config is None:
+        return Boundary(os.path.realpath(FsPath()), "the current directory")
+    return Boundary(os.path.realpath(FsPath(config.file).parent), _DIRECTORY)
+
+
 def _escapes(document: Document, target: str) -> Iterator[ManifestError]:
     """Errors for a target's paths that lead outside the directory of reconciler.yaml.
 
     reconciler.yaml may come with a pull request: its paths must not make the reconciler read a
     file of the machine it runs on (and quote it in validation errors), nor make `import` write
-    one. So every path is relative, stays under the file's directory once `..` and symbolic links
-    are resolved, and so does every manifest file found under it (checked before any is read).
+    one. So every path is relative and stays under the file's directory once `..` and symbolic
+    links are resolved; links found under it are checked as the manifests are discovered.
     """
     base = FsPath(document.file).parent
-    root = os.path.realpath(base)
+    inside = Boundary(os.path.realpath(base), _DIRECTORY)
     declared = document.data["targets"][target]
     for field in ("paths", "history"):
         default = DEFAULT_PATHS if field == "paths" else ()
@@ -164,45 +172,16 @@ def _escapes(document: Document, target: str) -> Iterator[ManifestError]:
             prefix = f"targets.{target}.{field}[{index}]: {raw}"
             if FsPath(raw).is_absolute():
                 yield ManifestError(
-                    where, f"{prefix} is absolute, and may lead {_OUTSIDE}; {_RELATIVE}"
+                    where, f"{prefix} is absolute, and may lead {_OUTSIDE}; {_STAY}"
                 )
-                continue
-            path = base / raw
-            if not _inside(path, root):
-                how = "through a symbolic link" if ".." not in FsPath(raw).parts else "through .."
-                yield ManifestError(where, f"{prefix} leads {_OUTSIDE} ({how}); {_RELATIVE}")
-                continue
-            links = (_escaping_link(path, file, root) for file in _files(path))
-            for link in dict.fromkeys(link for link in links if link is not None):
-                yield ManifestError(
-                    where,
-                    f"targets.{target}.{field}[{index}]: {link} leads {_OUTSIDE} (through a "
-                    f"symbolic link) and is not read; {_RELATIVE}",
-                )
+            elif not inside.holds(base / raw):
+                how = "through .." if ".." in FsPath(raw).parts else "through a symbolic link"
+                yield ManifestError(where, f"{prefix} leads {_OUTSIDE} ({how}); {_STAY}")
 
 
-_OUTSIDE = f"outside the directory of {CONFIG_FILE}"
-_RELATIVE = f"paths in {CONFIG_FILE} are relative to its directory and stay under it"
-
-
-def _inside(path: FsPath, root: str) -> bool:
-    real = os.path.realpath(path)
-    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
-
-
-def _files(path: FsPath) -> list[FsPath]:
-    """The manifest files discovery would read under `path` (its errors are reported later)."""
-    return discover([str(path)])[0]
-
-
-def _escaping_link(top: FsPath, file: FsPath, root: str) -> FsPath | None:
-    """The first part of `file`'s path below `top` that leads outside `root`, if one does."""
-    current = top
-    for part in file.relative_to(top).parts:
-        current = current / part
-        if not _inside(current, root):
-            return current
-    return None
+_DIRECTORY = f"the directory of {CONFIG_FILE}"
+_OUTSIDE = f"outside {_DIRECTORY}"
+_STAY = f"paths in {CONFIG_FILE} are relative to its directory and stay under it"
 
 
 def parse_vars(assignments: Iterable[str]) -> dict[str, str]:

@@ -287,7 +287,7 @@ def test_reconciler_yaml_paths_that_leave_its_directory_are_errors_naming_the_pa
 
 
 def test_a_symbolic_link_in_a_manifest_path_may_not_lead_outside_the_repository(
-    project: Path, outside: Path
+    project: Path, outside: Path, served: Any
 ) -> None:
     (project / "manifests" / "linked.yaml").symlink_to(outside / "secret.yaml")
     (project / "manifests" / "linked-dir").symlink_to(outside / "history")
@@ -296,8 +296,18 @@ def test_a_symbolic_link_in_a_manifest_path_may_not_lead_outside_the_repository(
     result = run("validate")
     shows_nothing_from_outside(result)
     output = result.stdout + result.stderr
-    for name in ("manifests/linked.yaml", "manifests/linked-dir", "elsewhere"):
-        assert f"{Path(name)} leads outside the directory of reconciler.yaml" in output
+    assert "targets.dev.paths[1]: elsewhere leads outside the directory of reconciler.yaml" in (
+        output
+    )
+    write(project, "reconciler.yaml", config(served.url))
+    for command in (["validate"], ["plan"]):
+        result = run(*command)
+        shows_nothing_from_outside(result)
+        for name in ("manifests/linked.yaml", "manifests/linked-dir"):
+            assert (
+                f"{Path(name)}:1:1: error: a symbolic link that leads outside the directory of "
+                "reconciler.yaml; it is not read"
+            ) in result.stdout + result.stderr
 
 
 def test_paths_that_stay_in_the_repository_however_spelt_are_read(project: Path) -> None:
