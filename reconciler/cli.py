@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import click
 
-from reconciler import ci_output
+from reconciler import ci_output, hosts
 from reconciler import config as configuration
 from reconciler.errors import ErrorCode, ReconcilerError
 from reconciler.escape import terminal
@@ -451,8 +451,6 @@ def _allowed_hosts(flags: Sequence[str]) -> frozenset[str]:
 
     Only from here, outside the repository: reconciler.yaml and manifests come with pull requests.
     """
-    from reconciler import hosts
-
     variable = hosts.ALLOWED_HOSTS_VARIABLE
     try:
         return hosts.allowed_hosts(flags, hosts.ALLOW_FLAG) | hosts.allowed_hosts(
@@ -465,12 +463,11 @@ def _allowed_hosts(flags: Sequence[str]) -> frozenset[str]:
 def _same_url(chosen: configuration.Target, environment: str) -> None:
     """A target's url that differs from POLARIS_URL is an error, not a silent choice: in CI,
     POLARIS_URL is the operator's and reconciler.yaml may be a pull request's."""
-    from reconciler import hosts
-
     if environment and not hosts.same_url(environment, chosen.url):
         raise Failure(
-            f"target {chosen.name} has url {chosen.url}, but POLARIS_URL is {environment}; "
-            f"make them the same, or unset POLARIS_URL to use the target's"
+            f"target {chosen.name} has url {hosts.shown(chosen.url)}, but POLARIS_URL is "
+            f"{hosts.shown(environment)}; make them the same, or unset POLARIS_URL to use the "
+            "target's"
         )
 
 

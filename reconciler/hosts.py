@@ -146,3 +146,14 @@ def _comparable(url: str) -> tuple[str, str, int | None, str] | str:
     host = normalize(parts.hostname or "") or url
     port = None if port == {"http": 80, "https": 443}.get(scheme) else port
     return (scheme, host, port, parts.path.rstrip("/"))
+
+
+def shown(url: str) -> str:
+    """`url` as a message may show it: whatever sits before an `@` in it may be a key."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "(credentials hidden)@" + authority.rsplit("@", 1)[1]
+    return f"{scheme}{separator}{authority}{slash}{path}"

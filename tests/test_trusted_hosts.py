@@ -210,6 +210,17 @@ def test_polaris_url_and_a_different_target_url_are_an_error_naming_both(
     assert proxy == []
 
 
+def test_a_differing_url_with_credentials_in_it_is_named_without_them(
+    repository: Path, served: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(repository, "reconciler.yaml", target("https://user:pa55word@acme.api.imply.io"))
+    monkeypatch.setenv("POLARIS_URL", "https://other:s3cr3t-in-url@other.api.imply.io/")
+    result = run("plan")
+    assert result.exit_code == 1
+    assert "(credentials hidden)@acme.api.imply.io" in result.stderr
+    assert "pa55word" not in result.stderr and "s3cr3t-in-url" not in result.stderr
+
+
 def test_polaris_url_spelled_otherwise_but_equal_to_the_target_url_is_accepted(
     repository: Path, served: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
