@@ -30,11 +30,12 @@ _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _REGION = r"[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}"
 # The S3 service names under amazonaws.com (and amazonaws.com.cn in China), optionally behind a
 # virtual-hosted bucket (which may itself hold dots): s3, s3-external-1, s3.REGION, s3-REGION,
-# s3.dualstack.REGION, s3-fips.REGION, s3-fips.dualstack.REGION. AWS owns each of these zones, so
+# s3.dualstack.REGION, s3-fips.REGION, s3-fips.dualstack.REGION, s3-accelerate (Transfer
+# Acceleration, optionally .dualstack). AWS owns each of these zones, so
 # every name under them is S3; other services (sqs., ec2., *.execute-api.) are not in the list.
 _S3_SERVICE = re.compile(
     rf"(?:[a-z0-9.-]+\.)?"
-    rf"(?:s3|s3-external-1|s3(?:-fips)?(?:\.dualstack\.|[.-]){_REGION})"
+    rf"(?:s3|s3-external-1|s3-accelerate(?:\.dualstack)?|s3(?:-fips)?(?:\.dualstack\.|[.-]){_REGION})"
     rf"\.amazonaws\.com(?:\.cn)?"
 )
 

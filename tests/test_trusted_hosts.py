@@ -355,6 +355,13 @@ def test_a_redirect_never_carries_the_api_key_anywhere(
         ("my-bucket.s3.eu-west-1.amazonaws.com", "https://my-bucket.s3.eu-west-1.amazonaws.com"),
         ("my.dotted.bucket.s3.amazonaws.com", "https://my.dotted.bucket.s3.amazonaws.com"),
         ("s3.cn-northwest-1.amazonaws.com.cn", "https://s3.cn-northwest-1.amazonaws.com.cn"),
+        ("s3-fips-us-gov-west-1.amazonaws.com", "https://s3-fips-us-gov-west-1.amazonaws.com"),
+        (
+            "b.s3-accelerate.dualstack.amazonaws.com",
+            "https://b.s3-accelerate.dualstack.amazonaws.com",
+        ),
+        ("s3-accelerate.evil.amazonaws.com", None),
+        ("s3.us-east-1.vpce.amazonaws.com", None),
         ("S3.US-EAST-1.AMAZONAWS.COM.", "https://s3.us-east-1.amazonaws.com"),
         ("https://s3.amazonaws.com:0443/", "https://s3.amazonaws.com"),
         ("s3.amazonaws.com:8443", "https://s3.amazonaws.com:8443"),
