@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
 import click
 from click.shell_completion import CompletionItem
 
-from reconciler import __version__, ci_output
+from reconciler import __version__, ci_output, hosts
 from reconciler import config as configuration
 from reconciler.errors import ErrorCode, ReconcilerError
-from reconciler.manifest import discover
+from reconciler.manifest import Boundary, discover
 from reconciler.model import (
     DEFAULT_FAIL_ON,
     DEFAULT_LOCK_TIMEOUT,
@@ -297,6 +297,11 @@ class Choice:
         """The manifest paths to read when none are given on the command line."""
         return self.target.paths if self.target else DEFAULT_PATHS
 
+    @property
+    def within(self) -> Boundary:
+        """The repository's directory: a symbolic link in it may not lead out of it."""
+        return configuration.boundary(self.config)
+
 
 @contextlib.contextmanager
 def _config_errors() -> Iterator[None]:
@@ -411,7 +416,7 @@ def validate(
             manifests = load_manifests(
                 paths or choice.paths, WatchedEnvironment(os.environ), require_env=False,
                 variables=choice.variables, key_variables=choice.key_variables,
-                target=choice.target_name,
+                target=choice.target_name, within=choice.within,
             )  # fmt: skip
         except ManifestErrors as failed:
             problems.update(((e.location, e.message), e) for e in failed.errors)
@@ -478,6 +483,7 @@ class Target:
     parallelism: int
     no_cache: bool
     choice: Choice = field(default_factory=lambda: Choice(None, None, {}))
+    allowed_hosts: frozenset[str] = frozenset()  # --allow-host and RECONCILER_ALLOWED_HOSTS
 
     @property
     def api_key_env(self) -> str:
@@ -507,8 +513,9 @@ def _connection_options(
     def command(
         *args: Any, url: str | None, project: str | None, api_key_file: str | None,
         insecure: bool, config_file: str | None, target_name: str | None, var: tuple[str, ...],
-        parallelism: int = 8, no_cache: bool = False, **kwargs: Any,
+        allow_host: tuple[str, ...], parallelism: int = 8, no_cache: bool = False, **kwargs: Any,
     ) -> None:  # fmt: skip
+        allowed = _allowed_hosts(allow_host)
         choice = _choose(config_file, target_name, var)
         if choice.target is not None:
             # A target's URL and project are reviewed in git; a flag would silently bypass that.
@@ -518,12 +525,17 @@ def _connection_options(
                     f"which sets both; change them in {choice.config and choice.config.file}"
                 )
             url, project = choice.target.url, choice.target.project
+            _same_url(choice.target, os.environ.get("POLARIS_URL", "").strip())
         else:
             url = url or os.environ.get("POLARIS_URL")
             project = project or os.environ.get("POLARIS_PROJECT_ID")
+        if url:
+            _trusted(url, allowed, insecure)  # before the key is read: see _trusted
         if "paths" in kwargs and not kwargs["paths"]:  # import and unlock read no manifests
             kwargs["paths"] = choice.paths  # a target's own manifests; saved plans record them
-        target = Target(url, project, api_key_file, insecure, parallelism, no_cache, choice)
+        target = Target(
+            url, project, api_key_file, insecure, parallelism, no_cache, choice, allowed
+        )
         function(*args, target=target, **kwargs)
 
     options = [
@@ -544,6 +556,13 @@ def _connection_options(
         ),
         click.option(
             "--insecure", is_flag=True, help="Allow plain http:// to a non-loopback host."
+        ),
+        click.option(
+            "--allow-host",
+            multiple=True,
+            metavar="HOST",
+            help="Also send credentials to this host (repeatable; env RECONCILER_ALLOWED_HOSTS, "
+            "comma-separated). Polaris (*.api.imply.io), AWS S3 and loopback need no consent.",
         ),
     ]
     if parallel:
@@ -566,6 +585,46 @@ def _connection_options(
             )
         )
     return config_options(functools.reduce(lambda f, option: option(f), reversed(options), command))
+
+
+def _allowed_hosts(flags: Sequence[str]) -> frozenset[str]:
+    """The hosts the operator allows credentials to go to: --allow-host and the environment.
+
+    Only from here, outside the repository: reconciler.yaml and manifests come with pull requests.
+    """
+    variable = hosts.ALLOWED_HOSTS_VARIABLE
+    try:
+        return hosts.allowed_hosts(flags, hosts.ALLOW_FLAG) | hosts.allowed_hosts(
+            os.environ.get(variable, "").split(","), variable
+        )
+    except hosts.HostError as error:
+        raise Failure(str(error)) from None
+
+
+def _same_url(chosen: configuration.Target, environment: str) -> None:
+    """A target's url that differs from POLARIS_URL is an error, not a silent choice: in CI,
+    POLARIS_URL is the operator's and reconciler.yaml may be a pull request's."""
+    if environment and not hosts.same_url(environment, chosen.url):
+        raise Failure(
+            f"target {chosen.name} has url {hosts.shown(chosen.url)}, but POLARIS_URL is "
+            f"{hosts.shown(environment)}; make them the same, or unset POLARIS_URL to use the "
+            "target's"
+        )
+
+
+def _trusted(url: str, allowed: frozenset[str], insecure: bool) -> None:
+    """Refuse a URL the API key must not go to, before the key is even read.
+
+    So a reconciler.yaml's `apiKeyEnv`, which may name any variable of the job (a pull request's
+    file can), is only ever read, and sent, for a host that is Polaris, loopback or one the
+    operator allows (docs/trusted-hosts.md).
+    """
+    from reconciler.client import PolarisError, check_destination
+
+    try:
+        check_destination(url, allowed, insecure=insecure)
+    except PolarisError as error:
+        raise Failure(str(error)) from None
 
 
 def plan_options(function: Callable[..., None]) -> Callable[..., None]:
@@ -620,8 +679,9 @@ def _client(target: Target, key: str | None = None) -> PolarisClient:
     if not key:
         raise Failure(f"no API key: set {target.api_key_env} or pass --api-key-file")
     config = ClientConfig(
-        url=target.url, project=target.project, api_key=key, insecure=target.insecure
-    )
+        url=target.url, project=target.project, api_key=key, insecure=target.insecure,
+        allowed_hosts=target.allowed_hosts,
+    )  # fmt: skip
     try:
         # A connection for each of --parallelism workers, and one for the project lock's renewal,
         # which runs beside them: a smaller pool would quietly cap --parallelism.
@@ -641,7 +701,7 @@ def _manifests(paths: tuple[str, ...], target: Target, fmt: str = "text") -> Man
     try:
         manifests = load_manifests(
             paths or choice.paths, WatchedEnvironment(os.environ), variables=choice.variables,
-            key_variables=choice.key_variables, target=choice.target_name,
+            key_variables=choice.key_variables, target=choice.target_name, within=choice.within,
         )  # fmt: skip
     except ManifestErrors as failed:
         for line in render_problems(failed.errors, "text", valid=False, redact=REDACT):
@@ -762,6 +822,8 @@ def plan(
         enabled=list_objects or bool(s3_dir) or bool(s3_endpoint),
         directory=Path(s3_dir) if s3_dir else None,
         endpoint=s3_endpoint or None,
+        allowed_hosts=target.allowed_hosts,
+        insecure=target.insecure,
     )
     manifests, planned = _plan(paths, target, options, fmt, access=access, preflight=preflight)
     result = planned.plan

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import email.utils
 import functools
-import ipaddress
 import logging
 import math
 import random
@@ -51,7 +50,9 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from reconciler import hosts
 from reconciler.errors import ErrorCode, ReconcilerError
+from reconciler.hosts import is_loopback
 from reconciler.model import LOCK_TABLE, Secret
 from reconciler.redact import Redactor, shorten
 
@@ -125,6 +126,8 @@ class ClientConfig:
     project: str
     api_key: str = field(repr=False)
     insecure: bool = False  # allow plain http:// to a host that is not loopback
+    # Hosts other than Polaris and loopback the operator allows the key to go to (normalized).
+    allowed_hosts: frozenset[str] = frozenset()
     timeout: float = 30.0  # seconds for one whole answer, body included (not per read)
     max_attempts: int = 10  # with the 60 s budget: survives long bursts of throttling
     max_retry_seconds: float = 60.0
@@ -234,58 +237,72 @@ def addressable(name: str) -> bool:
     return name not in DOT_SEGMENTS and "/" not in name and name.isprintable()
 
 
-def is_loopback(host: str) -> bool:
-    """True for localhost and loopback addresses (IPv4 or IPv6)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def check_url(config: ClientConfig) -> None:
     """Refuse a POLARIS_URL that would leak the key or cannot be the API base."""
-    if config.url != config.url.strip() or not config.url.isprintable():
-        raise PolarisError(
-            f"POLARIS_URL {config.url.strip()!r} has whitespace or a control character around or "
-            f"in it ({config.url!r}); remove it (a value copied from a file with CRLF line endings "
-            "ends with \\r)"
-        )
+    check_destination(config.url, config.allowed_hosts, insecure=config.insecure)
     if not config.project.strip() or not config.project.isprintable():
         raise PolarisError(
             f"POLARIS_PROJECT_ID {config.project!r} is empty or holds whitespace or a control "
             "character; it should be the project's id"
         )
     try:
-        parts = urlsplit(config.url)
-        parts.port  # noqa: B018 -- parsing the port is what raises for a bad one
-    except ValueError as error:
+        httpx.URL(config.base_url)
+    except (httpx.InvalidURL, ValueError) as error:
         raise PolarisError(f"POLARIS_URL {config.url!r} is not a valid URL: {error}") from None
+
+
+def check_destination(url: str, allowed: frozenset[str], *, insecure: bool = False) -> None:
+    """Refuse an API base URL that the key must not be sent to (docs/trusted-hosts.md).
+
+    The key goes to https://*.api.imply.io, to loopback, and to the hosts the operator allows;
+    the host is read by both urllib and httpx, and a URL they read differently is refused.
+    """
+    if url != url.strip() or not url.isprintable():
+        raise PolarisError(
+            f"POLARIS_URL {url.strip()!r} has whitespace or a control character around or "
+            f"in it ({url!r}); remove it (a value copied from a file with CRLF line endings "
+            "ends with \\r)"
+        )
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- parsing the port is what raises for a bad one
+        sent_to = httpx.URL(url).host
+    except (ValueError, httpx.InvalidURL) as error:
+        raise PolarisError(f"POLARIS_URL {url!r} is not a valid URL: {error}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise PolarisError(
             f"POLARIS_URL must be an http(s) URL such as "
-            f"https://ORG.REGION.CLOUD.api.imply.io, not {config.url!r}"
+            f"https://ORG.REGION.CLOUD.api.imply.io, not {url!r}"
         )
-    if parts.username is not None or parts.password is not None:
+    if parts.username is not None or parts.password is not None or "\\" in url:
         # Not echoed: whatever sits before the @ may be a key.
         raise PolarisError(
-            "POLARIS_URL must not hold credentials; give the API key in POLARIS_API_KEY"
+            "POLARIS_URL must not hold credentials (or a backslash); give the API key in "
+            "POLARIS_API_KEY"
         )
     if "v1" in parts.path.split("/"):
         raise PolarisError(
             f"POLARIS_URL should be the API base without /v1/..., e.g. "
             f"{parts.scheme}://{parts.netloc} (the project comes from POLARIS_PROJECT_ID)"
         )
-    if parts.scheme == "http" and not config.insecure and not is_loopback(parts.hostname):
+    if parts.query or parts.fragment or url.rstrip("/").endswith(("?", "#")):
+        raise PolarisError(f"POLARIS_URL {url!r} must not hold a query or a fragment")
+    host = hosts.normalize(parts.hostname)
+    if host is None or host != hosts.normalize(sent_to):
         raise PolarisError(
-            f"refusing plain http:// to {parts.hostname}: the API key would cross the network "
+            f"POLARIS_URL {url!r} does not name its host plainly (ASCII letters, digits, "
+            "hyphens and dots, or an IP address); refusing to send the API key to it"
+        )
+    if not (is_loopback(host) or hosts.is_polaris_api(host) or host in allowed):
+        raise PolarisError(
+            f"refusing to send the API key to {host}: it is neither a Polaris API host "
+            f"(https://*.{hosts.POLARIS_API_DOMAIN}) nor loopback; {hosts.how_to_allow(host)}"
+        )
+    if parts.scheme == "http" and not insecure and not is_loopback(host):
+        raise PolarisError(
+            f"refusing plain http:// to {host}: the API key would cross the network "
             "unencrypted; use https:// or pass --insecure"
         )
-    try:
-        httpx.URL(config.base_url)
-    except (httpx.InvalidURL, ValueError) as error:
-        raise PolarisError(f"POLARIS_URL {config.url!r} is not a valid URL: {error}") from None
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -545,6 +562,9 @@ class PolarisClient:
             limits=limits,
             transport=transport,
             headers={"Accept": "application/json", "User-Agent": "polaris-reconciler"},
+            # A redirect is an answer to report, never a request to make: following one would
+            # send the key to whatever host the answer names.
+            follow_redirects=False,
         )
 
     def __enter__(self) -> PolarisClient:

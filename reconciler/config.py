@@ -9,15 +9,16 @@ it are relative to the directory it is in.
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path as FsPath
 from types import MappingProxyType
 
 from reconciler import schema
 from reconciler.errors import ErrorCode, ReconcilerError
-from reconciler.manifest import Document, parse, read_checked
+from reconciler.manifest import Boundary, Document, parse, read_checked
 from reconciler.model import Location, ManifestError, ManifestErrors
 
 CONFIG_FILE = "reconciler.yaml"
@@ -82,11 +83,24 @@ class ConfigError(ReconcilerError):
 
 
 def find_config(explicit: str | None, directory: FsPath | None = None) -> FsPath | None:
-    """The config to use: `--config FILE` if given, else reconciler.yaml in `directory` (cwd)."""
+    """The config to use: `--config FILE` if given, else reconciler.yaml in `directory` (cwd).
+
+    A reconciler.yaml found (not named) must be a file of that directory: a symbolic link to a
+    file elsewhere would make the reconciler read, and quote in its errors, a file outside the
+    repository, chosen by whoever wrote the link.
+    """
     if explicit is not None:
         return FsPath(explicit)
-    candidate = (directory or FsPath()) / CONFIG_FILE
-    return candidate if candidate.exists() else None
+    folder = directory or FsPath()
+    candidate = folder / CONFIG_FILE
+    if not candidate.exists():
+        return None
+    if not Boundary(os.path.realpath(folder), "").holds(candidate):
+        raise ConfigError(
+            f"{candidate} is a symbolic link to a file outside {folder.resolve()}; it is not read. "
+            "Pass the file you mean with --config FILE"
+        )
+    return candidate
 
 
 def load_config(path: FsPath) -> Config:
@@ -108,6 +122,9 @@ def load_config(path: FsPath) -> Config:
         )
     if errors:
         raise ManifestErrors(errors)
+    errors = [error for name in document.data["targets"] for error in _escapes(document, name)]
+    if errors:
+        raise ManifestErrors(errors)
     return Config(name, MappingProxyType(_targets(document, path.parent)))
 
 
@@ -127,6 +144,44 @@ def _targets(document: Document, base: FsPath) -> dict[str, Target]:
             ignore=tuple(declared.get("ignore", ())),
         )
     return targets
+
+
+def boundary(config: Config | None) -> Boundary:
+    """The repository's directory, which no path or link may lead out of: the directory of
+    reconciler.yaml, or the current directory without one."""
+    if config is None:
+        return Boundary(os.path.realpath(FsPath()), "the current directory")
+    return Boundary(os.path.realpath(FsPath(config.file).parent), _DIRECTORY)
+
+
+def _escapes(document: Document, target: str) -> Iterator[ManifestError]:
+    """Errors for a target's paths that lead outside the directory of reconciler.yaml.
+
+    reconciler.yaml may come with a pull request: its paths must not make the reconciler read a
+    file of the machine it runs on (and quote it in validation errors), nor make `import` write
+    one. So every path is relative and stays under the file's directory once `..` and symbolic
+    links are resolved; links found under it are checked as the manifests are discovered.
+    """
+    base = FsPath(document.file).parent
+    inside = Boundary(os.path.realpath(base), _DIRECTORY)
+    declared = document.data["targets"][target]
+    for field in ("paths", "history"):
+        default = DEFAULT_PATHS if field == "paths" else ()
+        for index, raw in enumerate(declared.get(field, default)):
+            where = document.locate(("targets", target, field, index))
+            prefix = f"targets.{target}.{field}[{index}]: {raw}"
+            if FsPath(raw).is_absolute():
+                yield ManifestError(
+                    where, f"{prefix} is absolute, and may lead {_OUTSIDE}; {_STAY}"
+                )
+            elif not inside.holds(base / raw):
+                how = "through .." if ".." in FsPath(raw).parts else "through a symbolic link"
+                yield ManifestError(where, f"{prefix} leads {_OUTSIDE} ({how}); {_STAY}")
+
+
+_DIRECTORY = f"the directory of {CONFIG_FILE}"
+_OUTSIDE = f"outside {_DIRECTORY}"
+_STAY = f"paths in {CONFIG_FILE} are relative to its directory and stay under it"
 
 
 def parse_vars(assignments: Iterable[str]) -> dict[str, str]:

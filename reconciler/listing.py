@@ -4,9 +4,11 @@ Listing is opt-in (`plan --list-objects`, or a listing source given with `--s3-d
 `--s3-endpoint`): a plan runs on pull requests, where the manifests are not yet reviewed, so a
 manifest must never be able to make the reconciler send a connection's access keys to a host of
 its choosing. Even when listing is enabled, requests signed with a connection's keys go only to an
-AWS S3 endpoint over https (`*.amazonaws.com`, `*.amazonaws.com.cn`) or to a loopback address;
-any other `awsEndpoint` is listed only through an endpoint the operator names on the command line
-(`--s3-endpoint`), never through the one the manifest names. Requests do not follow redirects.
+AWS S3 service endpoint over https (`s3.`, `s3-` and `BUCKET.s3.` names under `amazonaws.com` and
+`amazonaws.com.cn`: never another AWS service), to a loopback address, or to a host the operator
+allows (`--allow-host`, `RECONCILER_ALLOWED_HOSTS`); any other `awsEndpoint` is listed only
+through an endpoint the operator names on the command line (`--s3-endpoint`). Requests do not
+follow redirects (docs/trusted-hosts.md).
 
 Listing is bounded: one listing per job, of the narrowest prefix that holds everything its
 selector can match, at most `MAX_KEYS` keys (then the count is "at least N": ten pages), and the jobs are
@@ -26,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from reconciler.client import is_loopback
+from reconciler import hosts
 from reconciler.globs import GlobError, literal_prefix
 from reconciler.s3 import (
     Credentials,
@@ -43,7 +45,11 @@ from reconciler.s3 import (
 
 MAX_KEYS = 10_000  # keys listed per job at most (ten ListObjectsV2 pages)
 EXAMPLES = 3  # example keys a plan shows per job
-_HOST = re.compile(r"^(?:(https?)://)?([a-z0-9.-]+|\[[0-9a-f:]+\])(?::(\d{1,5}))?/?$")
+# An endpoint as a manifest may write it: a host (DNS name or bracketed IPv6) with an optional
+# scheme and port, and at most a trailing slash. hosts.normalize then decides what the host is.
+_ENDPOINT = re.compile(
+    r"(?:(https?)://)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?/?", re.I
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,10 @@ class Access:
     endpoint: str | None = None  # an S3-compatible server used instead of each connection's
     max_keys: int = MAX_KEYS  # keys listed per job at most
     transport: httpx.BaseTransport | None = None  # tests only
+    # Hosts besides AWS S3 and loopback the operator allows keys to be signed for (normalized),
+    # and whether plain http:// to them is allowed (--allow-host, --insecure).
+    allowed_hosts: frozenset[str] = frozenset()
+    insecure: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,26 +150,38 @@ def size(count: int) -> str:
     raise AssertionError("unreachable")
 
 
-def signing_url(aws_endpoint: str) -> str | None:
+def signing_url(
+    aws_endpoint: str, allowed: frozenset[str] = frozenset(), *, insecure: bool = False
+) -> str | None:
     """The base URL a connection's keys may be sent to for its `awsEndpoint`, or None.
 
-    Only AWS S3 (https, `*.amazonaws.com` or `*.amazonaws.com.cn`) and loopback qualify: the
-    endpoint comes from a manifest, and a manifest on a pull request is not yet reviewed. Anything
-    that is not a bare host with an optional scheme and port (a path, user information, a query)
-    is refused rather than interpreted.
+    The endpoint comes from a manifest, and a manifest on a pull request is not yet reviewed, so
+    only an AWS S3 service host over https (docs/trusted-hosts.md), loopback, and a host the
+    operator allows qualify; plain http:// only to loopback, or with the operator's --insecure.
+    Anything that is not a bare host with an optional scheme and port (a path, user
+    information, a query, a backslash) is refused rather than interpreted. The URL returned is
+    built from the parts checked, so what was checked is what is sent.
     """
-    found = _HOST.match(aws_endpoint.strip().lower().rstrip("."))
+    found = _ENDPOINT.fullmatch(aws_endpoint.strip())
     if found is None:
         return None
-    scheme, host, port = found.groups()
-    host = host.rstrip(".")
-    suffix = f":{port}" if port else ""
-    if is_loopback(host):
-        return f"{scheme or 'http'}://{host}{suffix}"
-    aws = host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
-    if aws and scheme in (None, "https"):
-        return f"https://{host}{suffix}"
-    return None
+    scheme, raw_host, digits = found.groups()
+    scheme = scheme.lower() if scheme else None
+    host = hosts.normalize(raw_host)
+    port = int(digits) if digits else None
+    if host is None or port == 0 or (port is not None and port > 65535):
+        return None
+    shown = f"[{host}]" if ":" in host else host
+    if hosts.is_loopback(host):
+        scheme = scheme or "http"
+    elif hosts.is_s3_service(host) or host in allowed:
+        if scheme == "http" and not insecure:
+            return None  # the signed request, access key id included, would cross in clear
+        scheme = scheme or "https"
+    else:
+        return None
+    default = {"http": 80, "https": 443}[scheme]
+    return f"{scheme}://{shown}" + (f":{port}" if port not in (None, default) else "")
 
 
 def credentials_of(connection: Mapping[str, Any]) -> Credentials | None:
@@ -263,11 +285,13 @@ def source_for(
         if connection.get("awsAssumedRoleArn"):
             return None, "the connection assumes a role; the reconciler lists only with access keys"
         return None, "no access-key secrets for the connection in the manifests or environment"
-    url = signing_url(endpoint)
+    url = signing_url(endpoint, access.allowed_hosts, insecure=access.insecure)
     if url is None:
         return None, (
-            f"the connection's awsEndpoint {endpoint} is neither AWS S3 nor loopback, and its keys "
-            "are sent nowhere else (name a server you trust with --s3-endpoint)"
+            f"the connection's awsEndpoint {endpoint} is neither an AWS S3 endpoint over https nor "
+            "loopback, and its keys are signed for nothing else: to list it, name a server you "
+            f"trust with --s3-endpoint, or pass {hosts.ALLOW_FLAG} HOST (or add the host to "
+            f"{hosts.ALLOWED_HOSTS_VARIABLE}); see {hosts.DOCS}"
         )
     return S3Api(url, keys, region_of(endpoint), transport=access.transport), None
 

@@ -323,24 +323,63 @@ class _Abort(Exception):
 _UNSEEN = "whatever it declares would look undeclared to plan and prune"
 
 
-def discover(paths: Iterable[str]) -> tuple[list[FsPath], list[ManifestError]]:
+@dataclass(frozen=True)
+class Boundary:
+    """The directory of the repository: a path in it may not lead out of it through a link."""
+
+    root: str  # a real path (symbolic links resolved)
+    name: str  # how messages name it: "the directory of reconciler.yaml"
+
+    def holds(self, path: FsPath) -> bool:
+        """Whether `path`, with `..` and symbolic links resolved, is inside the root."""
+        real = os.path.realpath(path)
+        return real == self.root or real.startswith(self.root.rstrip(os.sep) + os.sep)
+
+    def leaves(self, path: FsPath) -> bool:
+        """Whether `path`, written inside the root, leads outside it through a symbolic link.
+
+        A path written outside the root (`/srv/shared`, named on the command line) is the
+        operator's choice, not a file's, and is read as it is.
+        """
+        written = os.path.normpath(os.path.abspath(path))
+        inside = written == self.root or written.startswith(self.root.rstrip(os.sep) + os.sep)
+        return inside and not self.holds(path)
+
+    def error(self, path: FsPath) -> ManifestError:
+        """The error for a link that leads outside: it names the path, never what it points to."""
+        return ManifestError(
+            Location(str(path)),
+            f"a symbolic link that leads outside {self.name}; it is not read (manifests of the "
+            "repository stay in it): replace the link with the files",
+        )
+
+
+def discover(
+    paths: Iterable[str], within: Boundary | None = None
+) -> tuple[list[FsPath], list[ManifestError]]:
     """Every manifest file under `paths` (files given by name are taken whatever their suffix).
 
     Nothing under a path is skipped in silence: a broken or looping symbolic link, a directory
     or file that cannot be read, something that is not a regular file, and a file whose suffix
-    is `.yaml` or `.yml` in another case are errors naming the path.
+    is `.yaml` or `.yml` in another case are errors naming the path. With `within`, a symbolic
+    link in the repository that leads out of it is an error too, and is not followed: manifests
+    may come with a pull request, and errors would quote the file it points to.
     """
     files: list[FsPath] = []
     errors: list[ManifestError] = []
     for raw in paths:
         path = FsPath(raw)
+        if within is not None and within.leaves(path):
+            errors.append(within.error(path))
+            continue
         mode = _mode(path, errors, explicit=True)
         if mode is None:
             continue
         if stat.S_ISDIR(mode):
             found: list[FsPath] = []
             before = len(errors)
-            _walk(path, found, errors, {_identity(path)})
+            guard = within if within is not None and within.holds(path) else None
+            _walk(path, found, errors, {_identity(path)}, guard)
             if not found and len(errors) == before:
                 errors.append(
                     ManifestError(Location(raw), "no *.yaml or *.yml files found in this directory")
@@ -388,8 +427,9 @@ def _not_regular(path: FsPath) -> ManifestError:
 
 
 def _walk(
-    directory: FsPath, found: list[FsPath], errors: list[ManifestError], seen: set[tuple[int, int]]
-) -> None:
+    directory: FsPath, found: list[FsPath], errors: list[ManifestError],
+    seen: set[tuple[int, int]], within: Boundary | None = None,
+) -> None:  # fmt: skip
     try:
         with os.scandir(directory) as listing:
             entries = sorted(listing, key=lambda entry: entry.name)
@@ -404,6 +444,9 @@ def _walk(
         return
     for entry in entries:
         path = FsPath(entry.path)
+        if within is not None and entry.is_symlink() and not within.holds(path):
+            errors.append(within.error(path))
+            continue
         mode = _mode(path, errors)
         if mode is None:
             continue
@@ -419,7 +462,7 @@ def _walk(
                 )
                 continue
             seen.add(identity)
-            _walk(path, found, errors, seen)
+            _walk(path, found, errors, seen, within)
         elif not stat.S_ISREG(mode):
             errors.append(_not_regular(path))
         elif path.suffix in MANIFEST_SUFFIXES:
@@ -809,14 +852,18 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def load(paths: Iterable[str]) -> tuple[list[Document], list[ManifestError]]:
+def load(
+    paths: Iterable[str], within: Boundary | None = None
+) -> tuple[list[Document], list[ManifestError]]:
     """Discover, read and parse the manifests under `paths`; collect every error."""
     with gc_paused():
-        return _load(paths)
+        return _load(paths, within)
 
 
-def _load(paths: Iterable[str]) -> tuple[list[Document], list[ManifestError]]:
-    files, errors = discover(paths)
+def _load(
+    paths: Iterable[str], within: Boundary | None
+) -> tuple[list[Document], list[ManifestError]]:
+    files, errors = discover(paths, within)
     documents: list[Document] = []
     for path in files:
         name = str(path)

@@ -199,7 +199,8 @@ class S3Api:
         self.page_size = page_size  # keys per ListObjectsV2 page (S3's maximum is 1,000)
         self.credentials = credentials
         self.region = region
-        self.http = httpx.Client(transport=transport, timeout=timeout)
+        # Never follow a redirect: it would take the signed request to a host nobody checked.
+        self.http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False)
 
     def close(self) -> None:
         """Release the connection pool."""

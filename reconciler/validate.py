@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler import kinds, names, schema
-from reconciler.manifest import Document, gc_paused, load
+from reconciler.manifest import Boundary, Document, gc_paused, load
 from reconciler.model import (
     Kind,
     Location,
@@ -62,22 +62,26 @@ def load_manifests(
     variables: Mapping[str, str] | None = None,
     key_variables: Iterable[str] = (API_KEY_VARIABLE,),
     target: str | None = None,
+    within: Boundary | None = None,
 ) -> Manifests:
     """Load and validate the manifests under `paths`; raise ManifestErrors with every mistake.
 
     `${env:NAME}` is read from `env`, and only inside spec.secrets; `${var:NAME}` from
     `variables` (a reconciler.yaml target's vars and --var). With `require_env=False` (offline
-    validation) an unset environment variable is a warning, not an error.
+    validation) an unset environment variable is a warning, not an error. With `within` (the
+    repository's directory), a symbolic link in it that leads out of it is an error, not read.
     """
     interpolation = Interpolation(
         env, dict(variables or {}), require_env, frozenset(key_variables), target
     )
     with gc_paused():
-        return _load_manifests(paths, interpolation)
+        return _load_manifests(paths, interpolation, within)
 
 
-def _load_manifests(paths: Iterable[str], interpolation: Interpolation) -> Manifests:
-    documents, errors = load(paths)
+def _load_manifests(
+    paths: Iterable[str], interpolation: Interpolation, within: Boundary | None
+) -> Manifests:
+    documents, errors = load(paths, within)
     resources: list[Resource] = []
     sources: dict[tuple[Kind, str], Document] = {}
     secrets: set[str] = set()

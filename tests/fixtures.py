@@ -17,6 +17,9 @@ from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
 from tests.connections import CONNECTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
+# The in-process emulator's host name: not Polaris, not loopback, so the tests allow it as an
+# operator would allow a host (--allow-host), and the client's checks still run on every URL.
+IN_PROCESS_HOSTS = frozenset({"polaris.test"})
 DEMO_SECRETS = {
     "DEMO_AWS_ACCESS_KEY_ID": "AKIATESTTESTTEST0000",
     "DEMO_AWS_SECRET_ACCESS_KEY": "test-secret-value-must-never-show",
@@ -41,8 +44,9 @@ def external_connection_exists(client: PolarisClient) -> None:
 def client(emulator: Emulator) -> Iterator[PolarisClient]:
     """A client talking to the in-process emulator, with instant retries."""
     config = ClientConfig(
-        url="http://polaris.test", project=DEMO_PROJECT_ID, api_key=DEMO_API_KEY, insecure=True
-    )
+        url="http://polaris.test", project=DEMO_PROJECT_ID, api_key=DEMO_API_KEY, insecure=True,
+        allowed_hosts=IN_PROCESS_HOSTS,
+    )  # fmt: skip
     with PolarisClient(config, transport=emulator.transport(), sleep=lambda seconds: None) as c:
         yield c
 
@@ -252,3 +256,38 @@ def hostile(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Hostile
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """A proxy that forwards nothing: it records each request it is asked to make."""
+
+    seen: list[str]
+
+    def _record(self) -> None:
+        self.seen.append(f"{self.command} {self.path} {self.headers.get('Authorization', '')}")
+        self.send_response(502)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_CONNECT = do_POST = _record
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every request to a host other than loopback goes through a recording proxy."""
+    seen: list[str] = []
+    handler = type("Recorder", (_Recorder,), {"seen": seen})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    address = f"http://127.0.0.1:{server.server_address[1]}"
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(name, address)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    yield seen
+    server.shutdown()
+    server.server_close()

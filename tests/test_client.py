@@ -23,6 +23,7 @@ from reconciler.client import (
     retry_after,
 )
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
+from tests.fixtures import IN_PROCESS_HOSTS
 from tests.guide import ACCESS_KEYS, GUIDE_CONNECTION, GUIDE_JOB
 
 URL = "http://polaris.test"
@@ -47,7 +48,10 @@ def make_client(
 ) -> tuple[PolarisClient, list[float]]:
     """A client on the in-process emulator (or `transport`) whose waits are recorded, not slept."""
     sleeps: list[float] = []
-    config = ClientConfig(url=URL, project=project, api_key=key, insecure=True, **limits)
+    config = ClientConfig(
+        url=URL, project=project, api_key=key, insecure=True, allowed_hosts=IN_PROCESS_HOSTS,
+        **limits,
+    )  # fmt: skip
     if transport is None:
         assert emulator is not None
         transport = emulator.transport()
@@ -382,9 +386,10 @@ def test_a_closed_local_port_names_the_url() -> None:
 
 
 def test_plain_http_to_a_remote_host_is_refused_unless_insecure() -> None:
-    remote = ClientConfig(url="http://polaris.example.com", project="p", api_key=DEMO_API_KEY)
+    allowed = frozenset({"polaris.example.com"})  # a host the operator allows: still not in clear
+    remote = ClientConfig("http://polaris.example.com", "p", DEMO_API_KEY, allowed_hosts=allowed)
     failure(lambda: PolarisClient(remote), match="use https:// or pass --insecure")
-    PolarisClient(ClientConfig(remote.url, "p", DEMO_API_KEY, insecure=True)).close()
+    PolarisClient(ClientConfig(remote.url, "p", DEMO_API_KEY, True, allowed_hosts=allowed)).close()
     for loopback in ("http://localhost:8085", "http://127.0.0.2", "http://[::1]:8085"):
         PolarisClient(ClientConfig(url=loopback, project="p", api_key=DEMO_API_KEY)).close()
 

@@ -69,10 +69,10 @@ def test_var_overrides_a_declared_variable_for_one_run(project: Path) -> None:
     assert "--var bukket: target dev declares no such variable" in unknown.stderr
 
 
-def test_the_only_target_is_used_without_target_and_polaris_variables_are_ignored(
+def test_the_only_target_is_used_without_target_and_its_project_wins_over_the_variable(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("POLARIS_URL", "https://elsewhere.example.com")
+    monkeypatch.setenv("POLARIS_PROJECT_ID", "elsewhere")  # a differing POLARIS_URL is an error
     result = run("apply", "--auto-approve")
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "events-dev" in result.stdout
@@ -228,3 +228,126 @@ def test_an_api_key_outside_secrets_is_named_as_the_key_never_suggested_as_a_var
     assert "${env:POLARIS_API_KEY} holds the Polaris API key" in output
     assert "${var:POLARIS_API_KEY}" not in output
     assert DEMO_API_KEY not in output
+
+
+OUTSIDE_VALUE = "value-from-a-file-outside-the-repository"
+
+
+@pytest.fixture
+def outside(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory beside the repository, holding a manifest whose errors would quote a value."""
+    directory = tmp_path_factory.mktemp("outside")
+    write(
+        directory,
+        "secret.yaml",
+        connection("stolen", "  bucket: b\n").replace("type: s3", f"type: {OUTSIDE_VALUE}"),
+    )
+    write(
+        directory,
+        "history/old.yaml",
+        connection("old", f"  bucket: b\n  prefix: {{{OUTSIDE_VALUE}: 1}}\n"),
+    )
+    return directory
+
+
+def shows_nothing_from_outside(result: Any) -> None:
+    assert result.exit_code == 1, result.stdout + result.stderr
+    assert OUTSIDE_VALUE not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("paths", "[../{outside}]", "../{outside}"),
+        ("paths", "[manifests/../../{outside}]", "manifests/../../{outside}"),
+        ("paths", "['{absolute}']", "{absolute}"),
+        ("paths", "[manifests, '{absolute}/secret.yaml']", "{absolute}/secret.yaml"),
+        ("history", "[../{outside}/history]", "../{outside}/history"),
+        ("history", "['{absolute}/history']", "{absolute}/history"),
+    ],
+)
+def test_reconciler_yaml_paths_that_leave_its_directory_are_errors_naming_the_path(
+    project: Path, outside: Path, field: str, value: str, named: str
+) -> None:
+    names = {"outside": outside.name, "absolute": str(outside)}
+    paths = value.format(**names) if field == "paths" else "[manifests]"
+    extra = f"    history: {value.format(**names)}\n" if field == "history" else ""
+    write(project, "reconciler.yaml", config("URL", paths=paths) + extra)
+    (project / "reconciler.yaml").write_text(
+        (project / "reconciler.yaml").read_text().replace("URL", "http://127.0.0.1:9"),
+        encoding="utf-8",
+    )
+    for command in (["validate"], ["plan"], ["drift"], ["import"]):
+        result = run(*command)
+        shows_nothing_from_outside(result)
+        assert f"targets.dev.{field}" in result.stderr + result.stdout
+        assert named.format(**names) in result.stderr + result.stdout
+        assert "outside the directory of reconciler.yaml" in result.stderr + result.stdout
+
+
+def test_a_symbolic_link_in_a_manifest_path_may_not_lead_outside_the_repository(
+    project: Path, outside: Path, served: Any
+) -> None:
+    (project / "manifests" / "linked.yaml").symlink_to(outside / "secret.yaml")
+    (project / "manifests" / "linked-dir").symlink_to(outside / "history")
+    (project / "elsewhere").symlink_to(outside)
+    write(project, "reconciler.yaml", config("http://127.0.0.1:9", paths="[manifests, elsewhere]"))
+    result = run("validate")
+    shows_nothing_from_outside(result)
+    output = result.stdout + result.stderr
+    assert "targets.dev.paths[1]: elsewhere leads outside the directory of reconciler.yaml" in (
+        output
+    )
+    write(project, "reconciler.yaml", config(served.url))
+    for command in (["validate"], ["plan"]):
+        result = run(*command)
+        shows_nothing_from_outside(result)
+        for name in ("manifests/linked.yaml", "manifests/linked-dir"):
+            assert (
+                f"{Path(name)}:1:1: error: a symbolic link that leads outside the directory of "
+                "reconciler.yaml; it is not read"
+            ) in result.stdout + result.stderr
+
+
+def test_paths_that_stay_in_the_repository_however_spelt_are_read(project: Path) -> None:
+    (project / "alias").symlink_to(project / "manifests")
+    (project / "manifests" / "sub").mkdir()
+    (project / "manifests" / "sub" / "inner").symlink_to(project / "manifests" / "sub")
+    for paths in ("[./manifests]", "['manifests/../manifests']", "[alias]", "[alias/sub/inner]"):
+        write(project, "reconciler.yaml", config("http://127.0.0.1:9", paths=paths))
+        result = run("validate")
+        assert "outside the directory" not in result.stdout + result.stderr, paths
+    write(project, "reconciler.yaml", config("http://127.0.0.1:9", paths="[alias]"))
+    (project / "manifests" / "sub" / "inner").unlink()
+    assert run("validate").exit_code == 0
+
+
+def test_a_reconciler_yaml_found_in_the_current_directory_may_not_be_a_link_to_elsewhere(
+    project: Path, outside: Path
+) -> None:
+    write(outside, "reconciler.yaml", f"{HEADER}targets: {{{OUTSIDE_VALUE}: 1}}\n")
+    (project / "reconciler.yaml").unlink()
+    (project / "reconciler.yaml").symlink_to(outside / "reconciler.yaml")
+    result = run("validate")
+    shows_nothing_from_outside(result)
+    assert "reconciler.yaml" in result.stderr and "--config" in result.stderr
+
+
+def test_the_default_manifests_path_may_not_be_a_link_to_elsewhere(
+    project: Path, outside: Path
+) -> None:
+    write(
+        project,
+        "reconciler.yaml",
+        config("http://127.0.0.1:9").replace("    paths: [manifests]\n", ""),
+    )
+    assert run("validate").exit_code == 0
+    (project / "manifests" / "conn.yaml").unlink()
+    (project / "manifests").rmdir()
+    (project / "manifests").symlink_to(outside)
+    result = run("validate")
+    shows_nothing_from_outside(result)
+    assert "targets.dev.paths[0]: manifests leads outside the directory of reconciler.yaml" in (
+        result.stderr
+    )

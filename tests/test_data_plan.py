@@ -233,41 +233,6 @@ def test_keys_are_sent_only_to_aws_s3_or_loopback(endpoint: str, url: str | None
     assert signing_url(endpoint) == url
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    """A proxy that forwards nothing: it records each request it is asked to make."""
-
-    seen: list[str]
-
-    def _record(self) -> None:
-        self.seen.append(f"{self.command} {self.path} {self.headers.get('Authorization', '')}")
-        self.send_response(502)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    do_GET = do_CONNECT = do_POST = _record
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every request to a host other than loopback goes through a recording proxy."""
-    seen: list[str] = []
-    handler = type("Recorder", (_Recorder,), {"seen": seen})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    address = f"http://127.0.0.1:{server.server_address[1]}"
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.setenv(name, address)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    yield seen
-    server.shutdown()
-    server.server_close()
-
-
 def test_a_manifest_cannot_make_plan_send_the_keys_to_another_host(
     served: Any, guide: Path, proxy: list[str]
 ) -> None:
@@ -279,7 +244,7 @@ def test_a_manifest_cannot_make_plan_send_the_keys_to_another_host(
     koalas = changes_by_name(result.json())["koalas-demo-file"]
     assert koalas["objects"]["listed"] is False
     assert (
-        "awsEndpoint attacker.example:8443 is neither AWS S3 nor loopback"
+        "awsEndpoint attacker.example:8443 is neither an AWS S3 endpoint over https nor loopback"
         in (koalas["objects"]["reason"])
     )
     assert proxy == [], "no request may leave for the manifest's host"

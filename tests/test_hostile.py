@@ -25,7 +25,7 @@ from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID
 from reconciler.live import JobCache, read_live
 from reconciler.validate import load_manifests
 from tests.cli import run
-from tests.fixtures import DEMO_SECRETS, ROOT, Canned, HostileServer
+from tests.fixtures import DEMO_SECRETS, IN_PROCESS_HOSTS, ROOT, Canned, HostileServer
 
 JSON = {"Content-Type": "application/json"}
 HTML_PAGE = b"<!doctype html><html><head><title>Imply Polaris</title></head><body></body></html>"
@@ -469,8 +469,9 @@ def test_the_client_and_read_live_raise_only_polaris_errors_on_malformed_answers
         return httpx.Response(status, content=body, headers=headers)
 
     config = ClientConfig(
-        "https://polaris.test", DEMO_PROJECT_ID, DEMO_API_KEY, max_attempts=2, max_retry_seconds=0
-    )
+        "https://polaris.test", DEMO_PROJECT_ID, DEMO_API_KEY, max_attempts=2, max_retry_seconds=0,
+        allowed_hosts=IN_PROCESS_HOSTS,
+    )  # fmt: skip
     manifests = load_manifests([str(ROOT / "manifests")], DEMO_SECRETS).resources
     client = PolarisClient(config, transport=httpx.MockTransport(handler), sleep=lambda s: None)
     operations: list[Callable[[], Any]] = [

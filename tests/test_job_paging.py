@@ -20,6 +20,7 @@ from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
 from reconciler.live import read_live
 from reconciler.plan import Action, make_plan
 from reconciler.validate import load_manifests
+from tests.fixtures import IN_PROCESS_HOSTS
 from tests.fleet import write_fleet
 from tests.guide import GUIDE_CONNECTION, GUIDE_JOB
 
@@ -47,8 +48,9 @@ def project() -> Iterator[tuple[Emulator, BetweenPages, PolarisClient]]:
     emulator.hold_jobs()  # jobs stay pending until a test moves them
     transport = BetweenPages(emulator)
     config = ClientConfig(
-        url="http://polaris.test", project=DEMO_PROJECT_ID, api_key=DEMO_API_KEY, insecure=True
-    )
+        url="http://polaris.test", project=DEMO_PROJECT_ID, api_key=DEMO_API_KEY, insecure=True,
+        allowed_hosts=IN_PROCESS_HOSTS,
+    )  # fmt: skip
     with PolarisClient(config, transport=transport, sleep=lambda s: None) as client:
         yield emulator, transport, client
 
@@ -173,8 +175,9 @@ def test_a_job_created_while_pages_are_read_together_hides_no_other_job(
     # job is created (every job moves down one), then the third.
     transport = LaterPageFirst(emulator, 2 * PAGE_SIZE, lambda: seed_jobs(seeding, 1, "late"))
     config = ClientConfig(
-        url="http://polaris.test", project=DEMO_PROJECT_ID, api_key=DEMO_API_KEY, insecure=True
-    )
+        url="http://polaris.test", project=DEMO_PROJECT_ID, api_key=DEMO_API_KEY, insecure=True,
+        allowed_hosts=IN_PROCESS_HOSTS,
+    )  # fmt: skip
     with (
         PolarisClient(config, transport=transport, sleep=lambda s: None) as client,
         ThreadPoolExecutor(max_workers=2) as pool,

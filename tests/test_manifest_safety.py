@@ -321,3 +321,26 @@ def test_a_job_cannot_send_a_name_that_routes_wrongly_and_errors_never_echo_a_fo
     result = run("validate", str(forged))
     assert result.exit_code == 1
     assert "\r" not in result.stdout + result.stderr
+
+
+def test_a_symlink_in_the_repository_that_leads_outside_it_is_never_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, served: object
+) -> None:
+    repository, outside = tmp_path / "repository", tmp_path / "outside"
+    hidden = "a-value-of-a-file-outside-the-repository"
+    write(outside, "secret.yaml", connection("stolen").replace("type: s3", f"type: {hidden}"))
+    write(repository, "manifests/ok.yaml", connection())
+    (repository / "manifests" / "linked.yaml").symlink_to(outside / "secret.yaml")
+    (repository / "manifests" / "linked-dir").symlink_to(outside)
+    monkeypatch.chdir(repository)
+    for command in (["validate"], ["plan"], ["validate", "manifests/linked.yaml"]):
+        result = run(*command)
+        assert result.exit_code == 1
+        assert hidden not in result.stdout + result.stderr
+        assert (
+            f"{Path('manifests', 'linked.yaml')}:1:1: error: a symbolic link that leads outside "
+            "the current directory; it is not read"
+        ) in result.stdout + result.stderr
+    # A directory outside, named on the command line, is the operator's choice: it is read.
+    named = run("validate", str(outside))
+    assert f'(got "{hidden}")' in named.stdout

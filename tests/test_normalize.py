@@ -15,6 +15,7 @@ from reconciler.kinds.ingestion_job import fingerprint
 from reconciler.model import Kind
 from reconciler.normalize import comparable, diff, normalize
 from tests.connections import CONNECTIONS
+from tests.fixtures import IN_PROCESS_HOSTS
 from tests.guide import GUIDE_CONNECTION, GUIDE_JOB
 
 USER = {"username": "api-key-pok_vipgj...bjjvyo", "userId": "a52cacf6-3ddc-48e5-8675-xxxxxxxxxxxx"}
@@ -174,8 +175,9 @@ def test_any_job_created_in_the_emulator_and_read_back_shows_no_change(
         job["mappings"].append({"columnName": "n", "expression": "COUNT(*)", "isAggregation": True})
     emulator = Emulator()
     config = ClientConfig(
-        url="http://polaris.test", project=DEMO_PROJECT_ID, api_key=DEMO_API_KEY, insecure=True
-    )
+        url="http://polaris.test", project=DEMO_PROJECT_ID, api_key=DEMO_API_KEY, insecure=True,
+        allowed_hosts=IN_PROCESS_HOSTS,
+    )  # fmt: skip
     with PolarisClient(config, transport=emulator.transport()) as client:
         client.create_connection({"type": "s3", "name": "c", "bucket": "b", "awsEndpoint": "e"})
         created = client.create_job(job)
@@ -194,7 +196,13 @@ def test_every_connection_type_read_back_shows_no_difference_from_its_request(
 ) -> None:
     emulator = Emulator()
     with PolarisClient(
-        ClientConfig("http://polaris.test", DEMO_PROJECT_ID, DEMO_API_KEY, insecure=True),
+        ClientConfig(
+            "http://polaris.test",
+            DEMO_PROJECT_ID,
+            DEMO_API_KEY,
+            insecure=True,
+            allowed_hosts=IN_PROCESS_HOSTS,
+        ),
         transport=emulator.transport(),
     ) as client:
         request = {**copy.deepcopy(CONNECTIONS[example]), "name": "c"}

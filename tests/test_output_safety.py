@@ -17,6 +17,7 @@ from reconciler.model import Kind, Location, Resource
 from reconciler.plan import Action, Change, make_plan
 from reconciler.render import MARKDOWN_LIMIT, PlanMarkdown, render_apply, render_requests
 from tests.cli import run
+from tests.fixtures import IN_PROCESS_HOSTS
 
 FORGED = "No changes. Live state matches the manifests."
 # What a name could hold to break out of a comment and add rows to a table. A manifest name cannot
@@ -256,7 +257,9 @@ def test_apply_markdown_of_5000_failures_stays_under_the_comment_limit() -> None
 
 
 def test_a_project_id_of_dots_stays_one_path_segment(emulator: Emulator) -> None:
-    config = ClientConfig("http://polaris.test", "..", DEMO_API_KEY, insecure=True)
+    config = ClientConfig(
+        "http://polaris.test", "..", DEMO_API_KEY, insecure=True, allowed_hosts=IN_PROCESS_HOSTS
+    )
     with (
         PolarisClient(config, transport=emulator.transport()) as client,
         pytest.raises(ProjectNotFoundError),
