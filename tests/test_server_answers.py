@@ -26,7 +26,7 @@ from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
 from reconciler.live import JobCache, read_live
 from reconciler.validate import load_manifests
 from tests.cli import Result, run
-from tests.fixtures import DEMO_SECRETS, Canned, HostileServer
+from tests.fixtures import DEMO_SECRETS, IN_PROCESS_HOSTS, Canned, HostileServer
 
 TRICKLE_GAP = 0.05  # seconds between two bytes: far below the timeout of one read
 TRICKLE_BYTES = 200  # ten seconds of trickling in all: the test ends long before
@@ -238,8 +238,9 @@ def client_operations(seeded: Emulator, mutations: dict[int, tuple[str, int, Any
     """Every read of the client, and read_live, with these answers changed."""
     mutator = Mutator(seeded, mutations)
     config = ClientConfig(
-        "https://polaris.test", DEMO_PROJECT_ID, DEMO_API_KEY, max_attempts=2, max_retry_seconds=0
-    )
+        "https://polaris.test", DEMO_PROJECT_ID, DEMO_API_KEY, max_attempts=2,
+        max_retry_seconds=0, allowed_hosts=IN_PROCESS_HOSTS,
+    )  # fmt: skip
     manifests = load_manifests(["manifests/guide"], DEMO_SECRETS).resources
     transport = httpx.MockTransport(mutator.answer)
     with PolarisClient(config, transport=transport, sleep=lambda s: None) as client:
