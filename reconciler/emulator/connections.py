@@ -36,6 +36,9 @@ from reconciler.emulator.routing import Route
 if TYPE_CHECKING:
     from reconciler.emulator.app import Emulator
 
+# Inferred: the reference documents do not say whether names differ by case; the emulator treats
+# connection names, like table names (engine.storage_name), as case-sensitive keys, the way
+# Druid treats datasource names, so `demo-conn` and `DEMO-conn` are two connections.
 CONNECTION_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 

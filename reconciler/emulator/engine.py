@@ -24,6 +24,7 @@ from reconciler.emulator.ingest import Failure, Progress, Staged, ingest, quoted
 from reconciler.s3 import Credentials, DirectorySource, ObjectSource, S3Api, region_of
 
 SEGMENTS, INGESTED = "__polaris_segments", "__polaris_ingested"
+LAYOUT = "__polaris_layout"  # present once tables are stored under `storage_name`
 _INTEGERS = "('TINYINT','SMALLINT','INTEGER','BIGINT','HUGEINT','UTINYINT','USMALLINT','UINTEGER','UBIGINT')"
 
 
@@ -90,6 +91,17 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+def storage_name(table: str) -> str:
+    """The DuckDB table that holds a Polaris table's rows.
+
+    Polaris table names are case-sensitive (they are Druid datasource names, and Druid SQL
+    identifiers are case-sensitive; the reference documents say nothing else), so `t1` and `T1`
+    are two tables. DuckDB compares identifiers without case, so the rows live under a name
+    that is unique for each spelling: the name's UTF-8 bytes in hex.
+    """
+    return "table_" + table.encode("utf-8").hex()
+
+
 class Engine:
     """DuckDB storage for one project, and the threads that ingest into it."""
 
@@ -107,6 +119,7 @@ class Engine:
         self.db.execute(
             f"CREATE TABLE IF NOT EXISTS {INGESTED} (job VARCHAR PRIMARY KEY, metrics VARCHAR)"
         )
+        self._store_tables_by_storage_name()
         for (name,) in self.db.execute(
             "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '\\_\\_raw\\_%' ESCAPE '\\' "
             "OR table_name LIKE '\\_\\_stage\\_%' ESCAPE '\\'"
@@ -115,6 +128,20 @@ class Engine:
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="polaris-ingest")
         self.jobs: dict[str, tuple[Future[Staged], Progress]] = {}
         self.lock = threading.Lock()
+
+    def _store_tables_by_storage_name(self) -> None:
+        """Move the tables of a database written before `storage_name` existed under it."""
+        if self.db.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [LAYOUT]
+        ).fetchone() != (0,):
+            return
+        for (name,) in self.db.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
+            "AND NOT starts_with(table_name, '__')"
+        ).fetchall():
+            self.db.execute(f"ALTER TABLE {quoted(name)} RENAME TO {quoted(storage_name(name))}")
+        self.db.execute(f"CREATE TABLE {LAYOUT} (version INTEGER)")
+        self.db.execute(f"INSERT INTO {LAYOUT} VALUES (1)")
 
     def close(self) -> None:
         """Stop ingesting and close the database."""
@@ -195,14 +222,15 @@ class Engine:
     def commit(self, job_id: str, staged: Staged) -> TableStats:
         """Move a job's staged rows into its table, atomically with its bookkeeping."""
         self.jobs.pop(job_id, None)
-        target, staging = quoted(staged.table), quoted(staged.staging)
+        stored = storage_name(staged.table)
+        target, staging = quoted(stored), quoted(staged.staging)
         cursor = self.db.cursor()
         try:
             cursor.execute("BEGIN TRANSACTION")
             types = cursor.execute(f"DESCRIBE {staging}").fetchall()
             exists = cursor.execute(
                 "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND schema_name = 'main'",
-                [staged.table],
+                [stored],
             ).fetchone()
             if not exists or not exists[0]:
                 cursor.execute(f"CREATE TABLE {target} AS SELECT * FROM {staging} LIMIT 0")
@@ -241,9 +269,13 @@ class Engine:
             )
             cursor.execute(f"DROP TABLE {staging}")
             cursor.execute("COMMIT")
-        except Exception:
+        except Exception as error:
+            # The job fails, and the project goes on: an error here must never leave a job
+            # that every later request tries, and fails, to finish.
             cursor.execute("ROLLBACK")
-            raise
+            cursor.execute(f"DROP TABLE IF EXISTS {staging}")
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise Failure("internal_error", f"the rows could not be stored: {message}") from None
         finally:
             cursor.close()
         return self.stats(staged.table)
@@ -286,7 +318,8 @@ class Engine:
                 ).fetchall()
             }
             try:
-                translated = translate_query(sql, [t for t in tables if t in stored])
+                held = {t: storage_name(t) for t in tables if storage_name(t) in stored}
+                translated = translate_query(sql, held)
             except UnsupportedSql as error:
                 missing = error.name in tables
                 raise QueryError(
