@@ -185,6 +185,8 @@ ROUTES = (
     Route("GET", "/connections/{name}", get_connection),
     Route("PATCH", "/connections/{name}", update_connection, MANAGE_CONNECTIONS),
     Route("DELETE", "/connections/{name}", delete_connection, MANAGE_CONNECTIONS),
-    Route("POST", "/connections/{name}/test", test_connection, MANAGE_CONNECTIONS),
+    Route(
+        "POST", "/connections/{name}/test", test_connection, MANAGE_CONNECTIONS, takes_body=False
+    ),
     Route("GET", "/connectionsMeta", connections_meta),
 )

@@ -24,7 +24,7 @@ from reconciler.emulator.api import (
     without_nulls,
 )
 from reconciler.emulator.auth import MANAGE_JOBS, user
-from reconciler.emulator.clock import timestamp
+from reconciler.emulator.clock import job_timestamp
 from reconciler.emulator.routing import Route
 from reconciler.emulator.tables import new_table
 from reconciler.s3 import SELECTORS
@@ -94,7 +94,7 @@ def create_job(emulator: Emulator, call: Call) -> Response:
     elif aggregates and tables[table_name]["type"] == "detail":
         raise invalid(f"Table {table_name} is a detail table; aggregations need an aggregate table")
     creator, moment = user(call.caller), emulator.now()
-    now = timestamp(moment)
+    now = job_timestamp(moment)
     # The guide's sample response echoes the mappings without isAggregation and appends a
     # __count mapping to rollups; it fills ingestionMode. It does not show maxParseExceptions,
     # so neither does the emulator (the OpenAPI lists a default but the guide is what Polaris sends).
@@ -239,7 +239,12 @@ def _desire(emulator: Emulator, job_id: str, body: Mapping[str, Any]) -> dict[st
 
 
 def reset_job(emulator: Emulator, call: Call) -> Response:
-    """POST /jobs/{jobId}/reset: streaming only."""
+    """POST /jobs/{jobId}/reset: streaming only.
+
+    The OpenAPI documents only 200 and 404 here; it is silent on a job that is not streaming.
+    Inferred: Polaris refuses to reset a batch job as a bad request (400), as it does for any
+    other request that does not apply to the job.
+    """
     existing(emulator, call.params["jobId"])
     raise invalid("Only streaming jobs can be reset")
 
@@ -377,7 +382,7 @@ ROUTES = (
     Route("PUT", "/jobs/{jobId}", put_job, MANAGE_JOBS),
     Route("GET", "/jobs/{jobId}/status", job_status),
     Route("POST", "/jobs/{jobId}/status", update_job_status, MANAGE_JOBS),
-    Route("POST", "/jobs/{jobId}/reset", reset_job, MANAGE_JOBS),
+    Route("POST", "/jobs/{jobId}/reset", reset_job, MANAGE_JOBS, takes_body=False),
     Route("GET", "/jobs/{jobId}/progress", job_progress),
     Route("GET", "/jobs/{jobId}/logs", job_logs),
     Route("GET", "/jobs/{jobId}/metrics", job_metrics),

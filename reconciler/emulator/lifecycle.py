@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from reconciler.emulator.clock import timestamp
+from reconciler.emulator.clock import job_timestamp
 
 if TYPE_CHECKING:
     from reconciler.emulator.app import Emulator
@@ -69,11 +69,11 @@ def transition(
     job = dict(job)
     now = emulator.now()
     if status != "pending" and "startedTimestamp" not in job:
-        job["startedTimestamp"] = timestamp(started or now)
+        job["startedTimestamp"] = job_timestamp(started or now)
     if status in TERMINAL:
-        job["completedTimestamp"] = timestamp(finished or now)
+        job["completedTimestamp"] = job_timestamp(finished or now)
     job["executionStatus"] = status
-    job["lastUpdatedTimestamp"] = timestamp(finished or started or now)
+    job["lastUpdatedTimestamp"] = job_timestamp(finished or started or now)
     if health is not None:
         job["health"] = health
     store = emulator.store
@@ -95,7 +95,7 @@ def transition(
 def error_health(code: str, message: str, moment: datetime) -> dict[str, Any]:
     """A failed job's health, with the log entry Polaris attaches."""
     log = {
-        "timestamp": timestamp(moment),
+        "timestamp": job_timestamp(moment),
         "healthStatus": "error",
         "code": code,
         "message": message,
@@ -140,7 +140,7 @@ def finish(
         })  # fmt: skip
     warned: dict[str, Any] | None = None
     if warning is not None:
-        log = {"timestamp": timestamp(finished or emulator.now()), "healthStatus": "warn",
+        log = {"timestamp": job_timestamp(finished or emulator.now()), "healthStatus": "warn",
                "code": "invalid_rows_found", "message": warning}  # fmt: skip
         warned = {"status": "warn", "code": "invalid_rows_found", "log": log}
     job = {**job, "_metrics": metrics}

@@ -34,6 +34,9 @@ class Route:
     path: str
     handler: Handler
     permission: str | None = None  # what a key needs; reads need nothing
+    # False where the OpenAPI defines no request body: whatever is sent is ignored, so a client
+    # that sends none (no Content-Type either) is answered.
+    takes_body: bool = True
     pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -76,7 +79,7 @@ def dispatch(
         call = Call(
             params={k: unquote(v) for k, v in found.groupdict().items()},
             query=parse_qs(request.query, keep_blank_values=True),
-            body=_body(request) if request.method in BODY_METHODS else {},
+            body=_body(request) if route.takes_body and request.method in BODY_METHODS else {},
             caller=caller,
             host=request.headers.get("host", ""),
         )
@@ -88,6 +91,7 @@ def dispatch(
             405,
             "MethodNotAllowed",
             f"{request.method} is not allowed here; use {', '.join(allowed)}",
+            {"Allow": ", ".join(allowed)},  # RFC 9110: a 405 lists the methods that are
         )
     raise not_found(f"No resource at {request.path}")
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from reconciler.emulator import validation
 from reconciler.emulator.api import ApiError, Call, Response, invalid, not_found, one_of
 from reconciler.emulator.auth import MANAGE_TABLES, user
 from reconciler.emulator.clock import timestamp
@@ -95,6 +96,9 @@ def _check(body: Mapping[str, Any]) -> None:
                 raise invalid(
                     f"Column {column['name']} of an aggregate table needs a type: dimension or measure"
                 )
+    # The OpenAPI requires a version, yet tells clients not to send one on create: 0 then.
+    payload = "DetailTablePayload" if body["type"] == "detail" else "AggregateTablePayload"
+    validation.check(payload, {"version": 0, **body})
     names = {c["name"] for c in schema}
     missing = [c for c in body.get("clusteringColumns", []) if c not in names]
     if missing and body.get("schemaMode") == "strict":
