@@ -152,10 +152,11 @@ def update_table(emulator: Emulator, call: Call) -> Response:
             "Conflict",
             f"Table version {body.get('version')} is stale; the current version is {current['version']}",
         )
-    body = {**body, "type": body.get("type", current["type"])}
+    _check(body)  # the OpenAPI's TablePayload: name, type and version are required here too
     if body["type"] != current["type"]:
         raise invalid("The type of a table cannot change")
-    _check(body)
+    if body["name"] != name:
+        raise invalid("The name of a table cannot change")  # TableName: "unique, immutable"
     old = {c["name"]: c for c in current.get("schema", [])}
     new = {c["name"]: c for c in body.get("schema", current.get("schema", []))}
     altered = [n for n, c in old.items() if new.get(n) != c]
