@@ -218,7 +218,11 @@ def put_job(emulator: Emulator, call: Call) -> Response:
 
 
 def update_job_status(emulator: Emulator, call: Call) -> Response:
-    """POST /jobs/{jobId}/status: the preferred way to cancel (docs/polaris-api-notes.md)."""
+    """POST /jobs/{jobId}/status: the preferred way to cancel (docs/polaris-api-notes.md).
+
+    The OpenAPI lists 200, 404 and 415 only; inferred: an invalid desired status is a 400, as
+    the same body is on PUT /jobs/{jobId}, which lists it.
+    """
     job = _desire(emulator, call.params["jobId"], call.body)
     return Response(200, {"executionStatus": job["executionStatus"]})
 

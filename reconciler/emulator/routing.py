@@ -97,6 +97,9 @@ def dispatch(
 
 
 def _body(request: Request) -> dict[str, Any]:
+    # On every operation with a body, the same answers, whether or not the OpenAPI lists them
+    # for that operation (POST /query/sql lists no 415): 415 for a body that is not JSON, 400
+    # for JSON that does not parse or is not an object.
     if "json" not in request.headers.get("content-type", ""):
         raise ApiError(
             415,
