@@ -305,6 +305,21 @@ class Engine:
         rows, size, segments = row or (0, 0, 0)
         return TableStats(int(rows), int(size), int(segments))
 
+    def columns(self, table: str) -> list[tuple[str, str]]:
+        """The stored columns of a table and their DuckDB types, in order ([] before any row)."""
+        cursor = self.db.cursor()
+        try:
+            return [
+                (str(name), str(kind))
+                for name, kind in cursor.execute(
+                    "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? "
+                    "AND schema_name = 'main' ORDER BY column_index",
+                    [storage_name(table)],
+                ).fetchall()
+            ]
+        finally:
+            cursor.close()
+
     # Queries -----------------------------------------------------------------------------------
 
     def query(self, sql: str, tables: Sequence[str], parameters: Sequence[Any] = ()) -> QueryResult:

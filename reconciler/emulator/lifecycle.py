@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from reconciler.emulator.clock import job_timestamp
+from reconciler.emulator.tables import druid_type, queryable_schema
 
 if TYPE_CHECKING:
     from reconciler.emulator.app import Emulator
@@ -134,9 +135,11 @@ def finish(
     stats = engine.stats(table_name)
     table = store.tables.get(table_name)
     if table is not None:
+        stored = [(name, druid_type(kind)) for name, kind in engine.columns(table_name)]
         store.put("tables", table_name, {
             **table, "totalRows": stats.rows, "segmentCount": stats.segments,
             "totalDataSizeBytes": stats.bytes, "segmentTotalBytes": stats.bytes,
+            "queryableSchema": queryable_schema(table, stored),
         })  # fmt: skip
     warned: dict[str, Any] | None = None
     if warning is not None:

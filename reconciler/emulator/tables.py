@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -105,6 +105,33 @@ def _check(body: Mapping[str, Any]) -> None:
         raise invalid(f"Clustering column(s) not in the schema: {', '.join(missing)}")
 
 
+# What Druid reports for the DuckDB types ingestion stores (the OpenAPI's TableColumnDataType).
+DATA_TYPES = {"TIMESTAMP": "timestamp", "BIGINT": "long", "INTEGER": "long", "HUGEINT": "long",
+              "DOUBLE": "double", "FLOAT": "float", "VARCHAR": "string", "BOOLEAN": "long"}  # fmt: skip
+
+
+def druid_type(duckdb_type: str) -> str:
+    """The data type Polaris reports for a column stored with this DuckDB type."""
+    return DATA_TYPES.get(duckdb_type.split("(")[0].split(" ")[0], "string")
+
+
+def queryable_schema(
+    record: Mapping[str, Any], stored: Sequence[tuple[str, str]] = ()
+) -> list[dict[str, Any]]:
+    """The OpenAPI's `queryableSchema`: `__time`, the declared columns, then the `stored`
+    columns (name, Polaris data type) that were not declared: those ingestion discovered."""
+    time = {"name": "__time", "dataType": "timestamp", "isDiscovered": False}
+    declared = [c for c in record.get("schema", []) if c["name"] != "__time"]
+    names = {"__time", *(c["name"] for c in declared)}
+    return [
+        time,
+        *({"name": c["name"], "dataType": c.get("dataType", "string"), "isDiscovered": False}
+          for c in declared),
+        *({"name": name, "dataType": kind, "isDiscovered": True}
+          for name, kind in stored if name not in names),
+    ]  # fmt: skip
+
+
 def create_table(emulator: Emulator, call: Call) -> Response:
     """POST /tables."""
     body = call.body
@@ -138,6 +165,7 @@ def new_table(
     if body["type"] == "aggregate":
         record["timeResolution"] = "millisecond"  # the OpenAPI default
     record.update({k: body[k] for k in WRITABLE if k in body})
+    record["queryableSchema"] = queryable_schema(record)
     return record
 
 
@@ -168,7 +196,11 @@ def update_table(emulator: Emulator, call: Call) -> Response:
             f"Columns {', '.join(altered)} can only be changed or removed while the table is empty and has no active jobs"
         )
     record = {**current, **{k: body[k] for k in WRITABLE if k in body}}
+    discovered = [
+        (c["name"], c["dataType"]) for c in current.get("queryableSchema", []) if c["isDiscovered"]
+    ]
     record.update(
+        queryableSchema=queryable_schema(record, discovered),
         version=current["version"] + 1,
         modifiedByUser=user(call.caller),
         modifiedOnTimestamp=timestamp(emulator.now()),
