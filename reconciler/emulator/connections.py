@@ -124,7 +124,7 @@ def delete_connection(emulator: Emulator, call: Call) -> Response:
     """DELETE /connections/{name}: refused while an active job reads through it."""
     name = call.params["name"]
     existing(emulator, name)
-    if any(j["source"].get("connectionName") == name for j in emulator.active_jobs()):
+    if any(j.get("source", {}).get("connectionName") == name for j in emulator.active_jobs()):
         raise invalid("Connection is in use by ingestion jobs")
     emulator.store.delete("connections", name)
     return Response(200, None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -24,6 +24,7 @@ from reconciler.emulator.ingest import Failure, Progress, Staged, ingest, quoted
 from reconciler.s3 import Credentials, DirectorySource, ObjectSource, S3Api, region_of
 
 SEGMENTS, INGESTED = "__polaris_segments", "__polaris_ingested"
+TRASH = "__trash_"  # before a storage name: the soft-deleted rows that restore_data brings back
 LAYOUT = "__polaris_layout"  # present once tables are stored under `storage_name`
 _INTEGERS = "('TINYINT','SMALLINT','INTEGER','BIGINT','HUGEINT','UTINYINT','USMALLINT','UINTEGER','UBIGINT')"
 
@@ -100,6 +101,22 @@ def storage_name(table: str) -> str:
     that is unique for each spelling: the name's UTF-8 bytes in hex.
     """
     return "table_" + table.encode("utf-8").hex()
+
+
+def _size(types: Sequence[Sequence[Any]]) -> str:
+    """The SQL for a row's size in bytes, from DESCRIBE's (name, type, ...) rows."""
+    return " + ".join(
+        f"coalesce(strlen(CAST({quoted(name)} AS VARCHAR)), 0)" if kind == "VARCHAR" else "8"
+        for name, kind, *_ in types
+    )
+
+
+def _within(intervals: Sequence[tuple[datetime, datetime]] | None) -> tuple[str, list[Any]]:
+    """A WHERE clause for rows in any of the intervals (every row for None), and its values."""
+    if intervals is None:
+        return "TRUE", []
+    clauses = ['("__time" >= ? AND "__time" < ?)'] * len(intervals)
+    return " OR ".join(clauses) or "FALSE", [b for pair in intervals for b in pair]
 
 
 class Engine:
@@ -253,12 +270,7 @@ class Engine:
                     )
             cursor.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {staging}")
             interval, origin = period_interval(staged.partition_period)
-            size = " + ".join(
-                f"coalesce(strlen(CAST({quoted(name)} AS VARCHAR)), 0)"
-                if kind == "VARCHAR"
-                else "8"
-                for name, kind, *_ in types
-            )
+            size = _size(types)
             cursor.execute(
                 f"INSERT INTO {SEGMENTS} SELECT ?, ?, time_bucket(INTERVAL '{interval}', \"__time\", "
                 f"TIMESTAMP '{origin}') AS chunk, count(*), sum({size}) FROM {staging} GROUP BY chunk",
@@ -304,6 +316,90 @@ class Engine:
             cursor.close()
         rows, size, segments = row or (0, 0, 0)
         return TableStats(int(rows), int(size), int(segments))
+
+    # Table jobs (drop_table, delete_data, restore_data) -----------------------------------------
+
+    def drop(self, table: str) -> None:
+        """Drop a table with its rows, soft-deleted rows and segments."""
+        self._in_transaction(table, None, lambda cursor, stored: [
+            cursor.execute(f"DROP TABLE IF EXISTS {quoted(stored)}"),
+            cursor.execute(f"DROP TABLE IF EXISTS {quoted(TRASH + stored)}"),
+            cursor.execute(f"DELETE FROM {SEGMENTS} WHERE tbl = ?", [table]),
+        ])  # fmt: skip
+
+    def delete(
+        self, table: str, intervals: Sequence[tuple[datetime, datetime]] | None, soft: bool,
+        period: str,
+    ) -> None:  # fmt: skip
+        """Delete a table's rows in the intervals (all rows for None); soft keeps them aside
+        for restore_data."""
+
+        def run(cursor: duckdb.DuckDBPyConnection, stored: str) -> None:
+            where, bounds = _within(intervals)
+            if soft:
+                trash = quoted(TRASH + stored)
+                cursor.execute(
+                    f"CREATE TABLE IF NOT EXISTS {trash} AS SELECT * FROM {quoted(stored)} LIMIT 0"
+                )
+                cursor.execute(
+                    f"INSERT INTO {trash} BY NAME SELECT * FROM {quoted(stored)} WHERE {where}",
+                    bounds,
+                )
+            cursor.execute(f"DELETE FROM {quoted(stored)} WHERE {where}", bounds)
+
+        self._in_transaction(table, period, run)
+
+    def restore(self, table: str, interval: tuple[datetime, datetime], period: str) -> None:
+        """Bring back the soft-deleted rows of a table in an interval."""
+
+        def run(cursor: duckdb.DuckDBPyConnection, stored: str) -> None:
+            trash = TRASH + stored
+            if not self._exists(cursor, trash):
+                return
+            where, bounds = _within([interval])
+            cursor.execute(
+                f"INSERT INTO {quoted(stored)} BY NAME SELECT * FROM {quoted(trash)} WHERE {where}",
+                bounds,
+            )
+            cursor.execute(f"DELETE FROM {quoted(trash)} WHERE {where}", bounds)
+
+        self._in_transaction(table, period, run)
+
+    def _in_transaction(
+        self, table: str, period: str | None,
+        change: Callable[[duckdb.DuckDBPyConnection, str], object],
+    ) -> None:  # fmt: skip
+        stored = storage_name(table)
+        cursor = self.db.cursor()
+        try:
+            cursor.execute("BEGIN TRANSACTION")
+            if period is None or self._exists(cursor, stored):
+                change(cursor, stored)
+            if period is not None and self._exists(cursor, stored):
+                # The segments are counted again from the rows that remain.
+                types = cursor.execute(f"DESCRIBE {quoted(stored)}").fetchall()
+                interval, origin = period_interval(period)
+                cursor.execute(f"DELETE FROM {SEGMENTS} WHERE tbl = ?", [table])
+                cursor.execute(
+                    f"INSERT INTO {SEGMENTS} SELECT ?, 'rebuilt', time_bucket(INTERVAL '{interval}', "
+                    f"\"__time\", TIMESTAMP '{origin}') AS chunk, count(*), sum({_size(types)}) "
+                    f"FROM {quoted(stored)} GROUP BY chunk",
+                    [table],
+                )
+            cursor.execute("COMMIT")
+        except Exception:
+            cursor.execute("ROLLBACK")
+            raise
+        finally:
+            cursor.close()
+
+    @staticmethod
+    def _exists(cursor: duckdb.DuckDBPyConnection, stored: str) -> bool:
+        found = cursor.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND schema_name = 'main'",
+            [stored],
+        ).fetchone()
+        return bool(found and found[0])
 
     def columns(self, table: str) -> list[tuple[str, str]]:
         """The stored columns of a table and their DuckDB types, in order ([] before any row)."""

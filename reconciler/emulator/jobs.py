@@ -17,6 +17,7 @@ from reconciler.emulator.api import (
     Call,
     Response,
     integer,
+    interval_bounds,
     invalid,
     many,
     not_found,
@@ -45,10 +46,10 @@ SORT_COLUMNS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "created_date_time": lambda j: j["createdTimestamp"],
     "execution_status": lambda j: j["executionStatus"],
     "last_updated_date_time": lambda j: j["lastUpdatedTimestamp"],
-    "source_name": lambda j: j["source"].get("connectionName", ""),
-    "source_type": lambda j: j["source"]["type"],
-    "source_connection_name": lambda j: j["source"].get("connectionName", ""),
-    "source_table_name": lambda j: j["source"].get("tableName", ""),
+    "source_name": lambda j: j.get("source", {}).get("connectionName", ""),
+    "source_type": lambda j: j.get("source", {}).get("type", ""),
+    "source_connection_name": lambda j: j.get("source", {}).get("connectionName", ""),
+    "source_table_name": lambda j: j.get("source", {}).get("tableName", ""),
     "target_table_name": lambda j: j["target"].get("tableName", ""),
     "type": lambda j: j["type"],
 }  # fmt: skip
@@ -73,9 +74,15 @@ def view(job: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in job.items() if not k.startswith("_") and k not in ("held", "pinned")}
 
 
+TABLE_JOBS = frozenset({"drop_table", "delete_data", "restore_data"})
+
+
 def create_job(emulator: Emulator, call: Call) -> Response:
-    """POST /jobs: a batch job from an S3 connection, pending until the clock moves it."""
+    """POST /jobs: a batch job from an S3 connection, or a job on a table's data, pending
+    until the clock moves it."""
     body = without_nulls(call.body)
+    if body.get("type") in TABLE_JOBS:
+        return _create_table_job(emulator, call, body)
     _check_batch_job(emulator, body)
     source, target = body["source"], body["target"]
     aggregates = any(m.get("isAggregation") for m in body.get("mappings", []))
@@ -123,6 +130,47 @@ def create_job(emulator: Emulator, call: Call) -> Response:
     return Response(201, view(job), {"Location": location})
 
 
+def _create_table_job(emulator: Emulator, call: Call, body: dict[str, Any]) -> Response:
+    """drop_table, delete_data and restore_data: applied to the table when they complete."""
+    kind, target = body["type"], body.get("target")
+    if not isinstance(target, dict) or target.get("type") != "table":
+        raise invalid("target must be {type: table, tableName}")
+    name = target.get("tableName")
+    if not isinstance(name, str) or name not in emulator.store.tables:
+        raise invalid(f"Table {name} does not exist")
+    intervals = target.get("intervals")
+    if intervals is not None and (
+        not isinstance(intervals, list) or not all(isinstance(i, str) for i in intervals)
+    ):
+        raise invalid("target.intervals must be a list of ISO 8601 intervals")
+    for flag in ("deleteAll", "softDelete"):
+        if flag in body and not isinstance(body[flag], bool):
+            raise invalid(f"{flag} must be of type boolean")
+    writers = [j["id"] for j in emulator.active_jobs() if j["target"].get("tableName") == name]
+    if kind == "drop_table" and writers:
+        # Inferred: Polaris refuses to drop a table that jobs still write into.
+        raise invalid(f"Table {name} has active jobs writing into it: {', '.join(writers)}")
+    if kind == "delete_data" and not intervals and body.get("deleteAll") is not True:
+        raise invalid("A delete_data job needs target.intervals or deleteAll: true")
+    if kind == "restore_data" and not isinstance(body.get("interval"), str):
+        raise invalid("A restore_data job needs an interval")
+    for text in [*(intervals or []), *([body["interval"]] if kind == "restore_data" else [])]:
+        interval_bounds(text)
+    creator, moment = user(call.caller), emulator.now()
+    now = job_timestamp(moment)
+    job_id = str(uuid.uuid4())
+    job = {
+        **body, "id": job_id, "desiredExecutionStatus": "running", "executionStatus": "pending",
+        "health": {"status": "ok"}, "createdBy": creator, "lastModifiedBy": creator,
+        "createdTimestamp": now, "lastUpdatedTimestamp": now, "spec": body,
+        "_created": moment.isoformat(), "held": emulator.held,
+    }  # fmt: skip
+    emulator.store.put("jobs", job_id, job)
+    emulator.active.add(job_id)
+    location = f"/v1/projects/{emulator.project_id}/jobs/{job_id}"
+    return Response(201, view(job), {"Location": location})
+
+
 # The JSON type of each field of a batch job request (the OpenAPI's CreateBatchJobRequest; a test
 # compares this table with tests/reference/polaris-openapi.json). Checked before anything else,
 # so a wrong type is a 400 naming the field, never echoed back under `spec`.
@@ -148,7 +196,10 @@ def _check_batch_job(emulator: Emulator, body: Mapping[str, Any]) -> None:
     kind = body.get("type")
     if kind != "batch":
         if one_of(kind, JOB_TYPES):
-            raise invalid(f"Jobs of type {kind} are not supported by the emulator (only batch)")
+            raise invalid(
+                f"Jobs of type {kind} are not supported by the emulator "
+                "(batch, drop_table, delete_data and restore_data are)"
+            )
         raise invalid("type is required and must be a job type such as batch")
     target, source = body.get("target"), body.get("source")
     if (
@@ -353,7 +404,7 @@ def _matches(
         return False
     if (
         filters["connectionName"]
-        and job["source"].get("connectionName") not in filters["connectionName"]
+        and job.get("source", {}).get("connectionName") not in filters["connectionName"]
     ):
         return False
     if table is not None and job["target"].get("tableName") != table:
@@ -366,16 +417,19 @@ def _matches(
     return (
         not search
         or search
-        in json.dumps([job["id"], job["target"], job["source"].get("connectionName")]).lower()
+        in json.dumps(
+            [job["id"], job["target"], job.get("source", {}).get("connectionName")]
+        ).lower()
     )
 
 
 def _summary(job: Mapping[str, Any]) -> dict[str, Any]:
     summary = {k: job[k] for k in SUMMARY if k in job}
-    summary["source"] = {
-        "type": job["source"]["type"],
-        "connectionName": job["source"].get("connectionName"),
-    }
+    if "source" in job:
+        summary["source"] = {
+            "type": job["source"]["type"],
+            "connectionName": job["source"].get("connectionName"),
+        }
     return summary
 
 

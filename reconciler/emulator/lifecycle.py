@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from reconciler.emulator.api import interval_bounds
 from reconciler.emulator.clock import job_timestamp
 from reconciler.emulator.tables import druid_type, queryable_schema
 
@@ -78,7 +79,7 @@ def transition(
     if health is not None:
         job["health"] = health
     store = emulator.store
-    if status == "completed" and not emulator.reads_data:
+    if status == "completed" and not emulator.reads_data and job["type"] == "batch":
         table = store.tables.get(job["target"]["tableName"])
         if table is not None:  # completed jobs fill their table, so "non-empty" is real
             rows = invented_rows(job["id"])
@@ -112,6 +113,10 @@ def finish(
     finished: datetime | None = None,
 ) -> None:
     """Complete a due job: with data, only once its rows are in its table (or fail it)."""
+    if job["type"] != "batch":
+        apply_table_job(emulator, job)
+        transition(emulator, job, "completed", started=started, finished=finished)
+        return
     if not emulator.reads_data:
         transition(emulator, job, "completed", started=started, finished=finished)
         return
@@ -148,6 +153,39 @@ def finish(
         warned = {"status": "warn", "code": "invalid_rows_found", "log": log}
     job = {**job, "_metrics": metrics}
     transition(emulator, job, "completed", started=started, finished=finished, health=warned)
+
+
+def apply_table_job(emulator: Emulator, job: Mapping[str, Any]) -> None:
+    """What a drop_table, delete_data or restore_data job does to its table, as it completes."""
+    from reconciler.emulator.ingest import GRANULARITY_PERIODS
+
+    store, name = emulator.store, job["target"]["tableName"]
+    table = store.tables.get(name)
+    if table is None:
+        return  # dropped meanwhile: nothing left to change
+    engine = emulator.engine if emulator.reads_data else None
+    period = GRANULARITY_PERIODS.get(table.get("partitioningGranularity", "day"), "P1D")
+    if job["type"] == "drop_table":
+        if engine is not None:
+            engine.drop(name)
+        store.delete("tables", name)
+        return
+    if job["type"] == "delete_data":
+        everything = job.get("deleteAll") is True
+        intervals = None if everything else [interval_bounds(i) for i in job["target"]["intervals"]]
+        if engine is not None:
+            engine.delete(name, intervals, job.get("softDelete") is True, period)
+        elif everything:  # without data the rows were invented; all of them can still go
+            store.put("tables", name, {**table, "totalRows": 0, "segmentCount": 0,
+                                       "totalDataSizeBytes": 0, "segmentTotalBytes": 0})  # fmt: skip
+    elif engine is not None:  # restore_data
+        engine.restore(name, interval_bounds(job["interval"]), period)
+    if engine is not None:
+        stats = engine.stats(name)
+        store.put("tables", name, {
+            **table, "totalRows": stats.rows, "segmentCount": stats.segments,
+            "totalDataSizeBytes": stats.bytes, "segmentTotalBytes": stats.bytes,
+        })  # fmt: skip
 
 
 def submit(emulator: Emulator, job: Mapping[str, Any]) -> None:
