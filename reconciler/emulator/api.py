@@ -71,6 +71,8 @@ class Call:
     body: dict[str, Any]  # empty for methods without a body
     caller: str  # the API key that authenticated the request
     host: str = ""  # the Host header, for URLs the server hands out
+    raw: bytes = b""  # the body as sent, for routes that read it themselves (multipart)
+    content_type: str = ""
 
 
 def integer(

@@ -81,7 +81,7 @@ def create_job(emulator: Emulator, call: Call) -> Response:
     """POST /jobs: a batch job from an S3 connection, or a job on a table's data, pending
     until the clock moves it."""
     body = without_nulls(call.body)
-    if body.get("type") in TABLE_JOBS:
+    if one_of(body.get("type"), TABLE_JOBS):
         return _create_table_job(emulator, call, body)
     _check_batch_job(emulator, body)
     source, target = body["source"], body["target"]
@@ -208,8 +208,17 @@ def _check_batch_job(emulator: Emulator, body: Mapping[str, Any]) -> None:
         or not isinstance(target.get("tableName"), str)
     ):
         raise invalid("target must be {type: table, tableName}")
+    if isinstance(source, dict) and source.get("type") == "uploaded":
+        files = source.get("fileList")
+        if not isinstance(files, list) or not files or not all(isinstance(f, str) for f in files):
+            raise invalid("source.fileList must list the uploaded files to ingest")
+        missing = [f for f in files if f not in emulator.store.files]
+        if missing:
+            raise invalid(f"File(s) not uploaded: {', '.join(missing)}")
+        _check_columns(body, source)
+        return
     if not isinstance(source, dict) or source.get("type") != "s3":
-        raise invalid("source.type must be s3 for a batch job from Amazon S3")
+        raise invalid("source.type must be s3 (Amazon S3) or uploaded (the Files API)")
     name = source.get("connectionName")
     if not isinstance(name, str) or name not in emulator.store.connections:
         raise invalid(f"Connection {name} does not exist")
@@ -226,6 +235,11 @@ def _check_batch_job(emulator: Emulator, body: Mapping[str, Any]) -> None:
         raise invalid(
             f"Exactly one of uris, prefixes, objects or pattern is required (got {len(chosen)})"
         )
+    _check_columns(body, source)
+
+
+def _check_columns(body: Mapping[str, Any], source: Mapping[str, Any]) -> None:
+    target = body["target"]
     schema = source.get("inputSchema")
     if (
         not isinstance(schema, list)

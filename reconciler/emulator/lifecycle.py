@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.emulator.api import interval_bounds
 from reconciler.emulator.clock import job_timestamp
+from reconciler.emulator.files import BUCKET
 from reconciler.emulator.tables import druid_type, queryable_schema
+from reconciler.s3 import DirectorySource
 
 if TYPE_CHECKING:
     from reconciler.emulator.app import Emulator
@@ -191,10 +193,18 @@ def apply_table_job(emulator: Emulator, job: Mapping[str, Any]) -> None:
 def submit(emulator: Emulator, job: Mapping[str, Any]) -> None:
     """Start reading a job's objects, off the request's thread."""
     assert emulator.data is not None
-    connection = emulator.store.connections.get(job["source"]["connectionName"], {})
+    spec = job.get("spec", job)
     table = emulator.store.tables.get(job["target"]["tableName"], {})
+    if job["source"]["type"] == "uploaded":
+        # Uploaded files are the objects of one bucket: the same selection and reading as S3.
+        connection: Mapping[str, Any] = {"type": "uploaded", "bucket": BUCKET}
+        files = {**spec["source"], "objects": spec["source"]["fileList"]}
+        source: Any = DirectorySource(emulator.files_root)
+        emulator.engine.submit(job, {**spec, "source": files}, connection, table, source)
+        return
+    connection = emulator.store.connections.get(job["source"]["connectionName"], {})
     source = emulator.data.for_connection(connection)
-    emulator.engine.submit(job, job.get("spec", job), connection, table, source)
+    emulator.engine.submit(job, spec, connection, table, source)
 
 
 def cancel(emulator: Emulator, job: dict[str, Any]) -> None:

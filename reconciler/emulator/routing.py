@@ -51,9 +51,9 @@ class Route:
 
 def routes() -> tuple[Route, ...]:
     """Every operation the emulator serves."""
-    from reconciler.emulator import connections, jobs, query, tables
+    from reconciler.emulator import connections, files, jobs, query, tables
 
-    return (*connections.ROUTES, *jobs.ROUTES, *tables.ROUTES, *query.ROUTES)
+    return (*connections.ROUTES, *jobs.ROUTES, *tables.ROUTES, *query.ROUTES, *files.ROUTES)
 
 
 def dispatch(
@@ -82,6 +82,8 @@ def dispatch(
             body=_body(request) if route.takes_body and request.method in BODY_METHODS else {},
             caller=caller,
             host=request.headers.get("host", ""),
+            raw=request.body,
+            content_type=request.headers.get("content-type", ""),
         )
         with emulator.store.lock:  # handlers run one at a time
             emulator.advance()

@@ -17,6 +17,8 @@ CHOSEN = {
     ("POST", "/jobs/{jobId}/reset", 400): "jobs.reset_job: a batch job cannot be reset",
     ("POST", "/jobs/{jobId}/status", 400): "jobs.update_job_status: an invalid desired status",
     ("POST", "/query/sql", 415): "routing._body: a body that is not JSON, on every operation",
+    ("POST", "/files", 409): "files.upload_file: a name already uploaded",
+    ("POST", "/files", 415): "files._file_part: an upload that is not multipart/form-data",
 }
 
 

@@ -2,7 +2,7 @@
 
 Every operation of tests/reference/polaris-openapi-full.json that the emulator serves is tested
 with generated requests (examples, coverage, fuzzing, stateful), in positive and negative modes.
-A project seeded with a connection, a table and a job gives the path parameters something to
+A project seeded with a connection, a table, a job and a file gives the path parameters something to
 find. Goals: no server error, no response outside its schema, no status the document does not
 list for the operation (unless the emulator documents its choice: schemathesis_hooks.CHOSEN).
 
@@ -33,7 +33,7 @@ from tests.fixtures import ROOT
 from tests.guide import GUIDE_CONNECTION, GUIDE_JOB
 
 OPENAPI = ROOT / "tests" / "reference" / "polaris-openapi-full.json"
-SERVED = r"^/v1/projects/\{projectId\}/(connections|connectionsMeta|jobs|tables|query/sql$)"
+SERVED = r"^/v1/projects/\{projectId\}/(connections|connectionsMeta|jobs|tables|files|query/sql$)"
 CHECKS = "all"
 # status_code_conformance is replaced by schemathesis_hooks.documented_status.
 EXCLUDED = "positive_data_acceptance,negative_data_rejection,status_code_conformance"
@@ -69,6 +69,10 @@ def seeded() -> Iterator[tuple[RunningEmulator, str]]:
         ) as api:
             assert api.post("/connections", json=GUIDE_CONNECTION).status_code == 201
             job = api.post("/jobs", json=GUIDE_JOB).json()
+            # The `name` parameter is fixed to demo-conn: a file of that name gives the Files
+            # API something to find too.
+            upload = api.post("/files", files={"file": ("demo-conn", b'{"a": 1}\n')})
+            assert upload.status_code == 201, upload.text
         yield running, job["id"]
     emulator.close()
 
@@ -103,7 +107,7 @@ def _outcome(done: subprocess.CompletedProcess[str]) -> Outcome:
     output = done.stdout + done.stderr
     selected = re.search(r"Selected: (\d+)/", output)
     generated = re.search(r"(\d+) generated", output)
-    failures = re.search(r"found (\d+) unique failures", output)
+    failures = re.search(r"found (\d+) unique failure", output)
     return Outcome(
         done.returncode, output, int(selected[1]) if selected else 0,
         int(generated[1]) if generated else 0, int(failures[1]) if failures else 0,
@@ -116,7 +120,7 @@ def test_schemathesis_finds_no_failure_in_any_served_operation(
     outcome = run_schemathesis(*seeded, tmp_path, examples=EXAMPLES)
     print(outcome.summary())  # the figures for a report (pytest -s)
     assert outcome.returncode == 0, outcome.output[-6000:]
-    assert outcome.operations == 23  # every operation the emulator serves, and no other
+    assert outcome.operations == 27  # every operation the emulator serves, and no other
 
 
 @pytest.mark.slow
