@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -365,15 +366,64 @@ class Engine:
 
         self._in_transaction(table, period, run)
 
+    def insert_select(
+        self, table: str, select: str, tables: Sequence[str], replace: bool, period: str
+    ) -> None:
+        """An sql job: the rows of a Druid SQL SELECT over the project's tables into `table`
+        (all its rows replaced for REPLACE ... OVERWRITE ALL); raises Failure."""
+        cursor = self.db.cursor()
+        try:
+            stored = {
+                n for (n,) in cursor.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+            }
+            held = {t: storage_name(t) for t in tables if storage_name(t) in stored}
+            try:
+                translated = translate_query(select, held)
+            except UnsupportedSql as error:
+                raise Failure("query_not_supported", str(error)) from None
+            rows = f"__stage_sql_{uuid.uuid4().hex}"  # dropped at start-up if left behind
+            try:
+                cursor.execute(f"CREATE TABLE {quoted(rows)} AS {translated}")
+            except duckdb.Error as error:
+                raise Failure("query_not_supported", str(error).splitlines()[0]) from None
+            names = [r[0] for r in cursor.execute(f"DESCRIBE {quoted(rows)}").fetchall()]
+            if "__time" not in names:
+                cursor.execute(f"DROP TABLE {quoted(rows)}")
+                raise Failure(
+                    "query_not_supported", "the SELECT of an sql job needs a __time column"
+                )
+        finally:
+            cursor.close()
+
+        def run(cursor: duckdb.DuckDBPyConnection, target: str) -> None:
+            if not self._exists(cursor, target):
+                cursor.execute(
+                    f"CREATE TABLE {quoted(target)} AS SELECT * FROM {quoted(rows)} LIMIT 0"
+                )
+            present = {r[0] for r in cursor.execute(f"DESCRIBE {quoted(target)}").fetchall()}
+            for name, kind, *_ in cursor.execute(f"DESCRIBE {quoted(rows)}").fetchall():
+                if name not in present:
+                    cursor.execute(f"ALTER TABLE {quoted(target)} ADD COLUMN {quoted(name)} {kind}")
+            if replace:
+                cursor.execute(f"DELETE FROM {quoted(target)}")
+            cursor.execute(f"INSERT INTO {quoted(target)} BY NAME SELECT * FROM {quoted(rows)}")
+            cursor.execute(f"DROP TABLE {quoted(rows)}")
+
+        try:
+            self._in_transaction(table, period, run, create=True)
+        except duckdb.Error as error:
+            self.db.execute(f"DROP TABLE IF EXISTS {quoted(rows)}")
+            raise Failure("internal_error", str(error).splitlines()[0]) from None
+
     def _in_transaction(
         self, table: str, period: str | None,
-        change: Callable[[duckdb.DuckDBPyConnection, str], object],
+        change: Callable[[duckdb.DuckDBPyConnection, str], object], create: bool = False,
     ) -> None:  # fmt: skip
         stored = storage_name(table)
         cursor = self.db.cursor()
         try:
             cursor.execute("BEGIN TRANSACTION")
-            if period is None or self._exists(cursor, stored):
+            if period is None or create or self._exists(cursor, stored):
                 change(cursor, stored)
             if period is not None and self._exists(cursor, stored):
                 # The segments are counted again from the rows that remain.

@@ -8,6 +8,7 @@ from the OpenAPI document.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -83,6 +84,8 @@ def create_job(emulator: Emulator, call: Call) -> Response:
     body = without_nulls(call.body)
     if one_of(body.get("type"), TABLE_JOBS):
         return _create_table_job(emulator, call, body)
+    if body.get("type") == "sql":
+        return _create_sql_job(emulator, call, body)
     _check_batch_job(emulator, body)
     source, target = body["source"], body["target"]
     aggregates = any(m.get("isAggregation") for m in body.get("mappings", []))
@@ -130,6 +133,56 @@ def create_job(emulator: Emulator, call: Call) -> Response:
     return Response(201, view(job), {"Location": location})
 
 
+# The SQL ingestion statements the emulator runs: INSERT, or REPLACE ... OVERWRITE ALL, of a
+# SELECT over the project's tables, with Druid's PARTITIONED BY (and optional CLUSTERED BY).
+SQL_JOB = re.compile(
+    r'^\s*(?P<verb>INSERT|REPLACE)\s+INTO\s+(?P<table>"(?:[^"]|"")+"|[A-Za-z_][\w]*)\s+'
+    r"(?P<overwrite>OVERWRITE\s+(?:ALL|WHERE\b.*?)\s+)?(?P<select>(?:SELECT|WITH)\b.*?)"
+    r"\s+PARTITIONED\s+BY\s+(?P<partition>.+?)(?:\s+CLUSTERED\s+BY\s+.+?)?\s*;?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def parse_sql_job(query: str) -> tuple[str, str, bool]:
+    """(target table, SELECT, whether it replaces every row) of an sql job (400 otherwise)."""
+    found = SQL_JOB.match(query)
+    if found is None:
+        raise invalid(
+            "The emulator runs sql jobs of the form INSERT INTO t SELECT ... PARTITIONED BY ..., "
+            "or REPLACE INTO t OVERWRITE ALL SELECT ... PARTITIONED BY ..."
+        )
+    if "EXTERN" in found["select"].upper():
+        raise invalid("EXTERN is not supported by the emulator in sql jobs: use a batch job")
+    overwrite = (found["overwrite"] or "").split()
+    if found["verb"].upper() == "REPLACE" and [w.upper() for w in overwrite] != [
+        "OVERWRITE",
+        "ALL",
+    ]:
+        raise invalid("The emulator runs REPLACE only with OVERWRITE ALL (not OVERWRITE WHERE)")
+    if found["verb"].upper() == "INSERT" and overwrite:
+        raise invalid("INSERT takes no OVERWRITE clause; use REPLACE")
+    table = found["table"]
+    name = table[1:-1].replace('""', '"') if table.startswith('"') else table
+    return name, found["select"], found["verb"].upper() == "REPLACE"
+
+
+def _create_sql_job(emulator: Emulator, call: Call, body: dict[str, Any]) -> Response:
+    """An sql job (INSERT/REPLACE ... SELECT over the project's tables), run as it completes."""
+    query = body.get("query")
+    if not isinstance(query, str):
+        raise invalid("query is required and must be of type string")
+    if body.get("parameters"):
+        raise invalid("Parameters in sql jobs are not supported by the emulator")
+    table, _, _ = parse_sql_job(query)
+    if table not in emulator.store.tables:
+        if body.get("createTableIfNotExists") is not True:
+            raise invalid(f"Table {table} does not exist; create it or set createTableIfNotExists")
+        emulator.store.put(
+            "tables", table, new_table(emulator, call.caller, table, {"type": "detail"})
+        )
+    return _new_job(emulator, call, {**body, "target": {"type": "table", "tableName": table}})
+
+
 def _create_table_job(emulator: Emulator, call: Call, body: dict[str, Any]) -> Response:
     """drop_table, delete_data and restore_data: applied to the table when they complete."""
     kind, target = body["type"], body.get("target")
@@ -156,6 +209,11 @@ def _create_table_job(emulator: Emulator, call: Call, body: dict[str, Any]) -> R
         raise invalid("A restore_data job needs an interval")
     for text in [*(intervals or []), *([body["interval"]] if kind == "restore_data" else [])]:
         interval_bounds(text)
+    return _new_job(emulator, call, body)
+
+
+def _new_job(emulator: Emulator, call: Call, body: dict[str, Any]) -> Response:
+    """A job that is not a batch job, pending until the clock moves it."""
     creator, moment = user(call.caller), emulator.now()
     now = job_timestamp(moment)
     job_id = str(uuid.uuid4())
@@ -198,7 +256,7 @@ def _check_batch_job(emulator: Emulator, body: Mapping[str, Any]) -> None:
         if one_of(kind, JOB_TYPES):
             raise invalid(
                 f"Jobs of type {kind} are not supported by the emulator "
-                "(batch, drop_table, delete_data and restore_data are)"
+                "(batch, sql, drop_table, delete_data and restore_data are)"
             )
         raise invalid("type is required and must be a job type such as batch")
     target, source = body.get("target"), body.get("source")

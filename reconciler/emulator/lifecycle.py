@@ -115,14 +115,23 @@ def finish(
     finished: datetime | None = None,
 ) -> None:
     """Complete a due job: with data, only once its rows are in its table (or fail it)."""
-    if job["type"] != "batch":
+    from reconciler.emulator.ingest import Failure  # DuckDB loads only when data is read
+
+    if job["type"] == "sql" and emulator.reads_data:
+        try:
+            run_sql_job(emulator, job)
+        except Failure as failure:
+            health = error_health(failure.code, failure.message, finished or emulator.now())
+            transition(emulator, job, "failed", started=started, finished=finished, health=health)
+            return
+    elif job["type"] != "batch":
         apply_table_job(emulator, job)
+    if job["type"] != "batch":
         transition(emulator, job, "completed", started=started, finished=finished)
         return
     if not emulator.reads_data:
         transition(emulator, job, "completed", started=started, finished=finished)
         return
-    from reconciler.emulator.ingest import Failure
 
     engine, store = emulator.engine, emulator.store
     job_id, table_name = job["id"], job["target"]["tableName"]
@@ -155,6 +164,27 @@ def finish(
         warned = {"status": "warn", "code": "invalid_rows_found", "log": log}
     job = {**job, "_metrics": metrics}
     transition(emulator, job, "completed", started=started, finished=finished, health=warned)
+
+
+def run_sql_job(emulator: Emulator, job: Mapping[str, Any]) -> None:
+    """Run an sql job's SELECT into its table; raises Failure."""
+    from reconciler.emulator.ingest import GRANULARITY_PERIODS, Failure
+    from reconciler.emulator.jobs import parse_sql_job
+
+    store, engine = emulator.store, emulator.engine
+    name, select, replace = parse_sql_job(job["query"])
+    table = store.tables.get(name)
+    if table is None:
+        raise Failure("table_not_found", f"Table {name} was dropped before the job ran")
+    period = GRANULARITY_PERIODS.get(table.get("partitioningGranularity", "day"), "P1D")
+    engine.insert_select(name, select, sorted(store.tables), replace, period)
+    stats = engine.stats(name)
+    stored = [(column, druid_type(kind)) for column, kind in engine.columns(name)]
+    store.put("tables", name, {
+        **table, "totalRows": stats.rows, "segmentCount": stats.segments,
+        "totalDataSizeBytes": stats.bytes, "segmentTotalBytes": stats.bytes,
+        "queryableSchema": queryable_schema(table, stored),
+    })  # fmt: skip
 
 
 def apply_table_job(emulator: Emulator, job: Mapping[str, Any]) -> None:

@@ -85,12 +85,48 @@ def test_delete_all_empties_the_table_but_keeps_it(koalas: httpx.Client) -> None
         ({"type": "drop_table", "target": {"type": "table", "tableName": "nope"}}, "nope"),
         ({"type": "delete_data", "target": TABLE}, "intervals"),
         ({"type": "restore_data", "target": TABLE}, "interval"),
-        ({"type": "sql", "query": "DELETE FROM x"}, "sql"),
+        ({"type": "sql", "query": "DELETE FROM x"}, "INSERT INTO"),
     ],
 )
 def test_table_jobs_that_cannot_run_are_a_400_naming_why(
     koalas: httpx.Client, body: dict[str, object], message: str
 ) -> None:
     refused = koalas.post("/jobs", json=body)
+    assert refused.status_code == 400, refused.text
+    assert message in refused.json()["message"]
+
+
+def test_an_sql_job_inserts_and_replaces_from_a_select_over_the_projects_tables(
+    koalas: httpx.Client,
+) -> None:
+    insert = (
+        'INSERT INTO "Perth" SELECT "__time", "city", "__count" AS "n" FROM "Koalas" '
+        "WHERE \"city\" = 'Perth' PARTITIONED BY DAY"
+    )
+    job = finished(koalas, {"type": "sql", "query": insert, "createTableIfNotExists": True})
+    assert job["target"] == {"type": "table", "tableName": "Perth"}
+    perth = koalas.post("/query/sql", json={"query": 'SELECT SUM("n") AS "n" FROM "Perth"'})
+    expected = events(koalas, "\"city\" = 'Perth'")
+    assert perth.json() == [{"n": expected}]
+    finished(koalas, {"type": "sql", "query": insert})  # INSERT appends
+    replace = insert.replace('INSERT INTO "Perth"', 'REPLACE INTO "Perth" OVERWRITE ALL')
+    finished(koalas, {"type": "sql", "query": replace})  # REPLACE ... OVERWRITE ALL replaces
+    again = koalas.post("/query/sql", json={"query": 'SELECT SUM("n") AS "n" FROM "Perth"'})
+    assert again.json() == [{"n": expected}]
+    assert koalas.get("/tables/Perth").json()["totalRows"] > 0
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("SELECT 1", "INSERT INTO"),
+        ("INSERT INTO \"x\" SELECT * FROM TABLE(EXTERN('{}', '{}', '[]')) PARTITIONED BY DAY", "EXTERN"),
+        ('REPLACE INTO "Koalas" OVERWRITE WHERE TRUE SELECT * FROM "Koalas" PARTITIONED BY DAY', "OVERWRITE ALL"),
+    ],
+)  # fmt: skip
+def test_sql_jobs_the_emulator_cannot_run_are_refused_by_name(
+    koalas: httpx.Client, query: str, message: str
+) -> None:
+    refused = koalas.post("/jobs", json={"type": "sql", "query": query})
     assert refused.status_code == 400, refused.text
     assert message in refused.json()["message"]
