@@ -89,7 +89,8 @@ CONNECTIONS = st.sampled_from(["demo-conn", "DEMO-conn"])
 
 
 class CaseVariants(RuleBasedStateMachine):
-    """Valid calls with names that differ in case, and restarts on the same data dir.
+    """Valid calls with names that differ in case (creates, deletes, ingestion, drop_table and
+    delete_data jobs, queries), and restarts on the same data dir.
 
     After every step the project still answers: no call is a 5xx, and each collection lists.
     """
@@ -123,7 +124,22 @@ class CaseVariants(RuleBasedStateMachine):
 
     @rule(name=NAMES, connection=CONNECTIONS)
     def ingest(self, name: str, connection: str) -> None:
-        self.call("POST", "/jobs", json=job_into(name, connection))
+        created = self.call("POST", "/jobs", json=job_into(name, connection))
+        if created.status_code == 201:  # its own table, whatever other tables' names
+            job = self.call("GET", f"/jobs/{created.json()['id']}").json()
+            assert job["executionStatus"] == "completed", job
+
+    @rule(name=NAMES)
+    def drop_table(self, name: str) -> None:
+        target = {"type": "table", "tableName": name}
+        self.call("POST", "/jobs", json={"type": "drop_table", "target": target})
+
+    @rule(name=NAMES)
+    def delete_data(self, name: str) -> None:
+        target = {"type": "table", "tableName": name}
+        self.call(
+            "POST", "/jobs", json={"type": "delete_data", "target": target, "deleteAll": True}
+        )
 
     @rule(name=NAMES)
     def query(self, name: str) -> None:
