@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -29,14 +30,27 @@ def test_apply_creates_each_jobs_connection_and_table_before_the_job(
     served: Any, workspace: Path, client: PolarisClient, emulator: Emulator
 ) -> None:
     external_connection_exists(client)
+    # The order of the creations as the server answered them (timestamps of connections and
+    # tables are whole seconds, too coarse to order them).
+    created: list[tuple[str, str]] = []
+    checked = emulator.response_observer
+    assert checked is not None
+
+    def observe(method: str, template: str, status: int, body: bytes) -> None:
+        checked(method, template, status, body)
+        if method == "POST" and status == 201:
+            record = json.loads(body)
+            created.append((template.rsplit("/", 1)[-1], record.get("id") or record["name"]))
+
+    emulator.response_observer = observe
     assert run("apply", "--auto-approve", "--parallelism", "8").exit_code == 0
-    store = emulator.store
-    for job in store.jobs.values():
-        connection = store.connections[job["source"]["connectionName"]]
-        assert job["createdTimestamp"] > connection["submittedOnTimestamp"]
-        table = store.tables[job["target"]["tableName"]]
+    for job in emulator.store.jobs.values():
+        position = created.index(("jobs", job["id"]))
+        connection = ("connections", job["source"]["connectionName"])
+        assert connection not in created or created.index(connection) < position
         if not job.get("createTableIfNotExists"):  # a declared table: created by apply first
-            assert job["createdTimestamp"] > table["createdOnTimestamp"]
+            table = ("tables", job["target"]["tableName"])
+            assert table not in created or created.index(table) < position
 
 
 def test_a_failure_stops_only_what_depends_on_it(

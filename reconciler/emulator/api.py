@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -70,6 +71,8 @@ class Call:
     body: dict[str, Any]  # empty for methods without a body
     caller: str  # the API key that authenticated the request
     host: str = ""  # the Host header, for URLs the server hands out
+    raw: bytes = b""  # the body as sent, for routes that read it themselves (multipart)
+    content_type: str = ""
 
 
 def integer(
@@ -110,3 +113,16 @@ def without_nulls(value: Any) -> Any:
     if isinstance(value, list):
         return [without_nulls(v) for v in value]
     return value
+
+
+def interval_bounds(text: str) -> tuple[datetime, datetime]:
+    """An ISO 8601 interval START/END (400 otherwise), as naive UTC bounds."""
+    start, slash, end = text.partition("/")
+    try:
+        bounds = [datetime.fromisoformat(part) for part in (start, end)] if slash else []
+    except ValueError:
+        bounds = []
+    if len(bounds) != 2:
+        raise invalid(f"Interval {text!r} must be START/END in ISO 8601")
+    first, last = (b.astimezone(UTC).replace(tzinfo=None) if b.tzinfo else b for b in bounds)
+    return first, last

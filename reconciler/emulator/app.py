@@ -10,6 +10,7 @@ actually sends) and says so next to the code. Where both are silent, the choice 
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -73,6 +74,7 @@ class Emulator:
         self.data = data
         self._engine_path = data_dir / f"project-{project_id}.duckdb" if data_dir else None
         self.opened_engine: Engine | None = None  # None until a job or query needs it
+        self._files_root: Path | None = None  # see files_root
         self.response_observer = response_observer
         self.requests: list[tuple[str, str, int]] = []
         # Requests being answered now, and the most at once since reset_requests (benchmarks and
@@ -97,6 +99,18 @@ class Emulator:
 
             self.opened_engine = Engine(self._engine_path)
         return self.opened_engine
+
+    @property
+    def files_root(self) -> Path:
+        """Where uploaded files are kept: ROOT/uploads/NAME (under the data dir when there is one)."""
+        if self._files_root is None:
+            self._files_root = (
+                self.store.data_dir / "files"
+                if self.store.data_dir is not None
+                else Path(tempfile.mkdtemp(prefix="polaris-files-"))
+            )
+            (self._files_root / "uploads").mkdir(parents=True, exist_ok=True)
+        return self._files_root
 
     @property
     def reads_data(self) -> bool:

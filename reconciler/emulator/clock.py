@@ -42,6 +42,14 @@ class ManualClock:
 
 
 def timestamp(moment: datetime) -> str:
-    """RFC 3339 with nanoseconds, as Polaris writes job timestamps
-    (tests/reference/polaris-s3-ingestion-guide.txt)."""
+    """RFC 3339 in whole seconds, as Polaris writes a connection's or a table's timestamps
+    (`"submittedOnTimestamp": "2022-10-27T21:04:03Z"` in
+    tests/reference/polaris-s3-ingestion-guide.txt)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def job_timestamp(moment: datetime) -> str:
+    """RFC 3339 with nine fractional digits, as the same guide shows a job's timestamps
+    (`"createdTimestamp": "2022-10-28T21:36:36.547149211Z"`); jobs sort by them, so they keep
+    the clock's microseconds."""
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"

@@ -36,6 +36,9 @@ from reconciler.emulator.routing import Route
 if TYPE_CHECKING:
     from reconciler.emulator.app import Emulator
 
+# Inferred: the reference documents do not say whether names differ by case; the emulator treats
+# connection names, like table names (engine.storage_name), as case-sensitive keys, the way
+# Druid treats datasource names, so `demo-conn` and `DEMO-conn` are two connections.
 CONNECTION_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
@@ -121,7 +124,7 @@ def delete_connection(emulator: Emulator, call: Call) -> Response:
     """DELETE /connections/{name}: refused while an active job reads through it."""
     name = call.params["name"]
     existing(emulator, name)
-    if any(j["source"].get("connectionName") == name for j in emulator.active_jobs()):
+    if any(j.get("source", {}).get("connectionName") == name for j in emulator.active_jobs()):
         raise invalid("Connection is in use by ingestion jobs")
     emulator.store.delete("connections", name)
     return Response(200, None)
@@ -182,6 +185,8 @@ ROUTES = (
     Route("GET", "/connections/{name}", get_connection),
     Route("PATCH", "/connections/{name}", update_connection, MANAGE_CONNECTIONS),
     Route("DELETE", "/connections/{name}", delete_connection, MANAGE_CONNECTIONS),
-    Route("POST", "/connections/{name}/test", test_connection, MANAGE_CONNECTIONS),
+    Route(
+        "POST", "/connections/{name}/test", test_connection, MANAGE_CONNECTIONS, takes_body=False
+    ),
     Route("GET", "/connectionsMeta", connections_meta),
 )

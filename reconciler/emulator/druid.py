@@ -9,7 +9,7 @@ refused, never answered approximately.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import sqlglot
@@ -223,8 +223,8 @@ def translate_expression(
     return Translated(translated.sql(dialect="duckdb", identify=True), aggregates, frozenset(used))
 
 
-def translate_query(text: str, tables: Collection[str]) -> str:
-    """A Druid SQL SELECT over the project's tables, as DuckDB SQL."""
+def translate_query(text: str, tables: Mapping[str, str]) -> str:
+    """A Druid SQL SELECT over the project's tables (name: DuckDB table), as DuckDB SQL."""
     try:
         statements = sqlglot.parse(text, read="druid")
     except SqlglotError as error:
@@ -240,6 +240,11 @@ def translate_query(text: str, tables: Collection[str]) -> str:
             raise UnsupportedSql(
                 table.name, f"Object '{table.name}' not found within the project's tables"
             )
+        if table.name in tables and table.name not in names:
+            # Columns qualified with the table's own name still find it under its alias.
+            alias = table.alias or table.name
+            table.set("this", exp.to_identifier(tables[table.name], quoted=True))
+            table.set("alias", exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
     if isinstance(tree, exp.Select):
         for index, column in enumerate(tree.expressions):
             if not isinstance(column, (exp.Alias, exp.Column, exp.Star)):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -24,6 +25,8 @@ from reconciler.emulator.ingest import Failure, Progress, Staged, ingest, quoted
 from reconciler.s3 import Credentials, DirectorySource, ObjectSource, S3Api, region_of
 
 SEGMENTS, INGESTED = "__polaris_segments", "__polaris_ingested"
+TRASH = "__trash_"  # before a storage name: the soft-deleted rows that restore_data brings back
+LAYOUT = "__polaris_layout"  # present once tables are stored under `storage_name`
 _INTEGERS = "('TINYINT','SMALLINT','INTEGER','BIGINT','HUGEINT','UTINYINT','USMALLINT','UINTEGER','UBIGINT')"
 
 
@@ -90,6 +93,33 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+def storage_name(table: str) -> str:
+    """The DuckDB table that holds a Polaris table's rows.
+
+    Polaris table names are case-sensitive (they are Druid datasource names, and Druid SQL
+    identifiers are case-sensitive; the reference documents say nothing else), so `t1` and `T1`
+    are two tables. DuckDB compares identifiers without case, so the rows live under a name
+    that is unique for each spelling: the name's UTF-8 bytes in hex.
+    """
+    return "table_" + table.encode("utf-8").hex()
+
+
+def _size(types: Sequence[Sequence[Any]]) -> str:
+    """The SQL for a row's size in bytes, from DESCRIBE's (name, type, ...) rows."""
+    return " + ".join(
+        f"coalesce(strlen(CAST({quoted(name)} AS VARCHAR)), 0)" if kind == "VARCHAR" else "8"
+        for name, kind, *_ in types
+    )
+
+
+def _within(intervals: Sequence[tuple[datetime, datetime]] | None) -> tuple[str, list[Any]]:
+    """A WHERE clause for rows in any of the intervals (every row for None), and its values."""
+    if intervals is None:
+        return "TRUE", []
+    clauses = ['("__time" >= ? AND "__time" < ?)'] * len(intervals)
+    return " OR ".join(clauses) or "FALSE", [b for pair in intervals for b in pair]
+
+
 class Engine:
     """DuckDB storage for one project, and the threads that ingest into it."""
 
@@ -107,6 +137,7 @@ class Engine:
         self.db.execute(
             f"CREATE TABLE IF NOT EXISTS {INGESTED} (job VARCHAR PRIMARY KEY, metrics VARCHAR)"
         )
+        self._store_tables_by_storage_name()
         for (name,) in self.db.execute(
             "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '\\_\\_raw\\_%' ESCAPE '\\' "
             "OR table_name LIKE '\\_\\_stage\\_%' ESCAPE '\\'"
@@ -115,6 +146,20 @@ class Engine:
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="polaris-ingest")
         self.jobs: dict[str, tuple[Future[Staged], Progress]] = {}
         self.lock = threading.Lock()
+
+    def _store_tables_by_storage_name(self) -> None:
+        """Move the tables of a database written before `storage_name` existed under it."""
+        if self.db.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [LAYOUT]
+        ).fetchone() != (0,):
+            return
+        for (name,) in self.db.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
+            "AND NOT starts_with(table_name, '__')"
+        ).fetchall():
+            self.db.execute(f"ALTER TABLE {quoted(name)} RENAME TO {quoted(storage_name(name))}")
+        self.db.execute(f"CREATE TABLE {LAYOUT} (version INTEGER)")
+        self.db.execute(f"INSERT INTO {LAYOUT} VALUES (1)")
 
     def close(self) -> None:
         """Stop ingesting and close the database."""
@@ -195,14 +240,15 @@ class Engine:
     def commit(self, job_id: str, staged: Staged) -> TableStats:
         """Move a job's staged rows into its table, atomically with its bookkeeping."""
         self.jobs.pop(job_id, None)
-        target, staging = quoted(staged.table), quoted(staged.staging)
+        stored = storage_name(staged.table)
+        target, staging = quoted(stored), quoted(staged.staging)
         cursor = self.db.cursor()
         try:
             cursor.execute("BEGIN TRANSACTION")
             types = cursor.execute(f"DESCRIBE {staging}").fetchall()
             exists = cursor.execute(
                 "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND schema_name = 'main'",
-                [staged.table],
+                [stored],
             ).fetchone()
             if not exists or not exists[0]:
                 cursor.execute(f"CREATE TABLE {target} AS SELECT * FROM {staging} LIMIT 0")
@@ -225,12 +271,7 @@ class Engine:
                     )
             cursor.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {staging}")
             interval, origin = period_interval(staged.partition_period)
-            size = " + ".join(
-                f"coalesce(strlen(CAST({quoted(name)} AS VARCHAR)), 0)"
-                if kind == "VARCHAR"
-                else "8"
-                for name, kind, *_ in types
-            )
+            size = _size(types)
             cursor.execute(
                 f"INSERT INTO {SEGMENTS} SELECT ?, ?, time_bucket(INTERVAL '{interval}', \"__time\", "
                 f"TIMESTAMP '{origin}') AS chunk, count(*), sum({size}) FROM {staging} GROUP BY chunk",
@@ -241,9 +282,13 @@ class Engine:
             )
             cursor.execute(f"DROP TABLE {staging}")
             cursor.execute("COMMIT")
-        except Exception:
+        except Exception as error:
+            # The job fails, and the project goes on: an error here must never leave a job
+            # that every later request tries, and fails, to finish.
             cursor.execute("ROLLBACK")
-            raise
+            cursor.execute(f"DROP TABLE IF EXISTS {staging}")
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise Failure("internal_error", f"the rows could not be stored: {message}") from None
         finally:
             cursor.close()
         return self.stats(staged.table)
@@ -273,6 +318,154 @@ class Engine:
         rows, size, segments = row or (0, 0, 0)
         return TableStats(int(rows), int(size), int(segments))
 
+    # Table jobs (drop_table, delete_data, restore_data) -----------------------------------------
+
+    def drop(self, table: str) -> None:
+        """Drop a table with its rows, soft-deleted rows and segments."""
+        self._in_transaction(table, None, lambda cursor, stored: [
+            cursor.execute(f"DROP TABLE IF EXISTS {quoted(stored)}"),
+            cursor.execute(f"DROP TABLE IF EXISTS {quoted(TRASH + stored)}"),
+            cursor.execute(f"DELETE FROM {SEGMENTS} WHERE tbl = ?", [table]),
+        ])  # fmt: skip
+
+    def delete(
+        self, table: str, intervals: Sequence[tuple[datetime, datetime]] | None, soft: bool,
+        period: str,
+    ) -> None:  # fmt: skip
+        """Delete a table's rows in the intervals (all rows for None); soft keeps them aside
+        for restore_data."""
+
+        def run(cursor: duckdb.DuckDBPyConnection, stored: str) -> None:
+            where, bounds = _within(intervals)
+            if soft:
+                trash = quoted(TRASH + stored)
+                cursor.execute(
+                    f"CREATE TABLE IF NOT EXISTS {trash} AS SELECT * FROM {quoted(stored)} LIMIT 0"
+                )
+                cursor.execute(
+                    f"INSERT INTO {trash} BY NAME SELECT * FROM {quoted(stored)} WHERE {where}",
+                    bounds,
+                )
+            cursor.execute(f"DELETE FROM {quoted(stored)} WHERE {where}", bounds)
+
+        self._in_transaction(table, period, run)
+
+    def restore(self, table: str, interval: tuple[datetime, datetime], period: str) -> None:
+        """Bring back the soft-deleted rows of a table in an interval."""
+
+        def run(cursor: duckdb.DuckDBPyConnection, stored: str) -> None:
+            trash = TRASH + stored
+            if not self._exists(cursor, trash):
+                return
+            where, bounds = _within([interval])
+            cursor.execute(
+                f"INSERT INTO {quoted(stored)} BY NAME SELECT * FROM {quoted(trash)} WHERE {where}",
+                bounds,
+            )
+            cursor.execute(f"DELETE FROM {quoted(trash)} WHERE {where}", bounds)
+
+        self._in_transaction(table, period, run)
+
+    def insert_select(
+        self, table: str, select: str, tables: Sequence[str], replace: bool, period: str
+    ) -> None:
+        """An sql job: the rows of a Druid SQL SELECT over the project's tables into `table`
+        (all its rows replaced for REPLACE ... OVERWRITE ALL); raises Failure."""
+        cursor = self.db.cursor()
+        try:
+            stored = {
+                n for (n,) in cursor.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+            }
+            held = {t: storage_name(t) for t in tables if storage_name(t) in stored}
+            try:
+                translated = translate_query(select, held)
+            except UnsupportedSql as error:
+                raise Failure("query_not_supported", str(error)) from None
+            rows = f"__stage_sql_{uuid.uuid4().hex}"  # dropped at start-up if left behind
+            try:
+                cursor.execute(f"CREATE TABLE {quoted(rows)} AS {translated}")
+            except duckdb.Error as error:
+                raise Failure("query_not_supported", str(error).splitlines()[0]) from None
+            names = [r[0] for r in cursor.execute(f"DESCRIBE {quoted(rows)}").fetchall()]
+            if "__time" not in names:
+                cursor.execute(f"DROP TABLE {quoted(rows)}")
+                raise Failure(
+                    "query_not_supported", "the SELECT of an sql job needs a __time column"
+                )
+        finally:
+            cursor.close()
+
+        def run(cursor: duckdb.DuckDBPyConnection, target: str) -> None:
+            if not self._exists(cursor, target):
+                cursor.execute(
+                    f"CREATE TABLE {quoted(target)} AS SELECT * FROM {quoted(rows)} LIMIT 0"
+                )
+            present = {r[0] for r in cursor.execute(f"DESCRIBE {quoted(target)}").fetchall()}
+            for name, kind, *_ in cursor.execute(f"DESCRIBE {quoted(rows)}").fetchall():
+                if name not in present:
+                    cursor.execute(f"ALTER TABLE {quoted(target)} ADD COLUMN {quoted(name)} {kind}")
+            if replace:
+                cursor.execute(f"DELETE FROM {quoted(target)}")
+            cursor.execute(f"INSERT INTO {quoted(target)} BY NAME SELECT * FROM {quoted(rows)}")
+            cursor.execute(f"DROP TABLE {quoted(rows)}")
+
+        try:
+            self._in_transaction(table, period, run, create=True)
+        except duckdb.Error as error:
+            self.db.execute(f"DROP TABLE IF EXISTS {quoted(rows)}")
+            raise Failure("internal_error", str(error).splitlines()[0]) from None
+
+    def _in_transaction(
+        self, table: str, period: str | None,
+        change: Callable[[duckdb.DuckDBPyConnection, str], object], create: bool = False,
+    ) -> None:  # fmt: skip
+        stored = storage_name(table)
+        cursor = self.db.cursor()
+        try:
+            cursor.execute("BEGIN TRANSACTION")
+            if period is None or create or self._exists(cursor, stored):
+                change(cursor, stored)
+            if period is not None and self._exists(cursor, stored):
+                # The segments are counted again from the rows that remain.
+                types = cursor.execute(f"DESCRIBE {quoted(stored)}").fetchall()
+                interval, origin = period_interval(period)
+                cursor.execute(f"DELETE FROM {SEGMENTS} WHERE tbl = ?", [table])
+                cursor.execute(
+                    f"INSERT INTO {SEGMENTS} SELECT ?, 'rebuilt', time_bucket(INTERVAL '{interval}', "
+                    f"\"__time\", TIMESTAMP '{origin}') AS chunk, count(*), sum({_size(types)}) "
+                    f"FROM {quoted(stored)} GROUP BY chunk",
+                    [table],
+                )
+            cursor.execute("COMMIT")
+        except Exception:
+            cursor.execute("ROLLBACK")
+            raise
+        finally:
+            cursor.close()
+
+    @staticmethod
+    def _exists(cursor: duckdb.DuckDBPyConnection, stored: str) -> bool:
+        found = cursor.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND schema_name = 'main'",
+            [stored],
+        ).fetchone()
+        return bool(found and found[0])
+
+    def columns(self, table: str) -> list[tuple[str, str]]:
+        """The stored columns of a table and their DuckDB types, in order ([] before any row)."""
+        cursor = self.db.cursor()
+        try:
+            return [
+                (str(name), str(kind))
+                for name, kind in cursor.execute(
+                    "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? "
+                    "AND schema_name = 'main' ORDER BY column_index",
+                    [storage_name(table)],
+                ).fetchall()
+            ]
+        finally:
+            cursor.close()
+
     # Queries -----------------------------------------------------------------------------------
 
     def query(self, sql: str, tables: Sequence[str], parameters: Sequence[Any] = ()) -> QueryResult:
@@ -286,7 +479,8 @@ class Engine:
                 ).fetchall()
             }
             try:
-                translated = translate_query(sql, [t for t in tables if t in stored])
+                held = {t: storage_name(t) for t in tables if storage_name(t) in stored}
+                translated = translate_query(sql, held)
             except UnsupportedSql as error:
                 missing = error.name in tables
                 raise QueryError(

@@ -8,6 +8,7 @@ from the OpenAPI document.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from reconciler.emulator.api import (
     Call,
     Response,
     integer,
+    interval_bounds,
     invalid,
     many,
     not_found,
@@ -24,7 +26,7 @@ from reconciler.emulator.api import (
     without_nulls,
 )
 from reconciler.emulator.auth import MANAGE_JOBS, user
-from reconciler.emulator.clock import timestamp
+from reconciler.emulator.clock import job_timestamp
 from reconciler.emulator.routing import Route
 from reconciler.emulator.tables import new_table
 from reconciler.s3 import SELECTORS
@@ -45,10 +47,10 @@ SORT_COLUMNS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "created_date_time": lambda j: j["createdTimestamp"],
     "execution_status": lambda j: j["executionStatus"],
     "last_updated_date_time": lambda j: j["lastUpdatedTimestamp"],
-    "source_name": lambda j: j["source"].get("connectionName", ""),
-    "source_type": lambda j: j["source"]["type"],
-    "source_connection_name": lambda j: j["source"].get("connectionName", ""),
-    "source_table_name": lambda j: j["source"].get("tableName", ""),
+    "source_name": lambda j: j.get("source", {}).get("connectionName", ""),
+    "source_type": lambda j: j.get("source", {}).get("type", ""),
+    "source_connection_name": lambda j: j.get("source", {}).get("connectionName", ""),
+    "source_table_name": lambda j: j.get("source", {}).get("tableName", ""),
     "target_table_name": lambda j: j["target"].get("tableName", ""),
     "type": lambda j: j["type"],
 }  # fmt: skip
@@ -73,9 +75,17 @@ def view(job: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in job.items() if not k.startswith("_") and k not in ("held", "pinned")}
 
 
+TABLE_JOBS = frozenset({"drop_table", "delete_data", "restore_data"})
+
+
 def create_job(emulator: Emulator, call: Call) -> Response:
-    """POST /jobs: a batch job from an S3 connection, pending until the clock moves it."""
+    """POST /jobs: a batch job from an S3 connection, or a job on a table's data, pending
+    until the clock moves it."""
     body = without_nulls(call.body)
+    if one_of(body.get("type"), TABLE_JOBS):
+        return _create_table_job(emulator, call, body)
+    if body.get("type") == "sql":
+        return _create_sql_job(emulator, call, body)
     _check_batch_job(emulator, body)
     source, target = body["source"], body["target"]
     aggregates = any(m.get("isAggregation") for m in body.get("mappings", []))
@@ -94,7 +104,7 @@ def create_job(emulator: Emulator, call: Call) -> Response:
     elif aggregates and tables[table_name]["type"] == "detail":
         raise invalid(f"Table {table_name} is a detail table; aggregations need an aggregate table")
     creator, moment = user(call.caller), emulator.now()
-    now = timestamp(moment)
+    now = job_timestamp(moment)
     # The guide's sample response echoes the mappings without isAggregation and appends a
     # __count mapping to rollups; it fills ingestionMode. It does not show maxParseExceptions,
     # so neither does the emulator (the OpenAPI lists a default but the guide is what Polaris sends).
@@ -119,6 +129,102 @@ def create_job(emulator: Emulator, call: Call) -> Response:
         lifecycle.submit(
             emulator, job
         )  # reading starts now, off this thread; rows land on completion
+    location = f"/v1/projects/{emulator.project_id}/jobs/{job_id}"
+    return Response(201, view(job), {"Location": location})
+
+
+# The SQL ingestion statements the emulator runs: INSERT, or REPLACE ... OVERWRITE ALL, of a
+# SELECT over the project's tables, with Druid's PARTITIONED BY (and optional CLUSTERED BY).
+SQL_JOB = re.compile(
+    r'^\s*(?P<verb>INSERT|REPLACE)\s+INTO\s+(?P<table>"(?:[^"]|"")+"|[A-Za-z_][\w]*)\s+'
+    r"(?P<overwrite>OVERWRITE\s+(?:ALL|WHERE\b.*?)\s+)?(?P<select>(?:SELECT|WITH)\b.*?)"
+    r"\s+PARTITIONED\s+BY\s+(?P<partition>.+?)(?:\s+CLUSTERED\s+BY\s+.+?)?\s*;?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def parse_sql_job(query: str) -> tuple[str, str, bool]:
+    """(target table, SELECT, whether it replaces every row) of an sql job (400 otherwise)."""
+    found = SQL_JOB.match(query)
+    if found is None:
+        raise invalid(
+            "The emulator runs sql jobs of the form INSERT INTO t SELECT ... PARTITIONED BY ..., "
+            "or REPLACE INTO t OVERWRITE ALL SELECT ... PARTITIONED BY ..."
+        )
+    if "EXTERN" in found["select"].upper():
+        raise invalid("EXTERN is not supported by the emulator in sql jobs: use a batch job")
+    overwrite = (found["overwrite"] or "").split()
+    if found["verb"].upper() == "REPLACE" and [w.upper() for w in overwrite] != [
+        "OVERWRITE",
+        "ALL",
+    ]:
+        raise invalid("The emulator runs REPLACE only with OVERWRITE ALL (not OVERWRITE WHERE)")
+    if found["verb"].upper() == "INSERT" and overwrite:
+        raise invalid("INSERT takes no OVERWRITE clause; use REPLACE")
+    table = found["table"]
+    name = table[1:-1].replace('""', '"') if table.startswith('"') else table
+    return name, found["select"], found["verb"].upper() == "REPLACE"
+
+
+def _create_sql_job(emulator: Emulator, call: Call, body: dict[str, Any]) -> Response:
+    """An sql job (INSERT/REPLACE ... SELECT over the project's tables), run as it completes."""
+    query = body.get("query")
+    if not isinstance(query, str):
+        raise invalid("query is required and must be of type string")
+    if body.get("parameters"):
+        raise invalid("Parameters in sql jobs are not supported by the emulator")
+    table, _, _ = parse_sql_job(query)
+    if table not in emulator.store.tables:
+        if body.get("createTableIfNotExists") is not True:
+            raise invalid(f"Table {table} does not exist; create it or set createTableIfNotExists")
+        emulator.store.put(
+            "tables", table, new_table(emulator, call.caller, table, {"type": "detail"})
+        )
+    return _new_job(emulator, call, {**body, "target": {"type": "table", "tableName": table}})
+
+
+def _create_table_job(emulator: Emulator, call: Call, body: dict[str, Any]) -> Response:
+    """drop_table, delete_data and restore_data: applied to the table when they complete."""
+    kind, target = body["type"], body.get("target")
+    if not isinstance(target, dict) or target.get("type") != "table":
+        raise invalid("target must be {type: table, tableName}")
+    name = target.get("tableName")
+    if not isinstance(name, str) or name not in emulator.store.tables:
+        raise invalid(f"Table {name} does not exist")
+    intervals = target.get("intervals")
+    if intervals is not None and (
+        not isinstance(intervals, list) or not all(isinstance(i, str) for i in intervals)
+    ):
+        raise invalid("target.intervals must be a list of ISO 8601 intervals")
+    for flag in ("deleteAll", "softDelete"):
+        if flag in body and not isinstance(body[flag], bool):
+            raise invalid(f"{flag} must be of type boolean")
+    writers = [j["id"] for j in emulator.active_jobs() if j["target"].get("tableName") == name]
+    if kind == "drop_table" and writers:
+        # Inferred: Polaris refuses to drop a table that jobs still write into.
+        raise invalid(f"Table {name} has active jobs writing into it: {', '.join(writers)}")
+    if kind == "delete_data" and not intervals and body.get("deleteAll") is not True:
+        raise invalid("A delete_data job needs target.intervals or deleteAll: true")
+    if kind == "restore_data" and not isinstance(body.get("interval"), str):
+        raise invalid("A restore_data job needs an interval")
+    for text in [*(intervals or []), *([body["interval"]] if kind == "restore_data" else [])]:
+        interval_bounds(text)
+    return _new_job(emulator, call, body)
+
+
+def _new_job(emulator: Emulator, call: Call, body: dict[str, Any]) -> Response:
+    """A job that is not a batch job, pending until the clock moves it."""
+    creator, moment = user(call.caller), emulator.now()
+    now = job_timestamp(moment)
+    job_id = str(uuid.uuid4())
+    job = {
+        **body, "id": job_id, "desiredExecutionStatus": "running", "executionStatus": "pending",
+        "health": {"status": "ok"}, "createdBy": creator, "lastModifiedBy": creator,
+        "createdTimestamp": now, "lastUpdatedTimestamp": now, "spec": body,
+        "_created": moment.isoformat(), "held": emulator.held,
+    }  # fmt: skip
+    emulator.store.put("jobs", job_id, job)
+    emulator.active.add(job_id)
     location = f"/v1/projects/{emulator.project_id}/jobs/{job_id}"
     return Response(201, view(job), {"Location": location})
 
@@ -148,7 +254,10 @@ def _check_batch_job(emulator: Emulator, body: Mapping[str, Any]) -> None:
     kind = body.get("type")
     if kind != "batch":
         if one_of(kind, JOB_TYPES):
-            raise invalid(f"Jobs of type {kind} are not supported by the emulator (only batch)")
+            raise invalid(
+                f"Jobs of type {kind} are not supported by the emulator "
+                "(batch, sql, drop_table, delete_data and restore_data are)"
+            )
         raise invalid("type is required and must be a job type such as batch")
     target, source = body.get("target"), body.get("source")
     if (
@@ -157,8 +266,17 @@ def _check_batch_job(emulator: Emulator, body: Mapping[str, Any]) -> None:
         or not isinstance(target.get("tableName"), str)
     ):
         raise invalid("target must be {type: table, tableName}")
+    if isinstance(source, dict) and source.get("type") == "uploaded":
+        files = source.get("fileList")
+        if not isinstance(files, list) or not files or not all(isinstance(f, str) for f in files):
+            raise invalid("source.fileList must list the uploaded files to ingest")
+        missing = [f for f in files if f not in emulator.store.files]
+        if missing:
+            raise invalid(f"File(s) not uploaded: {', '.join(missing)}")
+        _check_columns(body, source)
+        return
     if not isinstance(source, dict) or source.get("type") != "s3":
-        raise invalid("source.type must be s3 for a batch job from Amazon S3")
+        raise invalid("source.type must be s3 (Amazon S3) or uploaded (the Files API)")
     name = source.get("connectionName")
     if not isinstance(name, str) or name not in emulator.store.connections:
         raise invalid(f"Connection {name} does not exist")
@@ -175,6 +293,11 @@ def _check_batch_job(emulator: Emulator, body: Mapping[str, Any]) -> None:
         raise invalid(
             f"Exactly one of uris, prefixes, objects or pattern is required (got {len(chosen)})"
         )
+    _check_columns(body, source)
+
+
+def _check_columns(body: Mapping[str, Any], source: Mapping[str, Any]) -> None:
+    target = body["target"]
     schema = source.get("inputSchema")
     if (
         not isinstance(schema, list)
@@ -218,7 +341,11 @@ def put_job(emulator: Emulator, call: Call) -> Response:
 
 
 def update_job_status(emulator: Emulator, call: Call) -> Response:
-    """POST /jobs/{jobId}/status: the preferred way to cancel (docs/polaris-api-notes.md)."""
+    """POST /jobs/{jobId}/status: the preferred way to cancel (docs/polaris-api-notes.md).
+
+    The OpenAPI lists 200, 404 and 415 only; inferred: an invalid desired status is a 400, as
+    the same body is on PUT /jobs/{jobId}, which lists it.
+    """
     job = _desire(emulator, call.params["jobId"], call.body)
     return Response(200, {"executionStatus": job["executionStatus"]})
 
@@ -239,7 +366,12 @@ def _desire(emulator: Emulator, job_id: str, body: Mapping[str, Any]) -> dict[st
 
 
 def reset_job(emulator: Emulator, call: Call) -> Response:
-    """POST /jobs/{jobId}/reset: streaming only."""
+    """POST /jobs/{jobId}/reset: streaming only.
+
+    The OpenAPI documents only 200 and 404 here; it is silent on a job that is not streaming.
+    Inferred: Polaris refuses to reset a batch job as a bad request (400), as it does for any
+    other request that does not apply to the job.
+    """
     existing(emulator, call.params["jobId"])
     raise invalid("Only streaming jobs can be reset")
 
@@ -344,7 +476,7 @@ def _matches(
         return False
     if (
         filters["connectionName"]
-        and job["source"].get("connectionName") not in filters["connectionName"]
+        and job.get("source", {}).get("connectionName") not in filters["connectionName"]
     ):
         return False
     if table is not None and job["target"].get("tableName") != table:
@@ -357,16 +489,19 @@ def _matches(
     return (
         not search
         or search
-        in json.dumps([job["id"], job["target"], job["source"].get("connectionName")]).lower()
+        in json.dumps(
+            [job["id"], job["target"], job.get("source", {}).get("connectionName")]
+        ).lower()
     )
 
 
 def _summary(job: Mapping[str, Any]) -> dict[str, Any]:
     summary = {k: job[k] for k in SUMMARY if k in job}
-    summary["source"] = {
-        "type": job["source"]["type"],
-        "connectionName": job["source"].get("connectionName"),
-    }
+    if "source" in job:
+        summary["source"] = {
+            "type": job["source"]["type"],
+            "connectionName": job["source"].get("connectionName"),
+        }
     return summary
 
 
@@ -377,7 +512,7 @@ ROUTES = (
     Route("PUT", "/jobs/{jobId}", put_job, MANAGE_JOBS),
     Route("GET", "/jobs/{jobId}/status", job_status),
     Route("POST", "/jobs/{jobId}/status", update_job_status, MANAGE_JOBS),
-    Route("POST", "/jobs/{jobId}/reset", reset_job, MANAGE_JOBS),
+    Route("POST", "/jobs/{jobId}/reset", reset_job, MANAGE_JOBS, takes_body=False),
     Route("GET", "/jobs/{jobId}/progress", job_progress),
     Route("GET", "/jobs/{jobId}/logs", job_logs),
     Route("GET", "/jobs/{jobId}/metrics", job_metrics),

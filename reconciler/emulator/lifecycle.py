@@ -12,7 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from reconciler.emulator.clock import timestamp
+from reconciler.emulator.api import interval_bounds
+from reconciler.emulator.clock import job_timestamp
+from reconciler.emulator.files import BUCKET
+from reconciler.emulator.tables import druid_type, queryable_schema
+from reconciler.s3 import DirectorySource
 
 if TYPE_CHECKING:
     from reconciler.emulator.app import Emulator
@@ -69,15 +73,15 @@ def transition(
     job = dict(job)
     now = emulator.now()
     if status != "pending" and "startedTimestamp" not in job:
-        job["startedTimestamp"] = timestamp(started or now)
+        job["startedTimestamp"] = job_timestamp(started or now)
     if status in TERMINAL:
-        job["completedTimestamp"] = timestamp(finished or now)
+        job["completedTimestamp"] = job_timestamp(finished or now)
     job["executionStatus"] = status
-    job["lastUpdatedTimestamp"] = timestamp(finished or started or now)
+    job["lastUpdatedTimestamp"] = job_timestamp(finished or started or now)
     if health is not None:
         job["health"] = health
     store = emulator.store
-    if status == "completed" and not emulator.reads_data:
+    if status == "completed" and not emulator.reads_data and job["type"] == "batch":
         table = store.tables.get(job["target"]["tableName"])
         if table is not None:  # completed jobs fill their table, so "non-empty" is real
             rows = invented_rows(job["id"])
@@ -95,7 +99,7 @@ def transition(
 def error_health(code: str, message: str, moment: datetime) -> dict[str, Any]:
     """A failed job's health, with the log entry Polaris attaches."""
     log = {
-        "timestamp": timestamp(moment),
+        "timestamp": job_timestamp(moment),
         "healthStatus": "error",
         "code": code,
         "message": message,
@@ -111,10 +115,23 @@ def finish(
     finished: datetime | None = None,
 ) -> None:
     """Complete a due job: with data, only once its rows are in its table (or fail it)."""
+    from reconciler.emulator.ingest import Failure  # DuckDB loads only when data is read
+
+    if job["type"] == "sql" and emulator.reads_data:
+        try:
+            run_sql_job(emulator, job)
+        except Failure as failure:
+            health = error_health(failure.code, failure.message, finished or emulator.now())
+            transition(emulator, job, "failed", started=started, finished=finished, health=health)
+            return
+    elif job["type"] != "batch":
+        apply_table_job(emulator, job)
+    if job["type"] != "batch":
+        transition(emulator, job, "completed", started=started, finished=finished)
+        return
     if not emulator.reads_data:
         transition(emulator, job, "completed", started=started, finished=finished)
         return
-    from reconciler.emulator.ingest import Failure
 
     engine, store = emulator.engine, emulator.store
     job_id, table_name = job["id"], job["target"]["tableName"]
@@ -134,26 +151,90 @@ def finish(
     stats = engine.stats(table_name)
     table = store.tables.get(table_name)
     if table is not None:
+        stored = [(name, druid_type(kind)) for name, kind in engine.columns(table_name)]
         store.put("tables", table_name, {
             **table, "totalRows": stats.rows, "segmentCount": stats.segments,
             "totalDataSizeBytes": stats.bytes, "segmentTotalBytes": stats.bytes,
+            "queryableSchema": queryable_schema(table, stored),
         })  # fmt: skip
     warned: dict[str, Any] | None = None
     if warning is not None:
-        log = {"timestamp": timestamp(finished or emulator.now()), "healthStatus": "warn",
+        log = {"timestamp": job_timestamp(finished or emulator.now()), "healthStatus": "warn",
                "code": "invalid_rows_found", "message": warning}  # fmt: skip
         warned = {"status": "warn", "code": "invalid_rows_found", "log": log}
     job = {**job, "_metrics": metrics}
     transition(emulator, job, "completed", started=started, finished=finished, health=warned)
 
 
+def run_sql_job(emulator: Emulator, job: Mapping[str, Any]) -> None:
+    """Run an sql job's SELECT into its table; raises Failure."""
+    from reconciler.emulator.ingest import GRANULARITY_PERIODS, Failure
+    from reconciler.emulator.jobs import parse_sql_job
+
+    store, engine = emulator.store, emulator.engine
+    name, select, replace = parse_sql_job(job["query"])
+    table = store.tables.get(name)
+    if table is None:
+        raise Failure("table_not_found", f"Table {name} was dropped before the job ran")
+    period = GRANULARITY_PERIODS.get(table.get("partitioningGranularity", "day"), "P1D")
+    engine.insert_select(name, select, sorted(store.tables), replace, period)
+    stats = engine.stats(name)
+    stored = [(column, druid_type(kind)) for column, kind in engine.columns(name)]
+    store.put("tables", name, {
+        **table, "totalRows": stats.rows, "segmentCount": stats.segments,
+        "totalDataSizeBytes": stats.bytes, "segmentTotalBytes": stats.bytes,
+        "queryableSchema": queryable_schema(table, stored),
+    })  # fmt: skip
+
+
+def apply_table_job(emulator: Emulator, job: Mapping[str, Any]) -> None:
+    """What a drop_table, delete_data or restore_data job does to its table, as it completes."""
+    from reconciler.emulator.ingest import GRANULARITY_PERIODS
+
+    store, name = emulator.store, job["target"]["tableName"]
+    table = store.tables.get(name)
+    if table is None:
+        return  # dropped meanwhile: nothing left to change
+    engine = emulator.engine if emulator.reads_data else None
+    period = GRANULARITY_PERIODS.get(table.get("partitioningGranularity", "day"), "P1D")
+    if job["type"] == "drop_table":
+        if engine is not None:
+            engine.drop(name)
+        store.delete("tables", name)
+        return
+    if job["type"] == "delete_data":
+        everything = job.get("deleteAll") is True
+        intervals = None if everything else [interval_bounds(i) for i in job["target"]["intervals"]]
+        if engine is not None:
+            engine.delete(name, intervals, job.get("softDelete") is True, period)
+        elif everything:  # without data the rows were invented; all of them can still go
+            store.put("tables", name, {**table, "totalRows": 0, "segmentCount": 0,
+                                       "totalDataSizeBytes": 0, "segmentTotalBytes": 0})  # fmt: skip
+    elif engine is not None:  # restore_data
+        engine.restore(name, interval_bounds(job["interval"]), period)
+    if engine is not None:
+        stats = engine.stats(name)
+        store.put("tables", name, {
+            **table, "totalRows": stats.rows, "segmentCount": stats.segments,
+            "totalDataSizeBytes": stats.bytes, "segmentTotalBytes": stats.bytes,
+        })  # fmt: skip
+
+
 def submit(emulator: Emulator, job: Mapping[str, Any]) -> None:
     """Start reading a job's objects, off the request's thread."""
     assert emulator.data is not None
-    connection = emulator.store.connections.get(job["source"]["connectionName"], {})
+    spec = job.get("spec", job)
     table = emulator.store.tables.get(job["target"]["tableName"], {})
+    if job["source"]["type"] == "uploaded":
+        # Uploaded files are the objects of one bucket: the same selection and reading as S3.
+        connection: Mapping[str, Any] = {"type": "uploaded", "bucket": BUCKET}
+        files = {**spec["source"], "objects": spec["source"]["fileList"]}
+        source: Any = DirectorySource(emulator.files_root)
+        emulator.engine.submit(job, {**spec, "source": files}, connection, table, source)
+        return
+    connection = emulator.store.connections.get(job["source"]["connectionName"], {})
     source = emulator.data.for_connection(connection)
-    emulator.engine.submit(job, job.get("spec", job), connection, table, source)
+    emulator.engine.submit(job, spec, connection, table, source)
 
 
 def cancel(emulator: Emulator, job: dict[str, Any]) -> None:

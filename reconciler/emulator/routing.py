@@ -34,6 +34,9 @@ class Route:
     path: str
     handler: Handler
     permission: str | None = None  # what a key needs; reads need nothing
+    # False where the OpenAPI defines no request body: whatever is sent is ignored, so a client
+    # that sends none (no Content-Type either) is answered.
+    takes_body: bool = True
     pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -48,9 +51,9 @@ class Route:
 
 def routes() -> tuple[Route, ...]:
     """Every operation the emulator serves."""
-    from reconciler.emulator import connections, jobs, query, tables
+    from reconciler.emulator import connections, files, jobs, query, tables
 
-    return (*connections.ROUTES, *jobs.ROUTES, *tables.ROUTES, *query.ROUTES)
+    return (*connections.ROUTES, *jobs.ROUTES, *tables.ROUTES, *query.ROUTES, *files.ROUTES)
 
 
 def dispatch(
@@ -76,9 +79,11 @@ def dispatch(
         call = Call(
             params={k: unquote(v) for k, v in found.groupdict().items()},
             query=parse_qs(request.query, keep_blank_values=True),
-            body=_body(request) if request.method in BODY_METHODS else {},
+            body=_body(request) if route.takes_body and request.method in BODY_METHODS else {},
             caller=caller,
             host=request.headers.get("host", ""),
+            raw=request.body,
+            content_type=request.headers.get("content-type", ""),
         )
         with emulator.store.lock:  # handlers run one at a time
             emulator.advance()
@@ -88,11 +93,15 @@ def dispatch(
             405,
             "MethodNotAllowed",
             f"{request.method} is not allowed here; use {', '.join(allowed)}",
+            {"Allow": ", ".join(allowed)},  # RFC 9110: a 405 lists the methods that are
         )
     raise not_found(f"No resource at {request.path}")
 
 
 def _body(request: Request) -> dict[str, Any]:
+    # On every operation with a body, the same answers, whether or not the OpenAPI lists them
+    # for that operation (POST /query/sql lists no 415): 415 for a body that is not JSON, 400
+    # for JSON that does not parse or is not an object.
     if "json" not in request.headers.get("content-type", ""):
         raise ApiError(
             415,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -78,9 +79,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(content)))
         self.end_headers()
-        self.wfile.write(content)
+        if self.command != "HEAD":  # a HEAD answer is headers only (RFC 9110, 9.3.2)
+            self.wfile.write(content)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+    def __getattr__(self, name: str) -> Any:
+        # Every method reaches the emulator, which answers one outside the API with its JSON
+        # 405 (or 404), never the HTTP server's own 501 page (TRACE, HEAD, OPTIONS, BREW...).
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
 
     def log_message(self, format: str, *args: object) -> None:
         """Requests are counted in `Emulator.requests`, not logged: logs could carry secrets."""

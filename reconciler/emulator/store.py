@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-KINDS = ("connections", "tables", "jobs")
+KINDS = ("connections", "tables", "jobs", "files")
 SNAPSHOT, JOURNAL = "state.json", "journal.jsonl"
 
 
@@ -26,6 +26,7 @@ class Store:
         self.connections: dict[str, dict[str, Any]] = {}
         self.tables: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}  # insertion order is creation order
+        self.files: dict[str, dict[str, Any]] = {}  # uploaded files' metadata, by name
         self.version = 0  # bumped by every change, so derived views can be cached
         self.lock = threading.RLock()
         self.data_dir = data_dir
@@ -35,8 +36,9 @@ class Store:
             self._recover(data_dir)
 
     def collection(self, kind: str) -> dict[str, dict[str, Any]]:
-        """One of the three collections by name."""
-        return {"connections": self.connections, "tables": self.tables, "jobs": self.jobs}[kind]
+        """One of the collections by name."""
+        collections = {"connections": self.connections, "tables": self.tables, "jobs": self.jobs}
+        return {**collections, "files": self.files}[kind]
 
     def put(self, kind: str, key: str, value: dict[str, Any]) -> None:
         """Store a record durably; call while holding the lock."""

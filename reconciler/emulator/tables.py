@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from reconciler.emulator import validation
 from reconciler.emulator.api import ApiError, Call, Response, invalid, not_found, one_of
 from reconciler.emulator.auth import MANAGE_TABLES, user
 from reconciler.emulator.clock import timestamp
@@ -95,10 +96,40 @@ def _check(body: Mapping[str, Any]) -> None:
                 raise invalid(
                     f"Column {column['name']} of an aggregate table needs a type: dimension or measure"
                 )
+    # The OpenAPI requires a version, yet tells clients not to send one on create: 0 then.
+    payload = "DetailTablePayload" if body["type"] == "detail" else "AggregateTablePayload"
+    validation.check(payload, {"version": 0, **body})
     names = {c["name"] for c in schema}
     missing = [c for c in body.get("clusteringColumns", []) if c not in names]
     if missing and body.get("schemaMode") == "strict":
         raise invalid(f"Clustering column(s) not in the schema: {', '.join(missing)}")
+
+
+# What Druid reports for the DuckDB types ingestion stores (the OpenAPI's TableColumnDataType).
+DATA_TYPES = {"TIMESTAMP": "timestamp", "BIGINT": "long", "INTEGER": "long", "HUGEINT": "long",
+              "DOUBLE": "double", "FLOAT": "float", "VARCHAR": "string", "BOOLEAN": "long"}  # fmt: skip
+
+
+def druid_type(duckdb_type: str) -> str:
+    """The data type Polaris reports for a column stored with this DuckDB type."""
+    return DATA_TYPES.get(duckdb_type.split("(")[0].split(" ")[0], "string")
+
+
+def queryable_schema(
+    record: Mapping[str, Any], stored: Sequence[tuple[str, str]] = ()
+) -> list[dict[str, Any]]:
+    """The OpenAPI's `queryableSchema`: `__time`, the declared columns, then the `stored`
+    columns (name, Polaris data type) that were not declared: those ingestion discovered."""
+    time = {"name": "__time", "dataType": "timestamp", "isDiscovered": False}
+    declared = [c for c in record.get("schema", []) if c["name"] != "__time"]
+    names = {"__time", *(c["name"] for c in declared)}
+    return [
+        time,
+        *({"name": c["name"], "dataType": c.get("dataType", "string"), "isDiscovered": False}
+          for c in declared),
+        *({"name": name, "dataType": kind, "isDiscovered": True}
+          for name, kind in stored if name not in names),
+    ]  # fmt: skip
 
 
 def create_table(emulator: Emulator, call: Call) -> Response:
@@ -134,6 +165,7 @@ def new_table(
     if body["type"] == "aggregate":
         record["timeResolution"] = "millisecond"  # the OpenAPI default
     record.update({k: body[k] for k in WRITABLE if k in body})
+    record["queryableSchema"] = queryable_schema(record)
     return record
 
 
@@ -148,10 +180,11 @@ def update_table(emulator: Emulator, call: Call) -> Response:
             "Conflict",
             f"Table version {body.get('version')} is stale; the current version is {current['version']}",
         )
-    body = {**body, "type": body.get("type", current["type"])}
+    _check(body)  # the OpenAPI's TablePayload: name, type and version are required here too
     if body["type"] != current["type"]:
         raise invalid("The type of a table cannot change")
-    _check(body)
+    if body["name"] != name:
+        raise invalid("The name of a table cannot change")  # TableName: "unique, immutable"
     old = {c["name"]: c for c in current.get("schema", [])}
     new = {c["name"]: c for c in body.get("schema", current.get("schema", []))}
     altered = [n for n, c in old.items() if new.get(n) != c]
@@ -163,7 +196,11 @@ def update_table(emulator: Emulator, call: Call) -> Response:
             f"Columns {', '.join(altered)} can only be changed or removed while the table is empty and has no active jobs"
         )
     record = {**current, **{k: body[k] for k in WRITABLE if k in body}}
+    discovered = [
+        (c["name"], c["dataType"]) for c in current.get("queryableSchema", []) if c["isDiscovered"]
+    ]
     record.update(
+        queryableSchema=queryable_schema(record, discovered),
         version=current["version"] + 1,
         modifiedByUser=user(call.caller),
         modifiedOnTimestamp=timestamp(emulator.now()),

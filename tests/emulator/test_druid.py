@@ -76,7 +76,10 @@ def test_what_cannot_be_evaluated_exactly_is_refused_by_name(expression: str, na
 
 
 def test_queries_only_read_the_projects_tables() -> None:
-    assert '"Koalas"' in translate_query('SELECT COUNT(*) FROM "Koalas"', ["Koalas"])
+    tables = {"Koalas": "table_4b6f616c6173"}
+    assert '"table_4b6f616c6173" AS "Koalas"' in translate_query(
+        'SELECT COUNT(*) FROM "Koalas"', tables
+    )
     for query in ('SELECT * FROM "secrets"', "SELECT * FROM read_parquet('x')", "DROP TABLE x"):
         with pytest.raises(UnsupportedSql):
-            translate_query(query, ["Koalas"])
+            translate_query(query, tables)
