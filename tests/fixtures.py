@@ -5,7 +5,7 @@ from __future__ import annotations
 import http.server
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,15 +65,24 @@ def data_served(
     yield from _serve(data_emulator, monkeypatch, tmp_path)
 
 
+def point_the_cli_at(
+    monkeypatch: pytest.MonkeyPatch, url: str, tmp_path: Path,
+    secrets: Mapping[str, str] = DEMO_SECRETS,
+) -> None:  # fmt: skip
+    """The environment a user sets to run the CLI against `url`: the demo project and key, a
+    job cache of the test's own, and the variables the manifests' secrets come from."""
+    monkeypatch.setenv("POLARIS_URL", url)
+    monkeypatch.setenv("POLARIS_PROJECT_ID", DEMO_PROJECT_ID)
+    monkeypatch.setenv("POLARIS_API_KEY", DEMO_API_KEY)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+
+
 def _serve(emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
     with emulator.serve() as server:
-        monkeypatch.setenv("POLARIS_URL", server.url)
-        monkeypatch.setenv("POLARIS_PROJECT_ID", DEMO_PROJECT_ID)
-        monkeypatch.setenv("POLARIS_API_KEY", DEMO_API_KEY)
-        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+        point_the_cli_at(monkeypatch, server.url, tmp_path)
         monkeypatch.delenv("NO_COLOR", raising=False)
-        for name, value in DEMO_SECRETS.items():
-            monkeypatch.setenv(name, value)
         yield server
 
 
@@ -245,12 +254,7 @@ def hostile(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Hostile
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    monkeypatch.setenv("POLARIS_URL", state.url)
-    monkeypatch.setenv("POLARIS_PROJECT_ID", DEMO_PROJECT_ID)
-    monkeypatch.setenv("POLARIS_API_KEY", DEMO_API_KEY)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    for name, value in DEMO_SECRETS.items():
-        monkeypatch.setenv(name, value)
+    point_the_cli_at(monkeypatch, state.url, tmp_path)
     try:
         yield state
     finally:

@@ -18,9 +18,9 @@ from urllib.parse import quote
 import pytest
 
 from reconciler import escape
-from reconciler.emulator import ALL_PERMISSIONS, DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
+from reconciler.emulator import ALL_PERMISSIONS, DEMO_API_KEY, Emulator
 from tests.cli import Result, run
-from tests.fixtures import ROOT
+from tests.fixtures import ROOT, point_the_cli_at
 
 # Secrets an attacker would choose to slip past an escaper: every character some format encodes.
 # NAME_TOKEN is also a valid resource name (no '/', '\' or line break), so it reaches names.
@@ -90,12 +90,7 @@ spec:
 def secret_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     emulator = Emulator(api_keys={DEMO_API_KEY: ALL_PERMISSIONS})
     with emulator.serve() as server:
-        monkeypatch.setenv("POLARIS_URL", server.url)
-        monkeypatch.setenv("POLARIS_PROJECT_ID", DEMO_PROJECT_ID)
-        monkeypatch.setenv("POLARIS_API_KEY", DEMO_API_KEY)
-        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-        for name, value in SECRETS.items():
-            monkeypatch.setenv(name, value)
+        point_the_cli_at(monkeypatch, server.url, tmp_path, SECRETS)
         monkeypatch.chdir(tmp_path)
         yield tmp_path
     emulator.store.close()
