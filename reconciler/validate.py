@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -174,6 +175,10 @@ def _stand_in(document: Document) -> list[Resource]:
     are reported, and the documents that refer to it are not told that nothing declares it."""
     data = document.data
     kind, name = (data.get("kind"), _name(data)) if isinstance(data, dict) else (None, None)
+    if isinstance(kind, str) and kind not in KINDS:
+        # A misspelt kind (`Conection`) reads as the kind it is closest to, if any is close:
+        # its own error names the typo, and the jobs that use it are not blamed as well.
+        kind = next(iter(difflib.get_close_matches(kind, KINDS, n=1, cutoff=0.8)), kind)
     if kind not in KINDS or not name or _name_problem(kind, name):
         return []
     spec = data.get("spec")

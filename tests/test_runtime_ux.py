@@ -22,6 +22,7 @@ BREAKAGES = {
         "must be an ${env:NAME} reference",
     ),
     "a wrong apiVersion": ("apiVersion: reconciler/v1", "apiVersion: reconciler/v2", "apiVersion"),
+    "a misspelt kind": ("kind: Connection", "kind: Conection", "Conection"),
 }
 
 
