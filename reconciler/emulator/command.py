@@ -54,6 +54,7 @@ def _keys(path: str | None) -> dict[str, list[str]]:
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
+    metavar="PORT",
     default=8085,
     show_default=True,
     help="Port; 0 picks a free one.",
