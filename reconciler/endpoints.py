@@ -7,7 +7,8 @@ the same buckets: the service is the partition (`aws`, `aws-cn`, `aws-us-gov`). 
 that host and port. docs/places.md has the table of spellings; tests/test_places.py is generated
 from it.
 
-Pure: imports nothing from the package, so listing, the planner and the emulator can share it.
+Pure: imports nothing from the package, so listing, the planner, the emulator and the hosts
+listing signs for (`reconciler.hosts`) share it: one reading of S3 host names.
 """
 
 from __future__ import annotations
@@ -18,14 +19,21 @@ import re
 from dataclasses import dataclass
 
 # AWS domains and the partition each belongs to (GovCloud shares amazonaws.com: by region).
+# China's regions, and only they, are under amazonaws.com.cn, which has no global endpoint.
 AWS_DOMAINS = (("amazonaws.com.cn", "aws-cn"), ("amazonaws.com", "aws"))
+CHINA = "aws-cn"
 GOVCLOUD = "aws-us-gov"
-# An AWS region name: us-east-1, ap-southeast-2, us-gov-west-1, cn-northwest-1, il-central-1.
-REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d+")
+# A region of these partitions: us-east-1, ap-southeast-2, us-gov-west-1, cn-northwest-1. The ISO
+# partitions (us-iso-east-1...) have domains of their own, so they are not S3 regions here.
+_REGION = r"(?:us-gov|[a-z]{2})-[a-z]+-\d{1,2}"
+REGION = re.compile(_REGION)
 # `s3-REGION` (the dash form), `s3-external-1` (us-east-1) and `s3-fips-REGION` (GovCloud's
 # legacy FIPS name): one label that names the service and the region.
-DASH_FORM = re.compile(r"s3-(?:fips-)?(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+|external-1)")
+DASH_FORM = re.compile(rf"s3-(?:fips-)?(?P<region>{_REGION})|s3-(?P<external>external-1)")
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# The region SigV4 signs for when the endpoint names none: the legacy global endpoint's, and
+# what S3-compatible stores (MinIO, moto) expect.
+DEFAULT_REGION = "us-east-1"
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,11 @@ class Endpoint:
         """Whether this is an S3 endpoint of AWS (so `service` is a partition)."""
         return ":" not in self.service
 
+    @property
+    def signing_region(self) -> str:
+        """The region requests to this endpoint are signed for (SigV4's credential scope)."""
+        return self.region or DEFAULT_REGION
+
 
 def parse_endpoint(text: str) -> Endpoint:
     """The service an `awsEndpoint` names (an empty one is AWS's default, partition `aws`)."""
@@ -54,7 +67,7 @@ def parse_endpoint(text: str) -> Endpoint:
     scheme, _, rest = raw.rpartition("://")
     rest = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
     host, port = _host_port(rest, DEFAULT_PORTS.get(scheme, 443))
-    aws = _aws(host)
+    aws = aws_s3_host(host)
     if aws is not None:
         return aws
     return Endpoint(f"{host}:{port}")
@@ -80,8 +93,12 @@ def _host_port(authority: str, default: int) -> tuple[str, int]:
     return host, int(port) if port else default
 
 
-def _aws(host: str) -> Endpoint | None:
-    """The partition, region and bucket of an S3 host of AWS; None for any other host."""
+def aws_s3_host(host: str) -> Endpoint | None:
+    """The partition, region and bucket of an S3 host name of AWS (lower case, without a
+    trailing dot); None for any other host, other AWS services included.
+
+    The one reading of S3 host names: a job's place and the hosts listing signs for use it.
+    """
     for domain, partition in AWS_DOMAINS:
         if not host.endswith("." + domain):
             continue
@@ -90,7 +107,7 @@ def _aws(host: str) -> Endpoint | None:
         # labels before it are a virtual-hosted bucket (whose name may hold dots, even "s3").
         for index, label in enumerate(labels):
             region = _region(label, labels[index + 1 :])
-            if region is None:
+            if region is None or region.startswith("cn-") != (partition == CHINA):
                 continue
             bucket = ".".join(labels[:index]) or None
             if partition == "aws" and (region or "").startswith("us-gov-"):
@@ -118,5 +135,4 @@ def _region(label: str, tail: list[str]) -> str | None:
     found = DASH_FORM.fullmatch(label)
     if found is None or tail:
         return None
-    region = found.group("region")
-    return "us-east-1" if region == "external-1" else region
+    return DEFAULT_REGION if found.group("external") else found.group("region")

@@ -20,24 +20,14 @@ import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from reconciler.endpoints import DEFAULT_PORTS, aws_s3_host
+
 ALLOW_FLAG = "--allow-host"
 ALLOWED_HOSTS_VARIABLE = "RECONCILER_ALLOWED_HOSTS"
 POLARIS_API_DOMAIN = "api.imply.io"
 DOCS = "docs/trusted-hosts.md"
 
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-# An AWS region as S3 endpoints spell it: us-east-1, eu-central-2, us-gov-west-1, cn-northwest-1.
-_REGION = r"[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}"
-# The S3 service names under amazonaws.com (and amazonaws.com.cn in China), optionally behind a
-# virtual-hosted bucket (which may itself hold dots): s3, s3-external-1, s3.REGION, s3-REGION,
-# s3.dualstack.REGION, s3-fips.REGION, s3-fips.dualstack.REGION, s3-accelerate (Transfer
-# Acceleration, optionally .dualstack). AWS owns each of these zones, so
-# every name under them is S3; other services (sqs., ec2., *.execute-api.) are not in the list.
-_S3_SERVICE = re.compile(
-    rf"(?:[a-z0-9.-]+\.)?"
-    rf"(?:s3|s3-external-1|s3-accelerate(?:\.dualstack)?|s3(?:-fips)?(?:\.dualstack\.|[.-]){_REGION})"
-    rf"\.amazonaws\.com(?:\.cn)?"
-)
 
 
 class HostError(ValueError):
@@ -48,14 +38,20 @@ def normalize(host: str) -> str | None:
     """`host` in the one spelling hosts are compared in, or None when it is not plainly a host.
 
     `Acme.Example.` is `acme.example`; `[::1]` is `::1`. A DNS name must be ASCII letters, digits
-    and hyphens in labels of 1 to 63 characters.
+    and hyphens in labels of 1 to 63 characters; brackets hold an IPv6 address and nothing else,
+    and an address with a zone (`::1%eth0`) is not plainly a host.
     """
-    text = host.strip("[]") if host.startswith("[") and host.endswith("]") else host
+    bracketed = host.startswith("[") and host.endswith("]")
+    text = host[1:-1] if bracketed else host
+    if "%" in text:  # a zone, or an escape: either way a second reading
+        return None
     try:
-        address = ipaddress.ip_address(text)
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(text)
     except ValueError:
-        pass
-    else:
+        address = None
+    if bracketed:
+        return str(address) if isinstance(address, ipaddress.IPv6Address) else None
+    if address is not None:
         return str(address)
     text = text.lower()
     if text.endswith("."):
@@ -95,9 +91,14 @@ def is_polaris_api(host: str) -> bool:
 
 def is_s3_service(host: str) -> bool:
     """True for an AWS S3 endpoint, in any of its spellings (regional, legacy global, dual-stack,
-    FIPS, virtual-hosted), and for nothing else under amazonaws.com."""
+    FIPS, virtual-hosted), and for nothing else under amazonaws.com.
+
+    The host must first be plainly a host name; then it is read as a job's place reads it
+    (`reconciler.endpoints`, docs/places.md), so what is signed for and what is one bucket
+    never disagree.
+    """
     name = normalize(host)
-    return name is not None and _S3_SERVICE.fullmatch(name) is not None
+    return name is not None and aws_s3_host(name) is not None
 
 
 def allowed_hosts(entries: Iterable[str], source: str) -> frozenset[str]:
@@ -145,7 +146,7 @@ def _comparable(url: str) -> tuple[str, str, int | None, str] | str:
         return url
     scheme = parts.scheme.lower()
     host = normalize(parts.hostname or "") or url
-    port = None if port == {"http": 80, "https": 443}.get(scheme) else port
+    port = None if port == DEFAULT_PORTS.get(scheme) else port
     return (scheme, host, port, parts.path.rstrip("/"))
 
 

@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 
 from reconciler import hosts
+from reconciler.endpoints import DEFAULT_PORTS
 from reconciler.globs import GlobError, literal_prefix
 from reconciler.s3 import (
     Credentials,
@@ -180,7 +181,7 @@ def signing_url(
         scheme = scheme or "https"
     else:
         return None
-    default = {"http": 80, "https": 443}[scheme]
+    default = DEFAULT_PORTS[scheme]
     return f"{scheme}://{shown}" + (f":{port}" if port not in (None, default) else "")
 
 

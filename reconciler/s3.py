@@ -6,15 +6,14 @@ Version 4 over httpx. httpx is already a dependency and the two calls are all Po
 would add tens of megabytes and a slow import for them.
 
 The module is pure (no printing, no environment, nothing from the rest of the package but the
-shared glob reading in `reconciler.globs`), so the emulator (which ingests the objects) and the
-planner (which shows what a job will read) select objects the same way.
+shared readings of globs and endpoints in `reconciler.globs` and `reconciler.endpoints`), so the
+emulator (which ingests the objects) and the planner (which shows what a job will read) select objects the same way.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,12 +24,12 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
+from reconciler.endpoints import DEFAULT_REGION, parse_endpoint
 from reconciler.errors import ErrorCode, ReconcilerError
 from reconciler.globs import GlobError, compile_glob, path_of
 
 SELECTORS = ("uris", "prefixes", "objects", "pattern")
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
-_REGION = re.compile(r"(?:^|[.-])s3[.-]([a-z]{2}(?:-gov)?-[a-z]+-\d)\.")
 
 
 class S3Error(ReconcilerError):
@@ -135,9 +134,9 @@ class Credentials:
 
 
 def region_of(aws_endpoint: str) -> str:
-    """The signing region named in an endpoint such as s3.eu-west-1.amazonaws.com (else us-east-1)."""
-    found = _REGION.search(aws_endpoint + ".")
-    return found.group(1) if found else "us-east-1"
+    """The region requests through a connection's `awsEndpoint` are signed for: the one its host
+    names in any spelling (s3.dualstack.eu-west-1..., s3-fips-us-gov-west-1...), else us-east-1."""
+    return parse_endpoint(aws_endpoint).signing_region
 
 
 def sign(
@@ -191,7 +190,7 @@ class S3Api:
     """
 
     def __init__(
-        self, endpoint: str, credentials: Credentials | None = None, region: str = "us-east-1",
+        self, endpoint: str, credentials: Credentials | None = None, region: str = DEFAULT_REGION,
         transport: httpx.BaseTransport | None = None, timeout: float = 30.0,
         page_size: int = 1000,
     ) -> None:  # fmt: skip

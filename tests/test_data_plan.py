@@ -7,6 +7,7 @@ a pull request must not be able to send them anywhere else.
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from reconciler.emulator import DEMO_API_KEY
@@ -231,6 +233,57 @@ def test_wrapped_secrets_sign_exactly_as_their_values() -> None:
 )
 def test_keys_are_sent_only_to_aws_s3_or_loopback(endpoint: str, url: str | None) -> None:
     assert signing_url(endpoint) == url
+
+
+EMPTY_LISTING = (
+    b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+    b"<IsTruncated>false</IsTruncated></ListBucketResult>"
+)
+SCOPE = re.compile(r"Credential=[^/]+/\d{8}/(?P<region>[^/]+)/s3/aws4_request,")
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "region"),
+    [
+        ("s3.dualstack.eu-west-1.amazonaws.com", "eu-west-1"),
+        ("demo-bucket.s3.dualstack.eu-west-1.amazonaws.com", "eu-west-1"),
+        ("https://S3.DUALSTACK.AP-SOUTH-1.AMAZONAWS.COM.:0443/", "ap-south-1"),
+        ("s3-fips.us-east-2.amazonaws.com", "us-east-2"),
+        ("s3-fips.dualstack.ca-central-1.amazonaws.com", "ca-central-1"),
+        ("s3-fips.dualstack.us-gov-west-1.amazonaws.com", "us-gov-west-1"),
+        ("s3-fips-us-gov-west-1.amazonaws.com", "us-gov-west-1"),
+        ("s3.dualstack.cn-northwest-1.amazonaws.com.cn", "cn-northwest-1"),
+        ("s3-eu-west-1.amazonaws.com", "eu-west-1"),
+        ("demo-bucket.s3.eu-central-2.amazonaws.com", "eu-central-2"),
+        ("s3-external-1.amazonaws.com", "us-east-1"),
+        ("s3.amazonaws.com", "us-east-1"),  # the legacy global endpoint signs as us-east-1
+    ],
+)
+def test_a_listing_is_signed_for_the_region_its_endpoint_names(endpoint: str, region: str) -> None:
+    # A request signed for another region than the endpoint's is refused by S3
+    # (AuthorizationHeaderMalformed), so a dual-stack or FIPS endpoint could never be listed.
+    sent: list[httpx.Request] = []
+
+    def s3(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, content=EMPTY_LISTING)
+
+    connection = {
+        "type": "s3", "bucket": "demo-bucket", "awsEndpoint": endpoint,
+        "secrets": {"type": "access_key", "accessKeyId": "AKIAREGION", "accessKeySecret": "s"},
+    }  # fmt: skip
+    job = Job("koalas", {"prefixes": ["polaris-ingest/"]}, connection)
+    transport = httpx.MockTransport(s3)
+    for access in (  # through the connection's own endpoint, and through the operator's
+        Access(enabled=True, transport=transport),
+        Access(enabled=True, endpoint="http://127.0.0.1:9000", transport=transport),
+    ):
+        listed = list_jobs([job], access)
+        assert listed["koalas"].reason is None, listed["koalas"].reason
+    assert len(sent) == 2
+    for request in sent:
+        scope = SCOPE.search(request.headers["Authorization"])
+        assert scope is not None and scope.group("region") == region
 
 
 def test_a_manifest_cannot_make_plan_send_the_keys_to_another_host(

@@ -19,12 +19,13 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from reconciler import hosts
 from reconciler.client import ClientConfig, PolarisClient, PolarisError, check_destination
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID
+from reconciler.endpoints import parse_endpoint
 from reconciler.listing import signing_url
 from tests.cli import Result, run
 from tests.fixtures import DEMO_SECRETS
@@ -269,7 +270,14 @@ def test_reconciler_yaml_cannot_allow_a_host(
 
 @pytest.mark.parametrize(
     "entry",
-    ["https://polaris.corp.example", "polaris.corp.example/v1", "*.corp.example", "a b", "x@y"],
+    [
+        "https://polaris.corp.example",
+        "polaris.corp.example/v1",
+        "*.corp.example",
+        "a b",
+        "x@y",
+        "[polaris.corp.example]",  # brackets hold an IPv6 address, nothing else
+    ],
 )
 def test_an_allowed_host_that_is_not_a_host_name_is_a_usage_error(
     repository: Path, proxy: list[str], monkeypatch: pytest.MonkeyPatch, entry: str
@@ -400,6 +408,47 @@ def test_keys_are_signed_only_for_s3_service_hosts_or_loopback(
     assert signing_url(endpoint) == url
 
 
+@pytest.mark.parametrize(
+    "host",
+    [
+        "s3-fips-external-1.amazonaws.com",  # s3-external-1 has no FIPS twin
+        "logs.s3-fips-external-1.amazonaws.com",
+        "s3.us-north-eu-10.amazonaws.com",  # not an AWS region name: AREA[-gov]-WORD-N
+        "s3-eu-fips-north-2.amazonaws.com",
+        "b.s3.cn-website-external-10.amazonaws.com",
+        "s3.us-east-100.amazonaws.com",
+        "s3.us-iso-east-1.amazonaws.com",  # the ISO partitions have domains of their own
+        "s3.cn-north-1.amazonaws.com",  # China's regions are under amazonaws.com.cn ...
+        "s3-cn-north-1.amazonaws.com",
+        "s3.us-east-1.amazonaws.com.cn",  # ... and only they are
+        "s3.dualstack.eu-west-1.amazonaws.com.cn",
+        "s3.amazonaws.com.cn",  # China has regional endpoints only
+        "s3-external-1.amazonaws.com.cn",
+        "b.s3-accelerate.amazonaws.com.cn",
+    ],
+)
+def test_a_host_that_only_looks_like_an_s3_endpoint_is_neither_a_partition_nor_signed_for(
+    host: str,
+) -> None:
+    # Identity (docs/places.md) and signing (docs/trusted-hosts.md) read host names with one
+    # parser; these are the spellings on which their two parsers once disagreed, or both erred.
+    assert not parse_endpoint(host).aws
+    assert not hosts.is_s3_service(host)
+    assert signing_url(host) is None
+
+
+def test_brackets_around_anything_but_an_ipv6_address_are_not_a_host() -> None:
+    for text in (
+        "[s3.amazonaws.com]", "[acme.api.imply.io]", "[localhost]", "[127.0.0.1]", "[[::1]]",
+        "::1%eth0", "[::1%25lo]",  # nor is an address with a zone
+    ):  # fmt: skip
+        assert hosts.normalize(text) is None, text
+    assert not hosts.is_s3_service("[s3.amazonaws.com]")
+    assert not hosts.is_polaris_api("[acme.api.imply.io]")
+    assert not hosts.is_loopback("[127.0.0.1]")
+    assert hosts.normalize("[0:0::1]") == "::1" and hosts.is_loopback("[::1]")
+
+
 def test_an_s3_compatible_host_is_signed_for_only_with_the_operators_consent() -> None:
     allowed = frozenset({"minio.internal"})
     assert signing_url("minio.internal:9000", allowed) == "https://minio.internal:9000"
@@ -437,9 +486,14 @@ PIECES = [
     "s3",
     "s3-external-1",
     "s3-fips",
+    "s3-accelerate",
+    "s3-eu-west-1",
     "dualstack",
     "us-east-1",
     "eu-west-1",
+    "us-gov-west-1",
+    "cn-north-1",
+    "external-1",
     "amazonaws",
     "com",
     "cn",
@@ -483,6 +537,19 @@ def test_a_signed_listing_goes_only_to_the_host_that_was_checked(endpoint: str) 
         host = sent_host(url)
         assert hosts.is_s3_service(host) or hosts.is_loopback(host) or host == "minio.internal"
         assert "@" not in url and "\\" not in url and "%" not in url
+
+
+@settings(max_examples=3000, deadline=None)
+@given(hostile())
+@example("[s3.amazonaws.com]")
+@example("s3-fips.dualstack.us-gov-west-1.amazonaws.com.")
+def test_a_host_is_signed_for_exactly_when_it_names_an_aws_partition(endpoint: str) -> None:
+    # A host that is plainly a DNS name is an S3 service for signing exactly when it is one for
+    # a job's place; anything else is never signed for, whatever identity makes of it.
+    if hosts.normalize(endpoint) is None:
+        assert not hosts.is_s3_service(endpoint)
+    else:
+        assert hosts.is_s3_service(endpoint) == parse_endpoint(endpoint).aws, endpoint
 
 
 @settings(max_examples=3000, deadline=None)
