@@ -9,14 +9,17 @@ XML serializer, which escapes it.
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from reconciler.model import Action, Location, ManifestError
 from reconciler.output import Output, Redact, unchanged
 
+# xml.etree.ElementTree (with pyexpat under it) is imported by the JUnit functions, when --junit
+# asks for XML: `reconciler validate` without it starts without them.
 if TYPE_CHECKING:  # only for types: `reconciler validate` writes its output without the planner
+    import xml.etree.ElementTree as ET
+
     from reconciler.drift import DriftReport
     from reconciler.plan import Plan
 
@@ -115,6 +118,8 @@ def validate_junit(
     files: Iterable[str], problems: Iterable[ManifestError], redact: Redact = unchanged
 ) -> str:
     """JUnit XML with one test case per manifest file; its errors are the failures."""
+    import xml.etree.ElementTree as ET  # deferred: see the note on imports above
+
     xml = Output(redact).xml
     by_file: dict[str, list[ManifestError]] = {str(file): [] for file in files}
     for problem in problems:
@@ -137,6 +142,8 @@ def validate_junit(
 
 def drift_junit(report: DriftReport, redact: Redact = unchanged) -> str:
     """JUnit XML with one test case per resource: failing statuses fail, ignored ones are skipped."""
+    import xml.etree.ElementTree as ET  # deferred: see the note on imports above
+
     xml = Output(redact).xml
     cases = []
     for entry in report.entries:
@@ -154,10 +161,14 @@ def drift_junit(report: DriftReport, redact: Redact = unchanged) -> str:
 
 def _case(classname: str, name: str) -> ET.Element:
     """A test case; `classname` and `name` are already redacted (`Output.xml`)."""
+    import xml.etree.ElementTree as ET  # deferred: see the note on imports above
+
     return ET.Element("testcase", classname=classname, name=name, time="0")
 
 
 def _document(name: str, cases: list[ET.Element]) -> str:
+    import xml.etree.ElementTree as ET  # deferred: see the note on imports above
+
     counts = {
         "tests": len(cases),
         "failures": sum(case.find("failure") is not None for case in cases),

@@ -407,7 +407,8 @@ def validate(
         choices = _validation_choices(paths, config_file, target_name, var)
     except ManifestErrors as failed:
         _print_problems(failed.errors, fmt, valid=False)
-        _write_junit(junit, ci_output.validate_junit([], failed.errors, REDACT))
+        errors = failed.errors
+        _write_junit(junit, lambda: ci_output.validate_junit([], errors, REDACT))
         sys.exit(1)
     problems: dict[tuple[Any, str], ManifestError] = {}
     valid: list[tuple[Choice, Manifests]] = []
@@ -424,8 +425,8 @@ def validate(
         problems.update(((e.location, e.message), e) for e in manifests.warnings)
         valid.append((choice, manifests))
     found_problems = sorted(problems.values(), key=lambda e: (e.location, e.message))
-    files = _files(path for choice in choices for path in (paths or choice.paths))
-    _write_junit(junit, ci_output.validate_junit(files, found_problems, REDACT))
+    files = (path for choice in choices for path in (paths or choice.paths))
+    _write_junit(junit, lambda: ci_output.validate_junit(_files(files), found_problems, REDACT))
     if len(valid) < len(choices):
         _print_problems(found_problems, fmt, valid=False)
         sys.exit(1)
@@ -442,11 +443,12 @@ def _files(paths: Iterable[str]) -> list[str]:
     return [str(path) for path in discover(dict.fromkeys(paths))[0]]
 
 
-def _write_junit(path: str | None, xml: str) -> None:
+def _write_junit(path: str | None, xml: Callable[[], str]) -> None:
+    """Write the JUnit XML `xml` builds, only when --junit asks for it (it imports xml.etree)."""
     if path is None:
         return
     try:
-        Path(path).write_text(xml, encoding="utf-8")  # redacted as it was built
+        Path(path).write_text(xml(), encoding="utf-8")  # redacted as it was built
     except OSError as error:
         raise Failure(f"cannot write --junit {path}: {error.strerror}") from None
 
@@ -1173,7 +1175,7 @@ def drift(
         echo("\n".join([*lines, render_drift(report, "text", REDACT).splitlines()[-1]]))
     else:
         echo(render_drift(report, fmt, REDACT))
-    _write_junit(junit, ci_output.drift_junit(report, REDACT))
+    _write_junit(junit, lambda: ci_output.drift_junit(report, REDACT))
     if report.failed:
         sys.exit(2)
 

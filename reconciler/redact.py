@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -35,6 +37,15 @@ def _forms(value: str) -> set[str]:
     return {form for form in forms if len(form) >= MINIMUM}
 
 
+@dataclass(frozen=True)
+class _Ready:
+    """The registered secrets as `Redactor.__call__` reads them, longest whole form first."""
+
+    whole: tuple[str, ...]
+    seeds: tuple[tuple[str, tuple[tuple[str, int], ...]], ...]
+    any_seed: re.Pattern[str] | None
+
+
 class Redactor:
     """Replaces registered secret values in text; thread-safe, cheap when nothing is registered."""
 
@@ -44,6 +55,10 @@ class Redactor:
         # of SEED characters starting at a multiple of SEED: search for those, then extend.
         self._seeds: dict[str, set[tuple[str, int]]] = {}
         self._lock = threading.Lock()
+        # What __call__ reads, rebuilt after a change rather than copied at every call: a plan's
+        # JSON redacts tens of thousands of strings, and copying the seeds for each one was most
+        # of the time `reconciler plan --format json` spent after its last answer.
+        self._ready: _Ready | None = None
 
     def add(self, values: Iterable[str]) -> None:
         """Hide these values, in every form and every long piece, from now on."""
@@ -55,31 +70,34 @@ class Redactor:
                     self._whole.add(form)
                     for at in range(0, len(form) - SEED + 1, SEED):
                         self._seeds.setdefault(form[at : at + SEED], set()).add((form, at))
+            self._ready = None
 
     def clear(self) -> None:
         """Forget every value (a new run starts with only what it registers itself)."""
         with self._lock:
             self._whole.clear()
             self._seeds.clear()
+            self._ready = None
 
     def add_api_key(self, key: str) -> None:
         """Hide an API key, also as the HTTP Basic credential that carries it."""
         self.add([key])
         with self._lock:
             self._whole.add(base64.b64encode(f"{key}:".encode("utf-8", "surrogateescape")).decode())
+            self._ready = None
 
     def __bool__(self) -> bool:
         return bool(self._whole)
 
     def __call__(self, text: str) -> str:
         """`text` with every secret form, and every piece of one, replaced by SENSITIVE."""
-        with self._lock:
-            whole = sorted(self._whole, key=len, reverse=True)
-            seeds = {seed: list(places) for seed, places in self._seeds.items()}
-        for value in whole:
+        ready = self._ready or self._prepare()
+        for value in ready.whole:
             if value in text:
                 text = text.replace(value, SENSITIVE)
-        spans = [span for seed, places in seeds.items() for span in _runs(text, seed, places)]
+        if ready.any_seed is None or ready.any_seed.search(text) is None:
+            return text  # no piece of any secret: most text, searched once in C
+        spans = [span for seed, places in ready.seeds for span in _runs(text, seed, places)]
         if not spans:
             return text
         spans.sort()
@@ -94,6 +112,19 @@ class Redactor:
         out += [text[last:run_start], SENSITIVE, text[run_end:]]
         return "".join(out)
 
+    def _prepare(self) -> _Ready:
+        with self._lock:
+            seeds = tuple((seed, tuple(places)) for seed, places in self._seeds.items())
+            # Any seed anywhere in a text, found by one scan; `_runs` then finds every one.
+            pattern = "|".join(re.escape(seed) for seed, _ in seeds)
+            ready = _Ready(
+                whole=tuple(sorted(self._whole, key=len, reverse=True)),
+                seeds=seeds,
+                any_seed=re.compile(pattern) if seeds else None,
+            )
+            self._ready = ready
+        return ready
+
     def data(self, value: Any) -> Any:
         """A copy of JSON-like data with every string (keys too) redacted."""
         if isinstance(value, str):
@@ -105,7 +136,7 @@ class Redactor:
         return value
 
 
-def _runs(text: str, seed: str, places: list[tuple[str, int]]) -> Iterable[tuple[int, int]]:
+def _runs(text: str, seed: str, places: tuple[tuple[str, int], ...]) -> Iterable[tuple[int, int]]:
     """Spans of `text` around each occurrence of `seed` that match FRAGMENT+ characters of a form."""
     found = text.find(seed)
     while found != -1:

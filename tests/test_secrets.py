@@ -203,6 +203,20 @@ def test_a_redactor_hides_every_form_and_every_long_piece_of_a_value() -> None:
     assert "(sensitive)" in redact(f"url: /x/{SECRET_KEY.replace('/', '%2F')}")
 
 
+def test_a_value_added_after_the_redactor_has_been_used_is_hidden_from_then_on() -> None:
+    # The redactor builds its search once per set of values: adding one must rebuild it.
+    redact = Redactor()
+    assert redact(f"before: {CI_TOKEN}") == f"before: {CI_TOKEN}"
+    redact.add([SECRET_KEY])
+    assert redact(f"a: {SECRET_KEY}") == "a: (sensitive)"
+    redact.add([CI_TOKEN])
+    assert redact(f"b: {CI_TOKEN[3:15]} and {SECRET_KEY[5:20]}") == "b: (sensitive) and (sensitive)"
+    redact.add_api_key("pok_another_key_value")
+    assert redact("key pok_another_key_value") == "key (sensitive)"
+    redact.clear()
+    assert redact(f"after: {CI_TOKEN}") == f"after: {CI_TOKEN}"
+
+
 def test_shorten_redacts_before_it_cuts() -> None:
     redact = Redactor()
     redact.add([CI_TOKEN])

@@ -360,3 +360,26 @@ def test_a_table_version_of_nan_is_an_error_naming_the_url_and_never_reaches_jso
     assert "/tables: " in result.stderr and "NaN in the field values[0].version" in result.stderr, (
         result.stderr
     )
+
+
+def test_a_number_too_large_for_a_float_is_an_error_naming_its_field_like_nan(
+    hostile: HostileServer, workspace: Path
+) -> None:
+    # The client searches a body for such numbers only when the parser made one: 1e400 is a
+    # finite literal that parses to infinity, made by the float hook rather than the constant one.
+    emulator = Emulator()
+    hostile.respond = Mutator(emulator, {}).respond
+    tables = workspace / "weblogs" / "tables.yaml"
+    assert run("apply", "--auto-approve", "--no-lock", str(tables)).exit_code == 0
+
+    def huge_version(method: str, path: str, body: bytes) -> Canned:
+        answered = Mutator(emulator, {}).respond(method, path, body)
+        text = re.sub(r'"version": *\d+', '"version": 1e400', answered.body.decode())
+        return Canned(answered.status, text.encode(), answered.headers)
+
+    hostile.respond = huge_version
+    result = run("plan", "--format", "json", str(tables))
+    emulator.store.close()
+    reported = strict_json(result.stdout)
+    assert "1e400 in the field values[0].version" in reported["error"]["message"]
+    assert result.exit_code == 1, result.stdout + result.stderr
