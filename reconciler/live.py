@@ -94,20 +94,29 @@ class JobCache:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self.entries: dict[str, dict[str, Any]] = {}
+        self.loaded: dict[str, dict[str, Any]] | None = None  # read from `path` on first use
         self.dirty = False
         self.lock = threading.Lock()
-        if path is None:
-            return
+
+    @property
+    def entries(self) -> dict[str, dict[str, Any]]:
+        """Cached jobs by id."""
+        with self.lock:
+            if self.loaded is None:
+                self.loaded = self._load()
+            return self.loaded
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        if self.path is None:
+            return {}
         try:
-            if path.is_file():
-                data = json.loads(path.read_text(encoding="utf-8"))
+            if self.path.is_file():
+                data = json.loads(self.path.read_text(encoding="utf-8"))
                 if data.get("format") == CACHE_FORMAT and isinstance(data["jobs"], dict):
-                    self.entries = {
-                        str(k): v for k, v in data["jobs"].items() if isinstance(v, dict)
-                    }
+                    return {str(k): v for k, v in data["jobs"].items() if isinstance(v, dict)}
         except (OSError, ValueError, KeyError, AttributeError, TypeError):
-            log.warning("ignoring the unreadable job cache %s", path)
+            log.warning("ignoring the unreadable job cache %s", self.path)
+        return {}
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         """The cached job, if any."""
@@ -116,13 +125,19 @@ class JobCache:
     def put(self, job: Mapping[str, Any]) -> None:
         """Remember a job whose status is terminal (and so will never change); thread-safe."""
         if job.get("executionStatus") in TERMINAL_STATUSES:
+            entries = self.entries
             with self.lock:
-                self.entries[str(job["id"])] = without_users(job)
+                entries[str(job["id"])] = without_users(job)
                 self.dirty = True
 
     def close(self) -> None:
-        """Save what was learnt (the cache is used as a context manager around a read)."""
+        """Save what was learnt (the cache is used as a context manager around a read), then let
+        go of the entries: a read keeps what it needs of each job, and a later one reads the file
+        again. A cache without a file keeps them, having nowhere else to find them."""
         self.save()
+        if self.path is not None:
+            with self.lock:
+                self.loaded = None
 
     def save(self) -> None:
         """Write the cache atomically, so a killed run never leaves a torn file."""
