@@ -74,3 +74,38 @@ def test_a_job_cache_lets_go_of_its_jobs_after_a_read_and_the_next_read_finds_th
     assert reads == []  # from the file written by the first read
     assert [job.fingerprint for job in second.jobs] == [job.fingerprint for job in first.jobs]
     assert second.jobs[0].compared == first.jobs[0].compared
+
+
+def test_a_job_cache_reads_the_file_it_wrote_and_the_single_line_file_an_older_version_wrote(
+    tmp_path: Path,
+) -> None:
+    jobs = [
+        {"id": f"id-{n}", "executionStatus": "completed", "spec": {**job_spec(), "n": "a\nb"}}
+        for n in range(3)
+    ]
+    path = tmp_path / "jobs.json"
+    written = JobCache(path)
+    for job in jobs:
+        written.put(job)
+    written.close()
+    assert json.loads(path.read_text())["jobs"] == {job["id"]: job for job in jobs}
+    assert [JobCache(path).get(str(job["id"])) for job in jobs] == jobs
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps({"format": 2, "jobs": {job["id"]: job for job in jobs}}))
+    assert [JobCache(older).get(str(job["id"])) for job in jobs] == jobs
+    assert JobCache(older).get("id-9") is None
+
+
+def test_a_damaged_job_cache_line_is_a_job_to_read_again_and_a_damaged_file_is_ignored(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "jobs.json"
+    cache = JobCache(path)
+    for n in range(2):
+        cache.put({"id": f"id-{n}", "executionStatus": "failed", "spec": job_spec()})
+    cache.close()
+    path.write_text(path.read_text().replace('"id-1","executionStatus"', '"id-1",,"executi'))
+    assert JobCache(path).get("id-0") is not None
+    assert JobCache(path).get("id-1") is None
+    path.write_text(path.read_text()[:-1])
+    assert JobCache(path).get("id-0") is None
