@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from reconciler.client import PolarisClient
 from reconciler.identity import OverlapIndex
@@ -113,7 +113,8 @@ class JobCache:
             return {}
         try:
             if self.path.is_file():
-                return _entries(self.path.read_text(encoding="utf-8"))
+                with self.path.open(encoding="utf-8") as lines:
+                    return _entries(lines)
         except (OSError, ValueError, KeyError, AttributeError, TypeError, IndexError):
             pass
         else:
@@ -177,26 +178,30 @@ class JobCache:
 CACHE_HEADER, CACHE_FOOTER = f'{{"format":{CACHE_FORMAT},"jobs":{{', "}}"
 
 
-def _entries(text: str) -> dict[str, str]:
+def _entries(lines: TextIO) -> dict[str, str]:
     """The jobs of a cache file by id, as JSON text, each checked only when it is asked for.
 
-    JSON text never holds a raw newline, so a file `save` wrote has one job a line; any other
-    file of this format (as an older version wrote it) is decoded whole.
+    JSON text never holds a raw newline, so a file `save` wrote has one job a line, read one at
+    a time; any other file of this format (as an older version wrote it) is decoded whole.
     """
-    lines = text.split("\n")
-    if len(lines) < 2 or lines[0] != CACHE_HEADER or lines[-1] != CACHE_FOOTER:
-        data = json.loads(text)
+    first = lines.readline()
+    if first != CACHE_HEADER + "\n":
+        data = json.loads(first + lines.read())
         if data.get("format") != CACHE_FORMAT or not isinstance(data["jobs"], dict):
             return {}
         jobs: dict[str, Any] = data["jobs"]
         return {str(k): json.dumps(v, separators=(",", ":")) for k, v in jobs.items()}
-    decoder, entries = json.JSONDecoder(), {}
-    for line in filter(None, lines[1:-1]):
+    decoder, entries = json.JSONDecoder(), dict[str, str]()
+    for line in lines:
+        if line == CACHE_FOOTER:
+            return entries
+        if line == "\n":
+            continue
         job_id, end = decoder.raw_decode(line)
         if not isinstance(job_id, str) or line[end] != ":":
-            raise ValueError("not a cache line")
-        entries[job_id] = line[end + 1 :].removesuffix(",")
-    return entries
+            raise ValueError("not a line of the job cache")
+        entries[job_id] = line[end + 1 :].rstrip("\n").removesuffix(",")
+    raise ValueError("the job cache ends early")  # a torn file
 
 
 class LiveReader:
