@@ -8,6 +8,7 @@ never shows up as a difference.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -128,14 +129,32 @@ def _key_set_changes(
 
 
 def plain(value: Any) -> Any:
-    """A deep copy made of dicts, lists and scalars only."""
-    if isinstance(value, str):  # most values; isinstance of an ABC (Mapping) is slow to say no
+    """A deep copy made of dicts, lists and scalars only, its strings interned.
+
+    Copies are what a plan keeps (compared forms of thousands of jobs): interned, the names and
+    values every job repeats ("source", "batch", a table's name) are held once, not per copy.
+    """
+    if type(value) is str:  # most values; isinstance of an ABC (Mapping) is slow to say no
+        return sys.intern(value)
+    if isinstance(value, str):  # a Secret, which cannot be interned
         return value
     if isinstance(value, dict | Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
+        return {sys.intern(str(k)): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     return value
+
+
+def identical(a: Any, b: Any) -> bool:
+    """Whether two plain values are the same data, types and key order included (`==` holds
+    `1 == 1.0 == True` and ignores key order): one may then stand for the other in any output."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(identical(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        return len(a) == len(b) and all(identical(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def _dotted(parts: list[Any]) -> str:

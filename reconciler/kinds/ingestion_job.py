@@ -26,10 +26,10 @@ from reconciler import connection_types
 from reconciler.globs import GlobError, GlobTooLarge, JavaGlobError, compile_glob, sequences
 from reconciler.identity import Overlap, OverlapIndex, Place, Reads, place_of, reads_of
 from reconciler.kinds import register
-from reconciler.kinds.base import Fields, Locate, PlanContext, ResourceKind, fields_of
+from reconciler.kinds.base import Comparison, Fields, Locate, PlanContext, ResourceKind, fields_of
 from reconciler.model import Action, Kind, ManifestError, Path, Reason, Resource
 from reconciler.names import name_problem
-from reconciler.normalize import FieldChange, diff
+from reconciler.normalize import FieldChange, diff, identical, plain
 
 if TYPE_CHECKING:
     from reconciler.apply import Outcome, PolarisProvider
@@ -71,12 +71,11 @@ QUOTED = re.compile(r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'')
 MAX_WARNINGS = 5  # per change; the rest are counted
 AMBIGUOUS_WRITE_ATTEMPTS = 5  # each one is preceded by a read of live state
 VISIBILITY_TIMEOUT = 30.0
-# What the reconciler uses of a job. When Polaris returns the request under `spec`, the top-level
-# echo of the same fields is dropped: every job into a declared table is kept in memory (and
-# finished ones on disk), and the echo would double that.
-ESSENTIAL_FIELDS = (
-    "id", "type", "executionStatus", "health", "createdTimestamp", "lastUpdatedTimestamp", "spec",
-)  # fmt: skip
+# What the reconciler uses of a job: which one, its state and since when, and the request it was
+# created from. When Polaris returns the request under `spec`, the top-level echo of the same
+# fields is dropped: every job into a declared table is kept in memory (and finished ones on
+# disk), and the echo would double that.
+ESSENTIAL_FIELDS = ("id", "executionStatus", "health", "createdTimestamp", "spec")
 
 
 def aggregates(expression: str) -> bool:
@@ -107,7 +106,7 @@ def fingerprint(job_spec: Mapping[str, Any], place: Mapping[str, str] | None = N
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LiveJob:
     """A batch job as Polaris reports it, with the fingerprint of its spec and what it reads."""
 
@@ -116,13 +115,16 @@ class LiveJob:
     fingerprint: str  # over its place when its connection exists, else over the connection name
     table: str
     connection: str
-    body: Mapping[str, Any]  # the full job from GET /jobs/{id}
+    body: Mapping[str, Any]  # the job from GET /jobs/{id}; `of` keeps its ESSENTIAL_FIELDS
     reads: Reads | None = None
     # The same job read through the other place its connection may have had when it ran: the
     # place a manifest declares for that connection, when the live one differs (someone moved it
     # behind git's back, and apply is about to move it back). A job matches either reading, so
     # neither a noop is missed nor an overlap: both err towards not ingesting again.
     alternatives: tuple[tuple[str, Reads], ...] = ()
+    # Its request in compared form (normalized), made once by `of` and shared by every plan
+    # change about it; `body` then holds it under `spec`, in place of the request as returned.
+    compared: dict[str, Any] | None = None
 
     @classmethod
     def of(
@@ -132,7 +134,12 @@ class LiveJob:
         declared: Mapping[str, Place] | None = None,
     ) -> LiveJob:
         """A job read from Polaris, resolved through the project's connections as they are now
-        (and as the manifests declare them, where those differ)."""
+        (and as the manifests declare them, where those differ).
+
+        Its identity is taken from the request as Polaris returned it; then only the request's
+        compared form is kept (every job into a declared table is held until the plan is
+        rendered): a plan compares it, and shares it with the manifest's where they are equal.
+        """
         table, connection = job_key(body)
         current = connections.get(connection)
         place = place_of(current) if current is not None else None
@@ -141,15 +148,19 @@ class LiveJob:
         alternatives: tuple[tuple[str, Reads], ...] = ()
         if other is not None and other != place:
             alternatives = ((fingerprint(spec, other.to_json()), reads_of(spec, other)),)
+        compared = INGESTION_JOB.normalize(spec)
+        kept = {key: plain(body[key]) for key in ESSENTIAL_FIELDS if key in body and key != "spec"}
+        kept["spec"] = compared
         return cls(
             id=str(body["id"]),
             status=str(body.get("executionStatus") or "unknown"),
             fingerprint=fingerprint(spec, place.to_json() if place else None),
             table=table,
             connection=connection,
-            body=body,
+            body=kept,
             reads=reads_of(spec, place),
             alternatives=alternatives,
+            compared=compared,
         )
 
     @classmethod
@@ -190,8 +201,8 @@ class LiveJob:
 
     @property
     def spec(self) -> Mapping[str, Any]:
-        """The request the job was created from."""
-        return request_of(self.body)
+        """The request the job was created from (in compared form, for a job made by `of`)."""
+        return self.compared if self.compared is not None else request_of(self.body)
 
 
 def job_key(job: Mapping[str, Any]) -> tuple[str, str]:
@@ -459,9 +470,9 @@ class IngestionJob(ResourceKind):
         ) -> Change:  # fmt: skip
             return self.change(
                 resource, action, reason, detail, job.spec if job else None, changed, options,
-                warnings=warnings, notes=notes, job_id=job.id if job else None,
-                status=job.status if job else None, fingerprint=mine, reingest=bool(warnings),
-                place=place,
+                compared=self.compared(spec, job) if job else None, warnings=warnings,
+                notes=notes, job_id=job.id if job else None, status=job.status if job else None,
+                fingerprint=mine, reingest=bool(warnings), place=place,
             )  # fmt: skip
 
         # The job's identity is what it reads and how, never metadata.name or the connection's
@@ -510,13 +521,22 @@ class IngestionJob(ResourceKind):
                 notes=notes,
             )  # fmt: skip
         previous = newest([overlap.item for overlap in others])
-        changed = tuple(diff(self.normalize(previous.spec), self.normalize(spec)))
+        compared = self.compared(spec, previous)
+        changed = tuple(diff(compared.actual, compared.desired))
         detail = f"spec differs from job {previous.id} ({previous.status}) in {fields_of(changed)}"
         return dataclasses.replace(
             change(Action.CREATE, Reason.SPEC_CHANGED, detail, changed=changed, warnings=warnings,
                    notes=notes),
-            before=self.normalize(previous.spec),
+            before=compared.actual, desired=compared.desired,
         )  # fmt: skip
+
+    def compared(self, spec: Mapping[str, Any], job: LiveJob) -> Comparison:
+        """A manifest job's spec and a live job's request, compared: one form of each, and one
+        for both where they are equal (a plan of 10,000 jobs in sync holds 10,000, not 30,000)."""
+        actual = job.compared if job.compared is not None else self.normalize(job.spec)
+        desired = self.normalize(spec, copy=False)  # shares values with `spec`: compared only
+        desired = actual if identical(desired, actual) else self.normalize(spec)
+        return Comparison(desired, actual, ())
 
     def review(self, changes: list[Change], context: PlanContext) -> list[Change]:
         """Warn about two jobs of this plan that would append the same objects into one table."""
