@@ -335,13 +335,17 @@ def _read_strictly(
     """Stage an nd-json job in one pass of DuckDB's own reader, or None: the tolerant path decides.
 
     `read_json` with explicit columns and `records = true` either stops at a line or gives the
-    values `json_transform` gives: both go through DuckDB's JSON-to-type casts, but `read_json`
-    stops where `json_transform` gives null (`"abc"` or 1e30 read as a long, `{}` read as a
-    double), and at a malformed line, a duplicate key or a line that is not an object. The one
-    line it accepts that the tolerant path counts as a parse exception is `null`, read as a row
-    of nulls; so a row with every read field null sends the job to the tolerant path, as do any
-    error, a null __time and a job that keeps no rows. Only a job that completes cleanly is
-    staged here, and every failure keeps the message the tolerant path gives it.
+    values `json_transform` gives, as both go through DuckDB's JSON-to-type casts: `"12"`, 1.5,
+    true and `"0x10"` read as a long give 12, 2, 1 and 16 on both, and 12 read as a string gives
+    "12". Where `json_transform` gives null or bends the text (`"abc"`, `"1.5"`, `"+3"` or 1e30
+    read as a long, `" 7 "` as a double, an object as a number), `read_json` stops, as it does at
+    a malformed line, a duplicate key or a line that is not an object; then the tolerant path
+    reads the job again. The one line it accepts that the tolerant path counts as a parse
+    exception is `null`, read as a row of nulls: a row with every read field null stops the
+    statement too, as does a kept row with a null __time, and a job that keeps no rows goes
+    back as well. So only a job that completes cleanly is staged here, and every failure keeps
+    the message the tolerant path gives it. tests/emulator/test_ingest_readers.py holds both
+    readers to the same rows and metrics.
     """
     fmt = plan.fmt.get("format", "nd-json")
     read = [f for f in plan.schema if f["name"] in plan.read]

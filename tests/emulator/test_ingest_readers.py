@@ -167,6 +167,9 @@ FILES: dict[str, tuple[list[list[str]], bool | None]] = {
     "a null line in the second object": ([CLEAN[:3], [*CLEAN[3:], "  null  "]], False),
     "an empty object": ([[*CLEAN, "{}"]], False),
     "text in a long field": ([[*CLEAN, line(2, "Perth", "abc")]], False),
+    # json_transform reads "1.5" as the long 2 and " 7 " as the double 7; read_json refuses both.
+    "a decimal in text in a long field": ([[*CLEAN, line(2, "Perth", "1.5")]], False),
+    "spaces around a double in text": ([[*CLEAN, line(2, "Perth", 1, " 7 ")]], False),
     "a long too big": ([[*CLEAN, line(2, "Perth", 99999999999999999999)]], False),
     "an object in a double field": ([[*CLEAN, line(2, "Perth", 1, {"y": 1})]], False),
     "a float out of range": ([[*CLEAN, line(2, "Perth", 1, ratio=1e300)]], False),
@@ -310,8 +313,10 @@ LINES = st.one_of(
         line,
         st.integers(1, 3),
         st.sampled_from(["Sydney", "Perth", None]),
-        st.one_of(st.integers(-5, 20), st.sampled_from(["7", "x", 2.5, None, True])),
-        st.one_of(st.floats(-10, 10), st.sampled_from(["1.5", None, "y"])),
+        st.one_of(
+            st.integers(-5, 20), st.sampled_from(["7", "x", 2.5, "1.5", "+3", "0x10", None, True])
+        ),
+        st.one_of(st.floats(-10, 10), st.sampled_from(["1.5", " 7 ", "1_0", None, "y"])),
     ),
     st.sampled_from(
         [
