@@ -75,9 +75,8 @@ class Staged:
     replace_all: bool
     partition_period: str
     warning: str | None  # a log message for a job that completes with skipped rows
-    reader: str = (
-        "tolerant"  # "strict": DuckDB's read_json vouched for every line; see _read_strictly
-    )
+    # "strict" when DuckDB's read_json vouched for every line (see _read_strictly), else "tolerant"
+    reader: str = "tolerant"
 
 
 def scratch_tables(job_id: str) -> tuple[str, str]:
