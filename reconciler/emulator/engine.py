@@ -250,26 +250,26 @@ class Engine:
                 "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND schema_name = 'main'",
                 [stored],
             ).fetchone()
-            if not exists or not exists[0]:
-                cursor.execute(f"CREATE TABLE {target} AS SELECT * FROM {staging} LIMIT 0")
-            else:
+            fresh = not exists or not exists[0]
+            if not fresh:
                 present = {row[0] for row in cursor.execute(f"DESCRIBE {target}").fetchall()}
                 for name, kind, *_ in types:
                     if name not in present:
                         cursor.execute(f"ALTER TABLE {target} ADD COLUMN {quoted(name)} {kind}")
             if staged.replace is not None:
                 if staged.replace_all or not staged.replace:
-                    cursor.execute(f"DELETE FROM {target}")
+                    if not fresh:
+                        cursor.execute(f"DELETE FROM {target}")
                     cursor.execute(f"DELETE FROM {SEGMENTS} WHERE tbl = ?", [staged.table])
                 for start, end in staged.replace:
                     bounds = [staged.table, start, end]
-                    cursor.execute(
-                        f'DELETE FROM {target} WHERE "__time" >= ? AND "__time" < ?', bounds[1:]
-                    )
+                    if not fresh:
+                        cursor.execute(
+                            f'DELETE FROM {target} WHERE "__time" >= ? AND "__time" < ?', bounds[1:]
+                        )
                     cursor.execute(
                         f"DELETE FROM {SEGMENTS} WHERE tbl = ? AND chunk >= ? AND chunk < ?", bounds
                     )
-            cursor.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {staging}")
             interval, origin = period_interval(staged.partition_period)
             size = _size(types)
             cursor.execute(
@@ -277,10 +277,15 @@ class Engine:
                 f"TIMESTAMP '{origin}') AS chunk, count(*), sum({size}) FROM {staging} GROUP BY chunk",
                 [staged.table, job_id],
             )
+            if fresh:
+                # A table's first rows: the staged table becomes the table, nothing is copied.
+                cursor.execute(f"ALTER TABLE {staging} RENAME TO {target}")
+            else:
+                cursor.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {staging}")
+                cursor.execute(f"DROP TABLE {staging}")
             cursor.execute(
                 f"INSERT INTO {INGESTED} VALUES (?, ?)", [job_id, json.dumps(staged.metrics)]
             )
-            cursor.execute(f"DROP TABLE {staging}")
             cursor.execute("COMMIT")
         except Exception as error:
             # The job fails, and the project goes on: an error here must never leave a job

@@ -21,7 +21,12 @@ from typing import Any
 
 import duckdb
 
-from reconciler.emulator.druid import UnsupportedSql, period_interval, translate_expression
+from reconciler.emulator.druid import (
+    Translated,
+    UnsupportedSql,
+    period_interval,
+    translate_expression,
+)
 from reconciler.s3 import DirectorySource, ObjectSource, S3Error, S3Object, SelectionError, select
 
 # Polaris input types and the DuckDB types they are read as.
@@ -70,6 +75,8 @@ class Staged:
     replace_all: bool
     partition_period: str
     warning: str | None  # a log message for a job that completes with skipped rows
+    # "strict" when DuckDB's read_json vouched for every line (see _read_strictly), else "tolerant"
+    reader: str = "tolerant"
 
 
 def scratch_tables(job_id: str) -> tuple[str, str]:
@@ -167,6 +174,7 @@ def _local(source: ObjectSource, obj: S3Object, scratch: Path) -> Path:
     if isinstance(source, DirectorySource):
         return source.path(obj.bucket, obj.key)
     # DuckDB reads files; the file keeps the object's name so `.gz` still means gzip.
+    scratch.mkdir(parents=True, exist_ok=True)
     target = scratch / obj.key.rsplit("/", 1)[-1]
     target.write_bytes(source.read(obj.bucket, obj.key))
     return target
@@ -179,9 +187,14 @@ def _fail_unsupported(error: UnsupportedSql, where: str) -> Failure:
 def ingest(
     db: duckdb.DuckDBPyConnection, job: Mapping[str, Any], spec: Mapping[str, Any],
     connection: Mapping[str, Any], table: Mapping[str, Any], source: ObjectSource,
-    progress: Progress, check: Callable[[], None] = lambda: None,
+    progress: Progress, check: Callable[[], None] = lambda: None, *, strict_first: bool = True,
 ) -> Staged:  # fmt: skip
-    """Run one batch job up to its staged rows; raises Failure with the health code."""
+    """Run one batch job up to its staged rows; raises Failure with the health code.
+
+    An nd-json job is read first by DuckDB's own strict reader (`_read_strictly`); a job it cannot
+    vouch for, and every other format, is read line by line (`_read_tolerantly`, the only reader
+    with `strict_first=False`). Both stage the same rows with the same metrics.
+    """
     job_source = spec["source"]
     fmt = job_source.get("formatSettings") or {"format": "nd-json"}
     if fmt.get("format") not in SUPPORTED_FORMATS:
@@ -219,7 +232,7 @@ def ingest(
             for m in spec.get("mappings", [])
         }
         where = spec.get("filterExpression")
-        condition = translate_expression(where, names).sql if where else "true"
+        kept = translate_expression(where, names) if where else None
     except UnsupportedSql as error:
         raise _fail_unsupported(error, "an expression is not supported") from None
     aggregations = {
@@ -231,34 +244,229 @@ def ingest(
         raise Failure("query_not_supported", "the __time mapping cannot aggregate")
 
     raw, staging = scratch_tables(str(job["id"]))
+    plan = _Plan(
+        spec=spec, table=table, fmt=fmt, schema=schema, objects=objects, mapped=mapped,
+        condition=kept.sql if kept else "true",
+        read=frozenset().union(*(t.columns for t in mapped.values()), kept.columns if kept else ()),
+        aggregations=frozenset(aggregations), raw=raw, staging=staging,
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="polaris-emulator-") as scratch:
+        if strict_first:
+            staged = _read_strictly(db, plan, source, progress, check, Path(scratch))
+            if staged is not None:
+                return staged
+        return _read_tolerantly(db, plan, source, progress, check, Path(scratch))
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A job translated to DuckDB SQL: what both readers start from."""
+
+    spec: Mapping[str, Any]
+    table: Mapping[str, Any]
+    fmt: Mapping[str, Any]
+    schema: list[dict[str, Any]]
+    objects: list[S3Object]
+    mapped: dict[str, Translated]
+    condition: str  # the filterExpression ("true" without one)
+    read: frozenset[str]  # the input fields a mapping or the filter uses
+    aggregations: frozenset[str]
+    raw: str
+    staging: str
+
+    @property
+    def rollup(self) -> bool:
+        """Whether the target is an aggregate table."""
+        return self.table.get("type") == "aggregate"
+
+    def intervals(self) -> tuple[tuple[datetime, datetime], ...]:
+        """The target's replace intervals (raises Failure for one that is not START/END)."""
+        return tuple(parse_interval(i) for i in (self.spec["target"].get("intervals") or []))
+
+    def in_intervals(self, intervals: tuple[tuple[datetime, datetime], ...]) -> str:
+        """SQL true for a row whose mapped time is inside the intervals the job replaces."""
+        if self.spec.get("ingestionMode", "append") != "replace" or not intervals:
+            return "true"
+        return " OR ".join(
+            f"({quoted(TIME)} >= TIMESTAMP '{a.isoformat()}' AND {quoted(TIME)} < TIMESTAMP '{b.isoformat()}')"
+            for a, b in intervals
+        )
+
+    def outputs(self) -> tuple[list[str], list[int]]:
+        """The SELECT list of the staged rows, and the 1-based positions a rollup groups by."""
+        aggregations = set(self.aggregations)
+        outputs = []
+        for name, translated in self.mapped.items():
+            expression = translated.sql if name != "__time" else quoted(TIME)
+            if name == "__time" and self.rollup:
+                expression = _bucket(quoted(TIME), granularity_period(self.table))
+            outputs.append(f"{expression} AS {quoted(name)}")
+        if self.rollup and "__count" not in self.mapped:
+            outputs.append('count(*) AS "__count"')
+            aggregations.add("__count")
+        keys = [i + 1 for i, name in enumerate(self.mapped) if name not in aggregations]
+        return outputs, keys
+
+    def staged(
+        self, metrics: dict[str, int], warning: str | None, reader: str,
+        intervals: tuple[tuple[datetime, datetime], ...],
+    ) -> Staged:  # fmt: skip
+        """The staged rows of this job and what it reports about them."""
+        replace = self.spec.get("ingestionMode", "append") == "replace"
+        return Staged(
+            staging=self.staging, table=self.spec["target"]["tableName"], metrics=metrics,
+            replace=intervals if replace else None, replace_all=bool(self.spec.get("replaceAll")),
+            partition_period=GRANULARITY_PERIODS.get(
+                self.table.get("partitioningGranularity", "day"), "P1D"
+            ),
+            warning=warning, reader=reader,
+        )  # fmt: skip
+
+
+# Columns the strict reader stages beside the mapped ones and drops once it has counted them.
+_KEEP, _OUTSIDE, _ROWS = "__keep$", "__outside$", "__rows$"
+
+
+def _read_strictly(
+    db: duckdb.DuckDBPyConnection, plan: _Plan, source: ObjectSource, progress: Progress,
+    check: Callable[[], None], scratch: Path,
+) -> Staged | None:  # fmt: skip
+    """Stage an nd-json job in one pass of DuckDB's own reader, or None: the tolerant path decides.
+
+    `read_json` with explicit columns and `records = true` either stops at a line or gives the
+    values `json_transform` gives, as both go through DuckDB's JSON-to-type casts: `"12"`, 1.5,
+    true and `"0x10"` read as a long give 12, 2, 1 and 16 on both, and 12 read as a string gives
+    "12". Where `json_transform` gives null or bends the text (`"abc"`, `"1.5"`, `"+3"` or 1e30
+    read as a long, `" 7 "` as a double, an object as a number), `read_json` stops, as it does at
+    a malformed line, a duplicate key or a line that is not an object; then the tolerant path
+    reads the job again. The one line it accepts that the tolerant path counts as a parse
+    exception is `null`, read as a row of nulls: a row with every read field null stops the
+    statement too, as does a kept row with a null __time, and a job that keeps no rows goes
+    back as well. So only a job that completes cleanly is staged here, and every failure keeps
+    the message the tolerant path gives it. tests/emulator/test_ingest_readers.py holds both
+    readers to the same rows and metrics.
+    """
+    fmt = plan.fmt.get("format", "nd-json")
+    read = [f for f in plan.schema if f["name"] in plan.read]
+    if fmt != "nd-json" or not read or (plan.aggregations and not plan.rollup):
+        return None
+    paths = []
+    for index, obj in enumerate(plan.objects):
+        check()
+        try:
+            paths.append(_local(source, obj, scratch / str(index)))  # one name, two prefixes
+        except S3Error:
+            return None
+    try:
+        staged = _stage_strictly(db, plan, paths, read)
+    except Exception:  # whatever it is, the tolerant path meets it again and reports it
+        staged = None
+    if staged is None:
+        db.execute(f"DROP TABLE IF EXISTS {quoted(plan.staging)}")
+        return None
+    check()
+    progress.done = progress.total
+    return staged
+
+
+def _stage_strictly(
+    db: duckdb.DuckDBPyConnection, plan: _Plan, paths: list[Path], read: list[dict[str, Any]]
+) -> Staged | None:
+    spec, staging = plan.spec, quoted(plan.staging)
+    limit = spec.get("maxParseExceptions", MAX_PARSE_EXCEPTIONS)
+    if limit < 0:  # even no parse exception is too many: the tolerant path says so
+        return None
+    intervals = plan.intervals()
+    columns = "{" + ", ".join(
+        f"{_literal(f['name'])}: {_literal(INPUT_TYPES[f['dataType']])}" for f in read
+    ) + "}"  # fmt: skip
+    files = "[" + ", ".join(_literal(str(path)) for path in paths) + "]"
+    rows = (
+        f"SELECT *, {plan.mapped['__time'].sql} AS {quoted(TIME)} FROM read_json({files}, "
+        f"format = 'newline_delimited', records = true, columns = {columns})"
+    )
+    # Rows the filter drops or the intervals leave out are staged with a flag, counted, then
+    # deleted; without a filter or intervals there is nothing to flag.
+    flags = {}
+    if plan.condition != "true":
+        flags[_KEEP] = f"coalesce(({plan.condition}), false)"
+    if (inside := plan.in_intervals(intervals)) != "true":
+        flags[_OUTSIDE] = f"coalesce(NOT ({inside}), false)"
+    # A kept row with a null __time fails the job, and a row with every field null may be a
+    # `null` line: error() stops the statement, and the tolerant path decides.
+    blank = " AND ".join(f"{quoted(f['name'])} IS NULL" for f in read)
+    doubt = f"(({flags.get(_KEEP, 'true')}) AND {quoted(TIME)} IS NULL) OR ({blank})"
+    guard = f"CASE WHEN {doubt} THEN error('for the tolerant reader') ELSE true END"
+    outputs, keys = plan.outputs()
+    selected = outputs + [f"{sql} AS {quoted(name)}" for name, sql in flags.items()]
+    grouped, count = "", "1"
+    if plan.rollup:
+        keys += range(len(outputs) + 1, len(selected) + 1)
+        grouped = f" GROUP BY {', '.join(map(str, keys))}"
+        selected.append(f"count(*) AS {quoted(_ROWS)}")
+        count = quoted(_ROWS)
+    db.execute(
+        f"CREATE OR REPLACE TABLE {staging} AS SELECT {', '.join(selected)} "
+        f"FROM ({rows}) WHERE {guard}{grouped}"
+    )
+    keep = quoted(_KEEP) if _KEEP in flags else "true"
+    outside = quoted(_OUTSIDE) if _OUTSIDE in flags else "false"
+    total, kept, out = db.execute(
+        f"SELECT sum({count}), sum({count}) FILTER (WHERE {keep}), "
+        f"sum({count}) FILTER (WHERE {keep} AND {outside}) FROM {staging}"
+    ).fetchone() or (0, 0, 0)
+    total, kept, out = int(total or 0), int(kept or 0), int(out or 0)
+    if kept - out == 0:
+        return None  # no rows: the tolerant path fails the job with its counts
+    if flags:
+        db.execute(f"DELETE FROM {staging} WHERE NOT {keep} OR {outside}")
+    for name in [*flags, _ROWS] if plan.rollup else flags:
+        db.execute(f"ALTER TABLE {staging} DROP COLUMN {quoted(name)}")
+    persisted = (db.execute(f"SELECT count(*) FROM {staging}").fetchone() or (0,))[0]
+    metrics = {
+        "numRowsProcessed": kept - out,
+        "numRowsPersisted": persisted,
+        "numBytesProcessed": sum(_uncompressed_size(path) for path in paths),
+        "numRowsProcessedWithWarning": 0,
+        "numRowsSkippedByFilter": total - kept + out,
+        "numRowsSkippedByError": 0,
+    }
+    return plan.staged(metrics, None, "strict", intervals)
+
+
+def _read_tolerantly(
+    db: duckdb.DuckDBPyConnection, plan: _Plan, source: ObjectSource, progress: Progress,
+    check: Callable[[], None], scratch: Path,
+) -> Staged:  # fmt: skip
+    """Stage a job line by line: a line that does not parse is a parse exception, not an error."""
+    spec, schema, fmt, objects, raw = plan.spec, plan.schema, plan.fmt, plan.objects, plan.raw
     columns = ", ".join(f"{quoted(f['name'])} {INPUT_TYPES[f['dataType']]}" for f in schema)
     db.execute(
         f"CREATE OR REPLACE TABLE {quoted(raw)} ({columns}, __valid BOOLEAN, __object VARCHAR)"
     )
     processed_bytes = 0
-    with tempfile.TemporaryDirectory(prefix="polaris-emulator-") as scratch:
-        for obj in objects:
-            check()
-            try:
-                path = _local(source, obj, Path(scratch))
-            except S3Error as error:
-                raise Failure("could_not_connect_to_source", error.message) from None
-            try:
-                db.execute(
-                    f"INSERT INTO {quoted(raw)} SELECT *, {_literal(obj.uri)} "
-                    f"FROM ({_select_sql(fmt, str(path), schema)})"
-                )
-                processed_bytes += _uncompressed_size(path)
-            except (duckdb.Error, OSError, EOFError) as error:
-                first = str(error).splitlines()[0]
-                raise Failure(
-                    "cannot_parse_source",
-                    f"{obj.uri} could not be parsed as {fmt.get('format')}: {first}",
-                ) from None
-            finally:
-                if not isinstance(source, DirectorySource) and path.exists():
-                    path.unlink()
-            progress.done += obj.size
+    for obj in objects:
+        check()
+        try:
+            path = _local(source, obj, scratch)
+        except S3Error as error:
+            raise Failure("could_not_connect_to_source", error.message) from None
+        try:
+            db.execute(
+                f"INSERT INTO {quoted(raw)} SELECT *, {_literal(obj.uri)} "
+                f"FROM ({_select_sql(fmt, str(path), schema)})"
+            )
+            processed_bytes += _uncompressed_size(path)
+        except (duckdb.Error, OSError, EOFError) as error:
+            first = str(error).splitlines()[0]
+            raise Failure(
+                "cannot_parse_source",
+                f"{obj.uri} could not be parsed as {fmt.get('format')}: {first}",
+            ) from None
+        finally:
+            if not isinstance(source, DirectorySource) and path.exists():
+                path.unlink()
+        progress.done += obj.size
     check()
 
     total, invalid, first_bad = db.execute(
@@ -274,10 +482,10 @@ def ingest(
         )
 
     try:
-        time_sql = mapped["__time"].sql
+        time_sql = plan.mapped["__time"].sql
         timed = (
             f"SELECT *, {time_sql} AS {quoted(TIME)} FROM {quoted(raw)} "
-            f"WHERE __valid AND coalesce(({condition}), false)"
+            f"WHERE __valid AND coalesce(({plan.condition}), false)"
         )
         kept, nulls, null_object = db.execute(
             f"SELECT count(*), count(*) FILTER (WHERE {quoted(TIME)} IS NULL), "
@@ -295,14 +503,8 @@ def ingest(
         )
     filtered = (total - invalid) - kept
 
-    mode = spec.get("ingestionMode", "append")
-    intervals = tuple(parse_interval(i) for i in (spec["target"].get("intervals") or []))
-    in_intervals = "true"
-    if mode == "replace" and intervals:
-        in_intervals = " OR ".join(
-            f"({quoted(TIME)} >= TIMESTAMP '{a.isoformat()}' AND {quoted(TIME)} < TIMESTAMP '{b.isoformat()}')"
-            for a, b in intervals
-        )
+    intervals = plan.intervals()
+    in_intervals = plan.in_intervals(intervals)
     outside = 0
     if in_intervals != "true":
         outside = (
@@ -317,29 +519,19 @@ def ingest(
             f"unparseable, {filtered} filtered out, {outside} outside the intervals",
         )
 
-    rollup = table.get("type") == "aggregate"
     selected = f"SELECT * FROM ({timed}) WHERE {in_intervals}"
-    outputs = []
-    for name, translated in mapped.items():
-        expression = translated.sql if name != "__time" else quoted(TIME)
-        if name == "__time" and rollup:
-            expression = _bucket(quoted(TIME), granularity_period(table))
-        outputs.append(f"{expression} AS {quoted(name)}")
-    if rollup and "__count" not in mapped:
-        outputs.append('count(*) AS "__count"')
-        aggregations.add("__count")
+    outputs, keys = plan.outputs()
     grouped = ""
-    if rollup:
-        keys = [str(i + 1) for i, name in enumerate(mapped) if name not in aggregations]
-        grouped = f" GROUP BY {', '.join(keys)}" if keys else ""
-    elif aggregations:
+    if plan.rollup:
+        grouped = f" GROUP BY {', '.join(map(str, keys))}" if keys else ""
+    elif plan.aggregations:
         raise Failure(
             "query_not_supported",
-            f"{sorted(aggregations)[0]} aggregates, but {spec['target']['tableName']} is a detail table",
+            f"{sorted(plan.aggregations)[0]} aggregates, but {spec['target']['tableName']} is a detail table",
         )
     try:
         db.execute(
-            f"CREATE OR REPLACE TABLE {quoted(staging)} AS SELECT {', '.join(outputs)} "
+            f"CREATE OR REPLACE TABLE {quoted(plan.staging)} AS SELECT {', '.join(outputs)} "
             f"FROM ({selected}){grouped}"
         )
     except duckdb.Error as error:
@@ -348,7 +540,7 @@ def ingest(
         ) from None
     finally:
         db.execute(f"DROP TABLE IF EXISTS {quoted(raw)}")
-    persisted = (db.execute(f"SELECT count(*) FROM {quoted(staging)}").fetchone() or (0,))[0]
+    persisted = (db.execute(f"SELECT count(*) FROM {quoted(plan.staging)}").fetchone() or (0,))[0]
     metrics = {
         "numRowsProcessed": rows_in,
         "numRowsPersisted": persisted,
@@ -362,12 +554,7 @@ def ingest(
         warning = (
             f"{invalid} row(s) could not be parsed and were skipped; the first is in {first_bad}"
         )
-    return Staged(
-        staging=staging, table=spec["target"]["tableName"], metrics=metrics,
-        replace=intervals if mode == "replace" else None, replace_all=bool(spec.get("replaceAll")),
-        partition_period=GRANULARITY_PERIODS.get(table.get("partitioningGranularity", "day"), "P1D"),
-        warning=warning,
-    )  # fmt: skip
+    return plan.staged(metrics, warning, "tolerant", intervals)
 
 
 def spec_expression(spec: Mapping[str, Any], column: str) -> str:
