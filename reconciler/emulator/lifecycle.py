@@ -55,8 +55,8 @@ def advance(emulator: Emulator) -> None:
     now = emulator.now()
     for job_id in list(emulator.active):
         job = emulator.store.jobs[job_id]
-        if job.get("held") or job.get("pinned"):
-            continue
+        if job.get("held") or job.get("pinned") or job["type"] == "streaming":
+            continue  # streaming jobs never complete: streaming.advance starts them
         started = emulator.timing.started(job)
         finished = started + timedelta(seconds=emulator.timing.running_seconds)
         if now >= finished:
