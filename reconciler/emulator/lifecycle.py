@@ -124,7 +124,7 @@ def finish(
             health = error_health(failure.code, failure.message, finished or emulator.now())
             transition(emulator, job, "failed", started=started, finished=finished, health=health)
             return
-    elif job["type"] != "batch":
+    elif job["type"] in ("drop_table", "delete_data", "restore_data"):
         apply_table_job(emulator, job)
     if job["type"] != "batch":
         transition(emulator, job, "completed", started=started, finished=finished)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -297,3 +298,23 @@ def test_a_streaming_job_is_refused_on_a_batch_connection_or_with_a_bad_read_fro
     assert api.post("/jobs", json=streaming_job(readFromPoint="middle")).status_code == 400
     late = streaming_job(lateMessageRejectionPeriod="30 days")
     assert "lateMessageRejectionPeriod" in api.post("/jobs", json=late).json()["message"]
+
+
+def test_a_restarted_emulator_continues_from_the_checkpoint(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    def started() -> Emulator:
+        return Emulator(clock=clock, data_dir=tmp_path)
+
+    first = started()
+    with raw_client(first) as api:
+        api.post("/connections", json={"type": "push_streaming", "name": "clicks"})
+        api.post("/jobs", json=streaming_job())
+        api.get("/jobs")  # instant timing: the job runs from here
+        push(api, events("a", "b"))
+    first.close()
+    second = started()
+    with raw_client(second) as api:
+        push(api, events("c"))
+        assert sql(api, 'SELECT count(*) AS c FROM "Clicks"') == [{"c": 3}]
+    second.close()
