@@ -33,7 +33,9 @@ from tests.fixtures import ROOT
 from tests.guide import GUIDE_CONNECTION, GUIDE_JOB
 
 OPENAPI = ROOT / "tests" / "reference" / "polaris-openapi-full.json"
-SERVED = r"^/v1/projects/\{projectId\}/(connections|connectionsMeta|jobs|tables|files|events|query/sql$)"
+SERVED = (
+    r"^/v1/projects/\{projectId\}/(connections|connectionsMeta|jobs|tables|files|events|query/sql$)"
+)
 CHECKS = "all"
 # status_code_conformance is replaced by schemathesis_hooks.documented_status.
 EXCLUDED = "positive_data_acceptance,negative_data_rejection,status_code_conformance"
