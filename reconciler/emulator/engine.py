@@ -339,9 +339,11 @@ class Engine:
         cursor = self.db.cursor()
         try:
             head = self.head(stream)
-            cursor.executemany(
-                f"INSERT INTO {EVENTS} VALUES (?, ?, ?)",
-                [(stream, head + i, line) for i, line in enumerate(lines, start=1)],
+            # One statement for the whole batch (executemany inserts a row at a time).
+            cursor.execute(
+                f"INSERT INTO {EVENTS} SELECT ?, ? + generate_subscripts(l, 1), unnest(l) "
+                "FROM (SELECT CAST(? AS VARCHAR[]) AS l)",
+                [stream, head, list(lines)],
             )
         finally:
             cursor.close()

@@ -318,3 +318,24 @@ def test_a_restarted_emulator_continues_from_the_checkpoint(
         push(api, events("c"))
         assert sql(api, 'SELECT count(*) AS c FROM "Clicks"') == [{"c": 3}]
     second.close()
+
+
+def test_a_replacement_reading_another_source_starts_at_its_read_from_point(
+    api: httpx.Client, clock: ManualClock
+) -> None:
+    api.post("/connections", json={"type": "push_streaming", "name": "views"})
+    running_job(api, clock)
+    push(api, events("old-source"))
+    push(api, events("v1", "v2"), connection="views")
+    moved = streaming_job(connection="views", replaceRunning=True, readFromPoint="earliest")
+    assert api.post("/jobs", json=moved).status_code == 201
+    clock.advance(10)
+    push(api, events("v3"), connection="views")
+    pages = sql(api, 'SELECT page FROM "Clicks" ORDER BY page')
+    assert pages == [{"page": p} for p in ("old-source", "v1", "v2", "v3")]  # earliest: re-read
+    push(api, events("meanwhile"))  # to clicks, which no job reads now
+    back = streaming_job(replaceRunning=True)  # latest, but the table read clicks before:
+    api.post("/jobs", json=back)  # it continues from that checkpoint and reads "meanwhile"
+    clock.advance(10)
+    push(api, events("new"))
+    assert sql(api, 'SELECT count(*) AS c FROM "Clicks"') == [{"c": 6}]
