@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler.emulator import lifecycle
+from reconciler.emulator import lifecycle, streaming
 from reconciler.emulator.api import ApiError, DroppedResponse, Request, Response
 from reconciler.emulator.auth import ALL_PERMISSIONS, DEMO_API_KEY
 from reconciler.emulator.clock import Clock, SystemClock
@@ -128,6 +128,7 @@ class Emulator:
     def advance(self) -> None:
         """Move jobs along as the clock says (call under the store's lock)."""
         lifecycle.advance(self)
+        streaming.advance(self)
 
     def close(self) -> None:
         """Stop ingesting and close the journal and the table storage."""

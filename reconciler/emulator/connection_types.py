@@ -180,7 +180,7 @@ CONNECTION_TYPES = {
             "push_streaming",
             (
                 # Where events are pushed (https://docs.imply.io/polaris/api-stream/); the
-                # emulator hands the URL out but does not serve it.
+                # emulator serves it (streaming.push_events).
                 Field(
                     "endpointUrl",
                     read_only=True,

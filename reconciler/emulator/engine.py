@@ -25,6 +25,8 @@ from reconciler.emulator.ingest import Failure, Progress, Staged, ingest, quoted
 from reconciler.s3 import Credentials, DirectorySource, ObjectSource, S3Api, region_of
 
 SEGMENTS, INGESTED = "__polaris_segments", "__polaris_ingested"
+# Pushed events, numbered from 1 per stream, and how far each (table, source) has read them.
+EVENTS, CHECKPOINTS = "__polaris_events", "__polaris_checkpoints"
 TRASH = "__trash_"  # before a storage name: the soft-deleted rows that restore_data brings back
 LAYOUT = "__polaris_layout"  # present once tables are stored under `storage_name`
 _INTEGERS = "('TINYINT','SMALLINT','INTEGER','BIGINT','HUGEINT','UTINYINT','USMALLINT','UINTEGER','UBIGINT')"
@@ -137,6 +139,13 @@ class Engine:
         self.db.execute(
             f"CREATE TABLE IF NOT EXISTS {INGESTED} (job VARCHAR PRIMARY KEY, metrics VARCHAR)"
         )
+        self.db.execute(
+            f"CREATE TABLE IF NOT EXISTS {EVENTS} (stream VARCHAR, seq BIGINT, line VARCHAR)"
+        )
+        self.db.execute(
+            f"CREATE TABLE IF NOT EXISTS {CHECKPOINTS} (tbl VARCHAR, source VARCHAR, seq BIGINT, "
+            "PRIMARY KEY (tbl, source))"
+        )
         self._store_tables_by_storage_name()
         for (name,) in self.db.execute(
             "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '\\_\\_raw\\_%' ESCAPE '\\' "
@@ -237,8 +246,11 @@ class Engine:
         finally:
             cursor.close()
 
-    def commit(self, job_id: str, staged: Staged) -> TableStats:
-        """Move a job's staged rows into its table, atomically with its bookkeeping."""
+    def commit(
+        self, job_id: str, staged: Staged, checkpoint: tuple[str, str, int] | None = None
+    ) -> TableStats:
+        """Move a job's staged rows into its table, atomically with its bookkeeping (and, for
+        a streaming read, with the checkpoint it moves to: (table, source, last event read))."""
         self.jobs.pop(job_id, None)
         stored = storage_name(staged.table)
         target, staging = quoted(stored), quoted(staged.staging)
@@ -286,6 +298,8 @@ class Engine:
             cursor.execute(
                 f"INSERT INTO {INGESTED} VALUES (?, ?)", [job_id, json.dumps(staged.metrics)]
             )
+            if checkpoint is not None:
+                self._checkpoint(cursor, *checkpoint)
             cursor.execute("COMMIT")
         except Exception as error:
             # The job fails, and the project goes on: an error here must never leave a job
@@ -322,6 +336,70 @@ class Engine:
             cursor.close()
         rows, size, segments = row or (0, 0, 0)
         return TableStats(int(rows), int(size), int(segments))
+
+    # Streams (push streaming) -------------------------------------------------------------------
+
+    def append_events(self, stream: str, lines: Sequence[str]) -> int:
+        """Keep pushed events at the end of a stream; the number of the last one (its head)."""
+        cursor = self.db.cursor()
+        try:
+            head = self.head(stream)
+            # One statement for the whole batch (executemany inserts a row at a time).
+            cursor.execute(
+                f"INSERT INTO {EVENTS} SELECT ?, ? + generate_subscripts(l, 1), unnest(l) "
+                "FROM (SELECT CAST(? AS VARCHAR[]) AS l)",
+                [stream, head, list(lines)],
+            )
+        finally:
+            cursor.close()
+        return head + len(lines)
+
+    def head(self, stream: str) -> int:
+        """The number of the last event of a stream (0 when it has none)."""
+        cursor = self.db.cursor()
+        try:
+            row = cursor.execute(
+                f"SELECT coalesce(max(seq), 0) FROM {EVENTS} WHERE stream = ?", [stream]
+            ).fetchone()
+        finally:
+            cursor.close()
+        return int(row[0]) if row else 0
+
+    def events_after(self, stream: str, seq: int) -> list[tuple[int, str]]:
+        """The events of a stream after number `seq`, in order."""
+        cursor = self.db.cursor()
+        try:
+            rows = cursor.execute(
+                f"SELECT seq, line FROM {EVENTS} WHERE stream = ? AND seq > ? ORDER BY seq",
+                [stream, seq],
+            ).fetchall()
+        finally:
+            cursor.close()
+        return [(int(n), str(line)) for n, line in rows]
+
+    def checkpoint(self, table: str, source: str) -> int | None:
+        """The last event a table has read from a source (None: it never read it)."""
+        cursor = self.db.cursor()
+        try:
+            row = cursor.execute(
+                f"SELECT seq FROM {CHECKPOINTS} WHERE tbl = ? AND source = ?", [table, source]
+            ).fetchone()
+        finally:
+            cursor.close()
+        return None if row is None else int(row[0])
+
+    def set_checkpoint(self, table: str, source: str, seq: int) -> None:
+        """Move a table's read point on a source (a reset, or a job that starts reading)."""
+        cursor = self.db.cursor()
+        try:
+            self._checkpoint(cursor, table, source, seq)
+        finally:
+            cursor.close()
+
+    @staticmethod
+    def _checkpoint(cursor: duckdb.DuckDBPyConnection, table: str, source: str, seq: int) -> None:
+        cursor.execute(f"DELETE FROM {CHECKPOINTS} WHERE tbl = ? AND source = ?", [table, source])
+        cursor.execute(f"INSERT INTO {CHECKPOINTS} VALUES (?, ?, ?)", [table, source, seq])
 
     # Table jobs (drop_table, delete_data, restore_data) -----------------------------------------
 

@@ -13,7 +13,7 @@ import gzip
 import json
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -225,23 +225,7 @@ def ingest(
         )
     progress.total = sum(o.size for o in objects) or 1
 
-    names = [f["name"] for f in schema]
-    try:
-        mapped = {
-            m["columnName"]: translate_expression(m["expression"], names, TIME)
-            for m in spec.get("mappings", [])
-        }
-        where = spec.get("filterExpression")
-        kept = translate_expression(where, names) if where else None
-    except UnsupportedSql as error:
-        raise _fail_unsupported(error, "an expression is not supported") from None
-    aggregations = {
-        name
-        for name, m in zip(mapped, spec.get("mappings", []), strict=True)
-        if m.get("isAggregation") or mapped[name].aggregates
-    }
-    if mapped["__time"].aggregates:
-        raise Failure("query_not_supported", "the __time mapping cannot aggregate")
+    mapped, kept, aggregations = translated(spec, [f["name"] for f in schema])
 
     raw, staging = scratch_tables(str(job["id"]))
     plan = _Plan(
@@ -294,18 +278,7 @@ class _Plan:
 
     def outputs(self) -> tuple[list[str], list[int]]:
         """The SELECT list of the staged rows, and the 1-based positions a rollup groups by."""
-        aggregations = set(self.aggregations)
-        outputs = []
-        for name, translated in self.mapped.items():
-            expression = translated.sql if name != "__time" else quoted(TIME)
-            if name == "__time" and self.rollup:
-                expression = _bucket(quoted(TIME), granularity_period(self.table))
-            outputs.append(f"{expression} AS {quoted(name)}")
-        if self.rollup and "__count" not in self.mapped:
-            outputs.append('count(*) AS "__count"')
-            aggregations.add("__count")
-        keys = [i + 1 for i, name in enumerate(self.mapped) if name not in aggregations]
-        return outputs, keys
+        return output_columns(self.table, self.mapped, self.aggregations)
 
     def staged(
         self, metrics: dict[str, int], warning: str | None, reader: str,
@@ -520,20 +493,9 @@ def _read_tolerantly(
         )
 
     selected = f"SELECT * FROM ({timed}) WHERE {in_intervals}"
-    outputs, keys = plan.outputs()
-    grouped = ""
-    if plan.rollup:
-        grouped = f" GROUP BY {', '.join(map(str, keys))}" if keys else ""
-    elif plan.aggregations:
-        raise Failure(
-            "query_not_supported",
-            f"{sorted(plan.aggregations)[0]} aggregates, but {spec['target']['tableName']} is a detail table",
-        )
+    rows = rolled_up(plan.spec, plan.table, plan.mapped, set(plan.aggregations), selected)
     try:
-        db.execute(
-            f"CREATE OR REPLACE TABLE {quoted(plan.staging)} AS SELECT {', '.join(outputs)} "
-            f"FROM ({selected}){grouped}"
-        )
+        db.execute(f"CREATE OR REPLACE TABLE {quoted(plan.staging)} AS {rows}")
     except duckdb.Error as error:
         raise Failure(
             "query_not_supported", f"a mapping failed: {str(error).splitlines()[0]}"
@@ -557,9 +519,158 @@ def _read_tolerantly(
     return plan.staged(metrics, warning, "tolerant", intervals)
 
 
+def translated(
+    spec: Mapping[str, Any], names: list[str]
+) -> tuple[dict[str, Translated], Translated | None, set[str]]:
+    """A job's mappings and filter (None without one) in DuckDB SQL, and the columns that
+    aggregate."""
+    try:
+        mapped = {
+            m["columnName"]: translate_expression(m["expression"], names, TIME)
+            for m in spec.get("mappings", [])
+        }
+        where = spec.get("filterExpression")
+        condition = translate_expression(where, names) if where else None
+    except UnsupportedSql as error:
+        raise _fail_unsupported(error, "an expression is not supported") from None
+    aggregations = {
+        name
+        for name, m in zip(mapped, spec.get("mappings", []), strict=True)
+        if m.get("isAggregation") or mapped[name].aggregates
+    }
+    if mapped["__time"].aggregates:
+        raise Failure("query_not_supported", "the __time mapping cannot aggregate")
+    return mapped, condition, aggregations
+
+
+def output_columns(
+    table: Mapping[str, Any], mapped: Mapping[str, Translated], aggregations: Iterable[str]
+) -> tuple[list[str], list[int]]:
+    """The SELECT list of a job's output rows (each mapping; on an aggregate table __time
+    truncated to the rollup granularity, and __count), and the 1-based positions to group by."""
+    aggregations = set(aggregations)
+    rollup = table.get("type") == "aggregate"
+    outputs = []
+    for name, translation in mapped.items():
+        expression = translation.sql if name != "__time" else quoted(TIME)
+        if name == "__time" and rollup:
+            expression = _bucket(quoted(TIME), granularity_period(table))
+        outputs.append(f"{expression} AS {quoted(name)}")
+    if rollup and "__count" not in mapped:
+        outputs.append('count(*) AS "__count"')
+        aggregations.add("__count")
+    keys = [i + 1 for i, name in enumerate(mapped) if name not in aggregations]
+    return outputs, keys
+
+
+def rolled_up(
+    spec: Mapping[str, Any], table: Mapping[str, Any], mapped: Mapping[str, Translated],
+    aggregations: set[str], selected: str,
+) -> str:  # fmt: skip
+    """The SELECT of a job's output rows from its `selected` input rows: each mapping, and on
+    an aggregate table __time truncated to the rollup granularity and rows grouped."""
+    outputs, keys = output_columns(table, mapped, aggregations)
+    grouped = ""
+    if table.get("type") == "aggregate":
+        grouped = f" GROUP BY {', '.join(map(str, keys))}" if keys else ""
+    elif aggregations:
+        raise Failure(
+            "query_not_supported",
+            f"{sorted(aggregations)[0]} aggregates, but {spec['target']['tableName']} is a detail table",
+        )
+    return f"SELECT {', '.join(outputs)} FROM ({selected}){grouped}"
+
+
 def spec_expression(spec: Mapping[str, Any], column: str) -> str:
     """The expression a job maps to a column."""
     for mapping in spec.get("mappings", []):
         if mapping["columnName"] == column:
             return str(mapping["expression"])
     return column
+
+
+@dataclass(frozen=True)
+class Window:
+    """The event times a streaming job accepts: from `earliest` (late messages are older)
+    to `latest` (early messages are newer), naive UTC."""
+
+    earliest: datetime
+    latest: datetime
+
+
+def ingest_events(
+    db: duckdb.DuckDBPyConnection, batch_id: str, spec: Mapping[str, Any],
+    table: Mapping[str, Any], lines: list[str], window: Window,
+) -> tuple[Staged, dict[str, int]]:  # fmt: skip
+    """Stage pushed events (newline-delimited JSON) for a streaming job's table through the
+    same mappings, filter and rollup as a batch job; the counts of what was rejected and why
+    (`parse`: not JSON objects or without a __time; `filter`; `late`; `early`)."""
+    job_source = spec["source"]
+    fmt = job_source.get("formatSettings") or {"format": "nd-json"}
+    if fmt.get("format") != "nd-json":
+        raise Failure(
+            "query_not_supported",
+            f"format {fmt.get('format')} is not read by the emulator from pushed events (nd-json)",
+        )
+    schema = list(job_source["inputSchema"])
+    for item in schema:
+        if item["dataType"] not in INPUT_TYPES:
+            raise Failure(
+                "column_type_not_supported",
+                f"input field {item['name']} has dataType {item['dataType']}",
+            )
+    mapped, kept_by, aggregations = translated(spec, [f["name"] for f in schema])
+    condition = kept_by.sql if kept_by else "true"
+    raw, staging = scratch_tables(batch_id)
+    columns = ", ".join(f"{quoted(f['name'])} {INPUT_TYPES[f['dataType']]}" for f in schema)
+    db.execute(f"CREATE OR REPLACE TABLE {quoted(raw)} ({columns}, __valid BOOLEAN)")
+    try:
+        with tempfile.TemporaryDirectory(prefix="polaris-events-") as scratch:
+            path = Path(scratch) / "events.json"
+            path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+            db.execute(f"INSERT INTO {quoted(raw)} {_select_sql(fmt, str(path), schema)}")
+        size = sum(len(line.encode()) for line in lines)
+        time = quoted(TIME)
+        timed = (
+            f"SELECT *, {mapped['__time'].sql} AS {time} FROM {quoted(raw)} "
+            f"WHERE __valid AND coalesce(({condition}), false)"
+        )
+        early, late = _literal(window.latest.isoformat()), _literal(window.earliest.isoformat())
+        total, invalid, kept, untimed, too_late, too_early = db.execute(
+            f"SELECT (SELECT count(*) FROM {quoted(raw)}), "
+            f"(SELECT count(*) FROM {quoted(raw)} WHERE NOT __valid), count(*), "
+            f"count(*) FILTER (WHERE {time} IS NULL), "
+            f"count(*) FILTER (WHERE {time} < CAST({late} AS TIMESTAMP)), "
+            f"count(*) FILTER (WHERE {time} > CAST({early} AS TIMESTAMP)) FROM ({timed})"
+        ).fetchone() or (0, 0, 0, 0, 0, 0)
+        selected = (
+            f"SELECT * FROM ({timed}) WHERE {time} BETWEEN CAST({late} AS TIMESTAMP) "
+            f"AND CAST({early} AS TIMESTAMP)"
+        )
+        rows = rolled_up(spec, table, mapped, aggregations, selected)
+        db.execute(f"CREATE OR REPLACE TABLE {quoted(staging)} AS {rows}")
+    except duckdb.Error as error:
+        raise Failure(
+            "query_not_supported", f"a mapping failed: {str(error).splitlines()[0]}"
+        ) from None
+    finally:
+        db.execute(f"DROP TABLE IF EXISTS {quoted(raw)}")
+    rejected = {
+        "parse": invalid + untimed,
+        "filter": total - invalid - kept,
+        "late": too_late,
+        "early": too_early,
+    }
+    metrics = {
+        "numRowsProcessed": kept - untimed - too_late - too_early,
+        "numBytesProcessed": size,
+        "numRowsProcessedWithWarning": 0,
+        "numRowsSkippedByFilter": rejected["filter"] + too_late + too_early,
+        "numRowsSkippedByError": rejected["parse"],
+    }
+    staged = Staged(
+        staging=staging, table=spec["target"]["tableName"], metrics=metrics, replace=None,
+        replace_all=False, warning=None,
+        partition_period=GRANULARITY_PERIODS.get(table.get("partitioningGranularity", "day"), "P1D"),
+    )  # fmt: skip
+    return staged, rejected

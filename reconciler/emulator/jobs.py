@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from reconciler.emulator import lifecycle
+from reconciler.emulator import lifecycle, streaming
 from reconciler.emulator.api import (
     Call,
     Response,
@@ -86,23 +86,13 @@ def create_job(emulator: Emulator, call: Call) -> Response:
         return _create_table_job(emulator, call, body)
     if body.get("type") == "sql":
         return _create_sql_job(emulator, call, body)
+    if body.get("type") == "streaming":
+        _check_streaming_job(emulator, body)
+        _ensure_table(emulator, call, body)
+        return streaming.create(emulator, call, body)
     _check_batch_job(emulator, body)
     source, target = body["source"], body["target"]
-    aggregates = any(m.get("isAggregation") for m in body.get("mappings", []))
-    table_name = target["tableName"]
-    tables = emulator.store.tables
-    if table_name not in tables:
-        if not body.get("createTableIfNotExists", False):
-            raise invalid(
-                f"Table {table_name} does not exist; create it or set createTableIfNotExists"
-            )
-        # Inferred (docs/polaris-api-notes.md): aggregate when the job aggregates, else detail.
-        kind = "aggregate" if aggregates else "detail"
-        emulator.store.put(
-            "tables", table_name, new_table(emulator, call.caller, table_name, {"type": kind})
-        )
-    elif aggregates and tables[table_name]["type"] == "detail":
-        raise invalid(f"Table {table_name} is a detail table; aggregations need an aggregate table")
+    aggregates = _ensure_table(emulator, call, body)
     creator, moment = user(call.caller), emulator.now()
     now = job_timestamp(moment)
     # The guide's sample response echoes the mappings without isAggregation and appends a
@@ -131,6 +121,26 @@ def create_job(emulator: Emulator, call: Call) -> Response:
         )  # reading starts now, off this thread; rows land on completion
     location = f"/v1/projects/{emulator.project_id}/jobs/{job_id}"
     return Response(201, view(job), {"Location": location})
+
+
+def _ensure_table(emulator: Emulator, call: Call, body: Mapping[str, Any]) -> bool:
+    """Create a job's target table if it may (createTableIfNotExists); whether it aggregates."""
+    aggregates = any(m.get("isAggregation") for m in body.get("mappings", []))
+    table_name = body["target"]["tableName"]
+    tables = emulator.store.tables
+    if table_name not in tables:
+        if not body.get("createTableIfNotExists", False):
+            raise invalid(
+                f"Table {table_name} does not exist; create it or set createTableIfNotExists"
+            )
+        # Inferred (docs/polaris-api-notes.md): aggregate when the job aggregates, else detail.
+        kind = "aggregate" if aggregates else "detail"
+        emulator.store.put(
+            "tables", table_name, new_table(emulator, call.caller, table_name, {"type": kind})
+        )
+    elif aggregates and tables[table_name]["type"] == "detail":
+        raise invalid(f"Table {table_name} is a detail table; aggregations need an aggregate table")
+    return aggregates
 
 
 # The SQL ingestion statements the emulator runs: INSERT, or REPLACE ... OVERWRITE ALL, of a
@@ -247,25 +257,41 @@ _JSON_TYPES: dict[str, Callable[[Any], bool]] = {
 }
 
 
-def _check_batch_job(emulator: Emulator, body: Mapping[str, Any]) -> None:
+def _check_types(body: Mapping[str, Any]) -> None:
     for field, expected in JOB_FIELD_TYPES.items():
         if field in body and not _JSON_TYPES[expected](body[field]):
             raise invalid(f"{field} must be of type {expected}")
-    kind = body.get("type")
-    if kind != "batch":
-        if one_of(kind, JOB_TYPES):
-            raise invalid(
-                f"Jobs of type {kind} are not supported by the emulator "
-                "(batch, sql, drop_table, delete_data and restore_data are)"
-            )
-        raise invalid("type is required and must be a job type such as batch")
-    target, source = body.get("target"), body.get("source")
+
+
+def _check_target(body: Mapping[str, Any]) -> None:
+    target = body.get("target")
     if (
         not isinstance(target, dict)
         or target.get("type") != "table"
         or not isinstance(target.get("tableName"), str)
     ):
         raise invalid("target must be {type: table, tableName}")
+
+
+def _check_streaming_job(emulator: Emulator, body: Mapping[str, Any]) -> None:
+    _check_types(body)
+    _check_target(body)
+    streaming.check(emulator, body)
+    _check_columns(body, body["source"])
+
+
+def _check_batch_job(emulator: Emulator, body: Mapping[str, Any]) -> None:
+    _check_types(body)
+    kind = body.get("type")
+    if kind != "batch":
+        if one_of(kind, JOB_TYPES):
+            raise invalid(
+                f"Jobs of type {kind} are not supported by the emulator "
+                "(batch, streaming, sql, drop_table, delete_data and restore_data are)"
+            )
+        raise invalid("type is required and must be a job type such as batch")
+    _check_target(body)
+    source = body.get("source")
     if isinstance(source, dict) and source.get("type") == "uploaded":
         files = source.get("fileList")
         if not isinstance(files, list) or not files or not all(isinstance(f, str) for f in files):
@@ -355,6 +381,9 @@ def _desire(emulator: Emulator, job_id: str, body: Mapping[str, Any]) -> dict[st
     desired = body.get("desiredExecutionStatus")
     if not one_of(desired, {"running", "canceled", "suspended"}):
         raise invalid("desiredExecutionStatus must be running, canceled or suspended")
+    if job["type"] == "streaming":
+        streaming.desire(emulator, job, str(desired))
+        return emulator.store.jobs[job_id]
     if desired == "suspended":
         raise invalid("Only streaming jobs can be suspended")
     if desired == "canceled":
@@ -372,8 +401,11 @@ def reset_job(emulator: Emulator, call: Call) -> Response:
     Inferred: Polaris refuses to reset a batch job as a bad request (400), as it does for any
     other request that does not apply to the job.
     """
-    existing(emulator, call.params["jobId"])
-    raise invalid("Only streaming jobs can be reset")
+    job = existing(emulator, call.params["jobId"])
+    if job["type"] != "streaming":
+        raise invalid("Only streaming jobs can be reset")
+    streaming.reset(emulator, job)
+    return Response(200, None)
 
 
 def job_progress(emulator: Emulator, call: Call) -> Response:
@@ -393,7 +425,9 @@ def job_logs(emulator: Emulator, call: Call) -> Response:
             "message": "Job submitted",
         }
     ]
-    if not emulator.reads_data:
+    if job["type"] == "streaming":
+        logs.extend(streaming.logs(job))
+    elif not emulator.reads_data:
         logs.append({"timestamp": job["createdTimestamp"], "healthStatus": "ok", "code": "no_data_read",
                      "message": lifecycle.NO_DATA})  # fmt: skip
     elif "_metrics" in job:
@@ -411,6 +445,8 @@ def job_metrics(emulator: Emulator, call: Call) -> Response:
     """GET /jobs/{jobId}/metrics: real totals with data, invented ones without."""
     job_id = call.params["jobId"]
     job = existing(emulator, job_id)
+    if job["type"] == "streaming":
+        return Response(200, {"totals": streaming.metrics(job)})
     if emulator.reads_data:
         return Response(200, {"totals": job.get("_metrics", dict.fromkeys(METRICS, 0))})
     rows = lifecycle.invented_rows(job_id) if job["executionStatus"] == "completed" else 0

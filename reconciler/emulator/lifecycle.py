@@ -55,8 +55,8 @@ def advance(emulator: Emulator) -> None:
     now = emulator.now()
     for job_id in list(emulator.active):
         job = emulator.store.jobs[job_id]
-        if job.get("held") or job.get("pinned"):
-            continue
+        if job.get("held") or job.get("pinned") or job["type"] == "streaming":
+            continue  # streaming jobs never complete: streaming.advance starts them
         started = emulator.timing.started(job)
         finished = started + timedelta(seconds=emulator.timing.running_seconds)
         if now >= finished:
@@ -124,7 +124,7 @@ def finish(
             health = error_health(failure.code, failure.message, finished or emulator.now())
             transition(emulator, job, "failed", started=started, finished=finished, health=health)
             return
-    elif job["type"] != "batch":
+    elif job["type"] in ("drop_table", "delete_data", "restore_data"):
         apply_table_job(emulator, job)
     if job["type"] != "batch":
         transition(emulator, job, "completed", started=started, finished=finished)

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from reconciler.emulator import streaming
 from reconciler.emulator.api import Call, Response
 from reconciler.emulator.lifecycle import NO_DATA
 from reconciler.emulator.routing import Route
@@ -128,7 +129,7 @@ def query_sql(emulator: Emulator, call: Call) -> Response:
     request = parse_request(call.body)
     if isinstance(request, Response):
         return request
-    if not emulator.reads_data:
+    if not emulator.reads_data and not streaming.carries_data(emulator):
         return error("invalidInput", "INVALID_INPUT", NO_DATA)
     return answer(emulator.engine, request, sorted(emulator.store.tables))
 

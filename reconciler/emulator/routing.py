@@ -51,9 +51,10 @@ class Route:
 
 def routes() -> tuple[Route, ...]:
     """Every operation the emulator serves."""
-    from reconciler.emulator import connections, files, jobs, query, tables
+    from reconciler.emulator import connections, files, jobs, query, streaming, tables
 
-    return (*connections.ROUTES, *jobs.ROUTES, *tables.ROUTES, *query.ROUTES, *files.ROUTES)
+    return (*connections.ROUTES, *jobs.ROUTES, *tables.ROUTES, *query.ROUTES, *files.ROUTES,
+            *streaming.ROUTES)  # fmt: skip
 
 
 def dispatch(

@@ -178,7 +178,7 @@ def test_an_invalid_connection_is_a_400_with_code_and_message(
             "Table Nope does not exist",
         ),
         ({"source__inputSchema": []}, "inputSchema"),
-        ({"type": "streaming"}, "not supported by the emulator"),
+        ({"type": "streaming"}, "A streaming job reads source {type: connection"),
     ],
     ids=[
         "unknown connection",
@@ -188,7 +188,7 @@ def test_an_invalid_connection_is_a_400_with_code_and_message(
         "intervals with append",
         "no table",
         "no input schema",
-        "streaming",
+        "streaming from s3",
     ],
 )
 def test_an_invalid_job_is_a_400(api: httpx.Client, changes: dict[str, Any], message: str) -> None:
@@ -455,13 +455,14 @@ def test_every_operation_of_the_openapi_document_is_routed_and_every_route_is_do
         if method in ("get", "post", "put", "patch", "delete")
     }
     routed = {(route.method, route.template) for route in emulator.routes}
-    # The Query API and the Files API are documented in the full document only.
+    # The Query, Files and Events APIs are documented in the full document only.
     full = json.loads((ROOT / "tests" / "reference" / "polaris-openapi-full.json").read_text())
     assert routed - {(m.upper(), p) for p, ops in full["paths"].items() for m in ops} == set()
     assert {p for _, p in routed - documented} == {
         "/v1/projects/{projectId}/query/sql",
         "/v1/projects/{projectId}/files",
         "/v1/projects/{projectId}/files/{name}",
+        "/v1/projects/{projectId}/events/{connectionName}",
     }
     assert documented - routed == set()
 

@@ -33,7 +33,9 @@ from tests.fixtures import ROOT
 from tests.guide import GUIDE_CONNECTION, GUIDE_JOB
 
 OPENAPI = ROOT / "tests" / "reference" / "polaris-openapi-full.json"
-SERVED = r"^/v1/projects/\{projectId\}/(connections|connectionsMeta|jobs|tables|files|query/sql$)"
+SERVED = (
+    r"^/v1/projects/\{projectId\}/(connections|connectionsMeta|jobs|tables|files|events|query/sql$)"
+)
 CHECKS = "all"
 # status_code_conformance is replaced by schemathesis_hooks.documented_status.
 EXCLUDED = "positive_data_acceptance,negative_data_rejection,status_code_conformance"
@@ -120,7 +122,7 @@ def test_schemathesis_finds_no_failure_in_any_served_operation(
     outcome = run_schemathesis(*seeded, tmp_path, examples=EXAMPLES)
     print(outcome.summary())  # the figures for a report (pytest -s)
     assert outcome.returncode == 0, outcome.output[-6000:]
-    assert outcome.operations == 27  # every operation the emulator serves, and no other
+    assert outcome.operations == 28  # every operation the emulator serves, and no other
 
 
 @pytest.mark.slow

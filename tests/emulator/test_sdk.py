@@ -106,3 +106,33 @@ def test_the_sdk_manages_jobs_end_to_end(project: Any, emulator: Emulator) -> No
         project.jobs.reset_job(created.id)
     assert refused.value.status_code == 400
     assert "Only streaming jobs can be reset" in str(refused.value)
+
+
+def test_the_sdks_reset_job_works_on_a_streaming_job(project: Any, emulator: Emulator) -> None:
+    project.connections.create_connection(models.CreatePushStreamingConnectionRequest(name="push"))
+    fields = [("ts", "string"), ("page", "string")]
+    created = project.jobs.create_job(
+        models.CreateStreamingJobRequest(
+            target=models.TableJobTargetV2(table_name="Clicks"),
+            create_table_if_not_exists=True,
+            source=models.ConnectionJobSourceV2(
+                connection_name="push",
+                format_settings=models.JsonFormatSettings(),
+                input_schema=[models.FieldNameAndDataType(name=n, data_type=t) for n, t in fields],
+            ),
+            mappings=[
+                models.InputToTableSchemaMapping(
+                    column_name="__time", expression='TIME_PARSE("ts")'
+                ),
+                models.InputToTableSchemaMapping(column_name="page", expression='"page"'),
+            ],
+            read_from_point="earliest",
+        )
+    )
+    assert (created.type, created.read_from_point) == ("streaming", "earliest")
+    project.jobs.reset_job(created.id)  # no body, and a 200 the SDK accepts
+    suspended = project.jobs.update_job_status(
+        created.id, models.UpdateJobStatusRequest(desired_execution_status="suspended")
+    )
+    assert suspended.execution_status == "suspended"
+    assert project.jobs.describe_job(created.id).execution_status == "suspended"
