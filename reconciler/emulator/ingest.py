@@ -196,20 +196,7 @@ def ingest(
     with `strict_first=False`). Both stage the same rows with the same metrics.
     """
     job_source = spec["source"]
-    fmt = job_source.get("formatSettings") or {"format": "nd-json"}
-    if fmt.get("format") not in SUPPORTED_FORMATS:
-        raise Failure(
-            "query_not_supported",
-            f"format {fmt.get('format')} is not read by the emulator ({', '.join(SUPPORTED_FORMATS)})",
-        )
-    schema = list(job_source["inputSchema"])
-    for item in schema:
-        if item["dataType"] not in INPUT_TYPES:
-            raise Failure(
-                "column_type_not_supported",
-                f"input field {item['name']} has dataType {item['dataType']}; the emulator reads "
-                f"{', '.join(INPUT_TYPES)}",
-            )
+    fmt, schema = readable(spec, SUPPORTED_FORMATS, "")
     bucket, prefix = connection["bucket"], connection.get("prefix") or ""
     try:
         objects = select(source, bucket, prefix, job_source)
@@ -519,6 +506,29 @@ def _read_tolerantly(
     return plan.staged(metrics, warning, "tolerant", intervals)
 
 
+def readable(
+    spec: Mapping[str, Any], formats: tuple[str, ...], source: str
+) -> tuple[Mapping[str, Any], list[dict[str, Any]]]:
+    """A job's format settings and input schema, or Failure where the emulator cannot read them
+    (`source` says from where, in the message)."""
+    job_source = spec["source"]
+    fmt = job_source.get("formatSettings") or {"format": "nd-json"}
+    if fmt.get("format") not in formats:
+        raise Failure(
+            "query_not_supported",
+            f"format {fmt.get('format')} is not read by the emulator{source} ({', '.join(formats)})",
+        )
+    schema = list(job_source["inputSchema"])
+    for item in schema:
+        if item["dataType"] not in INPUT_TYPES:
+            raise Failure(
+                "column_type_not_supported",
+                f"input field {item['name']} has dataType {item['dataType']}; the emulator reads "
+                f"{', '.join(INPUT_TYPES)}",
+            )
+    return fmt, schema
+
+
 def translated(
     spec: Mapping[str, Any], names: list[str]
 ) -> tuple[dict[str, Translated], Translated | None, set[str]]:
@@ -605,20 +615,7 @@ def ingest_events(
     """Stage pushed events (newline-delimited JSON) for a streaming job's table through the
     same mappings, filter and rollup as a batch job; the counts of what was rejected and why
     (`parse`: not JSON objects or without a __time; `filter`; `late`; `early`)."""
-    job_source = spec["source"]
-    fmt = job_source.get("formatSettings") or {"format": "nd-json"}
-    if fmt.get("format") != "nd-json":
-        raise Failure(
-            "query_not_supported",
-            f"format {fmt.get('format')} is not read by the emulator from pushed events (nd-json)",
-        )
-    schema = list(job_source["inputSchema"])
-    for item in schema:
-        if item["dataType"] not in INPUT_TYPES:
-            raise Failure(
-                "column_type_not_supported",
-                f"input field {item['name']} has dataType {item['dataType']}",
-            )
+    fmt, schema = readable(spec, ("nd-json",), " from pushed events")
     mapped, kept_by, aggregations = translated(spec, [f["name"] for f in schema])
     condition = kept_by.sql if kept_by else "true"
     raw, staging = scratch_tables(batch_id)
