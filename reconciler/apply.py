@@ -14,10 +14,11 @@ posted beside it (then each job POST is followed by a read that cancels a late d
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -294,6 +295,7 @@ class Applier:
         outcomes: dict[int, Outcome],
     ) -> None:
         """Start each change once its dependencies are done; collect outcomes until all are."""
+        done: queue.SimpleQueue[Future[Outcome]] = queue.SimpleQueue()
         while pending or running:
             for change in list(pending):
                 blockers = [outcomes.get(id(d)) for d in deps[id(change)]]
@@ -310,10 +312,15 @@ class Applier:
                 if stop:
                     outcomes[id(change)] = Outcome(change, "failed", f"not attempted: {stop}")
                     continue
-                running[pool.submit(self.provider.apply, change)] = change
+                future = pool.submit(self.provider.apply, change)
+                future.add_done_callback(done.put)
+                running[future] = change
             if not running:
                 continue
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                change = running.pop(future)
-                outcomes[id(change)] = future.result()
+            # Not concurrent.futures.wait: Ctrl-C or SIGTERM raised while it holds some of the
+            # futures' locks leaves them held (it takes them one by one, with no cleanup), every
+            # worker then blocks setting its result, and shutting the pool down never returns.
+            # A queue's get is interrupted with no lock left behind.
+            finished = done.get()
+            change = running.pop(finished)
+            outcomes[id(change)] = finished.result()
