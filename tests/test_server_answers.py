@@ -334,22 +334,33 @@ def test_many_more_changed_answers_end_in_a_message_in_every_command(
     apply_wait(hostile, mutations)
 
 
-def test_a_table_version_of_nan_is_an_error_naming_the_url_and_never_reaches_json_output(
-    hostile: HostileServer, workspace: Path
-) -> None:
+def applied_tables(hostile: HostileServer, workspace: Path) -> tuple[Emulator, Path]:
+    """The weblogs tables applied through the hostile server, answering as the emulator does."""
     emulator = Emulator()
     hostile.respond = Mutator(emulator, {}).respond
     tables = workspace / "weblogs" / "tables.yaml"
     assert run("apply", "--auto-approve", "--no-lock", str(tables)).exit_code == 0
-    text = tables.read_text(encoding="utf-8")
-    tables.write_text(text.replace("at the edge", "at the edge, now"), encoding="utf-8")
+    return emulator, tables
 
-    def nan_version(method: str, path: str, body: bytes) -> Canned:
+
+def versions_written_as(literal: str, emulator: Emulator) -> Callable[[str, str, bytes], Canned]:
+    """Answers as the emulator's, with every table version written as `literal`."""
+
+    def respond(method: str, path: str, body: bytes) -> Canned:
         answered = Mutator(emulator, {}).respond(method, path, body)
-        text = re.sub(r'"version": *\d+', '"version": NaN', answered.body.decode())
+        text = re.sub(r'"version": *\d+', f'"version": {literal}', answered.body.decode())
         return Canned(answered.status, text.encode(), answered.headers)
 
-    hostile.respond = nan_version
+    return respond
+
+
+def test_a_table_version_of_nan_is_an_error_naming_the_url_and_never_reaches_json_output(
+    hostile: HostileServer, workspace: Path
+) -> None:
+    emulator, tables = applied_tables(hostile, workspace)
+    text = tables.read_text(encoding="utf-8")
+    tables.write_text(text.replace("at the edge", "at the edge, now"), encoding="utf-8")
+    hostile.respond = versions_written_as("NaN", emulator)
     result = run("plan", "--format", "json", "--show-requests", str(tables))
     emulator.store.close()
     # Standard JSON on stdout (the failure is reported there too): no NaN value, only the
@@ -367,17 +378,8 @@ def test_a_number_too_large_for_a_float_is_an_error_naming_its_field_like_nan(
 ) -> None:
     # The client searches a body for such numbers only when the parser made one: 1e400 is a
     # finite literal that parses to infinity, made by the float hook rather than the constant one.
-    emulator = Emulator()
-    hostile.respond = Mutator(emulator, {}).respond
-    tables = workspace / "weblogs" / "tables.yaml"
-    assert run("apply", "--auto-approve", "--no-lock", str(tables)).exit_code == 0
-
-    def huge_version(method: str, path: str, body: bytes) -> Canned:
-        answered = Mutator(emulator, {}).respond(method, path, body)
-        text = re.sub(r'"version": *\d+', '"version": 1e400', answered.body.decode())
-        return Canned(answered.status, text.encode(), answered.headers)
-
-    hostile.respond = huge_version
+    emulator, tables = applied_tables(hostile, workspace)
+    hostile.respond = versions_written_as("1e400", emulator)
     result = run("plan", "--format", "json", str(tables))
     emulator.store.close()
     reported = strict_json(result.stdout)
