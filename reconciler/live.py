@@ -2,7 +2,7 @@
 
 Each kind reads its own part (`ResourceKind.read` in reconciler/kinds): the reader below gives
 them one thread pool, so that reads of different kinds overlap, and the on-disk cache of jobs in
-a terminal state, which never change.
+a terminal state, which never change (`JobCache`, reconciler/kinds/ingestion_job/cache.py).
 """
 
 from __future__ import annotations
