@@ -21,17 +21,12 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from reconciler.apply import Applier, ApplyResult, Fence, PolarisProvider, Unlocked
+from reconciler.apply import Applier, ApplyResult, PolarisProvider, Unlocked
 from reconciler.errors import ErrorCode, ReconcilerError
-from reconciler.plan import (
-    Allowances,
-    Change,
-    Plan,
-    PlanOptions,
-    Request,
-    make_plan,
-)
+from reconciler.plan import Plan, make_plan
+from reconciler.ports import Fence
 from reconciler.validate import Manifests
+from reconciler.values import Allowances, Change, PlanOptions, Request
 
 if TYPE_CHECKING:
     from reconciler.listing import Access
