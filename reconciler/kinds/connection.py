@@ -132,7 +132,7 @@ class Connection(ResourceKind):
         )  # fmt: skip
 
     def prune(self, name: str, context: PlanContext) -> Change | None:
-        from reconciler.client import addressable
+        from reconciler.client import addressable  # deferred: loads httpx
 
         def change(action: Action, reason: Reason, detail: str) -> Change:
             requests = (self.delete_request(name),) if action is Action.DELETE else ()

@@ -172,7 +172,7 @@ class LiveJob:
     ) -> LiveJob:
         """`of`, for a body from the API: one whose fields have types the API never sends is a
         MalformedResponseError naming the job, never an exception from deep inside `of`."""
-        from reconciler.client import MalformedResponseError
+        from reconciler.client import MalformedResponseError  # deferred: loads httpx
 
         try:
             return cls.of(body, connections, declared)
@@ -644,7 +644,7 @@ INGESTION_JOB = IngestionJob()  # for fingerprint(), which runs before the regis
 def _check_job(
     job: Resource, declared: Mapping[tuple[Kind, str], Resource], locate: Locate
 ) -> list[ManifestError]:
-    import difflib
+    import difflib  # deferred: only a job with a mistake needs it
 
     def at(*path: str | int) -> Any:
         return locate(job, path)
@@ -970,7 +970,7 @@ def jobs_to_list(
 ) -> list[Job]:
     """The jobs a plan creates or resubmits, each with its connection as apply will leave it:
     as its manifest declares it (secrets included, to list with), else as it is live."""
-    from reconciler.listing import Job
+    from reconciler.listing import Job  # deferred: loads httpx
 
     by_key = {r.key: r for r in resources}
     jobs = []
@@ -1126,7 +1126,7 @@ class Submissions:
             return self._submit(change, spec, mine, reads_of(spec, change.place))
 
     def _submit(self, change: Change, spec: Mapping[str, Any], mine: str, reads: Reads) -> Outcome:
-        from reconciler.client import AmbiguousWriteError
+        from reconciler.client import AmbiguousWriteError  # deferred: loads httpx
 
         table = str(spec["target"]["tableName"])
         stale = False  # list the table again: a POST whose answer was lost may have landed
@@ -1220,7 +1220,7 @@ class Submissions:
 
     def remember(self, table: str, created: Mapping[str, Any]) -> None:
         """Keep the table's view current with a job this apply just posted."""
-        from reconciler.client import MalformedResponseError
+        from reconciler.client import MalformedResponseError  # deferred: loads httpx
 
         job_id = str(created["id"])
         with self.lock:
@@ -1244,7 +1244,7 @@ class Submissions:
     ) -> Outcome:
         """After a POST that another writer may have made too: keep the oldest job with this
         identity, cancel later ones while they are pending, and say so."""
-        from reconciler.client import PolarisError
+        from reconciler.client import PolarisError  # deferred: loads httpx
 
         try:
             view = self.view(table, True)
@@ -1333,7 +1333,7 @@ class Submissions:
 
     def follow(self, change: Change, job_id: str) -> Mapping[str, Any]:
         """Poll a job until it reaches a terminal state or the timeout passes."""
-        from reconciler.client import PolarisError
+        from reconciler.client import PolarisError  # deferred: loads httpx
 
         deadline = time.monotonic() + self.options.timeout
         last = ""
@@ -1368,7 +1368,7 @@ class Submissions:
             self._await_visible(kind, name)
 
     def _await_visible(self, kind: Kind, name: str) -> None:
-        from reconciler.client import PolarisError
+        from reconciler.client import PolarisError  # deferred: loads httpx
 
         with self.lock:
             if (kind, name) in self.visible:

@@ -166,7 +166,7 @@ class Table(ResourceKind):
         return client.get_table(name)
 
     def apply(self, change: Change, provider: Applying) -> Outcome:
-        from reconciler.client import AmbiguousWriteError, ConflictError
+        from reconciler.client import AmbiguousWriteError, ConflictError  # deferred: loads httpx
 
         client = provider.client
         (request,) = change.requests
