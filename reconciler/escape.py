@@ -5,8 +5,6 @@ request writes the manifests. Whatever a renderer did not write itself goes thro
 functions, so it can neither move the cursor of a terminal, open HTML or Markdown structure in
 a pull-request comment, nor add a workflow command. Only `reconciler.output` calls them, after
 it has redacted the text: an escaped secret no longer looks like the secret to the redactor.
-`shown` is the one exception: import puts a server value on one line, without control characters,
-into the comments and messages it builds (they are escaped again where they are written).
 """
 
 from __future__ import annotations
@@ -109,11 +107,3 @@ def xml_text(text: str) -> str:
     `&`, `<`, `>` and quotes are left to the serializer (ElementTree escapes them on writing).
     """
     return _not_xml().sub("\ufffd", text)
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def shown(text: str) -> str:
-    """A server value inside a message or comment: one line, no control characters."""
-    return _CONTROL.sub("?", text)[:200]

@@ -30,9 +30,9 @@ import yaml
 from reconciler import kinds
 from reconciler.client import PolarisClient
 from reconciler.errors import ErrorCode, ReconcilerError
-from reconciler.escape import shown
 from reconciler.manifest import reads_as_string
 from reconciler.model import API_VERSION, Kind
+from reconciler.names import shown
 from reconciler.normalize import plain
 from reconciler.ports import Writable
 from reconciler.validate import name_problem

@@ -23,14 +23,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from reconciler import connection_types
-from reconciler.escape import shown
 from reconciler.globs import GlobError, GlobTooLarge, JavaGlobError, compile_glob, sequences
 from reconciler.identity import Overlap, OverlapIndex, Place, Reads, place_of, reads_of
 from reconciler.kinds import registry
 from reconciler.kinds.base import Comparison, Fields, Locate, PlanContext, ResourceKind, fields_of
 from reconciler.kinds.registry import register
 from reconciler.model import Action, Kind, ManifestError, Path, Reason, Resource
-from reconciler.names import name_problem
+from reconciler.names import name_problem, shown
 from reconciler.normalize import diff, identical, plain
 from reconciler.ports import Applying, Importing, LiveReading, LiveView, PlanView
 from reconciler.values import Change, FieldChange, ManifestFile, Outcome, PlanOptions, Request
