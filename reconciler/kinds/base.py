@@ -5,9 +5,10 @@ A kind (Connection, Table, IngestionJob) is one module in this package holding o
 how a spec is normalized, the checks that need more than its own document, what it depends on,
 how its live state is read, how a change to it is planned and applied, and how a live resource
 becomes a manifest. validate, plan, apply, drift and import loop over the registry
-(`reconciler.kinds`); none of them names a kind. The design follows octoDNS's record types (one
-type per module, registered with `Record.register_type`) and Terraform's provider schemas (each
-attribute declared Optional, Computed or Sensitive).
+(`reconciler.kinds.registry`); what a kind is handed by them is typed by `reconciler.ports`, and
+what it builds lives in `reconciler.values`, so a kind imports none of the steps. The design
+follows octoDNS's record types (one type per module, registered with `Record.register_type`)
+and Terraform's provider schemas (each attribute declared Optional, Computed or Sensitive).
 """
 
 from __future__ import annotations
