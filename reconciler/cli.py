@@ -59,6 +59,7 @@ from reconciler.render import (
     summary_sentence,
 )
 from reconciler.validate import API_KEY_VARIABLE, Manifests, load_manifests
+from reconciler.values import Allowances, ApplyOptions, PlanOptions
 
 # A command imports what only it needs (the API client and httpx, the planner, the lock, the
 # emulator) when it runs: `reconciler validate` starts without loading any of it.
@@ -71,7 +72,6 @@ if TYPE_CHECKING:
     from reconciler.manager import Manager, Planned
     from reconciler.plan import Plan
     from reconciler.ports import Fence
-    from reconciler.values import ApplyOptions, PlanOptions
 
 DEFAULT_PATHS = ("manifests",)
 FORMATS = click.Choice(["text", "json", "markdown"])
@@ -638,7 +638,6 @@ def plan_options(function: Callable[..., None]) -> Callable[..., None]:
     def command(
         *args: Any, resubmit_canceled: bool, rotate_secrets: bool, prune: bool, **kwargs: Any
     ) -> None:
-        from reconciler.values import PlanOptions
 
         function(*args, options=PlanOptions(resubmit_canceled, rotate_secrets, prune), **kwargs)
 
@@ -741,7 +740,6 @@ def _manager(
     """The manager of one run: the Polaris provider behind `client`, progress to stderr."""
     from reconciler.apply import PolarisProvider
     from reconciler.manager import Manager
-    from reconciler.values import ApplyOptions
 
     def progress(message: str) -> None:
         echo(OUT.terminal(message), err=True)
@@ -913,7 +911,6 @@ def apply(
     from reconciler.apply import ApplyInterrupted
     from reconciler.manager import StalePlan
     from reconciler.plan import UnsafePlan
-    from reconciler.values import Allowances, ApplyOptions, PlanOptions
 
     reviewed = None
     if saved_plan.looks_saved(paths):
@@ -1147,7 +1144,6 @@ def drift(
     A target's `history:` and `ignore:` in reconciler.yaml add to --history and --ignore.
     """
     from reconciler.drift import drift_report
-    from reconciler.values import PlanOptions
 
     paths = paths or DEFAULT_PATHS
     if target.choice.target is not None:
