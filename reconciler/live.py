@@ -14,10 +14,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler import kinds
 from reconciler.client import PolarisClient
 from reconciler.identity import OverlapIndex
 from reconciler.kinds.ingestion_job.cache import JobCache
-from reconciler.kinds.ingestion_job.fingerprints import JobIdentity
 from reconciler.kinds.ingestion_job.live_job import ACTIVE_STATUSES, LiveJob, overlap_index
 from reconciler.model import Kind, Resource
 
@@ -37,9 +37,9 @@ class LiveState:
     named: Mapping[Kind, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
 
     @functools.cached_property
-    def by_fingerprint(self) -> Mapping[JobIdentity, list[LiveJob]]:
+    def by_fingerprint(self) -> Mapping[str, list[LiveJob]]:
         """Live jobs by identity, to find the one that satisfies a manifest job in one look-up."""
-        jobs: dict[JobIdentity, list[LiveJob]] = {}
+        jobs: dict[str, list[LiveJob]] = {}
         for job in self.jobs:
             for identity, _ in job.readings:
                 jobs.setdefault(identity, []).append(job)
@@ -103,8 +103,6 @@ def read_live(
     cache: JobCache | None = None,
 ) -> LiveState:
     """Read the live state the given resources need: every kind's, in the fewest requests."""
-    from reconciler import kinds
-
     cache = cache or JobCache(None)
     # A failed read must not lose the jobs already read: save the cache whatever happens.
     with contextlib.closing(cache), ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:

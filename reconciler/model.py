@@ -130,9 +130,9 @@ class Resource:
     location: Location
     policy: Mapping[str, Any] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
-    # What identifies it besides its name (IngestionJob only: the fingerprint of its spec), and
-    # its spec in compared form when validation made that to take the fingerprint: the plan
-    # reads it instead of normalizing the spec again (ResourceKind.identified).
+    # What identifies it besides its name (IngestionJob only: its SpecFingerprint, without a
+    # place), and its spec in compared form when validation made that to take the fingerprint:
+    # the plan reads it instead of normalizing the spec again (ResourceKind.identified).
     fingerprint: str | None = None
     compared: Mapping[str, Any] | None = None
 

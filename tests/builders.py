@@ -16,7 +16,8 @@ from reconciler.identity import Place
 from reconciler.kinds.ingestion_job import LiveJob
 from reconciler.live import LiveState
 from reconciler.model import Kind, Location, Resource, Secret
-from reconciler.plan import Change, Plan
+from reconciler.plan import Plan
+from reconciler.values import Change
 
 ENDPOINT = "s3.us-east-1.amazonaws.com"
 SECRET_ID = "AKIAUNITTESTUNITTEST"

@@ -4,7 +4,6 @@ and no second manifest with its spec. Each check is one function returning its e
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -156,6 +155,8 @@ def check_mapped_fields(job: Resource, declared: Declared, at: At) -> list[Manif
         for identifier in identifiers:
             name = identifier.replace('""', '"')
             if name not in known and name != TIME_COLUMN:
+                import difflib  # deferred: only a job with a mistake needs it
+
                 close = difflib.get_close_matches(name, sorted(known), n=1)
                 hint = (
                     f'; did you mean "{close[0]}"?'

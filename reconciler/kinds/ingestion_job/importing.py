@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from reconciler.kinds import registry
 from reconciler.kinds.ingestion_job.fingerprints import SpecFingerprint, spec_fingerprint
 from reconciler.kinds.ingestion_job.live_job import (
     SATISFIED_STATUSES,
@@ -21,17 +22,13 @@ from reconciler.kinds.ingestion_job.spec import (
     request_of,
 )
 from reconciler.model import Kind
-from reconciler.names import name_problem
+from reconciler.names import name_problem, shown
+from reconciler.ports import Importing
+from reconciler.values import ManifestFile
 
-if TYPE_CHECKING:
-    from reconciler.importer import ImportReader, ManifestFile
 
-
-def imported_jobs(kind: JobSpec, reader: ImportReader) -> Iterable[ManifestFile]:
+def imported_jobs(kind: JobSpec, reader: Importing) -> Iterable[ManifestFile]:
     """Jobs that have run or are running, one per spec (the newest), grouped by table."""
-    from reconciler import kinds
-    from reconciler.importer import shown
-
     ids = [str(s["id"]) for s in reader.client.iter_jobs(type="batch")]
     bodies = [j for j in reader.pool.map(reader.client.get_job, ids) if j is not None]
     newest_by_spec: dict[SpecFingerprint, Mapping[str, Any]] = {}
@@ -44,7 +41,7 @@ def imported_jobs(kind: JobSpec, reader: ImportReader) -> Iterable[ManifestFile]
         ref = f"job {shown(job_id)} ({shown(table)})"
         if not table:  # an answer without the job's target: nothing to write a manifest for
             reader.skip(f"{ref}: Polaris answered it without a target table")
-        elif name_problem(table) is not None or kinds.of(Kind.TABLE).reserved(table):
+        elif name_problem(table) is not None or registry.of(Kind.TABLE).reserved(table):
             reader.skip(f"{ref}: its table's name cannot be written in a manifest")
         elif status not in SATISFIED_STATUSES:
             reader.skip(f"{ref}: {status}; a manifest for it would be planned as resubmit")
@@ -85,7 +82,7 @@ def imported_jobs(kind: JobSpec, reader: ImportReader) -> Iterable[ManifestFile]
     return sorted(manifests, key=lambda m: m.path)
 
 
-def manifest_spec(kind: JobSpec, live: Mapping[str, Any], reader: ImportReader) -> dict[str, Any]:
+def manifest_spec(kind: JobSpec, live: Mapping[str, Any], reader: Importing) -> dict[str, Any]:
     """A live job's request as a manifest writes it: no server-added mapping, no defaults."""
     spec = reader.writable(kind, live)
     spec["mappings"] = [

@@ -4,28 +4,24 @@ work to the module of this package that holds it."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from reconciler.kinds import register
+from reconciler.kinds import registry
 from reconciler.kinds.base import Locate, PlanContext
 from reconciler.kinds.ingestion_job.checks import check_job, duplicate_specs
 from reconciler.kinds.ingestion_job.fingerprints import spec_fingerprint
 from reconciler.kinds.ingestion_job.importing import imported_jobs
-from reconciler.kinds.ingestion_job.live_job import SATISFIED_STATUSES
+from reconciler.kinds.ingestion_job.live_job import SATISFIED_STATUSES, LiveJob
 from reconciler.kinds.ingestion_job.overlap import among_submitted
 from reconciler.kinds.ingestion_job.planning import plan_job, with_listing
 from reconciler.kinds.ingestion_job.reader import read_jobs
 from reconciler.kinds.ingestion_job.spec import JobSpec, compared_form
 from reconciler.kinds.ingestion_job.submissions import Submissions
+from reconciler.kinds.registry import register
 from reconciler.model import Action, Kind, ManifestError, Path, Resource
 from reconciler.names import name_problem
-from reconciler.normalize import FieldChange
-
-if TYPE_CHECKING:
-    from reconciler.apply import Outcome, PolarisProvider
-    from reconciler.importer import ImportReader, ManifestFile
-    from reconciler.live import LiveReader, LiveState
-    from reconciler.plan import Change, Plan, PlanOptions, Request
+from reconciler.ports import Applying, Importing, LiveReading, LiveView, PlanView
+from reconciler.values import Change, FieldChange, ManifestFile, Outcome, PlanOptions, Request
 
 
 @register
@@ -54,9 +50,7 @@ class IngestionJob(JobSpec):
             field = ".".join(("spec", *map(str, path)))
             problem = name_problem(value, field)
             if problem is None and reserved:
-                from reconciler import kinds
-
-                problem = kinds.of(Kind.TABLE).reserved(value)
+                problem = registry.of(Kind.TABLE).reserved(value)
             if problem:
                 problems.append((path, problem))
         return problems
@@ -81,10 +75,10 @@ class IngestionJob(JobSpec):
 
     # Live state -----------------------------------------------------------------------------
 
-    def read(self, reader: LiveReader) -> None:
+    def read(self, reader: LiveReading[LiveJob]) -> None:
         read_jobs(reader)
 
-    def digest(self, state: LiveState) -> Any:
+    def digest(self, state: LiveView[LiveJob]) -> Any:
         # Statuses reduced to what decides an action; which connections active jobs use (prune).
         jobs = sorted(
             [
@@ -110,23 +104,21 @@ class IngestionJob(JobSpec):
         self, action: Action, name: str, spec: Mapping[str, Any], live: Mapping[str, Any] | None,
         changed: tuple[FieldChange, ...], options: PlanOptions,
     ) -> tuple[Request, ...]:  # fmt: skip
-        from reconciler.plan import Request
-
         if action in (Action.CREATE, Action.RESUBMIT):
             return (Request("POST", self.path(), dict(spec)),)
         return ()
 
     # Applying -------------------------------------------------------------------------------
 
-    def session(self, provider: PolarisProvider, plan: Plan) -> Submissions:
+    def session(self, provider: Applying, plan: PlanView) -> Submissions:
         return Submissions(provider, plan)
 
-    def apply(self, change: Change, provider: PolarisProvider) -> Outcome:
+    def apply(self, change: Change, provider: Applying) -> Outcome:
         submissions: Submissions = provider.session(self.kind)
         return submissions.submit(change)
 
     # Import ---------------------------------------------------------------------------------
 
-    def imported(self, reader: ImportReader) -> Iterable[ManifestFile]:
+    def imported(self, reader: Importing) -> Iterable[ManifestFile]:
         """Jobs that have run or are running, one per spec (the newest), grouped by table."""
         return imported_jobs(self, reader)

@@ -94,7 +94,7 @@ class LiveJob:
     ) -> LiveJob:
         """`of`, for a body from the API: one whose fields have types the API never sends is a
         MalformedResponseError naming the job, never an exception from deep inside `of`."""
-        from reconciler.client import MalformedResponseError
+        from reconciler.client import MalformedResponseError  # deferred: loads httpx
 
         try:
             return cls.of(body, connections, declared)

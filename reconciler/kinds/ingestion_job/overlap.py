@@ -12,11 +12,11 @@ from reconciler.identity import Overlap, OverlapIndex, Place, Reads, place_of, r
 from reconciler.kinds.base import PlanContext
 from reconciler.kinds.ingestion_job.live_job import KNOWN_STATUSES, SATISFIED_STATUSES, LiveJob
 from reconciler.model import Action, Kind, Resource
+from reconciler.ports import LiveView
+from reconciler.values import Change
 
 if TYPE_CHECKING:
     from reconciler.listing import Listing
-    from reconciler.live import LiveState
-    from reconciler.plan import Change
 
 MAX_WARNINGS = 5  # per change; the rest are counted
 
@@ -47,7 +47,7 @@ def plan_places(context: PlanContext) -> Mapping[str, Place]:
 
 
 def overlapping(
-    table: str, reads: Reads, live: LiveState, exclude: set[str]
+    table: str, reads: Reads, live: LiveView[LiveJob], exclude: set[str]
 ) -> list[Overlap[LiveJob]]:
     """Live jobs into the table that read, or may read, an object this job reads."""
     found: dict[str, Overlap[LiveJob]] = {}

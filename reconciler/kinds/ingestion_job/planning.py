@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from reconciler.identity import Place, Reads, reads_of
 from reconciler.kinds.base import Comparison, PlanContext, ResourceKind, fields_of
@@ -21,12 +21,14 @@ from reconciler.kinds.ingestion_job.live_job import (
 from reconciler.kinds.ingestion_job.overlap import double_ingestion, overlapping, plan_places
 from reconciler.kinds.ingestion_job.spec import JOB_SPEC, compared_form
 from reconciler.model import Action, Kind, Reason, Resource
-from reconciler.normalize import FieldChange, diff, identical
+from reconciler.normalize import diff, identical
+from reconciler.ports import LiveView, PlanView
+from reconciler.values import Change, FieldChange
 
 if TYPE_CHECKING:
     from reconciler.listing import Job, Listing
-    from reconciler.live import LiveState
-    from reconciler.plan import Change, Plan
+
+AnyPlan = TypeVar("AnyPlan", bound=PlanView)  # plan.Plan
 
 
 def compared_spec(resource: Resource) -> Mapping[str, Any]:
@@ -143,7 +145,7 @@ def with_listing(change: Change, listing: Listing | None) -> Change:
     )
 
 
-def with_listings(plan: Plan, listings: Mapping[str, Listing]) -> Plan:
+def with_listings(plan: AnyPlan, listings: Mapping[str, Listing]) -> AnyPlan:
     """The plan with each new job's listing added, without planning again (so without listed
     objects in overlap warnings: pass `listings` to make_plan for those)."""
     changes = tuple(
@@ -154,10 +156,12 @@ def with_listings(plan: Plan, listings: Mapping[str, Listing]) -> Plan:
     return dataclasses.replace(plan, changes=changes)
 
 
-def jobs_to_list(plan: Plan, resources: Iterable[Resource], live: LiveState) -> list[Job]:
+def jobs_to_list(
+    plan: PlanView, resources: Iterable[Resource], live: LiveView[LiveJob]
+) -> list[Job]:
     """The jobs a plan creates or resubmits, each with its connection as apply will leave it:
     as its manifest declares it (secrets included, to list with), else as it is live."""
-    from reconciler.listing import Job
+    from reconciler.listing import Job  # deferred: loads httpx
 
     by_key = {r.key: r for r in resources}
     jobs = []
@@ -179,7 +183,7 @@ def jobs_to_list(plan: Plan, resources: Iterable[Resource], live: LiveState) -> 
     return jobs
 
 
-def job_notes(spec: Mapping[str, Any], live: LiveState) -> tuple[str, ...]:
+def job_notes(spec: Mapping[str, Any], live: LiveView[LiveJob]) -> tuple[str, ...]:
     """What a reviewer needs to judge a new job: where it writes, what it reads, and how."""
     source, target = spec["source"], spec["target"]
     table, connection = target["tableName"], source["connectionName"]

@@ -4,17 +4,15 @@ ahead while later pages arrive, finished ones from the job cache."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from reconciler.identity import Place, place_of
 from reconciler.kinds.ingestion_job.live_job import ACTIVE_STATUSES, LiveJob, essentials, job_key
 from reconciler.model import Kind, Resource
-
-if TYPE_CHECKING:
-    from reconciler.live import LiveReader
+from reconciler.ports import LiveReading
 
 
-def read_jobs(reader: LiveReader) -> None:
+def read_jobs(reader: LiveReading[LiveJob]) -> None:
     """The paged job list (batch jobs only), and `GET /jobs/{id}` for every job into a table
     a manifest job targets, whatever its connection: the list's summaries name the table and
     the connection but not the objects, and a job on another connection to the same bucket

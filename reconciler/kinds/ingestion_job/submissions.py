@@ -8,9 +8,10 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from reconciler.identity import Reads, reads_of
+from reconciler.kinds import registry
 from reconciler.kinds.ingestion_job.fingerprints import JobIdentity
 from reconciler.kinds.ingestion_job.live_job import (
     KNOWN_STATUSES,
@@ -22,10 +23,8 @@ from reconciler.kinds.ingestion_job.live_job import (
     overlap_index,
 )
 from reconciler.model import Kind, Reason
-
-if TYPE_CHECKING:
-    from reconciler.apply import Outcome, PolarisProvider
-    from reconciler.plan import Change, Plan
+from reconciler.ports import Applying, PlanView
+from reconciler.values import Change, Outcome
 
 AMBIGUOUS_WRITE_ATTEMPTS = 5  # each one is preceded by a read of live state
 VISIBILITY_TIMEOUT = 30.0
@@ -71,7 +70,7 @@ class Submissions:
     the connections as this apply leaves them: as live, then as the plan's changes declare them.
     """
 
-    def __init__(self, provider: PolarisProvider, plan: Plan) -> None:
+    def __init__(self, provider: Applying, plan: PlanView) -> None:
         self.provider = provider
         self.client = provider.client
         self.options = provider.options
@@ -102,8 +101,6 @@ class Submissions:
         self.looking: dict[tuple[Kind, str], threading.Lock] = {}  # one look at a time
 
     def submit(self, change: Change) -> Outcome:
-        from reconciler.apply import Outcome
-
         (request,) = change.requests
         spec = request.body or {}
         if not change.fingerprint:
@@ -125,8 +122,7 @@ class Submissions:
     def _submit(
         self, change: Change, spec: Mapping[str, Any], mine: JobIdentity, reads: Reads
     ) -> Outcome:
-        from reconciler.apply import Outcome
-        from reconciler.client import AmbiguousWriteError
+        from reconciler.client import AmbiguousWriteError  # deferred: loads httpx
 
         table = str(spec["target"]["tableName"])
         stale = False  # list the table again: a POST whose answer was lost may have landed
@@ -220,7 +216,7 @@ class Submissions:
 
     def remember(self, table: str, created: Mapping[str, Any]) -> None:
         """Keep the table's view current with a job this apply just posted."""
-        from reconciler.client import MalformedResponseError
+        from reconciler.client import MalformedResponseError  # deferred: loads httpx
 
         job_id = str(created["id"])
         with self.lock:
@@ -248,8 +244,7 @@ class Submissions:
     ) -> Outcome:
         """After a POST that another writer may have made too: keep the oldest job with this
         identity, cancel later ones while they are pending, and say so."""
-        from reconciler.apply import Outcome
-        from reconciler.client import PolarisError
+        from reconciler.client import PolarisError  # deferred: loads httpx
 
         try:
             view = self.view(table, True)
@@ -318,8 +313,6 @@ class Submissions:
         return job
 
     def finish(self, change: Change, job: Mapping[str, Any], verb: str) -> Outcome:
-        from reconciler.apply import Outcome
-
         job_id = str(job["id"])
         if not self.options.wait:
             return Outcome(change, "done", f"{verb} as job {job_id}", job_id, job)
@@ -339,7 +332,7 @@ class Submissions:
 
     def follow(self, change: Change, job_id: str) -> Mapping[str, Any]:
         """Poll a job until it reaches a terminal state or the timeout passes."""
-        from reconciler.client import PolarisError
+        from reconciler.client import PolarisError  # deferred: loads httpx
 
         deadline = time.monotonic() + self.options.timeout
         last = ""
@@ -374,13 +367,12 @@ class Submissions:
             self._await_visible(kind, name)
 
     def _await_visible(self, kind: Kind, name: str) -> None:
-        from reconciler import kinds
-        from reconciler.client import PolarisError
+        from reconciler.client import PolarisError  # deferred: loads httpx
 
         with self.lock:
             if (kind, name) in self.visible:
                 return
-        resource_kind = kinds.of(kind)
+        resource_kind = registry.of(kind)
         delay, waited = 0.1, 0.0
         while resource_kind.get(self.client, name) is None:
             if waited >= VISIBILITY_TIMEOUT:
