@@ -11,10 +11,13 @@ import pytest
 
 from reconciler.apply import Applier, PolarisProvider
 from reconciler.client import PolarisClient
+from reconciler.identity import place_of
 from reconciler.kinds.base import ResourceKind
+from reconciler.kinds.ingestion_job import LiveJob
 from reconciler.model import Action, Kind
 from reconciler.plan import make_plan
 from reconciler.validate import load_manifests
+from tests.builders import job_spec, live_connection, s3
 from tests.fixtures import external_connection_exists
 
 
@@ -79,3 +82,19 @@ def test_each_job_spec_is_normalized_once_in_a_run_that_compares_it_with_live_jo
         sum(value is job.spec for value in seen) for job in loaded.of_kind(Kind.INGESTION_JOB)
     ]
     assert counts == [1] * len(counts)
+
+
+def test_a_live_job_request_is_normalized_once_when_read_even_through_two_places(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The manifests move the job's connection elsewhere: the job is identified through both
+    # places, each identity taken of the one compared form of its request.
+    seen = _normalized(monkeypatch)
+    request = job_spec()
+    body = {"id": "job-1", "executionStatus": "completed", "spec": request}
+    declared = {"zoo": place_of(s3(prefix="moved/"))}
+
+    job = LiveJob.of(body, {"zoo": live_connection("zoo")}, declared)
+
+    assert len({identity for identity, _ in job.readings}) == 2
+    assert sum(value is request for value in seen) == 1
