@@ -24,11 +24,10 @@ from typing import Any, Protocol
 
 from reconciler import kinds
 from reconciler.client import AmbiguousWriteError, ConflictError, PolarisClient, PolarisError
-from reconciler.kinds.ingestion_job import JobCache
 from reconciler.live import LiveState, read_live
 from reconciler.model import Action, Kind, Resource
 from reconciler.plan import Plan
-from reconciler.ports import Fence
+from reconciler.ports import Fence, JobStore
 from reconciler.values import ApplyOptions, Change, Outcome, Request
 
 Progress = Callable[[str], None]
@@ -101,7 +100,7 @@ class PolarisProvider:
         client: PolarisClient,
         options: ApplyOptions = ApplyOptions(),
         *,
-        cache: JobCache | None = None,
+        cache: JobStore | None = None,
         progress: Progress = lambda message: None,
         sleep: Callable[[float], None] | None = None,
         live: LiveState | None = None,
@@ -227,7 +226,7 @@ class Applier:
             elif interrupted is not None and change.action not in (Action.NOOP, Action.SKIP):
                 result.outcomes.append(Outcome(change, "skipped", "not attempted: interrupted"))
             else:
-                result.outcomes.append(Outcome(change, "unchanged", change.reason, change.job_id))
+                result.outcomes.append(kinds.of(change.kind).unchanged(change))
         if interrupted is not None:
             raise ApplyInterrupted(result, interrupted)
         return result

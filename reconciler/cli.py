@@ -66,12 +66,11 @@ from reconciler.values import Allowances, ApplyOptions, PlanOptions
 if TYPE_CHECKING:
     from reconciler.apply import ApplyInterrupted
     from reconciler.client import PolarisClient
-    from reconciler.kinds.ingestion_job import JobCache
     from reconciler.listing import Access
     from reconciler.lock import Holder
     from reconciler.manager import Manager, Planned
     from reconciler.plan import Plan
-    from reconciler.ports import Fence
+    from reconciler.ports import Fence, JobStore
 
 DEFAULT_PATHS = ("manifests",)
 FORMATS = click.Choice(["text", "json", "markdown"])
@@ -721,17 +720,18 @@ def _manifests(paths: tuple[str, ...], target: Target, fmt: str = "text") -> Man
     return manifests
 
 
-def _cache(target: Target) -> JobCache:
+def _cache(target: Target) -> JobStore | None:
     import platformdirs
 
-    from reconciler.kinds.ingestion_job import JobCache
+    from reconciler import kinds
 
-    if target.no_cache:
-        return JobCache(None)
-    scope = hashlib.sha256(f"{str(target.url).rstrip('/')}|{target.project}".encode()).hexdigest()[
-        :16
-    ]
-    return JobCache(Path(platformdirs.user_cache_dir("polaris-reconciler")) / scope / "jobs.json")
+    directory = None
+    if not target.no_cache:
+        scope = hashlib.sha256(f"{str(target.url).rstrip('/')}|{target.project}".encode())
+        directory = Path(platformdirs.user_cache_dir("polaris-reconciler")) / scope.hexdigest()[:16]
+    # The kind that caches what it reads (finished jobs) says where and how.
+    stores = (kind.store(directory) for kind in kinds.ordered())
+    return next((store for store in stores if store is not None), None)
 
 
 def _manager(

@@ -1,8 +1,9 @@
 """Read live Polaris state with as few requests as possible.
 
-Each kind reads its own part (`ResourceKind.read` in reconciler/kinds): the reader below gives
-them one thread pool, so that reads of different kinds overlap, and the on-disk cache of jobs in
-a terminal state, which never change (`JobCache`, reconciler/kinds/ingestion_job/cache.py).
+Each kind reads its own part (`ResourceKind.read` in reconciler/kinds) into a state of the type
+that kind defines: the reader below gives them one thread pool, so that reads of different kinds
+overlap, and the on-disk cache of jobs in a terminal state, which never change (`JobStore`; the
+job kind's `JobCache` is the one). This module knows no kind: it holds each kind's state by kind.
 """
 
 from __future__ import annotations
@@ -16,44 +17,38 @@ from typing import Any
 
 from reconciler import kinds
 from reconciler.client import PolarisClient
-from reconciler.identity import OverlapIndex
-from reconciler.kinds.ingestion_job.cache import JobCache
-from reconciler.kinds.ingestion_job.live_job import ACTIVE_STATUSES, LiveJob, overlap_index
 from reconciler.model import Kind, Resource
+from reconciler.ports import JobStore
 
 __all__ = ["LiveReader", "LiveState", "read_live"]
 
 
 @dataclass(frozen=True)
 class LiveState:
-    """What exists in the project, as far as the manifests need to know."""
+    """What exists in the project, as far as the manifests need to know: each kind's part, of
+    the type that kind defines (a named kind's: its resources by name)."""
 
-    connections: Mapping[str, Mapping[str, Any]]
-    tables: Mapping[str, Mapping[str, Any]]  # full tables for declared ones, summaries otherwise
-    jobs: tuple[LiveJob, ...]  # batch jobs into a table that a manifest job targets
-    active_job_connections: frozenset[str] = field(default_factory=frozenset)
-    # Any other kind's live resources by name (ResourceKind's default read and live use it):
-    # a new kind needs no attribute here.
-    named: Mapping[Kind, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    states: Mapping[Kind, Any] = field(default_factory=dict)
 
-    @functools.cached_property
-    def by_fingerprint(self) -> Mapping[str, list[LiveJob]]:
-        """Live jobs by identity, to find the one that satisfies a manifest job in one look-up."""
-        jobs: dict[str, list[LiveJob]] = {}
-        for job in self.jobs:
-            for identity, _ in job.readings:
-                jobs.setdefault(identity, []).append(job)
-        return jobs
+    def of(self, kind: Kind) -> Any:
+        """The live state `kind` read (None: not read)."""
+        return self.states.get(kind)
+
+    def by_name(self, kind: Kind) -> Mapping[str, Mapping[str, Any]]:
+        """A named kind's live resources by name."""
+        return kinds.of(kind).live(self)
+
+    def in_use(self, kind: Kind) -> frozenset[str]:
+        """Names of live resources of `kind` that active resources of other kinds use."""
+        return self._in_use.get(kind, frozenset())
 
     @functools.cached_property
-    def overlaps(self) -> OverlapIndex[LiveJob]:
-        """Live jobs by table and by what they read, to find double ingestion."""
-        return overlap_index(self.jobs)
-
-    @functools.cached_property
-    def active_tables(self) -> frozenset[str]:
-        """Tables a pending or running job writes into."""
-        return frozenset(job.table for job in self.jobs if job.status in ACTIVE_STATUSES)
+    def _in_use(self) -> Mapping[Kind, frozenset[str]]:
+        used: dict[Kind, frozenset[str]] = {}
+        for kind in kinds.ordered():
+            for other, names in kind.uses(self).items():
+                used[other] = used.get(other, frozenset()) | names
+        return used
 
 
 class LiveReader:
@@ -68,15 +63,11 @@ class LiveReader:
 
     def __init__(
         self, client: PolarisClient, resources: list[Resource], pool: ThreadPoolExecutor,
-        cache: JobCache,
+        cache: JobStore,
     ) -> None:  # fmt: skip
         self.client, self.resources, self.pool, self.cache = client, resources, pool, cache
-        self.connections: dict[str, Mapping[str, Any]] = {}
-        self.listed_connections: Future[dict[str, Mapping[str, Any]]] | None = None
-        self.tables: dict[str, Mapping[str, Any]] = {}
-        self.jobs: list[LiveJob] = []
-        self.active_connections: set[str] = set()
-        self.named: dict[Kind, dict[str, Mapping[str, Any]]] = {}
+        self.states: dict[Kind, Any] = {}
+        self.started: dict[Kind, Future[dict[str, Mapping[str, Any]]]] = {}
         self.finishing: list[Callable[[], None]] = []
 
     def of_kind(self, kind: Kind) -> list[Resource]:
@@ -89,10 +80,7 @@ class LiveReader:
 
     def state(self) -> LiveState:
         """What was read."""
-        return LiveState(
-            self.connections, self.tables, tuple(self.jobs), frozenset(self.active_connections),
-            self.named,
-        )  # fmt: skip
+        return LiveState(dict(self.states))
 
 
 def read_live(
@@ -100,19 +88,36 @@ def read_live(
     resources: Iterable[Resource],
     *,
     parallelism: int = 8,
-    cache: JobCache | None = None,
+    cache: JobStore | None = None,
+    only: Iterable[Kind] | None = None,
 ) -> LiveState:
-    """Read the live state the given resources need: every kind's, in the fewest requests."""
-    cache = cache or JobCache(None)
+    """Read the live state the given resources need: every kind's (or the kinds in `only`), in
+    the fewest requests."""
+    wanted = None if only is None else frozenset(only)
+    store = cache or _Forgetful()
     # A failed read must not lose the jobs already read: save the cache whatever happens.
-    with contextlib.closing(cache), ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        reader = LiveReader(client, list(resources), pool, cache)
+    with contextlib.closing(store), ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        reader = LiveReader(client, list(resources), pool, store)
         try:
             for kind in kinds.ordered():
-                kind.read(reader)
+                if wanted is None or kind.kind in wanted:
+                    kind.read(reader)
             for step in reader.finishing:
                 step()
         except BaseException:
             pool.shutdown(cancel_futures=True)  # nothing more is sent once a read has failed
             raise
     return reader.state()
+
+
+class _Forgetful:
+    """A job store that keeps nothing (a read without a cache)."""
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        return None
+
+    def put(self, job: Mapping[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -21,14 +21,13 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from reconciler import kinds
 from reconciler.apply import Applier, ApplyResult, PolarisProvider, Unlocked
 from reconciler.errors import ErrorCode, ReconcilerError
-from reconciler.kinds.connection import changing
-from reconciler.kinds.ingestion_job import jobs_to_list, with_listings
 from reconciler.listing import list_jobs
+from reconciler.model import Kind
 from reconciler.plan import Plan, make_plan
 from reconciler.ports import Fence
-from reconciler.preflight import check_connections
 from reconciler.validate import Manifests
 from reconciler.values import Allowances, Change, PlanOptions, Request
 
@@ -116,7 +115,13 @@ class Manager:
         self, plan: Plan, manifests: Manifests, live: LiveState, options: PlanOptions,
         access: Access | None, preflight: bool,
     ) -> Plan:  # fmt: skip
-        jobs = jobs_to_list(plan, manifests.resources, live)
+        # Each kind says what its new resources will read (the objects of new jobs).
+        to_list = [
+            (kind, job)
+            for kind in kinds.ordered()
+            for job in kind.to_list(plan, manifests.resources, live)
+        ]
+        jobs = [job for _, job in to_list]
         if access is not None:
             if access.enabled and jobs:
                 self.progress(f"Listing the objects of {len(jobs)} new job(s) ...")
@@ -124,12 +129,26 @@ class Manager:
             if access.enabled:  # plan again, so that overlap warnings can name listed objects
                 plan = make_plan(manifests.resources, live, options, listings)
             else:
-                plan = with_listings(plan, listings)
+                changes = tuple(
+                    kinds.of(change.kind).listed(change, listings.get(change.name))
+                    for change in plan.changes
+                )
+                plan = dataclasses.replace(plan, changes=changes)
         if not preflight:
             return plan
-        names = [str(job.source.get("connectionName")) for job in jobs]
-        tests = check_connections(
-            self.provider.client, names, live.connections, changing(plan), self.parallelism
+        # What they read through (their dependencies), each kind testing its own.
+        by_key = {r.key: r for r in manifests.resources}
+        needed: dict[Kind, list[str]] = {}
+        for kind, job in to_list:
+            for other, name in kind.dependencies(by_key[(kind.kind, job.name)].spec):
+                needed.setdefault(other, []).append(name)
+        tests = tuple(
+            test
+            for kind in kinds.ordered()
+            if kind.kind in needed
+            for test in kind.preflight(
+                needed[kind.kind], plan, live, self.provider.client, self.parallelism
+            )
         )
         return dataclasses.replace(plan, preflight=tests)
 

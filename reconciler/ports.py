@@ -14,56 +14,32 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import Field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from reconciler.identity import OverlapIndex
 from reconciler.model import Kind, Resource
 from reconciler.values import ApplyOptions, Change, ManifestFile, Outcome, Request
 
 if TYPE_CHECKING:  # for types only: the client loads httpx, which `reconciler validate` never needs
     from reconciler.client import PolarisClient
 
-JobT = TypeVar("JobT")  # the IngestionJob kind's live job (kinds.ingestion_job.LiveJob)
 
+class LiveView(Protocol):
+    """Live state as the kinds read it (`live.LiveState` is the one): each kind's own part, of the
+    type that kind defines, and what one kind's live resources hold of another's."""
 
-class LiveView(Protocol[JobT]):
-    """Live state as the kinds read it (`live.LiveState` is the one)."""
+    def of(self, kind: Kind) -> Any:
+        """The live state `kind` read, of the type that kind defines (None: not read)."""
 
-    @property
-    def connections(self) -> Mapping[str, Mapping[str, Any]]:
-        """Live connections by name."""
+    def by_name(self, kind: Kind) -> Mapping[str, Mapping[str, Any]]:
+        """A named kind's live resources by name (`ResourceKind.live`)."""
 
-    @property
-    def tables(self) -> Mapping[str, Mapping[str, Any]]:
-        """Live tables by name: full bodies for declared ones, summaries otherwise."""
-
-    @property
-    def jobs(self) -> tuple[JobT, ...]:
-        """Batch jobs into a table that a manifest job targets."""
-
-    @property
-    def active_job_connections(self) -> frozenset[str]:
-        """Connections a pending or running job reads from."""
-
-    @property
-    def named(self) -> Mapping[Kind, Mapping[str, Mapping[str, Any]]]:
-        """Any other kind's live resources by name."""
-
-    @property
-    def by_fingerprint(self) -> Mapping[str, list[JobT]]:
-        """Live jobs by identity."""
-
-    @property
-    def overlaps(self) -> OverlapIndex[JobT]:
-        """Live jobs by table and by what they read."""
-
-    @property
-    def active_tables(self) -> frozenset[str]:
-        """Tables a pending or running job writes into."""
+    def in_use(self, kind: Kind) -> frozenset[str]:
+        """Names of live resources of `kind` that active resources of other kinds use (a running
+        job's connection and table): never pruned, never treated as idle."""
 
 
 class JobStore(Protocol):
-    """The on-disk cache of jobs in a terminal state (`live.JobCache` is the one)."""
+    """The on-disk cache of jobs in a terminal state (`JobCache` of the job kind is the one)."""
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         """The cached job, if any."""
@@ -71,13 +47,18 @@ class JobStore(Protocol):
     def put(self, job: Mapping[str, Any]) -> None:
         """Remember a job whose status is terminal."""
 
+    def close(self) -> None:
+        """Save what was remembered (once the read is over, whether it failed or not)."""
 
-class LiveReading(Protocol[JobT]):
+
+class LiveReading(Protocol):
     """What a kind's `read` reads into (`live.LiveReader` is the one)."""
 
-    # Set by the Connection kind's read; the IngestionJob kind's resolves jobs through it.
-    listed_connections: Future[dict[str, Mapping[str, Any]]] | None
-    jobs: list[JobT]  # set by the IngestionJob kind's read
+    # Each kind's live state once read, of the type that kind defines (`LiveView.of`).
+    states: dict[Kind, Any]
+    # Reads a kind started that another kind may wait for (jobs resolve through the connection
+    # list): by kind, the future of its live resources by name.
+    started: dict[Kind, Future[dict[str, Mapping[str, Any]]]]
 
     @property
     def client(self) -> PolarisClient:
@@ -94,22 +75,6 @@ class LiveReading(Protocol[JobT]):
     @property
     def cache(self) -> JobStore:
         """The job cache."""
-
-    @property
-    def connections(self) -> dict[str, Mapping[str, Any]]:
-        """Live connections, filled by the Connection kind."""
-
-    @property
-    def tables(self) -> dict[str, Mapping[str, Any]]:
-        """Live tables, filled by the Table kind."""
-
-    @property
-    def active_connections(self) -> set[str]:
-        """Connections an active job reads from, filled by the IngestionJob kind."""
-
-    @property
-    def named(self) -> dict[Kind, dict[str, Mapping[str, Any]]]:
-        """Any other kind's live resources by name."""
 
     def of_kind(self, kind: Kind) -> list[Resource]:
         """The desired resources of one kind."""
@@ -145,7 +110,7 @@ class Applying(Protocol):
         """The project lock."""
 
     @property
-    def live(self) -> LiveView[Any] | None:
+    def live(self) -> LiveView | None:
         """Live state as last read: apply's re-checks start from it."""
 
     @property

@@ -1,9 +1,10 @@
 """The values the steps and the kinds pass each other: planned changes, their requests, plan
 errors, apply outcomes, field-level differences and imported manifests.
 
-A leaf: it imports nothing of the reconciler but `model` (and, for types only, the listing and
-identity values a job's change carries), so that the kinds can build these values and the steps
-can loop over the kinds without either importing the other.
+A leaf: it imports nothing of the reconciler but `model`, so that the kinds can build these
+values and the steps can loop over the kinds without either importing the other. What only one
+kind knows about a change travels in the change's `private`, a value that kind defines (as
+Terraform's `Private`): the steps pass it on, and show it only through its `to_json`.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from reconciler.model import Action, Kind, Reason, by_reference
 
-if TYPE_CHECKING:
-    from reconciler.identity import Place
-    from reconciler.listing import Listing
+
+class Private(Protocol):
+    """A kind's own part of a change (the job kind's `PlannedJob`): opaque to the steps."""
+
+    def to_json(self) -> Mapping[str, Any]:
+        """The keys it adds to the change in plan JSON (never a secret value)."""
 
 
 @dataclass(frozen=True)
@@ -83,17 +87,13 @@ class Change:
     file: str | None = None
     notes: tuple[str, ...] = ()  # facts worth knowing, e.g. that secrets are not compared
     warnings: tuple[str, ...] = ()  # things a reviewer must not miss, e.g. double ingestion
-    job_id: str | None = None  # the live job this change is about
-    status: str | None = None  # that job's execution status
-    fingerprint: str | None = None
     reingest: bool = False  # apply refuses this change without --allow-reingest
-    objects: Listing | None = None  # a new job's objects, when the plan listed (or tried to)
     why: Reason = Reason.UP_TO_DATE  # the reason as a value
     before: Mapping[str, Any] | None = None  # normalized live body (None: nothing live)
     desired: Mapping[str, Any] | None = None  # normalized declared body, secrets by reference
     requests: tuple[Request, ...] = ()  # what apply sends, in order
     depends_on: tuple[tuple[Kind, str], ...] = ()  # changes of this plan it waits for
-    place: Place | None = None  # a job: where its connection will point (identity.Place)
+    private: Private | None = None  # what only its kind reads (a job's `PlannedJob`)
 
     @property
     def ref(self) -> str:
@@ -116,19 +116,13 @@ class Change:
             "diff": [change.to_json() for change in self.diff],
             "file": self.file,
         }
-        for key, value in (
-            ("notes", list(self.notes)),
-            ("warnings", list(self.warnings)),
-            ("jobId", self.job_id),
-            ("status", self.status),
-            ("fingerprint", self.fingerprint),
-        ):
+        for key, value in (("notes", list(self.notes)), ("warnings", list(self.warnings))):
             if value:
                 entry[key] = value
+        if self.private is not None:
+            entry.update(self.private.to_json())  # the kind's own keys (a job's `jobId`, ...)
         if self.reingest:
             entry["reingest"] = True
-        if self.objects is not None:
-            entry["objects"] = self.objects.to_json()
         # The bodies a change moves between; a noop or a skip moves nothing, and leaving them out
         # keeps the JSON of a large, settled project small (5,000 jobs: 230 MB to render else).
         if self.action not in (Action.NOOP, Action.SKIP):

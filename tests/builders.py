@@ -13,7 +13,7 @@ from typing import Any
 
 from reconciler import kinds
 from reconciler.identity import Place
-from reconciler.kinds.ingestion_job import LiveJob
+from reconciler.kinds.ingestion_job import JobState, LiveJob
 from reconciler.live import LiveState
 from reconciler.model import Kind, Location, Resource, Secret
 from reconciler.plan import Plan
@@ -162,10 +162,11 @@ def live_state(
 ) -> LiveState:
     """A project's live state as the reader leaves it (nothing at all by default)."""
     return LiveState(
-        dict(connections or {}),
-        dict(tables or {}),
-        tuple(jobs),
-        frozenset(active_job_connections),
+        {
+            Kind.CONNECTION: dict(connections or {}),
+            Kind.TABLE: dict(tables or {}),
+            Kind.INGESTION_JOB: JobState(tuple(jobs), frozenset(active_job_connections)),
+        }
     )
 
 

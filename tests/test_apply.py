@@ -18,6 +18,7 @@ import pytest
 from reconciler.apply import AMBIGUOUS_WRITE_ATTEMPTS, Applier, PolarisProvider
 from reconciler.client import PolarisClient
 from reconciler.emulator import DEMO_PROJECT_ID, Emulator, FaultPlan
+from reconciler.kinds.ingestion_job import PlannedJob
 from reconciler.model import LOCK_TABLE, Action, Kind
 from reconciler.plan import Plan, make_plan
 from reconciler.validate import load_manifests
@@ -99,7 +100,7 @@ def test_a_job_change_without_the_identity_its_plan_gave_it_is_never_posted(
     provider.read(resources.values())  # the job posted above is live, and known to this apply
 
     result = Applier(provider).run(
-        dataclasses.replace(plan, changes=(dataclasses.replace(submitted, fingerprint=None),))
+        dataclasses.replace(plan, changes=(dataclasses.replace(submitted, private=PlannedJob()),))
     )
 
     (outcome,) = result.outcomes

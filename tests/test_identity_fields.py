@@ -147,7 +147,7 @@ def _noticed(spec: dict[str, Any]) -> bool:
             fingerprint=spec_fingerprint(compared_form(body)),
         )
 
-    empty = LiveState({}, {}, ())
+    empty = LiveState()
     same_identity = job_identity(compared_form(spec), PLACE) == job_identity(
         compared_form(BASE), PLACE
     )

@@ -17,6 +17,7 @@ import pytest
 
 from reconciler.client import PAGE_SIZE, ClientConfig, PolarisClient
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
+from reconciler.kinds.ingestion_job import jobs_of, planned
 from reconciler.live import read_live
 from reconciler.plan import Action, make_plan
 from reconciler.validate import load_manifests
@@ -104,7 +105,7 @@ def test_a_manifest_job_that_finishes_while_the_plan_reads_is_not_planned_again(
     plan = make_plan(manifests.resources, read_live(client, manifests.resources))
     (change,) = [c for c in plan.changes if c.name == job.name]
     assert change.action is Action.NOOP, change.reason
-    assert change.job_id == submitted
+    assert planned(change).job_id == submitted
 
 
 def test_pages_after_the_first_are_read_together_within_the_readers_concurrency(
@@ -140,7 +141,7 @@ def test_a_plan_never_has_more_requests_in_flight_than_its_parallelism(
     emulator.faults.latency_seconds = 0.02  # so that requests sent together are seen together
     emulator.reset_requests()
     live = read_live(client, manifests.resources, parallelism=2)
-    assert len(live.jobs) == 6
+    assert len(jobs_of(live).jobs) == 6
     assert emulator.peak_in_flight == 2
 
 

@@ -182,7 +182,7 @@ def test_a_kind_without_its_own_read_lists_its_collection_into_live_state_by_nam
         for step in reader.finishing:
             step()
     state = reader.state()
-    assert set(probe.live(state)) == {"listed"} == set(live.connections)
+    assert set(probe.live(state)) == {"listed"} == set(live.by_name(Kind.CONNECTION))
     assert probe.live(state)["listed"]["bucket"] == "b"
 
 

@@ -13,11 +13,11 @@ from reconciler.client import ClientConfig, PolarisClient, ProjectNotFoundError
 from reconciler.emulator import DEMO_API_KEY, Emulator
 from reconciler.escape import fence, markdown, terminal
 from reconciler.kinds.ingestion_job import LiveJob
-from reconciler.live import LiveState
 from reconciler.model import Kind, Location, Resource
 from reconciler.plan import Action, make_plan
 from reconciler.render import MARKDOWN_LIMIT, PlanMarkdown, render_apply, render_requests
 from reconciler.values import Change, Outcome
+from tests.builders import live_state
 from tests.cli import run
 from tests.fixtures import IN_PROCESS_HOSTS
 
@@ -196,7 +196,7 @@ def test_a_plan_with_5000_double_ingestion_warnings_stays_under_the_comment_limi
                 **old,
             }
             jobs.append(LiveJob.of(body, connections))
-    live = LiveState(connections, {}, tuple(jobs))
+    live = live_state(connections, jobs=jobs)
     plan = make_plan(resources, live)
     assert sum(len(c.warnings) for c in plan.changes) == 5_000
     text = PlanMarkdown().render(plan)

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from reconciler.identity import OverlapIndex, Place, place_of, reads_of
-from reconciler.kinds.ingestion_job import LiveJob
-from reconciler.live import LiveState
+from reconciler.kinds.ingestion_job import LiveJob, jobs_of
 from reconciler.model import Kind, Location, Resource
 from reconciler.plan import Action, make_plan
+from tests.builders import live_state
 from tests.guide import GUIDE_JOB
 
 PLACE = Place("aws", "zoo")
@@ -75,7 +75,7 @@ def test_plan_of_a_20000_object_job_against_a_live_one_compares_at_most_once_per
         LiveJob.of(job(f"live-{n}", [f"d/{n}-{i}" for i in range(MANY)]), {"zoo": connection})
         for n in range(2)
     ]
-    live = LiveState({"zoo": connection}, {}, tuple(live_jobs))
+    live = live_state({"zoo": connection}, jobs=live_jobs)
     wanted = {
         k: v
         for k, v in job("x", [f"d/1-{i}" for i in range(MANY)]).items()
@@ -89,7 +89,7 @@ def test_plan_of_a_20000_object_job_against_a_live_one_compares_at_most_once_per
     (change,) = make_plan([resource], live).changes
     assert change.action is Action.CREATE and change.reingest
     assert "job live-1 (completed, connection zoo)" in change.warnings[0]
-    assert live.overlaps.comparisons == 1
+    assert jobs_of(live).overlaps.comparisons == 1
     (objects,) = [c for c in change.diff if c.path == "source.objects"]  # summarised, not 40,000
     assert objects.after == "20001 keys: 20000 added, 19999 removed (such as d/new-0)"
 

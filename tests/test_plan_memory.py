@@ -9,7 +9,7 @@ from pathlib import Path
 from reconciler.client import PolarisClient
 from reconciler.emulator import Emulator
 from reconciler.identity import place_of
-from reconciler.kinds.ingestion_job import JOB_SPEC, JobCache, compared_form, job_identity
+from reconciler.kinds.ingestion_job import JOB_SPEC, JobCache, compared_form, job_identity, jobs_of
 from reconciler.live import read_live
 from reconciler.model import Action, Kind
 from reconciler.plan import make_plan
@@ -72,8 +72,10 @@ def test_a_job_cache_lets_go_of_its_jobs_after_a_read_and_the_next_read_finds_th
     second = read_live(client, resources, cache=cache)
     reads = [path for method, path, _ in emulator.requests if "/jobs/" in path]
     assert reads == []  # from the file written by the first read
-    assert [job.identity for job in second.jobs] == [job.identity for job in first.jobs]
-    assert second.jobs[0].compared == first.jobs[0].compared
+    assert [job.identity for job in jobs_of(second).jobs] == [
+        job.identity for job in jobs_of(first).jobs
+    ]
+    assert jobs_of(second).jobs[0].compared == jobs_of(first).jobs[0].compared
 
 
 def test_a_job_cache_reads_the_file_it_wrote_and_the_single_line_file_an_older_version_wrote(

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from reconciler.model import Action, Kind, Location, ManifestError, Path, Reason, Resource
 from reconciler.normalize import additions, diff, plain
-from reconciler.ports import Applying, Importing, LiveReading, LiveView, PlanView
+from reconciler.ports import Applying, Importing, JobStore, LiveReading, LiveView, PlanView
 from reconciler.values import (
     Change,
     FieldChange,
@@ -33,8 +33,11 @@ from reconciler.values import (
 )  # fmt: skip
 
 if TYPE_CHECKING:
+    from pathlib import Path as PathLike
+
     from reconciler.client import PolarisClient
-    from reconciler.listing import Listing
+    from reconciler.listing import Job, Listing
+    from reconciler.preflight import ConnectionTest
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ class Comparison:
 class PlanContext:
     """What a kind's planner may look at besides the resource itself."""
 
-    live: LiveView[Any]
+    live: LiveView
     options: PlanOptions
     declared: frozenset[tuple[Kind, str]]  # every (kind, name) the manifests declare or create
     resources: Mapping[tuple[Kind, str], Resource]
@@ -171,11 +174,12 @@ class ResourceKind:
 
     # Live state -----------------------------------------------------------------------------
 
-    def read(self, reader: LiveReading[Any]) -> None:
+    def read(self, reader: LiveReading) -> None:
         """Start reading this kind's live state into `reader`, without waiting for it.
 
         The default lists the collection (`GET /{collection}`, answered `{"values": [...]}`) into
-        `reader.named[kind]`; a kind whose list is paged or holds summaries reads otherwise.
+        `reader.states[kind]`, its resources by name; a kind whose list is paged or holds
+        summaries reads otherwise, and a kind not addressed by name keeps a state of its own type.
         """
         client, kind = reader.client, self.kind
 
@@ -183,13 +187,25 @@ class ResourceKind:
             return {str(item["name"]): item for item in client.get(self.path())["values"]}
 
         started = reader.pool.submit(listed)
-        reader.then(lambda: reader.named.setdefault(kind, {}).update(started.result()))
+        reader.started[kind] = started
+        reader.then(lambda: reader.states.setdefault(kind, {}).update(started.result()))
 
-    def live(self, state: LiveView[Any]) -> Mapping[str, Mapping[str, Any]]:
+    def store(self, directory: PathLike | None) -> JobStore | None:
+        """The on-disk cache this kind's reads keep under `directory` (None: no disk, or no
+        cache); the first kind with one is handed to every read (`LiveReading.cache`)."""
+        return None
+
+    def live(self, state: LiveView) -> Mapping[str, Mapping[str, Any]]:
         """This kind's live resources by name ({} for a kind not addressed by name)."""
-        return state.named.get(self.kind, {})
+        named = state.of(self.kind)
+        return named if isinstance(named, Mapping) else {}
 
-    def digest(self, state: LiveView[Any]) -> Any:
+    def uses(self, state: LiveView) -> Mapping[Kind, frozenset[str]]:
+        """Names of live resources of other kinds that this kind's active live resources use
+        (a running job's connection and table), which `LiveView.in_use` gathers."""
+        return {}
+
+    def digest(self, state: LiveView) -> Any:
         """What of this kind's live state decides a plan, as JSON (part of the plan checksum)."""
         return {name: self.normalize(body) for name, body in sorted(self.live(state).items())}
 
@@ -207,6 +223,23 @@ class ResourceKind:
     def prune(self, name: str, context: PlanContext) -> Change | None:
         """The change for a live resource no manifest declares, with --prune (None: kept)."""
         return None
+
+    def to_list(self, plan: PlanView, resources: Iterable[Resource], live: LiveView) -> list[Job]:
+        """What this plan's new resources of this kind will read, for `plan --list-objects` to
+        list before apply (each under its resource's name)."""
+        return []
+
+    def listed(self, change: Change, listing: Listing | None) -> Change:
+        """`change` with what was listed for it (`to_list`) shown."""
+        return change
+
+    def preflight(
+        self, names: Iterable[str], plan: PlanView, live: LiveView, client: PolarisClient,
+        parallelism: int,
+    ) -> tuple[ConnectionTest, ...]:  # fmt: skip
+        """`plan --preflight`: test these resources of this kind, which the resources listed
+        before apply depend on (a connection new jobs read through)."""
+        return ()
 
     def requests(
         self, action: Action, name: str, spec: Mapping[str, Any], live: Mapping[str, Any] | None,
@@ -228,6 +261,10 @@ class ResourceKind:
     def apply(self, change: Change, provider: Applying) -> Outcome:
         """Carry out one change; raise PolarisError for a failure."""
         raise NotImplementedError
+
+    def unchanged(self, change: Change) -> Outcome:
+        """The outcome of a change apply had nothing to do for (a noop, a skip)."""
+        return Outcome(change, "unchanged", change.reason)
 
     # Import ---------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from reconciler.values import (
 
 if TYPE_CHECKING:
     from reconciler.client import PolarisClient
+    from reconciler.preflight import ConnectionTest
 
 # Write-only values: sent on create, never returned. Only the secret's `type` can be compared.
 SECRET_FIELDS_KEPT = ("type",)
@@ -78,23 +79,20 @@ class Connection(ResourceKind):
 
     # Live state -----------------------------------------------------------------------------
 
-    def read(self, reader: LiveReading[Any]) -> None:
+    def read(self, reader: LiveReading) -> None:
         client = reader.client
 
         def by_name() -> dict[str, Mapping[str, Any]]:
             return {c["name"]: c for c in client.list_connections()}
 
         listed = reader.pool.submit(by_name)
-        reader.listed_connections = listed  # jobs resolve through these as they are read
-        reader.then(lambda: reader.connections.update(listed.result()))
-
-    def live(self, state: LiveView[Any]) -> Mapping[str, Mapping[str, Any]]:
-        return state.connections
+        reader.started[self.kind] = listed  # jobs resolve through these as they are read
+        reader.then(lambda: reader.states.setdefault(self.kind, {}).update(listed.result()))
 
     # Planning -------------------------------------------------------------------------------
 
     def plan(self, resource: Resource, context: PlanContext) -> Change | PlanError:
-        current = context.live.connections.get(resource.name)
+        current = self.live(context.live).get(resource.name)
         if resource.external:
             return self.external(resource, current)
         notes = (SECRETS_NOTE,) if "secrets" in resource.spec else ()
@@ -136,7 +134,7 @@ class Connection(ResourceKind):
 
         def change(action: Action, reason: Reason, detail: str) -> Change:
             requests = (self.delete_request(name),) if action is Action.DELETE else ()
-            before = self.normalize(context.live.connections[name])
+            before = self.normalize(self.live(context.live)[name])
             return Change(
                 self.kind, name, action, detail, why=reason, before=before, requests=requests
             )
@@ -147,12 +145,20 @@ class Connection(ResourceKind):
                 "not declared, but its name cannot be used safely in a request path "
                 "(a proxy or server may resolve it to another endpoint): left alone",
             )  # fmt: skip
-        if name in context.live.active_job_connections:
+        if name in context.live.in_use(self.kind):
             return change(
                 Action.SKIP, Reason.IN_USE,
                 "not declared, but used by a pending or running job: not deleted",
             )  # fmt: skip
         return change(Action.DELETE, Reason.NOT_DECLARED, "declared by no manifest (--prune)")
+
+    def preflight(
+        self, names: Iterable[str], plan: PlanView, live: LiveView, client: PolarisClient,
+        parallelism: int,
+    ) -> tuple[ConnectionTest, ...]:  # fmt: skip
+        from reconciler.preflight import check_connections  # deferred: loads httpx
+
+        return check_connections(client, names, self.live(live), changing(plan), parallelism)
 
     def requests(
         self, action: Action, name: str, spec: Mapping[str, Any], live: Mapping[str, Any] | None,

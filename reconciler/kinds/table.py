@@ -73,7 +73,7 @@ class Table(ResourceKind):
 
     # Live state -----------------------------------------------------------------------------
 
-    def read(self, reader: LiveReading[Any]) -> None:
+    def read(self, reader: LiveReading) -> None:
         client, pool = reader.client, reader.pool
         declared = {r.name for r in reader.of_kind(self.kind) if not r.external}
 
@@ -88,19 +88,17 @@ class Table(ResourceKind):
 
         def collect() -> None:
             summaries, full = started.result()
-            reader.tables.update({t["name"]: t for t in summaries})
-            reader.tables.update({t["name"]: t for f in full if (t := f.result()) is not None})
+            tables = reader.states.setdefault(self.kind, {})
+            tables.update({t["name"]: t for t in summaries})
+            tables.update({t["name"]: t for f in full if (t := f.result()) is not None})
 
         reader.then(collect)
 
-    def live(self, state: LiveView[Any]) -> Mapping[str, Mapping[str, Any]]:
-        return state.tables
-
-    def digest(self, state: LiveView[Any]) -> Any:
+    def digest(self, state: LiveView) -> Any:
         # Its version (a PUT carries it) and whether it holds data (columns may then only be added).
         return {
             name: [self.normalize(body), body.get("version"), bool(body.get("totalRows"))]
-            for name, body in sorted(state.tables.items())
+            for name, body in sorted(self.live(state).items())
         }
 
     # Planning -------------------------------------------------------------------------------
@@ -108,7 +106,7 @@ class Table(ResourceKind):
     def plan(self, resource: Resource, context: PlanContext) -> Change | PlanError:
 
         live = context.live
-        current = live.tables.get(resource.name)
+        current = self.live(live).get(resource.name)
         if resource.external:
             return self.external(resource, current)
         if current is None:
@@ -128,7 +126,7 @@ class Table(ResourceKind):
         altered = sorted(
             name for name, column in actual["schema"].items() if columns.get(name) != column
         )
-        empty = not current.get("totalRows") and resource.name not in live.active_tables
+        empty = not current.get("totalRows") and resource.name not in live.in_use(self.kind)
         if altered and not empty:
             return PlanError(
                 self.kind, resource.name,

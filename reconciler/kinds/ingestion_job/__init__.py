@@ -13,6 +13,8 @@ Everything that decides "has this been ingested?" is in this package, one concer
 - `planning`: the change a manifest job needs, and the notes and listings a reviewer reads;
 - `submissions`: how apply submits each job exactly once;
 - `importing`: `reconciler import --jobs`;
+- `state`: the kind's part of live state (`JobState`), `payload`: its part of a change
+  (`PlannedJob`, the change's `private`);
 - `kind`: the `ResourceKind` registered for IngestionJob, handing each step to the above.
 """
 
@@ -27,10 +29,13 @@ from reconciler.kinds.ingestion_job.fingerprints import (
 )
 from reconciler.kinds.ingestion_job.kind import IngestionJob
 from reconciler.kinds.ingestion_job.live_job import LiveJob
+from reconciler.kinds.ingestion_job.payload import PlannedJob, planned
 from reconciler.kinds.ingestion_job.planning import jobs_to_list, with_listings
 from reconciler.kinds.ingestion_job.spec import JOB_SPEC, compared_form
+from reconciler.kinds.ingestion_job.state import JobState, jobs_of
 
 __all__ = [
-    "JOB_SPEC", "IngestionJob", "JobCache", "JobIdentity", "LiveJob", "SpecFingerprint",
-    "compared_form", "job_identity", "jobs_to_list", "spec_fingerprint", "with_listings",
+    "JOB_SPEC", "IngestionJob", "JobCache", "JobIdentity", "JobState", "LiveJob", "PlannedJob",
+    "SpecFingerprint", "compared_form", "job_identity", "jobs_of", "jobs_to_list", "planned",
+    "spec_fingerprint", "with_listings",
 ]  # fmt: skip

@@ -4,24 +4,32 @@ work to the module of this package that holds it."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.kinds import registry
 from reconciler.kinds.base import Locate, PlanContext
+from reconciler.kinds.ingestion_job.cache import JobCache
 from reconciler.kinds.ingestion_job.checks import check_job, duplicate_specs
 from reconciler.kinds.ingestion_job.fingerprints import spec_fingerprint
 from reconciler.kinds.ingestion_job.importing import imported_jobs
-from reconciler.kinds.ingestion_job.live_job import SATISFIED_STATUSES, LiveJob
+from reconciler.kinds.ingestion_job.live_job import SATISFIED_STATUSES
 from reconciler.kinds.ingestion_job.overlap import among_submitted
-from reconciler.kinds.ingestion_job.planning import plan_job, with_listing
+from reconciler.kinds.ingestion_job.payload import planned
+from reconciler.kinds.ingestion_job.planning import jobs_to_list, plan_job, with_listing
 from reconciler.kinds.ingestion_job.reader import read_jobs
 from reconciler.kinds.ingestion_job.spec import JobSpec, compared_form
+from reconciler.kinds.ingestion_job.state import jobs_of
 from reconciler.kinds.ingestion_job.submissions import Submissions
 from reconciler.kinds.registry import register
 from reconciler.model import Action, Kind, ManifestError, Path, Resource
 from reconciler.names import name_problem
 from reconciler.ports import Applying, Importing, LiveReading, LiveView, PlanView
 from reconciler.values import Change, FieldChange, ManifestFile, Outcome, PlanOptions, Request
+
+if TYPE_CHECKING:
+    from pathlib import Path as PathLike
+
+    from reconciler.listing import Job, Listing
 
 
 @register
@@ -75,10 +83,13 @@ class IngestionJob(JobSpec):
 
     # Live state -----------------------------------------------------------------------------
 
-    def read(self, reader: LiveReading[LiveJob]) -> None:
+    def read(self, reader: LiveReading) -> None:
         read_jobs(reader)
 
-    def digest(self, state: LiveView[LiveJob]) -> Any:
+    def store(self, directory: PathLike | None) -> JobCache:
+        return JobCache(directory / "jobs.json" if directory is not None else None)
+
+    def digest(self, state: LiveView) -> Any:
         # Statuses reduced to what decides an action; which connections active jobs use (prune).
         jobs = sorted(
             [
@@ -86,9 +97,13 @@ class IngestionJob(JobSpec):
                 job.identity,
                 "satisfied" if job.status in SATISFIED_STATUSES else job.status,
             ]
-            for job in state.jobs
+            for job in jobs_of(state).jobs
         )
-        return {"jobs": jobs, "activeConnections": sorted(state.active_job_connections)}
+        return {"jobs": jobs, "activeConnections": sorted(jobs_of(state).active_connections)}
+
+    def uses(self, state: LiveView) -> Mapping[Kind, frozenset[str]]:
+        jobs = jobs_of(state)
+        return {Kind.CONNECTION: jobs.active_connections, Kind.TABLE: jobs.active_tables}
 
     # Planning -------------------------------------------------------------------------------
 
@@ -99,6 +114,12 @@ class IngestionJob(JobSpec):
     def review(self, changes: list[Change], context: PlanContext) -> list[Change]:
         """Warn about two jobs of this plan that would append the same objects into one table."""
         return among_submitted(changes, context)
+
+    def to_list(self, plan: PlanView, resources: Iterable[Resource], live: LiveView) -> list[Job]:
+        return jobs_to_list(plan, resources, live)
+
+    def listed(self, change: Change, listing: Listing | None) -> Change:
+        return with_listing(change, listing)
 
     def requests(
         self, action: Action, name: str, spec: Mapping[str, Any], live: Mapping[str, Any] | None,
@@ -116,6 +137,9 @@ class IngestionJob(JobSpec):
     def apply(self, change: Change, provider: Applying) -> Outcome:
         submissions: Submissions = provider.session(self.kind)
         return submissions.submit(change)
+
+    def unchanged(self, change: Change) -> Outcome:
+        return Outcome(change, "unchanged", change.reason, planned(change).job_id)
 
     # Import ---------------------------------------------------------------------------------
 

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 from reconciler.identity import Overlap, OverlapIndex, Place, Reads, place_of, reads_of
 from reconciler.kinds.base import PlanContext
 from reconciler.kinds.ingestion_job.live_job import KNOWN_STATUSES, SATISFIED_STATUSES, LiveJob
+from reconciler.kinds.ingestion_job.payload import planned
+from reconciler.kinds.ingestion_job.state import jobs_of
 from reconciler.model import Action, Kind, Resource
 from reconciler.ports import LiveView
 from reconciler.values import Change
@@ -40,18 +42,20 @@ def plan_places(context: PlanContext) -> Mapping[str, Place]:
     """Connection places once the plan is applied (computed once per plan, then reused)."""
     cached = context.memo.get("places")
     if cached is None:
-        cached = connection_places(context.resources.values(), context.live.connections)
+        cached = connection_places(
+            context.resources.values(), context.live.by_name(Kind.CONNECTION)
+        )
         context.memo["places"] = cached
     places: Mapping[str, Place] = cached
     return places
 
 
 def overlapping(
-    table: str, reads: Reads, live: LiveView[LiveJob], exclude: set[str]
+    table: str, reads: Reads, live: LiveView, exclude: set[str]
 ) -> list[Overlap[LiveJob]]:
     """Live jobs into the table that read, or may read, an object this job reads."""
     found: dict[str, Overlap[LiveJob]] = {}
-    for overlap in live.overlaps.find(table, reads):
+    for overlap in jobs_of(live).overlaps.find(table, reads):
         if overlap.item.id not in exclude:
             found.setdefault(overlap.item.id, overlap)  # a job read through two places: once
     return list(found.values())
@@ -121,7 +125,7 @@ def among_submitted(changes: list[Change], context: PlanContext) -> list[Change]
         (
             change.name,
             specs[change.name]["target"]["tableName"],
-            reads_of(specs[change.name], change.place),  # the place the plan resolved
+            reads_of(specs[change.name], planned(change).place),  # the place the plan resolved
         )
         for change in changes
         if change.kind is Kind.INGESTION_JOB

@@ -19,7 +19,9 @@ from reconciler.kinds.ingestion_job.live_job import (
     newest,
 )
 from reconciler.kinds.ingestion_job.overlap import double_ingestion, overlapping, plan_places
+from reconciler.kinds.ingestion_job.payload import PlannedJob, planned
 from reconciler.kinds.ingestion_job.spec import JOB_SPEC, compared_form
+from reconciler.kinds.ingestion_job.state import jobs_of
 from reconciler.model import Action, Kind, Reason, Resource
 from reconciler.normalize import diff, identical
 from reconciler.ports import LiveView, PlanView
@@ -55,7 +57,7 @@ def plan_job(
     spec = resource.spec
     table = spec["target"]["tableName"]
     mine, reads, place = identity_in_plan(resource, plan_places(context))
-    same = [job for job in live.by_fingerprint.get(mine, ()) if job.table == table]
+    same = [job for job in jobs_of(live).by_fingerprint.get(mine, ()) if job.table == table]
 
     def change(
         action: Action, reason: Reason, detail: str, job: LiveJob | None = None,
@@ -65,8 +67,10 @@ def plan_job(
         return kind.change(
             resource, action, reason, detail, job.spec if job else None, changed, options,
             compared=comparison(resource, job) if job else None, warnings=warnings,
-            notes=notes, job_id=job.id if job else None, status=job.status if job else None,
-            fingerprint=mine, reingest=bool(warnings), place=place,
+            notes=notes, reingest=bool(warnings),
+            private=PlannedJob(
+                job.id if job else None, job.status if job else None, mine, place=place
+            ),
         )  # fmt: skip
 
     # The job's identity is what it reads and how, never metadata.name or the connection's
@@ -141,7 +145,7 @@ def with_listing(change: Change, listing: Listing | None) -> Change:
         change,
         notes=(*change.notes, listing.note()),
         warnings=(*change.warnings, *listing.warnings()),
-        objects=listing,
+        private=dataclasses.replace(planned(change), objects=listing),
     )
 
 
@@ -156,9 +160,7 @@ def with_listings(plan: AnyPlan, listings: Mapping[str, Listing]) -> AnyPlan:
     return dataclasses.replace(plan, changes=changes)
 
 
-def jobs_to_list(
-    plan: PlanView, resources: Iterable[Resource], live: LiveView[LiveJob]
-) -> list[Job]:
+def jobs_to_list(plan: PlanView, resources: Iterable[Resource], live: LiveView) -> list[Job]:
     """The jobs a plan creates or resubmits, each with its connection as apply will leave it:
     as its manifest declares it (secrets included, to list with), else as it is live."""
     from reconciler.listing import Job  # deferred: loads httpx
@@ -177,23 +179,23 @@ def jobs_to_list(
         connection = (
             declared.spec
             if declared is not None and not declared.external and declared.spec
-            else live.connections.get(name)
+            else live.by_name(Kind.CONNECTION).get(name)
         )
         jobs.append(Job(change.name, source, connection))
     return jobs
 
 
-def job_notes(spec: Mapping[str, Any], live: LiveView[LiveJob]) -> tuple[str, ...]:
+def job_notes(spec: Mapping[str, Any], live: LiveView) -> tuple[str, ...]:
     """What a reviewer needs to judge a new job: where it writes, what it reads, and how."""
     source, target = spec["source"], spec["target"]
     table, connection = target["tableName"], source["connectionName"]
-    if table in live.tables:
+    if table in live.by_name(Kind.TABLE):
         where = "exists"
     elif spec.get("createTableIfNotExists"):
         where = "created by this job"
     else:
         where = "created by this apply"
-    bucket = live.connections.get(connection, {}).get("bucket")
+    bucket = live.by_name(Kind.CONNECTION).get(connection, {}).get("bucket")
     settings = source.get("formatSettings") or {}
     kind = next((k for k in ("uris", "objects", "prefixes") if source.get(k)), "pattern")
     keys = [str(key) for key in source[kind]] if kind != "pattern" else [str(source.get("pattern"))]

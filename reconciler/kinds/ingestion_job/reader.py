@@ -8,11 +8,12 @@ from typing import Any
 
 from reconciler.identity import Place, place_of
 from reconciler.kinds.ingestion_job.live_job import ACTIVE_STATUSES, LiveJob, essentials, job_key
+from reconciler.kinds.ingestion_job.state import JobState
 from reconciler.model import Kind, Resource
 from reconciler.ports import LiveReading
 
 
-def read_jobs(reader: LiveReading[LiveJob]) -> None:
+def read_jobs(reader: LiveReading) -> None:
     """The paged job list (batch jobs only), and `GET /jobs/{id}` for every job into a table
     a manifest job targets, whatever its connection: the list's summaries name the table and
     the connection but not the objects, and a job on another connection to the same bucket
@@ -20,7 +21,8 @@ def read_jobs(reader: LiveReading[LiveJob]) -> None:
     client, cache = reader.client, reader.cache
     wanted = {str(r.spec["target"]["tableName"]) for r in reader.of_kind(Kind.INGESTION_JOB)}
     declared = declared_places(reader.resources)
-    listed = reader.listed_connections
+    listed = reader.started.get(Kind.CONNECTION)
+    active: set[str] = set()
 
     def details(summary: Mapping[str, Any]) -> Mapping[str, Any] | None:
         job_id = str(summary["id"])
@@ -46,14 +48,15 @@ def read_jobs(reader: LiveReading[LiveJob]) -> None:
     for summary in client.iter_jobs(type="batch", read_ahead=reader.pool):
         table, connection = job_key(summary)
         if summary.get("executionStatus") in ACTIVE_STATUSES and connection:
-            reader.active_connections.add(connection)
+            active.add(connection)
         if table in wanted:
             if listed is not None and listed.done():
                 listed.result()  # a failed read of the connections ends the reading
             pending.append(reader.pool.submit(live_job, summary))
 
     def resolve() -> None:
-        reader.jobs = [job for future in pending if (job := future.result()) is not None]
+        jobs = tuple(job for future in pending if (job := future.result()) is not None)
+        reader.states[Kind.INGESTION_JOB] = JobState(jobs, frozenset(active))
 
     reader.then(resolve)
 

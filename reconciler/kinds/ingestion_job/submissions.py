@@ -22,6 +22,8 @@ from reconciler.kinds.ingestion_job.live_job import (
     job_key,
     overlap_index,
 )
+from reconciler.kinds.ingestion_job.payload import planned
+from reconciler.kinds.ingestion_job.state import jobs_of
 from reconciler.model import Kind, Reason
 from reconciler.ports import Applying, PlanView
 from reconciler.values import Change, Outcome
@@ -79,13 +81,15 @@ class Submissions:
         live = provider.live
         # Jobs already read (in the plan or during this run): a listing only fetches jobs it
         # has not seen, so it costs one list call, not one read per job.
-        self.known: dict[str, LiveJob] = {job.id: job for job in (live.jobs if live else ())}
+        self.known: dict[str, LiveJob] = {job.id: job for job in jobs_of(live).jobs}
         self.planned = frozenset(self.known)
         self.submitted: set[str] = set()
         self.views: dict[str, TableView] = {}
         self.listing: dict[str, threading.Lock] = {}  # one listing of a table at a time
         self.claims: dict[JobIdentity, threading.Lock] = {}  # one POST of an identity at a time
-        self.connections: dict[str, Mapping[str, Any]] = dict(live.connections if live else {})
+        self.connections: dict[str, Mapping[str, Any]] = dict(
+            live.by_name(Kind.CONNECTION) if live else {}
+        )
         # A connection managed elsewhere is read as it is live, as the plan read it: its
         # manifest's spec (if any) is never applied, so it says nothing about where it points.
         self.connections.update(
@@ -103,7 +107,8 @@ class Submissions:
     def submit(self, change: Change) -> Outcome:
         (request,) = change.requests
         spec = request.body or {}
-        if not change.fingerprint:
+        fingerprint = planned(change).fingerprint
+        if not fingerprint:
             # Only the plan's identity finds this job's live twin: the spec's own fingerprint
             # names the connection, not where it points, so it would find none and post again.
             return Outcome(
@@ -111,13 +116,13 @@ class Submissions:
                 "not attempted: the change carries no job identity (it did not come from a plan); "
                 "run plan again",
             )  # fmt: skip
-        mine = JobIdentity(change.fingerprint)  # the plan's JobIdentity, kept as text on Change
+        mine = JobIdentity(fingerprint)  # the plan's JobIdentity, kept as text on Change
         for key in change.depends_on:
             self.await_visible(*key)
         with self.lock:
             claim = self.claims.setdefault(mine, threading.Lock())
         with claim:  # two changes with one identity (--allow-reingest) never post together
-            return self._submit(change, spec, mine, reads_of(spec, change.place))
+            return self._submit(change, spec, mine, reads_of(spec, planned(change).place))
 
     def _submit(
         self, change: Change, spec: Mapping[str, Any], mine: JobIdentity, reads: Reads
