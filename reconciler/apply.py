@@ -176,7 +176,7 @@ class PolarisProvider:
         differing = kinds.of(change.kind).compare(spec, found).changes
         if not differing:
             return Outcome(change, "done", "already exists and matches the manifest")
-        fields = ", ".join(sorted({d.path.split(".")[0] for d in differing}))
+        fields = ", ".join(sorted({d.field for d in differing}))
         return Outcome(
             change, "failed", f"already exists with different {fields}; run plan again to update it"
         )

@@ -71,7 +71,7 @@ def plan_annotations(plan: Plan, locations: Locations, redact: Redact = unchange
         if change.action not in (Action.NOOP, Action.SKIP):
             detail = "\n".join(
                 [change.reason]
-                + [f"{item.op} {item.path}" for item in change.diff]
+                + [f"{item.op} {item.dotted}" for item in change.diff]
                 + [f"note: {note}" for note in change.notes]
             )
             title = f"{change.ref}: {change.action}"

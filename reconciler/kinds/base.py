@@ -297,7 +297,7 @@ class ResourceKind:
 
 def fields_of(changes: Iterable[FieldChange]) -> str:
     """The top-level fields a list of changes touches, for a reason: "bucket, prefix"."""
-    names = list(dict.fromkeys(change.path.split(".")[0].split("[")[0] for change in changes))
+    names = list(dict.fromkeys(change.field for change in changes))
     return ", ".join(names) if names else "no fields"
 
 

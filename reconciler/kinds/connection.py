@@ -113,7 +113,7 @@ class Connection(ResourceKind):
                 compared, notes=notes,
             )  # fmt: skip
         if options.rotate_secrets and "secrets" in resource.spec:
-            changes.append(FieldChange("secrets", "(write-only)", "(sensitive, re-sent)"))
+            changes.append(FieldChange(("secrets",), "(write-only)", "(sensitive, re-sent)"))
             detail = "re-sending secrets (--rotate-secrets)" + (
                 f"; {fields_of(changes[:-1])} differ" if changes[:-1] else ""
             )
@@ -172,7 +172,7 @@ class Connection(ResourceKind):
         defaults = connection_type.defaults if connection_type is not None else {}
         patch: dict[str, Any] = {"type": spec["type"]}
         for item in changed:
-            field_name = item.path.split(".")[0].split("[")[0]
+            field_name = item.field
             if field_name != "secrets":
                 patch[field_name] = spec.get(field_name, plain(defaults.get(field_name)))
         if options.rotate_secrets and "secrets" in spec:
