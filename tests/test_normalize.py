@@ -247,4 +247,7 @@ def test_a_key_holding_dots_and_brackets_stays_one_part_of_a_field_changes_path(
     assert change.path == ("schema", "a.b[0]", "dataType")
     assert change.field == "schema"
     added, removed = diff({}, {"x": [1]}), diff({"x": [1]}, {})
-    assert [(c.op, c.path) for c in added + removed] == [(FieldOp.ADD, ("x",)), (FieldOp.REMOVE, ("x",))]
+    assert [(c.op, c.path) for c in added + removed] == [
+        (FieldOp.ADD, ("x",)),
+        (FieldOp.REMOVE, ("x",)),
+    ]

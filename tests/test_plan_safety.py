@@ -8,11 +8,11 @@ import pytest
 
 from reconciler.model import Action, Kind
 from reconciler.plan import (
+    SAFETY_RULES,
     EmptiesAKind,
     HasErrors,
     NeedsAllowReingest,
     NeedsAllowReplace,
-    SAFETY_RULES,
     Plan,
     TooManyDeletions,
     UnsafePlan,
