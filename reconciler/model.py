@@ -29,6 +29,14 @@ class Action(StrEnum):
     RESUBMIT = "resubmit"
     SKIP = "skip"
 
+    @property
+    def changes_something(self) -> bool:
+        """Whether apply sends anything for it: every action but noop and skip."""
+        return self not in _UNCHANGING
+
+
+_UNCHANGING = frozenset({Action.NOOP, Action.SKIP})
+
 
 class Reason(StrEnum):
     """Why a change has its action, as a value callers switch on (the text says it to people)."""

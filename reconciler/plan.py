@@ -190,7 +190,7 @@ class Plan:
     @property
     def has_changes(self) -> bool:
         """True when apply would do anything at all."""
-        return any(change.action not in (Action.NOOP, Action.SKIP) for change in self.changes)
+        return any(change.action.changes_something for change in self.changes)
 
     def raise_if_unsafe(self, allowed: Allowances) -> None:
         """Refuse, before anything is changed, a plan the user has not explicitly allowed: the

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-SENSITIVE = "(sensitive)"
+from reconciler.model import SENSITIVE  # what a Secret shows, and what redaction leaves
+
 FRAGMENT = 8  # the shortest piece of a secret that is hidden wherever it appears
 MINIMUM = 4  # shorter values would mask ordinary words; they are hidden only as whole values
 SEED = (

@@ -157,7 +157,7 @@ class Change:
             entry["objects"] = self.objects.to_json()
         # The bodies a change moves between; a noop or a skip moves nothing, and leaving them out
         # keeps the JSON of a large, settled project small (5,000 jobs: 230 MB to render else).
-        if self.action not in (Action.NOOP, Action.SKIP):
+        if self.action.changes_something:
             if self.before is not None:
                 entry["before"] = by_reference(self.before)
             if self.desired is not None:
@@ -208,6 +208,11 @@ class Allowances:
     allow_reingest: bool = False
     force: bool = False
     allow_empty: bool = False  # prune may delete every resource of a kind (Argo CD's allowEmpty)
+
+
+# How many times a write whose outcome was lost (or that met a conflict) is tried, each after a
+# read of live state: PolarisProvider.create and the kinds' own writes (a table's PUT, a job's POST).
+AMBIGUOUS_WRITE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from reconciler.apply import AMBIGUOUS_WRITE_ATTEMPTS, Applier, PolarisProvider
+from reconciler.apply import Applier, PolarisProvider
 from reconciler.client import PolarisClient
 from reconciler.emulator import DEMO_PROJECT_ID, Emulator, FaultPlan
 from reconciler.model import LOCK_TABLE, Action, Kind
 from reconciler.plan import Plan, make_plan
 from reconciler.validate import load_manifests
-from reconciler.values import ApplyOptions
+from reconciler.values import AMBIGUOUS_WRITE_ATTEMPTS, ApplyOptions
 from tests.builders import detail_table, live_state, resource
 from tests.cli import run
 from tests.fixtures import DEMO_SECRETS, external_connection_exists

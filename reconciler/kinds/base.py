@@ -56,6 +56,10 @@ class Fields:
     read_only: tuple[str, ...] = ()
 
 
+# Every table has the primary timestamp column; Polaris lists it whether or not it was declared,
+# and every job maps into it.
+TIME_COLUMN = "__time"
+
 Locate = Callable[[Resource, Path], Location]  # where a field of a resource's spec is written
 
 

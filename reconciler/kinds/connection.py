@@ -33,7 +33,9 @@ SECRETS_NOTE = "secrets: write-only, not compared"
 
 def changing(plan: PlanView) -> list[str]:
     """The connections a plan changes (a connection test before apply would test the old one)."""
-    return [c.name for c in plan.changes if c.kind is Kind.CONNECTION and c.action != Action.NOOP]
+    return [
+        c.name for c in plan.changes if c.kind is Kind.CONNECTION and c.action.changes_something
+    ]
 
 
 @register

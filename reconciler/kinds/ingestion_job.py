@@ -26,13 +26,29 @@ from reconciler import connection_types
 from reconciler.globs import GlobError, GlobTooLarge, JavaGlobError, compile_glob, sequences
 from reconciler.identity import Overlap, OverlapIndex, Place, Reads, place_of, reads_of
 from reconciler.kinds import registry
-from reconciler.kinds.base import Comparison, Fields, Locate, PlanContext, ResourceKind, fields_of
+from reconciler.kinds.base import (
+    TIME_COLUMN,
+    Comparison,
+    Fields,
+    Locate,
+    PlanContext,
+    ResourceKind,
+    fields_of,
+)
 from reconciler.kinds.registry import register
 from reconciler.model import Action, Kind, ManifestError, Path, Reason, Resource
 from reconciler.names import name_problem, shown
 from reconciler.normalize import diff, identical, plain
 from reconciler.ports import Applying, Importing, LiveReading, LiveView, PlanView
-from reconciler.values import Change, FieldChange, ManifestFile, Outcome, PlanOptions, Request
+from reconciler.values import (
+    AMBIGUOUS_WRITE_ATTEMPTS,
+    Change,
+    FieldChange,
+    ManifestFile,
+    Outcome,
+    PlanOptions,
+    Request,
+)
 
 if TYPE_CHECKING:
     from reconciler.listing import Job, Listing
@@ -53,7 +69,6 @@ FORMAT_DEFAULTS: dict[str, dict[str, Any]] = {
 # tests/reference/polaris-s3-ingestion-guide.txt).
 SERVER_ADDED_MAPPING = {"columnName": "__count", "expression": "COUNT(*)"}
 SELECTORS = ("uris", "prefixes", "objects")  # sets of keys: order carries no meaning
-TIME_COLUMN = "__time"
 # A Druid SQL expression: string literals ('' escapes a quote) are skipped, so a " inside one
 # is text; double-quoted identifiers ("" escapes a quote) are the input fields it reads.
 SQL_TOKEN = re.compile(r"'(?:[^']|'')*'?|\"((?:[^\"]|\"\")+)\"")
@@ -68,7 +83,6 @@ AGGREGATE_CALL = re.compile(
 )
 QUOTED = re.compile(r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'')
 MAX_WARNINGS = 5  # per change; the rest are counted
-AMBIGUOUS_WRITE_ATTEMPTS = 5  # each one is preceded by a read of live state
 VISIBILITY_TIMEOUT = 30.0
 # What the reconciler uses of a job: which one, its state and since when, and the request it was
 # created from. When Polaris returns the request under `spec`, the top-level echo of the same
