@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import quote
 
 from reconciler.model import Action, Kind, Location, ManifestError, Path, Reason, Resource
+from reconciler.names import api_path
 from reconciler.normalize import additions, diff, plain
 from reconciler.ports import Applying, Importing, LiveReading, LiveView, PlanView
 from reconciler.values import (
@@ -238,8 +238,7 @@ class ResourceKind:
 
     def path(self, name: str | None = None) -> str:
         """The request path of the collection, or of one resource in it (name escaped)."""
-        base = f"/{self.collection}"
-        return base if name is None else f"{base}/{quote(name, safe='')}"
+        return api_path(self.collection, name)
 
     def created(self, resource: Resource, reason: Reason, detail: str, **extra: Any) -> Change:
         """A create of `resource`, sending its spec."""

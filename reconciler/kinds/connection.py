@@ -11,6 +11,7 @@ from reconciler import connection_types
 from reconciler.kinds.base import Fields, PlanContext, ResourceKind, fields_of
 from reconciler.kinds.registry import register
 from reconciler.model import Action, Kind, Reason, Resource
+from reconciler.names import addressable
 from reconciler.normalize import plain
 from reconciler.ports import Applying, Importing, LiveReading, LiveView, PlanView
 from reconciler.values import (
@@ -134,8 +135,6 @@ class Connection(ResourceKind):
         )  # fmt: skip
 
     def prune(self, name: str, context: PlanContext) -> Change | None:
-        from reconciler.client import addressable  # deferred: loads httpx
-
         def change(action: Action, reason: Reason, detail: str) -> Change:
             requests = (self.delete_request(name),) if action is Action.DELETE else ()
             before = self.normalize(context.live.connections[name])
