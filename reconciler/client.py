@@ -184,15 +184,27 @@ class ProjectNotFoundError(PolarisError):
     code = ErrorCode.PROJECT_NOT_FOUND
 
 
-def request_body(value: Any) -> Any:
-    """`value` with every Secret revealed: the one place a secret value leaves its wrapper."""
-    if isinstance(value, Secret):
-        return value.reveal()
-    if isinstance(value, Mapping):
-        return {key: request_body(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [request_body(item) for item in value]
-    return value
+def request_body(value: Any, redact: Redactor | None = None) -> Any:
+    """`value` as it is sent, every Secret revealed: the one place a secret value leaves its
+    wrapper. It builds the body of each request to Polaris (`PolarisClient`, which passes its
+    redactor: each value revealed is registered with it first, so an answer that echoes the
+    request cannot show it), and gives the S3 signer its keys (`listing.credentials_of`)."""
+    revealed: list[str] = []
+
+    def sent(part: Any) -> Any:
+        if isinstance(part, Secret):
+            revealed.append(part.reveal())
+            return revealed[-1]
+        if isinstance(part, Mapping):
+            return {key: sent(item) for key, item in part.items()}
+        if isinstance(part, list | tuple):
+            return [sent(item) for item in part]
+        return part
+
+    body = sent(value)
+    if revealed and redact is not None:
+        redact.add(revealed)
+    return body
 
 
 class MalformedResponseError(PolarisError):
@@ -581,7 +593,7 @@ class PolarisClient:
             else path
         )
         budget = _Budget(self.config, self.sleep)
-        wire = request_body(body)  # built once, used by every attempt
+        wire = request_body(body, self.redact)  # built once, used by every attempt
         maybe_applied = False  # a write attempt so far may have changed live state
         attempt = 0
         while True:
