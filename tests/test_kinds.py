@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -195,3 +196,127 @@ def test_a_change_waits_for_the_declared_resources_its_kind_depends_on() -> None
     plan = make_plan(declared, live_state())
     (job,) = [c for c in plan.changes if c.kind is Kind.INGESTION_JOB]
     assert job.depends_on == ((Kind.CONNECTION, "c"), (Kind.TABLE, "t"))
+
+
+# What every kind shares, which any module may import: the package (the registry's entry) and
+# these modules of it. Any other module of reconciler/kinds/ is a kind's own.
+SHARED_KIND_MODULES = {"reconciler.kinds", "reconciler.kinds.registry", "reconciler.kinds.base"}
+
+
+def importing_a_kind_module(source: str, where: str) -> Iterator[str]:
+    """`where:line: module` for every import of a kind's own module (under TYPE_CHECKING and in
+    functions too): `from reconciler.kinds.table import X`, `from reconciler.kinds import table`."""
+    for node in ast.walk(ast.parse(source, filename=where)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            if node.module != "reconciler.kinds":
+                names = [node.module]
+        else:
+            continue
+        for name in names:
+            if name.startswith("reconciler.kinds") and name not in SHARED_KIND_MODULES:
+                yield f"{where}:{node.lineno}: {name}"
+
+
+def test_no_module_outside_the_kinds_package_imports_a_kinds_own_module() -> None:
+    found = [
+        use
+        for path in modules_that_may_not_name_kinds()
+        for use in importing_a_kind_module(
+            path.read_text(encoding="utf-8"), str(path.relative_to(ROOT))
+        )
+    ]
+    assert not found, "a step reaches a kind through the registry; these import one:\n" + "\n".join(
+        found
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "found"),
+    [
+        pytest.param(
+            "from reconciler.kinds.ingestion_job import LiveJob",
+            ["m.py:1: reconciler.kinds.ingestion_job"],
+            id="a name from a kind's package is found",
+        ),
+        pytest.param(
+            "def f():\n    from reconciler.kinds import table",
+            ["m.py:2: reconciler.kinds.table"],
+            id="a kind module imported from the package, inside a function, is found",
+        ),
+        pytest.param(
+            "import reconciler.kinds.ingestion_job.cache",
+            ["m.py:1: reconciler.kinds.ingestion_job.cache"],
+            id="a plain import of a kind's module is found",
+        ),
+        pytest.param(
+            "from reconciler import kinds\nfrom reconciler.kinds.base import ResourceKind",
+            [],
+            id="the registry and the shared base are not a kind's",
+        ),
+        pytest.param(
+            "from reconciler.kinds import registry", [], id="the registry through the package"
+        ),
+    ],
+)
+def test_the_import_check_finds_every_spelling_of_a_kind_import(
+    source: str, found: list[str]
+) -> None:
+    assert list(importing_a_kind_module(source, "m.py")) == found
+
+
+def own_names(*types: type) -> set[str]:
+    """The attribute names of a kind's own values (its live state, its change payload)."""
+    names: set[str] = set()
+    for cls in types:
+        names |= set(getattr(cls, "__dataclass_fields__", {}))
+        names |= {name for name, value in vars(cls).items() if isinstance(value, property)}
+        names |= {
+            name
+            for name, value in vars(cls).items()
+            if isinstance(value, functools.cached_property)
+        }
+    return names
+
+
+def shared_names() -> set[str]:
+    """Attribute names the values every kind builds have (Change, Outcome, Resource, a
+    connection test, ...): a step may use these whatever kind shares the name."""
+    import reconciler.model
+    import reconciler.preflight
+    import reconciler.values
+
+    names: set[str] = set()
+    for module in (reconciler.values, reconciler.model, reconciler.preflight):
+        for value in vars(module).values():
+            if isinstance(value, type) and value.__module__ == module.__name__:
+                names |= own_names(value) | {n for n in vars(value) if not n.startswith("_")}
+    return names
+
+
+def test_no_step_names_a_field_of_a_kinds_own_state_or_payload() -> None:
+    from reconciler.kinds.ingestion_job import JobState, LiveJob, PlannedJob
+
+    private = own_names(JobState, PlannedJob, LiveJob) - shared_names()
+    steps = [path for path in (PACKAGE).glob("*.py") if path.stem not in SUPPORT_MODULES]
+    found = [
+        f"{path.relative_to(ROOT)}:{node.lineno}: .{node.attr}"
+        for path in steps
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Attribute) and node.attr in private
+    ]
+    assert private >= {"jobs", "by_fingerprint", "overlaps", "active_tables", "place"}
+    assert not found, "a kind's own fields are read in its package; these steps read them:\n" + (
+        "\n".join(found)
+    )
+
+
+# The support layer below the kinds (pyproject.toml's layers): what a job reads (identity,
+# listing) lives there until it moves into the job's package, and names its own fields.
+SUPPORT_MODULES = {
+    "client", "connection_types", "endpoints", "escape", "globs", "hosts", "identity", "listing",
+    "manifest", "names", "output", "params", "preflight", "redact", "s3", "model", "errors",
+    "values", "ports", "normalize", "__init__",
+}  # fmt: skip
