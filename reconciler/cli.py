@@ -76,12 +76,13 @@ from reconciler.render import (
     summary_sentence,
 )
 from reconciler.validate import Manifests, load_manifests
+from reconciler.values import Allowances, PlanOptions
 
 # A command imports what only it needs (the API client and httpx, the lock, the emulator) when it
 # runs: `reconciler validate` starts without loading any of it.
 if TYPE_CHECKING:
     from reconciler.apply import ApplyInterrupted
-    from reconciler.plan import Plan, PlanOptions
+    from reconciler.plan import Plan
 
 
 class _Commands(click.Group):
@@ -258,7 +259,7 @@ def apply(
     from reconciler import saved_plan
     from reconciler.apply import ApplyInterrupted
     from reconciler.manager import ApplyRun, LockOptions, StalePlan, holder_of
-    from reconciler.plan import Allowances, UnsafePlan
+    from reconciler.plan import UnsafePlan
 
     reviewed = saved_plan.load(paths[0]) if saved_plan.looks_saved(paths) else None
 

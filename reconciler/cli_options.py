@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from reconciler.model import (
 from reconciler.params import FiniteFloat
 from reconciler.render import render_problems
 from reconciler.validate import API_KEY_VARIABLE
+from reconciler.values import PlanOptions
 
 if TYPE_CHECKING:
     from reconciler.client import PolarisClient
@@ -76,8 +78,6 @@ PATHS = click.argument("paths", nargs=-1, type=click.Path())
 
 def _global_flag(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     if value:  # given before or after the subcommand: either turns request logging on
-        import logging
-
         logging.getLogger("reconciler").setLevel(logging.DEBUG)
 
 
@@ -401,8 +401,6 @@ def plan_options(function: Callable[..., None]) -> Callable[..., None]:
     def command(
         *args: Any, resubmit_canceled: bool, rotate_secrets: bool, prune: bool, **kwargs: Any
     ) -> None:
-        from reconciler.plan import PlanOptions
-
         function(*args, options=PlanOptions(resubmit_canceled, rotate_secrets, prune), **kwargs)
 
     return options(

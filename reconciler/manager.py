@@ -40,7 +40,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from reconciler import config as configuration
+from reconciler import kinds
+from reconciler.drift import DriftReport, drift_report
 from reconciler.errors import ErrorCode, ReconcilerError
+from reconciler.kinds.connection import changing
+from reconciler.kinds.ingestion_job import jobs_to_list, with_listings
 from reconciler.manifest import Boundary, discover
 from reconciler.model import (
     DEFAULT_FAIL_ON,
@@ -50,19 +54,20 @@ from reconciler.model import (
     ManifestError,
     ManifestErrors,
 )
-from reconciler.plan import Allowances, Change, Plan, PlanOptions, Request, make_plan
+from reconciler.plan import Plan, make_plan
 from reconciler.validate import API_KEY_VARIABLE, Manifests, load_manifests
+from reconciler.values import Allowances, ApplyOptions, Change, PlanOptions, Request
 
 # The API client (and httpx), the lock and the importer are imported by the runs that talk to
 # Polaris, when they run: `reconciler validate` starts without loading any of them.
 if TYPE_CHECKING:
-    from reconciler.apply import ApplyOptions, ApplyResult, Fence, PolarisProvider
+    from reconciler.apply import ApplyResult, PolarisProvider
     from reconciler.client import PolarisClient
-    from reconciler.drift import DriftReport
     from reconciler.importer import ImportResult
     from reconciler.listing import Access
     from reconciler.live import JobCache, LiveState
     from reconciler.lock import Holder, LockState
+    from reconciler.ports import Fence
     from reconciler.saved_plan import SavedPlan
 
 Progress = Callable[[str], None]
@@ -384,11 +389,8 @@ class Manager:
         self, provider: PolarisProvider, plan: Plan, manifests: Manifests, live: LiveState,
         run: PlanRun,
     ) -> Plan:  # fmt: skip
-        # Defers httpx and the kinds' listing machinery to the plans that list or test.
-        from reconciler.kinds.connection import changing
-        from reconciler.kinds.ingestion_job import jobs_to_list, with_listings
-        from reconciler.listing import list_jobs
-        from reconciler.preflight import check_connections
+        from reconciler.listing import list_jobs  # defers httpx to the plans that list
+        from reconciler.preflight import check_connections  # or test connections
 
         jobs = jobs_to_list(plan, manifests.resources, live)
         access = run.access
@@ -414,7 +416,7 @@ class Manager:
         """Plan under the lock, check the plan, ask, then carry it out; raises Refused (a saved
         plan for other options or another project), StalePlan, UnsafePlan (from
         `Plan.raise_if_unsafe`) or NotApproved before any change."""
-        from reconciler.apply import Applier, ApplyOptions  # defers httpx
+        from reconciler.apply import Applier  # defers httpx
 
         if run.reviewed is not None:
             check_options(run.reviewed, run.options)
@@ -485,7 +487,6 @@ class Manager:
 
     def drift(self, run: DriftRun) -> Drifted:
         """Plan, then report each resource's drift; finished jobs in `history` never fail."""
-        from reconciler.drift import drift_report
 
         paths = run.paths or self.scope.paths
         history, ignore = run.history, run.ignore
@@ -521,10 +522,9 @@ class Manager:
     def import_(self, run: ImportRun) -> Imported:
         """Read the live project and write one manifest per chosen resource; refuses to
         overwrite (unless `force`) before writing anything."""
-        from reconciler import kinds as registry
-        from reconciler.importer import ImportOptions, import_project, write_files  # httpx
+        from reconciler.importer import ImportOptions, import_project, write_files  # defers httpx
 
-        every = list(registry.ordered())
+        every = list(kinds.ordered())
         by_default = {k.kind for k in every if k.imported_by_default}
         chosen = set(run.kinds) or set(by_default)
         if run.jobs:
@@ -569,7 +569,7 @@ class Manager:
     def _provider(
         self, client: PolarisClient, options: ApplyOptions | None = None
     ) -> PolarisProvider:
-        from reconciler.apply import ApplyOptions, PolarisProvider  # defers httpx
+        from reconciler.apply import PolarisProvider  # defers httpx
 
         return PolarisProvider(
             client, options or ApplyOptions(parallelism=self.parallelism),

@@ -176,6 +176,7 @@ def test_a_fresh_saved_plan_is_applied_with_the_paths_and_options_it_was_made_wi
     save(file, config.url, config.project, planned.plan)
     applied = manager.apply(ApplyRun(yes, reviewed=saved_plan.load(file)))
     assert not applied.result.failed
+
     def actions(plan: Plan) -> list[tuple[str, str, str]]:
         return [(c.kind, c.name, c.action) for c in plan.changes]
 
