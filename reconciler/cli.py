@@ -16,11 +16,12 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, NoReturn
+from typing import ClassVar, NoReturn
 
 import click
+import platformdirs
 
-from reconciler import __version__, ci_output
+from reconciler import __version__, ci_output, saved_plan
 from reconciler.cli_options import (
     CI_FORMATS,
     Target,
@@ -49,6 +50,7 @@ from reconciler.cli_output import (
     echo,
     error,
     hide_credentials,
+    interrupted,
     locations,
     print_problems,
     progress,
@@ -59,14 +61,23 @@ from reconciler.cli_output import (
 from reconciler.errors import ErrorCode, ReconcilerError
 from reconciler.manager import (
     DEFAULT_PATHS,
+    ApplyRun,
+    Destination,
     DriftRun,
+    ImportRun,
+    LockOptions,
     Manager,
     PlanRun,
     Scope,
+    StalePlan,
     Terminated,
+    UnlockRun,
     ValidateRun,
+    holder_of,
+    requests_of,
 )
 from reconciler.model import KIND_ORDER, Kind, ManifestErrors
+from reconciler.plan import Plan, UnsafePlan
 from reconciler.render import (
     MARKDOWN_LIMIT,
     render_apply,
@@ -77,12 +88,6 @@ from reconciler.render import (
 )
 from reconciler.validate import Manifests, load_manifests
 from reconciler.values import Allowances, PlanOptions
-
-# A command imports what only it needs (the API client and httpx, the lock, the emulator) when it
-# runs: `reconciler validate` starts without loading any of it.
-if TYPE_CHECKING:
-    from reconciler.apply import ApplyInterrupted
-    from reconciler.plan import Plan
 
 
 class _Commands(click.Group):
@@ -144,10 +149,6 @@ def _manifests(paths: Sequence[str], target: Target, fmt: str) -> Manifests:
 def _manager(target: Target, fmt: str = "text") -> Manager:
     """The manager of one run: the API key read before any manifest (so no manifest error can
     show it), the client of `target`, the job cache of the user, progress to stderr."""
-    import platformdirs
-
-    from reconciler.manager import Destination
-
     key = functools.cache(lambda: api_key(target))
 
     def load(paths: Sequence[str], scope: Scope, *, offline: bool) -> Manifests:
@@ -206,9 +207,7 @@ def plan(
     preflight: bool, target: Target, options: PlanOptions,
 ) -> None:  # fmt: skip
     """Show what apply would change, and why."""
-    from reconciler import saved_plan
-    from reconciler.listing import Access
-    from reconciler.manager import requests_of
+    from reconciler.listing import Access  # defers httpx, as each import below does
 
     access = Access(
         enabled=list_objects or bool(s3_dir) or bool(s3_endpoint),
@@ -256,10 +255,7 @@ def apply(
     lock_lease: float | None, target: Target, options: PlanOptions,
 ) -> None:  # fmt: skip
     """Plan, then carry the plan out: connections, then tables, then jobs."""
-    from reconciler import saved_plan
     from reconciler.apply import ApplyInterrupted
-    from reconciler.manager import ApplyRun, LockOptions, StalePlan, holder_of
-    from reconciler.plan import UnsafePlan
 
     reviewed = saved_plan.load(paths[0]) if saved_plan.looks_saved(paths) else None
 
@@ -291,34 +287,10 @@ def apply(
             OUTPUT.computed["plan"] = unsafe.plan.to_json()
         raise UnsafeFailure(f"refusing to apply: {unsafe}") from None
     except ApplyInterrupted as stopped:
-        _interrupted(stopped, fmt, wait)  # the lock is released by now
+        interrupted(stopped, fmt, wait)  # the lock is released by now
     echo(render_apply(applied.result, fmt, redact=REDACT))
     if applied.result.failed:
         sys.exit(1)
-
-
-def _interrupted(stopped: ApplyInterrupted, fmt: str, waited: bool) -> NoReturn:
-    """Say what an interrupted apply did and what still runs, then end the run as interrupted."""
-    result = stopped.result
-    running = [
-        o for o in result.outcomes
-        if o.job_id and o.job is not None and o.job.get("executionStatus") in ("pending", "running")
-    ]  # fmt: skip
-    shown = ", ".join(f"job {o.job_id} for {o.change.ref}" for o in running[:5])
-    parts = [f"{len(running)} job(s) still running in Polaris" + (f": {shown}" if running else "")]
-    if len(running) > 5:
-        parts[0] += f" and {len(running) - 5} more"
-    if result.count("skipped"):
-        parts.append(f"{result.count('skipped')} change(s) not attempted")
-    message = (
-        f"interrupted: {'stopped waiting; ' if waited else ''}{'; '.join(parts)}. The project "
-        "lock was released; run apply again to finish"
-    )
-    if fmt == "json":
-        OUTPUT.computed.update(json.loads(render_apply(result, "json")))
-    elif fmt == "text":
-        echo(render_apply(result, "text", redact=REDACT))
-    raise (Terminated if isinstance(stopped.cause, Terminated) else KeyboardInterrupt)(message)
 
 
 @cli.command()
@@ -328,7 +300,6 @@ def unlock(yes: bool, target: Target) -> None:
     """Remove the project lock left by an apply that died."""
     from reconciler.client import PolarisError
     from reconciler.lock import LockError, LockState
-    from reconciler.manager import UnlockRun
 
     def confirm(state: LockState) -> bool:
         echo(f"Project {target.project} is locked by {OUT.terminal(state.describe())}.", err=True)
@@ -382,7 +353,6 @@ def import_(
     """Adopt a live project: write one manifest per connection, table (and job)."""
     from reconciler.client import PolarisError
     from reconciler.importer import ImportConflict
-    from reconciler.manager import ImportRun
 
     out = out or target.scope.paths[0]
     chosen_history = target.scope.target.history if target.scope.target else ()
@@ -426,7 +396,7 @@ def schema(out: str, force: bool) -> None:
 
     The files refer to each other by relative path, so they work wherever they are written.
     """
-    from reconciler.schema import files
+    from reconciler.schema import files  # defers the schemas' compilation
 
     directory = Path(out)
     wanted = files()

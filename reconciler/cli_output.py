@@ -6,6 +6,7 @@ Only the CLI (`cli.py`, `cli_options.py` and this module) prints or reads the en
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -13,12 +14,13 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from reconciler import ci_output
 from reconciler.errors import ErrorCode, ReconcilerError
+from reconciler.manager import Terminated
 from reconciler.model import ManifestError
 from reconciler.output import Output
 from reconciler.redact import Redactor
@@ -28,12 +30,14 @@ from reconciler.render import (
     PlanJson,
     PlanMarkdown,
     PlanText,
+    render_apply,
     render_failure,
     render_problems,
 )
 from reconciler.validate import API_KEY_VARIABLE, Manifests
 
 if TYPE_CHECKING:
+    from reconciler.apply import ApplyInterrupted
     from reconciler.plan import Plan
 
 
@@ -257,3 +261,27 @@ def same_file(one: Any, other: Any) -> bool:
         return os.path.sameopenfile(one.fileno(), other.fileno())
     except (AttributeError, OSError, ValueError):  # a stream with no file (a test's StringIO)
         return False
+
+
+def interrupted(stopped: ApplyInterrupted, fmt: str, waited: bool) -> NoReturn:
+    """Say what an interrupted apply did and what still runs, then end the run as interrupted."""
+    result = stopped.result
+    running = [
+        o for o in result.outcomes
+        if o.job_id and o.job is not None and o.job.get("executionStatus") in ("pending", "running")
+    ]  # fmt: skip
+    shown = ", ".join(f"job {o.job_id} for {o.change.ref}" for o in running[:5])
+    parts = [f"{len(running)} job(s) still running in Polaris" + (f": {shown}" if running else "")]
+    if len(running) > 5:
+        parts[0] += f" and {len(running) - 5} more"
+    if result.count("skipped"):
+        parts.append(f"{result.count('skipped')} change(s) not attempted")
+    message = (
+        f"interrupted: {'stopped waiting; ' if waited else ''}{'; '.join(parts)}. The project "
+        "lock was released; run apply again to finish"
+    )
+    if fmt == "json":
+        OUTPUT.computed.update(json.loads(render_apply(result, "json")))
+    elif fmt == "text":
+        echo(render_apply(result, "text", redact=REDACT))
+    raise (Terminated if isinstance(stopped.cause, Terminated) else KeyboardInterrupt)(message)
