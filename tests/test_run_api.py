@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from reconciler.manager import (
     Refused,
     Scope,
     StalePlan,
+    Terminated,
     UnlockRun,
     ValidateRun,
     connected,
@@ -249,3 +251,19 @@ def test_validate_checks_every_scope_and_reports_each_problem_once(tmp_path: Pat
 def test_a_manager_without_a_project_refuses_to_plan_after_validating(tmp_path: Path) -> None:
     with pytest.raises(Refused, match="no Polaris project"):
         Manager(load=Loader(DEMO_SECRETS)).plan(PlanRun(MANIFESTS))
+
+
+def test_a_sigterm_during_apply_stops_it_sends_nothing_releases_the_lock_and_restores_the_handler(
+    manager: Manager, polaris: PolarisClient, wire: Recording
+) -> None:
+    def terminated_while_asked(plan: Plan) -> bool:
+        os.kill(os.getpid(), signal.SIGTERM)  # a canceled CI job
+        return True
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Terminated):
+        manager.apply(ApplyRun(terminated_while_asked, MANIFESTS))
+    assert wire.writes() == []
+    after = read_lock(polaris)
+    assert after is not None and after.free
+    assert signal.getsignal(signal.SIGTERM) is before
