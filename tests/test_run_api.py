@@ -32,8 +32,9 @@ from reconciler.manager import (
     connected,
 )
 from reconciler.model import LOCK_TABLE
-from reconciler.plan import Plan, PlanOptions
+from reconciler.plan import Plan
 from reconciler.redact import Redactor
+from reconciler.values import PlanOptions
 from tests.fixtures import DEMO_SECRETS, IN_PROCESS_HOSTS, ROOT, external_connection_exists
 
 MANIFESTS = (str(ROOT / "manifests"),)
