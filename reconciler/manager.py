@@ -44,7 +44,7 @@ from reconciler import kinds
 from reconciler.drift import DriftReport, drift_report
 from reconciler.errors import ErrorCode, ReconcilerError
 from reconciler.kinds.connection import changing
-from reconciler.kinds.ingestion_job import jobs_to_list, with_listings
+from reconciler.kinds.ingestion_job import JobCache, jobs_to_list, with_listings
 from reconciler.manifest import Boundary, discover
 from reconciler.model import (
     DEFAULT_FAIL_ON,
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from reconciler.client import PolarisClient
     from reconciler.importer import ImportResult
     from reconciler.listing import Access
-    from reconciler.live import JobCache, LiveState
+    from reconciler.live import LiveState
     from reconciler.lock import Holder, LockState
     from reconciler.ports import Fence
     from reconciler.saved_plan import SavedPlan
@@ -578,8 +578,6 @@ class Manager:
 
     def _cache(self, client: PolarisClient) -> JobCache:
         """The job cache of this project: one file per URL and project, never shared."""
-        from reconciler.live import JobCache  # defers httpx
-
         if self.cache_root is None:
             return JobCache(None)
         where = f"{client.config.url.rstrip('/')}|{client.config.project}"
