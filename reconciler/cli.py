@@ -58,9 +58,9 @@ from reconciler.cli_output import (
     report_failure,
     write_junit,
 )
+from reconciler.config import DEFAULT_PATHS
 from reconciler.errors import ErrorCode, ReconcilerError
 from reconciler.manager import (
-    DEFAULT_PATHS,
     ApplyRun,
     Destination,
     DriftRun,

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from reconciler import config as configuration
 from reconciler import kinds
+from reconciler.config import DEFAULT_PATHS
 from reconciler.drift import DriftReport, drift_report
 from reconciler.errors import ErrorCode, ReconcilerError
 from reconciler.kinds.connection import changing
@@ -73,7 +74,6 @@ if TYPE_CHECKING:
 Progress = Callable[[str], None]
 Connect = Callable[[], AbstractContextManager["PolarisClient"]]
 PLAN_DEFAULTS = PlanOptions()
-DEFAULT_PATHS = ("manifests",)
 # Where CI systems other than GitHub Actions say which run this is (GitLab, Jenkins, CircleCI).
 CI_URL_VARIABLES = ("CI_JOB_URL", "BUILD_URL", "CIRCLE_BUILD_URL")
 
