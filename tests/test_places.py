@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from reconciler.apply import Applier, PolarisProvider
@@ -315,5 +315,7 @@ def test_any_dressing_of_an_aws_spelling_is_the_same_place(
 
 @settings(max_examples=500, deadline=None)
 @given(st.text())
+@example("h:\u00b9")  # a superscript one: str.isdigit() says yes, int() says no
+@example("[::1]:\u0663")  # an Arabic-Indic three after an IPv6 literal
 def test_any_endpoint_text_names_some_place_and_never_raises(text: str) -> None:
     assert parse_endpoint(text).service
