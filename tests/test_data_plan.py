@@ -429,7 +429,7 @@ def test_jobs_are_listed_concurrently_never_more_than_parallelism_at_once() -> N
         "gate": threading.Condition(), "arrived": 0, "in_flight": 0, "most": 0, "parallelism": 4,
     }  # fmt: skip
     server = ThreadingHTTPServer(("127.0.0.1", 0), type("S3", (_GatheringS3,), {"state": state}))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         connection = {"type": "s3", "bucket": "gather", "awsEndpoint": "s3.amazonaws.com"}

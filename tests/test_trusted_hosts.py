@@ -232,7 +232,7 @@ def test_polaris_url_spelled_otherwise_but_equal_to_the_target_url_is_accepted(
 
 
 def test_the_operator_allows_a_host_with_a_flag_or_the_environment(
-    repository: Path, proxy: list[str], monkeypatch: pytest.MonkeyPatch
+    repository: Path, proxy: list[str], monkeypatch: pytest.MonkeyPatch, backoff: list[float]
 ) -> None:
     write(repository, "reconciler.yaml", target("https://polaris.corp.example"))
     assert run("plan").exit_code == 1
@@ -244,6 +244,7 @@ def test_the_operator_allows_a_host_with_a_flag_or_the_environment(
         entry.startswith("CONNECT polaris.corp.example:443 ") for entry in proxy
     ), proxy
     shows_no_secret(result)
+    assert backoff, "the refused request is retried (the waits are counted, not slept)"
     proxy.clear()
     monkeypatch.setenv("RECONCILER_ALLOWED_HOSTS", " other.example , Polaris.Corp.Example ")
     run("plan")
