@@ -12,6 +12,7 @@ import os
 import pty
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ def a_rejected_api_key(monkeypatch: pytest.MonkeyPatch, workspace: Path) -> None
 
 def an_unreachable_polaris(monkeypatch: pytest.MonkeyPatch, workspace: Path) -> None:
     monkeypatch.setenv("POLARIS_URL", "http://127.0.0.1:9")
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)  # the retries' backoff, not slept
 
 
 def an_invalid_manifest(monkeypatch: pytest.MonkeyPatch, workspace: Path) -> None:
