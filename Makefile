@@ -59,7 +59,7 @@ bench: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
-# Java's verdicts on random glob patterns and keys (tests/test_java_glob_corpus.py reads them;
+# Java's verdicts on random glob patterns and keys (tests/identity/test_java_glob_corpus.py reads them;
 # needs a JDK, the tests do not). Same seed, same JDK: the same file.
 GLOB_CORPUS := tests/reference/java-glob-corpus.jsonl.gz
 glob-corpus:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # Runs the CLI as a user would, then reports which of these modules the process had loaded.
 PROBE = """
 import json, sys

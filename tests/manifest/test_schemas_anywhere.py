@@ -15,7 +15,7 @@ import yaml
 
 from tests.cli import run
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
 SCHEMA_FILES = sorted(path.name for path in (ROOT / "schemas").glob("*.schema.json"))
 # Any attempt to reach the network fails at once: "offline" is what a laptop on a plane sees.

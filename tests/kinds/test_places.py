@@ -32,8 +32,8 @@ from reconciler.values import ApplyOptions, Change
 from tests.cli import run
 from tests.fixtures import DEMO_SECRETS, ROOT
 from tests.guide import GUIDE_CONNECTION, GUIDE_JOB
+from tests.identity.test_identity import KOALAS_URI, ingested_events
 from tests.steps import apply_all, edit
-from tests.test_identity import KOALAS_URI, ingested_events
 
 DOC = ROOT / "docs" / "places.md"
 GUIDE_PLACE = Place("aws", "demo-bucket")  # the guide's connection: the table's first row

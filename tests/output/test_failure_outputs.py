@@ -23,8 +23,8 @@ from reconciler.client import PolarisClient
 from reconciler.emulator import DEMO_API_KEY
 from tests.actions import Runner
 from tests.cli import run
+from tests.docs.test_workflows import GITHUB, PLAN_MARKER, bare_runner  # noqa: F401 (a fixture)
 from tests.fixtures import DEMO_SECRETS, SECURITY_AUDIT, external_connection_exists
-from tests.test_workflows import GITHUB, PLAN_MARKER, bare_runner  # noqa: F401 (a fixture)
 
 WRONG_KEY = "pk-wrong-key-0123456789abcdef-never-shown"
 

@@ -97,7 +97,7 @@ def test_a_mistake_after_plain_documents_is_reported_at_its_line(
 # The fast path (yaml-rs) and the libyaml paths must read every file alike. The corpus: every YAML
 # file in the repository (manifests, examples, test fixtures), then generated documents built
 # around the scalars where YAML libraries disagree.
-REPOSITORY = Path(__file__).resolve().parent.parent
+REPOSITORY = Path(__file__).resolve().parents[2]
 CORPUS = sorted(
     path
     for pattern in ("*.yaml", "*.yml")

@@ -28,10 +28,10 @@ from reconciler.connection_types import CONNECTION_TYPES, SECRETS_TYPES
 if TYPE_CHECKING:
     from referencing._core import Resolver  # not re-exported; used for annotations only
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = ROOT / "schemas"
 OPENAPI = json.loads(
-    (Path(__file__).parent / "reference" / "polaris-openapi.json").read_text("utf-8")
+    (Path(__file__).resolve().parents[1] / "reference" / "polaris-openapi.json").read_text("utf-8")
 )
 # The files have no $id: a relative $ref is resolved against the file holding it, wherever it lies
 # (this repository, a copy, `reconciler schema --out DIR`), so the base of each file is its name.
@@ -252,7 +252,7 @@ def test_no_schema_has_an_id_so_refs_resolve_from_wherever_the_file_is() -> None
     # An absolute $id would make every tool resolve `envelope.schema.json` against that URL (and
     # try to download it); a relative one, against the current directory. Without one, a relative
     # $ref is resolved against the file's own location, by the reconciler, editors and
-    # check-jsonschema alike (tests/test_schemas_anywhere.py).
+    # check-jsonschema alike (tests/manifest/test_schemas_anywhere.py).
     with_id = [name for name, schema in SCHEMAS.items() if "$id" in schema]
     assert not with_id
     for where, schema in all_subschemas():

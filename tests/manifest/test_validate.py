@@ -15,7 +15,7 @@ from tests.guide import ACCESS_KEYS as DEMO_ENV
 from tests.guide import GUIDE_CONNECTION, GUIDE_JOB
 from tests.steps import write
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_example_in_manifests_validates(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,7 @@ import pytest
 from reconciler.client import PolarisClient
 from tests.cli import run
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "connections"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "connections"
 REFERENCE = re.compile(r"\$\{env:(\w+)\}")
 # The one value a variable cannot be made up for: SASL/SCRAM's mechanism is one of two names.
 CHOSEN = {"EXAMPLE_KAFKA_MECHANISM": "SCRAM-SHA-512"}

@@ -14,7 +14,7 @@ from reconciler.model import Location
 from tests.cli import run
 from tests.fixtures import external_connection_exists
 
-BAD = Path(__file__).parent / "bad_manifests" / "19-misspelled-field.yaml"
+BAD = Path(__file__).resolve().parents[1] / "bad_manifests" / "19-misspelled-field.yaml"
 
 
 def test_annotation_messages_and_properties_use_githubs_escaping() -> None:

@@ -20,7 +20,7 @@ from tests.fixtures import DEMO_SECRETS
 from tests.guide import ACCESS_KEYS
 from tests.steps import write
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HEADER = "apiVersion: reconciler/v1\n"
 ENDPOINT = "awsEndpoint: s3.us-east-1.amazonaws.com"
 

@@ -31,7 +31,7 @@ from tests.cli import Result, run
 from tests.fixtures import DEMO_SECRETS
 from tests.steps import changes_by_name, edit, write
 
-OPENAPI = Path(__file__).parent / "reference" / "polaris-openapi.json"
+OPENAPI = Path(__file__).resolve().parents[1] / "reference" / "polaris-openapi.json"
 HEADER = "apiVersion: reconciler/v1\n"
 AWS_SECRET = DEMO_SECRETS["DEMO_AWS_SECRET_ACCESS_KEY"]
 

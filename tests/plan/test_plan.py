@@ -272,7 +272,7 @@ def test_a_saved_plan_holds_no_secret(served: Any, workspace: Path, client: Pola
 def test_plan_reads_jobs_beyond_the_first_page_of_1000(
     emulator: Emulator, client: PolarisClient, tmp_path: Path
 ) -> None:
-    guide = Path(__file__).resolve().parent.parent / "manifests" / "guide"
+    guide = Path(__file__).resolve().parents[2] / "manifests" / "guide"
     manifests = load_manifests([str(guide)], DEMO_SECRETS)
     client.create_connection(
         {"name": "demo-conn", **manifests.of_kind(manifests.resources[0].kind)[0].spec}

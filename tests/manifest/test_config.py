@@ -11,7 +11,7 @@ from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID
 from tests.cli import run
 from tests.steps import write
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CI_TOKEN = "ci-deploy-token-4f9a1c0b7e"
 HEADER = "apiVersion: reconciler/v1\n"
 

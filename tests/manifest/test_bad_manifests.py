@@ -16,7 +16,7 @@ import pytest
 
 from tests.cli import run
 
-CORPUS = sorted((Path(__file__).parent / "bad_manifests").glob("*.yaml"))
+CORPUS = sorted((Path(__file__).resolve().parents[1] / "bad_manifests").glob("*.yaml"))
 
 
 def expectations(path: Path) -> tuple[str, int]:

@@ -19,7 +19,7 @@ from reconciler.cli import cli
 from reconciler.model import DEFAULT_FAIL_ON
 from tests.cli import run
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 README = (ROOT / "README.md").read_text("utf-8")
 DOCS = ROOT / "docs"
