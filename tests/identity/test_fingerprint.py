@@ -22,7 +22,12 @@ from typing import Any
 import pytest
 
 from reconciler.identity import Place, place_of
-from reconciler.kinds.ingestion_job import fingerprint
+from reconciler.kinds.ingestion_job import (
+    JobIdentity,
+    compared_form,
+    job_identity,
+    spec_fingerprint,
+)
 from reconciler.live import LiveState
 from reconciler.model import Kind, Location, Resource
 from reconciler.plan import checksum
@@ -32,6 +37,11 @@ from tests.fixtures import ROOT
 JOB = job_spec()
 PLACE = place_of(s3()).to_json()
 MAX = {"columnName": "m", "expression": 'MAX("ts")'}
+
+
+def fingerprint(spec: dict[str, Any], place: dict[str, str] | None) -> JobIdentity:
+    """A job's identity, its connection at `place` (as JSON) or, without one, by name."""
+    return job_identity(compared_form(spec), Place(**place) if place is not None else None)
 
 
 def with_mapping(spec: dict[str, Any], mapping: dict[str, Any]) -> dict[str, Any]:
@@ -273,11 +283,17 @@ def mutations(
 def _noticed(spec: dict[str, Any]) -> bool:
     def resource(body: dict[str, Any]) -> Resource:
         return Resource(
-            Kind.INGESTION_JOB, "job", body, Location("jobs.yaml"), fingerprint=fingerprint(body)
+            Kind.INGESTION_JOB,
+            "job",
+            body,
+            Location("jobs.yaml"),
+            fingerprint=spec_fingerprint(compared_form(body)),
         )
 
     empty = LiveState({}, {}, ())
-    same_identity = fingerprint(spec, WEBLOGS.to_json()) == fingerprint(BASE, WEBLOGS.to_json())
+    same_identity = job_identity(compared_form(spec), WEBLOGS) == job_identity(
+        compared_form(BASE), WEBLOGS
+    )
     same_checksum = checksum([resource(spec)], empty) == checksum([resource(BASE)], empty)
     return not (same_identity and same_checksum)
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from reconciler import connection_types, kinds
 from reconciler.client import ClientConfig, PolarisClient
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
-from reconciler.kinds.ingestion_job import fingerprint
+from reconciler.kinds.ingestion_job import SpecFingerprint, compared_form, spec_fingerprint
 from reconciler.model import Kind
 from reconciler.normalize import diff
 from tests.builders import detail_table, job_spec, s3, secrets
@@ -65,6 +65,11 @@ GUIDE_JOB_RESPONSE: dict[str, Any] = {
         {"columnName": "__count", "expression": "COUNT(*)"},
     ],
 }
+
+
+def fingerprint(spec: Mapping[str, Any]) -> SpecFingerprint:
+    """The fingerprint validation takes of a job's spec."""
+    return spec_fingerprint(compared_form(spec))
 
 
 def test_the_guides_job_response_has_the_same_fingerprint_as_its_request() -> None:
