@@ -24,6 +24,7 @@ from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
 from reconciler.kinds.ingestion_job import SpecFingerprint, compared_form, spec_fingerprint
 from reconciler.model import Kind
 from reconciler.normalize import diff
+from reconciler.values import FieldOp
 from tests.builders import detail_table, job_spec, s3, secrets
 from tests.connections import CONNECTIONS
 from tests.fixtures import IN_PROCESS_HOSTS
@@ -246,6 +247,27 @@ def test_every_connection_type_read_back_shows_no_difference_from_its_request(
     assert "secrets" not in actual and "endpointUrl" not in actual
 
 
+def test_a_field_change_holds_its_path_as_parts_and_is_dotted_only_in_output() -> None:
+    (change,) = diff({"mappings": [{"expression": "a"}]}, {"mappings": [{"expression": "b"}]})
+    assert change.path == ("mappings", 0, "expression")
+    assert (change.op, change.field) == (FieldOp.CHANGE, "mappings")
+    assert change.to_json() == {
+        "path": "mappings[0].expression", "op": "change", "before": "a", "after": "b",
+    }  # fmt: skip
+
+
+def test_a_key_holding_dots_and_brackets_stays_one_part_of_a_field_changes_path() -> None:
+    before = {"schema": {"a.b[0]": {"dataType": "long"}}}
+    (change,) = diff(before, {"schema": {"a.b[0]": {"dataType": "string"}}})
+    assert change.path == ("schema", "a.b[0]", "dataType")
+    assert change.field == "schema"
+    added, removed = diff({}, {"x": [1]}), diff({"x": [1]}, {})
+    assert [(c.op, c.path) for c in added + removed] == [
+        (FieldOp.ADD, ("x",)),
+        (FieldOp.REMOVE, ("x",)),
+    ]
+
+
 # Per kind, as tables ------------------------------------------------------------------------------
 
 BASE: dict[Kind, dict[str, Any]] = {
@@ -268,12 +290,13 @@ WRITE_ONLY = {
 def changed(kind: Kind, desired: Mapping[str, Any], live: Mapping[str, Any]) -> list[str]:
     """The paths `plan` shows as differing between `desired` and `live`."""
     wanted, actual = kinds.of(kind).comparable(desired, live)
-    return [change.path for change in diff(actual, wanted)]
+    return [change.dotted for change in diff(actual, wanted)]
 
 
 def fields_changed(kind: Kind, desired: Mapping[str, Any], live: Mapping[str, Any]) -> list[str]:
     """The top-level fields `plan` shows as differing."""
-    return list(dict.fromkeys(path.split(".")[0] for path in changed(kind, desired, live)))
+    wanted, actual = kinds.of(kind).comparable(desired, live)
+    return list(dict.fromkeys(change.field for change in diff(actual, wanted)))
 
 
 def without(spec: Mapping[str, Any], name: str) -> dict[str, Any]:

@@ -7,7 +7,16 @@ import re
 import pytest
 
 from reconciler.model import Action, Kind
-from reconciler.plan import Plan, UnsafePlan
+from reconciler.plan import (
+    SAFETY_RULES,
+    EmptiesAKind,
+    HasErrors,
+    NeedsAllowReingest,
+    NeedsAllowReplace,
+    Plan,
+    TooManyDeletions,
+    UnsafePlan,
+)
 from reconciler.values import Allowances, PlanError
 from tests.builders import change, plan_of
 
@@ -93,3 +102,30 @@ def test_apply_allows(plan: Plan, allowed: Allowances) -> None:
 def test_a_refusal_says_why(plan: Plan, allowed: Allowances, words: str) -> None:
     with pytest.raises(UnsafePlan, match=re.escape(words)):
         plan.raise_if_unsafe(allowed)
+
+
+@pytest.mark.parametrize(
+    ("plan", "allowed", "rule"),
+    [
+        pytest.param(plan_of(errors=(PlanError(Kind.TABLE, "t", "no"),)), EVERYTHING, HasErrors,
+                     id="errors"),
+        pytest.param(plan_of(REPLACE), NONE, NeedsAllowReplace, id="a replace"),
+        pytest.param(plan_of(REINGEST), NONE, NeedsAllowReingest, id="double ingestion"),
+        pytest.param(pruning(9, 9), Allowances(force=True), EmptiesAKind, id="emptying a kind"),
+        pytest.param(pruning(4, 10), NONE, TooManyDeletions, id="a large share"),
+        pytest.param(pruning(4, 9), NONE, TooManyDeletions, id="many of a small project"),
+    ],
+)  # fmt: skip
+def test_a_caller_tells_which_rule_refused_by_the_type_of_the_refusal(
+    plan: Plan, allowed: Allowances, rule: type[UnsafePlan]
+) -> None:
+    with pytest.raises(UnsafePlan) as refused:
+        plan.raise_if_unsafe(allowed)
+    assert type(refused.value) is rule
+    assert refused.value.plan is plan and refused.value.code == "unsafe-plan"
+    assert [r for r in SAFETY_RULES if r is rule] == [rule]  # each rule is registered once
+
+
+def test_every_refusal_is_one_registered_rule_with_its_own_name() -> None:
+    names = [rule.rule for rule in SAFETY_RULES]
+    assert len(set(names)) == len(names) and all(names)
