@@ -253,7 +253,7 @@ def test_only_the_request_builder_reveals_a_secret() -> None:
     """`Secret.reveal` is called in one place, `client.request_body`, which registers each value
     with the client's redactor and is what gives the S3 signer its keys (an AST scan; `model.py`
     defines the Secret)."""
-    package = Path(__file__).resolve().parent.parent / "reconciler"
+    package = Path(__file__).resolve().parents[2] / "reconciler"
     sites = set()
     for path in sorted(package.rglob("*.py")):
         if path.name == "model.py":
