@@ -4,7 +4,7 @@ S3 bucket names are unique within an AWS partition, so every endpoint of one par
 legacy global, `s3-REGION` dash form, dual-stack, FIPS, virtual-hosted `BUCKET.s3...`) reaches
 the same buckets: the service is the partition (`aws`, `aws-cn`, `aws-us-gov`). Any other host
 (MinIO, another S3-compatible store, an AWS host that is not an S3 endpoint) is the service at
-that host and port. docs/places.md has the table of spellings; tests/test_places.py is generated
+that host and port. docs/places.md has the table of spellings; tests/kinds/test_places.py is generated
 from it.
 
 Pure: imports nothing from the package, so listing, the planner, the emulator and the hosts
