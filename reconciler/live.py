@@ -89,19 +89,15 @@ def read_live(
     *,
     parallelism: int = 8,
     cache: JobStore | None = None,
-    only: Iterable[Kind] | None = None,
 ) -> LiveState:
-    """Read the live state the given resources need: every kind's (or the kinds in `only`), in
-    the fewest requests."""
-    wanted = None if only is None else frozenset(only)
+    """Read the live state the given resources need: every kind's, in the fewest requests."""
     store = cache or _Forgetful()
     # A failed read must not lose the jobs already read: save the cache whatever happens.
     with contextlib.closing(store), ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         reader = LiveReader(client, list(resources), pool, store)
         try:
             for kind in kinds.ordered():
-                if wanted is None or kind.kind in wanted:
-                    kind.read(reader)
+                kind.read(reader)
             for step in reader.finishing:
                 step()
         except BaseException:
