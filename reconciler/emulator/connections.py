@@ -32,9 +32,10 @@ from reconciler.emulator.connection_types import (
     writable,
 )
 from reconciler.emulator.routing import Route
+from reconciler.s3 import S3Error
 
 if TYPE_CHECKING:
-    from reconciler.emulator.app import Emulator
+    from reconciler.emulator.state import Project
 
 # Inferred: the reference documents do not say whether names differ by case; the emulator treats
 # connection names, like table names (engine.storage_name), as case-sensitive keys, the way
@@ -42,25 +43,25 @@ if TYPE_CHECKING:
 CONNECTION_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
-def existing(emulator: Emulator, name: str) -> dict[str, Any]:
+def existing(emulator: Project, name: str) -> dict[str, Any]:
     """A connection by name (404 when there is none)."""
     if name not in emulator.store.connections:
         raise not_found(f"Connection {name} not found")
     return emulator.store.connections[name]
 
 
-def list_connections(emulator: Emulator, call: Call) -> Response:
+def list_connections(emulator: Project, call: Call) -> Response:
     """GET /connections: every connection, by name (no paging)."""
     records = sorted(emulator.store.connections.values(), key=lambda c: c["name"])
     return Response(200, {"values": [view(c) for c in records]})
 
 
-def get_connection(emulator: Emulator, call: Call) -> Response:
+def get_connection(emulator: Project, call: Call) -> Response:
     """GET /connections/{name}."""
     return Response(200, view(existing(emulator, call.params["name"])))
 
 
-def create_connection(emulator: Emulator, call: Call) -> Response:
+def create_connection(emulator: Project, call: Call) -> Response:
     """POST /connections: any type of the Connections v1 API (connection_types.py)."""
     body = without_nulls(call.body)
     name = body.get("name")
@@ -90,7 +91,7 @@ def _type(name: Any) -> ConnectionType:
     return CONNECTION_TYPES[name]
 
 
-def update_connection(emulator: Emulator, call: Call) -> Response:
+def update_connection(emulator: Project, call: Call) -> Response:
     """PATCH /connections/{name}: `type` is required and cannot change; null clears a field.
 
     Inferred (JSON merge-patch semantics): a field sent as null is removed, and a default field
@@ -120,7 +121,7 @@ def update_connection(emulator: Emulator, call: Call) -> Response:
     return Response(200, view(record))
 
 
-def delete_connection(emulator: Emulator, call: Call) -> Response:
+def delete_connection(emulator: Project, call: Call) -> Response:
     """DELETE /connections/{name}: refused while an active job reads through it."""
     name = call.params["name"]
     existing(emulator, name)
@@ -130,7 +131,7 @@ def delete_connection(emulator: Emulator, call: Call) -> Response:
     return Response(200, None)
 
 
-def test_connection(emulator: Emulator, call: Call) -> Response:
+def test_connection(emulator: Project, call: Call) -> Response:
     """POST /connections/{name}/test.
 
     Only an s3 connection can be checked for real, and only with a data source: the bucket and
@@ -142,8 +143,6 @@ def test_connection(emulator: Emulator, call: Call) -> Response:
     """
     connection = existing(emulator, call.params["name"])
     if connection["type"] == "s3" and emulator.data is not None:
-        from reconciler.s3 import S3Error
-
         bucket, prefix = connection["bucket"], connection.get("prefix") or ""
         source = emulator.data.for_connection(connection)
         try:
@@ -169,7 +168,7 @@ def test_connection(emulator: Emulator, call: Call) -> Response:
     return Response(200, None)
 
 
-def connections_meta(emulator: Emulator, call: Call) -> Response:
+def connections_meta(emulator: Project, call: Call) -> Response:
     """GET /connectionsMeta: the external id and Imply's role for AWS trust policies."""
     digest = hashlib.sha256(emulator.project_id.encode()).hexdigest()
     meta = {

@@ -30,7 +30,7 @@ from reconciler.emulator.routing import Route
 from reconciler.emulator.tables import druid_type, queryable_schema
 
 if TYPE_CHECKING:
-    from reconciler.emulator.app import Emulator
+    from reconciler.emulator.state import Project
 
 # The connection types a streaming job reads, and the field naming the topic or stream.
 SOURCES = {"kafka": "topicName", "confluent": "topicName", "kinesis": "stream",
@@ -76,7 +76,7 @@ def source_key(connection: Mapping[str, Any]) -> str:
     return f"{kind}:{connection[field]}"
 
 
-def check(emulator: Emulator, body: Mapping[str, Any]) -> Mapping[str, Any]:
+def check(emulator: Project, body: Mapping[str, Any]) -> Mapping[str, Any]:
     """Refuse a streaming job request that Polaris would; the connection it reads."""
     source = body.get("source")
     if not isinstance(source, dict) or source.get("type") != "connection":
@@ -105,7 +105,7 @@ def check(emulator: Emulator, body: Mapping[str, Any]) -> Mapping[str, Any]:
     return connection
 
 
-def current(emulator: Emulator, table: str) -> dict[str, Any] | None:
+def current(emulator: Project, table: str) -> dict[str, Any] | None:
     """The streaming job of a table that is not finished (pending, running or suspended)."""
     for job in emulator.active_jobs():
         if job["type"] == "streaming" and job["target"].get("tableName") == table:
@@ -113,7 +113,7 @@ def current(emulator: Emulator, table: str) -> dict[str, Any] | None:
     return None
 
 
-def create(emulator: Emulator, call: Call, body: dict[str, Any]) -> Response:
+def create(emulator: Project, call: Call, body: dict[str, Any]) -> Response:
     """A streaming job (checked, its table there): pending until the clock starts it.
 
     The OpenAPI says a second create on a table "will be rejected with an error" unless
@@ -154,12 +154,12 @@ def create(emulator: Emulator, call: Call, body: dict[str, Any]) -> Response:
                     {"Location": location})  # fmt: skip
 
 
-def _stream_head(emulator: Emulator, job: Mapping[str, Any]) -> int:
+def _stream_head(emulator: Project, job: Mapping[str, Any]) -> int:
     source = str(job["_source"])
     return emulator.engine.head(source) if source.startswith("push:") else 0
 
 
-def advance(emulator: Emulator) -> None:
+def advance(emulator: Project) -> None:
     """Start the streaming jobs whose time has come (lifecycle.advance leaves them alone)."""
     now = emulator.now()
     for job_id in list(emulator.active):
@@ -174,7 +174,7 @@ def advance(emulator: Emulator) -> None:
             read(emulator, emulator.store.jobs[job_id])
 
 
-def desire(emulator: Emulator, job: dict[str, Any], desired: str) -> None:
+def desire(emulator: Project, job: dict[str, Any], desired: str) -> None:
     """Suspend, resume or cancel a streaming job.
 
     Inferred: suspending and resuming take effect at once (the OpenAPI does not say how long
@@ -196,7 +196,7 @@ def desire(emulator: Emulator, job: dict[str, Any], desired: str) -> None:
         emulator.store.put("jobs", job["id"], job)
 
 
-def reset(emulator: Emulator, job: Mapping[str, Any]) -> None:
+def reset(emulator: Project, job: Mapping[str, Any]) -> None:
     """Move the table's read point on the job's source to the job's readFromPoint."""
     if job["executionStatus"] in lifecycle.TERMINAL:
         raise invalid(f"Job {job['id']} is {job['executionStatus']}; only a live job is reset")
@@ -205,7 +205,7 @@ def reset(emulator: Emulator, job: Mapping[str, Any]) -> None:
     read(emulator, job)
 
 
-def read(emulator: Emulator, job: Mapping[str, Any]) -> None:
+def read(emulator: Project, job: Mapping[str, Any]) -> None:
     """Read what a running push streaming job has not read yet into its table."""
     from reconciler.emulator.ingest import Failure, Window, ingest_events  # DuckDB loads lazily
 
@@ -263,7 +263,7 @@ def read(emulator: Emulator, job: Mapping[str, Any]) -> None:
     _refresh(emulator, table_name)
 
 
-def _refresh(emulator: Emulator, name: str) -> None:
+def _refresh(emulator: Project, name: str) -> None:
     table = emulator.store.tables.get(name)
     if table is None:
         return
@@ -296,7 +296,7 @@ def logs(job: Mapping[str, Any]) -> list[dict[str, Any]]:
     return entries
 
 
-def push_events(emulator: Emulator, call: Call) -> Response:
+def push_events(emulator: Project, call: Call) -> Response:
     """POST /events/{connectionName}: newline-delimited JSON events for a push connection.
 
     Events are kept in the connection's stream whatever its jobs are doing, and each running
@@ -327,7 +327,7 @@ def push_events(emulator: Emulator, call: Call) -> Response:
     return Response(200, None)
 
 
-def carries_data(emulator: Emulator) -> bool:
+def carries_data(emulator: Project) -> bool:
     """Whether a streaming job reads pushed events, so that tables hold real rows to query."""
     return any(str(j.get("_source", "")).startswith("push:") for j in emulator.store.jobs.values())
 
