@@ -92,7 +92,8 @@ class Emulator(Project):
         streaming.advance(self)
 
     def close(self) -> None:
-        """Stop ingesting and close the journal and the table storage."""
+        """Stop ingesting and close the journal, the table storage and the Kinesis clients."""
+        self.close_kinesis()
         if self.opened_engine is not None:
             self.opened_engine.close()
             self.opened_engine = None

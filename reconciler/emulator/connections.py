@@ -31,6 +31,7 @@ from reconciler.emulator.connection_types import (
     view,
     writable,
 )
+from reconciler.emulator.kinesis import KinesisError, region_of
 from reconciler.emulator.routing import Route
 from reconciler.s3 import S3Error
 
@@ -134,10 +135,10 @@ def delete_connection(emulator: Project, call: Call) -> Response:
 def test_connection(emulator: Project, call: Call) -> Response:
     """POST /connections/{name}/test.
 
-    Only an s3 connection can be checked for real, and only with a data source: the bucket and
-    prefix are listed. The emulator reaches no Azure account, Kafka or Confluent cluster,
-    schema registry or Kinesis stream, so for those (and for s3 without a data source) a stored
-    connection passes, unless (inferred, for tests of failure paths) what it would reach is
+    An s3 connection is checked for real with a data source (the bucket and prefix are listed),
+    a kinesis connection with a Kinesis endpoint (the stream's shards are listed). The emulator
+    reaches no Azure account, Kafka or Confluent cluster or schema registry, so for those (and
+    for s3 and kinesis without a data source or endpoint) a stored connection passes, unless (inferred, for tests of failure paths) what it would reach is
     named unreachable-*: a bucket, a storage account, a bootstrap server, a registry host, a
     stream.
     """
@@ -159,6 +160,15 @@ def test_connection(emulator: Project, call: Call) -> Response:
                 "ConnectionTestFailed",
                 f"Connection test failed: no objects under s3://{bucket}/{prefix}",
             )
+        return Response(200, None)
+    if connection["type"] == "kinesis" and emulator.kinesis_endpoint is not None:
+        stream = connection["stream"]
+        try:
+            emulator.kinesis(region_of(connection)).shard_ids(stream)
+        except KinesisError as error:
+            raise ApiError(
+                400, "ConnectionTestFailed", f"Connection test failed: stream {stream}: {error}"
+            ) from None
         return Response(200, None)
     unreachable = [
         a for a in addresses(_type(connection["type"]), connection) if a.startswith("unreachable-")

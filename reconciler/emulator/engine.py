@@ -27,6 +27,8 @@ from reconciler.s3 import Credentials, DirectorySource, ObjectSource, S3Api, reg
 SEGMENTS, INGESTED = "__polaris_segments", "__polaris_ingested"
 # Pushed events, numbered from 1 per stream, and how far each (table, source) has read them.
 EVENTS, CHECKPOINTS = "__polaris_events", "__polaris_checkpoints"
+# A read point: the last pushed event read, or the last sequence number read per Kinesis shard.
+Point = int | Mapping[str, str]
 TRASH = "__trash_"  # before a storage name: the soft-deleted rows that restore_data brings back
 LAYOUT = "__polaris_layout"  # present once tables are stored under `storage_name`
 _INTEGERS = "('TINYINT','SMALLINT','INTEGER','BIGINT','HUGEINT','UTINYINT','USMALLINT','UINTEGER','UBIGINT')"
@@ -146,6 +148,8 @@ class Engine:
             f"CREATE TABLE IF NOT EXISTS {CHECKPOINTS} (tbl VARCHAR, source VARCHAR, seq BIGINT, "
             "PRIMARY KEY (tbl, source))"
         )
+        # A Kinesis stream's read point: the last sequence number read per shard, as JSON.
+        self.db.execute(f"ALTER TABLE {CHECKPOINTS} ADD COLUMN IF NOT EXISTS shards VARCHAR")
         self._store_tables_by_storage_name()
         for (name,) in self.db.execute(
             "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '\\_\\_raw\\_%' ESCAPE '\\' "
@@ -247,10 +251,10 @@ class Engine:
             cursor.close()
 
     def commit(
-        self, job_id: str, staged: Staged, checkpoint: tuple[str, str, int] | None = None
+        self, job_id: str, staged: Staged, checkpoint: tuple[str, str, Point] | None = None
     ) -> TableStats:
         """Move a job's staged rows into its table, atomically with its bookkeeping (and, for
-        a streaming read, with the checkpoint it moves to: (table, source, last event read))."""
+        a streaming read, with the checkpoint it moves to: (table, source, read point))."""
         self.jobs.pop(job_id, None)
         stored = storage_name(staged.table)
         target, staging = quoted(stored), quoted(staged.staging)
@@ -378,28 +382,50 @@ class Engine:
         return [(int(n), str(line)) for n, line in rows]
 
     def checkpoint(self, table: str, source: str) -> int | None:
-        """The last event a table has read from a source (None: it never read it)."""
+        """The last event a table has read from a source (None: it never read it; 0 for a
+        Kinesis stream, whose read point is `shards_read`)."""
+        row = self._checkpoint_row(table, source)
+        return None if row is None else int(row[0])
+
+    def shards_read(self, table: str, source: str) -> dict[str, str] | None:
+        """Where a table has read a Kinesis stream to, per shard (None: it never read it)."""
+        row = self._checkpoint_row(table, source)
+        return None if row is None else dict(json.loads(row[1] or "{}"))
+
+    def _checkpoint_row(self, table: str, source: str) -> tuple[Any, ...] | None:
         cursor = self.db.cursor()
         try:
-            row = cursor.execute(
-                f"SELECT seq FROM {CHECKPOINTS} WHERE tbl = ? AND source = ?", [table, source]
+            return cursor.execute(
+                f"SELECT seq, shards FROM {CHECKPOINTS} WHERE tbl = ? AND source = ?",
+                [table, source],
             ).fetchone()
         finally:
             cursor.close()
-        return None if row is None else int(row[0])
 
-    def set_checkpoint(self, table: str, source: str, seq: int) -> None:
-        """Move a table's read point on a source (a reset, or a job that starts reading)."""
+    def set_checkpoint(self, table: str, source: str, point: Point | None) -> None:
+        """Move a table's read point on a source (a reset, or a job that starts reading);
+        None forgets it, so that the next read starts at the job's readFromPoint."""
         cursor = self.db.cursor()
         try:
-            self._checkpoint(cursor, table, source, seq)
+            if point is None:
+                cursor.execute(
+                    f"DELETE FROM {CHECKPOINTS} WHERE tbl = ? AND source = ?", [table, source]
+                )
+            else:
+                self._checkpoint(cursor, table, source, point)
         finally:
             cursor.close()
 
     @staticmethod
-    def _checkpoint(cursor: duckdb.DuckDBPyConnection, table: str, source: str, seq: int) -> None:
+    def _checkpoint(
+        cursor: duckdb.DuckDBPyConnection, table: str, source: str, point: Point
+    ) -> None:
+        seq, shards = (point, None) if isinstance(point, int) else (0, json.dumps(dict(point)))
         cursor.execute(f"DELETE FROM {CHECKPOINTS} WHERE tbl = ? AND source = ?", [table, source])
-        cursor.execute(f"INSERT INTO {CHECKPOINTS} VALUES (?, ?, ?)", [table, source, seq])
+        cursor.execute(
+            f"INSERT INTO {CHECKPOINTS} (tbl, source, seq, shards) VALUES (?, ?, ?, ?)",
+            [table, source, seq, shards],
+        )
 
     # Table jobs (drop_table, delete_data, restore_data) -----------------------------------------
 

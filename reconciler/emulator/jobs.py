@@ -392,7 +392,7 @@ def job_logs(emulator: Project, call: Call) -> Response:
         }
     ]
     if job["type"] == "streaming":
-        logs.extend(streaming.logs(job))
+        logs.extend(streaming.logs(emulator, job))
     elif not emulator.reads_data:
         logs.append({"timestamp": job["createdTimestamp"], "healthStatus": "ok", "code": "no_data_read",
                      "message": lifecycle.NO_DATA})  # fmt: skip

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.emulator.auth import ALL_PERMISSIONS, DEMO_API_KEY
 from reconciler.emulator.clock import Clock, SystemClock
+from reconciler.emulator.kinesis import KinesisApi
 from reconciler.emulator.store import Store
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ class Project:
         self.data = data
         # Where Kinesis streams are read (kinesis.py); without it Kinesis jobs read nothing.
         self.kinesis_endpoint = kinesis_endpoint
+        self._kinesis: dict[str, KinesisApi] = {}  # a client a region, see kinesis()
         self._engine_path = data_dir / f"project-{project_id}.duckdb" if data_dir else None
         self.opened_engine: Engine | None = None  # None until a job or query needs it
         self._files_root: Path | None = None  # see files_root
@@ -84,6 +86,19 @@ class Project:
 
             self.opened_engine = Engine(self._engine_path)
         return self.opened_engine
+
+    def kinesis(self, region: str) -> KinesisApi:
+        """The Kinesis endpoint, read for a region (only with a kinesis_endpoint)."""
+        assert self.kinesis_endpoint is not None
+        if region not in self._kinesis:
+            self._kinesis[region] = KinesisApi(self.kinesis_endpoint, region)
+        return self._kinesis[region]
+
+    def close_kinesis(self) -> None:
+        """Release the Kinesis clients' connections."""
+        for client in self._kinesis.values():
+            client.close()
+        self._kinesis.clear()
 
     @property
     def files_root(self) -> Path:
