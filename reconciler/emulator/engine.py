@@ -251,10 +251,16 @@ class Engine:
             cursor.close()
 
     def commit(
-        self, job_id: str, staged: Staged, checkpoint: tuple[str, str, Point] | None = None
-    ) -> TableStats:
+        self, job_id: str, staged: Staged, checkpoint: tuple[str, str, Point] | None = None,
+        upsert: tuple[Sequence[str], str] | None = None,
+    ) -> TableStats:  # fmt: skip
         """Move a job's staged rows into its table, atomically with its bookkeeping (and, for
-        a streaming read, with the checkpoint it moves to: (table, source, read point))."""
+        a streaming read, with the checkpoint it moves to: (table, source, read point)).
+
+        With `upsert` (key columns, version column) only the row of the highest version of each
+        key stays, the later one of equal versions (inferred: the OpenAPI says only "the row with
+        the highest version"); the table's segments are then counted again from its rows.
+        """
         self.jobs.pop(job_id, None)
         stored = storage_name(staged.table)
         target, staging = quoted(stored), quoted(staged.staging)
@@ -299,6 +305,8 @@ class Engine:
             else:
                 cursor.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {staging}")
                 cursor.execute(f"DROP TABLE {staging}")
+            if upsert is not None:
+                self._keep_latest(cursor, staged, job_id, upsert)
             cursor.execute(
                 f"INSERT INTO {INGESTED} VALUES (?, ?)", [job_id, json.dumps(staged.metrics)]
             )
@@ -315,6 +323,27 @@ class Engine:
         finally:
             cursor.close()
         return self.stats(staged.table)
+
+    @staticmethod
+    def _keep_latest(
+        cursor: duckdb.DuckDBPyConnection, staged: Staged, job_id: str,
+        upsert: tuple[Sequence[str], str],
+    ) -> None:  # fmt: skip
+        target = quoted(storage_name(staged.table))
+        keys, version = ", ".join(quoted(k) for k in upsert[0]), quoted(upsert[1])
+        cursor.execute(
+            f"DELETE FROM {target} WHERE rowid IN (SELECT rowid FROM (SELECT rowid, row_number() "
+            f"OVER (PARTITION BY {keys} ORDER BY {version} DESC NULLS LAST, rowid DESC) AS n "
+            f"FROM {target}) WHERE n > 1)"
+        )
+        interval, origin = period_interval(staged.partition_period)
+        size = _size(cursor.execute(f"DESCRIBE {target}").fetchall())
+        cursor.execute(f"DELETE FROM {SEGMENTS} WHERE tbl = ?", [staged.table])
+        cursor.execute(
+            f"INSERT INTO {SEGMENTS} SELECT ?, ?, time_bucket(INTERVAL '{interval}', \"__time\", "
+            f"TIMESTAMP '{origin}') AS chunk, count(*), sum({size}) FROM {target} GROUP BY chunk",
+            [staged.table, job_id],
+        )
 
     def committed(self, job_id: str) -> dict[str, int] | None:
         """The metrics of a job whose rows the database holds (None: not ingested)."""

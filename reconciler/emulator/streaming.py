@@ -116,11 +116,38 @@ def check(emulator: Project, body: Mapping[str, Any]) -> Mapping[str, Any]:
     for flag in ("replaceRunning", "enableUpserts", "useSchemaDiscovery"):
         if flag in body and not isinstance(body[flag], bool):
             raise invalid(f"{flag} must be of type boolean")
-    if body.get("enableUpserts") and not (
-        body.get("upsertKeyColumns") and body.get("upsertVersionColumn")
-    ):
-        raise invalid("enableUpserts needs upsertKeyColumns and upsertVersionColumn")
+    _check_upserts(body)
     return connection
+
+
+def _check_upserts(body: Mapping[str, Any]) -> None:
+    """The OpenAPI: enableUpserts needs both fields, which require it; the key columns are
+    dimensions, so (inferred) they and the version column are columns the job maps."""
+    keys, version = body.get("upsertKeyColumns"), body.get("upsertVersionColumn")
+    if body.get("enableUpserts") is not True:
+        if keys or version:
+            raise invalid("upsertKeyColumns and upsertVersionColumn require enableUpserts: true")
+        return
+    if not keys or not version:
+        raise invalid("enableUpserts needs upsertKeyColumns and upsertVersionColumn")
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise invalid("upsertKeyColumns must be a list of column names")
+    if not isinstance(version, str):
+        raise invalid("upsertVersionColumn must be of type string")
+    mappings = body.get("mappings")
+    mapped = (
+        {m.get("columnName") for m in mappings if isinstance(m, dict)}
+        if isinstance(mappings, list)
+        else set()
+    )
+    aggregated = {
+        m.get("columnName")
+        for m in mappings or []
+        if isinstance(m, dict) and m.get("isAggregation")
+    }
+    unknown = [c for c in [*keys, version] if c not in mapped or c in aggregated]
+    if unknown:
+        raise invalid(f"Upsert column(s) {', '.join(unknown)} are not dimensions the job maps")
 
 
 def current(emulator: Project, table: str) -> dict[str, Any] | None:
@@ -293,7 +320,12 @@ def read(emulator: Project, job: Mapping[str, Any]) -> None:
     cursor = engine.db.cursor()
     try:
         staged, rejected = ingest_events(cursor, batch, job, table, lines, window)
-        engine.commit(batch, staged, (table_name, source, point))
+        upsert = (
+            (job["upsertKeyColumns"], job["upsertVersionColumn"])
+            if job.get("enableUpserts")
+            else None
+        )
+        engine.commit(batch, staged, (table_name, source, point), upsert)
     except Failure as failure:
         health = lifecycle.error_health(failure.code, failure.message, emulator.now())
         lifecycle.transition(emulator, dict(job), "failed", health=health)
