@@ -126,7 +126,10 @@ class KinesisApi:
         request: dict[str, Any] = {"StreamName": stream}
         while True:
             page = self.call("ListShards", request)
-            found.extend(str(shard["ShardId"]) for shard in page.get("Shards", []))
+            try:
+                found.extend(str(shard["ShardId"]) for shard in page.get("Shards", []))
+            except (KeyError, TypeError) as error:
+                raise KinesisError(f"ListShards answered a malformed shard: {error}") from None
             token = page.get("NextToken")
             if not token:
                 return found
@@ -146,10 +149,13 @@ class KinesisApi:
             while iterator:
                 page = self.call("GetRecords", {"ShardIterator": iterator, "Limit": RECORDS_A_CALL})
                 got = page.get("Records", [])
-                records.extend(
-                    Record(shard, str(r["SequenceNumber"]), base64.b64decode(r["Data"]))
-                    for r in got
-                )
+                try:
+                    records.extend(
+                        Record(shard, str(r["SequenceNumber"]), base64.b64decode(r["Data"]))
+                        for r in got
+                    )
+                except (KeyError, TypeError, ValueError) as error:
+                    raise KinesisError(f"GetRecords answered a malformed record: {error}") from None
                 # At the tip of the shard: nothing more now, and nothing behind it.
                 if not got and not page.get("MillisBehindLatest"):
                     break

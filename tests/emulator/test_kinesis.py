@@ -268,3 +268,25 @@ def test_a_kinesis_connection_test_reaches_its_stream_through_the_endpoint(
     failed = api.post("/connections/kin/test")
     assert failed.status_code == 400
     assert "no-such-stream" in failed.json()["message"]
+
+
+def test_a_restarted_emulator_continues_a_kinesis_stream_from_the_checkpoint(
+    tmp_path: Any, clock: ManualClock, moto_endpoint: str, kinesis: Any, stream: str
+) -> None:
+    def opened() -> Emulator:
+        return Emulator(clock=clock, data_dir=tmp_path, kinesis_endpoint=moto_endpoint)
+
+    first = opened()
+    with raw_client(first) as client:
+        connection = {**CONNECTIONS["kinesis/none"], "name": "kin", "stream": stream}
+        client.post("/connections", json=connection)
+        client.post("/jobs", json=kinesis_job())
+        client.get("/jobs")  # instant timing: the job runs from here
+        put(kinesis, stream, "a", "b")
+        assert count(client) == {"c": 2, "d": 2}
+    first.close()
+    put(kinesis, stream, "c", start=2)  # sent while the emulator is down
+    second = opened()
+    with raw_client(second) as client:
+        assert count(client) == {"c": 3, "d": 3}
+    second.close()
