@@ -159,6 +159,7 @@ class Engine:
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="polaris-ingest")
         self.jobs: dict[str, tuple[Future[Staged], Progress]] = {}
         self.lock = threading.Lock()
+        self._heads: dict[str, int] = {}  # the last event of each stream read so far (head())
 
     def _store_tables_by_storage_name(self) -> None:
         """Move the tables of a database written before `storage_name` existed under it."""
@@ -385,10 +386,13 @@ class Engine:
             )
         finally:
             cursor.close()
+        self._heads[stream] = head + len(lines)  # append_events is the only writer
         return head + len(lines)
 
     def head(self, stream: str) -> int:
         """The number of the last event of a stream (0 when it has none)."""
+        if stream in self._heads:
+            return self._heads[stream]
         cursor = self.db.cursor()
         try:
             row = cursor.execute(
@@ -396,7 +400,8 @@ class Engine:
             ).fetchone()
         finally:
             cursor.close()
-        return int(row[0]) if row else 0
+        self._heads[stream] = int(row[0]) if row else 0
+        return self._heads[stream]
 
     def events_after(self, stream: str, seq: int) -> list[tuple[int, str]]:
         """The events of a stream after number `seq`, in order."""
@@ -450,9 +455,8 @@ class Engine:
         cursor: duckdb.DuckDBPyConnection, table: str, source: str, point: Point
     ) -> None:
         seq, shards = (point, None) if isinstance(point, int) else (0, json.dumps(dict(point)))
-        cursor.execute(f"DELETE FROM {CHECKPOINTS} WHERE tbl = ? AND source = ?", [table, source])
         cursor.execute(
-            f"INSERT INTO {CHECKPOINTS} (tbl, source, seq, shards) VALUES (?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO {CHECKPOINTS} (tbl, source, seq, shards) VALUES (?, ?, ?, ?)",
             [table, source, seq, shards],
         )
 

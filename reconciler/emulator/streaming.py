@@ -33,7 +33,7 @@ from reconciler.emulator.routing import Route
 from reconciler.emulator.tables import druid_type, queryable_schema
 
 if TYPE_CHECKING:
-    from reconciler.emulator.engine import Point
+    from reconciler.emulator.engine import Point, TableStats
     from reconciler.emulator.state import Project
 
 # The connection types a streaming job reads, and the field naming the topic or stream.
@@ -325,7 +325,7 @@ def read(emulator: Project, job: Mapping[str, Any]) -> None:
             if job.get("enableUpserts")
             else None
         )
-        engine.commit(batch, staged, (table_name, source, point), upsert)
+        stats = engine.commit(batch, staged, (table_name, source, point), upsert)
     except Failure as failure:
         health = lifecycle.error_health(failure.code, failure.message, emulator.now())
         lifecycle.transition(emulator, dict(job), "failed", health=health)
@@ -354,7 +354,7 @@ def read(emulator: Project, job: Mapping[str, Any]) -> None:
         emulator.store.put("jobs", job["id"], updated)
     else:
         emulator.store.put("jobs", job["id"], updated)
-    _refresh(emulator, table_name)
+    _refresh(emulator, table_name, stats)
 
 
 def _unread_records(emulator: Project, job: Mapping[str, Any]) -> tuple[list[str], Point] | None:
@@ -384,11 +384,10 @@ def _unread_records(emulator: Project, job: Mapping[str, Any]) -> tuple[list[str
     return events, kinesis.positions(after, records)
 
 
-def _refresh(emulator: Project, name: str) -> None:
+def _refresh(emulator: Project, name: str, stats: TableStats) -> None:
     table = emulator.store.tables.get(name)
     if table is None:
         return
-    stats = emulator.engine.stats(name)
     stored = [(column, druid_type(kind)) for column, kind in emulator.engine.columns(name)]
     emulator.store.put("tables", name, {
         **table, "totalRows": stats.rows, "segmentCount": stats.segments,
