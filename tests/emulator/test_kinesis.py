@@ -290,3 +290,15 @@ def test_a_restarted_emulator_continues_a_kinesis_stream_from_the_checkpoint(
     with raw_client(second) as client:
         assert count(client) == {"c": 3, "d": 3}
     second.close()
+
+
+def test_a_kinesis_record_is_one_event_however_its_json_is_laid_out_or_one_event_a_line(
+    api: httpx.Client, clock: ManualClock, kinesis: Any, stream: str
+) -> None:
+    started(api, clock)
+    pretty = json.dumps({"ts": f"{NOW}Z", "page": "pretty", "n": 0}, indent=2)
+    kinesis.put_record(StreamName=stream, Data=pretty.encode(), PartitionKey="a")
+    two = "".join(json.dumps({"ts": f"{NOW}Z", "page": p, "n": 1}) + "\n" for p in ("x", "y"))
+    kinesis.put_record(StreamName=stream, Data=two.encode(), PartitionKey="b")
+    pages = sql(api, 'SELECT page FROM "Clicks" ORDER BY page')
+    assert pages == [{"page": "pretty"}, {"page": "x"}, {"page": "y"}]
