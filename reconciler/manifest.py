@@ -560,7 +560,7 @@ except ImportError:  # pragma: no cover - an optional speed-up; the paths below 
 # accept silently or read otherwise than libyaml (each pattern says which), and plain scalars that
 # YAML 1.2's core schema (this module's rule) reads as strings but yaml-rs reads as numbers.
 # Anchors, aliases and tags are found where a token begins, also inside quotes, which only costs
-# the fast path. tests/test_loading.py checks both paths against each other.
+# the fast path. tests/manifest/test_loading.py checks both paths against each other.
 # Each pattern begins with the character it looks for (so the scan is fast), then looks back one
 # character: a token begins at the start of the text or after a blank or a flow indicator.
 _AT_TOKEN_START = r"(?<![^\s\[\]{},:].)"

@@ -111,8 +111,10 @@ class RunningEmulator:
         name = bound_host.decode() if isinstance(bound_host, bytes) else str(bound_host)
         shown = f"[{name}]" if ":" in name else name
         self.url = f"http://{shown}:{bound_port}"
+        # Polled every 50 ms rather than 500: shutdown() returns at the next poll, and the tests
+        # start and stop a served emulator hundreds of times.
         self.thread = threading.Thread(
-            target=self.server.serve_forever, name="polaris-emulator", daemon=True
+            target=self.server.serve_forever, args=(0.05,), name="polaris-emulator", daemon=True
         )
         self.thread.start()
 
