@@ -7,7 +7,7 @@ the same buckets: the service is the partition (`aws`, `aws-cn`, `aws-us-gov`). 
 that host and port. docs/places.md has the table of spellings; tests/kinds/test_places.py is generated
 from it.
 
-Pure: imports nothing from the package, so listing, the planner, the emulator and the hosts
+Pure: imports nothing from the package (not even `errors`), so listing, the planner, the emulator and the hosts
 listing signs for (`reconciler.hosts`) share it: one reading of S3 host names.
 """
 
