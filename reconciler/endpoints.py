@@ -7,13 +7,14 @@ the same buckets: the service is the partition (`aws`, `aws-cn`, `aws-us-gov`). 
 that host and port. docs/places.md has the table of spellings; tests/kinds/test_places.py is generated
 from it.
 
-Pure: imports nothing from the package, so listing, the planner, the emulator and the hosts
+Pure: imports nothing from the package (not even `errors`), so listing, the planner, the emulator and the hosts
 listing signs for (`reconciler.hosts`) share it: one reading of S3 host names.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -59,6 +60,8 @@ class Endpoint:
         return self.region or DEFAULT_REGION
 
 
+# Every job's place goes through here, and a project's connections share a few endpoints.
+@functools.lru_cache(maxsize=1024)
 def parse_endpoint(text: str) -> Endpoint:
     """The service an `awsEndpoint` names (an empty one is AWS's default, partition `aws`)."""
     raw = text.strip().lower()

@@ -111,3 +111,46 @@ def test_a_damaged_job_cache_line_is_a_job_to_read_again_and_a_damaged_file_is_i
     assert JobCache(path).get("id-1") is None
     path.write_text(path.read_text()[:-1])
     assert JobCache(path).get("id-0") is None
+
+
+def test_a_plan_in_json_holds_little_more_than_its_text_while_it_is_encoded() -> None:
+    # json.dumps keeps every piece it encodes (each key, comma and indent) until it joins them:
+    # for a plan of 10,000 jobs that list of small strings was the peak of the whole run.
+    import tracemalloc
+
+    from reconciler.output import Output
+
+    jobs = {f"job-{i}": {"action": "noop", "desired": job_spec()} for i in range(2_000)}
+    out = Output(lambda text: text.replace("zoo", "(sensitive)"))
+    expected = json.dumps(out.data(jobs), indent=2, ensure_ascii=False)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        text = out.json(jobs)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert text == expected
+    # The redacted copy of the value, the text itself, and a bounded batch of pieces.
+    assert peak < 4 * len(text)
+
+
+def test_saving_the_job_cache_writes_it_a_line_at_a_time(tmp_path: Path) -> None:
+    # Saved when a read ends, the moment a plan of 10,000 jobs holds the most: the whole text
+    # built at once was twice the cached jobs again.
+    import tracemalloc
+
+    cache = JobCache(tmp_path / "jobs.json")
+    for i in range(3_000):
+        cache.put({"id": f"job-{i}", "executionStatus": "completed", "spec": job_spec()})
+    size = sum(len(text) for text in cache.entries.values())
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        cache.save()
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert peak < size / 4
+    again = JobCache(tmp_path / "jobs.json")
+    assert again.entries == cache.entries
