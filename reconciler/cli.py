@@ -873,6 +873,10 @@ def plan(
 @click.option(
     "--allow-empty", is_flag=True, help="Allow prune to delete every connection of the project."
 )
+@click.option(
+    "--allow-checkpoint-change", is_flag=True,
+    help="Allow streaming jobs to read another topic or stream (re-reads or skips data).",
+)  # fmt: skip
 @click.option("--wait", is_flag=True, help="Follow submitted jobs until they finish.")
 @click.option(
     "--timeout",
@@ -902,8 +906,9 @@ def plan(
 @global_options
 def apply(
     paths: tuple[str, ...], fmt: str, auto_approve: bool, allow_replace: bool, allow_reingest: bool,
-    force: bool, allow_empty: bool, wait: bool, timeout: float, lock_timeout: float, no_lock: bool,
-    lock_lease: float | None, target: Target, options: PlanOptions,
+    force: bool, allow_empty: bool, allow_checkpoint_change: bool, wait: bool, timeout: float,
+    lock_timeout: float, no_lock: bool, lock_lease: float | None, target: Target,
+    options: PlanOptions,
 ) -> None:  # fmt: skip
     """Plan, then carry the plan out: connections, then tables, then jobs."""
     from reconciler import saved_plan
@@ -940,7 +945,7 @@ def apply(
     apply_options = ApplyOptions(
         parallelism=target.parallelism, allow_reingest=allow_reingest, wait=wait, timeout=timeout
     )
-    allowed = Allowances(allow_replace, allow_reingest, force, allow_empty)
+    allowed = Allowances(allow_replace, allow_reingest, force, allow_empty, allow_checkpoint_change)
 
     def approve(plan: Plan) -> bool:
         if auto_approve:

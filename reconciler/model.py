@@ -16,6 +16,7 @@ class Kind(StrEnum):
     CONNECTION = "Connection"
     TABLE = "Table"
     INGESTION_JOB = "IngestionJob"
+    STREAMING_JOB = "StreamingJob"
 
 
 class Action(StrEnum):
@@ -28,6 +29,8 @@ class Action(StrEnum):
     NOOP = "noop"
     RESUBMIT = "resubmit"
     SKIP = "skip"
+    SUSPEND = "suspend"  # a streaming job: desiredExecutionStatus suspended
+    RESUME = "resume"  # a streaming job: desiredExecutionStatus running
 
 
 class Reason(StrEnum):
@@ -47,6 +50,12 @@ class Reason(StrEnum):
     NOT_DECLARED = "not-declared"  # prune: no manifest declares it
     IN_USE = "in-use"  # prune: an active job uses it
     UNADDRESSABLE = "unaddressable"  # prune: its name cannot be sent in a path
+    # A streaming job's change, by what it does to the data (reconciler/kinds/streaming_job.py):
+    CONTINUES = "continues-from-checkpoint"  # a replacement reading the same topic or stream
+    CHECKPOINT = "checkpoint-change"  # reads another topic or stream: re-reads or skips data
+    UNTIL_RESET = "no-effect-until-reset"  # only readFromPoint changes: nothing until a reset
+    STATUS_DIFFERS = "status-differs"  # suspend or resume
+    UNHEALTHY = "unhealthy"  # up to date, but its health is error
 
 
 # The order kinds are created in: a job reads from a connection and writes into a table, so both

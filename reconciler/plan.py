@@ -52,6 +52,7 @@ class Allowances:
     allow_reingest: bool = False
     force: bool = False
     allow_empty: bool = False  # prune may delete every resource of a kind (Argo CD's allowEmpty)
+    allow_checkpoint_change: bool = False  # a streaming job may re-read or skip data
 
 
 class UnsafePlan(ReconcilerError):
@@ -222,6 +223,15 @@ class Plan:
                 "into the same table (double ingestion, an overlap that cannot be decided, or a job "
                 "whose status is unknown); review the warnings, then pass --allow-reingest if you "
                 "mean it",
+                self,
+            )
+        moved = [c for c in self.changes if c.why is Reason.CHECKPOINT]
+        if moved and not allowed.allow_checkpoint_change:
+            tables = "; ".join(f"{c.ref}: {c.reason}" for c in moved)
+            raise UnsafePlan(
+                f"streaming jobs would read another topic or stream, so their tables re-read or "
+                f"skip data ({tables}); review the plan, then pass --allow-checkpoint-change if "
+                "you mean it",
                 self,
             )
         for kind, existing in self.population.items():

@@ -41,6 +41,8 @@ SYMBOLS = {
     Action.NOOP: ("=", None),
     Action.RESUBMIT: ("↻", "cyan"),
     Action.SKIP: ("·", None),
+    Action.SUSPEND: ("‖", "yellow"),
+    Action.RESUME: ("▶", "green"),
 }
 ANSI = {"green": "32", "yellow": "33", "magenta": "35", "red": "31", "cyan": "36", "bold": "1"}
 

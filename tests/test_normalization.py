@@ -16,12 +16,13 @@ import pytest
 from reconciler import connection_types, kinds
 from reconciler.model import Kind
 from reconciler.normalize import diff
-from tests.builders import detail_table, job_spec, s3, secrets
+from tests.builders import detail_table, job_spec, s3, secrets, streaming_spec
 
 BASE: dict[Kind, dict[str, Any]] = {
     Kind.CONNECTION: s3(),
     Kind.TABLE: detail_table(),
     Kind.INGESTION_JOB: job_spec(),
+    Kind.STREAMING_JOB: streaming_spec(),
 }
 # A value Polaris could have chosen for each server-chosen field, and another one a manifest sets.
 SERVER_CHOSEN = {

@@ -42,7 +42,7 @@ def order() -> tuple[Kind, ...]:
 
 
 # The kinds register themselves when imported; importing the package imports them all.
-from reconciler.kinds import connection, ingestion_job, table  # noqa: E402
+from reconciler.kinds import connection, ingestion_job, streaming_job, table  # noqa: E402
 
 __all__ = ["Fields", "PlanContext", "ResourceKind", "connection", "ingestion_job", "of", "order",
-           "ordered", "register", "table"]  # fmt: skip
+           "ordered", "register", "streaming_job", "table"]  # fmt: skip
