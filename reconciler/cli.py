@@ -1112,6 +1112,35 @@ def unlock(yes: bool, target: Target) -> None:
     echo(f"Removed the lock of project {target.project}.")
 
 
+@cli.command(short_help="Move a table's streaming read point to its job's readFromPoint.")
+@click.argument("table")
+@click.option("--auto-approve", is_flag=True, help="Reset without asking.")
+@connection_options
+@global_options
+def reset(table: str, auto_approve: bool, target: Target) -> None:
+    """Reset TABLE's streaming job: only ever when asked, since it re-reads or skips data."""
+    from reconciler.client import PolarisError
+    from reconciler.kinds import streaming_job
+
+    with _client(target) as client:
+        try:
+            step = streaming_job.reset_of(client, table)
+            if step is None:
+                raise Failure(f"table {table} has no streaming job that is running or suspended")
+            echo(OUT.terminal(step.describe()), err=True)
+            if not auto_approve:
+                if not sys.stdin.isatty():
+                    raise Failure(
+                        "no terminal to ask for approval; review the reset above, then pass "
+                        "--auto-approve to reset without asking"
+                    )
+                if not click.confirm("Reset?", err=True):
+                    raise Failure("nothing was reset")
+            echo(OUT.terminal(streaming_job.reset(client, step)))
+        except PolarisError as error:
+            raise Failure(str(error)) from None
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @format_option(CI_FORMATS)

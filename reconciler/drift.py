@@ -40,6 +40,8 @@ def status_of(change: Change) -> tuple[str, str]:
         return "unknown", change.reason
     if change.why in (Reason.FAILED, Reason.UNHEALTHY):
         return "failed", change.reason  # a streaming job that failed, or whose health is error
+    if change.why is Reason.HEALTH_WARN:
+        return "unhealthy", change.reason  # fails a run only with --fail-on unhealthy
     return STATUS_OF_ACTION[change.action], change.reason
 
 

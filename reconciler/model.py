@@ -56,6 +56,7 @@ class Reason(StrEnum):
     UNTIL_RESET = "no-effect-until-reset"  # only readFromPoint changes: nothing until a reset
     STATUS_DIFFERS = "status-differs"  # suspend or resume
     UNHEALTHY = "unhealthy"  # up to date, but its health is error
+    HEALTH_WARN = "health-warn"  # up to date, but its health is warn
 
 
 # The order kinds are created in: a job reads from a connection and writes into a table, so both
@@ -71,10 +72,12 @@ DEFAULT_LOCK_TIMEOUT = 300.0  # --lock-timeout: how long a second apply waits
 # Every status a drift report (reconciler/drift.py) can hold, in the order the Markdown report
 # groups them. `history`: a finished job kept in a --history path that Polaris no longer lists
 # (or lists as failed); `ignored`: matched by --ignore; `unknown`: a job in a status the tool does
-# not know, which may have ingested (it fails a schedule by default: someone must look). Here, not
+# not know, which may have ingested (it fails a schedule by default: someone must look);
+# `unhealthy`: a streaming job in sync whose health is warn (fails only with --fail-on). Here, not
 # in drift.py, so that the CLI can name them in its options without importing the API client.
 DRIFT_STATUSES = (
-    "missing", "changed", "failed", "unknown", "unmanaged", "history", "ignored", "in-sync",
+    "missing", "changed", "failed", "unknown", "unhealthy", "unmanaged", "history", "ignored",
+    "in-sync",
 )  # fmt: skip
 DEFAULT_FAIL_ON = frozenset({"missing", "changed", "failed", "unknown"})
 

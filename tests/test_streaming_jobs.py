@@ -244,3 +244,256 @@ def test_drift_sees_a_job_suspended_behind_gits_back(manifests: Path, api: httpx
     entries = {e["name"]: e for e in result.json()["drift"]}
     assert entries["clicks-stream"]["status"] == "changed"
     assert "resume" in entries["clicks-stream"]["detail"]
+
+
+def test_a_job_declared_suspended_is_created_then_suspended(
+    manifests: Path, api: httpx.Client, events: Events
+) -> None:
+    edit(manifests / "job.yaml", "  target:", "  status: suspended\n  target:")
+    change = only_change(plan_json(str(manifests)))
+    assert change["action"] == "create"
+    assert [r["path"] for r in change["requests"]] == ["/jobs", "/jobs/(new job)/status"]
+    apply_all(str(manifests))
+    assert [j["executionStatus"] for j in streaming_jobs(api)] == ["suspended"]
+    assert only_change(plan_json(str(manifests)))["action"] == "noop"
+
+
+def test_a_lost_answer_to_a_suspend_is_read_back_and_not_sent_again(
+    manifests: Path, api: httpx.Client, emulator: Emulator
+) -> None:
+    started(manifests, api)
+    edit(manifests / "job.yaml", "  target:", "  status: suspended\n  target:")
+    emulator.faults.inject("drop", method="POST", path_contains="/status", times=1)
+    apply_all(str(manifests))
+    assert [j["executionStatus"] for j in streaming_jobs(api)] == ["suspended"]
+    assert only_change(plan_json(str(manifests)))["action"] == "noop"
+
+
+def test_a_connection_that_is_neither_declared_nor_live_is_a_plan_error(
+    manifests: Path,
+) -> None:
+    edit(manifests / "job.yaml", "connectionName: clicks\n", "connectionName: elsewhere\n")
+    result = run("plan", "--format", "json", str(manifests))
+    assert result.exit_code == 1
+    (error,) = result.json()["errors"]
+    assert error["name"] == "clicks-stream"
+    assert "connection elsewhere does not exist" in error["message"]
+
+
+def test_drift_reports_a_failed_job_and_plan_creates_a_new_one(
+    manifests: Path, api: httpx.Client, events: Events
+) -> None:
+    edit(manifests / "job.yaml", "  target:", "  maxParseExceptions: 0\n  target:")
+    started(manifests, api)
+    pushed = api.post("/events/clicks", content=b"not json\n")
+    assert pushed.status_code == 200, pushed.text
+    assert [j["executionStatus"] for j in streaming_jobs(api)] == ["failed"]
+    change = only_change(plan_json(str(manifests)))
+    assert (change["action"], change["why"]) == ("create", "failed")
+    result = run("drift", "--format", "json", str(manifests))
+    assert result.exit_code == 2
+    entries = {e["name"]: e for e in result.json()["drift"]}
+    assert entries["clicks-stream"]["status"] == "failed"
+
+
+def test_drift_reports_a_job_canceled_behind_gits_back_as_missing(
+    manifests: Path, api: httpx.Client
+) -> None:
+    started(manifests, api)
+    (job,) = streaming_jobs(api)
+    api.post(f"/jobs/{job['id']}/status", json={"desiredExecutionStatus": "canceled"})
+    entries = {
+        e["name"]: e for e in run("drift", "--format", "json", str(manifests)).json()["drift"]
+    }
+    assert entries["clicks-stream"]["status"] == "missing"
+
+
+def test_drift_reports_a_job_replaced_behind_gits_back_as_changed(
+    manifests: Path, api: httpx.Client
+) -> None:
+    started(manifests, api)
+    (job,) = streaming_jobs(api)
+    body = dict(api.get(f"/jobs/{job['id']}").json()["spec"])
+    body["mappings"] = [m for m in body["mappings"] if m["columnName"] != "n"]
+    replaced = api.post("/jobs", json={**body, "replaceRunning": True})
+    assert replaced.status_code == 201, replaced.text
+    entries = {
+        e["name"]: e for e in run("drift", "--format", "json", str(manifests)).json()["drift"]
+    }
+    assert entries["clicks-stream"]["status"] == "changed"
+    assert "continues from the checkpoint" in entries["clicks-stream"]["detail"]
+
+
+def test_a_warn_health_is_reported_but_fails_drift_only_when_asked(
+    manifests: Path, api: httpx.Client
+) -> None:
+    started(manifests, api)
+    assert api.post("/events/clicks", content=b"not json\n").status_code == 200
+    result = run("drift", "--format", "json", str(manifests))
+    assert result.exit_code == 0, result.stdout
+    entries = {e["name"]: e for e in result.json()["drift"]}
+    assert entries["clicks-stream"]["status"] == "unhealthy"
+    assert "health warn" in entries["clicks-stream"]["detail"]
+    asked = run("drift", "--fail-on", "unhealthy", str(manifests))
+    assert asked.exit_code == 2
+
+
+def test_an_error_health_on_a_job_in_sync_fails_drift(
+    manifests: Path, api: httpx.Client, emulator: Emulator
+) -> None:
+    started(manifests, api)
+    (job,) = streaming_jobs(api)
+    with emulator.store.lock:  # Polaris reports an error on a job that still runs
+        stored = emulator.store.jobs[job["id"]]
+        health = {
+            "status": "error",
+            "code": "could_not_connect_to_source",
+            "message": "the stream is unreachable",
+        }
+        emulator.store.put("jobs", job["id"], {**stored, "health": health})
+    entries = {
+        e["name"]: e for e in run("drift", "--format", "json", str(manifests)).json()["drift"]
+    }
+    assert entries["clicks-stream"]["status"] == "failed"
+    assert "could_not_connect_to_source" in entries["clicks-stream"]["detail"]
+
+
+def test_reset_happens_only_when_asked_and_moves_the_read_point_as_it_said(
+    manifests: Path, api: httpx.Client, events: Events
+) -> None:
+    edit(manifests / "job.yaml", "  target:", "  readFromPoint: earliest\n  target:")
+    started(manifests, api)
+    events.send(4)
+    refused = run("reset", "Clicks")  # no terminal to ask, and no --auto-approve
+    assert refused.exit_code != 0
+    assert "re-reads data" in refused.stderr
+    assert counted(api) == dict.fromkeys(range(4), 1)
+    done = run("reset", "--auto-approve", "Clicks")
+    assert done.exit_code == 0, done.stdout + done.stderr
+    assert counted(api) == dict.fromkeys(range(4), 2)  # earliest: everything read again
+    assert run("reset", "--auto-approve", "Nothing").exit_code != 0
+
+
+def test_import_writes_streaming_jobs_as_manifests_that_plan_no_change(
+    manifests: Path, api: httpx.Client, tmp_path: Path
+) -> None:
+    edit(manifests / "job.yaml", "  target:", "  lateMessageRejectionPeriod: P7D\n  target:")
+    started(manifests, api)
+    out = tmp_path / "imported"
+    result = run("import", "--out", str(out))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    written = "\n".join(p.read_text() for p in sorted(out.rglob("*.yaml")))
+    assert "kind: StreamingJob" in written
+    assert "kind: IngestionJob" not in written
+    plan = run("plan", "--detailed-exitcode", str(out))
+    assert plan.exit_code == 0, plan.stdout + plan.stderr
+
+
+BATCH = """\
+apiVersion: reconciler/v1
+kind: Connection
+metadata: {name: lake}
+spec:
+  type: s3
+  bucket: lake
+  awsEndpoint: s3.us-east-1.amazonaws.com
+  awsAssumedRoleArn: arn:aws:iam::123456789012:role/lake
+---
+apiVersion: reconciler/v1
+kind: IngestionJob
+metadata: {name: backfill}
+spec:
+  type: batch
+  target: {type: table, tableName: Clicks}
+  source:
+    type: s3
+    connectionName: lake
+    objects: [clicks/2025.json]
+    formatSettings: {format: nd-json}
+    inputSchema:
+      - {name: ts, dataType: string}
+      - {name: page, dataType: string}
+  mappings:
+    - {columnName: __time, expression: 'TIME_PARSE("ts")'}
+    - {columnName: page, expression: '"page"'}
+"""
+
+
+def test_batch_and_streaming_jobs_into_one_table_each_ignore_the_other(
+    manifests: Path, api: httpx.Client, tmp_path: Path
+) -> None:
+    write(manifests, "batch.yaml", BATCH)
+    plan = plan_json(str(manifests))
+    kinds = {c["name"]: (c["kind"], c["action"]) for c in plan["changes"]}
+    assert kinds["backfill"] == ("IngestionJob", "create")
+    assert kinds["clicks-stream"] == ("StreamingJob", "create")
+    apply_all(str(manifests))
+    plan = plan_json(str(manifests))
+    assert {c["name"]: c["action"] for c in plan["changes"]} == dict.fromkeys(
+        ["clicks", "clicks-v2", "lake", "Clicks", "backfill", "clicks-stream"], "noop"
+    )
+    assert not any("warnings" in c for c in plan["changes"])
+    # Import with the batch jobs: the streaming job is a StreamingJob, never an IngestionJob.
+    out, history = tmp_path / "imported", tmp_path / "history"
+    assert run("import", "--jobs", "--out", str(out), "--history-out", str(history)).exit_code == 0
+    written = [p.read_text() for p in [*out.rglob("*.yaml"), *history.rglob("*.yaml")]]
+    jobs = [text for text in written if "kind: IngestionJob" in text]
+    assert len(jobs) == 1 and "type: batch" in jobs[0]
+
+
+def test_a_live_streaming_job_no_manifest_declares_is_unmanaged_and_keeps_its_connection(
+    manifests: Path, api: httpx.Client
+) -> None:
+    started(manifests, api)
+    (manifests / "job.yaml").unlink()
+    write(manifests, "base.yaml", CONNECTIONS.split("---\n", 1)[1])  # clicks undeclared
+    plan = plan_json("--prune", str(manifests))
+    assert {"kind": "StreamingJob", "name": "Clicks"} in plan["unmanaged"]
+    assert not [c for c in plan["changes"] if c["action"] == "delete"]  # clicks is in use
+    assert not [c for c in plan["changes"] if c["kind"] == "IngestionJob"]
+
+
+KAFKA = """\
+apiVersion: reconciler/v1
+kind: Connection
+metadata: {name: orders}
+spec:
+  type: kafka
+  bootstrapServers: broker.example.com:9092
+  topicName: orders-v1
+  secrets: {type: sasl_plain, username: "${env:KAFKA_USER}", password: "${env:KAFKA_PASSWORD}"}
+---
+apiVersion: reconciler/v1
+kind: StreamingJob
+metadata: {name: orders}
+spec:
+  target: {type: table, tableName: Orders}
+  createTableIfNotExists: true
+  source:
+    type: connection
+    connectionName: orders
+    formatSettings: {format: nd-json}
+    inputSchema: [{name: ts, dataType: string}]
+  mappings:
+    - {columnName: __time, expression: 'TIME_PARSE("ts")'}
+"""
+
+
+def test_a_connection_change_that_moves_a_running_job_to_another_topic_is_caught(
+    served: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KAFKA_USER", "reconciler")
+    monkeypatch.setenv("KAFKA_PASSWORD", "kafka-password-never-shown")
+    folder = tmp_path / "kafka"
+    write(folder, "orders.yaml", KAFKA)
+    apply_all(str(folder))
+    edit(folder / "orders.yaml", "topicName: orders-v1", "topicName: orders-v2")
+    plan = plan_json(str(folder))
+    (job,) = [c for c in plan["changes"] if c["kind"] == "StreamingJob"]
+    assert (job["action"], job["why"]) == ("update", "checkpoint-change")
+    assert "reads topic orders-v2, not topic orders-v1" in job["reason"]
+    assert job["dependsOn"] == ["Connection/orders"]
+    refused = run("apply", "--auto-approve", str(folder))
+    assert refused.exit_code != 0 and "--allow-checkpoint-change" in refused.stderr
+    apply_all("--allow-checkpoint-change", str(folder))
+    assert run("plan", "--detailed-exitcode", str(folder)).exit_code == 0

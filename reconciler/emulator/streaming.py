@@ -226,7 +226,8 @@ def read(emulator: Emulator, job: Mapping[str, Any]) -> None:
         latest=now + duration(job["earlyMessageRejectionPeriod"], "earlyMessageRejectionPeriod"),
     )
     last = events[-1][0]
-    batch = f"{job['id']}-{last}"
+    # Unique per read: after a reset the same events are read again, as another batch.
+    batch = f"{job['id']}-{after}-{last}-{uuid.uuid4().hex[:8]}"
     cursor = engine.db.cursor()
     try:
         lines = [line for _, line in events]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reconciler import connection_types
@@ -260,8 +261,10 @@ class StreamingJob(ResourceKind):
         }
 
     def digest(self, state: LiveState) -> Any:
+        # Which job, whether it is over, and its request with the status asked for: a job going
+        # from pending to running does not make a reviewed plan stale.
         return {
-            table: [job.get("id"), status_of(job), self.normalize(job)]
+            table: [job.get("id"), status_of(job) in TERMINAL_STATUSES, self.normalize(job)]
             for table, job in sorted(self.newest(state).items())
         }
 
@@ -282,7 +285,7 @@ class StreamingJob(ResourceKind):
                 else f"is a {connection.get('type')} connection"
             )
             return PlanError(
-                self.kind, table,
+                self.kind, resource.name,
                 f"connection {name} {found}; a streaming job reads a "
                 f"{', '.join(connection_types.STREAMING_SOURCE_TYPES)} connection",
                 resource.location.file, PlanErrorCode.MISSING if connection is None else
@@ -293,11 +296,10 @@ class StreamingJob(ResourceKind):
         if job is None or status_of(job) in TERMINAL_STATUSES:
             return self._create(resource, context, job, reads, read_from)
         status = status_of(job)
-        was = _reads_now(job, context)
+        was = _reads_now(job, context) or f"connection {connection_of(job)}, which is gone"
         compared = self.compare(spec, job)
         data = tuple(c for c in compared.changes if not c.path.startswith("status"))
         wanted = str(compared.desired["status"])
-        then = (f"; then {'suspended' if wanted == 'suspended' else 'running'}",)
         extra: dict[str, Any] = {"job_id": str(job["id"]), "status": status}
 
         def update(reason: Reason, detail: str, **more: Any) -> Change:
@@ -333,7 +335,8 @@ class StreamingJob(ResourceKind):
             return update(
                 Reason.CONTINUES,
                 f"update (continues from the checkpoint): {fields_of(data)} differ; a new job "
-                f"replaces job {job['id']} on {reads}" + (then[0] if wanted == "suspended" else ""),
+                f"replaces job {job['id']} on {reads}"
+                + ("; then suspended" if wanted == "suspended" else ""),
                 notes=notes,
             )
         if wanted != _status_of_request(job):
@@ -358,13 +361,15 @@ class StreamingJob(ResourceKind):
             return self.change(
                 resource, Action.NOOP, Reason.UNHEALTHY, detail, job, compared=compared, **extra
             )
-        notes = ()
+        detail = f"up to date: job {job['id']} ({status}) reads {reads}"
         if health.get("status") == "warn":
-            notes = (f"health warn: {health.get('code', 'warn')}: {health.get('message', '')}",)
+            detail += f"; health warn: {health.get('code', 'warn')}: {_warned(health)}"
+            return self.change(
+                resource, Action.NOOP, Reason.HEALTH_WARN, detail, job, compared=compared, **extra
+            )
         return self.change(
-            resource, Action.NOOP, Reason.UP_TO_DATE, f"up to date: job {job['id']} ({status}) "
-            f"reads {reads}", job, compared=compared, notes=notes, **extra,
-        )  # fmt: skip
+            resource, Action.NOOP, Reason.UP_TO_DATE, detail, job, compared=compared, **extra
+        )
 
     def _create(
         self, resource: Resource, context: PlanContext, previous: Mapping[str, Any] | None,
@@ -412,7 +417,7 @@ class StreamingJob(ResourceKind):
         requests = [Request("POST", self.path(), body)]
         if wanted == "suspended":
             suspend = {"desiredExecutionStatus": "suspended"}
-            requests.append(Request("POST", f"{self.path(NEW_JOB)}/status", suspend))
+            requests.append(Request("POST", f"/{self.collection}/{NEW_JOB}/status", suspend))
         return tuple(requests)
 
     # Applying -------------------------------------------------------------------------------
@@ -535,6 +540,13 @@ class StreamingJob(ResourceKind):
             yield reader.manifest(self.kind, name, spec, reader.path(self.kind, name), comments, ())
 
 
+def _warned(health: Mapping[str, Any]) -> str:
+    """A warn health's message: Polaris puts it in its log entry."""
+    log = health.get("log")
+    message = health.get("message") or (log.get("message") if isinstance(log, Mapping) else None)
+    return str(message or "no message")
+
+
 def _status_of_request(job: Mapping[str, Any]) -> str:
     return str(request_of(job)["status"])
 
@@ -612,3 +624,61 @@ def _check(
                 )
             )
     return errors
+
+
+# Reset ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reset:
+    """What `reconciler reset TABLE` would do: move the table's read point on the topic or stream
+    its streaming job reads to the job's readFromPoint (POST /jobs/{id}/reset)."""
+
+    table: str
+    job: Mapping[str, Any]
+    reads: str | None  # the topic or stream, None when its connection is gone
+
+    @property
+    def read_from(self) -> str:
+        """Where the read point moves: earliest or latest."""
+        return str(request_of(self.job).get("readFromPoint") or "latest")
+
+    def describe(self) -> str:
+        """The reset as a reviewer reads it before approving it."""
+        what = (
+            "everything the source still holds is read again (duplicates in the table)"
+            if self.read_from == "earliest"
+            else "what was sent and not yet read is skipped (never ingested)"
+        )
+        return (
+            f"reset table {self.table}'s streaming job {self.job['id']} "
+            f"({status_of(self.job)}), which reads {self.reads or 'a connection that is gone'}: "
+            f"its read point moves to {self.read_from}, so it {effect(self.read_from)}: {what}"
+        )
+
+
+def reset_of(client: PolarisClient, table: str) -> Reset | None:
+    """The reset of a table's streaming job, or None when the table has none running."""
+    job = STREAMING_JOB.current(client, table)
+    if job is None:
+        return None
+    name = connection_of(job)
+    return Reset(table, job, stream_of(client.get_connection(name), name))
+
+
+def reset(client: PolarisClient, step: Reset) -> str:
+    """Reset the job, once: a reset whose answer was lost is never sent again, since a second
+    one would re-read (earliest) or skip (latest) what was read since the first."""
+    from reconciler.client import AmbiguousWriteError, PolarisError
+
+    try:
+        client.post(f"{STREAMING_JOB.path(str(step.job['id']))}/reset", None)
+    except AmbiguousWriteError as error:
+        raise PolarisError(
+            f"the reset of job {step.job['id']} may or may not have happened ({error}); it is "
+            "not sent again: check the table before resetting again"
+        ) from None
+    return f"reset table {step.table}'s streaming job {step.job['id']} to {step.read_from}"
+
+
+STREAMING_JOB = StreamingJob()  # the registered kind's twin, for the reset command
