@@ -20,7 +20,7 @@ the plan compares what the table reads now with what it will read once the plan 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +62,12 @@ def request_of(body: Mapping[str, Any]) -> Mapping[str, Any]:
     request = echoed if isinstance(echoed, Mapping) and "source" in echoed else body
     wanted = body.get("desiredExecutionStatus") or body.get("executionStatus")
     return {**request, "status": "suspended" if wanted == "suspended" else "running"}
+
+
+def streaming(summaries: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
+    """The streaming jobs of a job list asked for `type=streaming`: a batch job is never taken
+    for a table's streaming job, even from a server that ignores the filter."""
+    return (job for job in summaries if job.get("type", "streaming") == "streaming")
 
 
 def status_of(job: Mapping[str, Any]) -> str:
@@ -224,7 +230,7 @@ class StreamingJob(ResourceKind):
 
         def listed() -> dict[str, Mapping[str, Any]]:
             chosen: dict[str, Mapping[str, Any]] = {}
-            for summary in client.iter_jobs(type="streaming"):  # newest first
+            for summary in streaming(client.iter_jobs(type="streaming")):  # newest first
                 table = table_of(summary)
                 kept = chosen.get(table)
                 if kept is None or (
@@ -428,7 +434,7 @@ class StreamingJob(ResourceKind):
 
     def current(self, client: PolarisClient, table: str) -> dict[str, Any] | None:
         """The table's streaming job that is not over, as Polaris has it now."""
-        for summary in client.iter_jobs(type="streaming", targetTableName=table):
+        for summary in streaming(client.iter_jobs(type="streaming", targetTableName=table)):
             if status_of(summary) not in TERMINAL_STATUSES and table_of(summary) == table:
                 return client.get_job(str(summary["id"]))
         return None
@@ -516,7 +522,7 @@ class StreamingJob(ResourceKind):
         from reconciler.importer import shown
 
         chosen: dict[str, str] = {}
-        for summary in reader.client.iter_jobs(type="streaming"):
+        for summary in streaming(reader.client.iter_jobs(type="streaming")):
             table = table_of(summary)
             if status_of(summary) not in TERMINAL_STATUSES and table not in chosen:
                 chosen[table] = str(summary["id"])
