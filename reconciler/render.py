@@ -71,7 +71,7 @@ def summary_sentence(plan: Plan) -> str:
     if counts["replace"]:
         parts.append(f"{counts['replace']} to replace")
     parts.append(f"{counts['delete']} to delete")
-    for action in ("resubmit",):
+    for action in ("resubmit", "suspend", "resume"):
         if counts.get(action):
             parts.append(f"{counts[action]} to {action}")
     return f"Plan: {', '.join(parts)}."

@@ -207,6 +207,7 @@ def test_suspend_and_resume_lose_nothing_sent_while_suspended(
     edit(manifests / "job.yaml", "  target:", "  status: suspended\n  target:")
     change = only_change(plan_json(str(manifests)))
     assert change["action"] == "suspend"
+    assert "1 to suspend" in run("plan", str(manifests)).stdout
     apply_all(str(manifests))
     assert [j["executionStatus"] for j in streaming_jobs(api, "suspended")] == ["suspended"]
     assert only_change(plan_json(str(manifests)))["action"] == "noop"
@@ -497,3 +498,19 @@ def test_a_connection_change_that_moves_a_running_job_to_another_topic_is_caught
     assert refused.exit_code != 0 and "--allow-checkpoint-change" in refused.stderr
     apply_all("--allow-checkpoint-change", str(folder))
     assert run("plan", "--detailed-exitcode", str(folder)).exit_code == 0
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_streaming_job_spec_has_the_fields_of_the_openapi_create_request_and_status() -> None:
+    openapi = json.loads((ROOT / "tests/reference/polaris-openapi-full.json").read_text())
+    request = openapi["components"]["schemas"]["CreateStreamingJobRequest"]["allOf"][1]
+    spec = json.loads((ROOT / "schemas/streaming-job.schema.json").read_text())
+    declared = set(spec["definitions"]["spec"]["properties"])
+    # type is always streaming and replaceRunning is apply's choice; status is the manifest's.
+    assert declared == set(request["properties"]) - {"replaceRunning"} | {"status"}
+    read_from = openapi["components"]["schemas"]["StreamingReadFromPoint"]
+    assert set(spec["definitions"]["spec"]["properties"]["readFromPoint"]["enum"]) == set(
+        read_from["enum"]
+    )
