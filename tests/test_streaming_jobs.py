@@ -514,3 +514,29 @@ def test_the_streaming_job_spec_has_the_fields_of_the_openapi_create_request_and
     assert set(spec["definitions"]["spec"]["properties"]["readFromPoint"]["enum"]) == set(
         read_from["enum"]
     )
+
+
+@pytest.mark.parametrize("fault", ["drop", "500"])
+def test_a_create_whose_answers_are_lost_or_refused_leaves_exactly_one_job(
+    manifests: Path, api: httpx.Client, emulator: Emulator, fault: str
+) -> None:
+    emulator.faults.inject(fault, method="POST", path_contains="/jobs", times=3)  # type: ignore[arg-type]
+    apply_all(str(manifests))
+    assert len(streaming_jobs(api)) == 1
+    assert only_change(plan_json(str(manifests)))["action"] == "noop"
+
+
+def test_a_replacement_planned_before_someone_else_replaced_the_job_is_not_applied_over_it(
+    manifests: Path, api: httpx.Client, tmp_path: Path
+) -> None:
+    started(manifests, api)
+    edit(manifests / "job.yaml", "expression: '\"page\"'", "expression: 'UPPER(\"page\")'")
+    saved = tmp_path / "plan.json"
+    assert run("plan", "--out", str(saved), str(manifests)).exit_code in (0, 2)
+    (job,) = streaming_jobs(api)
+    body = dict(api.get(f"/jobs/{job['id']}").json()["spec"])
+    body["mappings"] = [m for m in body["mappings"] if m["columnName"] != "n"]
+    assert api.post("/jobs", json={**body, "replaceRunning": True}).status_code == 201
+    result = run("apply", "--auto-approve", str(saved))
+    assert result.exit_code == 1
+    assert len(streaming_jobs(api, "pending", "running")) == 1

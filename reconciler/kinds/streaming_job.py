@@ -137,7 +137,13 @@ class StreamingJob(ResourceKind):
 
     def shape(self, spec: dict[str, Any]) -> dict[str, Any]:
         # Input fields, format defaults and mappings compare as a batch job's do (one place).
-        shaped = INGESTION_JOB.shape({"source": spec["source"], "mappings": spec["mappings"]})
+        source, mappings = spec.get("source"), spec.get("mappings")
+        shaped = INGESTION_JOB.shape(
+            {
+                "source": source if isinstance(source, Mapping) else {},
+                "mappings": mappings if isinstance(mappings, list) else [],
+            }
+        )
         spec["source"], spec["mappings"] = shaped["source"], shaped["mappings"]
         for name in ("upsertKeyColumns", "upsertVersionColumn", "filterExpression"):
             if spec.get(name) is None:
@@ -448,7 +454,7 @@ class StreamingJob(ResourceKind):
             return self._status(change, client, str(change.job_id), wanted)
         post, *after = change.requests
         body = dict(post.body or {})
-        created = self._replace(change, client, table_of(body), body)
+        created = self._replace(change, provider, table_of(body), body)
         if isinstance(created, Outcome):
             return created
         job_id = str(created["id"])
@@ -463,15 +469,16 @@ class StreamingJob(ResourceKind):
         return Outcome(change, "done", f"{verb} as job {job_id}", job_id, created)
 
     def _replace(
-        self, change: Change, client: PolarisClient, table: str, body: dict[str, Any]
+        self, change: Change, provider: PolarisProvider, table: str, body: dict[str, Any]
     ) -> Mapping[str, Any] | Outcome:
         """POST the job; before each attempt, read the table's job: after a POST whose answer
         was lost, a job newer than the plan's with the desired spec is ours, never posted twice."""
         from reconciler.apply import Outcome
         from reconciler.client import AmbiguousWriteError
 
+        client = provider.client
         wanted = {key: value for key, value in body.items() if key in self.fields.writable}
-        for attempt in range(AMBIGUOUS_WRITE_ATTEMPTS):
+        for attempt in range(AMBIGUOUS_WRITE_ATTEMPTS + 1):
             now = self.current(client, table)
             if now is not None and str(now["id"]) != change.job_id:
                 spec = {**wanted, "status": request_of(now)["status"]}
@@ -482,12 +489,17 @@ class StreamingJob(ResourceKind):
                     f"table {table} has another streaming job since the plan (job {now['id']}, "
                     f"{status_of(now)}); run plan again to review it",
                 )  # fmt: skip
+            if attempt == AMBIGUOUS_WRITE_ATTEMPTS:
+                break  # the last read found no job of ours: give up without posting again
+            stop = provider.fence.check()  # right before the POST, as for batch jobs
+            if stop is not None:
+                lost = ", and a POST whose answer was lost may still land" if attempt else ""
+                return Outcome(change, "failed", f"not attempted: {stop}{lost}; run plan to check")
             try:
                 created: Mapping[str, Any] = client.create_job(body)
                 return created
             except AmbiguousWriteError:
-                if attempt == AMBIGUOUS_WRITE_ATTEMPTS - 1:
-                    break
+                continue
         return Outcome(
             change, "failed",
             f"the streaming job of table {table} could not be confirmed after "
