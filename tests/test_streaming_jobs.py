@@ -540,3 +540,11 @@ def test_a_replacement_planned_before_someone_else_replaced_the_job_is_not_appli
     result = run("apply", "--auto-approve", str(saved))
     assert result.exit_code == 1
     assert len(streaming_jobs(api, "pending", "running")) == 1
+
+
+def test_the_manifest_the_streaming_guide_shows_validates(tmp_path: Path) -> None:
+    guide = (ROOT / "docs/guide/streaming.md").read_text(encoding="utf-8")
+    example = guide.split("```yaml\n", 1)[1].split("```", 1)[0]
+    write(tmp_path, "clicks.yaml", example)
+    result = run("validate", str(tmp_path))
+    assert result.exit_code == 0, result.stdout + result.stderr
