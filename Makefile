@@ -37,6 +37,7 @@ test: lint typecheck docs unit
 lint: $(STAMP)
 	$(BIN)/ruff check reconciler tests benchmarks scripts
 	$(BIN)/ruff format --check reconciler tests benchmarks scripts
+	$(BIN)/lint-imports
 	$(BIN)/actionlint -shellcheck=$(BIN)/shellcheck examples/github/*.yml .github/workflows/*.yml
 
 typecheck: $(STAMP)

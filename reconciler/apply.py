@@ -26,21 +26,12 @@ from reconciler import kinds
 from reconciler.client import AmbiguousWriteError, ConflictError, PolarisClient, PolarisError
 from reconciler.live import JobCache, LiveState, read_live
 from reconciler.model import Action, Kind, Resource
-from reconciler.plan import Change, Plan, Request
+from reconciler.plan import Plan
+from reconciler.ports import Fence
+from reconciler.values import ApplyOptions, Change, Outcome, Request
 
 Progress = Callable[[str], None]
 AMBIGUOUS_WRITE_ATTEMPTS = 5  # each one is preceded by a read of live state
-
-
-class Fence(Protocol):
-    """The project lock as a writer sees it (`ProjectLock` is one)."""
-
-    @property
-    def contested(self) -> bool:
-        """Whether another writer may post jobs beside this apply (a paused former holder)."""
-
-    def check(self) -> str | None:
-        """Why no write may start now, or None."""
 
 
 class Unlocked:
@@ -52,52 +43,6 @@ class Unlocked:
     def check(self) -> str | None:
         """Never a reason: without a lock there is nothing to lose."""
         return None
-
-
-@dataclass(frozen=True)
-class ApplyOptions:
-    """How apply carries changes out."""
-
-    parallelism: int = 8
-    allow_reingest: bool = False  # a job's re-check before its POST refuses overlaps without it
-    wait: bool = False
-    timeout: float = 3600.0
-    poll_interval: float = 2.0
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one change."""
-
-    change: Change
-    status: str  # done | failed | skipped | unchanged
-    message: str
-    job_id: str | None = None
-    job: Mapping[str, Any] | None = None  # the final job, with --wait
-    metrics: Mapping[str, Any] | None = None  # the job's totals, with --wait
-    canceled: tuple[str, ...] = ()  # ids of late duplicates of this job that apply canceled
-
-    def to_json(self) -> dict[str, Any]:
-        """The outcome as apply JSON shows it."""
-        entry: dict[str, Any] = {
-            "kind": str(self.change.kind),
-            "name": self.change.name,
-            "action": str(self.change.action),
-            "status": self.status,
-            "message": self.message,
-        }
-        if self.job_id:
-            entry["jobId"] = self.job_id
-        if self.job is not None:
-            entry["executionStatus"] = self.job.get("executionStatus")
-            health = self.job.get("health")
-            if isinstance(health, Mapping) and health.get("status") == "error":
-                entry["health"] = {"code": health.get("code"), "message": health.get("message")}
-        if self.metrics is not None:
-            entry["metrics"] = dict(self.metrics)
-        if self.canceled:
-            entry["canceledDuplicates"] = list(self.canceled)
-        return entry
 
 
 @dataclass

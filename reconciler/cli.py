@@ -59,17 +59,19 @@ from reconciler.render import (
     summary_sentence,
 )
 from reconciler.validate import API_KEY_VARIABLE, Manifests, load_manifests
+from reconciler.values import Allowances, ApplyOptions, PlanOptions
 
 # A command imports what only it needs (the API client and httpx, the planner, the lock, the
 # emulator) when it runs: `reconciler validate` starts without loading any of it.
 if TYPE_CHECKING:
-    from reconciler.apply import ApplyInterrupted, ApplyOptions, Fence
+    from reconciler.apply import ApplyInterrupted
     from reconciler.client import PolarisClient
     from reconciler.listing import Access
     from reconciler.live import JobCache
     from reconciler.lock import Holder
     from reconciler.manager import Manager, Planned
-    from reconciler.plan import Plan, PlanOptions
+    from reconciler.plan import Plan
+    from reconciler.ports import Fence
 
 DEFAULT_PATHS = ("manifests",)
 FORMATS = click.Choice(["text", "json", "markdown"])
@@ -636,7 +638,6 @@ def plan_options(function: Callable[..., None]) -> Callable[..., None]:
     def command(
         *args: Any, resubmit_canceled: bool, rotate_secrets: bool, prune: bool, **kwargs: Any
     ) -> None:
-        from reconciler.plan import PlanOptions
 
         function(*args, options=PlanOptions(resubmit_canceled, rotate_secrets, prune), **kwargs)
 
@@ -737,7 +738,7 @@ def _manager(
     target: Target, client: PolarisClient, apply_options: ApplyOptions | None = None
 ) -> Manager:
     """The manager of one run: the Polaris provider behind `client`, progress to stderr."""
-    from reconciler.apply import ApplyOptions, PolarisProvider
+    from reconciler.apply import PolarisProvider
     from reconciler.manager import Manager
 
     def progress(message: str) -> None:
@@ -912,9 +913,9 @@ def apply(
 ) -> None:  # fmt: skip
     """Plan, then carry the plan out: connections, then tables, then jobs."""
     from reconciler import saved_plan
-    from reconciler.apply import ApplyInterrupted, ApplyOptions
+    from reconciler.apply import ApplyInterrupted
     from reconciler.manager import StalePlan
-    from reconciler.plan import Allowances, PlanOptions, UnsafePlan
+    from reconciler.plan import UnsafePlan
 
     reviewed = None
     if saved_plan.looks_saved(paths):
@@ -1177,7 +1178,6 @@ def drift(
     A target's `history:` and `ignore:` in reconciler.yaml add to --history and --ignore.
     """
     from reconciler.drift import drift_report
-    from reconciler.plan import PlanOptions
 
     paths = paths or DEFAULT_PATHS
     if target.choice.target is not None:

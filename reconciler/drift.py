@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.model import DEFAULT_FAIL_ON, DRIFT_STATUSES, Action, Reason
-from reconciler.plan import Change, Plan, PlanErrorCode
+from reconciler.plan import Plan
+from reconciler.values import Change, PlanErrorCode
 
 FORMAT_VERSION = "1"
 

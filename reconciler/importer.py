@@ -30,11 +30,13 @@ import yaml
 from reconciler import kinds
 from reconciler.client import PolarisClient
 from reconciler.errors import ErrorCode, ReconcilerError
-from reconciler.kinds.base import ResourceKind
 from reconciler.manifest import reads_as_string
 from reconciler.model import API_VERSION, Kind
+from reconciler.names import shown
 from reconciler.normalize import plain
+from reconciler.ports import Writable
 from reconciler.validate import name_problem
+from reconciler.values import ManifestFile
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -61,20 +63,6 @@ class ImportOptions:
         return not self.names or any(
             fnmatch.fnmatchcase(name, glob) for name in names for glob in self.names
         )
-
-
-@dataclass(frozen=True)
-class ManifestFile:
-    """One manifest to write: its path under the output directory and its YAML text."""
-
-    path: str  # relative, with "/" separators
-    text: str
-    kind: Kind
-    name: str
-    variables: tuple[str, ...] = ()  # environment variables it needs (secrets)
-    # A finished job's: written to the history path, which plan and apply never read (a manifest
-    # there is never submitted, even after Polaris forgets the job), and drift --history reads.
-    history: bool = False
 
 
 @dataclass
@@ -141,7 +129,7 @@ class ImportReader:
             self.skip(f"{kind}/{shown(name)}: its name cannot be written in a manifest ({problem})")
         return problem is None
 
-    def writable(self, kind: ResourceKind, live: Mapping[str, Any]) -> dict[str, Any]:
+    def writable(self, kind: Writable, live: Mapping[str, Any]) -> dict[str, Any]:
         """The fields a manifest may set, as live state has them (read-only fields left out)."""
         return {
             key: plain(live[key])
@@ -307,8 +295,3 @@ def _variable_stem(name: str, taken: set[str]) -> str:
         candidate, n = f"{stem}_{n}", n + 1
     taken.add(candidate)
     return candidate
-
-
-def shown(text: str) -> str:
-    """A server value inside a message or comment: one line, no control characters."""
-    return _CONTROL.sub("?", text)[:200]

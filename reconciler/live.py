@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from reconciler import kinds
 from reconciler.client import PolarisClient
 from reconciler.identity import OverlapIndex
 from reconciler.kinds.ingestion_job import (
@@ -251,8 +252,6 @@ def read_live(
     cache: JobCache | None = None,
 ) -> LiveState:
     """Read the live state the given resources need: every kind's, in the fewest requests."""
-    from reconciler import kinds
-
     cache = cache or JobCache(None)
     # A failed read must not lose the jobs already read: save the cache whatever happens.
     with contextlib.closing(cache), ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:

@@ -21,17 +21,16 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from reconciler.apply import Applier, ApplyResult, Fence, PolarisProvider, Unlocked
+from reconciler.apply import Applier, ApplyResult, PolarisProvider, Unlocked
 from reconciler.errors import ErrorCode, ReconcilerError
-from reconciler.plan import (
-    Allowances,
-    Change,
-    Plan,
-    PlanOptions,
-    Request,
-    make_plan,
-)
+from reconciler.kinds.connection import changing
+from reconciler.kinds.ingestion_job import jobs_to_list, with_listings
+from reconciler.listing import list_jobs
+from reconciler.plan import Plan, make_plan
+from reconciler.ports import Fence
+from reconciler.preflight import check_connections
 from reconciler.validate import Manifests
+from reconciler.values import Allowances, Change, PlanOptions, Request
 
 if TYPE_CHECKING:
     from reconciler.listing import Access
@@ -117,11 +116,6 @@ class Manager:
         self, plan: Plan, manifests: Manifests, live: LiveState, options: PlanOptions,
         access: Access | None, preflight: bool,
     ) -> Plan:  # fmt: skip
-        from reconciler.kinds.connection import changing
-        from reconciler.kinds.ingestion_job import jobs_to_list, with_listings
-        from reconciler.listing import list_jobs
-        from reconciler.preflight import check_connections
-
         jobs = jobs_to_list(plan, manifests.resources, live)
         if access is not None:
             if access.enabled and jobs:

@@ -142,7 +142,8 @@ class Resource:
     location: Location
     policy: Mapping[str, Any] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
-    fingerprint: str | None = None  # IngestionJob only: its identity (normalize.fingerprint)
+    fingerprint: str | None = None  # IngestionJob only: its identity at validation, without a
+    # place (ResourceKind.identity: kinds.ingestion_job.fingerprint)
 
     @property
     def key(self) -> tuple[Kind, str]:

@@ -35,3 +35,11 @@ def name_problem(name: str | None, field: str = "metadata.name") -> str | None:
     if name != name.strip():
         return f"{field} begins or ends with whitespace, which Polaris does not keep; remove it"
     return None
+
+
+_SHOWN_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def shown(text: str) -> str:
+    """A server value inside a message or comment: one line, no control characters."""
+    return _SHOWN_CONTROL.sub("?", text)[:200]

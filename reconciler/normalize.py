@@ -1,73 +1,18 @@
 """Compare specs: field-level differences as a reviewer reads them, and plain copies.
 
 What each kind's fields are (writable, write-only, read-only, server-defaulted) and how its specs
-are normalized is declared by the kind's module in reconciler/kinds; `normalize` and `comparable`
-here only look the kind up. The same functions run on both sides, so a value the server adds
-never shows up as a difference.
+are normalized is declared by the kind's module in reconciler/kinds (`ResourceKind.normalize` and
+`comparable`), which use these helpers; the same functions run on both sides, so a value the
+server adds never shows up as a difference. `FieldChange` itself is a value (reconciler.values).
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from reconciler.model import Kind
-
-
-@dataclass(frozen=True)
-class FieldChange:
-    """One field-level difference between live and desired, as a reviewer reads it."""
-
-    path: str  # dotted, from the spec root: "source.formatSettings.delimiter"
-    before: Any
-    after: Any
-
-    @property
-    def op(self) -> str:
-        """`add`, `remove` or `change`."""
-        if self.before is MISSING:
-            return "add"
-        if self.after is MISSING:
-            return "remove"
-        return "change"
-
-    def to_json(self) -> dict[str, Any]:
-        """The change as plan JSON shows it."""
-        entry: dict[str, Any] = {"path": self.path, "op": self.op}
-        if self.before is not MISSING:
-            entry["before"] = self.before
-        if self.after is not MISSING:
-            entry["after"] = self.after
-        return entry
-
-
-class _Missing:
-    def __repr__(self) -> str:
-        return "(absent)"
-
-
-MISSING: Any = _Missing()
-
-
-def normalize(
-    kind: Kind, spec: Mapping[str, Any], *, manage: frozenset[str] | None = None
-) -> dict[str, Any]:
-    """The comparable form of a spec of `kind` (its module in reconciler/kinds says how)."""
-    from reconciler import kinds
-
-    return kinds.of(kind).normalize(spec, manage=manage)
-
-
-def comparable(
-    kind: Kind, desired: Mapping[str, Any], live: Mapping[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(desired, actual) of `kind`, normalized for comparison (see ResourceKind.comparable)."""
-    from reconciler import kinds
-
-    return kinds.of(kind).comparable(desired, live)
+from reconciler.values import MISSING, FieldChange
 
 
 def additions(spec: Mapping[str, Any]) -> list[FieldChange]:

@@ -14,15 +14,13 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from reconciler import kinds
 from reconciler.errors import ErrorCode, ReconcilerError
-from reconciler.identity import Place
 from reconciler.kinds.base import PlanContext
 from reconciler.model import Action, Kind, Reason, Resource, by_reference
-from reconciler.normalize import FieldChange
+from reconciler.values import Allowances, Change, PlanError, PlanOptions
 
 if TYPE_CHECKING:
     from reconciler.listing import Listing
@@ -35,26 +33,6 @@ PRUNE_MIN_EXISTING = 10  # ... of at least this many live resources, unless --fo
 PRUNE_SMALL_MAX = 3  # below that, at most this many and at most half of them
 
 
-@dataclass(frozen=True)
-class PlanOptions:
-    """Choices a user makes with flags that change what the plan contains."""
-
-    resubmit_canceled: bool = False
-    rotate_secrets: bool = False
-    prune: bool = False
-
-
-@dataclass(frozen=True)
-class Allowances:
-    """The flags that allow apply to carry out a plan that needs them."""
-
-    allow_replace: bool = False
-    allow_reingest: bool = False
-    force: bool = False
-    allow_empty: bool = False  # prune may delete every resource of a kind (Argo CD's allowEmpty)
-    allow_checkpoint_change: bool = False  # a streaming job may re-read or skip data
-
-
 class UnsafePlan(ReconcilerError):
     """The plan asks for something the user has not allowed; nothing was changed."""
 
@@ -63,116 +41,6 @@ class UnsafePlan(ReconcilerError):
     def __init__(self, message: str, plan: Plan | None = None) -> None:
         super().__init__(message)
         self.plan = plan
-
-
-@dataclass(frozen=True)
-class Request:
-    """One API call apply makes for a change."""
-
-    method: str
-    path: str  # relative to the project: /connections/NAME
-    body: Mapping[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The request with every secret shown as its `${env:NAME}` reference."""
-        entry: dict[str, Any] = {"method": self.method, "path": self.path}
-        if self.body is not None:
-            entry["body"] = by_reference(self.body)
-        return entry
-
-
-@dataclass(frozen=True)
-class Change:
-    """One resource's planned action: why, what it changes, and the requests it will send."""
-
-    kind: Kind
-    name: str
-    action: Action
-    reason: str  # the reason as a reviewer reads it
-    diff: tuple[FieldChange, ...] = ()
-    file: str | None = None
-    notes: tuple[str, ...] = ()  # facts worth knowing, e.g. that secrets are not compared
-    warnings: tuple[str, ...] = ()  # things a reviewer must not miss, e.g. double ingestion
-    job_id: str | None = None  # the live job this change is about
-    status: str | None = None  # that job's execution status
-    fingerprint: str | None = None
-    reingest: bool = False  # apply refuses this change without --allow-reingest
-    objects: Listing | None = None  # a new job's objects, when the plan listed (or tried to)
-    why: Reason = Reason.UP_TO_DATE  # the reason as a value
-    before: Mapping[str, Any] | None = None  # normalized live body (None: nothing live)
-    desired: Mapping[str, Any] | None = None  # normalized declared body, secrets by reference
-    requests: tuple[Request, ...] = ()  # what apply sends, in order
-    depends_on: tuple[tuple[Kind, str], ...] = ()  # changes of this plan it waits for
-    place: Place | None = None  # a job: where its connection will point (identity.Place)
-
-    @property
-    def ref(self) -> str:
-        """`Kind/name`, as messages show it."""
-        return f"{self.kind}/{self.name}"
-
-    @property
-    def key(self) -> tuple[Kind, str]:
-        """(kind, name)."""
-        return (self.kind, self.name)
-
-    def to_json(self) -> dict[str, Any]:
-        """The change as plan JSON (and a saved plan) holds it; never holds a secret value."""
-        entry: dict[str, Any] = {
-            "kind": str(self.kind),
-            "name": self.name,
-            "action": str(self.action),
-            "why": str(self.why),
-            "reason": self.reason,
-            "diff": [change.to_json() for change in self.diff],
-            "file": self.file,
-        }
-        for key, value in (
-            ("notes", list(self.notes)),
-            ("warnings", list(self.warnings)),
-            ("jobId", self.job_id),
-            ("status", self.status),
-            ("fingerprint", self.fingerprint),
-        ):
-            if value:
-                entry[key] = value
-        if self.reingest:
-            entry["reingest"] = True
-        if self.objects is not None:
-            entry["objects"] = self.objects.to_json()
-        # The bodies a change moves between; a noop or a skip moves nothing, and leaving them out
-        # keeps the JSON of a large, settled project small (5,000 jobs: 230 MB to render else).
-        if self.action not in (Action.NOOP, Action.SKIP):
-            if self.before is not None:
-                entry["before"] = by_reference(self.before)
-            if self.desired is not None:
-                entry["desired"] = by_reference(self.desired)
-        if self.requests:
-            entry["requests"] = [request.to_json() for request in self.requests]
-        if self.depends_on:
-            entry["dependsOn"] = [f"{kind}/{name}" for kind, name in self.depends_on]
-        return entry
-
-
-class PlanErrorCode(StrEnum):
-    """What kind of plan error this is: callers switch on it, never on the message's words."""
-
-    FORBIDDEN = "forbidden"  # Polaris does not allow the change (e.g. a table's type)
-    MISSING = "missing"  # declared as managed elsewhere, and not in the project
-
-
-@dataclass(frozen=True)
-class PlanError:
-    """A change the API forbids, or a resource that must exist and does not; never attempted."""
-
-    kind: Kind
-    name: str
-    message: str
-    file: str | None = None
-    code: PlanErrorCode = PlanErrorCode.FORBIDDEN
-
-    def __str__(self) -> str:
-        where = f"{self.file}: " if self.file else ""
-        return f"{where}{self.kind}/{self.name}: {self.message}"
 
 
 @dataclass(frozen=True)

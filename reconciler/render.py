@@ -25,8 +25,8 @@ from reconciler.redact import shorten
 if TYPE_CHECKING:
     from reconciler.apply import ApplyResult
     from reconciler.drift import DriftReport
-    from reconciler.normalize import FieldChange
-    from reconciler.plan import Change, Plan, Request
+    from reconciler.plan import Plan
+    from reconciler.values import Change, FieldChange, Request
 
 MARKDOWN_LIMIT = 60_000  # GitHub rejects comments over 65,536 characters; keep a margin
 VALUE_LIMIT = 120  # characters of one value in a diff line

@@ -27,8 +27,9 @@ from typing import Any
 from reconciler.errors import ErrorCode, ReconcilerError
 from reconciler.model import SENSITIVE
 from reconciler.output import Output
-from reconciler.plan import Plan, PlanOptions, digest, effect, options_json
+from reconciler.plan import Plan, digest, effect, options_json
 from reconciler.redact import Redactor
+from reconciler.values import PlanOptions
 
 SAVED_PLAN_KIND = "reconciler-saved-plan"
 

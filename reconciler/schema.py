@@ -67,7 +67,7 @@ def _validator(name: str) -> jsonschema.protocols.Validator:
     relative to the file that holds it, so each file is registered under its own name, the way
     an editor or check-jsonschema finds it next to the file it reads.
     """
-    import jsonschema
+    import jsonschema  # deferred: see the note on jsonschema above
     from referencing import Registry, Resource
     from referencing.jsonschema import DRAFT202012
 
@@ -131,7 +131,7 @@ def _cache_key(documents: dict[str, Any]) -> str:
 
 def _cached_code(documents: dict[str, Any]) -> tuple[Any, ...]:
     """The compiled checks as code objects: from the cache, else generated (and then cached)."""
-    import platformdirs
+    import platformdirs  # deferred: only the first schema check of a run needs it
 
     directory = FsPath(platformdirs.user_cache_dir("polaris-reconciler")) / "schemas"
     path = directory / f"{_cache_key(documents)}.marshal"
@@ -158,7 +158,7 @@ def _cached_code(documents: dict[str, Any]) -> tuple[Any, ...]:
 
 def _generate(documents: dict[str, Any], name: str) -> str:
     """Python source of one schema's check: a module whose `validate` raises Invalid."""
-    import fastjsonschema
+    import fastjsonschema  # deferred: only generating a check (a cache miss) needs it
 
     # use_default=False: the compiled check must never write schema defaults into the
     # manifest's values (they would be sent to Polaris as if the user had written them).
@@ -266,7 +266,7 @@ def _explain(document: Document, error: ValidationError) -> Iterator[tuple[Any, 
             + (", ".join(present) if present else "none"),
         )
     elif validator in ("oneOf", "anyOf") and error.context:
-        from jsonschema.exceptions import best_match
+        from jsonschema.exceptions import best_match  # deferred: see the note on jsonschema
 
         best = best_match(error.context)
         yield from _explain(document, best)

@@ -15,7 +15,8 @@ from reconciler import kinds
 from reconciler.identity import Place
 from reconciler.live import LiveJob, LiveState
 from reconciler.model import Kind, Location, Resource, Secret
-from reconciler.plan import Change, Plan
+from reconciler.plan import Plan
+from reconciler.values import Change
 
 ENDPOINT = "s3.us-east-1.amazonaws.com"
 SECRET_ID = "AKIAUNITTESTUNITTEST"

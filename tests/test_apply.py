@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 
-from reconciler.apply import AMBIGUOUS_WRITE_ATTEMPTS, Applier, ApplyOptions, PolarisProvider
+from reconciler.apply import AMBIGUOUS_WRITE_ATTEMPTS, Applier, PolarisProvider
 from reconciler.client import PolarisClient
 from reconciler.emulator import DEMO_PROJECT_ID, Emulator, FaultPlan
 from reconciler.model import LOCK_TABLE, Action, Kind
 from reconciler.plan import Plan, make_plan
 from reconciler.validate import load_manifests
+from reconciler.values import ApplyOptions
 from tests.cli import run
 from tests.fixtures import DEMO_SECRETS, external_connection_exists
 from tests.fleet import assert_converged, plan_fleet, write_fleet

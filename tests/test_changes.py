@@ -12,7 +12,8 @@ import pytest
 
 from reconciler.live import LiveState
 from reconciler.model import Kind, Resource
-from reconciler.plan import Change, PlanOptions, make_plan
+from reconciler.plan import make_plan
+from reconciler.values import Change, PlanOptions
 from tests.builders import (
     JOB,
     PLACES,

@@ -220,7 +220,8 @@ def test_a_targets_history_and_ignore_in_reconciler_yaml_apply_to_drift(
 def test_drift_reads_a_plan_errors_status_from_its_code_never_its_wording() -> None:
     from reconciler.drift import drift_report
     from reconciler.model import Kind
-    from reconciler.plan import Plan, PlanError, PlanErrorCode
+    from reconciler.plan import Plan
+    from reconciler.values import PlanError, PlanErrorCode
 
     # Wording that says "not found" must not make a forbidden change look missing, nor the
     # other way round: the code decides.

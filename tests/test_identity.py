@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.apply import Applier, ApplyOptions, Outcome, PolarisProvider
+from reconciler.apply import Applier, PolarisProvider
 from reconciler.client import PolarisClient
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
 from reconciler.emulator.samples import koalas_rows, write_nd_json
@@ -21,6 +21,7 @@ from reconciler.live import read_live
 from reconciler.model import Kind
 from reconciler.plan import Action, make_plan
 from reconciler.validate import load_manifests
+from reconciler.values import ApplyOptions, Outcome
 from tests.cli import run
 from tests.fixtures import DEMO_SECRETS, ROOT, external_connection_exists
 from tests.guide import GUIDE_JOB

@@ -9,11 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reconciler import kinds
 from reconciler.client import ClientConfig, PolarisClient
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
 from reconciler.kinds.ingestion_job import fingerprint
 from reconciler.model import Kind
-from reconciler.normalize import comparable, diff, normalize
+from reconciler.normalize import diff
 from tests.connections import CONNECTIONS
 from tests.fixtures import IN_PROCESS_HOSTS
 from tests.guide import GUIDE_CONNECTION, GUIDE_JOB
@@ -62,12 +63,20 @@ def test_the_guides_job_response_has_the_same_fingerprint_as_its_request() -> No
 
 def test_the_guides_job_response_shows_no_difference_from_its_request() -> None:
     job = Kind.INGESTION_JOB
-    assert diff(normalize(job, GUIDE_JOB_RESPONSE), normalize(job, GUIDE_JOB)) == []
+    assert (
+        diff(kinds.of(job).normalize(GUIDE_JOB_RESPONSE), kinds.of(job).normalize(GUIDE_JOB)) == []
+    )
 
 
 def test_the_guides_connection_response_shows_no_difference_from_its_request() -> None:
     conn = Kind.CONNECTION
-    assert diff(normalize(conn, GUIDE_CONNECTION_RESPONSE), normalize(conn, GUIDE_CONNECTION)) == []
+    assert (
+        diff(
+            kinds.of(conn).normalize(GUIDE_CONNECTION_RESPONSE),
+            kinds.of(conn).normalize(GUIDE_CONNECTION),
+        )
+        == []
+    )
 
 
 def test_a_job_echoed_under_spec_is_compared_by_the_echo() -> None:
@@ -102,7 +111,7 @@ def test_a_different_object_or_expression_is_a_different_job() -> None:
 
 
 def test_secret_values_never_reach_a_comparison() -> None:
-    normalized = normalize(Kind.CONNECTION, GUIDE_CONNECTION)
+    normalized = kinds.of(Kind.CONNECTION).normalize(GUIDE_CONNECTION)
     assert normalized["secrets"] == {"type": "access_key"}
 
 
@@ -116,8 +125,8 @@ def test_a_tables_read_only_fields_and_time_column_are_not_differences() -> None
     manage = frozenset()
     assert (
         diff(
-            normalize(Kind.TABLE, live, manage=manage),
-            normalize(Kind.TABLE, desired, manage=manage),
+            kinds.of(Kind.TABLE).normalize(live, manage=manage),
+            kinds.of(Kind.TABLE).normalize(desired, manage=manage),
         )
         == []
     )
@@ -185,7 +194,13 @@ def test_any_job_created_in_the_emulator_and_read_back_shows_no_change(
     assert read_back is not None
     for live in (created, read_back, {k: v for k, v in read_back.items() if k != "spec"}):
         assert fingerprint(live) == fingerprint(job)
-        assert diff(normalize(Kind.INGESTION_JOB, live), normalize(Kind.INGESTION_JOB, job)) == []
+        assert (
+            diff(
+                kinds.of(Kind.INGESTION_JOB).normalize(live),
+                kinds.of(Kind.INGESTION_JOB).normalize(job),
+            )
+            == []
+        )
 
 
 # Every connection type, as the emulator returns it after a create from tests/connections.py: the
@@ -211,6 +226,6 @@ def test_every_connection_type_read_back_shows_no_difference_from_its_request(
         client.create_connection(request)
         live = client.get_connection("c")
     assert live is not None
-    desired, actual = comparable(Kind.CONNECTION, request, live)
+    desired, actual = kinds.of(Kind.CONNECTION).comparable(request, live)
     assert diff(actual, desired) == []
     assert "secrets" not in actual and "endpointUrl" not in actual

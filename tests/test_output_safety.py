@@ -8,14 +8,15 @@ from typing import Any
 
 import pytest
 
-from reconciler.apply import ApplyResult, Outcome, Request
+from reconciler.apply import ApplyResult, Request
 from reconciler.client import ClientConfig, PolarisClient, ProjectNotFoundError
 from reconciler.emulator import DEMO_API_KEY, Emulator
 from reconciler.escape import fence, markdown, terminal
 from reconciler.live import LiveJob, LiveState
 from reconciler.model import Kind, Location, Resource
-from reconciler.plan import Action, Change, make_plan
+from reconciler.plan import Action, make_plan
 from reconciler.render import MARKDOWN_LIMIT, PlanMarkdown, render_apply, render_requests
+from reconciler.values import Change, Outcome
 from tests.cli import run
 from tests.fixtures import IN_PROCESS_HOSTS
 

@@ -19,15 +19,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.apply import Applier, ApplyOptions, PolarisProvider
+from reconciler.apply import Applier, PolarisProvider
 from reconciler.client import PolarisClient
 from reconciler.emulator.samples import koalas_rows, write_nd_json
 from reconciler.endpoints import parse_endpoint
 from reconciler.identity import Place, place_of
 from reconciler.live import read_live
 from reconciler.model import Kind
-from reconciler.plan import Action, Change, make_plan
+from reconciler.plan import Action, make_plan
 from reconciler.validate import load_manifests
+from reconciler.values import ApplyOptions, Change
 from tests.cli import run
 from tests.fixtures import DEMO_SECRETS, ROOT
 from tests.guide import GUIDE_CONNECTION, GUIDE_JOB

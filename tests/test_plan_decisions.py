@@ -12,7 +12,8 @@ import pytest
 from reconciler.identity import place_of
 from reconciler.live import LiveState
 from reconciler.model import Action, Kind, Reason, Resource
-from reconciler.plan import PlanErrorCode, PlanOptions, make_plan
+from reconciler.plan import make_plan
+from reconciler.values import PlanErrorCode, PlanOptions
 from tests.builders import (
     JOB,
     PLACES,

@@ -7,7 +7,8 @@ import re
 import pytest
 
 from reconciler.model import Action, Kind
-from reconciler.plan import Allowances, Plan, PlanError, UnsafePlan
+from reconciler.plan import Plan, UnsafePlan
+from reconciler.values import Allowances, PlanError
 from tests.builders import change, plan_of
 
 NONE = Allowances()

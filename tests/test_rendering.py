@@ -11,9 +11,9 @@ import pytest
 
 from reconciler.drift import status_of
 from reconciler.model import Action, Kind, Reason
-from reconciler.normalize import MISSING, FieldChange
-from reconciler.plan import Plan, PlanError
+from reconciler.plan import Plan
 from reconciler.render import PlanJson, PlanMarkdown, PlanText
+from reconciler.values import MISSING, FieldChange, PlanError
 from tests.builders import change, plan_of
 
 HOSTILE = "evil\x1b[2J\rname|`x`<script>*[a](b)\u202egnp.exe"

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.apply import Applier, ApplyOptions, PolarisProvider
+from reconciler.apply import Applier, PolarisProvider
 from reconciler.client import PolarisClient, PolarisError
 from reconciler.emulator import Emulator, FaultPlan
 from reconciler.live import JobCache, read_live
 from reconciler.plan import make_plan
 from reconciler.validate import load_manifests
+from reconciler.values import ApplyOptions
 from tests.fleet import assert_converged, write_fleet
 
 

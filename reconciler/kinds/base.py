@@ -5,9 +5,10 @@ A kind (Connection, Table, IngestionJob) is one module in this package holding o
 how a spec is normalized, the checks that need more than its own document, what it depends on,
 how its live state is read, how a change to it is planned and applied, and how a live resource
 becomes a manifest. validate, plan, apply, drift and import loop over the registry
-(`reconciler.kinds`); none of them names a kind. The design follows octoDNS's record types (one
-type per module, registered with `Record.register_type`) and Terraform's provider schemas (each
-attribute declared Optional, Computed or Sensitive).
+(`reconciler.kinds.registry`); what a kind is handed by them is typed by `reconciler.ports`, and
+what it builds lives in `reconciler.values`, so a kind imports none of the steps. The design
+follows octoDNS's record types (one type per module, registered with `Record.register_type`)
+and Terraform's provider schemas (each attribute declared Optional, Computed or Sensitive).
 """
 
 from __future__ import annotations
@@ -18,15 +19,22 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 from reconciler.model import Action, Kind, Location, ManifestError, Path, Reason, Resource
-from reconciler.normalize import FieldChange, additions, diff, plain
+from reconciler.normalize import additions, diff, plain
+from reconciler.ports import Applying, Importing, LiveReading, LiveView, PlanView
+from reconciler.values import (
+    Change,
+    FieldChange,
+    ManifestFile,
+    Outcome,
+    PlanError,
+    PlanErrorCode,
+    PlanOptions,
+    Request,
+)  # fmt: skip
 
 if TYPE_CHECKING:
-    from reconciler.apply import Outcome, PolarisProvider
     from reconciler.client import PolarisClient
-    from reconciler.importer import ImportReader, ManifestFile
     from reconciler.listing import Listing
-    from reconciler.live import LiveReader, LiveState
-    from reconciler.plan import Change, Plan, PlanError, PlanOptions, Request
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,7 @@ class Comparison:
 class PlanContext:
     """What a kind's planner may look at besides the resource itself."""
 
-    live: LiveState
+    live: LiveView[Any]
     options: PlanOptions
     declared: frozenset[tuple[Kind, str]]  # every (kind, name) the manifests declare or create
     resources: Mapping[tuple[Kind, str], Resource]
@@ -158,7 +166,7 @@ class ResourceKind:
 
     # Live state -----------------------------------------------------------------------------
 
-    def read(self, reader: LiveReader) -> None:
+    def read(self, reader: LiveReading[Any]) -> None:
         """Start reading this kind's live state into `reader`, without waiting for it.
 
         The default lists the collection (`GET /{collection}`, answered `{"values": [...]}`) into
@@ -172,11 +180,11 @@ class ResourceKind:
         started = reader.pool.submit(listed)
         reader.then(lambda: reader.named.setdefault(kind, {}).update(started.result()))
 
-    def live(self, state: LiveState) -> Mapping[str, Mapping[str, Any]]:
+    def live(self, state: LiveView[Any]) -> Mapping[str, Mapping[str, Any]]:
         """This kind's live resources by name ({} for a kind not addressed by name)."""
         return state.named.get(self.kind, {})
 
-    def digest(self, state: LiveState) -> Any:
+    def digest(self, state: LiveView[Any]) -> Any:
         """What of this kind's live state decides a plan, as JSON (part of the plan checksum)."""
         return {name: self.normalize(body) for name, body in sorted(self.live(state).items())}
 
@@ -208,17 +216,17 @@ class ResourceKind:
         """One live resource by name, or None (read-after-write checks use it)."""
         raise NotImplementedError
 
-    def session(self, provider: PolarisProvider, plan: Plan) -> Any:
+    def session(self, provider: Applying, plan: PlanView) -> Any:
         """State this kind keeps while one plan is applied (None: it needs none)."""
         return None
 
-    def apply(self, change: Change, provider: PolarisProvider) -> Outcome:
+    def apply(self, change: Change, provider: Applying) -> Outcome:
         """Carry out one change; raise PolarisError for a failure."""
         raise NotImplementedError
 
     # Import ---------------------------------------------------------------------------------
 
-    def imported(self, reader: ImportReader) -> Iterable[ManifestFile]:
+    def imported(self, reader: Importing) -> Iterable[ManifestFile]:
         """Manifests for the live resources of this kind that `reader` selects."""
         return ()
 
@@ -242,7 +250,6 @@ class ResourceKind:
         options: PlanOptions | None = None, compared: Comparison | None = None, **extra: Any,
     ) -> Change:  # fmt: skip
         """A planned change carrying its before and desired bodies and the requests it sends."""
-        from reconciler.plan import Change, PlanOptions
 
         changed = tuple(changed)
         # Both sides as they are compared (server-chosen fields only where declared, write-only
@@ -269,7 +276,6 @@ class ResourceKind:
 
     def external(self, resource: Resource, current: Mapping[str, Any] | None) -> Change | PlanError:
         """A resource another team manages (policy.manage: external): it must exist, that is all."""
-        from reconciler.plan import PlanError, PlanErrorCode
 
         if current is None:
             return PlanError(

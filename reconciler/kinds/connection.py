@@ -8,24 +8,30 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from reconciler import connection_types
-from reconciler.kinds import register
 from reconciler.kinds.base import Fields, PlanContext, ResourceKind, fields_of
+from reconciler.kinds.registry import register
 from reconciler.model import Action, Kind, Reason, Resource
-from reconciler.normalize import FieldChange, plain
+from reconciler.normalize import plain
+from reconciler.ports import Applying, Importing, LiveReading, LiveView, PlanView
+from reconciler.values import (
+    Change,
+    FieldChange,
+    ManifestFile,
+    Outcome,
+    PlanError,
+    PlanOptions,
+    Request,
+)
 
 if TYPE_CHECKING:
-    from reconciler.apply import Outcome, PolarisProvider
     from reconciler.client import PolarisClient
-    from reconciler.importer import ImportReader, ManifestFile
-    from reconciler.live import LiveReader, LiveState
-    from reconciler.plan import Change, Plan, PlanError, PlanOptions, Request
 
 # Write-only values: sent on create, never returned. Only the secret's `type` can be compared.
 SECRET_FIELDS_KEPT = ("type",)
 SECRETS_NOTE = "secrets: write-only, not compared"
 
 
-def changing(plan: Plan) -> list[str]:
+def changing(plan: PlanView) -> list[str]:
     """The connections a plan changes (a connection test before apply would test the old one)."""
     return [c.name for c in plan.changes if c.kind is Kind.CONNECTION and c.action != Action.NOOP]
 
@@ -72,7 +78,7 @@ class Connection(ResourceKind):
 
     # Live state -----------------------------------------------------------------------------
 
-    def read(self, reader: LiveReader) -> None:
+    def read(self, reader: LiveReading[Any]) -> None:
         client = reader.client
 
         def by_name() -> dict[str, Mapping[str, Any]]:
@@ -82,7 +88,7 @@ class Connection(ResourceKind):
         reader.listed_connections = listed  # jobs resolve through these as they are read
         reader.then(lambda: reader.connections.update(listed.result()))
 
-    def live(self, state: LiveState) -> Mapping[str, Mapping[str, Any]]:
+    def live(self, state: LiveView[Any]) -> Mapping[str, Mapping[str, Any]]:
         return state.connections
 
     # Planning -------------------------------------------------------------------------------
@@ -126,8 +132,7 @@ class Connection(ResourceKind):
         )  # fmt: skip
 
     def prune(self, name: str, context: PlanContext) -> Change | None:
-        from reconciler.client import addressable
-        from reconciler.plan import Change
+        from reconciler.client import addressable  # deferred: loads httpx
 
         def change(action: Action, reason: Reason, detail: str) -> Change:
             requests = (self.delete_request(name),) if action is Action.DELETE else ()
@@ -153,7 +158,6 @@ class Connection(ResourceKind):
         self, action: Action, name: str, spec: Mapping[str, Any], live: Mapping[str, Any] | None,
         changed: tuple[FieldChange, ...], options: PlanOptions,
     ) -> tuple[Request, ...]:  # fmt: skip
-        from reconciler.plan import Request
 
         create = Request("POST", self.path(), {"name": name, **spec})
         if action is Action.CREATE:
@@ -176,7 +180,6 @@ class Connection(ResourceKind):
         return (Request("PATCH", self.path(name), patch),)
 
     def delete_request(self, name: str) -> Request:
-        from reconciler.plan import Request
 
         return Request("DELETE", self.path(name))
 
@@ -185,8 +188,7 @@ class Connection(ResourceKind):
     def get(self, client: PolarisClient, name: str) -> Mapping[str, Any] | None:
         return client.get_connection(name)
 
-    def apply(self, change: Change, provider: PolarisProvider) -> Outcome:
-        from reconciler.apply import Outcome
+    def apply(self, change: Change, provider: Applying) -> Outcome:
 
         client = provider.client
         for request in change.requests:
@@ -205,7 +207,7 @@ class Connection(ResourceKind):
 
     # Import ---------------------------------------------------------------------------------
 
-    def imported(self, reader: ImportReader) -> Iterable[ManifestFile]:
+    def imported(self, reader: Importing) -> Iterable[ManifestFile]:
         taken: set[str] = set()
         for name, live in sorted(reader.connections.items()):
             if not reader.wants(self.kind, name) or not reader.nameable(self.kind, name):
@@ -221,7 +223,7 @@ class Connection(ResourceKind):
 
     def _manifest(
         self, name: str, live: Mapping[str, Any], connection_type: connection_types.ConnectionType,
-        reader: ImportReader, taken: set[str],
+        reader: Importing, taken: set[str],
     ) -> ManifestFile:  # fmt: skip
         spec = reader.writable(self, live)
         reader.drop_defaults(spec, connection_type.defaults)

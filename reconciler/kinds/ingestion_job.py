@@ -20,23 +20,22 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from reconciler import connection_types
 from reconciler.globs import GlobError, GlobTooLarge, JavaGlobError, compile_glob, sequences
 from reconciler.identity import Overlap, OverlapIndex, Place, Reads, place_of, reads_of
-from reconciler.kinds import register
+from reconciler.kinds import registry
 from reconciler.kinds.base import Comparison, Fields, Locate, PlanContext, ResourceKind, fields_of
+from reconciler.kinds.registry import register
 from reconciler.model import Action, Kind, ManifestError, Path, Reason, Resource
-from reconciler.names import name_problem
-from reconciler.normalize import FieldChange, diff, identical, plain
+from reconciler.names import name_problem, shown
+from reconciler.normalize import diff, identical, plain
+from reconciler.ports import Applying, Importing, LiveReading, LiveView, PlanView
+from reconciler.values import Change, FieldChange, ManifestFile, Outcome, PlanOptions, Request
 
 if TYPE_CHECKING:
-    from reconciler.apply import Outcome, PolarisProvider
-    from reconciler.importer import ImportReader, ManifestFile
     from reconciler.listing import Job, Listing
-    from reconciler.live import LiveReader, LiveState
-    from reconciler.plan import Change, Plan, PlanOptions, Request
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
 ACTIVE_STATUSES = frozenset({"pending", "running"})
@@ -172,7 +171,7 @@ class LiveJob:
     ) -> LiveJob:
         """`of`, for a body from the API: one whose fields have types the API never sends is a
         MalformedResponseError naming the job, never an exception from deep inside `of`."""
-        from reconciler.client import MalformedResponseError
+        from reconciler.client import MalformedResponseError  # deferred: loads httpx
 
         try:
             return cls.of(body, connections, declared)
@@ -348,9 +347,7 @@ class IngestionJob(ResourceKind):
             field = ".".join(("spec", *map(str, path)))
             problem = name_problem(value, field)
             if problem is None and reserved:
-                from reconciler import kinds
-
-                problem = kinds.of(Kind.TABLE).reserved(value)
+                problem = registry.of(Kind.TABLE).reserved(value)
             if problem:
                 problems.append((path, problem))
         return problems
@@ -391,7 +388,7 @@ class IngestionJob(ResourceKind):
 
     # Live state -----------------------------------------------------------------------------
 
-    def read(self, reader: LiveReader) -> None:
+    def read(self, reader: LiveReading[LiveJob]) -> None:
         """The paged job list (batch jobs only), and `GET /jobs/{id}` for every job into a table
         a manifest job targets, whatever its connection: the list's summaries name the table and
         the connection but not the objects, and a job on another connection to the same bucket
@@ -436,7 +433,7 @@ class IngestionJob(ResourceKind):
 
         reader.then(resolve)
 
-    def digest(self, state: LiveState) -> Any:
+    def digest(self, state: LiveView[LiveJob]) -> Any:
         # Statuses reduced to what decides an action; which connections active jobs use (prune).
         jobs = sorted(
             [
@@ -546,7 +543,6 @@ class IngestionJob(ResourceKind):
         self, action: Action, name: str, spec: Mapping[str, Any], live: Mapping[str, Any] | None,
         changed: tuple[FieldChange, ...], options: PlanOptions,
     ) -> tuple[Request, ...]:  # fmt: skip
-        from reconciler.plan import Request
 
         if action in (Action.CREATE, Action.RESUBMIT):
             return (Request("POST", self.path(), dict(spec)),)
@@ -554,19 +550,17 @@ class IngestionJob(ResourceKind):
 
     # Applying -------------------------------------------------------------------------------
 
-    def session(self, provider: PolarisProvider, plan: Plan) -> Submissions:
+    def session(self, provider: Applying, plan: PlanView) -> Submissions:
         return Submissions(provider, plan)
 
-    def apply(self, change: Change, provider: PolarisProvider) -> Outcome:
+    def apply(self, change: Change, provider: Applying) -> Outcome:
         submissions: Submissions = provider.session(self.kind)
         return submissions.submit(change)
 
     # Import ---------------------------------------------------------------------------------
 
-    def imported(self, reader: ImportReader) -> Iterable[ManifestFile]:
+    def imported(self, reader: Importing) -> Iterable[ManifestFile]:
         """Jobs that have run or are running, one per spec (the newest), grouped by table."""
-        from reconciler import kinds
-        from reconciler.importer import shown
 
         ids = [str(s["id"]) for s in reader.client.iter_jobs(type="batch")]
         bodies = [j for j in reader.pool.map(reader.client.get_job, ids) if j is not None]
@@ -580,7 +574,7 @@ class IngestionJob(ResourceKind):
             ref = f"job {shown(job.id)} ({shown(table)})"
             if not table:  # an answer without the job's target: nothing to write a manifest for
                 reader.skip(f"{ref}: Polaris answered it without a target table")
-            elif name_problem(table) is not None or kinds.of(Kind.TABLE).reserved(table):
+            elif name_problem(table) is not None or registry.of(Kind.TABLE).reserved(table):
                 reader.skip(f"{ref}: its table's name cannot be written in a manifest")
             elif job.status not in SATISFIED_STATUSES:
                 reader.skip(f"{ref}: {job.status}; a manifest for it would be planned as resubmit")
@@ -620,7 +614,7 @@ class IngestionJob(ResourceKind):
             )
         return sorted(manifests, key=lambda m: m.path)
 
-    def _manifest_spec(self, live: Mapping[str, Any], reader: ImportReader) -> dict[str, Any]:
+    def _manifest_spec(self, live: Mapping[str, Any], reader: Importing) -> dict[str, Any]:
         spec = reader.writable(self, live)
         spec["mappings"] = [
             {k: v for k, v in m.items() if v is not None}
@@ -649,7 +643,7 @@ INGESTION_JOB = IngestionJob()  # for fingerprint(), which runs before the regis
 def _check_job(
     job: Resource, declared: Mapping[tuple[Kind, str], Resource], locate: Locate
 ) -> list[ManifestError]:
-    import difflib
+    import difflib  # deferred: only a job with a mistake needs it
 
     def at(*path: str | int) -> Any:
         return locate(job, path)
@@ -842,7 +836,10 @@ def with_listing(change: Change, listing: Listing | None) -> Change:
     )
 
 
-def with_listings(plan: Plan, listings: Mapping[str, Listing]) -> Plan:
+AnyPlan = TypeVar("AnyPlan", bound=PlanView)  # plan.Plan
+
+
+def with_listings(plan: AnyPlan, listings: Mapping[str, Listing]) -> AnyPlan:
     """The plan with each new job's listing added, without planning again (so without listed
     objects in overlap warnings: pass `listings` to make_plan for those)."""
     changes = tuple(
@@ -859,7 +856,7 @@ def newest(jobs: list[LiveJob]) -> LiveJob:
 
 
 def _overlapping(
-    table: str, reads: Reads, live: LiveState, exclude: set[str]
+    table: str, reads: Reads, live: LiveView[LiveJob], exclude: set[str]
 ) -> list[Overlap[LiveJob]]:
     """Live jobs into the table that read, or may read, an object this job reads."""
     found: dict[str, Overlap[LiveJob]] = {}
@@ -967,10 +964,12 @@ def _among_submitted(changes: list[Change], context: PlanContext) -> list[Change
     ]
 
 
-def jobs_to_list(plan: Plan, resources: Iterable[Resource], live: LiveState) -> list[Job]:
+def jobs_to_list(
+    plan: PlanView, resources: Iterable[Resource], live: LiveView[LiveJob]
+) -> list[Job]:
     """The jobs a plan creates or resubmits, each with its connection as apply will leave it:
     as its manifest declares it (secrets included, to list with), else as it is live."""
-    from reconciler.listing import Job
+    from reconciler.listing import Job  # deferred: loads httpx
 
     by_key = {r.key: r for r in resources}
     jobs = []
@@ -992,7 +991,7 @@ def jobs_to_list(plan: Plan, resources: Iterable[Resource], live: LiveState) -> 
     return jobs
 
 
-def job_notes(spec: Mapping[str, Any], live: LiveState) -> tuple[str, ...]:
+def job_notes(spec: Mapping[str, Any], live: LiveView[LiveJob]) -> tuple[str, ...]:
     """What a reviewer needs to judge a new job: where it writes, what it reads, and how."""
     source, target = spec["source"], spec["target"]
     table, connection = target["tableName"], source["connectionName"]
@@ -1084,7 +1083,7 @@ class Submissions:
     the connections as this apply leaves them: as live, then as the plan's changes declare them.
     """
 
-    def __init__(self, provider: PolarisProvider, plan: Plan) -> None:
+    def __init__(self, provider: Applying, plan: PlanView) -> None:
         self.provider = provider
         self.client = provider.client
         self.options = provider.options
@@ -1126,8 +1125,7 @@ class Submissions:
             return self._submit(change, spec, mine, reads_of(spec, change.place))
 
     def _submit(self, change: Change, spec: Mapping[str, Any], mine: str, reads: Reads) -> Outcome:
-        from reconciler.apply import Outcome
-        from reconciler.client import AmbiguousWriteError
+        from reconciler.client import AmbiguousWriteError  # deferred: loads httpx
 
         table = str(spec["target"]["tableName"])
         stale = False  # list the table again: a POST whose answer was lost may have landed
@@ -1221,7 +1219,7 @@ class Submissions:
 
     def remember(self, table: str, created: Mapping[str, Any]) -> None:
         """Keep the table's view current with a job this apply just posted."""
-        from reconciler.client import MalformedResponseError
+        from reconciler.client import MalformedResponseError  # deferred: loads httpx
 
         job_id = str(created["id"])
         with self.lock:
@@ -1245,8 +1243,7 @@ class Submissions:
     ) -> Outcome:
         """After a POST that another writer may have made too: keep the oldest job with this
         identity, cancel later ones while they are pending, and say so."""
-        from reconciler.apply import Outcome
-        from reconciler.client import PolarisError
+        from reconciler.client import PolarisError  # deferred: loads httpx
 
         try:
             view = self.view(table, True)
@@ -1315,7 +1312,6 @@ class Submissions:
         return job
 
     def finish(self, change: Change, job: Mapping[str, Any], verb: str) -> Outcome:
-        from reconciler.apply import Outcome
 
         job_id = str(job["id"])
         if not self.options.wait:
@@ -1336,7 +1332,7 @@ class Submissions:
 
     def follow(self, change: Change, job_id: str) -> Mapping[str, Any]:
         """Poll a job until it reaches a terminal state or the timeout passes."""
-        from reconciler.client import PolarisError
+        from reconciler.client import PolarisError  # deferred: loads httpx
 
         deadline = time.monotonic() + self.options.timeout
         last = ""
@@ -1371,13 +1367,12 @@ class Submissions:
             self._await_visible(kind, name)
 
     def _await_visible(self, kind: Kind, name: str) -> None:
-        from reconciler import kinds
-        from reconciler.client import PolarisError
+        from reconciler.client import PolarisError  # deferred: loads httpx
 
         with self.lock:
             if (kind, name) in self.visible:
                 return
-        resource_kind = kinds.of(kind)
+        resource_kind = registry.of(kind)
         delay, waited = 0.1, 0.0
         while resource_kind.get(self.client, name) is None:
             if waited >= VISIBILITY_TIMEOUT:

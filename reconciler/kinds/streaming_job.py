@@ -20,30 +20,31 @@ the plan compares what the table reads now with what it will read once the plan 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reconciler import connection_types
-from reconciler.kinds import register
+from reconciler.kinds import registry
 from reconciler.kinds.base import Fields, Locate, PlanContext, ResourceKind, fields_of
-from reconciler.kinds.ingestion_job import (
-    FORMAT_DEFAULTS,
-    INGESTION_JOB,
-    SERVER_ADDED_MAPPING,
-    SQL_TOKEN,
-    TIME_COLUMN,
-)
+from reconciler.kinds.registry import register
 from reconciler.model import Action, Kind, ManifestError, Path, Reason, Resource
 from reconciler.names import name_problem
-from reconciler.normalize import FieldChange
+from reconciler.ports import Applying, Importing, LiveReading, LiveView
+from reconciler.values import (
+    Change,
+    FieldChange,
+    ManifestFile,
+    Outcome,
+    PlanError,
+    PlanErrorCode,
+    PlanOptions,
+    Request,
+)
 
 if TYPE_CHECKING:
-    from reconciler.apply import Outcome, PolarisProvider
     from reconciler.client import PolarisClient
-    from reconciler.importer import ImportReader, ManifestFile
-    from reconciler.live import LiveReader, LiveState
-    from reconciler.plan import Change, PlanError, PlanOptions, Request
 
 # A job in one of these statuses is over; any other (pending, running, idle, suspended, unknown)
 # holds the table's one streaming job.
@@ -51,6 +52,10 @@ TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
 AMBIGUOUS_WRITE_ATTEMPTS = 5  # each one is preceded by a read of the table's streaming job
 DURATION = r"P(?:\d+Y)?(?:\d+M)?(?:\d+W)?(?:\d+D)?(?:T(?:\d+H)?(?:\d+M)?(?:\d+(?:\.\d+)?S)?)?"
 NEW_JOB = "(new job)"  # in the path of a request made to a job the plan cannot name yet
+TIME_COLUMN = "__time"  # every table has it, and every job must map it
+# The input fields a mapping reads: its double-quoted identifiers ("" escapes a quote), string
+# literals skipped. The rule IngestionJob's mapping check follows (kinds never import each other).
+SQL_TOKEN = re.compile(r"'(?:[^']|'')*'?|\"((?:[^\"]|\"\")+)\"")
 
 
 def request_of(body: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -137,13 +142,7 @@ class StreamingJob(ResourceKind):
 
     def shape(self, spec: dict[str, Any]) -> dict[str, Any]:
         # Input fields, format defaults and mappings compare as a batch job's do (one place).
-        source, mappings = spec.get("source"), spec.get("mappings")
-        shaped = INGESTION_JOB.shape(
-            {
-                "source": source if isinstance(source, Mapping) else {},
-                "mappings": mappings if isinstance(mappings, list) else [],
-            }
-        )
+        shaped = _batch_shaped(spec.get("source"), spec.get("mappings"))
         spec["source"], spec["mappings"] = shaped["source"], shaped["mappings"]
         for name in ("upsertKeyColumns", "upsertVersionColumn", "filterExpression"):
             if spec.get(name) is None:
@@ -155,14 +154,12 @@ class StreamingJob(ResourceKind):
     def document_problems(self, spec: Mapping[str, Any]) -> list[tuple[Path, str]]:
         import re
 
-        from reconciler import kinds
-
         problems: list[tuple[Path, str]] = []
         problem = name_problem(spec["source"]["connectionName"], "spec.source.connectionName")
         if problem:
             problems.append((("source", "connectionName"), problem))
         table = table_of(spec)
-        problem = name_problem(table, "spec.target.tableName") or kinds.of(Kind.TABLE).reserved(
+        problem = name_problem(table, "spec.target.tableName") or registry.of(Kind.TABLE).reserved(
             table
         )
         if problem:
@@ -229,7 +226,7 @@ class StreamingJob(ResourceKind):
 
     # Live state -----------------------------------------------------------------------------
 
-    def read(self, reader: LiveReader) -> None:
+    def read(self, reader: LiveReading[Any]) -> None:
         """The streaming job list, and each table's job: the one not over, else the newest (a
         failed or canceled job is what a plan says it replaces)."""
         client, pool = reader.client, reader.pool
@@ -261,18 +258,18 @@ class StreamingJob(ResourceKind):
 
         reader.then(collect)
 
-    def newest(self, state: LiveState) -> Mapping[str, Mapping[str, Any]]:
+    def newest(self, state: LiveView[Any]) -> Mapping[str, Mapping[str, Any]]:
         """Each table's streaming job: the one not over, else the newest."""
         return state.named.get(self.kind, {})
 
-    def live(self, state: LiveState) -> Mapping[str, Mapping[str, Any]]:
+    def live(self, state: LiveView[Any]) -> Mapping[str, Mapping[str, Any]]:
         return {
             table: job
             for table, job in self.newest(state).items()
             if status_of(job) not in TERMINAL_STATUSES
         }
 
-    def digest(self, state: LiveState) -> Any:
+    def digest(self, state: LiveView[Any]) -> Any:
         # Which job, whether it is over, and its request with the status asked for: a job going
         # from pending to running does not make a reviewed plan stale.
         return {
@@ -283,8 +280,6 @@ class StreamingJob(ResourceKind):
     # Planning -------------------------------------------------------------------------------
 
     def plan(self, resource: Resource, context: PlanContext) -> Change | PlanError:
-        from reconciler.plan import PlanError, PlanErrorCode
-
         spec = resource.spec
         table = table_of(spec)
         name = str(spec["source"]["connectionName"])
@@ -411,8 +406,6 @@ class StreamingJob(ResourceKind):
         self, action: Action, name: str, spec: Mapping[str, Any], live: Mapping[str, Any] | None,
         changed: tuple[FieldChange, ...], options: PlanOptions,
     ) -> tuple[Request, ...]:  # fmt: skip
-        from reconciler.plan import Request
-
         wanted = spec.get("status", "running")
         if action in (Action.SUSPEND, Action.RESUME) and live is not None:
             status = "suspended" if action is Action.SUSPEND else "running"
@@ -445,9 +438,7 @@ class StreamingJob(ResourceKind):
                 return client.get_job(str(summary["id"]))
         return None
 
-    def apply(self, change: Change, provider: PolarisProvider) -> Outcome:
-        from reconciler.apply import Outcome
-
+    def apply(self, change: Change, provider: Applying) -> Outcome:
         client = provider.client
         if change.action in (Action.SUSPEND, Action.RESUME):
             wanted = "suspended" if change.action is Action.SUSPEND else "running"
@@ -469,11 +460,10 @@ class StreamingJob(ResourceKind):
         return Outcome(change, "done", f"{verb} as job {job_id}", job_id, created)
 
     def _replace(
-        self, change: Change, provider: PolarisProvider, table: str, body: dict[str, Any]
+        self, change: Change, provider: Applying, table: str, body: dict[str, Any]
     ) -> Mapping[str, Any] | Outcome:
         """POST the job; before each attempt, read the table's job: after a POST whose answer
         was lost, a job newer than the plan's with the desired spec is ours, never posted twice."""
-        from reconciler.apply import Outcome
         from reconciler.client import AmbiguousWriteError
 
         client = provider.client
@@ -508,7 +498,6 @@ class StreamingJob(ResourceKind):
 
     def _status(self, change: Change, client: PolarisClient, job_id: str, wanted: str) -> Outcome:
         """Suspend or resume a job; a lost answer is read back before asking again."""
-        from reconciler.apply import Outcome
         from reconciler.client import AmbiguousWriteError
 
         path = f"{self.path(job_id)}/status"
@@ -529,10 +518,8 @@ class StreamingJob(ResourceKind):
 
     # Import ---------------------------------------------------------------------------------
 
-    def imported(self, reader: ImportReader) -> Iterable[ManifestFile]:
+    def imported(self, reader: Importing) -> Iterable[ManifestFile]:
         """Every table's streaming job that is not over, as a manifest that plans no change."""
-        from reconciler.importer import shown
-
         chosen: dict[str, str] = {}
         for summary in streaming(reader.client.iter_jobs(type="streaming")):
             table = table_of(summary)
@@ -544,18 +531,35 @@ class StreamingJob(ResourceKind):
             if not reader.wants(self.kind, table) or not reader.nameable(Kind.TABLE, table):
                 continue
             spec = reader.writable(self, request_of(job))
+            # Polaris's own __count mapping, and the format's defaults, as a batch job's.
             spec["mappings"] = [
                 {k: v for k, v in m.items() if v is not None}
                 for m in spec.get("mappings", [])
-                if m != SERVER_ADDED_MAPPING
+                if _batch_shaped({}, [m])["mappings"]
             ]
-            source = spec.get("source", {})
-            settings = source.get("formatSettings", {})
-            reader.drop_defaults(settings, FORMAT_DEFAULTS.get(str(settings.get("format")), {}))
+            settings = spec.get("source", {}).get("formatSettings", {})
+            fills = {"formatSettings": {"format": settings.get("format")}}
+            filled = _batch_shaped(fills, [])["source"]["formatSettings"]
+            reader.drop_defaults(settings, {k: v for k, v in filled.items() if k != "format"})
             reader.drop_defaults(spec, self.fields.defaults)
             name = table  # the handle: one streaming job per table
-            comments = [f"Polaris streaming job {shown(str(job['id']))}, {shown(status_of(job))}."]
+            comments = [
+                f"Polaris streaming job {reader.shown(str(job['id']))}, "
+                f"{reader.shown(status_of(job))}."
+            ]
             yield reader.manifest(self.kind, name, spec, reader.path(self.kind, name), comments, ())
+
+
+def _batch_shaped(source: Any, mappings: Any) -> dict[str, Any]:
+    """A job request's source and mappings as the IngestionJob kind compares them: input fields
+    by name, format defaults filled, Polaris's __count mapping left out, isAggregation derived.
+    A streaming job's compare the same way, so the rule is asked of that kind, in one place."""
+    return registry.of(Kind.INGESTION_JOB).shape(
+        {
+            "source": dict(source) if isinstance(source, Mapping) else {},
+            "mappings": list(mappings) if isinstance(mappings, list) else [],
+        }
+    )
 
 
 def _warned(health: Mapping[str, Any]) -> str:

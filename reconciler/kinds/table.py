@@ -9,17 +9,22 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-from reconciler.kinds import register
 from reconciler.kinds.base import Fields, PlanContext, ResourceKind, fields_of
+from reconciler.kinds.registry import register
 from reconciler.model import LOCK_TABLE, Action, Kind, Reason, Resource
-from reconciler.normalize import FieldChange
+from reconciler.ports import Applying, Importing, LiveReading, LiveView
+from reconciler.values import (
+    Change,
+    FieldChange,
+    ManifestFile,
+    Outcome,
+    PlanError,
+    PlanOptions,
+    Request,
+)
 
 if TYPE_CHECKING:
-    from reconciler.apply import Outcome, PolarisProvider
     from reconciler.client import PolarisClient
-    from reconciler.importer import ImportReader, ManifestFile
-    from reconciler.live import LiveReader, LiveState
-    from reconciler.plan import Change, PlanError, PlanOptions, Request
 
 AGGREGATE_DEFAULTS = {"timeResolution": "millisecond"}  # only rollup tables have one
 # Every table has the primary timestamp column; Polaris lists it whether or not it was declared.
@@ -68,7 +73,7 @@ class Table(ResourceKind):
 
     # Live state -----------------------------------------------------------------------------
 
-    def read(self, reader: LiveReader) -> None:
+    def read(self, reader: LiveReading[Any]) -> None:
         client, pool = reader.client, reader.pool
         declared = {r.name for r in reader.of_kind(self.kind) if not r.external}
 
@@ -88,10 +93,10 @@ class Table(ResourceKind):
 
         reader.then(collect)
 
-    def live(self, state: LiveState) -> Mapping[str, Mapping[str, Any]]:
+    def live(self, state: LiveView[Any]) -> Mapping[str, Mapping[str, Any]]:
         return state.tables
 
-    def digest(self, state: LiveState) -> Any:
+    def digest(self, state: LiveView[Any]) -> Any:
         # Its version (a PUT carries it) and whether it holds data (columns may then only be added).
         return {
             name: [self.normalize(body), body.get("version"), bool(body.get("totalRows"))]
@@ -101,7 +106,6 @@ class Table(ResourceKind):
     # Planning -------------------------------------------------------------------------------
 
     def plan(self, resource: Resource, context: PlanContext) -> Change | PlanError:
-        from reconciler.plan import PlanError
 
         live = context.live
         current = live.tables.get(resource.name)
@@ -146,7 +150,6 @@ class Table(ResourceKind):
         self, action: Action, name: str, spec: Mapping[str, Any], live: Mapping[str, Any] | None,
         changed: tuple[FieldChange, ...], options: PlanOptions,
     ) -> tuple[Request, ...]:  # fmt: skip
-        from reconciler.plan import Request
 
         body = {"name": name, **spec}
         if action is Action.CREATE:
@@ -162,9 +165,8 @@ class Table(ResourceKind):
     def get(self, client: PolarisClient, name: str) -> Mapping[str, Any] | None:
         return client.get_table(name)
 
-    def apply(self, change: Change, provider: PolarisProvider) -> Outcome:
-        from reconciler.apply import Outcome
-        from reconciler.client import AmbiguousWriteError, ConflictError
+    def apply(self, change: Change, provider: Applying) -> Outcome:
+        from reconciler.client import AmbiguousWriteError, ConflictError  # deferred: loads httpx
 
         client = provider.client
         (request,) = change.requests
@@ -196,7 +198,7 @@ class Table(ResourceKind):
 
     # Import ---------------------------------------------------------------------------------
 
-    def imported(self, reader: ImportReader) -> Iterable[ManifestFile]:
+    def imported(self, reader: Importing) -> Iterable[ManifestFile]:
         names = [
             name
             for name in reader.table_names

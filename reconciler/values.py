@@ -1,0 +1,245 @@
+"""The values the steps and the kinds pass each other: planned changes, their requests, plan
+errors, apply outcomes, field-level differences and imported manifests.
+
+A leaf: it imports nothing of the reconciler but `model` (and, for types only, the listing and
+identity values a job's change carries), so that the kinds can build these values and the steps
+can loop over the kinds without either importing the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from reconciler.model import Action, Kind, Reason, by_reference
+
+if TYPE_CHECKING:
+    from reconciler.identity import Place
+    from reconciler.listing import Listing
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field-level difference between live and desired, as a reviewer reads it."""
+
+    path: str  # dotted, from the spec root: "source.formatSettings.delimiter"
+    before: Any
+    after: Any
+
+    @property
+    def op(self) -> str:
+        """`add`, `remove` or `change`."""
+        if self.before is MISSING:
+            return "add"
+        if self.after is MISSING:
+            return "remove"
+        return "change"
+
+    def to_json(self) -> dict[str, Any]:
+        """The change as plan JSON shows it."""
+        entry: dict[str, Any] = {"path": self.path, "op": self.op}
+        if self.before is not MISSING:
+            entry["before"] = self.before
+        if self.after is not MISSING:
+            entry["after"] = self.after
+        return entry
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+MISSING: Any = _Missing()
+
+
+@dataclass(frozen=True)
+class Request:
+    """One API call apply makes for a change."""
+
+    method: str
+    path: str  # relative to the project: /connections/NAME
+    body: Mapping[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The request with every secret shown as its `${env:NAME}` reference."""
+        entry: dict[str, Any] = {"method": self.method, "path": self.path}
+        if self.body is not None:
+            entry["body"] = by_reference(self.body)
+        return entry
+
+
+@dataclass(frozen=True)
+class Change:
+    """One resource's planned action: why, what it changes, and the requests it will send."""
+
+    kind: Kind
+    name: str
+    action: Action
+    reason: str  # the reason as a reviewer reads it
+    diff: tuple[FieldChange, ...] = ()
+    file: str | None = None
+    notes: tuple[str, ...] = ()  # facts worth knowing, e.g. that secrets are not compared
+    warnings: tuple[str, ...] = ()  # things a reviewer must not miss, e.g. double ingestion
+    job_id: str | None = None  # the live job this change is about
+    status: str | None = None  # that job's execution status
+    fingerprint: str | None = None
+    reingest: bool = False  # apply refuses this change without --allow-reingest
+    objects: Listing | None = None  # a new job's objects, when the plan listed (or tried to)
+    why: Reason = Reason.UP_TO_DATE  # the reason as a value
+    before: Mapping[str, Any] | None = None  # normalized live body (None: nothing live)
+    desired: Mapping[str, Any] | None = None  # normalized declared body, secrets by reference
+    requests: tuple[Request, ...] = ()  # what apply sends, in order
+    depends_on: tuple[tuple[Kind, str], ...] = ()  # changes of this plan it waits for
+    place: Place | None = None  # a job: where its connection will point (identity.Place)
+
+    @property
+    def ref(self) -> str:
+        """`Kind/name`, as messages show it."""
+        return f"{self.kind}/{self.name}"
+
+    @property
+    def key(self) -> tuple[Kind, str]:
+        """(kind, name)."""
+        return (self.kind, self.name)
+
+    def to_json(self) -> dict[str, Any]:
+        """The change as plan JSON (and a saved plan) holds it; never holds a secret value."""
+        entry: dict[str, Any] = {
+            "kind": str(self.kind),
+            "name": self.name,
+            "action": str(self.action),
+            "why": str(self.why),
+            "reason": self.reason,
+            "diff": [change.to_json() for change in self.diff],
+            "file": self.file,
+        }
+        for key, value in (
+            ("notes", list(self.notes)),
+            ("warnings", list(self.warnings)),
+            ("jobId", self.job_id),
+            ("status", self.status),
+            ("fingerprint", self.fingerprint),
+        ):
+            if value:
+                entry[key] = value
+        if self.reingest:
+            entry["reingest"] = True
+        if self.objects is not None:
+            entry["objects"] = self.objects.to_json()
+        # The bodies a change moves between; a noop or a skip moves nothing, and leaving them out
+        # keeps the JSON of a large, settled project small (5,000 jobs: 230 MB to render else).
+        if self.action not in (Action.NOOP, Action.SKIP):
+            if self.before is not None:
+                entry["before"] = by_reference(self.before)
+            if self.desired is not None:
+                entry["desired"] = by_reference(self.desired)
+        if self.requests:
+            entry["requests"] = [request.to_json() for request in self.requests]
+        if self.depends_on:
+            entry["dependsOn"] = [f"{kind}/{name}" for kind, name in self.depends_on]
+        return entry
+
+
+class PlanErrorCode(StrEnum):
+    """What kind of plan error this is: callers switch on it, never on the message's words."""
+
+    FORBIDDEN = "forbidden"  # Polaris does not allow the change (e.g. a table's type)
+    MISSING = "missing"  # declared as managed elsewhere, and not in the project
+
+
+@dataclass(frozen=True)
+class PlanError:
+    """A change the API forbids, or a resource that must exist and does not; never attempted."""
+
+    kind: Kind
+    name: str
+    message: str
+    file: str | None = None
+    code: PlanErrorCode = PlanErrorCode.FORBIDDEN
+
+    def __str__(self) -> str:
+        where = f"{self.file}: " if self.file else ""
+        return f"{where}{self.kind}/{self.name}: {self.message}"
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """Choices a user makes with flags that change what the plan contains."""
+
+    resubmit_canceled: bool = False
+    rotate_secrets: bool = False
+    prune: bool = False
+
+
+@dataclass(frozen=True)
+class Allowances:
+    """The flags that allow apply to carry out a plan that needs them."""
+
+    allow_replace: bool = False
+    allow_reingest: bool = False
+    force: bool = False
+    allow_empty: bool = False  # prune may delete every resource of a kind (Argo CD's allowEmpty)
+    allow_checkpoint_change: bool = False  # a streaming job may re-read or skip data
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    """How apply carries changes out."""
+
+    parallelism: int = 8
+    allow_reingest: bool = False  # a job's re-check before its POST refuses overlaps without it
+    wait: bool = False
+    timeout: float = 3600.0
+    poll_interval: float = 2.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one change."""
+
+    change: Change
+    status: str  # done | failed | skipped | unchanged
+    message: str
+    job_id: str | None = None
+    job: Mapping[str, Any] | None = None  # the final job, with --wait
+    metrics: Mapping[str, Any] | None = None  # the job's totals, with --wait
+    canceled: tuple[str, ...] = ()  # ids of late duplicates of this job that apply canceled
+
+    def to_json(self) -> dict[str, Any]:
+        """The outcome as apply JSON shows it."""
+        entry: dict[str, Any] = {
+            "kind": str(self.change.kind),
+            "name": self.change.name,
+            "action": str(self.change.action),
+            "status": self.status,
+            "message": self.message,
+        }
+        if self.job_id:
+            entry["jobId"] = self.job_id
+        if self.job is not None:
+            entry["executionStatus"] = self.job.get("executionStatus")
+            health = self.job.get("health")
+            if isinstance(health, Mapping) and health.get("status") == "error":
+                entry["health"] = {"code": health.get("code"), "message": health.get("message")}
+        if self.metrics is not None:
+            entry["metrics"] = dict(self.metrics)
+        if self.canceled:
+            entry["canceledDuplicates"] = list(self.canceled)
+        return entry
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    """One manifest to write: its path under the output directory and its YAML text."""
+
+    path: str  # relative, with "/" separators
+    text: str
+    kind: Kind
+    name: str
+    variables: tuple[str, ...] = ()  # environment variables it needs (secrets)
+    # A finished job's: written to the history path, which plan and apply never read (a manifest
+    # there is never submitted, even after Polaris forgets the job), and drift --history reads.
+    history: bool = False
