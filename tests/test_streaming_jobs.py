@@ -170,10 +170,13 @@ def test_a_move_to_another_connection_is_refused_without_the_flag_then_does_what
     change = only_change(plan_json(str(manifests)))
     assert (change["action"], change["why"]) == ("update", "checkpoint-change")
     assert f"CHECKPOINT: starts at {read_from}: {expected} data" in change["reason"]
-    refused = run("apply", "--auto-approve", str(manifests))
-    assert refused.exit_code != 0
-    assert "--allow-checkpoint-change" in refused.stderr
-    assert "StreamingJob/clicks-stream" in refused.stderr
+    refused = run("apply", "--auto-approve", "--format", "json", str(manifests))
+    assert refused.exit_code == 1  # as every unsafe plan
+    error = refused.json()["error"]
+    assert error["code"] == "unsafe-plan"
+    assert "--allow-checkpoint-change" in error["message"]
+    assert "StreamingJob/clicks-stream" in error["message"]
+    assert "table Clicks reads push streaming connection clicks-v2" in error["message"]
     assert len(streaming_jobs(api, "pending", "running")) == 1
     assert counted(api) == dict.fromkeys(range(5), 1)
     apply_all("--allow-checkpoint-change", str(manifests))
@@ -548,3 +551,21 @@ def test_the_manifest_the_streaming_guide_shows_validates(tmp_path: Path) -> Non
     write(tmp_path, "clicks.yaml", example)
     result = run("validate", str(tmp_path))
     assert result.exit_code == 0, result.stdout + result.stderr
+
+
+def test_a_connection_change_under_a_streaming_job_no_manifest_declares_warns_of_the_checkpoint(
+    served: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KAFKA_USER", "reconciler")
+    monkeypatch.setenv("KAFKA_PASSWORD", "kafka-password-never-shown")
+    folder = tmp_path / "kafka"
+    write(folder, "orders.yaml", KAFKA)
+    apply_all(str(folder))
+    connection_only = KAFKA.split("---\n", 1)[0].replace("orders-v1", "orders-v2")
+    write(folder, "orders.yaml", connection_only)
+    plan = plan_json(str(folder))
+    (change,) = [c for c in plan["changes"] if c["kind"] == "Connection"]
+    assert change["action"] == "update"
+    (warning,) = change["warnings"]
+    assert warning.startswith("CHECKPOINT: the streaming jobs of tables Orders")
+    assert "topic orders-v2 instead of topic orders-v1" in warning

@@ -325,8 +325,8 @@ class StreamingJob(ResourceKind):
             )  # fmt: skip
             return update(
                 Reason.CHECKPOINT,
-                f"update (CHECKPOINT: starts at {read_from}: {effect(read_from)}): reads {reads}, "
-                f"not {was}",
+                f"update (CHECKPOINT: starts at {read_from}: {effect(read_from)}): table {table} "
+                f"reads {reads}, not {was}",
                 warnings=(warning,),
             )
         if data and all(c.path == "readFromPoint" for c in data):
@@ -377,6 +377,34 @@ class StreamingJob(ResourceKind):
         return self.change(
             resource, Action.NOOP, Reason.UP_TO_DATE, detail, job, compared=compared, **extra
         )
+
+    def review(self, changes: list[Change], context: PlanContext) -> list[Change]:
+        """Warn on a Connection change that moves a streaming job no manifest declares to another
+        topic or stream (a declared one is planned as a checkpoint change of its own)."""
+        declared = {
+            table_of(r.spec) for (kind, _), r in context.resources.items() if kind is self.kind
+        }
+        reading: dict[str, list[str]] = {}
+        for table, job in self.live(context.live).items():
+            if table not in declared:
+                reading.setdefault(connection_of(job), []).append(table)
+        if not reading:
+            return changes
+        reviewed = []
+        for change in changes:
+            tables = reading.get(change.name, []) if change.kind is Kind.CONNECTION else []
+            was = stream_of(context.live.connections.get(change.name), change.name)
+            after = stream_of(change.desired, change.name) if change.desired else None
+            if tables and change.action is not Action.NOOP and was != after:
+                warning = (
+                    f"CHECKPOINT: the streaming jobs of tables {', '.join(sorted(tables))}, which "
+                    f"no manifest declares, read this connection: they would read "
+                    f"{after or 'nothing'} instead of {was}, re-reading or skipping data; declare "
+                    "them (reconciler import --kind StreamingJob) to see what each will do"
+                )
+                change = dataclasses.replace(change, warnings=(*change.warnings, warning))
+            reviewed.append(change)
+        return reviewed
 
     def _create(
         self, resource: Resource, context: PlanContext, previous: Mapping[str, Any] | None,
