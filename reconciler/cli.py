@@ -1116,7 +1116,7 @@ def unlock(yes: bool, target: Target) -> None:
 @cli.command(short_help="Move a table's streaming read point to its job's readFromPoint.")
 @click.argument("table")
 @click.option("--auto-approve", is_flag=True, help="Reset without asking.")
-@connection_options
+@lock_options
 @global_options
 def reset(table: str, auto_approve: bool, target: Target) -> None:
     """Reset TABLE's streaming job: only ever when asked, since it re-reads or skips data."""
