@@ -383,11 +383,14 @@ def test_import_writes_streaming_jobs_as_manifests_that_plan_no_change(
 ) -> None:
     edit(manifests / "job.yaml", "  target:", "  lateMessageRejectionPeriod: P7D\n  target:")
     started(manifests, api)
+    (job,) = streaming_jobs(api)
+    api.post(f"/jobs/{job['id']}/status", json={"desiredExecutionStatus": "suspended"})
     out = tmp_path / "imported"
     result = run("import", "--out", str(out))
     assert result.exit_code == 0, result.stdout + result.stderr
     written = "\n".join(p.read_text() for p in sorted(out.rglob("*.yaml")))
     assert "kind: StreamingJob" in written
+    assert "status: suspended" in written and "lateMessageRejectionPeriod: P7D" in written
     assert "kind: IngestionJob" not in written
     plan = run("plan", "--detailed-exitcode", str(out))
     assert plan.exit_code == 0, plan.stdout + plan.stderr
