@@ -24,7 +24,8 @@ from typing import Any, Protocol
 
 from reconciler import kinds
 from reconciler.client import AmbiguousWriteError, ConflictError, PolarisClient, PolarisError
-from reconciler.live import JobCache, LiveState, read_live
+from reconciler.kinds.ingestion_job import JobCache
+from reconciler.live import LiveState, read_live
 from reconciler.model import Action, Kind, Resource
 from reconciler.plan import Plan
 from reconciler.ports import Fence

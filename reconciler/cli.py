@@ -66,8 +66,8 @@ from reconciler.values import Allowances, ApplyOptions, PlanOptions
 if TYPE_CHECKING:
     from reconciler.apply import ApplyInterrupted
     from reconciler.client import PolarisClient
+    from reconciler.kinds.ingestion_job import JobCache
     from reconciler.listing import Access
-    from reconciler.live import JobCache
     from reconciler.lock import Holder
     from reconciler.manager import Manager, Planned
     from reconciler.plan import Plan
@@ -724,7 +724,7 @@ def _manifests(paths: tuple[str, ...], target: Target, fmt: str = "text") -> Man
 def _cache(target: Target) -> JobCache:
     import platformdirs
 
-    from reconciler.live import JobCache
+    from reconciler.kinds.ingestion_job import JobCache
 
     if target.no_cache:
         return JobCache(None)

@@ -2,56 +2,26 @@
 
 Each kind reads its own part (`ResourceKind.read` in reconciler/kinds): the reader below gives
 them one thread pool, so that reads of different kinds overlap, and the on-disk cache of jobs in
-a terminal state, which never change.
+a terminal state, which never change (`JobCache`, reconciler/kinds/ingestion_job/cache.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import json
-import logging
-import os
-import tempfile
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from reconciler import kinds
 from reconciler.client import PolarisClient
 from reconciler.identity import OverlapIndex
-from reconciler.kinds.ingestion_job import (
-    ACTIVE_STATUSES,
-    KNOWN_STATUSES,
-    SATISFIED_STATUSES,
-    TERMINAL_STATUSES,
-    LiveJob,
-    overlap_index,
-)
+from reconciler.kinds.ingestion_job.cache import JobCache
+from reconciler.kinds.ingestion_job.live_job import ACTIVE_STATUSES, LiveJob, overlap_index
 from reconciler.model import Kind, Resource
 
-__all__ = [
-    "ACTIVE_STATUSES", "KNOWN_STATUSES", "SATISFIED_STATUSES", "TERMINAL_STATUSES", "JobCache",
-    "LiveJob", "LiveReader", "LiveState", "read_live",
-]  # fmt: skip
-
-log = logging.getLogger("reconciler.live")
-
-CACHE_FORMAT = 2  # 2: user fields dropped (format 1 files may hold pieces of the API key)
-# Who created or changed a resource. Polaris names an API key's user after the key itself
-# (`api-key-pok_vipgj...bjjvyo` holds 15 of its characters), so these are never cached.
-USER_FIELDS = frozenset({"createdBy", "lastModifiedBy", "createdByUser", "modifiedByUser"})
-
-
-def without_users(job: Mapping[str, Any]) -> dict[str, Any]:
-    """A job without its user fields, also in the `spec` it echoes."""
-    kept = {key: value for key, value in job.items() if key not in USER_FIELDS}
-    if isinstance(kept.get("spec"), Mapping):
-        kept["spec"] = {k: v for k, v in kept["spec"].items() if k not in USER_FIELDS}
-    return kept
+__all__ = ["LiveReader", "LiveState", "read_live"]
 
 
 @dataclass(frozen=True)
@@ -84,125 +54,6 @@ class LiveState:
     def active_tables(self) -> frozenset[str]:
         """Tables a pending or running job writes into."""
         return frozenset(job.table for job in self.jobs if job.status in ACTIVE_STATUSES)
-
-
-class JobCache:
-    """Details of jobs in a terminal state, on disk; safe to delete, never holds secrets.
-
-    A cache that cannot be read or written is a warning, never a failure: the plan reads
-    everything from Polaris instead. Each job is held as its JSON text, a tenth of its decoded
-    size, and the file has one job a line (still one JSON document), so that a read decodes
-    only the jobs it asks for, one at a time.
-    """
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.loaded: dict[str, str] | None = None  # each job's JSON, read on first use
-        self.dirty = False
-        self.lock = threading.Lock()
-
-    @property
-    def entries(self) -> dict[str, str]:
-        """Cached jobs by id, as JSON text."""
-        with self.lock:
-            if self.loaded is None:
-                self.loaded = self._load()
-            return self.loaded
-
-    def _load(self) -> dict[str, str]:
-        if self.path is None:
-            return {}
-        try:
-            if self.path.is_file():
-                with self.path.open(encoding="utf-8") as lines:
-                    return _entries(lines)
-        except (OSError, ValueError, KeyError, AttributeError, TypeError, IndexError):
-            pass
-        else:
-            return {}
-        log.warning("ignoring the unreadable job cache %s", self.path)
-        return {}
-
-    def get(self, job_id: str) -> dict[str, Any] | None:
-        """The cached job, if any (an entry that cannot be read is none: the job is read again)."""
-        text = self.entries.get(job_id)
-        try:
-            job = json.loads(text) if text is not None else None
-        except ValueError:
-            return None
-        return job if isinstance(job, dict) and str(job.get("id")) == job_id else None
-
-    def put(self, job: Mapping[str, Any]) -> None:
-        """Remember a job whose status is terminal (and so will never change); thread-safe."""
-        if job.get("executionStatus") in TERMINAL_STATUSES:
-            text = json.dumps(without_users(job), separators=(",", ":"))
-            entries = self.entries
-            with self.lock:
-                entries[str(job["id"])] = text
-                self.dirty = True
-
-    def close(self) -> None:
-        """Save what was learnt (the cache is used as a context manager around a read), then let
-        go of the entries: a read keeps what it needs of each job, and a later one reads the file
-        again. A cache without a file keeps them, having nowhere else to find them."""
-        self.save()
-        if self.path is not None:
-            with self.lock:
-                self.loaded = None
-
-    def save(self) -> None:
-        """Write the cache atomically, so a killed run never leaves a torn file."""
-        if self.path is None or not self.dirty:
-            return
-        lines = [f"{json.dumps(job_id)}:{text}" for job_id, text in self.entries.items()]
-        payload = CACHE_HEADER + "\n" + ",\n".join(lines) + "\n" + CACHE_FOOTER
-        temp = None
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".jobs-", suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(payload)
-            os.replace(temp, self.path)
-        except OSError as error:
-            log.warning(
-                "cannot write the job cache %s (%s); running without it (or pass --no-cache)",
-                self.path,
-                error.strerror or error,
-            )
-            if temp is not None:
-                with contextlib.suppress(OSError):
-                    os.remove(temp)
-            self.path = None
-        self.dirty = False
-
-
-CACHE_HEADER, CACHE_FOOTER = f'{{"format":{CACHE_FORMAT},"jobs":{{', "}}"
-
-
-def _entries(lines: TextIO) -> dict[str, str]:
-    """The jobs of a cache file by id, as JSON text, each checked only when it is asked for.
-
-    JSON text never holds a raw newline, so a file `save` wrote has one job a line, read one at
-    a time; any other file of this format (as an older version wrote it) is decoded whole.
-    """
-    first = lines.readline()
-    if first != CACHE_HEADER + "\n":
-        data = json.loads(first + lines.read())
-        if data.get("format") != CACHE_FORMAT or not isinstance(data["jobs"], dict):
-            return {}
-        jobs: dict[str, Any] = data["jobs"]
-        return {str(k): json.dumps(v, separators=(",", ":")) for k, v in jobs.items()}
-    decoder, entries = json.JSONDecoder(), dict[str, str]()
-    for line in lines:
-        if line == CACHE_FOOTER:
-            return entries
-        if line == "\n":
-            continue
-        job_id, end = decoder.raw_decode(line)
-        if not isinstance(job_id, str) or line[end] != ":":
-            raise ValueError("not a line of the job cache")
-        entries[job_id] = line[end + 1 :].rstrip("\n").removesuffix(",")
-    raise ValueError("the job cache ends early")  # a torn file
 
 
 class LiveReader:

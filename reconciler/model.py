@@ -142,8 +142,11 @@ class Resource:
     location: Location
     policy: Mapping[str, Any] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
-    fingerprint: str | None = None  # IngestionJob only: its identity at validation, without a
-    # place (ResourceKind.identity: kinds.ingestion_job.fingerprint)
+    # What identifies it besides its name (IngestionJob only: its SpecFingerprint, without a
+    # place), and its spec in compared form when validation made that to take the fingerprint:
+    # the plan reads it instead of normalizing the spec again (ResourceKind.identified).
+    fingerprint: str | None = None
+    compared: Mapping[str, Any] | None = None
 
     @property
     def key(self) -> tuple[Kind, str]:

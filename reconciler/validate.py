@@ -158,6 +158,7 @@ def _resource(
         )
         return None, errors
     spec = {k: v for k, v in spec.items() if k != "name"}
+    fingerprint, compared = resource_kind.identified(spec)
     resource = Resource(
         kind=resource_kind.kind,
         name=str(name),
@@ -165,7 +166,8 @@ def _resource(
         location=document.start,
         policy=expanded.get("policy") or {},
         annotations=expanded["metadata"].get("annotations") or {},
-        fingerprint=resource_kind.identity(spec),
+        fingerprint=fingerprint,
+        compared=compared,
     )
     return resource, errors
 

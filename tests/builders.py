@@ -13,7 +13,8 @@ from typing import Any
 
 from reconciler import kinds
 from reconciler.identity import Place
-from reconciler.live import LiveJob, LiveState
+from reconciler.kinds.ingestion_job import LiveJob
+from reconciler.live import LiveState
 from reconciler.model import Kind, Location, Resource, Secret
 from reconciler.plan import Plan
 from reconciler.values import Change
@@ -29,13 +30,15 @@ def resource(
 ) -> Resource:
     """A desired resource as validate makes it (with its identity); external: policy.manage."""
     spec = dict(spec or {})
+    fingerprint, compared = kinds.of(kind).identified(spec) if spec else (None, None)
     return Resource(
         kind=kind,
         name=name,
         spec=spec,
         location=Location(f"manifests/{name}.yaml"),
         policy={"manage": "external"} if external else {},
-        fingerprint=kinds.of(kind).identity(spec) if spec else None,
+        fingerprint=fingerprint,
+        compared=compared,
     )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.client import PolarisClient
-from reconciler.kinds.ingestion_job import fingerprint
+from reconciler.kinds.ingestion_job import SpecFingerprint, compared_form, spec_fingerprint
 from reconciler.live import read_live
 from reconciler.model import Kind, Resource
 from reconciler.plan import Plan, make_plan
@@ -45,12 +45,12 @@ def plan_fleet(client: PolarisClient, directory: Path) -> tuple[dict[Any, Resour
     )
 
 
-def job_fingerprints(client: PolarisClient) -> collections.Counter[str]:
-    counts: collections.Counter[str] = collections.Counter()
+def job_fingerprints(client: PolarisClient) -> collections.Counter[SpecFingerprint]:
+    counts: collections.Counter[SpecFingerprint] = collections.Counter()
     for summary in client.iter_jobs():
         job = client.get_job(summary["id"])
         assert job is not None
-        counts[fingerprint(job)] += 1
+        counts[spec_fingerprint(compared_form(job))] += 1
     return counts
 
 
@@ -59,5 +59,7 @@ def assert_converged(client: PolarisClient, directory: Path, jobs: int) -> None:
     assert sum(counts.values()) == jobs, "missing or extra jobs"
     assert max(counts.values()) == 1, "a job was submitted twice"
     manifests = load_manifests([str(directory)], {})
-    wanted = {fingerprint(r.spec) for r in manifests.of_kind(Kind.INGESTION_JOB)}
+    wanted = {
+        spec_fingerprint(compared_form(r.spec)) for r in manifests.of_kind(Kind.INGESTION_JOB)
+    }
     assert set(counts) == wanted

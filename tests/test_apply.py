@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -82,6 +83,29 @@ def test_a_dropped_response_to_a_job_post_submits_no_duplicate(
     result = Applier(PolarisProvider(client, sleep=lambda s: None)).run(plan)
     assert not result.failed, [o.message for o in result.outcomes]
     assert_converged(client, fleet, jobs=3)
+
+
+def test_a_job_change_without_the_identity_its_plan_gave_it_is_never_posted(
+    tmp_path: Path, client: PolarisClient
+) -> None:
+    # A job is found by its identity over its connection's place. The spec's own fingerprint
+    # names the connection instead, so it never finds a live job: a change that lost the
+    # identity its plan gave it fails, and posts no second job beside the first.
+    fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=1)
+    resources, plan = plan_fleet(client, fleet)
+    assert not Applier(PolarisProvider(client, sleep=lambda s: None)).run(plan).failed
+    (submitted,) = [c for c in plan.changes if c.kind is Kind.INGESTION_JOB]
+    provider = PolarisProvider(client, sleep=lambda s: None)
+    provider.read(resources.values())  # the job posted above is live, and known to this apply
+
+    result = Applier(provider).run(
+        dataclasses.replace(plan, changes=(dataclasses.replace(submitted, fingerprint=None),))
+    )
+
+    (outcome,) = result.outcomes
+    assert outcome.status == "failed"
+    assert "run plan" in outcome.message
+    assert_converged(client, fleet, jobs=1)
 
 
 def test_a_dropped_response_to_a_connection_post_counts_as_created(

@@ -12,13 +12,18 @@ from typing import Any
 
 import pytest
 
-from reconciler.identity import place_of
-from reconciler.kinds.ingestion_job import fingerprint
+from reconciler.identity import Place, place_of
+from reconciler.kinds.ingestion_job import JobIdentity, compared_form, job_identity
 from tests.builders import ENDPOINT, edited, job_spec, s3
 
 JOB = job_spec()
 PLACE = place_of(s3()).to_json()
 MAX = {"columnName": "m", "expression": 'MAX("ts")'}
+
+
+def fingerprint(spec: dict[str, Any], place: dict[str, str] | None) -> JobIdentity:
+    """A job's identity, its connection at `place` (as JSON) or, without one, by name."""
+    return job_identity(compared_form(spec), Place(**place) if place is not None else None)
 
 
 def with_mapping(spec: dict[str, Any], mapping: dict[str, Any]) -> dict[str, Any]:

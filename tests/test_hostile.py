@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 from reconciler.client import ClientConfig, PolarisClient, PolarisError
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID
-from reconciler.live import JobCache, read_live
+from reconciler.kinds.ingestion_job import JobCache
+from reconciler.live import read_live
 from reconciler.validate import load_manifests
 from tests.cli import run
 from tests.fixtures import DEMO_SECRETS, IN_PROCESS_HOSTS, ROOT, Canned, HostileServer

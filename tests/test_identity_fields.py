@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from reconciler.identity import Place
-from reconciler.kinds.ingestion_job import fingerprint
+from reconciler.kinds.ingestion_job import compared_form, job_identity, spec_fingerprint
 from reconciler.live import LiveState
 from reconciler.model import Kind, Location, Resource
 from reconciler.plan import checksum
@@ -140,11 +140,17 @@ def mutations(
 def _noticed(spec: dict[str, Any]) -> bool:
     def resource(body: dict[str, Any]) -> Resource:
         return Resource(
-            Kind.INGESTION_JOB, "job", body, Location("jobs.yaml"), fingerprint=fingerprint(body)
+            Kind.INGESTION_JOB,
+            "job",
+            body,
+            Location("jobs.yaml"),
+            fingerprint=spec_fingerprint(compared_form(body)),
         )
 
     empty = LiveState({}, {}, ())
-    same_identity = fingerprint(spec, PLACE.to_json()) == fingerprint(BASE, PLACE.to_json())
+    same_identity = job_identity(compared_form(spec), PLACE) == job_identity(
+        compared_form(BASE), PLACE
+    )
     same_checksum = checksum([resource(spec)], empty) == checksum([resource(BASE)], empty)
     return not (same_identity and same_checksum)
 

@@ -30,7 +30,7 @@ from reconciler.globs import (
     sequences,
 )
 from reconciler.identity import OverlapIndex, Place, reads_of
-from reconciler.kinds.ingestion_job import pattern_problem
+from reconciler.kinds.ingestion_job.checks import pattern_problem
 from tests.fixtures import ROOT
 
 CORPUS = ROOT / "tests" / "reference" / "java-glob-corpus.jsonl.gz"

@@ -14,7 +14,8 @@ import pytest
 from reconciler import connection_types, kinds
 from reconciler.client import PolarisClient
 from reconciler.kinds.base import ResourceKind
-from reconciler.live import JobCache, LiveReader, read_live
+from reconciler.kinds.ingestion_job import JobCache
+from reconciler.live import LiveReader, read_live
 from reconciler.model import Kind
 from reconciler.plan import make_plan
 from tests.builders import detail_table, job_spec, live_state, resource, s3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from reconciler import kinds
 from reconciler.client import ClientConfig, PolarisClient
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
-from reconciler.kinds.ingestion_job import fingerprint
+from reconciler.kinds.ingestion_job import SpecFingerprint, compared_form, spec_fingerprint
 from reconciler.model import Kind
 from reconciler.normalize import diff
 from tests.connections import CONNECTIONS
@@ -55,6 +56,11 @@ GUIDE_JOB_RESPONSE: dict[str, Any] = {
         {"columnName": "__count", "expression": "COUNT(*)"},
     ],
 }
+
+
+def fingerprint(spec: Mapping[str, Any]) -> SpecFingerprint:
+    """The fingerprint validation takes of a job's spec."""
+    return spec_fingerprint(compared_form(spec))
 
 
 def test_the_guides_job_response_has_the_same_fingerprint_as_its_request() -> None:

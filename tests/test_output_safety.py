@@ -12,7 +12,8 @@ from reconciler.apply import ApplyResult, Request
 from reconciler.client import ClientConfig, PolarisClient, ProjectNotFoundError
 from reconciler.emulator import DEMO_API_KEY, Emulator
 from reconciler.escape import fence, markdown, terminal
-from reconciler.live import LiveJob, LiveState
+from reconciler.kinds.ingestion_job import LiveJob
+from reconciler.live import LiveState
 from reconciler.model import Kind, Location, Resource
 from reconciler.plan import Action, make_plan
 from reconciler.render import MARKDOWN_LIMIT, PlanMarkdown, render_apply, render_requests

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from reconciler.identity import OverlapIndex, Place, place_of, reads_of
-from reconciler.live import LiveJob, LiveState
+from reconciler.kinds.ingestion_job import LiveJob
+from reconciler.live import LiveState
 from reconciler.model import Kind, Location, Resource
 from reconciler.plan import Action, make_plan
 from tests.guide import GUIDE_JOB

@@ -9,8 +9,8 @@ from pathlib import Path
 from reconciler.client import PolarisClient
 from reconciler.emulator import Emulator
 from reconciler.identity import place_of
-from reconciler.kinds.ingestion_job import INGESTION_JOB, fingerprint
-from reconciler.live import JobCache, read_live
+from reconciler.kinds.ingestion_job import JOB_SPEC, JobCache, compared_form, job_identity
+from reconciler.live import read_live
 from reconciler.model import Action, Kind
 from reconciler.plan import make_plan
 from tests.builders import job_spec, live_connection, live_job, live_state, resource, s3
@@ -26,7 +26,7 @@ def test_a_job_in_sync_shares_one_compared_form_with_the_live_job_it_matches() -
     (change,) = plan.changes
     assert change.action is Action.NOOP
     assert change.before is job.compared and change.desired is job.compared
-    assert job.compared == INGESTION_JOB.normalize(spec)
+    assert job.compared == JOB_SPEC.normalize(spec)
 
 
 def test_a_resubmitted_job_shows_each_body_as_normalized_in_its_own_key_order() -> None:
@@ -42,8 +42,8 @@ def test_a_resubmitted_job_shows_each_body_as_normalized_in_its_own_key_order() 
     (change,) = plan.changes
     assert change.action is Action.RESUBMIT
     entry = change.to_json()
-    assert json.dumps(entry["before"]) == json.dumps(INGESTION_JOB.normalize(echoed))
-    assert json.dumps(entry["desired"]) == json.dumps(INGESTION_JOB.normalize(spec))
+    assert json.dumps(entry["before"]) == json.dumps(JOB_SPEC.normalize(echoed))
+    assert json.dumps(entry["desired"]) == json.dumps(JOB_SPEC.normalize(spec))
     assert list(entry["before"]) != list(entry["desired"])
 
 
@@ -54,7 +54,7 @@ def test_a_live_job_keeps_only_what_its_identity_and_comparison_need() -> None:
     assert set(job.body) == {"id", "executionStatus", "health", "createdTimestamp", "spec"}
     assert job.spec is job.compared and job.body["spec"] is job.compared
     # The identity is still taken from the request as Polaris returned it.
-    assert job.fingerprint == fingerprint(spec, place_of(connection).to_json())
+    assert job.identity == job_identity(compared_form(spec), place_of(connection))
 
 
 def test_a_job_cache_lets_go_of_its_jobs_after_a_read_and_the_next_read_finds_them_on_disk(
@@ -72,7 +72,7 @@ def test_a_job_cache_lets_go_of_its_jobs_after_a_read_and_the_next_read_finds_th
     second = read_live(client, resources, cache=cache)
     reads = [path for method, path, _ in emulator.requests if "/jobs/" in path]
     assert reads == []  # from the file written by the first read
-    assert [job.fingerprint for job in second.jobs] == [job.fingerprint for job in first.jobs]
+    assert [job.identity for job in second.jobs] == [job.identity for job in first.jobs]
     assert second.jobs[0].compared == first.jobs[0].compared
 
 

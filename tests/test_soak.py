@@ -9,7 +9,8 @@ import pytest
 from reconciler.apply import Applier, PolarisProvider
 from reconciler.client import PolarisClient, PolarisError
 from reconciler.emulator import Emulator, FaultPlan
-from reconciler.live import JobCache, read_live
+from reconciler.kinds.ingestion_job import JobCache
+from reconciler.live import read_live
 from reconciler.plan import make_plan
 from reconciler.validate import load_manifests
 from reconciler.values import ApplyOptions

@@ -137,7 +137,12 @@ class ResourceKind:
 
     def identity(self, spec: Mapping[str, Any]) -> str | None:
         """What identifies a resource besides its name (a job's fingerprint); None for most."""
-        return None
+        return self.identified(spec)[0]
+
+    def identified(self, spec: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any] | None]:
+        """(`identity`, and the spec in compared form if taking the identity made it, for the
+        plan to reuse); (None, None) for most kinds."""
+        return None, None
 
     # Validation -----------------------------------------------------------------------------
 
@@ -261,6 +266,8 @@ class ResourceKind:
             desired, before = compared.desired, compared.actual
         elif live is not None and resource.spec:
             desired, before = self.comparable(resource.spec, live)
+        elif resource.compared is not None:  # made by validation: not normalized again
+            desired = resource.compared
         elif resource.spec:
             desired = self.normalize(resource.spec)
         elif live is not None:

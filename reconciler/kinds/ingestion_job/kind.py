@@ -1,0 +1,124 @@
+"""The IngestionJob kind: the hooks validate, read, plan, apply and import call, each handing the
+work to the module of this package that holds it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from reconciler.kinds import registry
+from reconciler.kinds.base import Locate, PlanContext
+from reconciler.kinds.ingestion_job.checks import check_job, duplicate_specs
+from reconciler.kinds.ingestion_job.fingerprints import spec_fingerprint
+from reconciler.kinds.ingestion_job.importing import imported_jobs
+from reconciler.kinds.ingestion_job.live_job import SATISFIED_STATUSES, LiveJob
+from reconciler.kinds.ingestion_job.overlap import among_submitted
+from reconciler.kinds.ingestion_job.planning import plan_job, with_listing
+from reconciler.kinds.ingestion_job.reader import read_jobs
+from reconciler.kinds.ingestion_job.spec import JobSpec, compared_form
+from reconciler.kinds.ingestion_job.submissions import Submissions
+from reconciler.kinds.registry import register
+from reconciler.model import Action, Kind, ManifestError, Path, Resource
+from reconciler.names import name_problem
+from reconciler.ports import Applying, Importing, LiveReading, LiveView, PlanView
+from reconciler.values import Change, FieldChange, ManifestFile, Outcome, PlanOptions, Request
+
+
+@register
+class IngestionJob(JobSpec):
+    """A batch ingestion job (`type: batch`, the only type a manifest declares).
+
+    A job is never updated: it is identified by its spec over where its connection points
+    (`fingerprints.JobIdentity`), not by its name, and one that has run is never submitted again.
+    """
+
+    def identified(self, spec: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any] | None]:
+        # The one normalization of a manifest job per run: the plan reads this compared form.
+        compared = compared_form(spec)
+        return spec_fingerprint(compared), compared
+
+    # Validation -----------------------------------------------------------------------------
+
+    def document_problems(self, spec: Mapping[str, Any]) -> list[tuple[Path, str]]:
+        # The names a job sends in paths and query parameters.
+        problems: list[tuple[Path, str]] = []
+        for path, reserved in (
+            (("source", "connectionName"), False),
+            (("target", "tableName"), True),
+        ):
+            value = spec[str(path[0])][str(path[1])]
+            field = ".".join(("spec", *map(str, path)))
+            problem = name_problem(value, field)
+            if problem is None and reserved:
+                problem = registry.of(Kind.TABLE).reserved(value)
+            if problem:
+                problems.append((path, problem))
+        return problems
+
+    def dependencies(self, spec: Mapping[str, Any]) -> tuple[tuple[Kind, str], ...]:
+        return (
+            (Kind.CONNECTION, str(spec["source"]["connectionName"])),
+            (Kind.TABLE, str(spec["target"]["tableName"])),
+        )
+
+    def creates(self, spec: Mapping[str, Any]) -> tuple[tuple[Kind, str], ...]:
+        if spec.get("createTableIfNotExists"):
+            return ((Kind.TABLE, str(spec["target"]["tableName"])),)
+        return ()
+
+    def cross_check(
+        self, resources: list[Resource], declared: Mapping[tuple[Kind, str], Resource],
+        locate: Locate,
+    ) -> list[ManifestError]:  # fmt: skip
+        errors = [error for job in resources for error in check_job(job, declared, locate)]
+        return errors + duplicate_specs(resources)
+
+    # Live state -----------------------------------------------------------------------------
+
+    def read(self, reader: LiveReading[LiveJob]) -> None:
+        read_jobs(reader)
+
+    def digest(self, state: LiveView[LiveJob]) -> Any:
+        # Statuses reduced to what decides an action; which connections active jobs use (prune).
+        jobs = sorted(
+            [
+                job.id,
+                job.identity,
+                "satisfied" if job.status in SATISFIED_STATUSES else job.status,
+            ]
+            for job in state.jobs
+        )
+        return {"jobs": jobs, "activeConnections": sorted(state.active_job_connections)}
+
+    # Planning -------------------------------------------------------------------------------
+
+    def plan(self, resource: Resource, context: PlanContext) -> Change:
+        listing = context.listings.get(resource.name)
+        return with_listing(plan_job(self, resource, context, listing), listing)
+
+    def review(self, changes: list[Change], context: PlanContext) -> list[Change]:
+        """Warn about two jobs of this plan that would append the same objects into one table."""
+        return among_submitted(changes, context)
+
+    def requests(
+        self, action: Action, name: str, spec: Mapping[str, Any], live: Mapping[str, Any] | None,
+        changed: tuple[FieldChange, ...], options: PlanOptions,
+    ) -> tuple[Request, ...]:  # fmt: skip
+        if action in (Action.CREATE, Action.RESUBMIT):
+            return (Request("POST", self.path(), dict(spec)),)
+        return ()
+
+    # Applying -------------------------------------------------------------------------------
+
+    def session(self, provider: Applying, plan: PlanView) -> Submissions:
+        return Submissions(provider, plan)
+
+    def apply(self, change: Change, provider: Applying) -> Outcome:
+        submissions: Submissions = provider.session(self.kind)
+        return submissions.submit(change)
+
+    # Import ---------------------------------------------------------------------------------
+
+    def imported(self, reader: Importing) -> Iterable[ManifestFile]:
+        """Jobs that have run or are running, one per spec (the newest), grouped by table."""
+        return imported_jobs(self, reader)

@@ -1,0 +1,100 @@
+"""A job's spec is put in compared form once per run: validation makes it, and the fingerprint,
+the identity, the comparison with live jobs and the plan's desired body all read that one form."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.apply import Applier, PolarisProvider
+from reconciler.client import PolarisClient
+from reconciler.identity import place_of
+from reconciler.kinds.base import ResourceKind
+from reconciler.kinds.ingestion_job import LiveJob
+from reconciler.model import Action, Kind
+from reconciler.plan import make_plan
+from reconciler.validate import load_manifests
+from tests.builders import job_spec, live_connection, s3
+from tests.fixtures import external_connection_exists
+
+
+def _normalized(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every value any kind normalizes from now on (kept alive, so `is` tells them apart)."""
+    seen: list[Any] = []
+    original = ResourceKind.normalize
+
+    def counted(self: ResourceKind, spec: Any, **options: Any) -> dict[str, Any]:
+        seen.append(spec)
+        return original(self, spec, **options)
+
+    monkeypatch.setattr(ResourceKind, "normalize", counted)
+    return seen
+
+
+def _plan_and_apply(client: PolarisClient, manifests: Path, seen: list[Any]) -> list[int]:
+    """Validate, read, plan and apply the manifests; how often each job spec was normalized."""
+    seen.clear()
+    loaded = load_manifests([str(manifests)], dict(os.environ))
+    provider = PolarisProvider(client, sleep=lambda seconds: None)
+    plan = make_plan(loaded.resources, provider.read(loaded.resources))
+    result = Applier(provider).run(plan)
+    assert not result.failed, [outcome.message for outcome in result.outcomes]
+    jobs = loaded.of_kind(Kind.INGESTION_JOB)
+    assert jobs
+    return [sum(value is job.spec for value in seen) for job in jobs]
+
+
+def test_each_job_spec_is_normalized_once_in_a_run_that_plans_and_submits_it(
+    served: Any, workspace: Path, client: PolarisClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    external_connection_exists(client)
+    seen = _normalized(monkeypatch)
+
+    counts = _plan_and_apply(client, workspace, seen)
+
+    assert counts == [1] * len(counts)
+
+
+def test_each_job_spec_is_normalized_once_in_a_run_that_compares_it_with_live_jobs(
+    served: Any, workspace: Path, client: PolarisClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The second run finds each job in sync (a noop, compared with the live job it matches) but
+    # one whose mapping changed (a new job, compared with the one it replaces).
+    external_connection_exists(client)
+    seen = _normalized(monkeypatch)
+    _plan_and_apply(client, workspace, seen)
+    koalas = workspace / "guide" / "koalas-job.yaml"
+    koalas.write_text(koalas.read_text().replace("columnName: city", "columnName: town"))
+
+    seen.clear()
+    loaded = load_manifests([str(workspace)], dict(os.environ))
+    plan = make_plan(loaded.resources, PolarisProvider(client).read(loaded.resources))
+
+    jobs = {change.name: change for change in plan.changes if change.kind is Kind.INGESTION_JOB}
+    assert jobs["koalas-demo-file"].action is Action.CREATE
+    assert {change.action for name, change in jobs.items() if name != "koalas-demo-file"} == {
+        Action.NOOP
+    }
+    counts = [
+        sum(value is job.spec for value in seen) for job in loaded.of_kind(Kind.INGESTION_JOB)
+    ]
+    assert counts == [1] * len(counts)
+
+
+def test_a_live_job_request_is_normalized_once_when_read_even_through_two_places(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The manifests move the job's connection elsewhere: the job is identified through both
+    # places, each identity taken of the one compared form of its request.
+    seen = _normalized(monkeypatch)
+    request = job_spec()
+    body = {"id": "job-1", "executionStatus": "completed", "spec": request}
+    declared = {"zoo": place_of(s3(prefix="moved/"))}
+
+    job = LiveJob.of(body, {"zoo": live_connection("zoo")}, declared)
+
+    assert len({identity for identity, _ in job.readings}) == 2
+    assert sum(value is request for value in seen) == 1
