@@ -26,13 +26,12 @@ from reconciler import kinds
 from reconciler.client import AmbiguousWriteError, ConflictError, PolarisClient, PolarisError
 from reconciler.kinds.ingestion_job import JobCache
 from reconciler.live import LiveState, read_live
-from reconciler.model import Action, Kind, Resource
+from reconciler.model import Kind, Resource
 from reconciler.plan import Plan
 from reconciler.ports import Fence
-from reconciler.values import ApplyOptions, Change, Outcome, Request
+from reconciler.values import AMBIGUOUS_WRITE_ATTEMPTS, ApplyOptions, Change, Outcome, Request
 
 Progress = Callable[[str], None]
-AMBIGUOUS_WRITE_ATTEMPTS = 5  # each one is preceded by a read of live state
 
 
 class Unlocked:
@@ -177,7 +176,7 @@ class PolarisProvider:
         differing = kinds.of(change.kind).compare(spec, found).changes
         if not differing:
             return Outcome(change, "done", "already exists and matches the manifest")
-        fields = ", ".join(sorted({d.path.split(".")[0] for d in differing}))
+        fields = ", ".join(sorted({d.field for d in differing}))
         return Outcome(
             change, "failed", f"already exists with different {fields}; run plan again to update it"
         )
@@ -200,7 +199,7 @@ class Applier:
     def run(self, plan: Plan) -> ApplyResult:
         """Apply every change, parallel where independent; never raises for one failed change."""
         self.provider.prepare(plan)
-        work = [c for c in plan.changes if c.action not in (Action.NOOP, Action.SKIP)]
+        work = [c for c in plan.changes if c.action.changes_something]
         by_key = {c.key: c for c in work}
         deps = {id(c): [by_key[key] for key in c.depends_on if key in by_key] for c in work}
         outcomes: dict[int, Outcome] = {}
@@ -224,7 +223,7 @@ class Applier:
         for change in plan.changes:
             if id(change) in outcomes:
                 result.outcomes.append(outcomes[id(change)])
-            elif interrupted is not None and change.action not in (Action.NOOP, Action.SKIP):
+            elif interrupted is not None and change.action.changes_something:
                 result.outcomes.append(Outcome(change, "skipped", "not attempted: interrupted"))
             else:
                 result.outcomes.append(Outcome(change, "unchanged", change.reason, change.job_id))

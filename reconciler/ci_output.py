@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from reconciler.model import Action, Location, ManifestError
+from reconciler.model import Location, ManifestError
 from reconciler.output import Output, Redact, unchanged
 
 # xml.etree.ElementTree (with pyexpat under it) is imported by the JUnit functions, when --junit
@@ -68,10 +68,10 @@ def plan_annotations(plan: Plan, locations: Locations, redact: Redact = unchange
     lines: list[str] = []
     for change in plan.changes:
         where = locations.get((str(change.kind), change.name))
-        if change.action not in (Action.NOOP, Action.SKIP):
+        if change.action.changes_something:
             detail = "\n".join(
                 [change.reason]
-                + [f"{item.op} {item.path}" for item in change.diff]
+                + [f"{item.op} {item.dotted}" for item in change.diff]
                 + [f"note: {note}" for note in change.notes]
             )
             title = f"{change.ref}: {change.action}"

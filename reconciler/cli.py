@@ -31,6 +31,7 @@ from click.shell_completion import CompletionItem
 
 from reconciler import __version__, ci_output, hosts
 from reconciler import config as configuration
+from reconciler.config import DEFAULT_PATHS
 from reconciler.errors import ErrorCode, ReconcilerError
 from reconciler.manifest import Boundary, discover
 from reconciler.model import (
@@ -73,7 +74,6 @@ if TYPE_CHECKING:
     from reconciler.plan import Plan
     from reconciler.ports import Fence
 
-DEFAULT_PATHS = ("manifests",)
 FORMATS = click.Choice(["text", "json", "markdown"])
 CI_FORMATS = click.Choice(["text", "json", "markdown", "github"])  # github: workflow annotations
 JUNIT_OPTION = click.option(

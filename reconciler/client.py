@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -54,6 +54,7 @@ from reconciler import hosts
 from reconciler.errors import ErrorCode, ReconcilerError
 from reconciler.hosts import is_loopback
 from reconciler.model import LOCK_TABLE, Secret
+from reconciler.names import api_path
 from reconciler.redact import Redactor, shorten
 
 log = logging.getLogger("reconciler.client")
@@ -135,7 +136,7 @@ class ClientConfig:
     @property
     def base_url(self) -> str:
         """The project-scoped API root."""
-        return f"{self.url.rstrip('/')}/v1/projects/{_segment(self.project)}"
+        return f"{self.url.rstrip('/')}/v1{api_path('projects', self.project)}"
 
 
 class PolarisError(ReconcilerError):
@@ -183,15 +184,27 @@ class ProjectNotFoundError(PolarisError):
     code = ErrorCode.PROJECT_NOT_FOUND
 
 
-def request_body(value: Any) -> Any:
-    """`value` with every Secret revealed: the one place a secret value leaves its wrapper."""
-    if isinstance(value, Secret):
-        return value.reveal()
-    if isinstance(value, Mapping):
-        return {key: request_body(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [request_body(item) for item in value]
-    return value
+def request_body(value: Any, redact: Redactor | None = None) -> Any:
+    """`value` as it is sent, every Secret revealed: the one place a secret value leaves its
+    wrapper. It builds the body of each request to Polaris (`PolarisClient`, which passes its
+    redactor: each value revealed is registered with it first, so an answer that echoes the
+    request cannot show it), and gives the S3 signer its keys (`listing.credentials_of`)."""
+    revealed: list[str] = []
+
+    def sent(part: Any) -> Any:
+        if isinstance(part, Secret):
+            revealed.append(part.reveal())
+            return revealed[-1]
+        if isinstance(part, Mapping):
+            return {key: sent(item) for key, item in part.items()}
+        if isinstance(part, list | tuple):
+            return [sent(item) for item in part]
+        return part
+
+    body = sent(value)
+    if revealed and redact is not None:
+        redact.add(revealed)
+    return body
 
 
 class MalformedResponseError(PolarisError):
@@ -208,33 +221,6 @@ class UnconfirmedWriteError(PolarisError):
     """
 
     code = ErrorCode.UNCONFIRMED_WRITE
-
-
-# Path segments that URL normalisation removes or climbs out of: /connections/.. is the project.
-DOT_SEGMENTS = frozenset({"", ".", ".."})
-
-
-def _segment(name: str) -> str:
-    """A name as exactly one URL path segment, whatever characters it holds.
-
-    Every reserved character is percent-encoded (table names may hold ? or /), and a name made
-    of dots is written as %2E, which httpx and servers keep as data instead of resolving it.
-    """
-    if name == "":
-        raise PolarisError("an empty name cannot be addressed through the API")
-    if name in DOT_SEGMENTS:
-        return "%2E" * len(name)
-    return quote(name, safe="")
-
-
-def addressable(name: str) -> bool:
-    """Whether a name read from Polaris can be safely used in a request path.
-
-    `.`, `..`, an empty name, a `/` or a control character may be decoded and normalised by a
-    proxy or the server into another endpoint (DELETE /connections/.. would delete the project
-    path), so the reconciler reports such a resource and never changes or deletes it.
-    """
-    return name not in DOT_SEGMENTS and "/" not in name and name.isprintable()
 
 
 def check_url(config: ClientConfig) -> None:
@@ -607,7 +593,7 @@ class PolarisClient:
             else path
         )
         budget = _Budget(self.config, self.sleep)
-        wire = request_body(body)  # built once, used by every attempt
+        wire = request_body(body, self.redact)  # built once, used by every attempt
         maybe_applied = False  # a write attempt so far may have changed live state
         attempt = 0
         while True:
@@ -869,51 +855,55 @@ class PolarisClient:
     def list_connections(self) -> list[dict[str, Any]]:
         """Every connection in the project (one call; the list is not paginated)."""
         return list(
-            self._object("GET", "/connections", listing="name", shape=CONNECTION_SHAPE)["values"]
+            self._object("GET", api_path("connections"), listing="name", shape=CONNECTION_SHAPE)[
+                "values"
+            ]
         )
 
     def get_connection(self, name: str) -> dict[str, Any] | None:
         """One connection, or None."""
-        return self._maybe(f"/connections/{_segment(name)}", "name", CONNECTION_SHAPE)
+        return self._maybe(api_path("connections", name), "name", CONNECTION_SHAPE)
 
     def create_connection(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST a connection; raises ConflictError when the name is taken."""
-        return self._object("POST", "/connections", body=dict(body))
+        return self._object("POST", api_path("connections"), body=dict(body))
 
     def update_connection(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """PATCH a connection (the body must carry its `type`)."""
-        return self._object("PATCH", f"/connections/{_segment(name)}", body=dict(body))
+        return self._object("PATCH", api_path("connections", name), body=dict(body))
 
     def delete_connection(self, name: str) -> None:
         """DELETE a connection; one already gone counts as deleted."""
         try:
-            self.delete(f"/connections/{_segment(name)}")
+            self.delete(api_path("connections", name))
         except NotFoundError:
             return
 
     def test_connection(self, name: str) -> None:
         """Ask Polaris to check a connection (its bucket, prefix and credentials); PolarisError
         (400 ConnectionTestFailed, with Polaris's message) when the check fails."""
-        self.post(f"/connections/{_segment(name)}/test", {})  # no body is defined; send {}
+        self.post(api_path("connections", name, "test"), {})  # no body is defined; send {}
 
     # Tables v1 ---------------------------------------------------------------------------------
 
     def list_tables(self) -> list[dict[str, Any]]:
         """Every table in the project but the lock's: plan, drift and prune never see the lock."""
-        values = self._object("GET", "/tables", listing="name", shape=TABLE_SHAPE)["values"]
+        values = self._object("GET", api_path("tables"), listing="name", shape=TABLE_SHAPE)[
+            "values"
+        ]
         return [t for t in values if t["name"] != LOCK_TABLE]
 
     def get_table(self, name: str) -> dict[str, Any] | None:
         """One table, or None."""
-        return self._maybe(f"/tables/{_segment(name)}", "name", TABLE_SHAPE)
+        return self._maybe(api_path("tables", name), "name", TABLE_SHAPE)
 
     def create_table(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST a table; raises ConflictError when the name is taken."""
-        return self._object("POST", "/tables", body=dict(body))
+        return self._object("POST", api_path("tables"), body=dict(body))
 
     def update_table(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """PUT a table; the body carries the version it was read at (409 when stale)."""
-        return self._object("PUT", f"/tables/{_segment(name)}", body=dict(body))
+        return self._object("PUT", api_path("tables", name), body=dict(body))
 
     # Jobs v1 -----------------------------------------------------------------------------------
 
@@ -936,7 +926,9 @@ class PolarisClient:
 
         def page_at(offset: int) -> dict[str, Any]:
             query = {**params, "paginationOffset": offset}
-            return self._object("GET", "/jobs", params=query, listing="id", shape=JOB_SHAPE)
+            return self._object(
+                "GET", api_path("jobs"), params=query, listing="id", shape=JOB_SHAPE
+            )
 
         ahead: deque[tuple[int, Future[dict[str, Any]]]] = deque()  # pages asked for, in order
         width = 0
@@ -988,22 +980,22 @@ class PolarisClient:
 
     def get_job(self, job_id: str) -> dict[str, Any] | None:
         """One full job, or None (Polaris forgets old completed jobs)."""
-        return self._maybe(f"/jobs/{_segment(job_id)}", "id", JOB_SHAPE)
+        return self._maybe(api_path("jobs", job_id), "id", JOB_SHAPE)
 
     def create_job(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST a job; raises AmbiguousWriteError when the outcome is unknown, and
         UnconfirmedWriteError when Polaris answers without the job."""
-        return self._object("POST", "/jobs", body=dict(body), keys={"id": (str, int)})
+        return self._object("POST", api_path("jobs"), body=dict(body), keys={"id": (str, int)})
 
     def cancel_job(self, job_id: str) -> dict[str, Any]:
         """Ask Polaris to cancel a pending or running job."""
-        body = self.post(f"/jobs/{_segment(job_id)}/status", {"desiredExecutionStatus": "canceled"})
+        body = self.post(api_path("jobs", job_id, "status"), {"desiredExecutionStatus": "canceled"})
         return body if isinstance(body, dict) else {}
 
     def job_progress(self, job_id: str) -> dict[str, Any]:
         """The job's overall progress (0..1)."""
-        return self._object("GET", f"/jobs/{_segment(job_id)}/progress", shape=PROGRESS_SHAPE)
+        return self._object("GET", api_path("jobs", job_id, "progress"), shape=PROGRESS_SHAPE)
 
     def job_metrics(self, job_id: str) -> dict[str, Any]:
         """The job's totals: rows and bytes processed."""
-        return self._object("GET", f"/jobs/{_segment(job_id)}/metrics", shape=METRICS_SHAPE)
+        return self._object("GET", api_path("jobs", job_id, "metrics"), shape=METRICS_SHAPE)

@@ -32,6 +32,14 @@ class Action(StrEnum):
     SUSPEND = "suspend"  # a streaming job: desiredExecutionStatus suspended
     RESUME = "resume"  # a streaming job: desiredExecutionStatus running
 
+    @property
+    def changes_something(self) -> bool:
+        """Whether apply sends anything for it: every action but noop and skip."""
+        return self not in _UNCHANGING
+
+
+_UNCHANGING = frozenset({Action.NOOP, Action.SKIP})
+
 
 class Reason(StrEnum):
     """Why a change has its action, as a value callers switch on (the text says it to people)."""
@@ -172,7 +180,10 @@ class Secret(str):
 
     It is a `str` whose text is "(sensitive)", so anything that prints, formats, slices or
     JSON-encodes it shows only that; the value itself is held aside and comes out only through
-    `reveal()`, which the client calls where it builds a request body (client.request_body).
+    `reveal()`, which one function calls: `client.request_body`, which builds the body of every
+    request to Polaris (registering each value with the client's redactor) and gives the S3
+    signer its keys. Validation registers the value with the CLI's redactor as it reads it from
+    the environment, before wrapping it (tests/test_secrets.py holds both to this).
     Like pydantic's SecretStr, but a str, so schema checks and json.dumps need no special case.
     """
 

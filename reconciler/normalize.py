@@ -12,12 +12,12 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from reconciler.values import MISSING, FieldChange
+from reconciler.values import MISSING, FieldChange, FieldPath
 
 
 def additions(spec: Mapping[str, Any]) -> list[FieldChange]:
     """Every top-level field of a normalized spec, as added (what a create sends)."""
-    return [FieldChange(name, MISSING, value) for name, value in sorted(spec.items())]
+    return [FieldChange((name,), MISSING, value) for name, value in sorted(spec.items())]
 
 
 # Object selectors are sets of keys and may hold tens of thousands: compared as sets, and a long
@@ -36,11 +36,11 @@ def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[FieldChang
     tree = DeepDiff(dict(before), dict(after), ignore_order=False, view="tree", verbose_level=2)
     for report, items in tree.items():
         for item in items:
-            path = _dotted(item.path(output_format="list"))
+            path = tuple(item.path(output_format="list"))
             old = MISSING if report.endswith("_added") else item.t1
             new = MISSING if report.endswith("_removed") else item.t2
             changes.append(FieldChange(path, old, new))
-    return sorted(changes, key=lambda change: change.path)
+    return sorted(changes, key=lambda change: _order(change.path))
 
 
 def _key_set_changes(
@@ -68,7 +68,7 @@ def _key_set_changes(
             summary = f"{len(new)} keys: {len(added)} added, {len(removed)} removed"
             example = min(added or removed)
             changes.append(
-                FieldChange(f"source.{name}", f"{len(old)} keys", f"{summary} (such as {example})")
+                FieldChange(("source", name), f"{len(old)} keys", f"{summary} (such as {example})")
             )
     return {**before, "source": old_source}, {**after, "source": new_source}, changes
 
@@ -102,8 +102,7 @@ def identical(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _dotted(parts: list[Any]) -> str:
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
+def _order(path: FieldPath) -> tuple[tuple[bool, str | int], ...]:
+    # Keys in text order, list items in index order (mappings[2] before mappings[10]); an index
+    # and a key never meet at one depth, but the flag keeps the comparison total if they did.
+    return tuple((isinstance(part, int), part) for part in path)

@@ -2,8 +2,8 @@
 
 A `Plan` is enough to apply: each `Change` carries its action and reason (as enums, with the
 text a reviewer reads), the normalized before and desired bodies, and the requests apply will
-send. The rules that make a plan unsafe to apply live here too (`Plan.raise_if_unsafe`, as in
-octoDNS). What a kind's change is decided by its module in reconciler/kinds.
+send. The rules that make a plan unsafe to apply live here too, as in octoDNS: each one an
+`UnsafePlan` subclass registered with `@safety_rule`, applied in order by `Plan.raise_if_unsafe`. What a kind's change is decided by its module in reconciler/kinds.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from reconciler import kinds
 from reconciler.errors import ErrorCode, ReconcilerError
@@ -34,13 +34,154 @@ PRUNE_SMALL_MAX = 3  # below that, at most this many and at most half of them
 
 
 class UnsafePlan(ReconcilerError):
-    """The plan asks for something the user has not allowed; nothing was changed."""
+    """The plan asks for something the user has not allowed; nothing was changed.
+
+    Each safety rule refuses with its own subclass (`rule` names it), so a caller tells which
+    rule refused by type; `except UnsafePlan` catches them all, and the code stays unsafe-plan.
+    """
 
     code = ErrorCode.UNSAFE_PLAN
+    rule: ClassVar[str] = ""
 
     def __init__(self, message: str, plan: Plan | None = None) -> None:
         super().__init__(message)
         self.plan = plan
+
+    @classmethod
+    def check(cls, plan: Plan, allowed: Allowances) -> str | None:
+        """Why this rule refuses `plan` under `allowed` (the message), or None."""
+        raise NotImplementedError
+
+
+# The rules `Plan.raise_if_unsafe` applies, in order: the first that refuses raises. A rule is
+# one subclass of UnsafePlan with a `rule` name and a `check`, registered with @safety_rule.
+SAFETY_RULES: list[type[UnsafePlan]] = []
+
+_Rule = TypeVar("_Rule", bound=type[UnsafePlan])
+
+
+def safety_rule(rule: _Rule) -> _Rule:
+    """Add a rule to those every plan is checked against before it is applied."""
+    SAFETY_RULES.append(rule)
+    return rule
+
+
+@safety_rule
+class HasErrors(UnsafePlan):
+    """The plan has errors (a change Polaris forbids, a missing resource): nothing allows it."""
+
+    rule = "errors"
+
+    @classmethod
+    def check(cls, plan: Plan, allowed: Allowances) -> str | None:
+        if not plan.errors:
+            return None
+        lines = "\n".join(f"  - {error}" for error in plan.errors)
+        return f"the plan has {len(plan.errors)} error(s); fix them first:\n{lines}"
+
+
+@safety_rule
+class NeedsAllowReplace(UnsafePlan):
+    """A replace (delete, then create) without --allow-replace."""
+
+    rule = "replace"
+
+    @classmethod
+    def check(cls, plan: Plan, allowed: Allowances) -> str | None:
+        replaces = [c.ref for c in plan.changes if c.action is Action.REPLACE]
+        if not replaces or allowed.allow_replace:
+            return None
+        return (
+            f"the plan replaces {', '.join(replaces)} (delete, then create); "
+            "pass --allow-replace to allow it"
+        )
+
+
+@safety_rule
+class NeedsAllowReingest(UnsafePlan):
+    """A change that may ingest objects twice (`Change.reingest`) without --allow-reingest."""
+
+    rule = "reingest"
+
+    @classmethod
+    def check(cls, plan: Plan, allowed: Allowances) -> str | None:
+        reingest = [c.ref for c in plan.changes if c.reingest]
+        if not reingest or allowed.allow_reingest:
+            return None
+        return (
+            f"{', '.join(reingest)} would ingest objects that are, or may already be, ingested "
+            "into the same table (double ingestion, an overlap that cannot be decided, or a job "
+            "whose status is unknown); review the warnings, then pass --allow-reingest if you "
+            "mean it"
+        )
+
+
+@safety_rule
+class NeedsAllowCheckpointChange(UnsafePlan):
+    """A streaming job moved to another topic or stream (so its table re-reads or skips data)
+    without --allow-checkpoint-change."""
+
+    rule = "checkpoint"
+
+    @classmethod
+    def check(cls, plan: Plan, allowed: Allowances) -> str | None:
+        moved = [c for c in plan.changes if c.why is Reason.CHECKPOINT]
+        if not moved or allowed.allow_checkpoint_change:
+            return None
+        tables = "; ".join(f"{c.ref}: {c.reason}" for c in moved)
+        return (
+            f"streaming jobs would read another topic or stream, so their tables re-read or skip "
+            f"data ({tables}); review the plan, then pass --allow-checkpoint-change if you mean it"
+        )
+
+
+@safety_rule
+class EmptiesAKind(UnsafePlan):
+    """Prune would delete every live resource of a kind, without --allow-empty (--force is not
+    enough: an emptied file, a wrong path or a file the loader could not read all look so)."""
+
+    rule = "prune-all"
+
+    @classmethod
+    def check(cls, plan: Plan, allowed: Allowances) -> str | None:
+        if allowed.allow_empty:
+            return None
+        for kind, existing, deletes in plan.prunes():
+            if deletes >= existing:
+                return (
+                    f"prune would delete all {existing} {kinds.of(kind).collection} of the "
+                    "project (no manifest declares any of them); pass --allow-empty if you mean it"
+                )
+        return None
+
+
+@safety_rule
+class TooManyDeletions(UnsafePlan):
+    """Prune would delete a large share of a kind's live resources, without --force (octoDNS's
+    rule: more than PRUNE_MAX_FRACTION of many, more than PRUNE_SMALL_MAX or half of few)."""
+
+    rule = "prune-share"
+
+    @classmethod
+    def check(cls, plan: Plan, allowed: Allowances) -> str | None:
+        if allowed.force:
+            return None
+        for kind, existing, deletes in plan.prunes():
+            noun = kinds.of(kind).collection
+            share = f"{deletes} of {existing} {noun} ({deletes / existing:.0%})"
+            if existing >= PRUNE_MIN_EXISTING and deletes / existing > PRUNE_MAX_FRACTION:
+                return (
+                    f"too many deletions: {share} is more than {PRUNE_MAX_FRACTION:.0%}; "
+                    "pass --force if this is intended"
+                )
+            small = deletes > PRUNE_SMALL_MAX or deletes * 2 > existing
+            if existing < PRUNE_MIN_EXISTING and small:
+                return (
+                    f"too many deletions: {share}; with fewer than {PRUNE_MIN_EXISTING} {noun} "
+                    f"prune deletes at most {PRUNE_SMALL_MAX} and at most half of them; "
+                    "pass --force if this is intended"
+                )
+        return None
 
 
 @dataclass(frozen=True)
@@ -68,72 +209,24 @@ class Plan:
     @property
     def has_changes(self) -> bool:
         """True when apply would do anything at all."""
-        return any(change.action not in (Action.NOOP, Action.SKIP) for change in self.changes)
+        return any(change.action.changes_something for change in self.changes)
 
     def raise_if_unsafe(self, allowed: Allowances) -> None:
-        """Refuse, before anything is changed, a plan the user has not explicitly allowed."""
-        if self.errors:
-            lines = "\n".join(f"  - {error}" for error in self.errors)
-            raise UnsafePlan(
-                f"the plan has {len(self.errors)} error(s); fix them first:\n{lines}", self
-            )
-        replaces = [c.ref for c in self.changes if c.action is Action.REPLACE]
-        if replaces and not allowed.allow_replace:
-            raise UnsafePlan(
-                f"the plan replaces {', '.join(replaces)} (delete, then create); "
-                "pass --allow-replace to allow it",
-                self,
-            )
-        reingest = [c.ref for c in self.changes if c.reingest]
-        if reingest and not allowed.allow_reingest:
-            raise UnsafePlan(
-                f"{', '.join(reingest)} would ingest objects that are, or may already be, ingested "
-                "into the same table (double ingestion, an overlap that cannot be decided, or a job "
-                "whose status is unknown); review the warnings, then pass --allow-reingest if you "
-                "mean it",
-                self,
-            )
-        moved = [c for c in self.changes if c.why is Reason.CHECKPOINT]
-        if moved and not allowed.allow_checkpoint_change:
-            tables = "; ".join(f"{c.ref}: {c.reason}" for c in moved)
-            raise UnsafePlan(
-                f"streaming jobs would read another topic or stream, so their tables re-read or "
-                f"skip data ({tables}); review the plan, then pass --allow-checkpoint-change if "
-                "you mean it",
-                self,
-            )
-        for kind, existing in self.population.items():
-            self._check_prune(kind, existing, allowed)
+        """Refuse, before anything is changed, a plan the user has not explicitly allowed: the
+        first of SAFETY_RULES that refuses raises its own UnsafePlan subclass."""
+        for rule in SAFETY_RULES:
+            message = rule.check(self, allowed)
+            if message is not None:
+                raise rule(message, self)
 
-    def _check_prune(self, kind: Kind, existing: int, allowed: Allowances) -> None:
-        """Prune never empties a project, nor deletes a large share of it, without being told to."""
-        deletes = sum(1 for c in self.changes if c.kind is kind and c.action is Action.DELETE)
-        if not deletes:
-            return
-        noun = f"{kinds.of(kind).collection}"
-        if deletes >= existing and not allowed.allow_empty:
-            # An emptied file, a wrong path or a file the loader could not read all look like this.
-            raise UnsafePlan(
-                f"prune would delete all {existing} {noun} of the project (no manifest "
-                "declares any of them); pass --allow-empty if you mean it",
-                self,
-            )
-        if allowed.force:
-            return
-        share = f"{deletes} of {existing} {noun} ({deletes / existing:.0%})"
-        if existing >= PRUNE_MIN_EXISTING and deletes / existing > PRUNE_MAX_FRACTION:
-            raise UnsafePlan(
-                f"too many deletions: {share} is more than {PRUNE_MAX_FRACTION:.0%}; "
-                "pass --force if this is intended",
-                self,
-            )
-        if existing < PRUNE_MIN_EXISTING and (deletes > PRUNE_SMALL_MAX or deletes * 2 > existing):
-            raise UnsafePlan(
-                f"too many deletions: {share}; with fewer than {PRUNE_MIN_EXISTING} {noun} "
-                f"prune deletes at most {PRUNE_SMALL_MAX} and at most half of them; "
-                "pass --force if this is intended",
-                self,
-            )
+    def prunes(self) -> list[tuple[Kind, int, int]]:
+        """(kind, live resources of it, deletions of it) for each kind this plan prunes."""
+        found = []
+        for kind, existing in self.population.items():
+            deletes = sum(1 for c in self.changes if c.kind is kind and c.action is Action.DELETE)
+            if deletes:
+                found.append((kind, existing, deletes))
+        return found
 
     def to_json(self) -> dict[str, Any]:
         """The plan in the machine-readable form the README (Commands) documents."""

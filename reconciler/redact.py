@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-SENSITIVE = "(sensitive)"
+from reconciler.model import SENSITIVE  # what a Secret shows, and what redaction leaves
+
 FRAGMENT = 8  # the shortest piece of a secret that is hidden wherever it appears
 MINIMUM = 4  # shorter values would mask ordinary words; they are hidden only as whole values
 SEED = (
@@ -50,6 +51,7 @@ class Redactor:
     """Replaces registered secret values in text; thread-safe, cheap when nothing is registered."""
 
     def __init__(self) -> None:
+        self._values: set[str] = set()  # every value added
         self._whole: set[str] = set()  # replaced wherever they appear
         # Every run of FRAGMENT or more characters of a form contains one of that form's pieces
         # of SEED characters starting at a multiple of SEED: search for those, then extend.
@@ -63,9 +65,15 @@ class Redactor:
     def add(self, values: Iterable[str]) -> None:
         """Hide these values, in every form and every long piece, from now on."""
         with self._lock:
-            for value in values:
-                if not isinstance(value, str) or len(value) < MINIMUM:
-                    continue
+            fresh = [
+                value
+                for value in values
+                if isinstance(value, str) and len(value) >= MINIMUM and value not in self._values
+            ]
+            if not fresh:  # the client registers each secret it sends, at every request
+                return
+            self._values.update(fresh)
+            for value in fresh:
                 for form in _forms(value):
                     self._whole.add(form)
                     for at in range(0, len(form) - SEED + 1, SEED):
@@ -75,6 +83,7 @@ class Redactor:
     def clear(self) -> None:
         """Forget every value (a new run starts with only what it registers itself)."""
         with self._lock:
+            self._values.clear()
             self._whole.clear()
             self._seeds.clear()
             self._ready = None

@@ -19,6 +19,7 @@ from reconciler.model import DRIFT_STATUSES as STATUSES
 from reconciler.model import Action, ManifestError
 from reconciler.output import Output, Redact, unchanged
 from reconciler.redact import shorten
+from reconciler.values import FieldOp
 
 # Only for types: `reconciler validate` renders its problems here without loading the planner,
 # the API client and httpx.
@@ -56,10 +57,10 @@ def _value(value: Any, out: Output) -> str:
 def diff_line(change: FieldChange, redact: Redact = unchanged) -> str:
     """One field-level difference, redacted and with long values cut (not yet escaped)."""
     out = Output(redact)
-    path = out.plain(change.path)
-    if change.op == "add":
+    path = out.plain(change.dotted)
+    if change.op is FieldOp.ADD:
         return f"+ {path}: {_value(change.after, out)}"
-    if change.op == "remove":
+    if change.op is FieldOp.REMOVE:
         return f"- {path}: {_value(change.before, out)}"
     return f"~ {path}: {_value(change.before, out)} -> {_value(change.after, out)}"
 

@@ -115,22 +115,19 @@ class DirectorySource:
         return self.path(bucket, key).read_bytes()
 
 
-def _plain(value: str) -> str:
-    """A value's text, revealed if it is a wrapped secret (anything with `reveal()`, such as the
-    manifests' `Secret`): only signing needs the keys themselves, so only `sign` calls this."""
-    reveal = getattr(value, "reveal", None)
-    return str(reveal()) if callable(reveal) else value
-
-
 @dataclass(frozen=True)
 class Credentials:
-    """AWS access keys (plain text or wrapped secrets); `repr` never shows the secret."""
+    """AWS access keys as plain text, which only `sign` reads; `repr` shows neither.
+
+    A manifest's keys are revealed for it by `client.request_body` (`listing.credentials_of`):
+    a wrapped Secret here would sign with its text, `(sensitive)`, and fail, never leak."""
 
     access_key_id: str
     secret_access_key: str
 
     def __repr__(self) -> str:
-        return f"Credentials(access_key_id={self.access_key_id!r}, secret_access_key=(sensitive))"
+        # The key id too: a manifest declares it a secret, and so it is shown nowhere else.
+        return "Credentials(access_key_id=(sensitive), secret_access_key=(sensitive))"
 
 
 def region_of(aws_endpoint: str) -> str:
@@ -170,14 +167,14 @@ def sign(
     to_sign = "\n".join(
         ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
     )
-    key = f"AWS4{_plain(credentials.secret_access_key)}".encode()
+    key = f"AWS4{credentials.secret_access_key}".encode()
     for part in (day, region, "s3", "aws4_request"):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
     signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
     result = {k: v for k, v in headers.items()}
     result.update({"x-amz-date": amz_date, "x-amz-content-sha256": payload_hash})
     result["Authorization"] = (
-        f"AWS4-HMAC-SHA256 Credential={_plain(credentials.access_key_id)}/{scope}, "
+        f"AWS4-HMAC-SHA256 Credential={credentials.access_key_id}/{scope}, "
         f"SignedHeaders={';'.join(names)}, Signature={signature}"
     )
     return result

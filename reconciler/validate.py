@@ -118,11 +118,12 @@ def _resource(
     shown = isinstance(kind, str) and name and "${" not in name and not _name_problem(kind, name)
     ref = f"{kind}/{name}" if shown else None
     errors = _literal_secrets(document, data, ref)
-    revealed: dict[str, Secret] = {}
+    wrapped: dict[str, Secret] = {}
+    read: set[str] = set()  # their values, as read from the environment: for the redactor
     # Secrets stay `${env:NAME}` references through the schema check, so that no message can
     # quote their values; they become Secret values after it.
     expanded = (
-        _Interpolator(document, interpolation, ref, errors, revealed).expand(data)
+        _Interpolator(document, interpolation, ref, errors, wrapped, read).expand(data)
         if document.has_references
         else data
     )
@@ -144,9 +145,9 @@ def _resource(
     ]
     if bad:
         return None, errors + bad
-    if revealed and isinstance(spec.get("secrets"), dict):
-        spec = {**spec, "secrets": {**spec["secrets"], **revealed}}
-        secrets.update(secret.reveal() for secret in revealed.values())
+    if wrapped and isinstance(spec.get("secrets"), dict):
+        spec = {**spec, "secrets": {**spec["secrets"], **wrapped}}
+        secrets.update(read)
     if "name" in spec and spec["name"] != name:
         errors.append(
             ManifestError(
@@ -235,15 +236,16 @@ class _Interpolator:
     """Expands references in every string of one document, noting secrets and mistakes.
 
     `${var:NAME}` expands anywhere; `${env:NAME}` only as a whole value in spec.secrets, where
-    it becomes a Secret (in `revealed`) and stays a reference in the returned data, so that
-    no error message can quote it. `$${` is a literal `${`; any other `${...}` is an error.
+    it becomes a Secret (in `wrapped`; its value, as read, in `read`, for the redactor) and
+    stays a reference in the returned data, so that no error message can quote it. `$${` is a literal `${`; any other `${...}` is an error.
     """
 
     document: Document
     interpolation: Interpolation
     ref: str | None
     errors: list[ManifestError]
-    revealed: dict[str, Secret]
+    wrapped: dict[str, Secret]
+    read: set[str]
 
     def expand(self, value: Any, path: Path = ()) -> Any:
         if isinstance(value, dict):
@@ -258,7 +260,7 @@ class _Interpolator:
             if match:  # anything else is a literal secret, which _literal_secrets reports
                 found = self.secret(match.group(1), path)
                 if found is not None:
-                    self.revealed[str(path[2])] = found
+                    self.wrapped[str(path[2])] = found
             return value
         return REFERENCE.sub(lambda match: self.replace(match, path), value)
 
@@ -345,6 +347,7 @@ class _Interpolator:
                 f"environment variable {name} is not valid UTF-8; set it to the secret's text",
             )
             return None
+        self.read.add(value)  # registered with the redactor as read; never revealed again
         return Secret(value, reference)
 
     def report(self, path: Path, message: str, severity: str = "error") -> None:

@@ -20,26 +20,52 @@ if TYPE_CHECKING:
     from reconciler.listing import Listing
 
 
+class FieldOp(StrEnum):
+    """What a field change does to its field: the `op` of plan JSON."""
+
+    ADD = "add"
+    REMOVE = "remove"
+    CHANGE = "change"
+
+
+FieldPath = tuple[str | int, ...]  # keys and list indexes from the spec root
+
+
 @dataclass(frozen=True)
 class FieldChange:
     """One field-level difference between live and desired, as a reviewer reads it."""
 
-    path: str  # dotted, from the spec root: "source.formatSettings.delimiter"
-    before: Any
-    after: Any
+    path: FieldPath  # ("source", "formatSettings", "delimiter"), ("mappings", 0, "expression")
+    before: Any  # MISSING: the field is added
+    after: Any  # MISSING: the field is removed
 
     @property
-    def op(self) -> str:
-        """`add`, `remove` or `change`."""
+    def op(self) -> FieldOp:
+        """Whether the field is added, removed or changed."""
         if self.before is MISSING:
-            return "add"
+            return FieldOp.ADD
         if self.after is MISSING:
-            return "remove"
-        return "change"
+            return FieldOp.REMOVE
+        return FieldOp.CHANGE
+
+    @property
+    def field(self) -> str:
+        """The top-level field of the spec this change is in: "mappings" for mappings[0]."""
+        return str(self.path[0])
+
+    @property
+    def dotted(self) -> str:
+        """The path as every output writes it: `source.formatSettings.delimiter`, `mappings[0]`.
+
+        Text for people and plan JSON only: nothing reads it back (a key may hold dots)."""
+        text = ""
+        for part in self.path:
+            text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+        return text
 
     def to_json(self) -> dict[str, Any]:
         """The change as plan JSON shows it."""
-        entry: dict[str, Any] = {"path": self.path, "op": self.op}
+        entry: dict[str, Any] = {"path": self.dotted, "op": str(self.op)}
         if self.before is not MISSING:
             entry["before"] = self.before
         if self.after is not MISSING:
@@ -131,7 +157,7 @@ class Change:
             entry["objects"] = self.objects.to_json()
         # The bodies a change moves between; a noop or a skip moves nothing, and leaving them out
         # keeps the JSON of a large, settled project small (5,000 jobs: 230 MB to render else).
-        if self.action not in (Action.NOOP, Action.SKIP):
+        if self.action.changes_something:
             if self.before is not None:
                 entry["before"] = by_reference(self.before)
             if self.desired is not None:
@@ -183,6 +209,11 @@ class Allowances:
     force: bool = False
     allow_empty: bool = False  # prune may delete every resource of a kind (Argo CD's allowEmpty)
     allow_checkpoint_change: bool = False  # a streaming job may re-read or skip data
+
+
+# How many times a write whose outcome was lost (or that met a conflict) is tried, each after a
+# read of live state: PolarisProvider.create and the kinds' own writes (a table's PUT, a job's POST).
+AMBIGUOUS_WRITE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,14 @@ from typing import Any
 
 import pytest
 
-from reconciler.apply import AMBIGUOUS_WRITE_ATTEMPTS, Applier, PolarisProvider
+from reconciler.apply import Applier, PolarisProvider
 from reconciler.client import PolarisClient
 from reconciler.emulator import DEMO_PROJECT_ID, Emulator, FaultPlan
 from reconciler.model import LOCK_TABLE, Action, Kind
 from reconciler.plan import Plan, make_plan
 from reconciler.validate import load_manifests
-from reconciler.values import ApplyOptions
+from reconciler.values import AMBIGUOUS_WRITE_ATTEMPTS, ApplyOptions
+from tests.builders import detail_table, live_state, resource
 from tests.cli import run
 from tests.fixtures import DEMO_SECRETS, external_connection_exists
 from tests.fleet import assert_converged, plan_fleet, write_fleet
@@ -501,3 +502,16 @@ def test_a_lost_answer_to_a_table_put_counts_as_updated(
     assert (outcome.status, outcome.message) == ("done", "updated")
     after = client.get_table("events")
     assert after is not None and [c["name"] for c in after["schema"]] == ["a", "b"]
+
+
+def test_a_table_created_meanwhile_with_other_clustering_columns_names_the_field_not_an_index(
+    client: PolarisClient,
+) -> None:
+    spec = {**detail_table(), "clusteringColumns": ["city"]}
+    plan = make_plan([resource(Kind.TABLE, "t", spec)], live_state())
+    client.create_table({"name": "t", **detail_table(), "clusteringColumns": []})
+    (outcome,) = Applier(PolarisProvider(client)).run(plan).outcomes
+    assert (outcome.status, outcome.message) == (
+        "failed",
+        "already exists with different clusteringColumns; run plan again to update it",
+    )

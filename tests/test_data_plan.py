@@ -21,7 +21,7 @@ import pytest
 
 from reconciler.emulator import DEMO_API_KEY
 from reconciler.emulator.samples import koalas_rows, write_nd_json
-from reconciler.listing import Access, Job, list_jobs, signing_url, size
+from reconciler.listing import Access, Job, credentials_of, list_jobs, signing_url, size
 from reconciler.model import Secret
 from reconciler.s3 import Credentials, S3Api, sign
 from tests.cli import run
@@ -187,7 +187,7 @@ def test_listing_pages_through_the_s3_api_up_to_the_cap(
     s3, bucket = moto_bucket
     for number in range(7):
         s3.put_object(Bucket=bucket, Key=f"logs/{number}.json", Body=b"{}")
-    keys = Credentials(Secret("AKIAPAGING"), Secret("paging-secret"))
+    keys = credentials_of(access_keys(Secret("AKIAPAGING"), Secret("paging-secret")))
     api = S3Api(moto_endpoint, keys, page_size=2)
     try:
         assert [o.key for o in api.list(bucket, "logs/", limit=5)] == [
@@ -198,13 +198,21 @@ def test_listing_pages_through_the_s3_api_up_to_the_cap(
         api.close()
 
 
-def test_wrapped_secrets_sign_exactly_as_their_values() -> None:
+def access_keys(key_id: str, secret: str) -> dict[str, Any]:
+    """A connection from a manifest holding access keys (wrapped as validate wraps them)."""
+    return {"secrets": {"type": "access_key", "accessKeyId": key_id, "accessKeySecret": secret}}
+
+
+def test_a_manifests_wrapped_keys_sign_exactly_as_their_values() -> None:
     moment = datetime(2013, 5, 24, tzinfo=UTC)
     url = "https://examplebucket.s3.amazonaws.com/?max-keys=2&prefix=J"
     plain = Credentials("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-    wrapped = Credentials(
-        Secret("AKIAIOSFODNN7EXAMPLE"), Secret("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    wrapped = credentials_of(
+        access_keys(
+            Secret("AKIAIOSFODNN7EXAMPLE"), Secret("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+        )
     )
+    assert wrapped is not None
     assert sign("GET", url, {}, wrapped, "us-east-1", moment) == sign(
         "GET", url, {}, plain, "us-east-1", moment
     )

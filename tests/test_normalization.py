@@ -39,12 +39,13 @@ WRITE_ONLY = {
 def changed(kind: Kind, desired: Mapping[str, Any], live: Mapping[str, Any]) -> list[str]:
     """The paths `plan` shows as differing between `desired` and `live`."""
     wanted, actual = kinds.of(kind).comparable(desired, live)
-    return [change.path for change in diff(actual, wanted)]
+    return [change.dotted for change in diff(actual, wanted)]
 
 
 def fields_changed(kind: Kind, desired: Mapping[str, Any], live: Mapping[str, Any]) -> list[str]:
     """The top-level fields `plan` shows as differing."""
-    return list(dict.fromkeys(path.split(".")[0] for path in changed(kind, desired, live)))
+    wanted, actual = kinds.of(kind).comparable(desired, live)
+    return list(dict.fromkeys(change.field for change in diff(actual, wanted)))
 
 
 def without(spec: Mapping[str, Any], name: str) -> dict[str, Any]:

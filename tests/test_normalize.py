@@ -16,6 +16,7 @@ from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
 from reconciler.kinds.ingestion_job import SpecFingerprint, compared_form, spec_fingerprint
 from reconciler.model import Kind
 from reconciler.normalize import diff
+from reconciler.values import FieldOp
 from tests.connections import CONNECTIONS
 from tests.fixtures import IN_PROCESS_HOSTS
 from tests.guide import GUIDE_CONNECTION, GUIDE_JOB
@@ -235,3 +236,24 @@ def test_every_connection_type_read_back_shows_no_difference_from_its_request(
     desired, actual = kinds.of(Kind.CONNECTION).comparable(request, live)
     assert diff(actual, desired) == []
     assert "secrets" not in actual and "endpointUrl" not in actual
+
+
+def test_a_field_change_holds_its_path_as_parts_and_is_dotted_only_in_output() -> None:
+    (change,) = diff({"mappings": [{"expression": "a"}]}, {"mappings": [{"expression": "b"}]})
+    assert change.path == ("mappings", 0, "expression")
+    assert (change.op, change.field) == (FieldOp.CHANGE, "mappings")
+    assert change.to_json() == {
+        "path": "mappings[0].expression", "op": "change", "before": "a", "after": "b",
+    }  # fmt: skip
+
+
+def test_a_key_holding_dots_and_brackets_stays_one_part_of_a_field_changes_path() -> None:
+    before = {"schema": {"a.b[0]": {"dataType": "long"}}}
+    (change,) = diff(before, {"schema": {"a.b[0]": {"dataType": "string"}}})
+    assert change.path == ("schema", "a.b[0]", "dataType")
+    assert change.field == "schema"
+    added, removed = diff({}, {"x": [1]}), diff({"x": [1]}, {})
+    assert [(c.op, c.path) for c in added + removed] == [
+        (FieldOp.ADD, ("x",)),
+        (FieldOp.REMOVE, ("x",)),
+    ]

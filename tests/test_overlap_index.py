@@ -90,7 +90,9 @@ def test_plan_of_a_20000_object_job_against_a_live_one_compares_at_most_once_per
     assert change.action is Action.CREATE and change.reingest
     assert "job live-1 (completed, connection zoo)" in change.warnings[0]
     assert live.overlaps.comparisons == 1
-    (objects,) = [c for c in change.diff if c.path == "source.objects"]  # summarised, not 40,000
+    (objects,) = [
+        c for c in change.diff if c.path == ("source", "objects")
+    ]  # summarised, not 40,000
     assert objects.after == "20001 keys: 20000 added, 19999 removed (such as d/new-0)"
 
 

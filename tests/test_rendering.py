@@ -53,11 +53,11 @@ def test_text_shows_each_action_with_its_symbol(action: Action, symbol: str) -> 
                      id="the summary counts resubmits when there are some"),
         pytest.param(plan_of(change()), "No changes. Live state matches the manifests.",
                      id="a plan of noops says there is nothing to do"),
-        pytest.param(plan_of(change(action=Action.UPDATE, diff=(FieldChange("bucket", "a", "b"),))),
+        pytest.param(plan_of(change(action=Action.UPDATE, diff=(FieldChange(("bucket",), "a", "b"),))),
                      '        ~ bucket: "a" -> "b"', id="a changed field shows before and after"),
-        pytest.param(plan_of(change(action=Action.UPDATE, diff=(FieldChange("prefix", MISSING, "p/"),))),
+        pytest.param(plan_of(change(action=Action.UPDATE, diff=(FieldChange(("prefix",), MISSING, "p/"),))),
                      '        + prefix: "p/"', id="an added field shows its value"),
-        pytest.param(plan_of(change(action=Action.UPDATE, diff=(FieldChange("prefix", "p/", MISSING),))),
+        pytest.param(plan_of(change(action=Action.UPDATE, diff=(FieldChange(("prefix",), "p/", MISSING),))),
                      '        - prefix: "p/"', id="a removed field shows its old value"),
         pytest.param(plan_of(change(notes=("secrets: write-only",))), "        note: secrets: write-only",
                      id="a note is shown under its change"),
@@ -86,7 +86,7 @@ def test_text_is_coloured_only_when_asked() -> None:
 
 HOSTILE_PLAN = plan_of(
     change(name=HOSTILE, action=Action.CREATE, reason=HOSTILE, warnings=(HOSTILE,),
-           notes=(HOSTILE,), diff=(FieldChange(HOSTILE, MISSING, HOSTILE),)),
+           notes=(HOSTILE,), diff=(FieldChange((HOSTILE,), MISSING, HOSTILE),)),
     errors=(PlanError(Kind.TABLE, HOSTILE, HOSTILE),),
     unmanaged=((Kind.TABLE, HOSTILE),),
 )  # fmt: skip
@@ -156,7 +156,7 @@ def test_markdown_shows(plan: Plan, line: str) -> None:
 
 def test_a_diff_value_cannot_close_its_markdown_fence() -> None:
     plan = plan_of(
-        change(action=Action.UPDATE, diff=(FieldChange("description", "a", "```\n# x"),))
+        change(action=Action.UPDATE, diff=(FieldChange(("description",), "a", "```\n# x"),))
     )
     block = PlanMarkdown().render(plan).split("```diff\n")[1]
     assert block.startswith('~ description: "a" -> "```\\n# x"\n```')

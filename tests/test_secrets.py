@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,7 +10,9 @@ from typing import Any
 
 import pytest
 
+from reconciler.client import ClientConfig, PolarisClient, PolarisError
 from reconciler.emulator import ALL_PERMISSIONS, DEMO_PROJECT_ID, Emulator
+from reconciler.model import Secret
 from reconciler.redact import Redactor, shorten
 from tests.cli import Result, run
 from tests.fixtures import Canned, HostileServer
@@ -244,3 +247,44 @@ def test_a_value_that_is_not_utf8_is_hidden_like_any_other() -> None:
     redact.add([broken])
     redact.add_api_key(broken)
     assert redact(f"got {broken}") == "got (sensitive)"
+
+
+def test_only_the_request_builder_reveals_a_secret() -> None:
+    """`Secret.reveal` is called in one place, `client.request_body`, which registers each value
+    with the client's redactor and is what gives the S3 signer its keys (an AST scan; `model.py`
+    defines the Secret)."""
+    package = Path(__file__).resolve().parent.parent / "reconciler"
+    sites = set()
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "model.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for top in tree.body:  # a module's functions, its classes' methods, its other statements
+            parts = [top] if not isinstance(top, ast.ClassDef) else top.body
+            for part in parts:
+                name = getattr(part, "name", "<module>")
+                where = f"{top.name}.{name}" if isinstance(top, ast.ClassDef) else name
+                for node in ast.walk(part):
+                    if (isinstance(node, ast.Attribute) and node.attr in ("reveal", "_value")) or (
+                        isinstance(node, ast.Constant) and node.value in ("reveal", "_value")
+                    ):
+                        sites.add(f"{path.relative_to(package).as_posix()}:{where}")
+    assert sorted(sites) == ["client.py:request_body"]
+
+
+def test_a_client_hides_each_secret_it_sends_though_its_caller_registered_none(
+    hostile: HostileServer,
+) -> None:
+    """A Python caller that builds its own client (no CLI redactor set up) still never reads a
+    secret back in an error: the request builder registers what it reveals."""
+
+    def echo(method: str, path: str, body: bytes) -> Canned:
+        return Canned(400, b"P" * 280 + body, {"Content-Type": "text/plain; charset=utf-8"})
+
+    hostile.respond = echo
+    config = ClientConfig(hostile.url, DEMO_PROJECT_ID, API_KEY, insecure=True)
+    secret = Secret(SECRET_KEY, "${env:HOSTILE_SECRET_KEY}")
+    with PolarisClient(config) as client, pytest.raises(PolarisError) as failed:
+        client.create_connection({"name": "c", "secrets": {"accessKeySecret": secret}})
+    assert "failed (400)" in str(failed.value)
+    assert_nothing_leaks({"the error": str(failed.value)})

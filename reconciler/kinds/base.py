@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import quote
 
 from reconciler.model import Action, Kind, Location, ManifestError, Path, Reason, Resource
+from reconciler.names import api_path
 from reconciler.normalize import additions, diff, plain
 from reconciler.ports import Applying, Importing, LiveReading, LiveView, PlanView
 from reconciler.values import (
@@ -55,6 +55,10 @@ class Fields:
     write_only: tuple[str, ...] = ()
     read_only: tuple[str, ...] = ()
 
+
+# Every table has the primary timestamp column; Polaris lists it whether or not it was declared,
+# and every job maps into it.
+TIME_COLUMN = "__time"
 
 Locate = Callable[[Resource, Path], Location]  # where a field of a resource's spec is written
 
@@ -239,8 +243,7 @@ class ResourceKind:
 
     def path(self, name: str | None = None) -> str:
         """The request path of the collection, or of one resource in it (name escaped)."""
-        base = f"/{self.collection}"
-        return base if name is None else f"{base}/{quote(name, safe='')}"
+        return api_path(self.collection, name)
 
     def created(self, resource: Resource, reason: Reason, detail: str, **extra: Any) -> Change:
         """A create of `resource`, sending its spec."""
@@ -304,7 +307,7 @@ class ResourceKind:
 
 def fields_of(changes: Iterable[FieldChange]) -> str:
     """The top-level fields a list of changes touches, for a reason: "bucket, prefix"."""
-    names = list(dict.fromkeys(change.path.split(".")[0].split("[")[0] for change in changes))
+    names = list(dict.fromkeys(change.field for change in changes))
     return ", ".join(names) if names else "no fields"
 
 

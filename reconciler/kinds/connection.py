@@ -11,6 +11,7 @@ from reconciler import connection_types
 from reconciler.kinds.base import Fields, PlanContext, ResourceKind, fields_of
 from reconciler.kinds.registry import register
 from reconciler.model import Action, Kind, Reason, Resource
+from reconciler.names import addressable
 from reconciler.normalize import plain
 from reconciler.ports import Applying, Importing, LiveReading, LiveView, PlanView
 from reconciler.values import (
@@ -33,7 +34,9 @@ SECRETS_NOTE = "secrets: write-only, not compared"
 
 def changing(plan: PlanView) -> list[str]:
     """The connections a plan changes (a connection test before apply would test the old one)."""
-    return [c.name for c in plan.changes if c.kind is Kind.CONNECTION and c.action != Action.NOOP]
+    return [
+        c.name for c in plan.changes if c.kind is Kind.CONNECTION and c.action.changes_something
+    ]
 
 
 @register
@@ -113,7 +116,7 @@ class Connection(ResourceKind):
                 compared, notes=notes,
             )  # fmt: skip
         if options.rotate_secrets and "secrets" in resource.spec:
-            changes.append(FieldChange("secrets", "(write-only)", "(sensitive, re-sent)"))
+            changes.append(FieldChange(("secrets",), "(write-only)", "(sensitive, re-sent)"))
             detail = "re-sending secrets (--rotate-secrets)" + (
                 f"; {fields_of(changes[:-1])} differ" if changes[:-1] else ""
             )
@@ -132,8 +135,6 @@ class Connection(ResourceKind):
         )  # fmt: skip
 
     def prune(self, name: str, context: PlanContext) -> Change | None:
-        from reconciler.client import addressable  # deferred: loads httpx
-
         def change(action: Action, reason: Reason, detail: str) -> Change:
             requests = (self.delete_request(name),) if action is Action.DELETE else ()
             before = self.normalize(context.live.connections[name])
@@ -172,7 +173,7 @@ class Connection(ResourceKind):
         defaults = connection_type.defaults if connection_type is not None else {}
         patch: dict[str, Any] = {"type": spec["type"]}
         for item in changed:
-            field_name = item.path.split(".")[0].split("[")[0]
+            field_name = item.field
             if field_name != "secrets":
                 patch[field_name] = spec.get(field_name, plain(defaults.get(field_name)))
         if options.rotate_secrets and "secrets" in spec:

@@ -305,7 +305,7 @@ class StreamingJob(ResourceKind):
         status = status_of(job)
         was = _reads_now(job, context) or f"connection {connection_of(job)}, which is gone"
         compared = self.compare(spec, job)
-        data = tuple(c for c in compared.changes if not c.path.startswith("status"))
+        data = tuple(c for c in compared.changes if c.field != "status")
         wanted = str(compared.desired["status"])
         extra: dict[str, Any] = {"job_id": str(job["id"]), "status": status}
 
@@ -329,7 +329,7 @@ class StreamingJob(ResourceKind):
                 f"reads {reads}, not {was}",
                 warnings=(warning,),
             )
-        if data and all(c.path == "readFromPoint" for c in data):
+        if data and all(c.field == "readFromPoint" for c in data):
             return update(
                 Reason.UNTIL_RESET,
                 f"update (no effect until reset): readFromPoint becomes {read_from}; the new job "
@@ -337,7 +337,7 @@ class StreamingJob(ResourceKind):
             )
         if data:
             notes = ("readFromPoint takes effect only at a reset",) if any(
-                c.path == "readFromPoint" for c in data
+                c.field == "readFromPoint" for c in data
             ) else ()  # fmt: skip
             return update(
                 Reason.CONTINUES,

@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-from reconciler.kinds.base import Fields, PlanContext, ResourceKind, fields_of
+from reconciler.kinds.base import TIME_COLUMN, Fields, PlanContext, ResourceKind, fields_of
 from reconciler.kinds.registry import register
 from reconciler.model import LOCK_TABLE, Action, Kind, Reason, Resource
 from reconciler.ports import Applying, Importing, LiveReading, LiveView
 from reconciler.values import (
+    AMBIGUOUS_WRITE_ATTEMPTS,
     Change,
     FieldChange,
     ManifestFile,
@@ -27,9 +28,6 @@ if TYPE_CHECKING:
     from reconciler.client import PolarisClient
 
 AGGREGATE_DEFAULTS = {"timeResolution": "millisecond"}  # only rollup tables have one
-# Every table has the primary timestamp column; Polaris lists it whether or not it was declared.
-TIME_COLUMN = "__time"
-AMBIGUOUS_WRITE_ATTEMPTS = 5  # PUTs tried, each after reading the version again
 
 
 @register

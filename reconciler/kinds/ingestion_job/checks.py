@@ -10,12 +10,11 @@ from typing import Any
 
 from reconciler import connection_types
 from reconciler.globs import GlobError, GlobTooLarge, JavaGlobError, compile_glob, sequences
-from reconciler.kinds.base import Locate
+from reconciler.kinds.base import TIME_COLUMN, Locate
 from reconciler.kinds.ingestion_job.fingerprints import SpecFingerprint, spec_fingerprint
 from reconciler.kinds.ingestion_job.spec import aggregates, compared_form
 from reconciler.model import Kind, ManifestError, Resource
 
-TIME_COLUMN = "__time"
 # A Druid SQL expression: string literals ('' escapes a quote) are skipped, so a " inside one
 # is text; double-quoted identifiers ("" escapes a quote) are the input fields it reads.
 SQL_TOKEN = re.compile(r"'(?:[^']|'')*'?|\"((?:[^\"]|\"\")+)\"")

@@ -24,9 +24,8 @@ from reconciler.kinds.ingestion_job.live_job import (
 )
 from reconciler.model import Kind, Reason
 from reconciler.ports import Applying, PlanView
-from reconciler.values import Change, Outcome
+from reconciler.values import AMBIGUOUS_WRITE_ATTEMPTS, Change, Outcome
 
-AMBIGUOUS_WRITE_ATTEMPTS = 5  # each one is preceded by a read of live state
 VISIBILITY_TIMEOUT = 30.0
 
 
