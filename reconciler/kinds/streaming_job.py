@@ -27,12 +27,22 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler import connection_types
 from reconciler.kinds import registry
-from reconciler.kinds.base import Fields, Locate, PlanContext, ResourceKind, fields_of
+from reconciler.kinds.base import (
+    SQL_TOKEN,
+    TERMINAL_STATUSES,
+    TIME_COLUMN,
+    Fields,
+    Locate,
+    PlanContext,
+    ResourceKind,
+    fields_of,
+)
 from reconciler.kinds.registry import register
 from reconciler.model import Action, Kind, ManifestError, Path, Reason, Resource
 from reconciler.names import name_problem
 from reconciler.ports import Applying, Importing, LiveReading, LiveView
 from reconciler.values import (
+    AMBIGUOUS_WRITE_ATTEMPTS,
     Change,
     FieldChange,
     ManifestFile,
@@ -46,16 +56,10 @@ from reconciler.values import (
 if TYPE_CHECKING:
     from reconciler.client import PolarisClient
 
-# A job in one of these statuses is over; any other (pending, running, idle, suspended, unknown)
-# holds the table's one streaming job.
-TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
-AMBIGUOUS_WRITE_ATTEMPTS = 5  # each one is preceded by a read of the table's streaming job
 DURATION = r"P(?:\d+Y)?(?:\d+M)?(?:\d+W)?(?:\d+D)?(?:T(?:\d+H)?(?:\d+M)?(?:\d+(?:\.\d+)?S)?)?"
+# A job in TERMINAL_STATUSES is over; any other (pending, running, idle, suspended, unknown)
+# holds the table's one streaming job.
 NEW_JOB = "(new job)"  # in the path of a request made to a job the plan cannot name yet
-TIME_COLUMN = "__time"  # every table has it, and every job must map it
-# The input fields a mapping reads: its double-quoted identifiers ("" escapes a quote), string
-# literals skipped. The rule IngestionJob's mapping check follows (kinds never import each other).
-SQL_TOKEN = re.compile(r"'(?:[^']|'')*'?|\"((?:[^\"]|\"\")+)\"")
 
 
 def request_of(body: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -152,7 +156,6 @@ class StreamingJob(ResourceKind):
     # Validation -----------------------------------------------------------------------------
 
     def document_problems(self, spec: Mapping[str, Any]) -> list[tuple[Path, str]]:
-        import re
 
         problems: list[tuple[Path, str]] = []
         problem = name_problem(spec["source"]["connectionName"], "spec.source.connectionName")
@@ -450,7 +453,7 @@ class StreamingJob(ResourceKind):
         requests = [Request("POST", self.path(), body)]
         if wanted == "suspended":
             suspend = {"desiredExecutionStatus": "suspended"}
-            requests.append(Request("POST", f"/{self.collection}/{NEW_JOB}/status", suspend))
+            requests.append(Request("POST", f"{self.path()}/{NEW_JOB}/status", suspend))
         return tuple(requests)
 
     # Applying -------------------------------------------------------------------------------
