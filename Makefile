@@ -48,8 +48,10 @@ typecheck: $(STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
+# worksteal: a worker that runs out takes tests queued on the other, so one long test (schemathesis,
+# the workflow runs) does not leave a core idle at the end.
 unit: $(STAMP)
-	$(BIN)/python -m pytest -n auto -m "not slow"
+	$(BIN)/python -m pytest -n auto --dist worksteal -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
@@ -57,7 +59,7 @@ bench: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
-# Java's verdicts on random glob patterns and keys (tests/test_java_glob_corpus.py reads them;
+# Java's verdicts on random glob patterns and keys (tests/identity/test_java_glob_corpus.py reads them;
 # needs a JDK, the tests do not). Same seed, same JDK: the same file.
 GLOB_CORPUS := tests/reference/java-glob-corpus.jsonl.gz
 glob-corpus:

@@ -19,6 +19,7 @@ MODULES = [
     "plan_bench",
     "apply_bench",
     "ingest_bench",
+    "stream_bench",
     "install_bench",
 ]
 

@@ -2,7 +2,7 @@
 
 Normalization, validation, plan and import read this table; no other module branches on a
 connection's `type`. The fields are those of the OpenAPI's `CreateXConnectionRequest`
-(tests/reference/polaris-openapi.json), which tests/test_schemas.py holds this table to;
+(tests/reference/polaris-openapi.json), which tests/manifest/test_schemas.py holds this table to;
 schemas/connection.schema.json is generated from the same document by
 scripts/gen_connection_schema.py, for the secrets types named here.
 """

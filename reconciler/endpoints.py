@@ -4,16 +4,17 @@ S3 bucket names are unique within an AWS partition, so every endpoint of one par
 legacy global, `s3-REGION` dash form, dual-stack, FIPS, virtual-hosted `BUCKET.s3...`) reaches
 the same buckets: the service is the partition (`aws`, `aws-cn`, `aws-us-gov`). Any other host
 (MinIO, another S3-compatible store, an AWS host that is not an S3 endpoint) is the service at
-that host and port. docs/places.md has the table of spellings; tests/test_places.py is generated
+that host and port. docs/places.md has the table of spellings; tests/kinds/test_places.py is generated
 from it.
 
-Pure: imports nothing from the package, so listing, the planner, the emulator and the hosts
+Pure: imports nothing from the package (not even `errors`), so listing, the planner, the emulator and the hosts
 listing signs for (`reconciler.hosts`) share it: one reading of S3 host names.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -59,6 +60,8 @@ class Endpoint:
         return self.region or DEFAULT_REGION
 
 
+# Every job's place goes through here, and a project's connections share a few endpoints.
+@functools.lru_cache(maxsize=1024)
 def parse_endpoint(text: str) -> Endpoint:
     """The service an `awsEndpoint` names (an empty one is AWS's default, partition `aws`)."""
     raw = text.strip().lower()
@@ -73,6 +76,11 @@ def parse_endpoint(text: str) -> Endpoint:
     return Endpoint(f"{host}:{port}")
 
 
+def _is_port(text: str) -> bool:
+    """ASCII digits only: `str.isdigit` also says yes to `¹` and `٣`, which `int` refuses or reads."""
+    return text.isascii() and text.isdigit()
+
+
 def _host_port(authority: str, default: int) -> tuple[str, int]:
     """`host[:port]` or `[v6]:port`, with the port as a number (`:0443` is 443)."""
     if authority.startswith("["):
@@ -80,9 +88,9 @@ def _host_port(authority: str, default: int) -> tuple[str, int]:
         port = after[1:] if after.startswith(":") else ""
         with contextlib.suppress(ValueError):
             inside = ipaddress.IPv6Address(inside).compressed
-        return f"[{inside}]", int(port) if port.isdigit() else default
+        return f"[{inside}]", int(port) if _is_port(port) else default
     host, colon, port = authority.rpartition(":")
-    if not colon or not port.isdigit():
+    if not colon or not _is_port(port):
         host, port = (host if colon and not port else authority), ""
     host = host.rstrip(".")
     if not host.isascii():

@@ -5,10 +5,10 @@ guide, tests/reference/polaris-s3-ingestion-guide.txt, links the Oracle document
 Druid's S3 input source does, matches it against `Paths.get(key)`: a key's doubled slashes are
 folded and a trailing slash dropped before matching. This module reads a pattern exactly as
 Java's `Globs.toRegexPattern` translates it and `java.util.regex` then reads the translation;
-docs/globs.md lists the rules, and tests/test_java_glob_corpus.py checks them against tens of
+docs/globs.md lists the rules, and tests/identity/test_java_glob_corpus.py checks them against tens of
 thousands of verdicts of Java itself (tests/reference/java-glob-corpus.jsonl.gz).
 
-The module is pure and imports nothing from the rest of the package, so that the emulator (which
+The module is pure and imports nothing from the rest of the package but `errors`, so that the emulator (which
 selects objects) and the planner (which decides whether two jobs may read a common object) share
 one reading of a pattern.
 """

@@ -183,7 +183,7 @@ class Secret(str):
     `reveal()`, which one function calls: `client.request_body`, which builds the body of every
     request to Polaris (registering each value with the client's redactor) and gives the S3
     signer its keys. Validation registers the value with the CLI's redactor as it reads it from
-    the environment, before wrapping it (tests/test_secrets.py holds both to this).
+    the environment, before wrapping it (tests/manifest/test_secrets.py holds both to this).
     Like pydantic's SecretStr, but a str, so schema checks and json.dumps need no special case.
     """
 

@@ -2,7 +2,7 @@
 
 docs/reference/cli.md holds it between two markers, so it reads on GitHub too:
 `python scripts/gen_cli_reference.py` rewrites it there, `--check` fails when it is out of date
-(tests/test_docs.py runs that). mkdocs also runs this file as a hook (mkdocs.yml, `hooks:`) and
+(tests/docs/test_docs.py runs that). mkdocs also runs this file as a hook (mkdocs.yml, `hooks:`) and
 generates the reference afresh into the page it builds, so the site never lags behind `--help`.
 """
 

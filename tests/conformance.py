@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Iterator
@@ -68,7 +69,33 @@ def _discriminator(
         active.discard(key)
 
 
-ResponseValidator = extend(OAS30ReadValidator, validators={"discriminator": _discriminator})
+_follow_reference = OAS30ReadValidator.VALIDATORS["$ref"]
+# Digests of (reference, discriminators being followed, document) found valid. The emulator answers
+# the same connections, tables and jobs again and again (each page lists them; each create echoes
+# the same sub-documents), and what was valid once is valid again: only the first is checked.
+_valid: set[bytes] = set()
+_REMEMBERED = 500_000
+
+
+def _reference(validator: Any, ref: str, instance: Any, schema: dict[str, Any]) -> Iterator[Any]:
+    """$ref, checked once per distinct document: a remembered valid one yields no error at once."""
+    active = _following.__dict__.get("active", ())
+    following = sorted(r for i, r in active if i == id(instance))  # see _discriminator
+    text = json.dumps([ref, following, instance], sort_keys=True, default=repr)
+    digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
+    if digest in _valid:
+        return
+    errors = list(_follow_reference(validator, ref, instance, schema))
+    if not errors:
+        if len(_valid) > _REMEMBERED:
+            _valid.clear()
+        _valid.add(digest)
+    yield from errors
+
+
+ResponseValidator = extend(
+    OAS30ReadValidator, validators={"discriminator": _discriminator, "$ref": _reference}
+)
 
 
 def _escape(part: str) -> str:

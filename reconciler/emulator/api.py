@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 
 class ApiError(Exception):
@@ -60,6 +60,14 @@ class Response:
         if self.raw is not None:
             return self.raw
         return b"" if self.body is None else json.dumps(self.body, separators=(",", ":")).encode()
+
+
+class Service(Protocol):
+    """What a transport hands requests to (`app.Emulator`)."""
+
+    def handle(self, request: Request) -> Response:
+        """Answer one request; raises DroppedResponse when the answer is lost."""
+        ...
 
 
 @dataclass(frozen=True)

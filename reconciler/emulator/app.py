@@ -1,8 +1,11 @@
-"""The emulated Polaris project: its state, the entry point for requests, and test controls.
+"""The emulated Polaris project: the entry point for requests, the route table, test controls.
 
-The behaviour lives beside it, one concern a module: `routing` (the route table) and `auth`
-(keys, permissions), the collections `connections`, `tables`, `jobs` and `query`, the job
-`lifecycle`, and `faults`. Where the S3 ingestion guide (tests/reference/) and the OpenAPI
+The emulator's modules form layers that never loop back (a test checks it): `api`, `clock`,
+`auth`, `store` and `state` (the project's state, `Project`) at the bottom; `routing` (routes
+and their matching); the collections `connections`, `tables`, `files`, `jobs`, `query` and
+`streaming` with the job `lifecycle` and the Kinesis reader `kinesis`, which take a `Project`;
+the transports in `server`; and this module on top, where `Emulator` extends `Project` with
+the route table and the test controls. Where the S3 ingestion guide (tests/reference/) and the OpenAPI
 document differ, the emulator follows the guide's sample responses (they show what Polaris
 actually sends) and says so next to the code. Where both are silent, the choice is marked
 "inferred".
@@ -10,26 +13,32 @@ actually sends) and says so next to the code. Where both are silent, the choice 
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from reconciler.emulator import lifecycle, streaming
+from reconciler.emulator import (
+    connections,
+    files,
+    jobs,
+    lifecycle,
+    query,
+    streaming,
+    tables,
+)
 from reconciler.emulator.api import ApiError, DroppedResponse, Request, Response
 from reconciler.emulator.auth import ALL_PERMISSIONS, DEMO_API_KEY
-from reconciler.emulator.clock import Clock, SystemClock
+from reconciler.emulator.clock import Clock
 from reconciler.emulator.faults import FaultPlan, fault_response
-from reconciler.emulator.lifecycle import NO_DATA, TERMINAL, JobTiming
-from reconciler.emulator.routing import dispatch, routes
-from reconciler.emulator.store import Store
+from reconciler.emulator.lifecycle import NO_DATA, TERMINAL
+from reconciler.emulator.routing import Route, match
+from reconciler.emulator.server import EmulatorTransport, RunningEmulator
+from reconciler.emulator.state import DEMO_PROJECT_ID, INSTANT, JobTiming, Project
 
 if TYPE_CHECKING:
-    from reconciler.emulator.engine import DataSource, Engine
-    from reconciler.emulator.server import EmulatorTransport, RunningEmulator
+    from reconciler.emulator.engine import DataSource
 
 __all__ = [
     "ALL_PERMISSIONS",
@@ -43,12 +52,15 @@ __all__ = [
     "Response",
 ]
 
-DEMO_PROJECT_ID = "7d9a5b4e-1c2f-4a6b-9e8d-0d3e5f7a9b1c"
-
 Observer = Callable[[str, str, int, bytes], None]
+# Every operation the emulator serves: each collection module declares its own.
+ROUTES: tuple[Route, ...] = (
+    *connections.ROUTES, *jobs.ROUTES, *tables.ROUTES, *query.ROUTES, *files.ROUTES,
+    *streaming.ROUTES,
+)  # fmt: skip
 
 
-class Emulator:
+class Emulator(Project):
     """A Polaris project in memory (or on disk), answering Connections, Jobs and Tables v1."""
 
     def __init__(
@@ -56,25 +68,15 @@ class Emulator:
         project_id: str = DEMO_PROJECT_ID,
         api_keys: Mapping[str, Iterable[str]] | None = None,
         clock: Clock | None = None,
-        timing: JobTiming = lifecycle.INSTANT,
+        timing: JobTiming = INSTANT,
         faults: FaultPlan | None = None,
         data_dir: Path | None = None,
         response_observer: Observer | None = None,
         data: DataSource | None = None,
+        kinesis_endpoint: str | None = None,
     ) -> None:
-        self.project_id = project_id
-        self.api_keys = {
-            k: frozenset(v) for k, v in (api_keys or {DEMO_API_KEY: ALL_PERMISSIONS}).items()
-        }
-        self.clock = clock or SystemClock()
-        self.timing = timing
+        super().__init__(project_id, api_keys, clock, timing, data_dir, data, kinesis_endpoint)
         self.faults = faults if faults is not None else FaultPlan()
-        self.store = Store(data_dir)
-        # Without a data source no object is read and row counts are invented (lifecycle.py).
-        self.data = data
-        self._engine_path = data_dir / f"project-{project_id}.duckdb" if data_dir else None
-        self.opened_engine: Engine | None = None  # None until a job or query needs it
-        self._files_root: Path | None = None  # see files_root
         self.response_observer = response_observer
         self.requests: list[tuple[str, str, int]] = []
         # Requests being answered now, and the most at once since reset_requests (benchmarks and
@@ -82,48 +84,7 @@ class Emulator:
         self.in_flight = 0
         self.peak_in_flight = 0
         self._in_flight_lock = threading.Lock()
-        self.held = False
-        self.routes = routes()
-        self.list_cache: dict[Any, tuple[int, list[dict[str, Any]]]] = {}  # see jobs.list_jobs
-        self.active = {  # ids of the jobs the clock still moves
-            job_id
-            for job_id, job in self.store.jobs.items()
-            if job["executionStatus"] not in TERMINAL
-        }
-
-    @property
-    def engine(self) -> Engine:
-        """The project's table storage (DuckDB), opened on first use."""
-        if self.opened_engine is None:
-            from reconciler.emulator.engine import Engine
-
-            self.opened_engine = Engine(self._engine_path)
-        return self.opened_engine
-
-    @property
-    def files_root(self) -> Path:
-        """Where uploaded files are kept: ROOT/uploads/NAME (under the data dir when there is one)."""
-        if self._files_root is None:
-            self._files_root = (
-                self.store.data_dir / "files"
-                if self.store.data_dir is not None
-                else Path(tempfile.mkdtemp(prefix="polaris-files-"))
-            )
-            (self._files_root / "uploads").mkdir(parents=True, exist_ok=True)
-        return self._files_root
-
-    @property
-    def reads_data(self) -> bool:
-        """Whether jobs read real objects (--s3-dir or --s3-endpoint)."""
-        return self.data is not None
-
-    def now(self) -> datetime:
-        """The emulator's current time."""
-        return self.clock.now()
-
-    def active_jobs(self) -> list[dict[str, Any]]:
-        """The jobs that are pending or running."""
-        return [self.store.jobs[i] for i in self.active]
+        self.routes = ROUTES
 
     def advance(self) -> None:
         """Move jobs along as the clock says (call under the store's lock)."""
@@ -131,7 +92,8 @@ class Emulator:
         streaming.advance(self)
 
     def close(self) -> None:
-        """Stop ingesting and close the journal and the table storage."""
+        """Stop ingesting and close the journal, the table storage and the Kinesis clients."""
+        self.close_kinesis()
         if self.opened_engine is not None:
             self.opened_engine.close()
             self.opened_engine = None
@@ -139,14 +101,10 @@ class Emulator:
 
     def transport(self) -> EmulatorTransport:
         """An httpx transport that calls this emulator in-process (no socket)."""
-        from reconciler.emulator.server import EmulatorTransport
-
         return EmulatorTransport(self)
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> RunningEmulator:
         """Serve on a loopback port (0 picks a free one) from a background thread."""
-        from reconciler.emulator.server import RunningEmulator
-
         return RunningEmulator(self, host, port)
 
     # Transport-independent entry point ---------------------------------------------------------
@@ -172,7 +130,7 @@ class Emulator:
             response = fault_response(self.faults, fault)
         else:
             try:
-                template, response = dispatch(self, request, self.routes)
+                template, response = self._dispatch(request)
             except Exception as unexpected:
                 error = (
                     unexpected
@@ -194,6 +152,12 @@ class Emulator:
         if drop:
             raise DroppedResponse(f"{request.method} {request.path}")
         return response
+
+    def _dispatch(self, request: Request) -> tuple[str, Response]:
+        route, call = match(self, request, self.routes)
+        with self.store.lock:  # handlers run one at a time
+            self.advance()
+            return route.template, route.handler(self, call)
 
     def reset_requests(self) -> None:
         """Forget the request log (benchmarks and tests count from here)."""

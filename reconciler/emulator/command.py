@@ -96,10 +96,16 @@ def _keys(path: str | None) -> dict[str, list[str]]:
     "--s3-endpoint",
     help="Read objects from this S3-compatible server with each connection's access keys.",
 )
+@click.option(
+    "--kinesis-endpoint",
+    metavar="URL",
+    help="Read Kinesis streams from this Kinesis-compatible server (moto, LocalStack).",
+)
 def emulator(
     host: str, port: int, project: str, data_dir: str | None, keys_file: str | None, job_seconds: float,
     fault_seed: int, fault_429_rate: float, fault_500_rate: float, fault_503_rate: float,
     fault_drop_rate: float, latency_ms: float, s3_dir: str | None, s3_endpoint: str | None,
+    kinesis_endpoint: str | None,
 ) -> None:  # fmt: skip
     """Serve a local Polaris-compatible API (Connections, Jobs and Tables v1).
 
@@ -132,6 +138,7 @@ def emulator(
     instance = Emulator(
         project, keys, timing=timing, faults=faults,
         data_dir=Path(data_dir) if data_dir else None, data=data,
+        kinesis_endpoint=kinesis_endpoint,
     )  # fmt: skip
     try:
         running = instance.serve(host, port)
@@ -161,6 +168,9 @@ def emulator(
         flush=True,
     )
     print(f"Data: {data.describe()}" if data else f"Data: {NO_DATA}", file=sys.stderr, flush=True)
+    if kinesis_endpoint:
+        print(f"Kinesis: streams are read through the Kinesis API at {kinesis_endpoint}",
+              file=sys.stderr, flush=True)  # fmt: skip
     try:
         stop.wait()
     except KeyboardInterrupt:

@@ -31,10 +31,12 @@ from reconciler.emulator.connection_types import (
     view,
     writable,
 )
+from reconciler.emulator.kinesis import KinesisError, region_of
 from reconciler.emulator.routing import Route
+from reconciler.s3 import S3Error
 
 if TYPE_CHECKING:
-    from reconciler.emulator.app import Emulator
+    from reconciler.emulator.state import Project
 
 # Inferred: the reference documents do not say whether names differ by case; the emulator treats
 # connection names, like table names (engine.storage_name), as case-sensitive keys, the way
@@ -42,25 +44,25 @@ if TYPE_CHECKING:
 CONNECTION_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
-def existing(emulator: Emulator, name: str) -> dict[str, Any]:
+def existing(emulator: Project, name: str) -> dict[str, Any]:
     """A connection by name (404 when there is none)."""
     if name not in emulator.store.connections:
         raise not_found(f"Connection {name} not found")
     return emulator.store.connections[name]
 
 
-def list_connections(emulator: Emulator, call: Call) -> Response:
+def list_connections(emulator: Project, call: Call) -> Response:
     """GET /connections: every connection, by name (no paging)."""
     records = sorted(emulator.store.connections.values(), key=lambda c: c["name"])
     return Response(200, {"values": [view(c) for c in records]})
 
 
-def get_connection(emulator: Emulator, call: Call) -> Response:
+def get_connection(emulator: Project, call: Call) -> Response:
     """GET /connections/{name}."""
     return Response(200, view(existing(emulator, call.params["name"])))
 
 
-def create_connection(emulator: Emulator, call: Call) -> Response:
+def create_connection(emulator: Project, call: Call) -> Response:
     """POST /connections: any type of the Connections v1 API (connection_types.py)."""
     body = without_nulls(call.body)
     name = body.get("name")
@@ -90,7 +92,7 @@ def _type(name: Any) -> ConnectionType:
     return CONNECTION_TYPES[name]
 
 
-def update_connection(emulator: Emulator, call: Call) -> Response:
+def update_connection(emulator: Project, call: Call) -> Response:
     """PATCH /connections/{name}: `type` is required and cannot change; null clears a field.
 
     Inferred (JSON merge-patch semantics): a field sent as null is removed, and a default field
@@ -120,7 +122,7 @@ def update_connection(emulator: Emulator, call: Call) -> Response:
     return Response(200, view(record))
 
 
-def delete_connection(emulator: Emulator, call: Call) -> Response:
+def delete_connection(emulator: Project, call: Call) -> Response:
     """DELETE /connections/{name}: refused while an active job reads through it."""
     name = call.params["name"]
     existing(emulator, name)
@@ -130,20 +132,18 @@ def delete_connection(emulator: Emulator, call: Call) -> Response:
     return Response(200, None)
 
 
-def test_connection(emulator: Emulator, call: Call) -> Response:
+def test_connection(emulator: Project, call: Call) -> Response:
     """POST /connections/{name}/test.
 
-    Only an s3 connection can be checked for real, and only with a data source: the bucket and
-    prefix are listed. The emulator reaches no Azure account, Kafka or Confluent cluster,
-    schema registry or Kinesis stream, so for those (and for s3 without a data source) a stored
-    connection passes, unless (inferred, for tests of failure paths) what it would reach is
+    An s3 connection is checked for real with a data source (the bucket and prefix are listed),
+    a kinesis connection with a Kinesis endpoint (the stream's shards are listed). The emulator
+    reaches no Azure account, Kafka or Confluent cluster or schema registry, so for those (and
+    for s3 and kinesis without a data source or endpoint) a stored connection passes, unless (inferred, for tests of failure paths) what it would reach is
     named unreachable-*: a bucket, a storage account, a bootstrap server, a registry host, a
     stream.
     """
     connection = existing(emulator, call.params["name"])
     if connection["type"] == "s3" and emulator.data is not None:
-        from reconciler.s3 import S3Error
-
         bucket, prefix = connection["bucket"], connection.get("prefix") or ""
         source = emulator.data.for_connection(connection)
         try:
@@ -161,6 +161,15 @@ def test_connection(emulator: Emulator, call: Call) -> Response:
                 f"Connection test failed: no objects under s3://{bucket}/{prefix}",
             )
         return Response(200, None)
+    if connection["type"] == "kinesis" and emulator.kinesis_endpoint is not None:
+        stream = connection["stream"]
+        try:
+            emulator.kinesis(region_of(connection)).shard_ids(stream)
+        except KinesisError as error:
+            raise ApiError(
+                400, "ConnectionTestFailed", f"Connection test failed: stream {stream}: {error}"
+            ) from None
+        return Response(200, None)
     unreachable = [
         a for a in addresses(_type(connection["type"]), connection) if a.startswith("unreachable-")
     ]
@@ -169,7 +178,7 @@ def test_connection(emulator: Emulator, call: Call) -> Response:
     return Response(200, None)
 
 
-def connections_meta(emulator: Emulator, call: Call) -> Response:
+def connections_meta(emulator: Project, call: Call) -> Response:
     """GET /connectionsMeta: the external id and Imply's role for AWS trust policies."""
     digest = hashlib.sha256(emulator.project_id.encode()).hexdigest()
     meta = {

@@ -27,6 +27,8 @@ from reconciler.s3 import Credentials, DirectorySource, ObjectSource, S3Api, reg
 SEGMENTS, INGESTED = "__polaris_segments", "__polaris_ingested"
 # Pushed events, numbered from 1 per stream, and how far each (table, source) has read them.
 EVENTS, CHECKPOINTS = "__polaris_events", "__polaris_checkpoints"
+# A read point: the last pushed event read, or the last sequence number read per Kinesis shard.
+Point = int | Mapping[str, str]
 TRASH = "__trash_"  # before a storage name: the soft-deleted rows that restore_data brings back
 LAYOUT = "__polaris_layout"  # present once tables are stored under `storage_name`
 _INTEGERS = "('TINYINT','SMALLINT','INTEGER','BIGINT','HUGEINT','UTINYINT','USMALLINT','UINTEGER','UBIGINT')"
@@ -146,6 +148,8 @@ class Engine:
             f"CREATE TABLE IF NOT EXISTS {CHECKPOINTS} (tbl VARCHAR, source VARCHAR, seq BIGINT, "
             "PRIMARY KEY (tbl, source))"
         )
+        # A Kinesis stream's read point: the last sequence number read per shard, as JSON.
+        self.db.execute(f"ALTER TABLE {CHECKPOINTS} ADD COLUMN IF NOT EXISTS shards VARCHAR")
         self._store_tables_by_storage_name()
         for (name,) in self.db.execute(
             "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '\\_\\_raw\\_%' ESCAPE '\\' "
@@ -155,6 +159,7 @@ class Engine:
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="polaris-ingest")
         self.jobs: dict[str, tuple[Future[Staged], Progress]] = {}
         self.lock = threading.Lock()
+        self._heads: dict[str, int] = {}  # the last event of each stream read so far (head())
 
     def _store_tables_by_storage_name(self) -> None:
         """Move the tables of a database written before `storage_name` existed under it."""
@@ -247,10 +252,16 @@ class Engine:
             cursor.close()
 
     def commit(
-        self, job_id: str, staged: Staged, checkpoint: tuple[str, str, int] | None = None
-    ) -> TableStats:
+        self, job_id: str, staged: Staged, checkpoint: tuple[str, str, Point] | None = None,
+        upsert: tuple[Sequence[str], str] | None = None,
+    ) -> TableStats:  # fmt: skip
         """Move a job's staged rows into its table, atomically with its bookkeeping (and, for
-        a streaming read, with the checkpoint it moves to: (table, source, last event read))."""
+        a streaming read, with the checkpoint it moves to: (table, source, read point)).
+
+        With `upsert` (key columns, version column) only the row of the highest version of each
+        key stays, the later one of equal versions (inferred: the OpenAPI says only "the row with
+        the highest version"); the table's segments are then counted again from its rows.
+        """
         self.jobs.pop(job_id, None)
         stored = storage_name(staged.table)
         target, staging = quoted(stored), quoted(staged.staging)
@@ -295,6 +306,8 @@ class Engine:
             else:
                 cursor.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {staging}")
                 cursor.execute(f"DROP TABLE {staging}")
+            if upsert is not None:
+                self._keep_latest(cursor, staged, job_id, upsert)
             cursor.execute(
                 f"INSERT INTO {INGESTED} VALUES (?, ?)", [job_id, json.dumps(staged.metrics)]
             )
@@ -311,6 +324,27 @@ class Engine:
         finally:
             cursor.close()
         return self.stats(staged.table)
+
+    @staticmethod
+    def _keep_latest(
+        cursor: duckdb.DuckDBPyConnection, staged: Staged, job_id: str,
+        upsert: tuple[Sequence[str], str],
+    ) -> None:  # fmt: skip
+        target = quoted(storage_name(staged.table))
+        keys, version = ", ".join(quoted(k) for k in upsert[0]), quoted(upsert[1])
+        cursor.execute(
+            f"DELETE FROM {target} WHERE rowid IN (SELECT rowid FROM (SELECT rowid, row_number() "
+            f"OVER (PARTITION BY {keys} ORDER BY {version} DESC NULLS LAST, rowid DESC) AS n "
+            f"FROM {target}) WHERE n > 1)"
+        )
+        interval, origin = period_interval(staged.partition_period)
+        size = _size(cursor.execute(f"DESCRIBE {target}").fetchall())
+        cursor.execute(f"DELETE FROM {SEGMENTS} WHERE tbl = ?", [staged.table])
+        cursor.execute(
+            f"INSERT INTO {SEGMENTS} SELECT ?, ?, time_bucket(INTERVAL '{interval}', \"__time\", "
+            f"TIMESTAMP '{origin}') AS chunk, count(*), sum({size}) FROM {target} GROUP BY chunk",
+            [staged.table, job_id],
+        )
 
     def committed(self, job_id: str) -> dict[str, int] | None:
         """The metrics of a job whose rows the database holds (None: not ingested)."""
@@ -352,10 +386,13 @@ class Engine:
             )
         finally:
             cursor.close()
+        self._heads[stream] = head + len(lines)  # append_events is the only writer
         return head + len(lines)
 
     def head(self, stream: str) -> int:
         """The number of the last event of a stream (0 when it has none)."""
+        if stream in self._heads:
+            return self._heads[stream]
         cursor = self.db.cursor()
         try:
             row = cursor.execute(
@@ -363,7 +400,8 @@ class Engine:
             ).fetchone()
         finally:
             cursor.close()
-        return int(row[0]) if row else 0
+        self._heads[stream] = int(row[0]) if row else 0
+        return self._heads[stream]
 
     def events_after(self, stream: str, seq: int) -> list[tuple[int, str]]:
         """The events of a stream after number `seq`, in order."""
@@ -378,28 +416,49 @@ class Engine:
         return [(int(n), str(line)) for n, line in rows]
 
     def checkpoint(self, table: str, source: str) -> int | None:
-        """The last event a table has read from a source (None: it never read it)."""
+        """The last event a table has read from a source (None: it never read it; 0 for a
+        Kinesis stream, whose read point is `shards_read`)."""
+        row = self._checkpoint_row(table, source)
+        return None if row is None else int(row[0])
+
+    def shards_read(self, table: str, source: str) -> dict[str, str] | None:
+        """Where a table has read a Kinesis stream to, per shard (None: it never read it)."""
+        row = self._checkpoint_row(table, source)
+        return None if row is None else dict(json.loads(row[1] or "{}"))
+
+    def _checkpoint_row(self, table: str, source: str) -> tuple[Any, ...] | None:
         cursor = self.db.cursor()
         try:
-            row = cursor.execute(
-                f"SELECT seq FROM {CHECKPOINTS} WHERE tbl = ? AND source = ?", [table, source]
+            return cursor.execute(
+                f"SELECT seq, shards FROM {CHECKPOINTS} WHERE tbl = ? AND source = ?",
+                [table, source],
             ).fetchone()
         finally:
             cursor.close()
-        return None if row is None else int(row[0])
 
-    def set_checkpoint(self, table: str, source: str, seq: int) -> None:
-        """Move a table's read point on a source (a reset, or a job that starts reading)."""
+    def set_checkpoint(self, table: str, source: str, point: Point | None) -> None:
+        """Move a table's read point on a source (a reset, or a job that starts reading);
+        None forgets it, so that the next read starts at the job's readFromPoint."""
         cursor = self.db.cursor()
         try:
-            self._checkpoint(cursor, table, source, seq)
+            if point is None:
+                cursor.execute(
+                    f"DELETE FROM {CHECKPOINTS} WHERE tbl = ? AND source = ?", [table, source]
+                )
+            else:
+                self._checkpoint(cursor, table, source, point)
         finally:
             cursor.close()
 
     @staticmethod
-    def _checkpoint(cursor: duckdb.DuckDBPyConnection, table: str, source: str, seq: int) -> None:
-        cursor.execute(f"DELETE FROM {CHECKPOINTS} WHERE tbl = ? AND source = ?", [table, source])
-        cursor.execute(f"INSERT INTO {CHECKPOINTS} VALUES (?, ?, ?)", [table, source, seq])
+    def _checkpoint(
+        cursor: duckdb.DuckDBPyConnection, table: str, source: str, point: Point
+    ) -> None:
+        seq, shards = (point, None) if isinstance(point, int) else (0, json.dumps(dict(point)))
+        cursor.execute(
+            f"INSERT OR REPLACE INTO {CHECKPOINTS} (tbl, source, seq, shards) VALUES (?, ?, ?, ?)",
+            [table, source, seq, shards],
+        )
 
     # Table jobs (drop_table, delete_data, restore_data) -----------------------------------------
 

@@ -2,7 +2,7 @@
 
 Batch jobs read them with a source of type `uploaded` (jobs.py), through the same ingestion
 engine as S3 objects: the files are kept as objects of a bucket named `uploads`
-(`Emulator.files_root`).
+(`Project.files_root`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from reconciler.emulator.routing import Route
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from reconciler.emulator.app import Emulator
+    from reconciler.emulator.state import Project
 
 BUCKET = "uploads"
 # Inferred: the OpenAPI gives no quota; the emulator reports 10 GB and refuses nothing.
@@ -33,19 +33,19 @@ DATA_FORMAT_VALUES = frozenset({"avro_ocf", "avro_stream", "csv", "kafka", "kine
                                 "orc", "parquet", "protobuf", "regex"})  # fmt: skip
 
 
-def path_of(emulator: Emulator, name: str) -> Path:
+def path_of(emulator: Project, name: str) -> Path:
     """Where an uploaded file's bytes are kept."""
     return emulator.files_root.joinpath(BUCKET, *name.split("/"))
 
 
-def existing(emulator: Emulator, name: str) -> dict[str, Any]:
+def existing(emulator: Project, name: str) -> dict[str, Any]:
     """A file's metadata by name (404 when there is none)."""
     if name not in emulator.store.files:
         raise not_found(f"File {name} not found")
     return emulator.store.files[name]
 
 
-def list_files(emulator: Emulator, call: Call) -> Response:
+def list_files(emulator: Project, call: Call) -> Response:
     """GET /files: every file, newest first, and the space they use."""
     files = sorted(emulator.store.files.values(), key=lambda f: f["uploadedOnDatetime"])[::-1]
     used = sum(f["sizeBytes"] for f in files)
@@ -54,12 +54,12 @@ def list_files(emulator: Emulator, call: Call) -> Response:
     return Response(200, {"files": files, "space": space, "totalCount": len(files)})
 
 
-def get_file(emulator: Emulator, call: Call) -> Response:
+def get_file(emulator: Project, call: Call) -> Response:
     """GET /files/{name}: the file's metadata."""
     return Response(200, existing(emulator, call.params["name"]))
 
 
-def delete_file(emulator: Emulator, call: Call) -> Response:
+def delete_file(emulator: Project, call: Call) -> Response:
     """DELETE /files/{name}: 204."""
     name = call.params["name"]
     existing(emulator, name)
@@ -68,7 +68,7 @@ def delete_file(emulator: Emulator, call: Call) -> Response:
     return Response(204, None)
 
 
-def upload_file(emulator: Emulator, call: Call) -> Response:
+def upload_file(emulator: Project, call: Call) -> Response:
     """POST /files: one multipart part named `file`, its filename the file's name."""
     name, content = _file_part(call)
     parts = name.split("/")

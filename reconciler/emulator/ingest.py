@@ -9,6 +9,7 @@ expression at fault.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import tempfile
@@ -529,18 +530,25 @@ def readable(
     return fmt, schema
 
 
+@functools.lru_cache(maxsize=1024)
+def _translate(text: str, columns: tuple[str, ...], time_column: str) -> Translated:
+    # A streaming job translates the same expressions for every batch it reads.
+    return translate_expression(text, columns, time_column)
+
+
 def translated(
     spec: Mapping[str, Any], names: list[str]
 ) -> tuple[dict[str, Translated], Translated | None, set[str]]:
     """A job's mappings and filter (None without one) in DuckDB SQL, and the columns that
     aggregate."""
     try:
+        columns = tuple(names)
         mapped = {
-            m["columnName"]: translate_expression(m["expression"], names, TIME)
+            m["columnName"]: _translate(m["expression"], columns, TIME)
             for m in spec.get("mappings", [])
         }
         where = spec.get("filterExpression")
-        condition = translate_expression(where, names) if where else None
+        condition = _translate(where, columns, "__time") if where else None
     except UnsupportedSql as error:
         raise _fail_unsupported(error, "an expression is not supported") from None
     aggregations = {

@@ -8,7 +8,6 @@ from the OpenAPI document.
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -32,7 +31,7 @@ from reconciler.emulator.tables import new_table
 from reconciler.s3 import SELECTORS
 
 if TYPE_CHECKING:
-    from reconciler.emulator.app import Emulator
+    from reconciler.emulator.state import Project
 
 JOB_TYPES = frozenset({"batch", "delete_data", "drop_table", "restore_data", "streaming", "sql"})
 EXECUTION_STATUSES = frozenset(
@@ -63,7 +62,7 @@ METRICS = ("numRowsProcessed", "numRowsPersisted", "numRowsProcessedWithWarning"
            "numRowsSkippedByFilter", "numRowsSkippedByError", "numBytesProcessed")  # fmt: skip
 
 
-def existing(emulator: Emulator, job_id: str) -> dict[str, Any]:
+def existing(emulator: Project, job_id: str) -> dict[str, Any]:
     """A job by id (404 when there is none)."""
     if job_id not in emulator.store.jobs:
         raise not_found(f"Job {job_id} not found")
@@ -78,7 +77,7 @@ def view(job: Mapping[str, Any]) -> dict[str, Any]:
 TABLE_JOBS = frozenset({"drop_table", "delete_data", "restore_data"})
 
 
-def create_job(emulator: Emulator, call: Call) -> Response:
+def create_job(emulator: Project, call: Call) -> Response:
     """POST /jobs: a batch job from an S3 connection, or a job on a table's data, pending
     until the clock moves it."""
     body = without_nulls(call.body)
@@ -123,7 +122,7 @@ def create_job(emulator: Emulator, call: Call) -> Response:
     return Response(201, view(job), {"Location": location})
 
 
-def _ensure_table(emulator: Emulator, call: Call, body: Mapping[str, Any]) -> bool:
+def _ensure_table(emulator: Project, call: Call, body: Mapping[str, Any]) -> bool:
     """Create a job's target table if it may (createTableIfNotExists); whether it aggregates."""
     aggregates = any(m.get("isAggregation") for m in body.get("mappings", []))
     table_name = body["target"]["tableName"]
@@ -143,47 +142,14 @@ def _ensure_table(emulator: Emulator, call: Call, body: Mapping[str, Any]) -> bo
     return aggregates
 
 
-# The SQL ingestion statements the emulator runs: INSERT, or REPLACE ... OVERWRITE ALL, of a
-# SELECT over the project's tables, with Druid's PARTITIONED BY (and optional CLUSTERED BY).
-SQL_JOB = re.compile(
-    r'^\s*(?P<verb>INSERT|REPLACE)\s+INTO\s+(?P<table>"(?:[^"]|"")+"|[A-Za-z_][\w]*)\s+'
-    r"(?P<overwrite>OVERWRITE\s+(?:ALL|WHERE\b.*?)\s+)?(?P<select>(?:SELECT|WITH)\b.*?)"
-    r"\s+PARTITIONED\s+BY\s+(?P<partition>.+?)(?:\s+CLUSTERED\s+BY\s+.+?)?\s*;?\s*$",
-    re.IGNORECASE | re.DOTALL,
-)
-
-
-def parse_sql_job(query: str) -> tuple[str, str, bool]:
-    """(target table, SELECT, whether it replaces every row) of an sql job (400 otherwise)."""
-    found = SQL_JOB.match(query)
-    if found is None:
-        raise invalid(
-            "The emulator runs sql jobs of the form INSERT INTO t SELECT ... PARTITIONED BY ..., "
-            "or REPLACE INTO t OVERWRITE ALL SELECT ... PARTITIONED BY ..."
-        )
-    if "EXTERN" in found["select"].upper():
-        raise invalid("EXTERN is not supported by the emulator in sql jobs: use a batch job")
-    overwrite = (found["overwrite"] or "").split()
-    if found["verb"].upper() == "REPLACE" and [w.upper() for w in overwrite] != [
-        "OVERWRITE",
-        "ALL",
-    ]:
-        raise invalid("The emulator runs REPLACE only with OVERWRITE ALL (not OVERWRITE WHERE)")
-    if found["verb"].upper() == "INSERT" and overwrite:
-        raise invalid("INSERT takes no OVERWRITE clause; use REPLACE")
-    table = found["table"]
-    name = table[1:-1].replace('""', '"') if table.startswith('"') else table
-    return name, found["select"], found["verb"].upper() == "REPLACE"
-
-
-def _create_sql_job(emulator: Emulator, call: Call, body: dict[str, Any]) -> Response:
+def _create_sql_job(emulator: Project, call: Call, body: dict[str, Any]) -> Response:
     """An sql job (INSERT/REPLACE ... SELECT over the project's tables), run as it completes."""
     query = body.get("query")
     if not isinstance(query, str):
         raise invalid("query is required and must be of type string")
     if body.get("parameters"):
         raise invalid("Parameters in sql jobs are not supported by the emulator")
-    table, _, _ = parse_sql_job(query)
+    table, _, _ = lifecycle.parse_sql_job(query)
     if table not in emulator.store.tables:
         if body.get("createTableIfNotExists") is not True:
             raise invalid(f"Table {table} does not exist; create it or set createTableIfNotExists")
@@ -193,7 +159,7 @@ def _create_sql_job(emulator: Emulator, call: Call, body: dict[str, Any]) -> Res
     return _new_job(emulator, call, {**body, "target": {"type": "table", "tableName": table}})
 
 
-def _create_table_job(emulator: Emulator, call: Call, body: dict[str, Any]) -> Response:
+def _create_table_job(emulator: Project, call: Call, body: dict[str, Any]) -> Response:
     """drop_table, delete_data and restore_data: applied to the table when they complete."""
     kind, target = body["type"], body.get("target")
     if not isinstance(target, dict) or target.get("type") != "table":
@@ -222,7 +188,7 @@ def _create_table_job(emulator: Emulator, call: Call, body: dict[str, Any]) -> R
     return _new_job(emulator, call, body)
 
 
-def _new_job(emulator: Emulator, call: Call, body: dict[str, Any]) -> Response:
+def _new_job(emulator: Project, call: Call, body: dict[str, Any]) -> Response:
     """A job that is not a batch job, pending until the clock moves it."""
     creator, moment = user(call.caller), emulator.now()
     now = job_timestamp(moment)
@@ -273,14 +239,14 @@ def _check_target(body: Mapping[str, Any]) -> None:
         raise invalid("target must be {type: table, tableName}")
 
 
-def _check_streaming_job(emulator: Emulator, body: Mapping[str, Any]) -> None:
+def _check_streaming_job(emulator: Project, body: Mapping[str, Any]) -> None:
     _check_types(body)
     _check_target(body)
     streaming.check(emulator, body)
     _check_columns(body, body["source"])
 
 
-def _check_batch_job(emulator: Emulator, body: Mapping[str, Any]) -> None:
+def _check_batch_job(emulator: Project, body: Mapping[str, Any]) -> None:
     _check_types(body)
     kind = body.get("type")
     if kind != "batch":
@@ -350,23 +316,23 @@ def _check_columns(body: Mapping[str, Any], source: Mapping[str, Any]) -> None:
         raise invalid("ingestionMode replace needs target.intervals or replaceAll: true")
 
 
-def get_job(emulator: Emulator, call: Call) -> Response:
+def get_job(emulator: Project, call: Call) -> Response:
     """GET /jobs/{jobId}: the full job."""
     return Response(200, view(existing(emulator, call.params["jobId"])))
 
 
-def job_status(emulator: Emulator, call: Call) -> Response:
+def job_status(emulator: Project, call: Call) -> Response:
     """GET /jobs/{jobId}/status."""
     job = existing(emulator, call.params["jobId"])
     return Response(200, {"executionStatus": job["executionStatus"]})
 
 
-def put_job(emulator: Emulator, call: Call) -> Response:
+def put_job(emulator: Project, call: Call) -> Response:
     """PUT /jobs/{jobId}: only the desired status can change."""
     return Response(200, view(_desire(emulator, call.params["jobId"], call.body)))
 
 
-def update_job_status(emulator: Emulator, call: Call) -> Response:
+def update_job_status(emulator: Project, call: Call) -> Response:
     """POST /jobs/{jobId}/status: the preferred way to cancel (docs/polaris-api-notes.md).
 
     The OpenAPI lists 200, 404 and 415 only; inferred: an invalid desired status is a 400, as
@@ -376,7 +342,7 @@ def update_job_status(emulator: Emulator, call: Call) -> Response:
     return Response(200, {"executionStatus": job["executionStatus"]})
 
 
-def _desire(emulator: Emulator, job_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+def _desire(emulator: Project, job_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
     job = existing(emulator, job_id)
     desired = body.get("desiredExecutionStatus")
     if not one_of(desired, {"running", "canceled", "suspended"}):
@@ -394,7 +360,7 @@ def _desire(emulator: Emulator, job_id: str, body: Mapping[str, Any]) -> dict[st
     return emulator.store.jobs[job_id]
 
 
-def reset_job(emulator: Emulator, call: Call) -> Response:
+def reset_job(emulator: Project, call: Call) -> Response:
     """POST /jobs/{jobId}/reset: streaming only.
 
     The OpenAPI documents only 200 and 404 here; it is silent on a job that is not streaming.
@@ -408,13 +374,13 @@ def reset_job(emulator: Emulator, call: Call) -> Response:
     return Response(200, None)
 
 
-def job_progress(emulator: Emulator, call: Call) -> Response:
+def job_progress(emulator: Project, call: Call) -> Response:
     """GET /jobs/{jobId}/progress."""
     job = existing(emulator, call.params["jobId"])
     return Response(200, {"overallProgress": lifecycle.progress(emulator, job)})
 
 
-def job_logs(emulator: Emulator, call: Call) -> Response:
+def job_logs(emulator: Project, call: Call) -> Response:
     """GET /jobs/{jobId}/logs: submission, what was read, and the health's log entry."""
     job = existing(emulator, call.params["jobId"])
     logs = [
@@ -426,7 +392,7 @@ def job_logs(emulator: Emulator, call: Call) -> Response:
         }
     ]
     if job["type"] == "streaming":
-        logs.extend(streaming.logs(job))
+        logs.extend(streaming.logs(emulator, job))
     elif not emulator.reads_data:
         logs.append({"timestamp": job["createdTimestamp"], "healthStatus": "ok", "code": "no_data_read",
                      "message": lifecycle.NO_DATA})  # fmt: skip
@@ -441,7 +407,7 @@ def job_logs(emulator: Emulator, call: Call) -> Response:
     return Response(200, {"logs": logs})
 
 
-def job_metrics(emulator: Emulator, call: Call) -> Response:
+def job_metrics(emulator: Project, call: Call) -> Response:
     """GET /jobs/{jobId}/metrics: real totals with data, invented ones without."""
     job_id = call.params["jobId"]
     job = existing(emulator, job_id)
@@ -455,7 +421,7 @@ def job_metrics(emulator: Emulator, call: Call) -> Response:
     return Response(200, {"totals": totals})
 
 
-def list_jobs(emulator: Emulator, call: Call) -> Response:
+def list_jobs(emulator: Project, call: Call) -> Response:
     """GET /jobs: filtered, sorted summaries, a page at a time."""
     query = call.query
     limit = integer(query, "paginationLimit", 100, 1, 1000)
@@ -497,7 +463,7 @@ def list_jobs(emulator: Emulator, call: Call) -> Response:
 
 
 def _matches(
-    emulator: Emulator,
+    emulator: Project,
     job: Mapping[str, Any],
     filters: Mapping[str, list[str]],
     table: str | None,

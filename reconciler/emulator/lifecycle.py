@@ -7,40 +7,27 @@ one, row counts are invented (`invented_rows`). Every function here runs under t
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from reconciler.emulator.api import interval_bounds
+from reconciler.emulator.api import interval_bounds, invalid
 from reconciler.emulator.clock import job_timestamp
 from reconciler.emulator.files import BUCKET
+from reconciler.emulator.state import INSTANT, TERMINAL, JobTiming
 from reconciler.emulator.tables import druid_type, queryable_schema
 from reconciler.s3 import DirectorySource
 
 if TYPE_CHECKING:
-    from reconciler.emulator.app import Emulator
+    from reconciler.emulator.state import Project
 
-TERMINAL = frozenset({"completed", "failed", "canceled"})
+__all__ = ["INSTANT", "NO_DATA", "TERMINAL", "JobTiming"]
+
 NO_DATA = (
     "No data is read: the emulator runs without --s3-dir or --s3-endpoint, so row counts are "
     "invented and queries have nothing to answer"
 )
-
-
-@dataclass(frozen=True)
-class JobTiming:
-    """How long a batch job stays pending, then running; (0, 0) completes it on the next read."""
-
-    pending_seconds: float = 0.0
-    running_seconds: float = 0.0
-
-    def started(self, job: Mapping[str, Any]) -> datetime:
-        """When a job starts running."""
-        return datetime.fromisoformat(job["_created"]) + timedelta(seconds=self.pending_seconds)
-
-
-INSTANT = JobTiming()  # jobs complete on the first read after they are created
 
 
 def invented_rows(job_id: str) -> int:
@@ -48,7 +35,7 @@ def invented_rows(job_id: str) -> int:
     return 1000 + int(hashlib.sha256(job_id.encode()).hexdigest()[:6], 16) % 9000
 
 
-def advance(emulator: Emulator) -> None:
+def advance(emulator: Project) -> None:
     """Move every active job along as the clock says."""
     if not emulator.active:
         return
@@ -66,7 +53,7 @@ def advance(emulator: Emulator) -> None:
 
 
 def transition(
-    emulator: Emulator, job: dict[str, Any], status: str, *, started: datetime | None = None,
+    emulator: Project, job: dict[str, Any], status: str, *, started: datetime | None = None,
     finished: datetime | None = None, health: dict[str, Any] | None = None,
 ) -> None:  # fmt: skip
     """Record a job's new status, with the timestamps and health that go with it."""
@@ -108,7 +95,7 @@ def error_health(code: str, message: str, moment: datetime) -> dict[str, Any]:
 
 
 def finish(
-    emulator: Emulator,
+    emulator: Project,
     job: dict[str, Any],
     *,
     started: datetime | None = None,
@@ -166,10 +153,42 @@ def finish(
     transition(emulator, job, "completed", started=started, finished=finished, health=warned)
 
 
-def run_sql_job(emulator: Emulator, job: Mapping[str, Any]) -> None:
+# The SQL ingestion statements the emulator runs: INSERT, or REPLACE ... OVERWRITE ALL, of a
+# SELECT over the project's tables, with Druid's PARTITIONED BY (and optional CLUSTERED BY).
+SQL_JOB = re.compile(
+    r'^\s*(?P<verb>INSERT|REPLACE)\s+INTO\s+(?P<table>"(?:[^"]|"")+"|[A-Za-z_][\w]*)\s+'
+    r"(?P<overwrite>OVERWRITE\s+(?:ALL|WHERE\b.*?)\s+)?(?P<select>(?:SELECT|WITH)\b.*?)"
+    r"\s+PARTITIONED\s+BY\s+(?P<partition>.+?)(?:\s+CLUSTERED\s+BY\s+.+?)?\s*;?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def parse_sql_job(query: str) -> tuple[str, str, bool]:
+    """(target table, SELECT, whether it replaces every row) of an sql job (400 otherwise)."""
+    found = SQL_JOB.match(query)
+    if found is None:
+        raise invalid(
+            "The emulator runs sql jobs of the form INSERT INTO t SELECT ... PARTITIONED BY ..., "
+            "or REPLACE INTO t OVERWRITE ALL SELECT ... PARTITIONED BY ..."
+        )
+    if "EXTERN" in found["select"].upper():
+        raise invalid("EXTERN is not supported by the emulator in sql jobs: use a batch job")
+    overwrite = (found["overwrite"] or "").split()
+    if found["verb"].upper() == "REPLACE" and [w.upper() for w in overwrite] != [
+        "OVERWRITE",
+        "ALL",
+    ]:
+        raise invalid("The emulator runs REPLACE only with OVERWRITE ALL (not OVERWRITE WHERE)")
+    if found["verb"].upper() == "INSERT" and overwrite:
+        raise invalid("INSERT takes no OVERWRITE clause; use REPLACE")
+    table = found["table"]
+    name = table[1:-1].replace('""', '"') if table.startswith('"') else table
+    return name, found["select"], found["verb"].upper() == "REPLACE"
+
+
+def run_sql_job(emulator: Project, job: Mapping[str, Any]) -> None:
     """Run an sql job's SELECT into its table; raises Failure."""
-    from reconciler.emulator.ingest import GRANULARITY_PERIODS, Failure
-    from reconciler.emulator.jobs import parse_sql_job
+    from reconciler.emulator.ingest import GRANULARITY_PERIODS, Failure  # deferred: DuckDB
 
     store, engine = emulator.store, emulator.engine
     name, select, replace = parse_sql_job(job["query"])
@@ -187,9 +206,9 @@ def run_sql_job(emulator: Emulator, job: Mapping[str, Any]) -> None:
     })  # fmt: skip
 
 
-def apply_table_job(emulator: Emulator, job: Mapping[str, Any]) -> None:
+def apply_table_job(emulator: Project, job: Mapping[str, Any]) -> None:
     """What a drop_table, delete_data or restore_data job does to its table, as it completes."""
-    from reconciler.emulator.ingest import GRANULARITY_PERIODS
+    from reconciler.emulator.ingest import GRANULARITY_PERIODS  # deferred: DuckDB
 
     store, name = emulator.store, job["target"]["tableName"]
     table = store.tables.get(name)
@@ -220,7 +239,7 @@ def apply_table_job(emulator: Emulator, job: Mapping[str, Any]) -> None:
         })  # fmt: skip
 
 
-def submit(emulator: Emulator, job: Mapping[str, Any]) -> None:
+def submit(emulator: Project, job: Mapping[str, Any]) -> None:
     """Start reading a job's objects, off the request's thread."""
     assert emulator.data is not None
     spec = job.get("spec", job)
@@ -237,13 +256,13 @@ def submit(emulator: Emulator, job: Mapping[str, Any]) -> None:
     emulator.engine.submit(job, spec, connection, table, source)
 
 
-def cancel(emulator: Emulator, job: dict[str, Any]) -> None:
+def cancel(emulator: Project, job: dict[str, Any]) -> None:
     """Cancel an active job: it ends canceled and nothing it read lands."""
     canceled = {"status": "error", "code": "canceled", "message": "The job was canceled"}
     transition(emulator, {**job, "desiredExecutionStatus": "canceled"}, "canceled", health=canceled)
 
 
-def progress(emulator: Emulator, job: Mapping[str, Any]) -> float:
+def progress(emulator: Project, job: Mapping[str, Any]) -> float:
     """The share of a job done: never ahead of the clock, nor of the data read."""
     status = job["executionStatus"]
     share = {"pending": 0.0, "running": 0.5, "completed": 1.0}.get(status, 0.0)

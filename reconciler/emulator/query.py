@@ -16,8 +16,8 @@ from reconciler.emulator.lifecycle import NO_DATA
 from reconciler.emulator.routing import Route
 
 if TYPE_CHECKING:
-    from reconciler.emulator.app import Emulator
     from reconciler.emulator.engine import Engine
+    from reconciler.emulator.state import Project
 
 RESULT_FORMATS = frozenset({"object", "array", "objectLines", "arrayLines", "csv"})
 
@@ -124,7 +124,7 @@ def answer(engine: Engine, request: SqlRequest, tables: list[str]) -> Response:
     return Response(200, None, headers, raw=text.encode(), media_type="text/plain")
 
 
-def query_sql(emulator: Emulator, call: Call) -> Response:
+def query_sql(emulator: Project, call: Call) -> Response:
     """POST /query/sql: Druid SQL over the project's tables."""
     request = parse_request(call.body)
     if isinstance(request, Response):

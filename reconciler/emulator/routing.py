@@ -1,8 +1,9 @@
-"""The route table: method and path pattern bound to a handler function that mypy checks.
+"""Routes: method and path pattern bound to a handler function that mypy checks.
 
-Each collection module (connections, tables, jobs, query) declares its own `ROUTES`; `dispatch`
-authenticates, matches the project, the path and the method, checks the permission and calls the
-handler under the store's lock.
+Each collection module (connections, tables, jobs, query, files, streaming) declares its own
+`ROUTES`, and `app` assembles them into the route table; `match` authenticates, matches the
+project, the path and the method and checks the permission; `app.Emulator` calls the handler
+under the store's lock.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from reconciler.emulator.api import ApiError, Call, Request, Response, invalid, 
 from reconciler.emulator.auth import authenticate, authorize
 
 if TYPE_CHECKING:
-    from reconciler.emulator.app import Emulator
+    from reconciler.emulator.state import Project
 
-Handler = Callable[["Emulator", Call], Response]
+Handler = Callable[["Project", Call], Response]
 PROJECT_PREFIX = "/v1/projects/{projectId}"
 PROJECT_PATH = re.compile(r"^/v1/projects/(?P<project>[^/]+)(?P<rest>/.*)$")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -49,23 +50,13 @@ class Route:
         return PROJECT_PREFIX + self.path
 
 
-def routes() -> tuple[Route, ...]:
-    """Every operation the emulator serves."""
-    from reconciler.emulator import connections, files, jobs, query, streaming, tables
-
-    return (*connections.ROUTES, *jobs.ROUTES, *tables.ROUTES, *query.ROUTES, *files.ROUTES,
-            *streaming.ROUTES)  # fmt: skip
-
-
-def dispatch(
-    emulator: Emulator, request: Request, table: tuple[Route, ...]
-) -> tuple[str, Response]:
-    """The operation's template and its response (raises ApiError for error responses)."""
-    caller = authenticate(emulator.api_keys, request.headers.get("authorization", ""))
+def match(project: Project, request: Request, table: tuple[Route, ...]) -> tuple[Route, Call]:
+    """The operation a request calls and the call it makes (raises ApiError for error responses)."""
+    caller = authenticate(project.api_keys, request.headers.get("authorization", ""))
     matched = PROJECT_PATH.match(request.path)
     if not matched:
         raise not_found(f"No resource at {request.path}")
-    if matched["project"] != emulator.project_id:
+    if matched["project"] != project.project_id:
         raise not_found(f"Project {matched['project']} not found")
     rest = matched["rest"]
     allowed = []
@@ -76,7 +67,7 @@ def dispatch(
         allowed.append(route.method)
         if route.method != request.method:
             continue
-        authorize(emulator.api_keys, caller, route.permission)
+        authorize(project.api_keys, caller, route.permission)
         call = Call(
             params={k: unquote(v) for k, v in found.groupdict().items()},
             query=parse_qs(request.query, keep_blank_values=True),
@@ -86,9 +77,7 @@ def dispatch(
             raw=request.body,
             content_type=request.headers.get("content-type", ""),
         )
-        with emulator.store.lock:  # handlers run one at a time
-            emulator.advance()
-            return route.template, route.handler(emulator, call)
+        return route, call
     if allowed:
         raise ApiError(
             405,

@@ -10,14 +10,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from reconciler.emulator.api import DroppedResponse, Request, Response
-from reconciler.emulator.app import Emulator
+from reconciler.emulator.api import DroppedResponse, Request, Response, Service
 
 
 class EmulatorTransport(httpx.BaseTransport):
     """Calls the emulator directly: no socket, no port, and thread-safe."""
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Service) -> None:
         self.emulator = emulator
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -97,7 +96,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
+    def __init__(self, address: tuple[str, int], emulator: Service) -> None:
         super().__init__(address, _Handler)
         self.emulator = emulator
 
@@ -105,14 +104,16 @@ class _Server(ThreadingHTTPServer):
 class RunningEmulator:
     """An emulator served on a loopback port from a background thread."""
 
-    def __init__(self, emulator: Emulator, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, emulator: Service, host: str = "127.0.0.1", port: int = 0) -> None:
         self.server = _Server((host, port), emulator)
         bound_host, bound_port = self.server.server_address[:2]
         name = bound_host.decode() if isinstance(bound_host, bytes) else str(bound_host)
         shown = f"[{name}]" if ":" in name else name
         self.url = f"http://{shown}:{bound_port}"
+        # Polled every 50 ms rather than 500: shutdown() returns at the next poll, and the tests
+        # start and stop a served emulator hundreds of times.
         self.thread = threading.Thread(
-            target=self.server.serve_forever, name="polaris-emulator", daemon=True
+            target=self.server.serve_forever, args=(0.05,), name="polaris-emulator", daemon=True
         )
         self.thread.start()
 

@@ -7,11 +7,14 @@ A source is what a table reads: a Kafka or Confluent topic, a Kinesis stream, or
 streaming connection. Polaris keeps the read point per (table, source), across jobs: a job that
 replaces another on the same source continues from the checkpoint; a job on a source the table
 never read starts at its `readFromPoint`; `POST /jobs/{id}/reset` moves the point to the job's
-`readFromPoint`. Only push streaming carries data here: events pushed to a `push_streaming`
-connection are kept in order (engine.py), and a running job reads them from its checkpoint into
-its table through the same mappings, filter and rollup as a batch job (ingest.py). Kafka,
-Confluent and Kinesis jobs go through their lifecycle and read nothing, and say so in their logs.
-Every function here runs under the store's lock.
+`readFromPoint`. Two sources carry data: events pushed to a `push_streaming` connection are
+kept in order (engine.py), and Kinesis streams are read through a local Kinesis endpoint
+(`--kinesis-endpoint`, kinesis.py). A running job reads either from its checkpoint into its
+table through the same mappings, filter and rollup as a batch job (ingest.py): pushed events as
+they arrive, Kinesis records whenever the emulator moves its jobs along (on every request, as
+the job lifecycle does). Kafka and Confluent jobs, and Kinesis jobs without an endpoint, go
+through their lifecycle and read nothing, and say so in their logs. Every function here runs
+under the store's lock.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from reconciler.emulator import lifecycle
+from reconciler.emulator import kinesis, lifecycle
 from reconciler.emulator.api import Call, Response, invalid, not_found, one_of
 from reconciler.emulator.auth import MANAGE_JOBS, user
 from reconciler.emulator.clock import job_timestamp
@@ -30,7 +33,8 @@ from reconciler.emulator.routing import Route
 from reconciler.emulator.tables import druid_type, queryable_schema
 
 if TYPE_CHECKING:
-    from reconciler.emulator.app import Emulator
+    from reconciler.emulator.engine import Point, TableStats
+    from reconciler.emulator.state import Project
 
 # The connection types a streaming job reads, and the field naming the topic or stream.
 SOURCES = {"kafka": "topicName", "confluent": "topicName", "kinesis": "stream",
@@ -40,9 +44,12 @@ DEFAULTS = {"readFromPoint": "latest", "lateMessageRejectionPeriod": "P30D",
             "earlyMessageRejectionPeriod": "P2000D"}  # fmt: skip
 MAX_PARSE_EXCEPTIONS = 2147483647
 NO_STREAM = (
-    "No data is read: the emulator reaches no Kafka, Confluent or Kinesis stream, so this job "
-    "goes through its lifecycle without rows; push_streaming connections carry real events"
+    "No data is read: the emulator reaches no Kafka or Confluent topic, and Kinesis streams only "
+    "with --kinesis-endpoint, so this job goes through its lifecycle without rows; "
+    "push_streaming connections carry real events"
 )
+# The health codes of a stream the emulator could not read; a read that succeeds clears them.
+UNREACHABLE = "could_not_connect_to_source"
 # Counters kept on a streaming job: what it read and what it rejected (ingest.ingest_events).
 ZERO = {"numRowsProcessed": 0, "numBytesProcessed": 0, "numRowsProcessedWithWarning": 0,
         "numRowsSkippedByFilter": 0, "numRowsSkippedByError": 0}  # fmt: skip
@@ -76,7 +83,18 @@ def source_key(connection: Mapping[str, Any]) -> str:
     return f"{kind}:{connection[field]}"
 
 
-def check(emulator: Emulator, body: Mapping[str, Any]) -> Mapping[str, Any]:
+def reading(connection: Mapping[str, Any]) -> dict[str, str]:
+    """What a job keeps of its connection to read it: a Kinesis stream and its region.
+
+    Kept on the job when it is created: a connection changed afterwards moves no running job
+    (a replacement job does, through its own checkpoint).
+    """
+    if connection["type"] != "kinesis":
+        return {}
+    return {"stream": str(connection["stream"]), "region": kinesis.region_of(connection)}
+
+
+def check(emulator: Project, body: Mapping[str, Any]) -> Mapping[str, Any]:
     """Refuse a streaming job request that Polaris would; the connection it reads."""
     source = body.get("source")
     if not isinstance(source, dict) or source.get("type") != "connection":
@@ -98,14 +116,41 @@ def check(emulator: Emulator, body: Mapping[str, Any]) -> Mapping[str, Any]:
     for flag in ("replaceRunning", "enableUpserts", "useSchemaDiscovery"):
         if flag in body and not isinstance(body[flag], bool):
             raise invalid(f"{flag} must be of type boolean")
-    if body.get("enableUpserts") and not (
-        body.get("upsertKeyColumns") and body.get("upsertVersionColumn")
-    ):
-        raise invalid("enableUpserts needs upsertKeyColumns and upsertVersionColumn")
+    _check_upserts(body)
     return connection
 
 
-def current(emulator: Emulator, table: str) -> dict[str, Any] | None:
+def _check_upserts(body: Mapping[str, Any]) -> None:
+    """The OpenAPI: enableUpserts needs both fields, which require it; the key columns are
+    dimensions, so (inferred) they and the version column are columns the job maps."""
+    keys, version = body.get("upsertKeyColumns"), body.get("upsertVersionColumn")
+    if body.get("enableUpserts") is not True:
+        if keys or version:
+            raise invalid("upsertKeyColumns and upsertVersionColumn require enableUpserts: true")
+        return
+    if not keys or not version:
+        raise invalid("enableUpserts needs upsertKeyColumns and upsertVersionColumn")
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise invalid("upsertKeyColumns must be a list of column names")
+    if not isinstance(version, str):
+        raise invalid("upsertVersionColumn must be of type string")
+    mappings = body.get("mappings")
+    mapped = (
+        {m.get("columnName") for m in mappings if isinstance(m, dict)}
+        if isinstance(mappings, list)
+        else set()
+    )
+    aggregated = {
+        m.get("columnName")
+        for m in mappings or []
+        if isinstance(m, dict) and m.get("isAggregation")
+    }
+    unknown = [c for c in [*keys, version] if c not in mapped or c in aggregated]
+    if unknown:
+        raise invalid(f"Upsert column(s) {', '.join(unknown)} are not dimensions the job maps")
+
+
+def current(emulator: Project, table: str) -> dict[str, Any] | None:
     """The streaming job of a table that is not finished (pending, running or suspended)."""
     for job in emulator.active_jobs():
         if job["type"] == "streaming" and job["target"].get("tableName") == table:
@@ -113,7 +158,7 @@ def current(emulator: Emulator, table: str) -> dict[str, Any] | None:
     return None
 
 
-def create(emulator: Emulator, call: Call, body: dict[str, Any]) -> Response:
+def create(emulator: Project, call: Call, body: dict[str, Any]) -> Response:
     """A streaming job (checked, its table there): pending until the clock starts it.
 
     The OpenAPI says a second create on a table "will be rejected with an error" unless
@@ -139,14 +184,14 @@ def create(emulator: Emulator, call: Call, body: dict[str, Any]) -> Response:
         "lastModifiedBy": creator, "createdTimestamp": now, "lastUpdatedTimestamp": now,
         "spec": body, "_created": moment.isoformat(), "held": emulator.held,
         "_source": source_key(connection), "_metrics": dict(ZERO), "_rejected": dict(REJECTED),
+        "_connection": reading(connection),
     }  # fmt: skip
     job.pop("replaceRunning", None)
     engine = emulator.engine
     if engine.checkpoint(table, job["_source"]) is None:
         # A source the table never read: start at the job's readFromPoint. `latest` is what is
         # sent after the job is created; `earliest` is everything the source still holds.
-        start = _stream_head(emulator, job) if job["readFromPoint"] == "latest" else 0
-        engine.set_checkpoint(table, job["_source"], start)
+        engine.set_checkpoint(table, job["_source"], _start(emulator, job))
     emulator.store.put("jobs", job_id, job)
     emulator.active.add(job_id)
     location = f"/v1/projects/{emulator.project_id}/jobs/{job_id}"
@@ -154,12 +199,40 @@ def create(emulator: Emulator, call: Call, body: dict[str, Any]) -> Response:
                     {"Location": location})  # fmt: skip
 
 
-def _stream_head(emulator: Emulator, job: Mapping[str, Any]) -> int:
+def _start(emulator: Project, job: Mapping[str, Any]) -> Point | None:
+    """Where a job's readFromPoint is on its source now (None: a stream not reachable now, so
+    the first read decides)."""
     source = str(job["_source"])
-    return emulator.engine.head(source) if source.startswith("push:") else 0
+    latest = job["readFromPoint"] == "latest"
+    if source.startswith("push:"):
+        return emulator.engine.head(source) if latest else 0
+    if not _reads_kinesis(emulator, job):
+        return 0
+    if not latest:
+        return {}
+    connection = _kinesis_stream(job)
+    try:
+        return emulator.kinesis(connection["region"]).tip(connection["stream"])
+    except kinesis.KinesisError:
+        return None
 
 
-def advance(emulator: Emulator) -> None:
+def _kinesis_stream(job: Mapping[str, Any]) -> Mapping[str, str]:
+    # A job journaled before jobs kept their connection's region reads the default region.
+    stream = str(job["_source"]).removeprefix("stream:")
+    return job.get("_connection") or {"stream": stream, "region": kinesis.DEFAULT_REGION}
+
+
+def _reads_kinesis(emulator: Project, job: Mapping[str, Any]) -> bool:
+    return str(job["_source"]).startswith("stream:") and emulator.kinesis_endpoint is not None
+
+
+def reads(emulator: Project, job: Mapping[str, Any]) -> bool:
+    """Whether a streaming job reads real data: pushed events, or Kinesis with an endpoint."""
+    return str(job.get("_source", "")).startswith("push:") or _reads_kinesis(emulator, job)
+
+
+def advance(emulator: Project) -> None:
     """Start the streaming jobs whose time has come (lifecycle.advance leaves them alone)."""
     now = emulator.now()
     for job_id in list(emulator.active):
@@ -172,9 +245,13 @@ def advance(emulator: Emulator) -> None:
         if now >= started:
             lifecycle.transition(emulator, job, "running", started=started)
             read(emulator, emulator.store.jobs[job_id])
+    for job_id in list(emulator.active):  # Kinesis is read on the clock; pushes as they come
+        job = emulator.store.jobs[job_id]
+        if job["type"] == "streaming" and _reads_kinesis(emulator, job):
+            read(emulator, job)
 
 
-def desire(emulator: Emulator, job: dict[str, Any], desired: str) -> None:
+def desire(emulator: Project, job: dict[str, Any], desired: str) -> None:
     """Suspend, resume or cancel a streaming job.
 
     Inferred: suspending and resuming take effect at once (the OpenAPI does not say how long
@@ -196,43 +273,59 @@ def desire(emulator: Emulator, job: dict[str, Any], desired: str) -> None:
         emulator.store.put("jobs", job["id"], job)
 
 
-def reset(emulator: Emulator, job: Mapping[str, Any]) -> None:
+def reset(emulator: Project, job: Mapping[str, Any]) -> None:
     """Move the table's read point on the job's source to the job's readFromPoint."""
     if job["executionStatus"] in lifecycle.TERMINAL:
         raise invalid(f"Job {job['id']} is {job['executionStatus']}; only a live job is reset")
-    start = _stream_head(emulator, job) if job["readFromPoint"] == "latest" else 0
-    emulator.engine.set_checkpoint(job["target"]["tableName"], job["_source"], start)
+    emulator.engine.set_checkpoint(
+        job["target"]["tableName"], job["_source"], _start(emulator, job)
+    )
     read(emulator, job)
 
 
-def read(emulator: Emulator, job: Mapping[str, Any]) -> None:
-    """Read what a running push streaming job has not read yet into its table."""
-    from reconciler.emulator.ingest import Failure, Window, ingest_events  # DuckDB loads lazily
+def read(emulator: Project, job: Mapping[str, Any]) -> None:
+    """Read what a running job has not read yet of its source into its table."""
+    from reconciler.emulator.ingest import Failure, Window, ingest_events  # deferred: DuckDB
 
-    source = str(job["_source"])
-    if job["executionStatus"] != "running" or not source.startswith("push:"):
+    if job["executionStatus"] != "running" or not reads(emulator, job):
         return
     engine, table_name = emulator.engine, job["target"]["tableName"]
     table = emulator.store.tables.get(table_name)
     if table is None:
         return
-    after = engine.checkpoint(table_name, source) or 0
-    events = engine.events_after(source, after)
-    if not events:
-        return
+    source = str(job["_source"])
+    if source.startswith("push:"):
+        after = engine.checkpoint(table_name, source) or 0
+        events = engine.events_after(source, after)
+        if not events:
+            return
+        lines: list[str] = [line for _, line in events]
+        point: Point = events[-1][0]
+    else:
+        unread = _unread_records(emulator, job)
+        if unread is None:
+            return
+        job = emulator.store.jobs[job["id"]]
+        lines, point = unread
+        if not lines:
+            if point != engine.shards_read(table_name, source):  # records without events
+                engine.set_checkpoint(table_name, source, point)
+            return
     now = emulator.now().replace(tzinfo=None)
     window = Window(
         earliest=now - duration(job["lateMessageRejectionPeriod"], "lateMessageRejectionPeriod"),
         latest=now + duration(job["earlyMessageRejectionPeriod"], "earlyMessageRejectionPeriod"),
     )
-    last = events[-1][0]
-    # Unique per read: after a reset the same events are read again, as another batch.
-    batch = f"{job['id']}-{after}-{last}-{uuid.uuid4().hex[:8]}"
+    batch = f"{job['id']}-{uuid.uuid4().hex[:12]}"
     cursor = engine.db.cursor()
     try:
-        lines = [line for _, line in events]
         staged, rejected = ingest_events(cursor, batch, job, table, lines, window)
-        engine.commit(batch, staged, (table_name, source, last))
+        upsert = (
+            (job["upsertKeyColumns"], job["upsertVersionColumn"])
+            if job.get("enableUpserts")
+            else None
+        )
+        stats = engine.commit(batch, staged, (table_name, source, point), upsert)
     except Failure as failure:
         health = lifecycle.error_health(failure.code, failure.message, emulator.now())
         lifecycle.transition(emulator, dict(job), "failed", health=health)
@@ -261,14 +354,40 @@ def read(emulator: Emulator, job: Mapping[str, Any]) -> None:
         emulator.store.put("jobs", job["id"], updated)
     else:
         emulator.store.put("jobs", job["id"], updated)
-    _refresh(emulator, table_name)
+    _refresh(emulator, table_name, stats)
 
 
-def _refresh(emulator: Emulator, name: str) -> None:
+def _unread_records(emulator: Project, job: Mapping[str, Any]) -> tuple[list[str], Point] | None:
+    """The events of the Kinesis records a job has not read, and the read point after them;
+    None when the stream cannot be read now (the job's health says why until it can)."""
+    engine, table_name, source = emulator.engine, job["target"]["tableName"], job["_source"]
+    connection = _kinesis_stream(job)
+    stream = connection["stream"]
+    try:
+        after = engine.shards_read(table_name, source)
+        if after is None:  # never reached: start at the readFromPoint now
+            start = _start(emulator, job)
+            if start is None:
+                raise kinesis.KinesisError(f"Stream {stream} cannot be read")
+            after = dict(start) if isinstance(start, Mapping) else {}
+            engine.set_checkpoint(table_name, source, after)
+        records = emulator.kinesis(connection["region"]).read(stream, after)
+    except kinesis.KinesisError as error:
+        message = f"Could not read Kinesis stream {stream} at {emulator.kinesis_endpoint}: {error}"
+        health = lifecycle.error_health(UNREACHABLE, message, emulator.now())
+        if job["health"].get("code") != UNREACHABLE or job["health"].get("message") != message:
+            emulator.store.put("jobs", job["id"], {**job, "health": health})
+        return None
+    if job["health"].get("code") == UNREACHABLE:
+        emulator.store.put("jobs", job["id"], {**job, "health": {"status": "ok"}})
+    events = [line for record in records for line in kinesis.lines(record)]
+    return events, kinesis.positions(after, records)
+
+
+def _refresh(emulator: Project, name: str, stats: TableStats) -> None:
     table = emulator.store.tables.get(name)
     if table is None:
         return
-    stats = emulator.engine.stats(name)
     stored = [(column, druid_type(kind)) for column, kind in emulator.engine.columns(name)]
     emulator.store.put("tables", name, {
         **table, "totalRows": stats.rows, "segmentCount": stats.segments,
@@ -277,10 +396,10 @@ def _refresh(emulator: Emulator, name: str) -> None:
     })  # fmt: skip
 
 
-def logs(job: Mapping[str, Any]) -> list[dict[str, Any]]:
+def logs(emulator: Project, job: Mapping[str, Any]) -> list[dict[str, Any]]:
     """What a streaming job read and rejected, as log entries after its submission."""
     at = job["lastUpdatedTimestamp"]
-    if not str(job["_source"]).startswith("push:"):
+    if not reads(emulator, job):
         return [
             {"timestamp": at, "healthStatus": "ok", "code": "no_data_read", "message": NO_STREAM}
         ]
@@ -297,7 +416,7 @@ def logs(job: Mapping[str, Any]) -> list[dict[str, Any]]:
     return entries
 
 
-def push_events(emulator: Emulator, call: Call) -> Response:
+def push_events(emulator: Project, call: Call) -> Response:
     """POST /events/{connectionName}: newline-delimited JSON events for a push connection.
 
     Events are kept in the connection's stream whatever its jobs are doing, and each running
@@ -328,9 +447,11 @@ def push_events(emulator: Emulator, call: Call) -> Response:
     return Response(200, None)
 
 
-def carries_data(emulator: Emulator) -> bool:
-    """Whether a streaming job reads pushed events, so that tables hold real rows to query."""
-    return any(str(j.get("_source", "")).startswith("push:") for j in emulator.store.jobs.values())
+def carries_data(emulator: Project) -> bool:
+    """Whether a streaming job reads real data, so that tables hold real rows to query."""
+    return any(
+        j["type"] == "streaming" and reads(emulator, j) for j in emulator.store.jobs.values()
+    )
 
 
 def metrics(job: Mapping[str, Any]) -> dict[str, int]:

@@ -14,7 +14,7 @@ from reconciler.emulator.clock import timestamp
 from reconciler.emulator.routing import Route
 
 if TYPE_CHECKING:
-    from reconciler.emulator.app import Emulator
+    from reconciler.emulator.state import Project
 
 TABLE_TYPES = frozenset({"detail", "aggregate"})
 GRANULARITIES = frozenset(
@@ -51,25 +51,25 @@ SUMMARY = ("availability", "createdByUser", "createdOnTimestamp", "id", "modifie
            "totalDataSizeBytes", "totalRows", "type", "version", "description")  # fmt: skip
 
 
-def list_tables(emulator: Emulator, call: Call) -> Response:
+def list_tables(emulator: Project, call: Call) -> Response:
     """GET /tables: summaries, by name."""
     tables = sorted(emulator.store.tables.values(), key=lambda t: t["name"])
     return Response(200, {"values": [{k: t[k] for k in SUMMARY if k in t} for t in tables]})
 
 
-def existing(emulator: Emulator, name: str) -> dict[str, Any]:
+def existing(emulator: Project, name: str) -> dict[str, Any]:
     """A table by name (404 when there is none)."""
     if name not in emulator.store.tables:
         raise not_found(f"Table {name} not found")
     return emulator.store.tables[name]
 
 
-def get_table(emulator: Emulator, call: Call) -> Response:
+def get_table(emulator: Project, call: Call) -> Response:
     """GET /tables/{tableName}."""
     return Response(200, existing(emulator, call.params["tableName"]))
 
 
-def unused_segments(emulator: Emulator, call: Call) -> Response:
+def unused_segments(emulator: Project, call: Call) -> Response:
     """GET /tables/{tableName}/unusedSegments: the emulator never leaves any."""
     existing(emulator, call.params["tableName"])
     return Response(200, {"values": []})
@@ -132,7 +132,7 @@ def queryable_schema(
     ]  # fmt: skip
 
 
-def create_table(emulator: Emulator, call: Call) -> Response:
+def create_table(emulator: Project, call: Call) -> Response:
     """POST /tables."""
     body = call.body
     name = body.get("name")
@@ -147,9 +147,7 @@ def create_table(emulator: Emulator, call: Call) -> Response:
     return Response(201, record, {"Location": location})
 
 
-def new_table(
-    emulator: Emulator, caller: str, name: str, body: Mapping[str, Any]
-) -> dict[str, Any]:
+def new_table(emulator: Project, caller: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
     """A table record as Polaris fills it: the request, defaults and read-only fields."""
     creator, now = user(caller), timestamp(emulator.now())
     record: dict[str, Any] = {
@@ -169,7 +167,7 @@ def new_table(
     return record
 
 
-def update_table(emulator: Emulator, call: Call) -> Response:
+def update_table(emulator: Project, call: Call) -> Response:
     """PUT /tables/{tableName}: only with the current version; columns change only when empty."""
     name = call.params["tableName"]
     current = existing(emulator, name)

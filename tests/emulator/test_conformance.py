@@ -64,6 +64,27 @@ def test_the_checker_holds_a_connection_to_the_schema_of_its_type() -> None:
     assert log.violations == []
 
 
+def test_the_checker_remembers_only_valid_documents_so_a_broken_twin_is_still_caught() -> None:
+    log = ConformanceLog()
+    user = {"username": "u", "userId": "i"}
+    kafka = {
+        "name": "k", "type": "kafka", "bootstrapServers": "b:9092", "topicName": "t",
+        "modifiedByUser": user, "submittedByUser": user,
+        "modifiedOnTimestamp": "2026-01-01T00:00:00Z", "submittedOnTimestamp": "2026-01-01T00:00:00Z",
+    }  # fmt: skip
+    listing = f"{TEMPLATE}/connections"
+    for _ in range(2):  # the second time from memory
+        log("GET", listing, 200, json.dumps({"values": [kafka, kafka]}).encode())
+        log("GET", f"{listing}/{{name}}", 200, json.dumps(kafka).encode())
+    assert log.violations == []
+    broken = {key: value for key, value in kafka.items() if key != "bootstrapServers"}
+    log("GET", listing, 200, json.dumps({"values": [kafka, broken]}).encode())
+    log("GET", f"{listing}/{{name}}", 200, json.dumps({**kafka, "submittedByUser": 3}).encode())
+    assert any("/values/1: 'bootstrapServers' is a required" in v for v in log.violations)
+    assert any(v.startswith("GET /v1/projects/{projectId}/connections/{name} 200 at /submittedByUser")
+               for v in log.violations), log.violations  # fmt: skip
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=8),
     lambda inner: (

@@ -339,3 +339,37 @@ def test_a_replacement_reading_another_source_starts_at_its_read_from_point(
     clock.advance(10)
     push(api, events("new"))
     assert sql(api, 'SELECT count(*) AS c FROM "Clicks"') == [{"c": 6}]
+
+
+def test_an_upsert_job_keeps_the_latest_version_of_each_key(
+    api: httpx.Client, clock: ManualClock
+) -> None:
+    job = running_job(
+        api, clock, enableUpserts=True, upsertKeyColumns=["page"], upsertVersionColumn="n",
+        mappings=[
+            {"columnName": "__time", "expression": 'TIME_PARSE("ts")'},
+            {"columnName": "page", "expression": '"page"'},
+            {"columnName": "n", "expression": '"n"'},
+        ],
+    )  # fmt: skip
+    assert (job["enableUpserts"], job["upsertKeyColumns"]) == (True, ["page"])
+    push(api, events("home", "cart", "home", start=0))  # home 0 and home 2 in one batch
+    push(api, events("cart", start=7) + events("home", start=1))  # home 1 is older than home 2
+    rows = sql(api, 'SELECT page, n FROM "Clicks" ORDER BY page')
+    assert rows == [{"page": "cart", "n": 7}, {"page": "home", "n": 2}]
+    assert api.get("/tables/Clicks").json()["totalRows"] == 2
+
+
+def test_upsert_fields_are_refused_without_enable_upserts_or_naming_no_mapped_column(
+    api: httpx.Client,
+) -> None:
+    alone = streaming_job(upsertKeyColumns=["page"], upsertVersionColumn="__time")
+    assert "enableUpserts" in api.post("/jobs", json=alone).json()["message"]
+    unknown = streaming_job(
+        enableUpserts=True, upsertKeyColumns=["nowhere"], upsertVersionColumn="__time"
+    )
+    refused = api.post("/jobs", json=unknown)
+    assert refused.status_code == 400
+    assert "nowhere" in refused.json()["message"]
+    keyless = streaming_job(enableUpserts=True, upsertVersionColumn="__time")
+    assert api.post("/jobs", json=keyless).status_code == 400

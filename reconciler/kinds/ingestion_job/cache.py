@@ -99,14 +99,19 @@ class JobCache:
         """Write the cache atomically, so a killed run never leaves a torn file."""
         if self.path is None or not self.dirty:
             return
-        lines = [f"{json.dumps(job_id)}:{text}" for job_id, text in self.entries.items()]
-        payload = CACHE_HEADER + "\n" + ",\n".join(lines) + "\n" + CACHE_FOOTER
         temp = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".jobs-", suffix=".tmp")
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(payload)
+                # A line at a time: the whole text at once was twice the entries again, at the
+                # moment a plan of 10,000 jobs holds the most.
+                handle.write(CACHE_HEADER + "\n")
+                separator = ""
+                for job_id, text in self.entries.items():
+                    handle.write(f"{separator}{json.dumps(job_id)}:{text}")
+                    separator = ",\n"
+                handle.write("\n" + CACHE_FOOTER)
             os.replace(temp, self.path)
         except OSError as error:
             log.warning(

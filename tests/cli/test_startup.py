@@ -1,0 +1,80 @@
+"""What a command costs before it does anything: it loads only what it needs, compiled once."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+# Runs the CLI as a user would, then reports which of these modules the process had loaded.
+PROBE = """
+import json, sys
+from reconciler.cli import main
+code = None
+try:
+    main(sys.argv[1:])
+except SystemExit as done:
+    code = done.code
+watched = ("httpx", "jsonschema", "fastjsonschema", "reconciler.client", "reconciler.emulator")
+print(json.dumps({"exit": code, "loaded": [m for m in watched if m in sys.modules]}))
+"""
+
+
+def run_probe(cache: Path, *args: str) -> dict[str, object]:
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], env=env, capture_output=True, text=True, timeout=60
+    )
+    result: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def test_validate_loads_neither_the_api_client_nor_jsonschema_nor_the_emulator(
+    tmp_path: Path,
+) -> None:
+    result = run_probe(tmp_path / "cache", "validate", str(ROOT / "manifests"))
+    assert result["exit"] in (0, None)
+    assert result["loaded"] == ["fastjsonschema"]  # the first run compiles the schemas
+
+
+def test_a_second_validate_reads_the_compiled_schemas_from_the_cache(tmp_path: Path) -> None:
+    run_probe(tmp_path / "cache", "validate", str(ROOT / "manifests"))
+    assert list((tmp_path / "cache" / "polaris-reconciler" / "schemas").glob("*.marshal"))
+    result = run_probe(tmp_path / "cache", "validate", str(ROOT / "manifests"))
+    assert result == {"exit": None, "loaded": []}
+
+
+def test_a_damaged_schema_cache_is_compiled_again_and_mistakes_are_still_explained(
+    tmp_path: Path,
+) -> None:
+    run_probe(tmp_path / "cache", "validate", str(ROOT / "manifests"))
+    for cached in (tmp_path / "cache" / "polaris-reconciler" / "schemas").glob("*.marshal"):
+        cached.write_bytes(b"not marshal data")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: t}\n"
+        "spec: {type: detail, partitioningGranularity: fortnight}\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler", "validate", str(bad)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    shown = done.stdout + done.stderr
+    assert "bad.yaml:4:" in shown and "partitioningGranularity must be one of" in shown
+    assert run_probe(tmp_path / "cache", "validate", str(ROOT / "manifests"))["loaded"] == []
+
+
+def test_the_emulator_command_is_still_listed_and_runs_when_asked_for(tmp_path: Path) -> None:
+    listed = run_probe(tmp_path / "cache", "--help")
+    assert "reconciler.emulator" in listed["loaded"]  # --help shows every command's summary
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler", "emulator", "--help"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0 and "--job-seconds" in done.stdout
