@@ -31,6 +31,7 @@ from reconciler.cli_options import (
     drift_flags,
     global_options,
     import_flags,
+    lock_options,
     plan_flags,
     schema_flags,
     unlock_flags,
@@ -251,8 +252,9 @@ def plan(
 @global_options
 def apply(
     paths: tuple[str, ...], fmt: str, auto_approve: bool, allow_replace: bool, allow_reingest: bool,
-    force: bool, allow_empty: bool, wait: bool, timeout: float, lock_timeout: float, no_lock: bool,
-    lock_lease: float | None, target: Target, options: PlanOptions,
+    force: bool, allow_empty: bool, allow_checkpoint_change: bool, wait: bool, timeout: float,
+    lock_timeout: float, no_lock: bool, lock_lease: float | None, target: Target,
+    options: PlanOptions,
 ) -> None:  # fmt: skip
     """Plan, then carry the plan out: connections, then tables, then jobs."""
     from reconciler.apply import ApplyInterrupted
@@ -271,8 +273,9 @@ def apply(
             )
         return click.confirm("Apply these changes?", err=True)
 
+    allowed = Allowances(allow_replace, allow_reingest, force, allow_empty, allow_checkpoint_change)
     run = ApplyRun(
-        approve, paths, options, Allowances(allow_replace, allow_reingest, force, allow_empty),
+        approve, paths, options, allowed,
         reviewed, wait, timeout, LockOptions(not no_lock, lock_timeout, lock_lease, holder_of(os.environ)),
     )  # fmt: skip
     try:
@@ -318,6 +321,35 @@ def unlock(yes: bool, target: Target) -> None:
         echo(f"Project {target.project} is not locked; nothing to do.")
     else:
         echo(f"Removed the lock of project {target.project}.")
+
+
+@cli.command(short_help="Move a table's streaming read point to its job's readFromPoint.")
+@click.argument("table")
+@click.option("--auto-approve", is_flag=True, help="Reset without asking.")
+@lock_options
+@global_options
+def reset(table: str, auto_approve: bool, target: Target) -> None:
+    """Reset TABLE's streaming job: only ever when asked, since it re-reads or skips data."""
+    from reconciler.client import PolarisError
+    from reconciler.kinds import streaming_job
+
+    with _manager(target).connect() as client:
+        try:
+            step = streaming_job.reset_of(client, table)
+            if step is None:
+                raise Failure(f"table {table} has no streaming job that is running or suspended")
+            echo(OUT.terminal(step.describe()), err=True)
+            if not auto_approve:
+                if not sys.stdin.isatty():
+                    raise Failure(
+                        "no terminal to ask for approval; review the reset above, then pass "
+                        "--auto-approve to reset without asking"
+                    )
+                if not click.confirm("Reset?", err=True):
+                    raise Failure("nothing was reset")
+            echo(OUT.terminal(streaming_job.reset(client, step)))
+        except PolarisError as error:
+            raise Failure(str(error)) from None
 
 
 @cli.command()

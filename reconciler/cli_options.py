@@ -475,6 +475,11 @@ apply_flags = options(
     click.option(
         "--allow-empty", is_flag=True, help="Allow prune to delete every connection of the project."
     ),
+    click.option(
+        "--allow-checkpoint-change",
+        is_flag=True,
+        help="Allow streaming jobs to read another topic or stream (re-reads or skips data).",
+    ),
     click.option("--wait", is_flag=True, help="Follow submitted jobs until they finish."),
     click.option(
         "--timeout",

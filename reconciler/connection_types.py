@@ -35,8 +35,12 @@ class ConnectionType:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     read_only: tuple[str, ...] = ()  # filled by the server; never declared, never compared
     # Batch ingestion jobs read objects only through S3 connections (the API's
-    # `S3ConnectionSource`); every other type feeds streaming jobs, which this tool leaves alone.
+    # `S3ConnectionSource`); every other type feeds streaming jobs (kind StreamingJob).
     batch_source: bool = False
+    # Streaming jobs read Kafka and Confluent topics, Kinesis streams and push streaming
+    # connections: the field that names what a job reads through the connection ("" for push
+    # streaming, whose connection is itself the stream). None: not a streaming source.
+    stream_field: str | None = None
     # Rules of our own for string fields: field -> (regular expression, what it asks for). The
     # schema checks them, and an error says "spec.FIELD does not match WHAT IT ASKS FOR".
     patterns: Mapping[str, tuple[str, str]] = field(default_factory=dict)
@@ -104,6 +108,7 @@ CONNECTION_TYPES: dict[str, ConnectionType] = {
             secrets_required=True,
             defaults={"topicNameIsPattern": False},
             env_prefix="KAFKA",
+            stream_field="topicName",
         ),
         ConnectionType(
             "confluent",
@@ -113,6 +118,7 @@ CONNECTION_TYPES: dict[str, ConnectionType] = {
             secrets_required=True,
             defaults={"topicNameIsPattern": False},
             env_prefix="CONFLUENT",
+            stream_field="topicName",
         ),
         ConnectionType(
             "confluent_schema_registry",
@@ -122,12 +128,17 @@ CONNECTION_TYPES: dict[str, ConnectionType] = {
             defaults={"urls": []},
             env_prefix="REGISTRY",
         ),
-        ConnectionType("kinesis", ("awsAssumedRoleArn", "awsEndpoint", "stream")),
-        ConnectionType("push_streaming", (), read_only=("endpointUrl",)),
+        ConnectionType(
+            "kinesis", ("awsAssumedRoleArn", "awsEndpoint", "stream"), stream_field="stream"
+        ),
+        ConnectionType("push_streaming", (), read_only=("endpointUrl",), stream_field=""),
     )
 }
 
 BATCH_SOURCE_TYPES = tuple(name for name, kind in CONNECTION_TYPES.items() if kind.batch_source)
+STREAMING_SOURCE_TYPES = tuple(
+    name for name, kind in CONNECTION_TYPES.items() if kind.stream_field is not None
+)
 
 
 def of(spec: Mapping[str, Any]) -> ConnectionType | None:

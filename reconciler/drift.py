@@ -26,6 +26,8 @@ STATUS_OF_ACTION = {
     Action.RESUBMIT: "failed",
     Action.SKIP: "unmanaged",  # only prune skips a connection; a canceled job: see status_of
     Action.DELETE: "unmanaged",
+    Action.SUSPEND: "changed",  # a streaming job running against the manifest
+    Action.RESUME: "changed",  # a streaming job suspended behind git's back
 }
 CANCELED_NOTE = "canceled, and not resubmitted unless asked (--resubmit-canceled)"
 
@@ -37,6 +39,10 @@ def status_of(change: Change) -> tuple[str, str]:
         return "in-sync", f"{change.reason} ({CANCELED_NOTE})"
     if change.why is Reason.UNKNOWN_STATUS:
         return "unknown", change.reason
+    if change.why in (Reason.FAILED, Reason.UNHEALTHY):
+        return "failed", change.reason  # a streaming job that failed, or whose health is error
+    if change.why is Reason.HEALTH_WARN:
+        return "unhealthy", change.reason  # fails a run only with --fail-on unhealthy
     return STATUS_OF_ACTION[change.action], change.reason
 
 

@@ -16,6 +16,7 @@ class Kind(StrEnum):
     CONNECTION = "Connection"
     TABLE = "Table"
     INGESTION_JOB = "IngestionJob"
+    STREAMING_JOB = "StreamingJob"
 
 
 class Action(StrEnum):
@@ -28,6 +29,8 @@ class Action(StrEnum):
     NOOP = "noop"
     RESUBMIT = "resubmit"
     SKIP = "skip"
+    SUSPEND = "suspend"  # a streaming job: desiredExecutionStatus suspended
+    RESUME = "resume"  # a streaming job: desiredExecutionStatus running
 
     @property
     def changes_something(self) -> bool:
@@ -55,6 +58,13 @@ class Reason(StrEnum):
     NOT_DECLARED = "not-declared"  # prune: no manifest declares it
     IN_USE = "in-use"  # prune: an active job uses it
     UNADDRESSABLE = "unaddressable"  # prune: its name cannot be sent in a path
+    # A streaming job's change, by what it does to the data (reconciler/kinds/streaming_job.py):
+    CONTINUES = "continues-from-checkpoint"  # a replacement reading the same topic or stream
+    CHECKPOINT = "checkpoint-change"  # reads another topic or stream: re-reads or skips data
+    UNTIL_RESET = "no-effect-until-reset"  # only readFromPoint changes: nothing until a reset
+    STATUS_DIFFERS = "status-differs"  # suspend or resume
+    UNHEALTHY = "unhealthy"  # up to date, but its health is error
+    HEALTH_WARN = "health-warn"  # up to date, but its health is warn
 
 
 # The order kinds are created in: a job reads from a connection and writes into a table, so both
@@ -70,10 +80,12 @@ DEFAULT_LOCK_TIMEOUT = 300.0  # --lock-timeout: how long a second apply waits
 # Every status a drift report (reconciler/drift.py) can hold, in the order the Markdown report
 # groups them. `history`: a finished job kept in a --history path that Polaris no longer lists
 # (or lists as failed); `ignored`: matched by --ignore; `unknown`: a job in a status the tool does
-# not know, which may have ingested (it fails a schedule by default: someone must look). Here, not
+# not know, which may have ingested (it fails a schedule by default: someone must look);
+# `unhealthy`: a streaming job in sync whose health is warn (fails only with --fail-on). Here, not
 # in drift.py, so that the CLI can name them in its options without importing the API client.
 DRIFT_STATUSES = (
-    "missing", "changed", "failed", "unknown", "unmanaged", "history", "ignored", "in-sync",
+    "missing", "changed", "failed", "unknown", "unhealthy", "unmanaged", "history", "ignored",
+    "in-sync",
 )  # fmt: skip
 DEFAULT_FAIL_ON = frozenset({"missing", "changed", "failed", "unknown"})
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from reconciler import kinds
 from reconciler.errors import ErrorCode, ReconcilerError
 from reconciler.kinds.base import PlanContext
-from reconciler.model import Action, Kind, Resource, by_reference
+from reconciler.model import Action, Kind, Reason, Resource, by_reference
 from reconciler.values import Allowances, Change, PlanError, PlanOptions
 
 if TYPE_CHECKING:
@@ -113,6 +113,25 @@ class NeedsAllowReingest(UnsafePlan):
             "into the same table (double ingestion, an overlap that cannot be decided, or a job "
             "whose status is unknown); review the warnings, then pass --allow-reingest if you "
             "mean it"
+        )
+
+
+@safety_rule
+class NeedsAllowCheckpointChange(UnsafePlan):
+    """A streaming job moved to another topic or stream (so its table re-reads or skips data)
+    without --allow-checkpoint-change."""
+
+    rule = "checkpoint"
+
+    @classmethod
+    def check(cls, plan: Plan, allowed: Allowances) -> str | None:
+        moved = [c for c in plan.changes if c.why is Reason.CHECKPOINT]
+        if not moved or allowed.allow_checkpoint_change:
+            return None
+        tables = "; ".join(f"{c.ref}: {c.reason}" for c in moved)
+        return (
+            f"streaming jobs would read another topic or stream, so their tables re-read or skip "
+            f"data ({tables}); review the plan, then pass --allow-checkpoint-change if you mean it"
         )
 
 

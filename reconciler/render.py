@@ -42,6 +42,8 @@ SYMBOLS = {
     Action.NOOP: ("=", None),
     Action.RESUBMIT: ("↻", "cyan"),
     Action.SKIP: ("·", None),
+    Action.SUSPEND: ("‖", "yellow"),
+    Action.RESUME: ("▶", "green"),
 }
 ANSI = {"green": "32", "yellow": "33", "magenta": "35", "red": "31", "cyan": "36", "bold": "1"}
 
@@ -70,7 +72,7 @@ def summary_sentence(plan: Plan) -> str:
     if counts["replace"]:
         parts.append(f"{counts['replace']} to replace")
     parts.append(f"{counts['delete']} to delete")
-    for action in ("resubmit",):
+    for action in ("resubmit", "suspend", "resume"):
         if counts.get(action):
             parts.append(f"{counts[action]} to {action}")
     return f"Plan: {', '.join(parts)}."

@@ -289,7 +289,9 @@ def _explain(document: Document, error: ValidationError) -> Iterator[tuple[Any, 
             + _suggest(str(error.instance), options),
         )
     elif validator == "const":
-        yield (document.locate(path), f"{where} must be {_show(schema['const'])}{value}")
+        # The description may say what to write instead (a streaming job is another kind).
+        hint = f"; {schema['description']}" if "description" in schema else ""
+        yield (document.locate(path), f"{where} must be {_show(schema['const'])}{value}{hint}")
     elif validator == "not" and isinstance(schema.get("not"), dict) and "required" in schema["not"]:
         for field in schema["not"]["required"]:
             yield (

@@ -202,6 +202,7 @@ class Allowances:
     allow_reingest: bool = False
     force: bool = False
     allow_empty: bool = False  # prune may delete every resource of a kind (Argo CD's allowEmpty)
+    allow_checkpoint_change: bool = False  # a streaming job may re-read or skip data
 
 
 # How many times a write whose outcome was lost (or that met a conflict) is tried, each after a

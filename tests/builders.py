@@ -88,6 +88,29 @@ def job_spec(
     return spec
 
 
+def streaming_spec(
+    *, table: str = "t", connection: str = "clicks", **fields: Any
+) -> dict[str, Any]:
+    """A StreamingJob spec reading a push streaming connection into a table."""
+    return {
+        "target": {"type": "table", "tableName": table},
+        "source": {
+            "type": "connection",
+            "connectionName": connection,
+            "formatSettings": {"format": "nd-json"},
+            "inputSchema": [
+                {"name": "ts", "dataType": "string"},
+                {"name": "page", "dataType": "string"},
+            ],
+        },
+        "mappings": [
+            {"columnName": "__time", "expression": 'TIME_PARSE("ts")'},
+            {"columnName": "page", "expression": '"page"'},
+        ],
+        **fields,
+    }
+
+
 def edited(spec: Mapping[str, Any], **paths: Any) -> dict[str, Any]:
     """A deep copy of `spec` with dotted paths set (`source__uris=[...]`: `__` for a dot)."""
     copied = copy.deepcopy(dict(spec))

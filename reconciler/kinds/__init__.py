@@ -10,9 +10,9 @@ kind (the import contracts in pyproject.toml hold them to it).
 
 from __future__ import annotations
 
-from reconciler.kinds import connection, ingestion_job, table
+from reconciler.kinds import connection, ingestion_job, streaming_job, table
 from reconciler.kinds.base import Fields, PlanContext, ResourceKind
 from reconciler.kinds.registry import of, order, ordered, register
 
 __all__ = ["Fields", "PlanContext", "ResourceKind", "connection", "ingestion_job", "of", "order",
-           "ordered", "register", "table"]  # fmt: skip
+           "ordered", "register", "streaming_job", "table"]  # fmt: skip

@@ -13,6 +13,7 @@ and Terraform's provider schemas (each attribute declared Optional, Computed or 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -62,6 +63,12 @@ class Fields:
 # Every table has the primary timestamp column; Polaris lists it whether or not it was declared,
 # and every job maps into it.
 TIME_COLUMN = "__time"
+# A job in one of these statuses is over, batch or streaming.
+TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
+# A Druid SQL expression, as a job's mapping holds one: string literals ('' escapes a quote) are
+# skipped, so a " inside one is text; double-quoted identifiers ("" escapes a quote) are the
+# input fields it reads.
+SQL_TOKEN = re.compile(r"'(?:[^']|'')*'?|\"((?:[^\"]|\"\")+)\"")
 
 Locate = Callable[[Resource, Path], Location]  # where a field of a resource's spec is written
 

@@ -25,7 +25,7 @@ from reconciler.kinds.ingestion_job import SpecFingerprint, compared_form, spec_
 from reconciler.model import Kind
 from reconciler.normalize import diff
 from reconciler.values import FieldOp
-from tests.builders import detail_table, job_spec, s3, secrets
+from tests.builders import detail_table, job_spec, s3, secrets, streaming_spec
 from tests.connections import CONNECTIONS
 from tests.fixtures import IN_PROCESS_HOSTS
 from tests.guide import GUIDE_CONNECTION, GUIDE_JOB
@@ -274,6 +274,7 @@ BASE: dict[Kind, dict[str, Any]] = {
     Kind.CONNECTION: s3(),
     Kind.TABLE: detail_table(),
     Kind.INGESTION_JOB: job_spec(),
+    Kind.STREAMING_JOB: streaming_spec(),
 }
 # A value Polaris could have chosen for each server-chosen field, and another one a manifest sets.
 SERVER_CHOSEN = {

@@ -48,6 +48,7 @@ EXPECTED_FILES = {
     "connection.schema.json",
     "table.schema.json",
     "ingestionjob.schema.json",
+    "streaming-job.schema.json",
     "config.schema.json",
 }
 

@@ -291,7 +291,9 @@ def test_plan_reads_jobs_beyond_the_first_page_of_1000(
     plan = make_plan(manifests.resources, live)
     koalas = next(c for c in plan.changes if c.name == "koalas-demo-file")
     assert koalas.action is Action.NOOP
-    list_calls = [
-        r for r in emulator.requests if r[0] == "GET" and r[1].split("?")[0].endswith("/jobs")
+    list_calls = [  # the batch job list's pages (the streaming job list is one more call)
+        r
+        for r in emulator.requests
+        if r[0] == "GET" and r[1].split("?")[0].endswith("/jobs") and "type=batch" in r[1]
     ]
     assert len(list_calls) == 2

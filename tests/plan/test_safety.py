@@ -6,11 +6,12 @@ import re
 
 import pytest
 
-from reconciler.model import Action, Kind
+from reconciler.model import Action, Kind, Reason
 from reconciler.plan import (
     SAFETY_RULES,
     EmptiesAKind,
     HasErrors,
+    NeedsAllowCheckpointChange,
     NeedsAllowReingest,
     NeedsAllowReplace,
     Plan,
@@ -21,10 +22,15 @@ from reconciler.values import Allowances, PlanError
 from tests.builders import change, plan_of
 
 NONE = Allowances()
-EVERYTHING = Allowances(allow_replace=True, allow_reingest=True, force=True, allow_empty=True)
+EVERYTHING = Allowances(
+    allow_replace=True, allow_reingest=True, force=True, allow_empty=True,
+    allow_checkpoint_change=True,
+)  # fmt: skip
 CREATE = change(action=Action.CREATE)
 REPLACE = change(action=Action.REPLACE)
 REINGEST = change(Kind.INGESTION_JOB, "j", action=Action.CREATE, reingest=True)
+MOVED = change(Kind.STREAMING_JOB, "s", action=Action.UPDATE, why=Reason.CHECKPOINT)
+CONTINUES = change(Kind.STREAMING_JOB, "s", action=Action.UPDATE, why=Reason.CONTINUES)
 
 
 def pruning(deletes: int, of: int) -> Plan:
@@ -44,6 +50,9 @@ REFUSED = [
     pytest.param(plan_of(REINGEST), NONE, id="double ingestion without allow-reingest"),
     pytest.param(plan_of(REINGEST), Allowances(allow_replace=True, force=True),
                  id="double ingestion with every other flag"),
+    pytest.param(plan_of(MOVED), NONE, id="a streaming job moved to another topic without the flag"),
+    pytest.param(plan_of(MOVED), Allowances(allow_replace=True, allow_reingest=True, force=True),
+                 id="a streaming job moved to another topic with every other flag"),
     pytest.param(pruning(9, 9), Allowances(force=True), id="deleting every connection with force alone"),
     pytest.param(pruning(2, 2), Allowances(allow_empty=True),
                  id="deleting every connection of a small project with allow-empty alone"),
@@ -62,6 +71,9 @@ ALLOWED = [
                  id="double ingestion with allow-reingest"),
     pytest.param(plan_of(change(Kind.INGESTION_JOB, "j", action=Action.RESUBMIT)), NONE,
                  id="a resubmit after a failure"),
+    pytest.param(plan_of(MOVED), Allowances(allow_checkpoint_change=True),
+                 id="a streaming job moved to another topic with allow-checkpoint-change"),
+    pytest.param(plan_of(CONTINUES), NONE, id="a streaming job that continues from its checkpoint"),
     pytest.param(pruning(9, 9), Allowances(force=True, allow_empty=True),
                  id="deleting every connection with allow-empty and force"),
     pytest.param(pruning(3, 10), NONE, id="deleting 30% of 10 connections"),
@@ -92,6 +104,8 @@ def test_apply_allows(plan: Plan, allowed: Allowances) -> None:
         pytest.param(plan_of(REPLACE), NONE, "pass --allow-replace", id="a replace names its flag"),
         pytest.param(plan_of(REINGEST), NONE, "pass --allow-reingest",
                      id="double ingestion names its flag"),
+        pytest.param(plan_of(MOVED), NONE, "pass --allow-checkpoint-change",
+                     id="a checkpoint change names its flag"),
         pytest.param(pruning(9, 9), NONE, "delete all 9 connections", id="emptying says how many"),
         pytest.param(pruning(4, 10), NONE, "4 of 10 connections (40%)",
                      id="too many deletions gives the numbers"),
@@ -111,6 +125,7 @@ def test_a_refusal_says_why(plan: Plan, allowed: Allowances, words: str) -> None
                      id="errors"),
         pytest.param(plan_of(REPLACE), NONE, NeedsAllowReplace, id="a replace"),
         pytest.param(plan_of(REINGEST), NONE, NeedsAllowReingest, id="double ingestion"),
+        pytest.param(plan_of(MOVED), NONE, NeedsAllowCheckpointChange, id="a checkpoint change"),
         pytest.param(pruning(9, 9), Allowances(force=True), EmptiesAKind, id="emptying a kind"),
         pytest.param(pruning(4, 10), NONE, TooManyDeletions, id="a large share"),
         pytest.param(pruning(4, 9), NONE, TooManyDeletions, id="many of a small project"),

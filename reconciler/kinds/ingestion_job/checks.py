@@ -4,20 +4,15 @@ and no second manifest with its spec. Each check is one function returning its e
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from reconciler import connection_types
 from reconciler.globs import GlobError, GlobTooLarge, JavaGlobError, compile_glob, sequences
-from reconciler.kinds.base import TIME_COLUMN, Locate
+from reconciler.kinds.base import SQL_TOKEN, TIME_COLUMN, Locate
 from reconciler.kinds.ingestion_job.fingerprints import SpecFingerprint, spec_fingerprint
 from reconciler.kinds.ingestion_job.spec import aggregates, compared_form
 from reconciler.model import Kind, ManifestError, Resource
-
-# A Druid SQL expression: string literals ('' escapes a quote) are skipped, so a " inside one
-# is text; double-quoted identifiers ("" escapes a quote) are the input fields it reads.
-SQL_TOKEN = re.compile(r"'(?:[^']|'')*'?|\"((?:[^\"]|\"\")+)\"")
 
 Declared = Mapping[tuple[Kind, str], Resource]
 At = Callable[..., Any]  # a path in the job's spec -> its location in the manifest

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.identity import OverlapIndex, Place, Reads, place_of, reads_of
+from reconciler.kinds.base import TERMINAL_STATUSES as TERMINAL_STATUSES  # the package uses it
 from reconciler.kinds.ingestion_job.fingerprints import JobIdentity, job_identity
 from reconciler.kinds.ingestion_job.spec import JOB_SPEC, request_of
 from reconciler.normalize import plain
 
-TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
 ACTIVE_STATUSES = frozenset({"pending", "running"})
 # Every status this tool knows what to do with; any other (the API documents `unknown`) may
 # have ingested, and is never resubmitted or ingested again without --allow-reingest.
