@@ -68,6 +68,7 @@ from reconciler.manager import (
     ImportRun,
     LockOptions,
     Manager,
+    OperateRun,
     PlanRun,
     Scope,
     StalePlan,
@@ -79,6 +80,7 @@ from reconciler.manager import (
 )
 from reconciler.model import KIND_ORDER, Kind, ManifestErrors
 from reconciler.plan import Plan, UnsafePlan
+from reconciler.ports import Operation
 from reconciler.render import (
     MARKDOWN_LIMIT,
     render_apply,
@@ -331,25 +333,26 @@ def unlock(yes: bool, target: Target) -> None:
 def reset(table: str, auto_approve: bool, target: Target) -> None:
     """Reset TABLE's streaming job: only ever when asked, since it re-reads or skips data."""
     from reconciler.client import PolarisError
-    from reconciler.kinds import streaming_job
 
-    with _manager(target).connect() as client:
-        try:
-            step = streaming_job.reset_of(client, table)
-            if step is None:
-                raise Failure(f"table {table} has no streaming job that is running or suspended")
-            echo(OUT.terminal(step.describe()), err=True)
-            if not auto_approve:
-                if not sys.stdin.isatty():
-                    raise Failure(
-                        "no terminal to ask for approval; review the reset above, then pass "
-                        "--auto-approve to reset without asking"
-                    )
-                if not click.confirm("Reset?", err=True):
-                    raise Failure("nothing was reset")
-            echo(OUT.terminal(streaming_job.reset(client, step)))
-        except PolarisError as error:
-            raise Failure(str(error)) from None
+    def approve(operation: Operation) -> bool:
+        echo(OUT.terminal(operation.describe()), err=True)
+        if auto_approve:
+            return True
+        if not sys.stdin.isatty():
+            raise Failure(
+                "no terminal to ask for approval; review the reset above, then pass "
+                "--auto-approve to reset without asking"
+            )
+        return click.confirm("Reset?", err=True)
+
+    run = OperateRun("reset", table, approve, LockOptions(holder=holder_of(os.environ)))
+    try:
+        operated = _manager(target).operate(run)
+    except PolarisError as error:
+        raise Failure(str(error)) from None
+    if operated.done is None:
+        raise Failure(f"table {table} has no streaming job that is running or suspended")
+    echo(OUT.terminal(operated.done))
 
 
 @cli.command()

@@ -66,7 +66,7 @@ if TYPE_CHECKING:
     from reconciler.listing import Access
     from reconciler.live import LiveState
     from reconciler.lock import Holder, LockState
-    from reconciler.ports import Fence, JobStore
+    from reconciler.ports import Fence, JobStore, Operation
     from reconciler.saved_plan import SavedPlan
 
 Progress = Callable[[str], None]
@@ -213,6 +213,17 @@ class ImportRun:
 
 
 @dataclass(frozen=True)
+class OperateRun:
+    """A kind's one-off `verb` on one live resource (`reconciler reset TABLE`), under the lock,
+    done only if `approve` agrees after seeing what it will do."""
+
+    verb: str  # one of a kind's `operations`
+    name: str
+    approve: Callable[[Operation], bool]
+    lock: LockOptions = field(default_factory=LockOptions)
+
+
+@dataclass(frozen=True)
 class UnlockRun:
     """Remove a lock left by an apply that died, if `confirm` says so after seeing its holder."""
 
@@ -271,6 +282,14 @@ class Imported:
     result: ImportResult
     written: list[Path]
     kept: int  # finished jobs written to the history path
+
+
+@dataclass(frozen=True)
+class Operated:
+    """What a one-off operation did (`done` is None: there was nothing to do it to)."""
+
+    operation: Operation | None
+    done: str | None
 
 
 @dataclass(frozen=True)
@@ -562,6 +581,23 @@ class Manager:
             raise Refused(str(error)) from None
         kept = sum(result.count(kind, history=True) for kind in KIND_ORDER)
         return Imported(result, written, kept)
+
+    # one-off operations
+
+    def operate(self, run: OperateRun) -> Operated:
+        """Do a kind's one-off `verb` on one live resource, under the project lock (an apply
+        running meanwhile would plan against a read point that moves), once `approve` agrees;
+        raises NotApproved if it does not."""
+        offering = [kind for kind in kinds.ordered() if run.verb in kind.operations]
+        if len(offering) != 1:
+            raise Refused(f"{len(offering)} kinds offer {run.verb!r}; exactly one must")
+        with self.connect() as client, self._locked(client, run.lock):
+            operation = offering[0].operate(run.verb, client, run.name)
+            if operation is None:
+                return Operated(None, None)
+            if not run.approve(operation):
+                raise NotApproved(f"{run.verb} canceled; nothing was changed")
+            return Operated(operation, operation.run())
 
     # unlock
 

@@ -83,6 +83,17 @@ class LiveReading(Protocol):
         """Run `step` after every kind has started its reads."""
 
 
+class Operation(Protocol):
+    """A one-off action a kind offers on one live resource, only ever when asked (a streaming
+    job's reset): what it will do, for approval, then doing it once."""
+
+    def describe(self) -> str:
+        """What it will do, as a reviewer reads it before approving it."""
+
+    def run(self) -> str:
+        """Do it once; returns what was done."""
+
+
 class Fence(Protocol):
     """The project lock as a writer sees it (`ProjectLock` is one)."""
 

@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from reconciler.model import Action, Kind, Location, ManifestError, Path, Reason, Resource
 from reconciler.names import api_path
 from reconciler.normalize import additions, diff, plain
-from reconciler.ports import Applying, Importing, JobStore, LiveReading, LiveView, PlanView
+from reconciler.ports import (
+    Applying,
+    Importing,
+    JobStore,
+    LiveReading,
+    LiveView,
+    Operation,
+    PlanView,
+)
 from reconciler.values import (
     Change,
     FieldChange,
@@ -102,6 +110,7 @@ class ResourceKind:
     schema_file: ClassVar[str]  # in schemas/
     fields: ClassVar[Fields]
     imported_by_default: ClassVar[bool] = True  # `reconciler import` without --jobs
+    operations: ClassVar[frozenset[str]] = frozenset()  # one-off verbs, e.g. a stream's reset
 
     # Normalization --------------------------------------------------------------------------
 
@@ -200,6 +209,11 @@ class ResourceKind:
         started = reader.pool.submit(listed)
         reader.started[kind] = started
         reader.then(lambda: reader.states.setdefault(kind, {}).update(started.result()))
+
+    def operate(self, verb: str, client: PolarisClient, name: str) -> Operation | None:
+        """The one-off `verb` (one of `operations`) on the live resource `name`, ready to be
+        described and run; None when there is nothing to do it to."""
+        raise NotImplementedError(f"{self.kind} offers no {verb}")
 
     def store(self, directory: PathLike | None) -> JobStore | None:
         """The on-disk cache this kind's reads keep under `directory` (None: no disk, or no

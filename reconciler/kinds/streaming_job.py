@@ -39,7 +39,7 @@ from reconciler.kinds.base import (
 )
 from reconciler.kinds.registry import register
 from reconciler.model import Action, Kind, ManifestError, Path, Reason, Resource
-from reconciler.names import name_problem
+from reconciler.names import api_path, name_problem
 from reconciler.ports import Applying, Importing, LiveReading, LiveView
 from reconciler.values import (
     AMBIGUOUS_WRITE_ATTEMPTS,
@@ -114,11 +114,32 @@ def effect(read_from: str) -> str:
     return "re-reads data" if read_from == "earliest" else "skips data"
 
 
+@dataclass(frozen=True)
+class PlannedStream:
+    """A streaming job change's own part (the change's `private`): the live job it replaces,
+    suspends or resumes, and that job's status; plan JSON shows them as `jobId` and `status`."""
+
+    job_id: str | None = None
+    status: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            key: value for key, value in (("jobId", self.job_id), ("status", self.status)) if value
+        }
+
+
+def planned_stream(change: Change) -> PlannedStream:
+    """The streaming job kind's part of `change` (empty for a create)."""
+    private = change.private
+    return private if isinstance(private, PlannedStream) else PlannedStream()
+
+
 @register
 class StreamingJob(ResourceKind):
     """A streaming ingestion job, one per table, identified by its table."""
 
     kind = Kind.STREAMING_JOB
+    operations = frozenset({"reset"})  # `reconciler reset TABLE`, only ever when asked
     collection = "jobs"
     schema_file = "streaming-job.schema.json"
     fields = Fields(
@@ -229,7 +250,7 @@ class StreamingJob(ResourceKind):
 
     # Live state -----------------------------------------------------------------------------
 
-    def read(self, reader: LiveReading[Any]) -> None:
+    def read(self, reader: LiveReading) -> None:
         """The streaming job list, and each table's job: the one not over, else the newest (a
         failed or canceled job is what a plan says it replaces)."""
         client, pool = reader.client, reader.pool
@@ -251,28 +272,32 @@ class StreamingJob(ResourceKind):
 
         def collect() -> None:
             jobs = started.result()
-            reader.named.setdefault(self.kind, {}).update(jobs)
-            # A connection a streaming job reads is in use: prune never deletes it.
-            reader.active_connections.update(
-                connection_of(job)
-                for job in jobs.values()
-                if status_of(job) not in TERMINAL_STATUSES
-            )
+            reader.states.setdefault(self.kind, {}).update(jobs)
 
         reader.then(collect)
 
-    def newest(self, state: LiveView[Any]) -> Mapping[str, Mapping[str, Any]]:
-        """Each table's streaming job: the one not over, else the newest."""
-        return state.named.get(self.kind, {})
+    def uses(self, state: LiveView) -> Mapping[Kind, frozenset[str]]:
+        """A running or suspended streaming job's connection and table are in use: prune never
+        deletes them, and a table with such a job counts as having active jobs."""
+        active = self.live(state).values()
+        return {
+            Kind.CONNECTION: frozenset(connection_of(job) for job in active),
+            Kind.TABLE: frozenset(table_of(job) for job in active),
+        }
 
-    def live(self, state: LiveView[Any]) -> Mapping[str, Mapping[str, Any]]:
+    def newest(self, state: LiveView) -> Mapping[str, Mapping[str, Any]]:
+        """Each table's streaming job: the one not over, else the newest."""
+        jobs = state.of(self.kind)
+        return jobs if isinstance(jobs, Mapping) else {}
+
+    def live(self, state: LiveView) -> Mapping[str, Mapping[str, Any]]:
         return {
             table: job
             for table, job in self.newest(state).items()
             if status_of(job) not in TERMINAL_STATUSES
         }
 
-    def digest(self, state: LiveView[Any]) -> Any:
+    def digest(self, state: LiveView) -> Any:
         # Which job, whether it is over, and its request with the status asked for: a job going
         # from pending to running does not make a reviewed plan stale.
         return {
@@ -310,7 +335,7 @@ class StreamingJob(ResourceKind):
         compared = self.compare(spec, job)
         data = tuple(c for c in compared.changes if c.field != "status")
         wanted = str(compared.desired["status"])
-        extra: dict[str, Any] = {"job_id": str(job["id"]), "status": status}
+        extra: dict[str, Any] = {"private": PlannedStream(str(job["id"]), status)}
 
         def update(reason: Reason, detail: str, **more: Any) -> Change:
             return self.change(
@@ -396,7 +421,7 @@ class StreamingJob(ResourceKind):
         reviewed = []
         for change in changes:
             tables = reading.get(change.name, []) if change.kind is Kind.CONNECTION else []
-            was = stream_of(context.live.connections.get(change.name), change.name)
+            was = stream_of(context.live.by_name(Kind.CONNECTION).get(change.name), change.name)
             after = stream_of(change.desired, change.name) if change.desired else None
             if tables and change.action is not Action.NOOP and was != after:
                 warning = (
@@ -431,7 +456,7 @@ class StreamingJob(ResourceKind):
             else f"starts at {read_from} unless the table has read it before"
         )
         detail = f"{detail}; a new job reads {reads} ({start})"
-        return self.created(resource, why, detail, job_id=None)
+        return self.created(resource, why, detail)
 
     def requests(
         self, action: Action, name: str, spec: Mapping[str, Any], live: Mapping[str, Any] | None,
@@ -462,6 +487,15 @@ class StreamingJob(ResourceKind):
         """The streaming job of table `name` (a streaming job is known by its table)."""
         return self.current(client, name)
 
+    def operate(self, verb: str, client: PolarisClient, name: str) -> Reset | None:
+        """`reset` (the only verb in `operations`) of table `name`'s streaming job; None when
+        the table has none running or suspended."""
+        job = self.current(client, name)
+        if job is None:
+            return None
+        connection = connection_of(job)
+        return Reset(name, job, stream_of(client.get_connection(connection), connection), client)
+
     def current(self, client: PolarisClient, table: str) -> dict[str, Any] | None:
         """The table's streaming job that is not over, as Polaris has it now."""
         for summary in streaming(client.iter_jobs(type="streaming", targetTableName=table)):
@@ -473,7 +507,7 @@ class StreamingJob(ResourceKind):
         client = provider.client
         if change.action in (Action.SUSPEND, Action.RESUME):
             wanted = "suspended" if change.action is Action.SUSPEND else "running"
-            return self._status(change, client, str(change.job_id), wanted)
+            return self._status(change, client, str(planned_stream(change).job_id), wanted)
         post, *after = change.requests
         body = dict(post.body or {})
         created = self._replace(change, provider, table_of(body), body)
@@ -501,7 +535,7 @@ class StreamingJob(ResourceKind):
         wanted = {key: value for key, value in body.items() if key in self.fields.writable}
         for attempt in range(AMBIGUOUS_WRITE_ATTEMPTS + 1):
             now = self.current(client, table)
-            if now is not None and str(now["id"]) != change.job_id:
+            if now is not None and str(now["id"]) != planned_stream(change).job_id:
                 spec = {**wanted, "status": request_of(now)["status"]}
                 if not self.compare(spec, now).changes:
                     return now  # ours (an answer lost), or someone made the same change
@@ -609,13 +643,13 @@ def _connection_after(name: str, context: PlanContext) -> Mapping[str, Any] | No
     declared = context.resources.get((Kind.CONNECTION, name))
     if declared is not None and not declared.external and declared.spec:
         return declared.spec
-    return context.live.connections.get(name)
+    return context.live.by_name(Kind.CONNECTION).get(name)
 
 
 def _reads_now(job: Mapping[str, Any], context: PlanContext) -> str | None:
     """What a live job reads now: its connection's topic or stream as it is live."""
     name = connection_of(job)
-    return stream_of(context.live.connections.get(name), name)
+    return stream_of(context.live.by_name(Kind.CONNECTION).get(name), name)
 
 
 def _check(
@@ -685,11 +719,13 @@ def _check(
 @dataclass(frozen=True)
 class Reset:
     """What `reconciler reset TABLE` would do: move the table's read point on the topic or stream
-    its streaming job reads to the job's readFromPoint (POST /jobs/{id}/reset)."""
+    its streaming job reads to the job's readFromPoint (POST /jobs/{id}/reset). An `Operation`
+    (reconciler.ports): the manager describes it for approval, then runs it once."""
 
     table: str
     job: Mapping[str, Any]
     reads: str | None  # the topic or stream, None when its connection is gone
+    client: PolarisClient = dataclasses.field(repr=False, compare=False)
 
     @property
     def read_from(self) -> str:
@@ -709,29 +745,17 @@ class Reset:
             f"its read point moves to {self.read_from}, so it {effect(self.read_from)}: {what}"
         )
 
+    def run(self) -> str:
+        """Reset the job, once: a reset whose answer was lost is never sent again, since a
+        second one would re-read (earliest) or skip (latest) what was read since the first."""
+        from reconciler.client import AmbiguousWriteError, PolarisError  # deferred: loads httpx
 
-def reset_of(client: PolarisClient, table: str) -> Reset | None:
-    """The reset of a table's streaming job, or None when the table has none running."""
-    job = STREAMING_JOB.current(client, table)
-    if job is None:
-        return None
-    name = connection_of(job)
-    return Reset(table, job, stream_of(client.get_connection(name), name))
-
-
-def reset(client: PolarisClient, step: Reset) -> str:
-    """Reset the job, once: a reset whose answer was lost is never sent again, since a second
-    one would re-read (earliest) or skip (latest) what was read since the first."""
-    from reconciler.client import AmbiguousWriteError, PolarisError
-
-    try:
-        client.post(f"{STREAMING_JOB.path(str(step.job['id']))}/reset", None)
-    except AmbiguousWriteError as error:
-        raise PolarisError(
-            f"the reset of job {step.job['id']} may or may not have happened ({error}); it is "
-            "not sent again: check the table before resetting again"
-        ) from None
-    return f"reset table {step.table}'s streaming job {step.job['id']} to {step.read_from}"
-
-
-STREAMING_JOB = StreamingJob()  # the registered kind's twin, for the reset command
+        job_id = str(self.job["id"])
+        try:
+            self.client.post(f"{api_path(StreamingJob.collection, job_id)}/reset", None)
+        except AmbiguousWriteError as error:
+            raise PolarisError(
+                f"the reset of job {job_id} may or may not have happened ({error}); it is not "
+                "sent again: check the table before resetting again"
+            ) from None
+        return f"reset table {self.table}'s streaming job {job_id} to {self.read_from}"

@@ -22,6 +22,7 @@ from reconciler.manager import (
     LockOptions,
     Manager,
     NotApproved,
+    OperateRun,
     PlanRun,
     Refused,
     Scope,
@@ -33,8 +34,10 @@ from reconciler.manager import (
 )
 from reconciler.model import LOCK_TABLE
 from reconciler.plan import Plan
+from reconciler.ports import Operation
 from reconciler.redact import Redactor
 from reconciler.values import PlanOptions
+from tests.emulator.test_streaming import streaming_job
 from tests.fixtures import DEMO_SECRETS, IN_PROCESS_HOSTS, ROOT, external_connection_exists
 
 MANIFESTS = (str(ROOT / "manifests"),)
@@ -268,3 +271,48 @@ def test_a_sigterm_during_apply_stops_it_sends_nothing_releases_the_lock_and_res
     after = read_lock(polaris)
     assert after is not None and after.free
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.fixture
+def streamed(polaris: PolarisClient, wire: Recording) -> str:
+    """A push-streaming job into table Clicks, running; returns the reset path of the job."""
+    polaris.post("/connections", {"type": "push_streaming", "name": "clicks"})
+    job = polaris.post("/jobs", streaming_job())
+    wire.seen.clear()
+    return f"/v1/projects/{DEMO_PROJECT_ID}/jobs/{job['id']}/reset"
+
+
+def test_a_reset_the_approval_callback_declines_is_never_sent_and_the_lock_is_released(
+    manager: Manager, polaris: PolarisClient, wire: Recording, streamed: str
+) -> None:
+    seen: list[str] = []
+
+    def decline(operation: Operation) -> bool:
+        seen.append(operation.describe())
+        assert read_lock(polaris) is not None and not read_lock(polaris).free  # type: ignore[union-attr]
+        return False
+
+    with pytest.raises(NotApproved):
+        manager.operate(OperateRun("reset", "Clicks", decline))
+    assert seen and "reset table Clicks's streaming job" in seen[0]
+    assert ("POST", streamed) not in wire.seen
+    state = read_lock(polaris)
+    assert state is None or state.free
+
+
+def test_an_approved_reset_is_sent_once_and_says_what_it_did(
+    manager: Manager, wire: Recording, streamed: str
+) -> None:
+    operated = manager.operate(OperateRun("reset", "Clicks", lambda operation: True))
+    assert operated.done is not None and "to latest" in operated.done
+    assert wire.seen.count(("POST", streamed)) == 1
+
+
+def test_a_reset_of_a_table_without_a_streaming_job_does_nothing_and_asks_nobody(
+    manager: Manager, wire: Recording
+) -> None:
+    def never(operation: Operation) -> bool:
+        raise AssertionError("asked about nothing")
+
+    assert manager.operate(OperateRun("reset", "Nothing", never)).done is None
+    assert wire.writes() == []

@@ -506,7 +506,7 @@ def test_a_connection_change_that_moves_a_running_job_to_another_topic_is_caught
     assert run("plan", "--detailed-exitcode", str(folder)).exit_code == 0
 
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_streaming_job_spec_has_the_fields_of_the_openapi_create_request_and_status() -> None:
