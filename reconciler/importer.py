@@ -1,7 +1,9 @@
 """`reconciler import`: adopt a live project by writing the manifests that describe it.
 
 Each live resource becomes one manifest that `reconciler validate` accepts and on which
-`reconciler plan` shows no change. Each kind's module (reconciler/kinds) builds its manifests:
+`reconciler plan` shows no change. Import reads the project with plan's own live read
+(`live.read_live`: its read-ahead, its job cache), with the chosen kinds read in full; then each
+kind's module (reconciler/kinds) writes its manifests from its part of that live state:
 only writable fields, without the values Polaris fills by default or adds itself. Secrets are
 write-only, so a connection that authenticates with them gets `${env:...}` placeholders and a comment
 naming the variables to set. Names come from the server and are treated as hostile: a file name
@@ -15,12 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import functools
 import hashlib
 import re
 import textwrap
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,11 +30,12 @@ import yaml
 from reconciler import kinds
 from reconciler.client import PolarisClient
 from reconciler.errors import ErrorCode, ReconcilerError
+from reconciler.live import read_live
 from reconciler.manifest import reads_as_string
 from reconciler.model import API_VERSION, Kind
 from reconciler.names import shown
 from reconciler.normalize import plain
-from reconciler.ports import Writable
+from reconciler.ports import JobStore, Writable
 from reconciler.validate import name_problem
 from reconciler.values import ManifestFile
 
@@ -92,27 +93,15 @@ class ImportConflict(ReconcilerError):
         )
 
 
-class ImportReader:
-    """What each kind's `imported` (reconciler/kinds) reads from and writes with: the client, a
-    thread pool, the selection, and the helpers that make a manifest safe to write."""
+class ImportWriter:
+    """What each kind's `imported` (reconciler/kinds) writes with: the selection, and the helpers
+    that make a manifest safe to write."""
 
-    def __init__(
-        self, client: PolarisClient, options: ImportOptions, pool: ThreadPoolExecutor
-    ) -> None:
-        self.client, self.options, self.pool = client, options, pool
+    def __init__(self, options: ImportOptions) -> None:
+        self.options = options
         self.result = ImportResult()
         self.files = _Paths()
         self.shown = shown
-
-    @functools.cached_property
-    def connections(self) -> dict[str, Mapping[str, Any]]:
-        """Every live connection by name (read once)."""
-        return {c["name"]: c for c in self.client.list_connections()}
-
-    @functools.cached_property
-    def table_names(self) -> list[str]:
-        """Every live table's name (read once)."""
-        return [str(t["name"]) for t in self.client.list_tables()]
 
     def wants(self, kind: Kind, *names: str) -> bool:
         """Whether the selection (--kind, --name) includes this resource."""
@@ -163,15 +152,19 @@ class ImportReader:
 
 
 def import_project(
-    client: PolarisClient, options: ImportOptions, *, parallelism: int = 8
-) -> ImportResult:
-    """Read the live project and build one manifest per selected resource, kind by kind."""
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        reader = ImportReader(client, options, pool)
-        for kind in kinds.ordered():
-            if options.chosen(kind.kind):
-                reader.result.files.extend(kind.imported(reader))
-    return reader.result
+    client: PolarisClient, options: ImportOptions, *, parallelism: int = 8,
+    cache: JobStore | None = None,
+) -> ImportResult:  # fmt: skip
+    """Read the live project as a plan does, the chosen kinds in full, and build one manifest per
+    selected resource, kind by kind."""
+    chosen = [kind for kind in kinds.ordered() if options.chosen(kind.kind)]
+    live = read_live(
+        client, [], parallelism=parallelism, cache=cache, full=[kind.kind for kind in chosen]
+    )
+    writer = ImportWriter(options)
+    for kind in chosen:
+        writer.result.files.extend(kind.imported(live, writer))
+    return writer.result
 
 
 def write_files(

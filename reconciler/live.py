@@ -63,9 +63,10 @@ class LiveReader:
 
     def __init__(
         self, client: PolarisClient, resources: list[Resource], pool: ThreadPoolExecutor,
-        cache: JobStore,
+        cache: JobStore, full: frozenset[Kind] = frozenset(),
     ) -> None:  # fmt: skip
         self.client, self.resources, self.pool, self.cache = client, resources, pool, cache
+        self.full = full  # kinds read for import: every resource, in full
         self.states: dict[Kind, Any] = {}
         self.started: dict[Kind, Future[dict[str, Mapping[str, Any]]]] = {}
         self.finishing: list[Callable[[], None]] = []
@@ -89,12 +90,14 @@ def read_live(
     *,
     parallelism: int = 8,
     cache: JobStore | None = None,
+    full: Iterable[Kind] = (),
 ) -> LiveState:
-    """Read the live state the given resources need: every kind's, in the fewest requests."""
+    """Read the live state the given resources need: every kind's, in the fewest requests
+    (`full`: kinds read for import, every live resource in full, as a manifest writes it)."""
     store = cache or _Forgetful()
     # A failed read must not lose the jobs already read: save the cache whatever happens.
     with contextlib.closing(store), ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        reader = LiveReader(client, list(resources), pool, store)
+        reader = LiveReader(client, list(resources), pool, store, frozenset(full))
         try:
             for kind in kinds.ordered():
                 kind.read(reader)

@@ -574,7 +574,9 @@ class Manager:
         with self.connect() as client:
             self.progress(f"Reading project {client.config.project} ...")
             options = ImportOptions(frozenset(chosen), run.names)
-            result = import_project(client, options, parallelism=self.parallelism)
+            result = import_project(
+                client, options, parallelism=self.parallelism, cache=self._cache(client)
+            )
         try:
             written = write_files(result, Path(run.out), history=Path(run.history), force=run.force)
         except (OSError, ValueError) as error:  # ValueError: a path leaving `out`

@@ -2,7 +2,7 @@
 
 The kinds (reconciler/kinds) are called by the live read, the planner, apply and import, and
 each hands itself to the kind: a `LiveReader`, the `LiveState` it read, a `PolarisProvider`, an
-`ImportReader`. Typing the kinds against those classes would make the kinds import the steps
+`ImportWriter`. Typing the kinds against those classes would make the kinds import the steps
 that import the kinds; typing them against these protocols keeps the layers one way (values and
 model, then these ports, then the kinds, then the steps). Each protocol lists only what the
 kinds use today; a kind that needs more adds it here, where a reviewer sees the seam widen.
@@ -75,6 +75,11 @@ class LiveReading(Protocol):
     @property
     def cache(self) -> JobStore:
         """The job cache."""
+
+    @property
+    def full(self) -> frozenset[Kind]:
+        """Kinds read for `reconciler import`: every live resource in full, with what a manifest
+        writer needs (a job's request as Polaris returned it); empty for a plan."""
 
     def of_kind(self, kind: Kind) -> list[Resource]:
         """The desired resources of one kind."""
@@ -169,23 +174,8 @@ class Writable(Protocol):
 
 
 class Importing(Protocol):
-    """What a kind's `imported` reads from and writes with (`importer.ImportReader`)."""
-
-    @property
-    def client(self) -> PolarisClient:
-        """The API client."""
-
-    @property
-    def pool(self) -> ThreadPoolExecutor:
-        """A thread pool for reads."""
-
-    @property
-    def connections(self) -> dict[str, Mapping[str, Any]]:
-        """Every live connection by name (read once)."""
-
-    @property
-    def table_names(self) -> list[str]:
-        """Every live table's name (read once)."""
+    """What a kind's `imported` writes manifests with (`importer.ImportWriter`); what it writes
+    them from is the live state the live read left (read with the kind in `LiveReading.full`)."""
 
     def shown(self, text: str) -> str:
         """A server value inside a message or comment: one line, no control characters."""

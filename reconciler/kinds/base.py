@@ -293,8 +293,9 @@ class ResourceKind:
 
     # Import ---------------------------------------------------------------------------------
 
-    def imported(self, reader: Importing) -> Iterable[ManifestFile]:
-        """Manifests for the live resources of this kind that `reader` selects."""
+    def imported(self, state: LiveView, reader: Importing) -> Iterable[ManifestFile]:
+        """Manifests for this kind's live resources in `state` (read with this kind in
+        `LiveReading.full`) that `reader` selects."""
         return ()
 
     # Shared helpers -------------------------------------------------------------------------

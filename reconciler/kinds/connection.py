@@ -214,9 +214,9 @@ class Connection(ResourceKind):
 
     # Import ---------------------------------------------------------------------------------
 
-    def imported(self, reader: Importing) -> Iterable[ManifestFile]:
+    def imported(self, state: LiveView, reader: Importing) -> Iterable[ManifestFile]:
         taken: set[str] = set()
-        for name, live in sorted(reader.connections.items()):
+        for name, live in sorted(self.live(state).items()):
             if not reader.wants(self.kind, name) or not reader.nameable(self.kind, name):
                 continue
             connection_type = connection_types.of(live)

@@ -583,15 +583,12 @@ class StreamingJob(ResourceKind):
 
     # Import ---------------------------------------------------------------------------------
 
-    def imported(self, reader: Importing) -> Iterable[ManifestFile]:
-        """Every table's streaming job that is not over, as a manifest that plans no change."""
-        chosen: dict[str, str] = {}
-        for summary in streaming(reader.client.iter_jobs(type="streaming")):
-            table = table_of(summary)
-            if status_of(summary) not in TERMINAL_STATUSES and table not in chosen:
-                chosen[table] = str(summary["id"])
-        bodies = [j for j in reader.pool.map(reader.client.get_job, chosen.values()) if j]
-        for job in sorted(bodies, key=table_of):
+    def imported(self, state: LiveView, reader: Importing) -> Iterable[ManifestFile]:
+        """Every table's streaming job that is not over, as a manifest that plans no change (the
+        live read keeps each table's job not over, else its newest)."""
+        newest = self.newest(state).values()
+        chosen = [job for job in newest if status_of(job) not in TERMINAL_STATUSES]
+        for job in sorted(chosen, key=table_of):
             table = table_of(job)
             if not reader.wants(self.kind, table) or not reader.nameable(Kind.TABLE, table):
                 continue

@@ -79,7 +79,8 @@ class Table(ResourceKind):
             # The list returns summaries without schema or clustering: read each declared table,
             # as soon as the list says which exist (queued behind it, so nothing waits).
             summaries = client.list_tables()
-            names = sorted(declared & {t["name"] for t in summaries})
+            listed = {t["name"] for t in summaries}
+            names = sorted(listed if self.kind in reader.full else declared & listed)
             return summaries, [pool.submit(client.get_table, name) for name in names]
 
         started = pool.submit(listed)
@@ -87,7 +88,8 @@ class Table(ResourceKind):
         def collect() -> None:
             summaries, full = started.result()
             tables = reader.states.setdefault(self.kind, {})
-            tables.update({t["name"]: t for t in summaries})
+            if self.kind not in reader.full:  # read in full: one deleted since the list is gone
+                tables.update({t["name"]: t for t in summaries})
             tables.update({t["name"]: t for f in full if (t := f.result()) is not None})
 
         reader.then(collect)
@@ -194,18 +196,13 @@ class Table(ResourceKind):
 
     # Import ---------------------------------------------------------------------------------
 
-    def imported(self, reader: Importing) -> Iterable[ManifestFile]:
-        names = [
-            name
-            for name in reader.table_names
-            if reader.wants(self.kind, name) and reader.nameable(self.kind, name)
-        ]
-        tables = [t for t in reader.pool.map(reader.client.get_table, names) if t is not None]
-        for live in sorted(tables, key=lambda t: str(t["name"])):
-            name = str(live["name"])
-            spec = reader.writable(self, live)
+    def imported(self, state: LiveView, writer: Importing) -> Iterable[ManifestFile]:
+        for name, live in sorted(self.live(state).items()):
+            if not writer.wants(self.kind, name) or not writer.nameable(self.kind, name):
+                continue
+            spec = writer.writable(self, live)
             spec["schema"] = [c for c in spec.get("schema", []) if c.get("name") != TIME_COLUMN]
             if spec.get("type") == "aggregate":
-                reader.drop_defaults(spec, AGGREGATE_DEFAULTS)
-            reader.drop_defaults(spec, self.fields.defaults)
-            yield reader.manifest(self.kind, name, spec, reader.path(self.kind, name), [], ())
+                writer.drop_defaults(spec, AGGREGATE_DEFAULTS)
+            writer.drop_defaults(spec, self.fields.defaults)
+            yield writer.manifest(self.kind, name, spec, writer.path(self.kind, name), [], ())

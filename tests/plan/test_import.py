@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -304,3 +306,28 @@ def test_import_without_jobs_does_not_mind_where_history_would_go(
 ) -> None:
     result = run("import", "--out", "adopted", "--history-out", "adopted/history")
     assert result.exit_code == 0, result.stderr
+
+
+def job_detail_requests(emulator: Emulator) -> int:
+    """`GET /jobs/{id}` requests the emulator answered since its log was last reset."""
+    return sum(
+        method == "GET" and re.search(r"/jobs/[^/?]+$", path.split("?")[0]) is not None
+        for method, path, _ in emulator.requests
+    )
+
+
+def test_a_second_import_reads_finished_jobs_from_the_job_cache(
+    served: Any, workspace: Path, emulator: Emulator
+) -> None:
+    one_finished_and_one_running_job(workspace, emulator)
+    shutil.rmtree(os.environ["XDG_CACHE_HOME"])  # what apply's plans cached: an import's own
+    emulator.reset_requests()
+    assert run("import", "--jobs", "--out", "first").exit_code == 0
+    first = job_detail_requests(emulator)
+    emulator.reset_requests()
+    assert run("import", "--jobs", "--out", "second", "--history-out", "kept").exit_code == 0
+    second = job_detail_requests(emulator)
+    assert first == 2
+    assert second == 1, "the finished job comes from the cache; the pending one is read again"
+    assert job_files(Path("second")) == job_files(Path("first"))
+    assert job_files(Path("kept")) == job_files(Path("history"))

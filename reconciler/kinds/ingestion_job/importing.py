@@ -1,5 +1,6 @@
 """`reconciler import --jobs`: a manifest for each job that has run or is running, one per spec
-(the newest), grouped by table."""
+(the newest), grouped by table, written from the jobs the live read kept as Polaris returned
+them (`JobState.requests`, read with the kind in `LiveReading.full`)."""
 
 from __future__ import annotations
 
@@ -21,16 +22,17 @@ from reconciler.kinds.ingestion_job.spec import (
     compared_form,
     request_of,
 )
+from reconciler.kinds.ingestion_job.state import jobs_of
 from reconciler.model import Kind
 from reconciler.names import name_problem, shown
-from reconciler.ports import Importing
+from reconciler.ports import Importing, LiveView
 from reconciler.values import ManifestFile
 
 
-def imported_jobs(kind: JobSpec, reader: Importing) -> Iterable[ManifestFile]:
+def imported_jobs(kind: JobSpec, state: LiveView, reader: Importing) -> Iterable[ManifestFile]:
     """Jobs that have run or are running, one per spec (the newest), grouped by table."""
-    ids = [str(s["id"]) for s in reader.client.iter_jobs(type="batch")]
-    bodies = [j for j in reader.pool.map(reader.client.get_job, ids) if j is not None]
+    bodies = jobs_of(state).requests.values()
+    connections = state.by_name(Kind.CONNECTION)
     newest_by_spec: dict[SpecFingerprint, Mapping[str, Any]] = {}
     for body in sorted(bodies, key=lambda b: str(b.get("createdTimestamp", "")), reverse=True):
         job_id, status = str(body["id"]), str(body.get("executionStatus"))
@@ -45,7 +47,7 @@ def imported_jobs(kind: JobSpec, reader: Importing) -> Iterable[ManifestFile]:
             reader.skip(f"{ref}: its table's name cannot be written in a manifest")
         elif status not in SATISFIED_STATUSES:
             reader.skip(f"{ref}: {status}; a manifest for it would be planned as resubmit")
-        elif connection not in reader.connections:
+        elif connection not in connections:
             reader.skip(f"{ref}: its connection {shown(connection)} no longer exists")
         elif (mine := spec_fingerprint(compared_form(body))) in newest_by_spec:
             other = shown(str(newest_by_spec[mine]["id"]))

@@ -143,6 +143,6 @@ class IngestionJob(JobSpec):
 
     # Import ---------------------------------------------------------------------------------
 
-    def imported(self, reader: Importing) -> Iterable[ManifestFile]:
+    def imported(self, state: LiveView, reader: Importing) -> Iterable[ManifestFile]:
         """Jobs that have run or are running, one per spec (the newest), grouped by table."""
-        return imported_jobs(self, reader)
+        return imported_jobs(self, state, reader)

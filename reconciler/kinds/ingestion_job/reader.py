@@ -17,9 +17,13 @@ def read_jobs(reader: LiveReading) -> None:
     """The paged job list (batch jobs only), and `GET /jobs/{id}` for every job into a table
     a manifest job targets, whatever its connection: the list's summaries name the table and
     the connection but not the objects, and a job on another connection to the same bucket
-    may have read the same objects. Finished jobs never change: their details are cached."""
+    may have read the same objects. Finished jobs never change: their details are cached.
+
+    Read for import (`reader.full`), every job is read, and each one's request is also kept as
+    Polaris returned it (`JobState.requests`), which a manifest is written from."""
     client, cache = reader.client, reader.cache
     wanted = {str(r.spec["target"]["tableName"]) for r in reader.of_kind(Kind.INGESTION_JOB)}
+    every = Kind.INGESTION_JOB in reader.full
     declared = declared_places(reader.resources)
     listed = reader.started.get(Kind.CONNECTION)
     active: set[str] = set()
@@ -35,12 +39,14 @@ def read_jobs(reader: LiveReading) -> None:
             cache.put(body)  # as soon as it is read: a failed plan keeps its progress
         return body
 
-    def live_job(summary: Mapping[str, Any]) -> LiveJob | None:
+    def live_job(summary: Mapping[str, Any]) -> tuple[LiveJob, Mapping[str, Any]] | None:
         # Resolved (fingerprinted) in the worker that read it, while other reads are in
         # flight. None when Polaris's retention deleted the job between list and read.
         body = details(summary)
+        if body is None:
+            return None
         connections = listed.result() if listed is not None else {}
-        return None if body is None else LiveJob.parse(body, connections, declared)
+        return LiveJob.parse(body, connections, declared), body
 
     # Details are fetched as soon as their page arrives, while later pages are still read;
     # pages are read by the same workers, so no more than `parallelism` are in flight.
@@ -49,14 +55,16 @@ def read_jobs(reader: LiveReading) -> None:
         table, connection = job_key(summary)
         if summary.get("executionStatus") in ACTIVE_STATUSES and connection:
             active.add(connection)
-        if table in wanted:
+        if every or table in wanted:
             if listed is not None and listed.done():
                 listed.result()  # a failed read of the connections ends the reading
             pending.append(reader.pool.submit(live_job, summary))
 
     def resolve() -> None:
-        jobs = tuple(job for future in pending if (job := future.result()) is not None)
-        reader.states[Kind.INGESTION_JOB] = JobState(jobs, frozenset(active))
+        read = [job for future in pending if (job := future.result()) is not None]
+        jobs = tuple(job for job, _ in read)
+        requests = {job.id: body for job, body in read} if every else {}
+        reader.states[Kind.INGESTION_JOB] = JobState(jobs, frozenset(active), requests)
 
     reader.then(resolve)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from reconciler.identity import OverlapIndex
 from reconciler.kinds.ingestion_job.live_job import ACTIVE_STATUSES, LiveJob, overlap_index
@@ -20,6 +21,9 @@ class JobState:
 
     jobs: tuple[LiveJob, ...] = ()
     active_connections: frozenset[str] = frozenset()
+    # Read for import only: each job by id as Polaris returned it (a `LiveJob` keeps its request
+    # in compared form, sorted and filled, which is not what a manifest writes).
+    requests: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @functools.cached_property
     def by_fingerprint(self) -> Mapping[str, list[LiveJob]]:
