@@ -200,6 +200,8 @@ class ResourceKind:
         The default lists the collection (`GET /{collection}`, answered `{"values": [...]}`) into
         `reader.states[kind]`, its resources by name; a kind whose list is paged or holds
         summaries reads otherwise, and a kind not addressed by name keeps a state of its own type.
+        With the kind in `reader.full` (import), it reads every live resource in full, with all
+        its `imported` writes manifests from (the default's list already is that).
         """
         client, kind = reader.client, self.kind
 
