@@ -331,3 +331,14 @@ def test_a_second_import_reads_finished_jobs_from_the_job_cache(
     assert second == 1, "the finished job comes from the cache; the pending one is read again"
     assert job_files(Path("second")) == job_files(Path("first"))
     assert job_files(Path("kept")) == job_files(Path("history"))
+
+
+def test_an_import_without_jobs_reads_no_batch_job_details(
+    served: Any, workspace: Path, emulator: Emulator
+) -> None:
+    one_finished_and_one_running_job(workspace, emulator)
+    shutil.rmtree(os.environ["XDG_CACHE_HOME"])
+    emulator.reset_requests()
+    assert run("import", "--out", "adopted").exit_code == 0
+    assert job_detail_requests(emulator) == 0
+    assert job_files(Path("adopted")) == [] and not Path("history").exists()
