@@ -13,6 +13,33 @@ from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
 from reconciler.emulator.engine import DataSource
 from tests.conformance import ConformanceLog
 
+# The longest tests (a subprocess each, or thousands of emulator jobs), collected first so
+# that xdist starts them at once and the other worker's short tests fill the time around them
+# (worksteal then evens out the rest), instead of one of them starting last and running alone.
+STARTED_FIRST = (
+    "tests/emulator/test_schemathesis.py::test_schemathesis_finds_no_failure_in_any_served_operation",
+    "tests/docs/test_workflows.py::test_the_gitlab_template_runs_the_same_sequence",
+    "tests/project/test_packaging.py::test_make_rebuilds_a_virtualenv_that_another_python_made",
+    "tests/project/test_packaging.py::test_every_base_command_runs_without_the_emulator_extra",
+    "tests/docs/test_readme_quickstart.py::test_the_readme_quick_start_runs_as_written_against_the_emulator",
+    "tests/client/test_job_paging.py::test_pages_after_the_first_are_read_together_within_the_readers_concurrency",
+    "tests/client/test_job_paging.py::test_a_job_created_while_pages_are_read_together_hides_no_other_job",
+)
+
+
+def started_first(node_ids: list[str]) -> list[str]:
+    """The node ids in the order to run them: STARTED_FIRST's first (in its order), then the rest."""
+    rank = {node_id: index for index, node_id in enumerate(STARTED_FIRST)}
+    return sorted(node_ids, key=lambda node_id: rank.get(node_id, len(rank)))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    order = {
+        node_id: index for index, node_id in enumerate(started_first([i.nodeid for i in items]))
+    }
+    items.sort(key=lambda item: order[item.nodeid])
+
+
 pytest_plugins = ["tests.fixtures"]
 
 

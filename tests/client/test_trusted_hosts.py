@@ -519,10 +519,9 @@ GLUE = [".", "-", "..", "@", "\\", "/", ":", "%2e", "%40", "#", "?", "[", "]", "
         "\uff0e", "\u0131", ":443", ":0443", ":8080", "https://", "http://", ""]  # fmt: skip
 
 
-@st.composite
-def hostile(draw: st.DrawFn) -> str:
-    parts = draw(st.lists(st.sampled_from(PIECES + GLUE), min_size=1, max_size=12))
-    return "".join(parts)
+def hostile() -> st.SearchStrategy[str]:
+    # lists(...).map draws exactly what a composite drawing the list would, with less overhead.
+    return st.lists(st.sampled_from(PIECES + GLUE), min_size=1, max_size=12).map("".join)
 
 
 def sent_host(url: str) -> str:
