@@ -78,7 +78,10 @@ def api_path(collection: str, name: str | None = None, *under: str) -> str:
     `/jobs/ID/metrics`; the name escaped as one segment (`segment`)."""
     if name is None:
         return f"/{collection}"
-    return "/".join((f"/{collection}", segment(name), *under))
+    try:
+        return "/".join((f"/{collection}", segment(name), *under))
+    except UnaddressableName as error:  # say where: a server may have sent the empty name
+        raise UnaddressableName(f"{error} (a name under /{collection})") from None
 
 
 def addressable(name: str) -> bool:

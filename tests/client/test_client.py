@@ -23,6 +23,7 @@ from reconciler.client import (
     retry_after,
 )
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
+from reconciler.names import UnaddressableName, api_path
 from tests.fixtures import IN_PROCESS_HOSTS
 from tests.guide import ACCESS_KEYS, GUIDE_CONNECTION, GUIDE_JOB
 
@@ -436,3 +437,10 @@ def test_each_request_is_logged_without_headers_or_bodies(
     for secret in ACCESS_KEYS.values():
         assert secret not in caplog.text
     assert_secret_free(caplog.text)
+
+
+def test_an_empty_name_a_server_sent_is_refused_naming_the_collection_it_was_meant_for() -> None:
+    # A job answered with an empty id cannot be followed: the message says where it came from
+    # (a run that ends on it must name the API path, as every other answer a server garbles does).
+    with pytest.raises(UnaddressableName, match=r"under /jobs"):
+        api_path("jobs", "", "metrics")
