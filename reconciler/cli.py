@@ -264,7 +264,7 @@ def apply(
     options: PlanOptions,
 ) -> None:  # fmt: skip
     """Plan, then carry the plan out: connections, then tables, then jobs."""
-    from reconciler.apply import ApplyInterrupted
+    from reconciler.apply import ApplyInterrupted  # deferred: loads httpx
 
     reviewed = saved_plan.load(paths[0]) if saved_plan.looks_saved(paths) else None
 
@@ -308,7 +308,7 @@ def apply(
 @global_options
 def unlock(yes: bool, target: Target) -> None:
     """Remove the project lock left by an apply that died."""
-    from reconciler.client import PolarisError
+    from reconciler.client import PolarisError  # deferred: load httpx
     from reconciler.lock import LockError, LockState
 
     def confirm(state: LockState) -> bool:
@@ -337,7 +337,7 @@ def unlock(yes: bool, target: Target) -> None:
 @global_options
 def reset(table: str, auto_approve: bool, target: Target) -> None:
     """Reset TABLE's streaming job: only ever when asked, since it re-reads or skips data."""
-    from reconciler.client import PolarisError
+    from reconciler.client import PolarisError  # deferred: loads httpx
 
     def approve(operation: Operation) -> bool:
         echo(OUT.terminal(operation.describe()), err=True)
@@ -391,7 +391,7 @@ def import_(
     names: tuple[str, ...], force: bool, target: Target,
 ) -> None:  # fmt: skip
     """Adopt a live project: write one manifest per connection, table (and job)."""
-    from reconciler.client import PolarisError
+    from reconciler.client import PolarisError  # deferred: load httpx
     from reconciler.importer import ImportConflict
 
     out = out or target.scope.paths[0]

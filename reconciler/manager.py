@@ -493,7 +493,7 @@ class Manager:
         before each write). SIGTERM (a canceled CI job) stops the block as Ctrl-C does: apply
         says what it did, and the lock is released."""
         from reconciler.apply import Unlocked as NoLock  # defers httpx
-        from reconciler.lock import LOCK_TTL, ProjectLock
+        from reconciler.lock import LOCK_TTL, ProjectLock  # deferred: loads httpx
 
         previous = None
         if threading.current_thread() is threading.main_thread():

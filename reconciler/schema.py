@@ -68,7 +68,7 @@ def _validator(name: str) -> jsonschema.protocols.Validator:
     an editor or check-jsonschema finds it next to the file it reads.
     """
     import jsonschema  # deferred: see the note on jsonschema above
-    from referencing import Registry, Resource
+    from referencing import Registry, Resource  # deferred with jsonschema, whose library it is
     from referencing.jsonschema import DRAFT202012
 
     documents = _documents()

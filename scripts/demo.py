@@ -3,16 +3,23 @@
 Sample data (a few hundred Koalas sessions in the S3 guide's shape, plus the objects the
 manifests/weblogs jobs read) goes into a bucket directory served with `--s3-dir`; then
 validate -> plan (listing the objects each job reads, from the same directory) -> apply --wait -> a SQL query of the rolled-up Koalas rows -> plan (no changes).
-Every number shown comes from the data: the query's answer is checked against the sample rows.
+Then streaming (examples/streaming): a push-streaming connection and job are applied, events are
+pushed and counted with SQL, a mapping change is applied (the new job continues from the
+checkpoint: nothing lost, nothing twice), and the job is suspended and resumed (events pushed
+meanwhile are read after the resume); each change is shown as a plan first.
+Every number shown comes from the data: each query's answer is checked against what was sent.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections import defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,12 +78,8 @@ def write_sample_data(root: Path) -> list[dict[str, Any]]:
     return koalas
 
 
-def query_koalas(env: dict[str, str], koalas: list[dict[str, Any]]) -> None:
-    """Ask the Query API for the rolled-up rows and check them against the sample data."""
-    query = (
-        'SELECT "city", SUM("__count") AS "sessions", MAX("max_session_length") AS "longest" '
-        'FROM "Koalas" GROUP BY "city" ORDER BY "city"'
-    )
+def sql(env: dict[str, str], query: str) -> list[dict[str, Any]]:
+    """One Query API call, shown as a user would send it."""
     print(f"\n\033[1m$ POST /query/sql\033[0m  # {query}", flush=True)
     response = httpx.post(
         f"{env['POLARIS_URL']}/v1/projects/{env['POLARIS_PROJECT_ID']}/query/sql",
@@ -85,7 +88,17 @@ def query_koalas(env: dict[str, str], koalas: list[dict[str, Any]]) -> None:
     )
     if response.status_code != 200:
         raise SystemExit(f"demo: the query failed: {response.text}")
-    rows = response.json()
+    rows: list[dict[str, Any]] = response.json()
+    return rows
+
+
+def query_koalas(env: dict[str, str], koalas: list[dict[str, Any]]) -> None:
+    """Ask the Query API for the rolled-up rows and check them against the sample data."""
+    query = (
+        'SELECT "city", SUM("__count") AS "sessions", MAX("max_session_length") AS "longest" '
+        'FROM "Koalas" GROUP BY "city" ORDER BY "city"'
+    )
+    rows = sql(env, query)
     print(f"{'city':<12}{'sessions':>10}{'longest':>10}")
     for row in rows:
         print(f"{row['city']:<12}{row['sessions']:>10}{row['longest']:>10}")
@@ -100,6 +113,95 @@ def query_koalas(env: dict[str, str], koalas: list[dict[str, Any]]) -> None:
     if rows != wanted:
         raise SystemExit("demo: the Koalas table does not hold what the sample data says")
     print(f"(the same as counting the {len(koalas)} sample rows by city directly)")
+
+
+class Clicks:
+    """The streaming half: events pushed to the `clicks` connection, counted in table Clicks."""
+
+    def __init__(self, env: dict[str, str], root: Path) -> None:
+        self.env, self.sent = env, 0
+        self.manifests = root / "streaming"
+        shutil.copytree(ROOT / "examples" / "streaming", self.manifests)
+        self.job = self.manifests / "clicks.yaml"
+
+    def push(self, count: int) -> None:
+        """POST `count` events, numbered on from the last ones, as newline-delimited JSON."""
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        pages = ("/", "/pricing", "/docs")
+        body = "".join(
+            f'{{"ts": "{now}", "page": "{pages[n % 3]}", "ms": {n}}}\n'
+            for n in range(self.sent, self.sent + count)
+        )
+        url = (
+            f"{self.env['POLARIS_URL']}/v1/projects/{self.env['POLARIS_PROJECT_ID']}/events/clicks"
+        )
+        print(f"\n\033[1m$ POST /events/clicks\033[0m  # {count} events", flush=True)
+        response = httpx.post(url, content=body, auth=(self.env["POLARIS_API_KEY"], ""))
+        if response.status_code >= 300:
+            raise SystemExit(f"demo: pushing events failed: {response.text}")
+        self.sent += count
+
+    def running(self) -> None:
+        """Wait until table Clicks' streaming job runs, as a user watching the UI would."""
+        base = f"{self.env['POLARIS_URL']}/v1/projects/{self.env['POLARIS_PROJECT_ID']}"
+        for _ in range(120):
+            answer = httpx.get(
+                f"{base}/jobs", params={"type": "streaming"}, auth=(self.env["POLARIS_API_KEY"], "")
+            ).json()
+            statuses = [
+                j["executionStatus"]
+                for j in answer["values"]
+                if j["target"]["tableName"] == "Clicks"
+            ]
+            if "running" in statuses:
+                print("(table Clicks' streaming job is running)")
+                return
+            time.sleep(0.25)
+        raise SystemExit("demo: table Clicks' streaming job did not start")
+
+    def count(self, expected: int) -> None:
+        """The table holds each event sent once (`expected` of them): checked, not assumed."""
+        rows = sql(
+            self.env, 'SELECT COUNT(*) AS "rows", COUNT(DISTINCT "ms") AS "distinct" FROM "Clicks"'
+        )
+        print(f"rows: {rows[0]['rows']}, distinct events: {rows[0]['distinct']}")
+        if rows != [{"rows": expected, "distinct": expected}]:
+            raise SystemExit(f"demo: table Clicks should hold {expected} distinct events")
+
+    def edit(self, old: str, new: str) -> None:
+        """Change the job's manifest, as a pull request would."""
+        text = self.job.read_text(encoding="utf-8")
+        self.job.write_text(text.replace(old, new, 1), encoding="utf-8")
+        print(f"\n(edited {self.job.name}: {old.strip()!r} -> {new.strip()!r})")
+
+    def run(self) -> None:
+        where = str(self.manifests)
+        env = self.env
+        step("streaming: a push connection and its job", "plan", where, env=env)
+        step("make it so", "apply", where, "--auto-approve", env=env)
+        self.running()
+        self.push(60)
+        self.count(60)
+        self.edit(
+            "      expression: '\"ms\"'\n",
+            '      expression: \'"ms"\'\n    - columnName: section\n      expression: LOWER("page")\n',
+        )
+        step("a mapping change: a new job continues from the checkpoint", "plan", where, env=env)
+        step("replace the job", "apply", where, "--auto-approve", env=env)
+        self.running()
+        self.push(40)
+        self.count(100)
+        self.edit("spec:\n  target:", "spec:\n  status: suspended\n  target:")
+        step("suspend the job", "plan", where, env=env)
+        step("suspend it", "apply", where, "--auto-approve", env=env)
+        self.push(25)  # kept while the job is suspended
+        self.count(100)
+        self.edit("  status: suspended\n", "  status: running\n")
+        step("resume it: what was pushed meanwhile is read", "plan", where, env=env)
+        step("resume it", "apply", where, "--auto-approve", env=env)
+        self.running()
+        self.count(125)
+        step("nothing left to do", "plan", where, "--detailed-exitcode", env=env)
 
 
 def main() -> None:
@@ -142,6 +244,10 @@ def main() -> None:
             env=env,
         )
         print("\nThe demo converged: a second plan shows no changes.")
+        Clicks(env, Path(buckets.name)).run()
+        print(
+            "\nStreaming: every event pushed is in table Clicks once, across a replacement and a suspend."
+        )
     finally:
         emulator.terminate()
         emulator.wait(timeout=10)

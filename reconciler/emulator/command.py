@@ -112,7 +112,7 @@ def emulator(
     Needs the emulator extra: pip install 'polaris-reconciler[emulator]'.
     """
     try:  # DuckDB loads only for the emulator, an extra of the install
-        from reconciler.emulator.engine import DataSource
+        from reconciler.emulator.engine import DataSource  # deferred: loads duckdb
     except ModuleNotFoundError as missing:
         if (missing.name or "").split(".")[0] not in ENGINE_MODULES:
             raise

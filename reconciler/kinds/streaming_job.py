@@ -20,6 +20,7 @@ the plan compares what the table reads now with what it will read once the plan 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -529,7 +530,7 @@ class StreamingJob(ResourceKind):
     ) -> Mapping[str, Any] | Outcome:
         """POST the job; before each attempt, read the table's job: after a POST whose answer
         was lost, a job newer than the plan's with the desired spec is ours, never posted twice."""
-        from reconciler.client import AmbiguousWriteError
+        from reconciler.client import AmbiguousWriteError  # deferred: loads httpx
 
         client = provider.client
         wanted = {key: value for key, value in body.items() if key in self.fields.writable}
@@ -563,7 +564,7 @@ class StreamingJob(ResourceKind):
 
     def _status(self, change: Change, client: PolarisClient, job_id: str, wanted: str) -> Outcome:
         """Suspend or resume a job; a lost answer is read back before asking again."""
-        from reconciler.client import AmbiguousWriteError
+        from reconciler.client import AmbiguousWriteError  # deferred: loads httpx
 
         path = f"{self.path(job_id)}/status"
         for _attempt in range(AMBIGUOUS_WRITE_ATTEMPTS):
@@ -656,8 +657,6 @@ def _check(
     job: Resource, declared: Mapping[tuple[Kind, str], Resource], locate: Locate
 ) -> list[ManifestError]:
     """The checks a StreamingJob needs other documents for, and those on its mappings."""
-    import difflib
-
     errors: list[ManifestError] = []
     spec, source = job.spec, job.spec["source"]
     name = source["connectionName"]
