@@ -36,7 +36,9 @@ def commands() -> dict[str, click.Command]:
 
 def test_the_readme_says_what_the_tool_is_before_anything_else() -> None:
     first = README.split("\n\n")[1]  # the paragraph under the title
-    assert first.startswith("Manage Imply Polaris connections, tables, batch ingestion jobs and streaming")
+    assert first.startswith(
+        "Manage Imply Polaris connections, tables, batch ingestion jobs and streaming"
+    )
     assert first.count(". ") + first.count(".\n") <= 2  # two sentences
 
 
