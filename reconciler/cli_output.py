@@ -75,14 +75,25 @@ CREDENTIAL_NAME = re.compile(
 )
 
 REDACT = Redactor()
+ECHO_PIECE = 1 << 16  # characters written at a time, at least (see echo)
 OUT = Output(REDACT)  # every format redacts, then escapes: reconciler/output.py
 
 
 def echo(text: str, *, err: bool = False) -> None:
     """Print through the redactor: the only way this CLI writes to the terminal."""
     OUTPUT.printed |= not err
+    text = REDACT(text)  # the whole text: a secret may straddle any place it could be cut
     # Colours only come from PlanText.paint; click would strip them where stdout is no terminal.
-    click.echo(REDACT(text), err=err, color=OUTPUT.color or None)
+    color = OUTPUT.color or None
+    # click.echo copies what it is given to add the newline, and the stream encodes it whole:
+    # a long result (a plan of 10,000 jobs in JSON, 5 MB) goes a piece at a time, each cut after
+    # a newline, which no colour's escape sequence holds.
+    start = 0
+    while len(text) - start > ECHO_PIECE:
+        end = text.find("\n", start + ECHO_PIECE) + 1 or len(text)
+        click.echo(text[start:end], err=err, color=color, nl=False)
+        start = end
+    click.echo(text[start:] if start else text, err=err, color=color)
 
 
 def progress(message: str) -> None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import Any
 
 from reconciler import escape
@@ -91,18 +92,57 @@ class Output:
                 self.data(value), ensure_ascii=False, sort_keys=sort_keys, allow_nan=False,
                 separators=(", ", ": "),
             )  # fmt: skip
-        encoder = json.JSONEncoder(
-            indent=indent, ensure_ascii=False, sort_keys=sort_keys, allow_nan=False
-        )
         # json.dumps keeps every piece it encodes (a key, a comma, an indent) until it joins
-        # them: for a plan of 10,000 jobs that list outweighed the text four times over.
-        # Joined a few thousand at a time, only the text is held.
+        # them: for a plan of 10,000 jobs that list outweighed the text four times over. Joined
+        # a few thousand at a time, only the text is held; and each string is redacted as it is
+        # encoded, so no redacted copy of the whole value is made first.
         parts: list[str] = []
         batch: list[str] = []
-        for piece in encoder.iterencode(self.data(value)):
+        for piece in self._pieces(value, " " * indent, 0, sort_keys):
             batch.append(piece)
             if len(batch) == JSON_BATCH:
                 parts.append("".join(batch))
                 batch.clear()
         parts.append("".join(batch))
         return "".join(parts)
+
+    def _pieces(self, value: Any, indent: str, level: int, sort_keys: bool) -> Iterator[str]:
+        """The text `json.dumps(self.data(value), indent=...)` writes, in pieces, made without
+        that copy: strings (keys too) are redacted one at a time as they are encoded."""
+        if isinstance(value, str):
+            yield encode_basestring(self.redact(value))
+        elif value is None or (isinstance(value, float) and not math.isfinite(value)):
+            yield "null"
+        elif value is True:
+            yield "true"
+        elif value is False:
+            yield "false"
+        elif isinstance(value, int):
+            yield int.__repr__(value)
+        elif isinstance(value, float):
+            yield float.__repr__(value)
+        elif isinstance(value, dict | list | tuple):
+            if not value:
+                yield "{}" if isinstance(value, dict) else "[]"
+                return
+            inner = "\n" + indent * (level + 1)
+            if isinstance(value, dict):
+                # Redacted keys first, as `data` makes them: two that redact alike are one.
+                items: Iterable[tuple[str, Any]] = {
+                    self.redact(str(key)): item for key, item in value.items()
+                }.items()
+                if sort_keys:
+                    items = sorted(items, key=lambda item: item[0])
+                yield "{"
+                for at, (key, item) in enumerate(items):
+                    yield ("," if at else "") + inner + encode_basestring(key) + ": "
+                    yield from self._pieces(item, indent, level + 1, sort_keys)
+                yield "\n" + indent * level + "}"
+            else:
+                yield "["
+                for at, item in enumerate(value):
+                    yield ("," if at else "") + inner
+                    yield from self._pieces(item, indent, level + 1, sort_keys)
+                yield "\n" + indent * level + "]"
+        else:
+            yield encode_basestring(self.redact(str(value)))  # as json.dumps(default=str)

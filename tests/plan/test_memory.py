@@ -4,16 +4,24 @@ that its identity and comparison need (a plan of 10,000 jobs holds them all unti
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+from typing import Any
 
-from reconciler.client import PolarisClient
-from reconciler.emulator import Emulator
+import pytest
+
+from reconciler.client import ClientConfig, PolarisClient
+from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
 from reconciler.identity import place_of
 from reconciler.kinds.ingestion_job import JOB_SPEC, JobCache, compared_form, job_identity, jobs_of
 from reconciler.live import read_live
+from reconciler.manager import Loader, Manager, PlanRun, connected
 from reconciler.model import Action, Kind
 from reconciler.plan import make_plan
 from tests.builders import job_spec, live_connection, live_job, live_state, resource, s3
+from tests.cli import run
+from tests.fixtures import DEMO_SECRETS, IN_PROCESS_HOSTS, external_connection_exists
+from tests.steps import apply_all, edit
 
 
 def test_a_job_in_sync_shares_one_compared_form_with_the_live_job_it_matches() -> None:
@@ -154,3 +162,84 @@ def test_saving_the_job_cache_writes_it_a_line_at_a_time(tmp_path: Path) -> None
     assert peak < size / 4
     again = JobCache(tmp_path / "jobs.json")
     assert again.entries == cache.entries
+
+
+def test_a_plan_in_json_is_encoded_without_a_redacted_copy_of_its_value() -> None:
+    # Each string is redacted as it is encoded: a redacted copy of the whole value first was
+    # half again the text, at the moment a plan of 10,000 jobs holds the most.
+    import tracemalloc
+
+    from reconciler.output import Output
+
+    jobs = {f"job-{i}": {"action": "noop", "desired": job_spec()} for i in range(2_000)}
+    out = Output(lambda text: text.replace("zoo", "(sensitive)"))
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        text = out.json(jobs)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert "(sensitive)" in text and "zoo" not in text
+    # The text, the joined batches it is made of, and one batch of pieces.
+    assert peak < 2.3 * len(text)
+
+
+def test_a_json_plan_on_stdout_is_the_text_json_dumps_makes_of_the_plan(
+    served: Any, workspace: Path, client: PolarisClient
+) -> None:
+    # The CLI builds the plan's JSON once and encodes it as it redacts: byte for byte what
+    # json.dumps writes of the plan (which holds no secret value to redact), for a plan with
+    # updates and creations as for a settled one.
+    external_connection_exists(client)
+    apply_all()
+    edit(
+        workspace / "weblogs" / "tables.yaml",
+        "    - name: latency_ms\n",
+        "    - name: region\n      dataType: string\n    - name: latency_ms\n",
+    )
+    (workspace / "more.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: Connection\nmetadata: {name: cafe-new}\n"
+        "spec: {type: s3, bucket: b\u00fccket, awsEndpoint: s3.us-east-1.amazonaws.com,"
+        " description: 'tab\\t \"quoted\" \u65e5\u672c'}\n",
+        encoding="utf-8",
+    )
+    config = ClientConfig(
+        url=served.url, project=DEMO_PROJECT_ID, api_key=DEMO_API_KEY, insecure=True,
+        allowed_hosts=IN_PROCESS_HOSTS,
+    )  # fmt: skip
+    with PolarisClient(config) as polaris:
+        manager = Manager(connect=connected(polaris), load=Loader(DEMO_SECRETS))
+        planned = manager.plan(PlanRun(("manifests",)))
+    assert {c.action for c in planned.plan.changes} >= {Action.NOOP, Action.CREATE, Action.UPDATE}
+    result = run("plan", "manifests", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == json.dumps(planned.plan.to_json(), indent=2, ensure_ascii=False) + "\n"
+    with_requests = run("plan", "manifests", "--format", "json", "--show-requests").json()
+    assert with_requests.pop("requests")
+    assert with_requests == json.loads(result.stdout)
+
+
+def test_a_long_result_is_written_to_stdout_without_copies_of_its_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # click.echo adds the newline to a copy of the text and the stream encodes all of it at
+    # once: for a 5 MB plan, two more copies at the run's peak. Written a piece at a time.
+    import tracemalloc
+
+    from reconciler.cli_output import echo
+
+    text = "".join(f'  "line {i}": "\u65e5\x1b[1mbold\x1b[0m",\n' for i in range(60_000))[:-1]
+    with (tmp_path / "stdout").open("w", encoding="utf-8") as stdout:
+        monkeypatch.setattr(sys, "stdout", stdout)
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            echo(text)
+            peak = tracemalloc.get_traced_memory()[1] - before
+        finally:
+            tracemalloc.stop()
+    # Byte for byte what one click.echo writes to a file: colours stripped, one newline added.
+    expected = text.replace("\x1b[1m", "").replace("\x1b[0m", "") + "\n"
+    assert (tmp_path / "stdout").read_text(encoding="utf-8") == expected
+    assert peak < len(text) / 2  # a piece and what click makes of it; the text is 4 MB
