@@ -123,6 +123,7 @@ def _load(paths: Sequence[str], scope: Scope, *, offline: bool) -> Manifests:
     return load_manifests(
         paths, WatchedEnvironment(os.environ), require_env=not offline, variables=scope.variables,
         key_variables=scope.key_variables, target=scope.target_name, within=scope.within,
+        keep_compared=not offline,  # an offline run (validate) plans nothing
     )  # fmt: skip
 
 

@@ -321,6 +321,7 @@ class Loader:
         return load_manifests(
             paths, self.environ, require_env=not offline, variables=scope.variables,
             key_variables=scope.key_variables, target=scope.target_name, within=scope.within,
+            keep_compared=not offline,  # an offline run (validate) plans nothing
         )  # fmt: skip
 
 

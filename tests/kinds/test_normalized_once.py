@@ -4,6 +4,7 @@ the identity, the comparison with live jobs and the plan's desired body all read
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,12 @@ from reconciler.client import PolarisClient
 from reconciler.identity import place_of
 from reconciler.kinds.base import ResourceKind
 from reconciler.kinds.ingestion_job import LiveJob
+from reconciler.manager import Loader, Scope
 from reconciler.model import Action, Kind
 from reconciler.plan import make_plan
 from reconciler.validate import load_manifests
 from tests.builders import job_spec, live_connection, s3
-from tests.fixtures import external_connection_exists
+from tests.fixtures import DEMO_SECRETS, ROOT, external_connection_exists
 
 
 def _normalized(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
@@ -98,3 +100,18 @@ def test_a_live_job_request_is_normalized_once_when_read_even_through_two_places
 
     assert len({identity for identity, _ in job.readings}) == 2
     assert sum(value is request for value in seen) == 1
+
+
+def test_a_run_that_plans_nothing_keeps_no_compared_form_and_one_that_plans_keeps_each_jobs(
+    tmp_path: Path,
+) -> None:
+    # `reconciler validate` (offline) only needs the fingerprint; 10,000 jobs' compared forms
+    # are about 17 MB it would hold for a plan it never makes.
+    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
+    scope = Scope()
+    offline = Loader(DEMO_SECRETS)([str(tmp_path / "manifests")], scope, offline=True)
+    planning = Loader(DEMO_SECRETS)([str(tmp_path / "manifests")], scope, offline=False)
+    jobs = [r for r in planning.resources if r.kind is Kind.INGESTION_JOB]
+    assert jobs and all(job.compared is not None for job in jobs)
+    assert all(resource.compared is None for resource in offline.resources)
+    assert [r.fingerprint for r in offline.resources] == [r.fingerprint for r in planning.resources]
