@@ -302,9 +302,10 @@ class ResourceKind:
 
     # Shared helpers -------------------------------------------------------------------------
 
-    def path(self, name: str | None = None) -> str:
-        """The request path of the collection, or of one resource in it (name escaped)."""
-        return api_path(self.collection, name)
+    def path(self, name: str | None = None, *under: str) -> str:
+        """The request path of the collection, of one resource in it (name escaped), or of a
+        sub-resource of that one (`path(job_id, "status")`)."""
+        return api_path(self.collection, name, *under)
 
     def created(self, resource: Resource, reason: Reason, detail: str, **extra: Any) -> Change:
         """A create of `resource`, sending its spec."""

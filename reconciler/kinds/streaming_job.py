@@ -40,7 +40,7 @@ from reconciler.kinds.base import (
 )
 from reconciler.kinds.registry import register
 from reconciler.model import Action, Kind, ManifestError, Path, Reason, Resource
-from reconciler.names import api_path, name_problem
+from reconciler.names import name_problem
 from reconciler.ports import Applying, Importing, LiveReading, LiveView
 from reconciler.values import (
     AMBIGUOUS_WRITE_ATTEMPTS,
@@ -466,7 +466,7 @@ class StreamingJob(ResourceKind):
         wanted = spec.get("status", "running")
         if action in (Action.SUSPEND, Action.RESUME) and live is not None:
             status = "suspended" if action is Action.SUSPEND else "running"
-            path = f"{self.path(str(live['id']))}/status"
+            path = self.path(str(live["id"]), "status")
             return (Request("POST", path, {"desiredExecutionStatus": status}),)
         if action not in (Action.CREATE, Action.UPDATE):
             return ()
@@ -495,7 +495,8 @@ class StreamingJob(ResourceKind):
         if job is None:
             return None
         connection = connection_of(job)
-        return Reset(name, job, stream_of(client.get_connection(connection), connection), client)
+        reads = stream_of(client.get_connection(connection), connection)
+        return Reset(name, job, reads, self.path(str(job["id"]), "reset"), client)
 
     def current(self, client: PolarisClient, table: str) -> dict[str, Any] | None:
         """The table's streaming job that is not over, as Polaris has it now."""
@@ -566,7 +567,7 @@ class StreamingJob(ResourceKind):
         """Suspend or resume a job; a lost answer is read back before asking again."""
         from reconciler.client import AmbiguousWriteError  # deferred: loads httpx
 
-        path = f"{self.path(job_id)}/status"
+        path = self.path(job_id, "status")
         for _attempt in range(AMBIGUOUS_WRITE_ATTEMPTS):
             job = client.get_job(job_id)
             if job is None or status_of(job) in TERMINAL_STATUSES:
@@ -721,6 +722,7 @@ class Reset:
     table: str
     job: Mapping[str, Any]
     reads: str | None  # the topic or stream, None when its connection is gone
+    path: str  # where the reset is posted: POST /jobs/{id}/reset
     client: PolarisClient = dataclasses.field(repr=False, compare=False)
 
     @property
@@ -748,7 +750,7 @@ class Reset:
 
         job_id = str(self.job["id"])
         try:
-            self.client.post(f"{api_path(StreamingJob.collection, job_id)}/reset", None)
+            self.client.post(self.path, None)
         except AmbiguousWriteError as error:
             raise PolarisError(
                 f"the reset of job {job_id} may or may not have happened ({error}); it is not "
