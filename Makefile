@@ -32,7 +32,12 @@ $(STAMP): pyproject.toml $(MADE_BY)
 demo: $(STAMP)
 	@$(BIN)/python scripts/demo.py
 
-test: lint typecheck docs unit
+# The checks run beside the tests, which leave a core idle whenever a test waits: each target's
+# output is printed whole as it ends (the checks' first, the tests' last), and any failure fails
+# make test with its message (--keep-going: every failure, not the first). `make lint` (or
+# typecheck, docs, unit) still runs one alone.
+test: $(STAMP)
+	@$(MAKE) --no-print-directory -j4 --keep-going --output-sync=target lint typecheck docs unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check reconciler tests benchmarks scripts
