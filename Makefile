@@ -55,7 +55,11 @@ docs: $(STAMP)
 
 # worksteal: a worker that runs out takes tests queued on the other, so one long test (schemathesis,
 # the workflow runs) does not leave a core idle at the end.
+# compileall first: the tests start hundreds of interpreters (the CLI, the emulator, the CI
+# examples' steps), and where imports write no bytecode (PYTHONDONTWRITEBYTECODE is set) each
+# one would compile the package again: a quarter of the CPU of tests/docs.
 unit: $(STAMP)
+	@$(BIN)/python -m compileall -q reconciler tests
 	$(BIN)/python -m pytest -n auto --dist worksteal -m "not slow"
 
 bench: $(STAMP)
