@@ -179,6 +179,7 @@ class _Source:
 
 
 Positions = tuple[dict[Path, tuple[int, int]], dict[Path, tuple[int, int]]]
+Source = _Source  # a file's text, as validate's second process sends it back
 
 
 class _Builder:
@@ -918,7 +919,14 @@ def _load(
     paths: Iterable[str], within: Boundary | None
 ) -> tuple[list[Document], list[ManifestError]]:
     files, errors = discover(paths, within)
+    documents, file_errors = load_files(files)
+    return documents, errors + file_errors
+
+
+def load_files(files: Iterable[FsPath]) -> tuple[list[Document], list[ManifestError]]:
+    """Read and parse the manifest files `discover` found, in order; collect every error."""
     documents: list[Document] = []
+    errors: list[ManifestError] = []
     for path in files:
         name = str(path)
         try:

@@ -116,6 +116,11 @@ def _compiled() -> dict[str, Check]:
     return checks
 
 
+def prepare() -> None:
+    """Load (or compile) the checks now: a process about to fork makes them once for both."""
+    _compiled()
+
+
 def _cache_key(documents: dict[str, Any]) -> str:
     """What the generated code depends on: the schemas, fastjsonschema's release, Python's, and
     how `_generate` rewrites what fastjsonschema generates."""
