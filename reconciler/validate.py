@@ -79,9 +79,9 @@ def load_manifests(
     `variables` (a reconciler.yaml target's vars and --var). With `require_env=False` (offline
     validation) an unset environment variable is a warning, not an error. With `within` (the
     repository's directory), a symbolic link in it that leads out of it is an error, not read.
-    With `keep_compared=False` (a run that plans nothing: validate) the compared form validation
-    makes to take a job's fingerprint is dropped at once rather than kept for the plan: 10,000
-    jobs hold about 17 MB of it. `parallel` (None: when the files hold PARALLEL_BYTES or more)
+    With `keep_compared=False` (a run that plans nothing: validate) no job's fingerprint is taken,
+    nor the compared form it is taken of (10,000 jobs hold about 17 MB of it): the duplicate
+    check takes the few it needs. `parallel` (None: when the files hold PARALLEL_BYTES or more)
     validates the second half of the files in a forked process where one can be forked safely;
     the result is the same either way.
     """
@@ -363,7 +363,9 @@ def _resource(
         )
         return None, errors
     spec = {k: v for k, v in spec.items() if k != "name"}
-    fingerprint, compared = resource_kind.identified(spec)
+    # validate (keep_compared=False) takes no fingerprint: its duplicate check takes the few
+    # it needs; a plan keeps each job's, and the compared form it was taken of.
+    fingerprint, compared = resource_kind.identified(spec) if keep_compared else (None, None)
     resource = Resource(
         kind=resource_kind.kind,
         name=str(name),
@@ -372,7 +374,7 @@ def _resource(
         policy=expanded.get("policy") or {},
         annotations=expanded["metadata"].get("annotations") or {},
         fingerprint=fingerprint,
-        compared=compared if keep_compared else None,
+        compared=compared,
     )
     return resource, errors
 
