@@ -172,7 +172,6 @@ def _validated_in_halves(
         total += sizes[half]
         half += 1
     first, second = files[:half], files[half:]
-    schema.prepare()  # compiled once, before the fork, for both processes
     reading, writing = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - the child's coverage is not collected

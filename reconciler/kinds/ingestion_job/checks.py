@@ -204,11 +204,12 @@ def duplicate_specs(jobs: list[Resource]) -> list[ManifestError]:
     first_with: dict[SpecFingerprint, Resource] = {}
     # Only jobs that share their group can share a spec: most jobs are alone in theirs and need
     # no fingerprint (validate takes none of its own: this check is all it needs them for).
-    groups = Counter(_group(job) for job in jobs)
-    for job in jobs:
+    groups = [_group(job) for job in jobs]
+    sizes = Counter(groups)
+    for job, group in zip(jobs, groups, strict=True):
         fingerprint = SpecFingerprint(job.fingerprint) if job.fingerprint else None
         if fingerprint is None:  # validate's jobs, or resources made without validation
-            if groups[_group(job)] < 2:
+            if sizes[group] < 2:
                 continue
             fingerprint = spec_fingerprint(compared_form(job.spec))
         other = first_with.setdefault(fingerprint, job)
