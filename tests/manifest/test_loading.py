@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 from pathlib import Path
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.manifest import Document, _fast_refuses, _parse_fast, parse
+from reconciler.validate import load_manifests
 
 # One document of each shape a manifest uses, and every kind of scalar the YAML 1.2 rule types
 # (or keeps a string). The second document opens with `${var:...}`, so it has references.
@@ -315,3 +317,21 @@ def test_the_fast_scans_refuse_what_the_eight_patterns_refused_in_every_corpus_f
 )
 def test_the_fast_scans_refuse_what_the_eight_patterns_refused_in_any_text(text: str) -> None:
     assert _fast_refuses(text) == reference_refuses(text)
+
+
+def test_the_objects_of_many_validated_manifests_are_left_out_of_the_collectors_scans(
+    tmp_path: Path,
+) -> None:
+    for number, text in enumerate(benchmark_files()[:50]):
+        (tmp_path / f"m{number:04d}.yaml").write_text(text)
+    few = tmp_path / "m0000.yaml"
+    gc.unfreeze()
+
+    load_manifests([str(few)], {}, parallel=False)
+    after_few = gc.get_freeze_count()
+    load_manifests([str(tmp_path)], {}, parallel=False)
+    after_many = gc.get_freeze_count()
+    gc.unfreeze()
+
+    assert after_few == 0
+    assert after_many > 50_000  # each resource is a dozen containers or more
