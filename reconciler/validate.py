@@ -317,8 +317,9 @@ def _resource(
             )
         ]
     kind, name = data.get("kind"), _name(data)
+    name_problem = _name_problem(kind, name)
     # Messages end with the resource; a name that could forge output is never put there.
-    shown = isinstance(kind, str) and name and "${" not in name and not _name_problem(kind, name)
+    shown = isinstance(kind, str) and name and "${" not in name and not name_problem
     ref = f"{kind}/{name}" if shown else None
     errors = _literal_secrets(document, data, ref)
     wrapped: dict[str, Secret] = {}
@@ -330,8 +331,9 @@ def _resource(
         if document.has_references
         else data
     )
-    name = _name(expanded)  # a name from a ${var:} is checked as it will be sent
-    name_problem = _name_problem(kind, name)
+    if expanded is not data:  # a name from a ${var:} is checked as it will be sent
+        name = _name(expanded)
+        name_problem = _name_problem(kind, name)
     checked = schema.check(document, expanded, ref)
     if name_problem:
         at = document.locate(("metadata", "name"))
