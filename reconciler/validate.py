@@ -9,8 +9,8 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -178,7 +178,10 @@ def _validated_in_halves(
         try:
             os.close(reading)
             try:
-                sent = marshal.dumps(_portable(_validated(second, interpolation, keep_compared)))
+                reads = _Reads(interpolation.env)
+                recorded = replace(interpolation, env=reads)
+                portable = _portable(_validated(second, recorded, keep_compared))
+                sent = marshal.dumps((list(reads.names), portable))
             except BaseException:  # any failure: the parent does this half itself
                 sent = b""
             with os.fdopen(writing, "wb") as pipe:
@@ -206,6 +209,31 @@ def _idle_processor() -> bool:
     """Whether the machine is not already busy on every processor (the load average of the last
     minute): where it is, a second process only adds the cost of sending its results back."""
     return os.getloadavg()[0] < len(os.sched_getaffinity(0))
+
+
+class _Reads(Mapping[str, str]):
+    """The environment as the child reads it, noting each name asked for: reading may have
+    effects in the parent's process (the CLI hides every value read), so the parent reads the
+    same names again."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.names: dict[str, None] = {}
+
+    def __getitem__(self, name: str) -> str:
+        self.names[name] = None
+        return self.env[name]
+
+    def __contains__(self, name: object) -> bool:
+        if isinstance(name, str):
+            self.names[name] = None
+        return name in self.env
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.env)
+
+    def __len__(self) -> int:
+        return len(self.env)
 
 
 def _size(path: FsPath) -> int:
@@ -261,9 +289,11 @@ def _restored(received: bytes, interpolation: Interpolation) -> _Part | None:
     if not received:
         return None
     try:
-        file_errors, texts, documents = marshal.loads(received)
+        names, (file_errors, texts, documents) = marshal.loads(received)
     except (ValueError, EOFError, TypeError):  # cut short: the parent does the half itself
         return None
+    for name in names:  # read again here, where reading has its effects (cli.WatchedEnvironment
+        interpolation.env.get(name)  # hides each value read from every output)
     sources = {name: Source(text, name) for name, text in texts.items()}
     part = _Part([_error_of(values) for values in file_errors], [])
     for (file, index, begins, references), resource, errors, stand_in in documents:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.cli_output import REDACT, WatchedEnvironment
 from reconciler.model import ManifestErrors, Secret
 from reconciler.validate import can_fork, load_manifests
 from tests.manifest.test_bad_manifests import CORPUS as BAD_MANIFESTS
@@ -109,3 +110,31 @@ def test_the_benchmark_files_validate_alike_with_and_without_a_bad_one_among_the
 
     assert len(manifests.resources) == 10_000
     assert [message for _, message, _ in errors] == ["unknown field 'spec.bogus'"] * 3
+
+
+def test_a_value_the_second_process_reads_is_hidden_by_the_first_even_when_its_document_fails(
+    tmp_path: Path,
+) -> None:
+    # The CLI's environment hides every value a manifest reads, before any message can echo it;
+    # a value read in the child must be hidden in the parent, which prints the messages.
+    example = (REPOSITORY / "examples" / "connections" / "s3.yaml").read_text()
+    (tmp_path / "a.yaml").write_text(example.replace("example-s3", "fine"))
+    broken = example.replace("example-s3", "broken").replace(
+        "  type: s3\n", "  type: s3\n  bogus: 1\n"
+    )
+    (tmp_path / "b.yaml").write_text(
+        broken.replace("EXAMPLE_S3_AWS_SECRET_ACCESS_KEY", "ONLY_IN_B")
+    )
+    value = "read-only-by-the-second-process-7f3a"
+    environ = {
+        "EXAMPLE_S3_AWS_ACCESS_KEY_ID": "AKIA-first",
+        "EXAMPLE_S3_AWS_SECRET_ACCESS_KEY": "first",
+        "ONLY_IN_B": value,
+    }
+    assert can_fork()
+    assert value in REDACT(value)
+
+    with pytest.raises(ManifestErrors):
+        load_manifests([str(tmp_path)], WatchedEnvironment(environ), parallel=True)
+
+    assert value not in REDACT(f"echoed: {value}")
