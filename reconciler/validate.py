@@ -208,7 +208,10 @@ def _validated_in_halves(
 def _idle_processor() -> bool:
     """Whether the machine is not already busy on every processor (the load average of the last
     minute): where it is, a second process only adds the cost of sending its results back."""
-    return os.getloadavg()[0] < len(os.sched_getaffinity(0))
+    try:
+        return os.getloadavg()[0] < len(os.sched_getaffinity(0))
+    except OSError:  # no load average to read: one process, as everywhere else
+        return False
 
 
 class _Reads(Mapping[str, str]):
