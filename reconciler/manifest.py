@@ -179,7 +179,6 @@ class _Source:
 
 
 Positions = tuple[dict[Path, tuple[int, int]], dict[Path, tuple[int, int]]]
-Source = _Source  # a file's text, as validate's second process sends it back
 
 
 class _Builder:

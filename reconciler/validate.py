@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import difflib
-import marshal
-import os
 import re
-import signal
-import sys
-import threading
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
 
 from reconciler import kinds, names, schema
-from reconciler.manifest import Boundary, Document, Source, discover, gc_paused, load_files
+from reconciler.manifest import Boundary, Document, discover, gc_paused, load_files
 from reconciler.model import (
     Kind,
     Location,
@@ -71,7 +66,6 @@ def load_manifests(
     target: str | None = None,
     within: Boundary | None = None,
     keep_compared: bool = True,
-    parallel: bool | None = None,
 ) -> Manifests:
     """Load and validate the manifests under `paths`; raise ManifestErrors with every mistake.
 
@@ -81,40 +75,34 @@ def load_manifests(
     repository's directory), a symbolic link in it that leads out of it is an error, not read.
     With `keep_compared=False` (a run that plans nothing: validate) no job's fingerprint is taken,
     nor the compared form it is taken of (10,000 jobs hold about 17 MB of it): the duplicate
-    check takes the few it needs. `parallel` (None: when the files hold PARALLEL_BYTES or more)
-    validates the second half of the files in a forked process where one can be forked safely;
-    the result is the same either way.
+    check takes the few it needs.
     """
     interpolation = Interpolation(
         env, dict(variables or {}), require_env, frozenset(key_variables), target
     )
     with gc_paused():
-        return _load_manifests(paths, interpolation, within, keep_compared, parallel)
+        return _load_manifests(paths, interpolation, within, keep_compared)
 
 
 def _load_manifests(
     paths: Iterable[str], interpolation: Interpolation, within: Boundary | None,
-    keep_compared: bool, parallel: bool | None,
+    keep_compared: bool,
 ) -> Manifests:  # fmt: skip
     files, errors = discover(paths, within)
-    parts = _validated_in_halves(files, interpolation, keep_compared, parallel) or [
-        _validated(files, interpolation, keep_compared)
-    ]
+    part = _validated(files, interpolation, keep_compared)
     resources: list[Resource] = []
     sources: dict[tuple[Kind, str], Document] = {}
     secrets: set[str] = set()
     stand_ins: list[Resource] = []
-    for part in parts:  # in the order one process makes them: files' errors, then documents'
-        errors.extend(part.file_errors)
-    for part in parts:
-        secrets |= part.secrets
-        for document, resource, document_errors, stand_in in part.documents:
-            errors.extend(document_errors)
-            if resource is not None:
-                resources.append(resource)
-                sources.setdefault(resource.key, document)
-            else:
-                stand_ins.extend(stand_in)
+    errors.extend(part.file_errors)  # each file's own errors, then each document's
+    secrets |= part.secrets
+    for document, resource, document_errors, stand_in in part.documents:
+        errors.extend(document_errors)
+        if resource is not None:
+            resources.append(resource)
+            sources.setdefault(resource.key, document)
+        else:
+            stand_ins.extend(stand_in)
     errors.extend(cross_check(resources, sources, stand_ins))
     if any(error.severity == "error" for error in errors):
         raise ManifestErrors(errors)
@@ -140,202 +128,6 @@ def _validated(files: list[FsPath], interpolation: Interpolation, keep_compared:
         stand_in = _stand_in(document) if resource is None else []
         part.documents.append((document, resource, errors, stand_in))
     return part
-
-
-# At this many bytes of manifests, validating half of them in a second process pays: forking,
-# sending the results back and reading them cost less than the half saves (measured: 0.25 s
-# less wall time at 10,000 resources, 5 MB; break-even near 0.3 MB on two cores).
-PARALLEL_BYTES = 1024 * 1024
-
-
-def can_fork() -> bool:
-    """Whether a second process can validate half the files: a fork of this process is safe (no
-    other thread could hold a lock the child needs) and a second processor is there to run it."""
-    if sys.platform != "linux" or threading.active_count() != 1:
-        return False
-    return len(os.sched_getaffinity(0)) >= 2
-
-
-def _validated_in_halves(
-    files: list[FsPath], interpolation: Interpolation, keep_compared: bool,
-    parallel: bool | None,
-) -> list[_Part] | None:  # fmt: skip
-    """The files validated in two processes, the second half in a forked child; None where that
-    is not done (not asked for, too little to pay, or no safe fork)."""
-    if parallel is False or len(files) < 2 or not can_fork():
-        return None
-    sizes = [_size(path) for path in files]
-    if parallel is None and (sum(sizes) < PARALLEL_BYTES or not _idle_processor()):
-        return None
-    half, total = 1, sizes[0]  # the parent's share: about half the bytes, at least one file
-    while half < len(files) - 1 and 2 * (total + sizes[half]) <= sum(sizes):
-        total += sizes[half]
-        half += 1
-    first, second = files[:half], files[half:]
-    reading, writing = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - the child's coverage is not collected
-        try:
-            os.close(reading)
-            try:
-                reads = _Reads(interpolation.env)
-                recorded = replace(interpolation, env=reads)
-                portable = _portable(_validated(second, recorded, keep_compared))
-                sent = marshal.dumps((list(reads.names), portable))
-            except BaseException:  # any failure: the parent does this half itself
-                sent = b""
-            with os.fdopen(writing, "wb") as pipe:
-                pipe.write(sent)
-        finally:
-            os._exit(0)  # no atexit handlers, no flushing of the parent's buffered output
-    os.close(writing)
-    received = None
-    try:
-        mine = _validated(first, interpolation, keep_compared)
-        with os.fdopen(reading, "rb") as pipe:
-            received = pipe.read()
-    finally:
-        if received is None:  # this process failed (or was interrupted): stop the child
-            os.kill(child, signal.SIGKILL)
-        os.waitpid(child, 0)
-    theirs = _restored(received, interpolation)
-    return [
-        mine,
-        theirs if theirs is not None else _validated(second, interpolation, keep_compared),
-    ]
-
-
-def _idle_processor() -> bool:
-    """Whether the machine is not already busy on every processor (the load average of the last
-    minute): where it is, a second process only adds the cost of sending its results back."""
-    try:
-        return os.getloadavg()[0] < len(os.sched_getaffinity(0))
-    except OSError:  # no load average to read: one process, as everywhere else
-        return False
-
-
-class _Reads(Mapping[str, str]):
-    """The environment as the child reads it, noting each name asked for: reading may have
-    effects in the parent's process (the CLI hides every value read), so the parent reads the
-    same names again."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
-        self.names: dict[str, None] = {}
-
-    def __getitem__(self, name: str) -> str:
-        self.names[name] = None
-        return self.env[name]
-
-    def __contains__(self, name: object) -> bool:
-        if isinstance(name, str):
-            self.names[name] = None
-        return name in self.env
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.env)
-
-    def __len__(self) -> int:
-        return len(self.env)
-
-
-def _size(path: FsPath) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0  # reading it will say why
-
-
-# What crosses from the child to the parent is plain values only (marshal refuses anything
-# else, and the parent then does the half itself): resources, documents and errors as tuples,
-# each file's text once. A Secret is never serialized (model.Secret): it crosses as the
-# reference it was read from, and the parent reads the value from the same environment.
-def _portable(part: _Part) -> tuple[Any, ...]:
-    """A part as plain values."""
-    texts = {document.file: document.source.text for document, *_ in part.documents}
-    documents = [
-        (
-            (document.file, document.index, document.begins, document.has_references),
-            _resource_values(resource),
-            [_error_values(error) for error in errors],
-            [_resource_values(r) for r in stand_in],
-        )
-        for document, resource, errors, stand_in in part.documents
-    ]
-    return ([_error_values(error) for error in part.file_errors], texts, documents)
-
-
-def _error_values(error: ManifestError) -> tuple[Any, ...]:
-    where = error.location
-    return ((where.file, where.line, where.col), error.message, error.resource, error.severity)
-
-
-def _resource_values(resource: Resource | None) -> tuple[Any, ...] | None:
-    if resource is None:
-        return None
-    spec = resource.spec
-    secrets = spec.get("secrets")
-    hidden: dict[str, str] = {}
-    if isinstance(secrets, dict):
-        hidden = {name: v.reference for name, v in secrets.items() if isinstance(v, Secret)}
-        if hidden:  # each Secret as the reference it was read from, in its place
-            spec = {**spec, "secrets": {name: hidden.get(name, v) for name, v in secrets.items()}}
-    where = resource.location
-    return (
-        resource.kind.value, resource.name, spec, (where.file, where.line, where.col),
-        resource.policy, resource.annotations, resource.fingerprint, resource.compared, hidden,
-    )  # fmt: skip
-
-
-def _restored(received: bytes, interpolation: Interpolation) -> _Part | None:
-    """The child's part, its secrets read again from the environment; None if it sent none."""
-    if not received:
-        return None
-    try:
-        names, (file_errors, texts, documents) = marshal.loads(received)
-    except (ValueError, EOFError, TypeError):  # cut short: the parent does the half itself
-        return None
-    for name in names:  # read again here, where reading has its effects (cli.WatchedEnvironment
-        interpolation.env.get(name)  # hides each value read from every output)
-    sources = {name: Source(text, name) for name, text in texts.items()}
-    part = _Part([_error_of(values) for values in file_errors], [])
-    for (file, index, begins, references), resource, errors, stand_in in documents:
-        # The document's values are not sent: only its place is used (to locate an error).
-        document = Document(file, index, None, begins, sources[file], references)
-        part.documents.append(
-            (
-                document,
-                _resource_of(resource, interpolation, part.secrets),
-                [_error_of(values) for values in errors],
-                [_resource_of(r, interpolation, part.secrets) for r in stand_in],
-            )
-        )
-    return part
-
-
-def _error_of(values: tuple[Any, ...]) -> ManifestError:
-    where, message, resource, severity = values
-    return ManifestError(Location(*where), message, resource, severity)
-
-
-def _resource_of(
-    values: tuple[Any, ...] | None, interpolation: Interpolation, secrets: set[str]
-) -> Any:
-    if values is None:
-        return None
-    kind, name, spec, where, policy, annotations, fingerprint, compared, hidden = values
-    if hidden:
-        wrapped = {}
-        for field_name, reference in hidden.items():
-            match = ENV_REFERENCE.fullmatch(reference)
-            assert match is not None  # the child made it from one
-            value = interpolation.env[match.group(1)]
-            secrets.add(value)
-            wrapped[field_name] = Secret(value, reference)
-        spec = {**spec, "secrets": {**spec["secrets"], **wrapped}}
-    return Resource(
-        Kind(kind), name, spec, Location(*where), policy, annotations, fingerprint, compared
-    )
 
 
 def _resource(

@@ -327,9 +327,9 @@ def test_the_objects_of_many_validated_manifests_are_left_out_of_the_collectors_
     few = tmp_path / "m0000.yaml"
     gc.unfreeze()
 
-    load_manifests([str(few)], {}, parallel=False)
+    load_manifests([str(few)], {})
     after_few = gc.get_freeze_count()
-    load_manifests([str(tmp_path)], {}, parallel=False)
+    load_manifests([str(tmp_path)], {})
     after_many = gc.get_freeze_count()
     gc.unfreeze()
 
