@@ -9,9 +9,9 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from reconciler.identity import Place, Reads, reads_of
 from reconciler.kinds.base import Comparison, PlanContext, ResourceKind, fields_of
 from reconciler.kinds.ingestion_job.fingerprints import JobIdentity, job_identity
+from reconciler.kinds.ingestion_job.identity import Place, Reads, reads_of
 from reconciler.kinds.ingestion_job.live_job import (
     KNOWN_STATUSES,
     SATISFIED_STATUSES,

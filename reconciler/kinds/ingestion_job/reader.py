@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from reconciler.identity import Place, place_of
+from reconciler.kinds.ingestion_job.identity import Place, place_of
 from reconciler.kinds.ingestion_job.live_job import ACTIVE_STATUSES, LiveJob, essentials, job_key
 from reconciler.kinds.ingestion_job.state import JobState
 from reconciler.model import Kind, Resource

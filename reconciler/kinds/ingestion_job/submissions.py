@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from reconciler.identity import Reads, reads_of
 from reconciler.kinds import registry
 from reconciler.kinds.ingestion_job.fingerprints import JobIdentity
+from reconciler.kinds.ingestion_job.identity import Reads, reads_of
 from reconciler.kinds.ingestion_job.live_job import (
     KNOWN_STATUSES,
     SATISFIED_STATUSES,
