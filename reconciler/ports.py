@@ -88,6 +88,14 @@ class LiveReading(Protocol):
         """Run `step` after every kind has started its reads."""
 
 
+class Listable(Protocol):
+    """A resource whose objects a kind lists before apply (`ResourceKind.to_list`): a new job."""
+
+    @property
+    def name(self) -> str:
+        """The resource's name, which its listing is filed under."""
+
+
 class Operation(Protocol):
     """A one-off action a kind offers on one live resource, only ever when asked (a streaming
     job's reset): what it will do, for approval, then doing it once."""

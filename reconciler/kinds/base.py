@@ -14,7 +14,7 @@ and Terraform's provider schemas (each attribute declared Optional, Computed or 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -25,6 +25,7 @@ from reconciler.ports import (
     Applying,
     Importing,
     JobStore,
+    Listable,
     LiveReading,
     LiveView,
     Operation,
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from pathlib import Path as PathLike
 
     from reconciler.client import PolarisClient
-    from reconciler.listing import Job, Listing
+    from reconciler.listing import Access, Listing
     from reconciler.preflight import ConnectionTest
 
 
@@ -251,10 +252,19 @@ class ResourceKind:
         """The change for a live resource no manifest declares, with --prune (None: kept)."""
         return None
 
-    def to_list(self, plan: PlanView, resources: Iterable[Resource], live: LiveView) -> list[Job]:
-        """What this plan's new resources of this kind will read, for `plan --list-objects` to
-        list before apply (each under its resource's name)."""
+    def to_list(
+        self, plan: PlanView, resources: Iterable[Resource], live: LiveView
+    ) -> Sequence[Listable]:
+        """This plan's new resources of this kind whose objects `list_objects` lists before apply
+        (`plan --list-objects`), and whose dependencies `plan --preflight` tests."""
         return []
+
+    def list_objects(
+        self, items: Sequence[Any], access: Access, parallelism: int
+    ) -> Mapping[str, Listing]:
+        """The objects each of `items` (what `to_list` gave) will read, by name, listed as
+        `access` allows (or each not listed, and why); never raises for S3's answers."""
+        return {}
 
     def listed(self, change: Change, listing: Listing | None) -> Change:
         """`change` with what was listed for it (`to_list`) shown."""

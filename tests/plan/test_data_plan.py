@@ -21,7 +21,8 @@ import pytest
 
 from reconciler.emulator import DEMO_API_KEY
 from reconciler.emulator.samples import koalas_rows, write_nd_json
-from reconciler.listing import Access, Job, credentials_of, list_jobs, signing_url, size
+from reconciler.kinds.ingestion_job.listing import Job, list_jobs
+from reconciler.listing import Access, credentials_of, signing_url, size
 from reconciler.model import Secret
 from reconciler.s3 import Credentials, S3Api, sign
 from tests.cli import run

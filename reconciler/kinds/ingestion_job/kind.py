@@ -3,7 +3,7 @@ work to the module of this package that holds it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from reconciler.kinds import registry
@@ -29,7 +29,8 @@ from reconciler.values import Change, FieldChange, ManifestFile, Outcome, PlanOp
 if TYPE_CHECKING:
     from pathlib import Path as PathLike
 
-    from reconciler.listing import Job, Listing
+    from reconciler.kinds.ingestion_job.listing import Job
+    from reconciler.listing import Access, Listing
 
 
 @register
@@ -117,6 +118,13 @@ class IngestionJob(JobSpec):
 
     def to_list(self, plan: PlanView, resources: Iterable[Resource], live: LiveView) -> list[Job]:
         return jobs_to_list(plan, resources, live)
+
+    def list_objects(
+        self, items: Sequence[Job], access: Access, parallelism: int
+    ) -> Mapping[str, Listing]:
+        from reconciler.kinds.ingestion_job.listing import list_jobs  # deferred: loads httpx
+
+        return list_jobs(items, access, parallelism)
 
     def listed(self, change: Change, listing: Listing | None) -> Change:
         return with_listing(change, listing)

@@ -28,7 +28,8 @@ from reconciler.ports import LiveView, PlanView
 from reconciler.values import Change, FieldChange
 
 if TYPE_CHECKING:
-    from reconciler.listing import Job, Listing
+    from reconciler.kinds.ingestion_job.listing import Job
+    from reconciler.listing import Listing
 
 AnyPlan = TypeVar("AnyPlan", bound=PlanView)  # plan.Plan
 
@@ -163,7 +164,7 @@ def with_listings(plan: AnyPlan, listings: Mapping[str, Listing]) -> AnyPlan:
 def jobs_to_list(plan: PlanView, resources: Iterable[Resource], live: LiveView) -> list[Job]:
     """The jobs a plan creates or resubmits, each with its connection as apply will leave it:
     as its manifest declares it (secrets included, to list with), else as it is live."""
-    from reconciler.listing import Job  # deferred: loads httpx
+    from reconciler.kinds.ingestion_job.listing import Job  # deferred: loads httpx
 
     by_key = {r.key: r for r in resources}
     jobs = []
