@@ -79,6 +79,48 @@ TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
 # input fields it reads.
 SQL_TOKEN = re.compile(r"'(?:[^']|'')*'?|\"((?:[^\"]|\"\")+)\"")
 
+
+@dataclass(frozen=True)
+class JobReport:
+    """What apply learned of a job it submitted or changed (an outcome's `report`), for both job
+    kinds: its id and, with --wait, its final state and totals."""
+
+    job_id: str | None = None
+    job: Mapping[str, Any] | None = None  # the final job, with --wait
+    metrics: Mapping[str, Any] | None = None  # the job's totals, with --wait
+    canceled: tuple[str, ...] = ()  # ids of late duplicates of this job that apply canceled
+
+    def to_json(self) -> dict[str, Any]:
+        """`jobId`, `executionStatus`, `health` (when in error), `metrics`, `canceledDuplicates`."""
+        entry: dict[str, Any] = {}
+        if self.job_id:
+            entry["jobId"] = self.job_id
+        if self.job is not None:
+            entry["executionStatus"] = self.job.get("executionStatus")
+            health = self.job.get("health")
+            if isinstance(health, Mapping) and health.get("status") == "error":
+                entry["health"] = {"code": health.get("code"), "message": health.get("message")}
+        if self.metrics is not None:
+            entry["metrics"] = dict(self.metrics)
+        if self.canceled:
+            entry["canceledDuplicates"] = list(self.canceled)
+        return entry
+
+    def row(self, failed: bool) -> tuple[str, str, str] | None:
+        """(id, status, rows ingested) once followed to its end, or when it failed."""
+        if not ((self.job is not None and self.metrics is not None) or (self.job and failed)):
+            return None
+        metrics = self.metrics or {}
+        rows = metrics.get("numRowsPersisted", metrics.get("numRowsProcessed", "-"))
+        status = (self.job or {}).get("executionStatus")
+        return str(self.job_id or "-"), str(status), str(rows)
+
+    def running(self) -> str | None:
+        """`job ID` while it is pending or running."""
+        status = self.job.get("executionStatus") if self.job is not None else None
+        return f"job {self.job_id}" if self.job_id and status in ("pending", "running") else None
+
+
 Locate = Callable[[Resource, Path], Location]  # where a field of a resource's spec is written
 
 

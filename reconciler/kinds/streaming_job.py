@@ -33,6 +33,7 @@ from reconciler.kinds.base import (
     TERMINAL_STATUSES,
     TIME_COLUMN,
     Fields,
+    JobReport,
     Locate,
     PlanContext,
     ResourceKind,
@@ -523,8 +524,10 @@ class StreamingJob(ResourceKind):
                 return dataclasses.replace(
                     suspended, message=f"{verb} as job {job_id}, but {suspended.message}"
                 )
-            return Outcome(change, "done", f"{verb} as job {job_id}, suspended", job_id, created)
-        return Outcome(change, "done", f"{verb} as job {job_id}", job_id, created)
+            return Outcome(
+                change, "done", f"{verb} as job {job_id}, suspended", JobReport(job_id, created)
+            )
+        return Outcome(change, "done", f"{verb} as job {job_id}", JobReport(job_id, created))
 
     def _replace(
         self, change: Change, provider: Applying, table: str, body: dict[str, Any]
@@ -574,7 +577,7 @@ class StreamingJob(ResourceKind):
                 state = "gone" if job is None else status_of(job)
                 return Outcome(change, "failed", f"job {job_id} is {state}; run plan again")
             if request_of(job)["status"] == wanted:
-                return Outcome(change, "done", f"job {job_id} {wanted}", job_id, job)
+                return Outcome(change, "done", f"job {job_id} {wanted}", JobReport(job_id, job))
             try:
                 client.post(path, {"desiredExecutionStatus": wanted})
             except AmbiguousWriteError:

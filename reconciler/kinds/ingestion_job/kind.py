@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from reconciler.kinds import registry
-from reconciler.kinds.base import Locate, PlanContext
+from reconciler.kinds.base import JobReport, Locate, PlanContext
 from reconciler.kinds.ingestion_job.cache import JobCache
 from reconciler.kinds.ingestion_job.checks import check_job, duplicate_specs
 from reconciler.kinds.ingestion_job.fingerprints import spec_fingerprint
@@ -147,7 +147,7 @@ class IngestionJob(JobSpec):
         return submissions.submit(change)
 
     def unchanged(self, change: Change) -> Outcome:
-        return Outcome(change, "unchanged", change.reason, planned(change).job_id)
+        return Outcome(change, "unchanged", change.reason, JobReport(planned(change).job_id))
 
     # Import ---------------------------------------------------------------------------------
 
