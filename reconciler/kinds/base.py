@@ -154,6 +154,8 @@ class ResourceKind:
     fields: ClassVar[Fields]
     imported_by_default: ClassVar[bool] = True  # `reconciler import` without --jobs
     operations: ClassVar[frozenset[str]] = frozenset()  # one-off verbs, e.g. a stream's reset
+    # Fields that hold sets of keys, by path in the spec: compared as sets, a long one summarised.
+    key_sets: ClassVar[tuple[tuple[str, ...], ...]] = ()
 
     # Normalization --------------------------------------------------------------------------
 
@@ -416,7 +418,7 @@ class ResourceKind:
     def compare(self, spec: Mapping[str, Any], live: Mapping[str, Any]) -> Comparison:
         """`spec` and `live` compared: the field changes that would make `live` what `spec` says."""
         desired, actual = self.comparable(spec, live)
-        return Comparison(desired, actual, tuple(diff(actual, desired)))
+        return Comparison(desired, actual, tuple(diff(actual, desired, self.key_sets)))
 
 
 def fields_of(changes: Iterable[FieldChange]) -> str:

@@ -121,7 +121,7 @@ def plan_job(
         )  # fmt: skip
     previous = newest([overlap.item for overlap in others])
     compared = comparison(resource, previous)
-    changed = tuple(diff(compared.actual, compared.desired))
+    changed = tuple(diff(compared.actual, compared.desired, kind.key_sets))
     detail = f"spec differs from job {previous.id} ({previous.status}) in {fields_of(changed)}"
     return dataclasses.replace(
         change(Action.CREATE, Reason.SPEC_CHANGED, detail, changed=changed, warnings=warnings,
