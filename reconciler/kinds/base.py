@@ -125,6 +125,19 @@ Locate = Callable[[Resource, Path], Location]  # where a field of a resource's s
 
 
 @dataclass(frozen=True)
+class SecretsField:
+    """Where a kind's manifests hold secrets: one mapping in the spec whose values are
+    `${env:NAME}` references, the only place a manifest may write one (validate.py)."""
+
+    field: str  # spec.FIELD
+    plain: frozenset[str] = frozenset()  # its keys that hold no secret (a connection's `type`)
+
+    def holds(self, path: Path) -> bool:
+        """Whether `path` (from the document's root) is a secret value."""
+        return len(path) == 3 and path[:2] == ("spec", self.field) and path[2] not in self.plain
+
+
+@dataclass(frozen=True)
 class Comparison:
     """A desired spec and a live body in their compared form, and the changes between them."""
 
@@ -156,6 +169,7 @@ class ResourceKind:
     operations: ClassVar[frozenset[str]] = frozenset()  # one-off verbs, e.g. a stream's reset
     # Fields that hold sets of keys, by path in the spec: compared as sets, a long one summarised.
     key_sets: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    secrets_at: ClassVar[SecretsField | None] = None  # where its secrets are, if it has any
 
     # Normalization --------------------------------------------------------------------------
 

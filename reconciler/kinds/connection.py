@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from reconciler import connection_types
-from reconciler.kinds.base import Fields, PlanContext, ResourceKind, fields_of
+from reconciler.kinds.base import Fields, PlanContext, ResourceKind, SecretsField, fields_of
 from reconciler.kinds.registry import register
 from reconciler.model import Action, Kind, Reason, Resource
 from reconciler.names import addressable
@@ -47,6 +47,7 @@ class Connection(ResourceKind):
     kind = Kind.CONNECTION
     collection = "connections"
     schema_file = "connection.schema.json"
+    secrets_at = SecretsField("secrets", frozenset({"type"}))  # `type` says which keys follow
     fields = Fields(
         writable=tuple(
             dict.fromkeys(
