@@ -265,7 +265,7 @@ class ResourceKind:
         client, kind = reader.client, self.kind
 
         def listed() -> dict[str, Mapping[str, Any]]:
-            return {str(item["name"]): item for item in client.get(self.path())["values"]}
+            return {str(item["name"]): item for item in client.listed(self.collection)}
 
         started = reader.pool.submit(listed)
         reader.started[kind] = started

@@ -87,7 +87,7 @@ class Connection(ResourceKind):
         client = reader.client
 
         def by_name() -> dict[str, Mapping[str, Any]]:
-            return {c["name"]: c for c in client.list_connections()}
+            return {c["name"]: c for c in client.listed(self.collection)}
 
         listed = reader.pool.submit(by_name)
         reader.started[self.kind] = listed  # jobs resolve through these as they are read
@@ -194,22 +194,25 @@ class Connection(ResourceKind):
     # Applying -------------------------------------------------------------------------------
 
     def get(self, client: PolarisClient, name: str) -> Mapping[str, Any] | None:
-        return client.get_connection(name)
+        return client.read(self.collection, name)
 
     def apply(self, change: Change, provider: Applying) -> Outcome:
 
         client = provider.client
         for request in change.requests:
             if request.method == "DELETE":
-                client.delete_connection(change.name)
+                client.remove(self.collection, change.name)
                 if change.action is Action.DELETE:
                     return Outcome(change, "done", "deleted")
             elif request.method == "POST":
                 return provider.create(
-                    change, request, client.create_connection, client.get_connection
+                    change,
+                    request,
+                    lambda body: client.create(self.collection, body),
+                    lambda name: client.read(self.collection, name),
                 )
             else:  # PATCH is idempotent: the client may retry it
-                client.update_connection(change.name, request.body or {})
+                client.modify(self.collection, change.name, request.body or {})
                 return Outcome(change, "done", "updated")
         return Outcome(change, "unchanged", change.reason)
 

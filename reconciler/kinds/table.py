@@ -81,7 +81,7 @@ class Table(ResourceKind):
             summaries = client.list_tables()
             listed = {t["name"] for t in summaries}
             names = sorted(listed if self.kind in reader.full else declared & listed)
-            return summaries, [pool.submit(client.get_table, name) for name in names]
+            return summaries, [pool.submit(client.read, self.collection, name) for name in names]
 
         started = pool.submit(listed)
 
@@ -161,7 +161,7 @@ class Table(ResourceKind):
     # Applying -------------------------------------------------------------------------------
 
     def get(self, client: PolarisClient, name: str) -> Mapping[str, Any] | None:
-        return client.get_table(name)
+        return client.read(self.collection, name)
 
     def apply(self, change: Change, provider: Applying) -> Outcome:
         from reconciler.client import AmbiguousWriteError, ConflictError  # deferred: loads httpx
@@ -169,10 +169,15 @@ class Table(ResourceKind):
         client = provider.client
         (request,) = change.requests
         if request.method == "POST":
-            return provider.create(change, request, client.create_table, client.get_table)
+            return provider.create(
+                change,
+                request,
+                lambda body: client.create(self.collection, body),
+                lambda name: client.read(self.collection, name),
+            )
         body = dict(request.body or {})
         for _attempt in range(AMBIGUOUS_WRITE_ATTEMPTS):
-            current = client.get_table(change.name)
+            current = client.read(self.collection, change.name)
             if current is None:
                 return Outcome(change, "failed", "the table disappeared; run plan again")
             if current.get("version") != body.get("version"):
@@ -188,7 +193,7 @@ class Table(ResourceKind):
                 )  # fmt: skip
             try:
                 # PUT carries the version the plan read: a change since makes it a 409.
-                client.update_table(change.name, body)
+                client.replace(self.collection, change.name, body)
                 return Outcome(change, "done", "updated")
             except (ConflictError, AmbiguousWriteError):
                 continue
