@@ -24,6 +24,7 @@ from reconciler.normalize import additions, diff, plain
 from reconciler.ports import (
     Applying,
     Importing,
+    JobApi,
     JobStore,
     Listable,
     LiveReading,
@@ -45,7 +46,6 @@ from reconciler.values import (
 if TYPE_CHECKING:
     from pathlib import Path as PathLike
 
-    from reconciler.client import PolarisClient
     from reconciler.listing import Access, Listing
     from reconciler.preflight import ConnectionTest
 
@@ -271,7 +271,7 @@ class ResourceKind:
         reader.started[kind] = started
         reader.then(lambda: reader.states.setdefault(kind, {}).update(started.result()))
 
-    def operate(self, verb: str, client: PolarisClient, name: str) -> Operation | None:
+    def operate(self, verb: str, client: JobApi, name: str) -> Operation | None:
         """The one-off `verb` (one of `operations`) on the live resource `name`, ready to be
         described and run; None when there is nothing to do it to."""
         raise NotImplementedError(f"{self.kind} offers no {verb}")
@@ -329,7 +329,7 @@ class ResourceKind:
         return change
 
     def preflight(
-        self, names: Iterable[str], plan: PlanView, live: LiveView, client: PolarisClient,
+        self, names: Iterable[str], plan: PlanView, live: LiveView, client: JobApi,
         parallelism: int,
     ) -> tuple[ConnectionTest, ...]:  # fmt: skip
         """`plan --preflight`: test these resources of this kind, which the resources listed
@@ -345,7 +345,7 @@ class ResourceKind:
 
     # Applying -------------------------------------------------------------------------------
 
-    def get(self, client: PolarisClient, name: str) -> Mapping[str, Any] | None:
+    def get(self, client: JobApi, name: str) -> Mapping[str, Any] | None:
         """One live resource by name, or None (read-after-write checks use it)."""
         raise NotImplementedError
 

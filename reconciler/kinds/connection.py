@@ -13,7 +13,7 @@ from reconciler.kinds.registry import register
 from reconciler.model import Action, Kind, Reason, Resource
 from reconciler.names import addressable
 from reconciler.normalize import plain
-from reconciler.ports import Applying, Importing, LiveReading, LiveView, PlanView
+from reconciler.ports import Applying, Importing, JobApi, LiveReading, LiveView, PlanView
 from reconciler.values import (
     Change,
     FieldChange,
@@ -25,7 +25,6 @@ from reconciler.values import (
 )
 
 if TYPE_CHECKING:
-    from reconciler.client import PolarisClient
     from reconciler.preflight import ConnectionTest
 
 # Write-only values: sent on create, never returned. Only the secret's `type` can be compared.
@@ -155,12 +154,15 @@ class Connection(ResourceKind):
         return change(Action.DELETE, Reason.NOT_DECLARED, "declared by no manifest (--prune)")
 
     def preflight(
-        self, names: Iterable[str], plan: PlanView, live: LiveView, client: PolarisClient,
+        self, names: Iterable[str], plan: PlanView, live: LiveView, client: JobApi,
         parallelism: int,
     ) -> tuple[ConnectionTest, ...]:  # fmt: skip
         from reconciler.preflight import check_connections  # deferred: loads httpx
 
-        return check_connections(client, names, self.live(live), changing(plan), parallelism)
+        def test(name: str) -> None:  # Polaris checks the bucket, prefix and credentials
+            client.post(self.path(name, "test"), {})  # no body is defined; send {}
+
+        return check_connections(test, names, self.live(live), changing(plan), parallelism)
 
     def requests(
         self, action: Action, name: str, spec: Mapping[str, Any], live: Mapping[str, Any] | None,
@@ -193,7 +195,7 @@ class Connection(ResourceKind):
 
     # Applying -------------------------------------------------------------------------------
 
-    def get(self, client: PolarisClient, name: str) -> Mapping[str, Any] | None:
+    def get(self, client: JobApi, name: str) -> Mapping[str, Any] | None:
         return client.read(self.collection, name)
 
     def apply(self, change: Change, provider: Applying) -> Outcome:

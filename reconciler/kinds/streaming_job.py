@@ -24,7 +24,7 @@ import difflib
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from reconciler import connection_types
 from reconciler.kinds import registry
@@ -42,7 +42,7 @@ from reconciler.kinds.base import (
 from reconciler.kinds.registry import register
 from reconciler.model import Action, Kind, ManifestError, Path, Reason, Resource
 from reconciler.names import name_problem
-from reconciler.ports import Applying, Importing, LiveReading, LiveView
+from reconciler.ports import Applying, Importing, JobApi, LiveReading, LiveView
 from reconciler.values import (
     AMBIGUOUS_WRITE_ATTEMPTS,
     Change,
@@ -54,9 +54,6 @@ from reconciler.values import (
     PlanOptions,
     Request,
 )
-
-if TYPE_CHECKING:
-    from reconciler.client import PolarisClient
 
 DURATION = r"P(?:\d+Y)?(?:\d+M)?(?:\d+W)?(?:\d+D)?(?:T(?:\d+H)?(?:\d+M)?(?:\d+(?:\.\d+)?S)?)?"
 # A job in TERMINAL_STATUSES is over; any other (pending, running, idle, suspended, unknown)
@@ -485,21 +482,21 @@ class StreamingJob(ResourceKind):
 
     # Applying -------------------------------------------------------------------------------
 
-    def get(self, client: PolarisClient, name: str) -> Mapping[str, Any] | None:
+    def get(self, client: JobApi, name: str) -> Mapping[str, Any] | None:
         """The streaming job of table `name` (a streaming job is known by its table)."""
         return self.current(client, name)
 
-    def operate(self, verb: str, client: PolarisClient, name: str) -> Reset | None:
+    def operate(self, verb: str, client: JobApi, name: str) -> Reset | None:
         """`reset` (the only verb in `operations`) of table `name`'s streaming job; None when
         the table has none running or suspended."""
         job = self.current(client, name)
         if job is None:
             return None
         connection = connection_of(job)
-        reads = stream_of(client.get_connection(connection), connection)
+        reads = stream_of(client.read("connections", connection), connection)
         return Reset(name, job, reads, self.path(str(job["id"]), "reset"), client)
 
-    def current(self, client: PolarisClient, table: str) -> dict[str, Any] | None:
+    def current(self, client: JobApi, table: str) -> dict[str, Any] | None:
         """The table's streaming job that is not over, as Polaris has it now."""
         for summary in streaming(client.iter_jobs(type="streaming", targetTableName=table)):
             if status_of(summary) not in TERMINAL_STATUSES and table_of(summary) == table:
@@ -566,7 +563,7 @@ class StreamingJob(ResourceKind):
             f"{AMBIGUOUS_WRITE_ATTEMPTS} attempts; run plan to see what Polaris has",
         )  # fmt: skip
 
-    def _status(self, change: Change, client: PolarisClient, job_id: str, wanted: str) -> Outcome:
+    def _status(self, change: Change, client: JobApi, job_id: str, wanted: str) -> Outcome:
         """Suspend or resume a job; a lost answer is read back before asking again."""
         from reconciler.client import AmbiguousWriteError  # deferred: loads httpx
 
@@ -726,7 +723,7 @@ class Reset:
     job: Mapping[str, Any]
     reads: str | None  # the topic or stream, None when its connection is gone
     path: str  # where the reset is posted: POST /jobs/{id}/reset
-    client: PolarisClient = dataclasses.field(repr=False, compare=False)
+    client: JobApi = dataclasses.field(repr=False, compare=False)
 
     @property
     def read_from(self) -> str:

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 from reconciler.kinds.base import TIME_COLUMN, Fields, PlanContext, ResourceKind, fields_of
 from reconciler.kinds.registry import register
 from reconciler.model import LOCK_TABLE, Action, Kind, Reason, Resource
-from reconciler.ports import Applying, Importing, LiveReading, LiveView
+from reconciler.ports import Applying, Importing, JobApi, LiveReading, LiveView
 from reconciler.values import (
     AMBIGUOUS_WRITE_ATTEMPTS,
     Change,
@@ -23,9 +23,6 @@ from reconciler.values import (
     PlanOptions,
     Request,
 )
-
-if TYPE_CHECKING:
-    from reconciler.client import PolarisClient
 
 AGGREGATE_DEFAULTS = {"timeResolution": "millisecond"}  # only rollup tables have one
 
@@ -160,7 +157,7 @@ class Table(ResourceKind):
 
     # Applying -------------------------------------------------------------------------------
 
-    def get(self, client: PolarisClient, name: str) -> Mapping[str, Any] | None:
+    def get(self, client: JobApi, name: str) -> Mapping[str, Any] | None:
         return client.read(self.collection, name)
 
     def apply(self, change: Change, provider: Applying) -> Outcome:

@@ -312,7 +312,7 @@ class Submissions:
         with self.lock:
             if connection not in self.connections:
                 # A connection created since the plan: learn it, so the job resolves to a place.
-                self.connections.update({c["name"]: c for c in self.client.list_connections()})
+                self.connections.update({c["name"]: c for c in self.client.listed("connections")})
             # A job the API would never send fails this change with a message, not the run.
             job = LiveJob.parse(body, self.connections)
             self.known[job_id] = job
