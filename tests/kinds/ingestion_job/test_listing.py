@@ -39,7 +39,9 @@ class _GatheringS3(BaseHTTPRequestHandler):
             state["most"] = max(state["most"], state["in_flight"])
             gate.notify_all()
             if state["arrived"] <= state["parallelism"]:
-                gate.wait_for(lambda: state["in_flight"] >= state["parallelism"], timeout=5)
+                # Until the last of them has arrived (all in flight then): counting arrivals, not
+                # requests in flight, as the first one let through may finish before the others wake.
+                gate.wait_for(lambda: state["arrived"] >= state["parallelism"], timeout=5)
         prefix = self.path.split("prefix=", 1)[1].split("&", 1)[0].replace("%2F", "/")
         body = (
             '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult>'
