@@ -10,6 +10,7 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from reconciler import kinds, names, schema
+from reconciler.kinds.base import SecretsField
 from reconciler.manifest import Boundary, Document, discover, gc_paused, load_files
 from reconciler.model import (
     Kind,
@@ -146,13 +147,15 @@ def _resource(
     # Messages end with the resource; a name that could forge output is never put there.
     shown = isinstance(kind, str) and name and "${" not in name and not name_problem
     ref = f"{kind}/{name}" if shown else None
-    errors = _literal_secrets(document, data, ref)
+    # Where this kind keeps secrets, the one place `${env:NAME}` may be written (none: nowhere).
+    holder = kinds.of(Kind(kind)).secrets_at if kind in KINDS else None
+    errors = _literal_secrets(document, data, ref, holder)
     wrapped: dict[str, Secret] = {}
     read: set[str] = set()  # their values, as read from the environment: for the redactor
     # Secrets stay `${env:NAME}` references through the schema check, so that no message can
     # quote their values; they become Secret values after it.
     expanded = (
-        _Interpolator(document, interpolation, ref, errors, wrapped, read).expand(data)
+        _Interpolator(document, interpolation, ref, errors, wrapped, read, holder).expand(data)
         if document.has_references
         else data
     )
@@ -175,8 +178,8 @@ def _resource(
     ]
     if bad:
         return None, errors + bad
-    if wrapped and isinstance(spec.get("secrets"), dict):
-        spec = {**spec, "secrets": {**spec["secrets"], **wrapped}}
+    if wrapped and holder is not None and isinstance(spec.get(holder.field), dict):
+        spec = {**spec, holder.field: {**spec[holder.field], **wrapped}}
         secrets.update(read)
     if "name" in spec and spec["name"] != name:
         errors.append(
@@ -227,21 +230,24 @@ def _name(data: dict[str, Any]) -> str | None:
 
 
 def _literal_secrets(
-    document: Document, data: dict[str, Any], ref: str | None
+    document: Document, data: dict[str, Any], ref: str | None, holder: SecretsField | None
 ) -> list[ManifestError]:
     spec = data.get("spec")
-    secret_block = spec.get("secrets") if isinstance(spec, dict) else None
+    if holder is None or not isinstance(spec, dict):
+        return []
+    secret_block = spec.get(holder.field)
     if not isinstance(secret_block, dict):
         return []
     return [
         ManifestError(
-            document.locate(("spec", "secrets", field)),
-            f"spec.secrets.{field} must be an ${{env:NAME}} reference, not a literal value; "
-            "put the secret in an environment variable and write ${env:NAME} here",
+            document.locate(("spec", holder.field, field)),
+            f"spec.{holder.field}.{field} must be an ${{env:NAME}} reference, not a literal "
+            "value; put the secret in an environment variable and write ${env:NAME} here",
             ref,
         )
         for field, value in secret_block.items()
-        if field != "type" and not (isinstance(value, str) and ENV_REFERENCE.fullmatch(value))
+        if holder.holds(("spec", holder.field, field))
+        and not (isinstance(value, str) and ENV_REFERENCE.fullmatch(value))
     ]
 
 
@@ -278,6 +284,7 @@ class _Interpolator:
     errors: list[ManifestError]
     wrapped: dict[str, Secret]
     read: set[str]
+    holder: SecretsField | None  # where the document's kind keeps secrets
 
     def expand(self, value: Any, path: Path = ()) -> Any:
         if isinstance(value, dict):
@@ -286,8 +293,7 @@ class _Interpolator:
             return [self.expand(v, (*path, i)) for i, v in enumerate(value)]
         if not isinstance(value, str) or "${" not in value:
             return value
-        secret = len(path) == 3 and path[:2] == ("spec", "secrets") and path[2] != "type"
-        if secret:
+        if self.holder is not None and self.holder.holds(path):
             match = ENV_REFERENCE.fullmatch(value)
             if match:  # anything else is a literal secret, which _literal_secrets reports
                 found = self.secret(match.group(1), path)

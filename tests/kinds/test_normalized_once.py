@@ -12,9 +12,9 @@ import pytest
 
 from reconciler.apply import Applier, PolarisProvider
 from reconciler.client import PolarisClient
-from reconciler.identity import place_of
 from reconciler.kinds.base import ResourceKind
 from reconciler.kinds.ingestion_job import LiveJob
+from reconciler.kinds.ingestion_job.identity import place_of
 from reconciler.manager import Loader, Scope
 from reconciler.model import Action, Kind
 from reconciler.plan import make_plan

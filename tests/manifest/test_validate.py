@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from reconciler import kinds
 from reconciler.client import request_body
+from reconciler.kinds.base import SecretsField
 from reconciler.model import Kind, ManifestErrors
 from reconciler.validate import load_manifests
 from tests.cli import run
@@ -81,6 +83,29 @@ def test_unset_variable_is_an_error_naming_file_and_line_outside_validate(tmp_pa
     assert str(error).startswith(
         f"{path}:10:18: error: environment variable KEY_ID_FOR_TEST is not set"
     )
+
+
+def test_an_env_reference_is_a_secret_only_where_the_documents_kind_keeps_secrets(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "t.yaml",
+        "apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: t1}\nspec:\n"
+        "  type: detail\n  secrets:\n    key: ${env:SECRET_FOR_TEST}\n",
+    )
+    from reconciler.model import ManifestErrors
+
+    with pytest.raises(ManifestErrors) as failed:
+        load_manifests([str(path)], {"SECRET_FOR_TEST": "s3cr3t"})
+    messages = [str(error) for error in failed.value.errors]
+    assert any(
+        f"{path}:7:10: error: ${{env:SECRET_FOR_TEST}} is only allowed as a value in spec.secrets"
+        in message
+        for message in messages
+    ), messages
+    assert kinds.of(Kind.CONNECTION).secrets_at == SecretsField("secrets", frozenset({"type"}))
+    assert [kind.kind for kind in kinds.ordered() if kind.secrets_at] == [Kind.CONNECTION]
 
 
 def test_yaml_1_1_surprises_stay_strings(tmp_path: Path) -> None:

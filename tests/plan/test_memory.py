@@ -12,8 +12,8 @@ import pytest
 
 from reconciler.client import ClientConfig, PolarisClient
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
-from reconciler.identity import place_of
 from reconciler.kinds.ingestion_job import JOB_SPEC, JobCache, compared_form, job_identity, jobs_of
+from reconciler.kinds.ingestion_job.identity import place_of
 from reconciler.live import read_live
 from reconciler.manager import Loader, Manager, PlanRun, connected
 from reconciler.model import Action, Kind

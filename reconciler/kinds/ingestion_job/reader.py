@@ -9,7 +9,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from reconciler.identity import Place, place_of
+from reconciler.kinds.ingestion_job.identity import Place, place_of
 from reconciler.kinds.ingestion_job.live_job import ACTIVE_STATUSES, LiveJob, essentials, job_key
 from reconciler.kinds.ingestion_job.state import JobState
 from reconciler.model import Kind, Resource
