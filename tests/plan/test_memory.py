@@ -297,3 +297,57 @@ def test_a_live_job_whose_request_is_a_manifest_jobs_spec_holds_the_manifests_co
     plan = make_plan(resources, read_live(client, resources))
     (change,) = [c for c in plan.changes if c.kind is Kind.INGESTION_JOB]
     assert change.action is Action.NOOP and change.before is mine.compared
+
+
+def test_the_manifest_jobs_a_plan_keeps_hold_each_repeated_name_and_value_once(
+    tmp_path: Path,
+) -> None:
+    # Each scalar of a parsed file is its own string: 10,000 jobs held 340,000 of them, with
+    # 10,000 distinct values (18 MB). A plan keeps every job until it is rendered.
+    from reconciler.validate import load_manifests
+
+    documents = [
+        "apiVersion: reconciler/v1\nkind: IngestionJob\n"
+        f"metadata: {{name: job-{i}}}\nspec:\n"
+        "  type: batch\n  target: {type: table, tableName: t}\n  createTableIfNotExists: true\n"
+        "  source:\n    type: s3\n    connectionName: zoo\n"
+        f"    uris: ['s3://b/{i}.json']\n"
+        "    formatSettings: {format: nd-json}\n"
+        "    inputSchema: [{name: ts, dataType: string}]\n"
+        "  mappings: [{columnName: __time, expression: 'TIME_PARSE(\"ts\")'}]\n"
+        for i in range(2)
+    ]
+    connection = "apiVersion: reconciler/v1\nkind: Connection\nmetadata: {name: zoo}\nspec:\n"
+    connection += "  type: s3\n  bucket: b\n  awsEndpoint: s3.us-east-1.amazonaws.com\n"
+    (tmp_path / "jobs.yaml").write_text("---\n".join([connection, *documents]))
+    jobs = load_manifests([str(tmp_path)], {}).of_kind(Kind.INGESTION_JOB)
+    first, second = (job.spec for job in jobs)
+    assert first["source"]["type"] is second["source"]["type"]
+    assert first["mappings"][0]["expression"] is second["mappings"][0]["expression"]
+    keys = [
+        next(key for key in spec["source"] if key == "connectionName") for spec in (first, second)
+    ]
+    assert keys[0] is keys[1]
+    # What its compared form leaves as written is the spec's own.
+    assert jobs[0].compared is not None
+    assert jobs[0].compared["source"]["uris"][0] is first["source"]["uris"][0]
+
+
+def test_a_plan_finds_the_same_mistakes_in_a_manifest_as_validate_with_its_strings_interned() -> (
+    None
+):
+    # A plan interns the values it loads and validate does not: every value keeps its type
+    # (a key that is not a string stays one), so both report the same errors at the same lines.
+    from reconciler.model import ManifestErrors
+    from reconciler.validate import load_manifests
+    from tests.manifest.test_bad_manifests import CORPUS, environment
+
+    def mistakes(path: Path, keep_compared: bool) -> list[Any]:
+        try:
+            loaded = load_manifests([str(path)], environment(path), keep_compared=keep_compared)
+        except ManifestErrors as errors:
+            return list(errors.errors)
+        return list(loaded.warnings)
+
+    for path in CORPUS:
+        assert mistakes(path, True) == mistakes(path, False), path.name
