@@ -391,3 +391,29 @@ def test_a_job_cache_writes_each_job_it_is_given_as_it_comes_and_holds_only_thei
     assert again.get("job-0") is not None and again.get("old") is not None
     assert again.get("running") is None
     assert sorted(json.loads(path.read_text())["jobs"]) == sorted(["old", *(j["id"] for j in jobs)])
+
+
+def test_live_jobs_on_one_connection_share_its_place_and_the_names_they_repeat(
+    emulator: Emulator, client: PolarisClient
+) -> None:
+    # Each of 10,000 live jobs held its own place (three objects) and its own copies of its
+    # table's, connection's and status's names.
+    client.create_connection({"name": "zoo", **s3()})
+    for i in range(3):
+        client.create_job({**job_spec(objects=[f"day-{i}.json"]), "createTableIfNotExists": True})
+    list(client.iter_jobs(type="batch"))  # instant timing: every job is completed once read
+    spec = {**job_spec(), "createTableIfNotExists": True}
+    resources = [resource(Kind.CONNECTION, "zoo", s3()), resource(Kind.INGESTION_JOB, "j", spec)]
+    first, *others = jobs_of(read_live(client, resources)).jobs
+    assert others
+    for job in others:
+        assert job.place is not None and job.place is first.place
+        assert (job.table, job.connection, job.status) == (
+            first.table,
+            first.connection,
+            "completed",
+        )
+        assert job.table is first.table and job.connection is first.connection
+        assert job.status is first.status
+        assert job.reads is not None and first.reads is not None
+        assert job.reads.keys[0].bucket is first.reads.keys[0].bucket

@@ -4,6 +4,7 @@ resolved through the project's connections once, when it is read."""
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -55,6 +56,7 @@ class LiveJob:
         connections: Mapping[str, Mapping[str, Any]],
         declared: Mapping[str, Place] | None = None,
         forms: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        places: dict[str, Place] | None = None,
     ) -> LiveJob:
         """A job read from Polaris, resolved through the project's connections as they are now
         (and as the manifests declare them, where those differ).
@@ -62,11 +64,19 @@ class LiveJob:
         Its identity is taken from the request as Polaris returned it; then only the request's
         compared form is kept (every job into a declared table is held until the plan is
         rendered): a plan compares it, and shares it with the manifest's where they are equal.
-        `forms` (`SharedForms.of`) gives the manifest job's own where they are identical.
+        `forms` (`SharedForms.of`) gives the manifest job's own where they are identical, and
+        `places` keeps each connection's place for the next job through it: a reader of
+        10,000 jobs holds each name and place once, not once a job.
         """
-        table, connection = job_key(body)
+        table, connection = map(sys.intern, job_key(body))
         current = connections.get(connection)
-        place = place_of(current) if current is not None else None
+        place = None
+        if current is not None:
+            place = places.get(connection) if places is not None else None
+            if place is None:
+                place = place_of(current)
+                if places is not None:
+                    place = places.setdefault(connection, place)
         spec = request_of(body)
         other = (declared or {}).get(connection)
         compared = JOB_SPEC.normalize(spec)  # the one normalization of this job's request
@@ -79,7 +89,7 @@ class LiveJob:
         kept["spec"] = compared
         return cls(
             id=str(body["id"]),
-            status=str(body.get("executionStatus") or "unknown"),
+            status=sys.intern(str(body.get("executionStatus") or "unknown")),
             identity=job_identity(compared, place),
             table=table,
             connection=connection,
@@ -96,13 +106,14 @@ class LiveJob:
         connections: Mapping[str, Mapping[str, Any]],
         declared: Mapping[str, Place] | None = None,
         forms: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        places: dict[str, Place] | None = None,
     ) -> LiveJob:
         """`of`, for a body from the API: one whose fields have types the API never sends is a
         MalformedResponseError naming the job, never an exception from deep inside `of`."""
         from reconciler.client import MalformedResponseError  # deferred: loads httpx
 
         try:
-            return cls.of(body, connections, declared, forms)
+            return cls.of(body, connections, declared, forms, places)
         except (TypeError, ValueError, AttributeError, KeyError, IndexError) as error:
             raise MalformedResponseError(
                 f"GET /jobs/{body.get('id')}: Polaris answered with a job whose fields do not "

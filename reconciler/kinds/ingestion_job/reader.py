@@ -36,6 +36,7 @@ def read_jobs(reader: LiveReading) -> None:
     mine = reader.of_kind(Kind.INGESTION_JOB)
     wanted = {str(r.spec["target"]["tableName"]) for r in mine}
     forms = SharedForms(r.compared for r in mine if r.compared is not None)
+    places: dict[str, Place] = {}  # each connection's, for every job through it
     every = Kind.INGESTION_JOB in reader.full
     declared = declared_places(reader.resources)
     listed = reader.started.get(Kind.CONNECTION)
@@ -61,7 +62,7 @@ def read_jobs(reader: LiveReading) -> None:
         connections = listed.result() if listed is not None else {}
         # Only import keeps the answer (to write a manifest from): a plan of 10,000 jobs that
         # kept every one until the read ended held 45 MB more at its peak.
-        return LiveJob.parse(body, connections, declared, forms.of), body if every else None
+        return LiveJob.parse(body, connections, declared, forms.of, places), body if every else None
 
     # Details are fetched as soon as their page arrives, while later pages are still read;
     # pages are read by the same workers, so no more than `parallelism` are in flight.
