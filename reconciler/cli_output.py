@@ -278,10 +278,10 @@ def interrupted(stopped: ApplyInterrupted, fmt: str, waited: bool) -> NoReturn:
     """Say what an interrupted apply did and what still runs, then end the run as interrupted."""
     result = stopped.result
     running = [
-        o for o in result.outcomes
-        if o.job_id and o.job is not None and o.job.get("executionStatus") in ("pending", "running")
+        (o, what) for o in result.outcomes
+        if o.report is not None and (what := o.report.running()) is not None
     ]  # fmt: skip
-    shown = ", ".join(f"job {o.job_id} for {o.change.ref}" for o in running[:5])
+    shown = ", ".join(f"{what} for {o.change.ref}" for o, what in running[:5])
     parts = [f"{len(running)} job(s) still running in Polaris" + (f": {shown}" if running else "")]
     if len(running) > 5:
         parts[0] += f" and {len(running) - 5} more"

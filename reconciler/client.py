@@ -41,6 +41,7 @@ import logging
 import math
 import random
 import re
+import ssl
 import threading
 import time
 from collections import deque
@@ -123,6 +124,12 @@ JOB_SHAPE: Shape = {
 }  # fmt: skip
 PROGRESS_SHAPE: Shape = {"overallProgress": NUMBER}
 METRICS_SHAPE: Shape = {"totals": dict}
+# The shape of one resource of each collection, which the collection operations check every
+# answer of that collection against (`listed`, `read`); a collection not here is checked for its
+# key alone.
+ANSWER_SHAPES: Mapping[str, Shape] = {
+    "connections": CONNECTION_SHAPE, "tables": TABLE_SHAPE, "jobs": JOB_SHAPE,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -658,6 +665,13 @@ def _as_httpx(error: Exception, request: httpx.Request) -> httpx.HTTPError:
     return httpx.TransportError(str(error), request=request)
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The verifying TLS context httpx makes by default (CA bundle, SSL_CERT_FILE), made once a
+    process: loading the bundle costs about 15 ms of CPU, which every client paid again."""
+    return httpx.create_ssl_context()
+
+
 class PolarisClient:
     """A thread-safe client for one project's Connections, Tables and Jobs APIs.
 
@@ -690,6 +704,7 @@ class PolarisClient:
         # httpx.Client is safe to share between threads; the pool bounds concurrent connections.
         self._http = httpx.Client(
             base_url=config.base_url,
+            verify=_tls_context(),
             auth=httpx.BasicAuth(config.api_key, ""),  # base64("KEY:"), as the official SDK
             timeout=config.timeout,
             limits=limits,
@@ -993,70 +1008,92 @@ class PolarisClient:
         """DELETE a project-relative path."""
         return self.request("DELETE", path)
 
-    def _maybe(self, path: str, key: str, shape: Shape) -> dict[str, Any] | None:
+    # Collections: one logic for every collection of named resources ---------------------------
+
+    def listed(self, collection: str, *, key: str = "name") -> list[dict[str, Any]]:
+        """Every resource of a collection that lists in one call (`{"values": [...]}`), each
+        checked for its `key` and the collection's shape (`ANSWER_SHAPES`)."""
+        path = api_path(collection)
+        shape = ANSWER_SHAPES.get(collection)
+        return list(self._object("GET", path, listing=key, shape=shape)["values"])
+
+    def read(self, collection: str, name: str, *, key: str = "name") -> dict[str, Any] | None:
+        """One resource, or None when Polaris has none by that name (a missing project is a
+        ProjectNotFoundError and still raised)."""
+        kind = (str, int) if key == "id" else str
+        shape = ANSWER_SHAPES.get(collection)
         try:
-            return self._object(
-                "GET", path, keys={key: (str, int) if key == "id" else str}, shape=shape
-            )
-        except NotFoundError:  # a missing project is a ProjectNotFoundError and still raised
+            return self._object("GET", api_path(collection, name), keys={key: kind}, shape=shape)
+        except NotFoundError:
             return None
 
-    # Connections v1 ----------------------------------------------------------------------------
+    def create(
+        self, collection: str, body: Mapping[str, Any], *, key: str | None = None
+    ) -> dict[str, Any]:
+        """POST a resource to its collection; raises ConflictError when the name is taken, and
+        (with `key`) UnconfirmedWriteError when Polaris answers without it."""
+        keys = {key: (str, int) if key == "id" else str} if key else None
+        return self._object("POST", api_path(collection), body=dict(body), keys=keys)
+
+    def replace(self, collection: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT a resource (a table's body carries the version it was read at: 409 when stale)."""
+        return self._object("PUT", api_path(collection, name), body=dict(body))
+
+    def modify(self, collection: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """PATCH a resource (a connection's body must carry its `type`)."""
+        return self._object("PATCH", api_path(collection, name), body=dict(body))
+
+    def remove(self, collection: str, name: str) -> None:
+        """DELETE a resource; one already gone counts as deleted."""
+        try:
+            self.delete(api_path(collection, name))
+        except NotFoundError:
+            return
+
+    # Connections v1 and Tables v1: the collection operations, by name -------------------------
 
     def list_connections(self) -> list[dict[str, Any]]:
         """Every connection in the project (one call; the list is not paginated)."""
-        return list(
-            self._object("GET", api_path("connections"), listing="name", shape=CONNECTION_SHAPE)[
-                "values"
-            ]
-        )
+        return self.listed("connections")
 
     def get_connection(self, name: str) -> dict[str, Any] | None:
         """One connection, or None."""
-        return self._maybe(api_path("connections", name), "name", CONNECTION_SHAPE)
+        return self.read("connections", name)
 
     def create_connection(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST a connection; raises ConflictError when the name is taken."""
-        return self._object("POST", api_path("connections"), body=dict(body))
+        return self.create("connections", body)
 
     def update_connection(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """PATCH a connection (the body must carry its `type`)."""
-        return self._object("PATCH", api_path("connections", name), body=dict(body))
+        return self.modify("connections", name, body)
 
     def delete_connection(self, name: str) -> None:
         """DELETE a connection; one already gone counts as deleted."""
-        try:
-            self.delete(api_path("connections", name))
-        except NotFoundError:
-            return
+        self.remove("connections", name)
 
     def test_connection(self, name: str) -> None:
         """Ask Polaris to check a connection (its bucket, prefix and credentials); PolarisError
         (400 ConnectionTestFailed, with Polaris's message) when the check fails."""
         self.post(api_path("connections", name, "test"), {})  # no body is defined; send {}
 
-    # Tables v1 ---------------------------------------------------------------------------------
-
     def list_tables(self) -> list[dict[str, Any]]:
         """Every table in the project but the lock's: plan, drift and prune never see the lock."""
-        values = self._object("GET", api_path("tables"), listing="name", shape=TABLE_SHAPE)[
-            "values"
-        ]
-        return [t for t in values if t["name"] != LOCK_TABLE]
+        return [t for t in self.listed("tables") if t["name"] != LOCK_TABLE]
 
     def get_table(self, name: str) -> dict[str, Any] | None:
         """One table, or None."""
-        return self._maybe(api_path("tables", name), "name", TABLE_SHAPE)
+        return self.read("tables", name)
 
     def create_table(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST a table; raises ConflictError when the name is taken."""
-        return self._object("POST", api_path("tables"), body=dict(body))
+        return self.create("tables", body)
 
     def update_table(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """PUT a table; the body carries the version it was read at (409 when stale)."""
-        return self._object("PUT", api_path("tables", name), body=dict(body))
+        return self.replace("tables", name, body)
 
-    # Jobs v1 -----------------------------------------------------------------------------------
+    # Jobs v1: the job kinds' own operations (paged summaries, a job by id, progress, metrics) --
 
     def iter_jobs(
         self, *, read_ahead: Executor | None = None, **filters: Any
@@ -1131,12 +1168,12 @@ class PolarisClient:
 
     def get_job(self, job_id: str) -> dict[str, Any] | None:
         """One full job, or None (Polaris forgets old completed jobs)."""
-        return self._maybe(api_path("jobs", job_id), "id", JOB_SHAPE)
+        return self.read("jobs", job_id, key="id")
 
     def create_job(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST a job; raises AmbiguousWriteError when the outcome is unknown, and
         UnconfirmedWriteError when Polaris answers without the job."""
-        return self._object("POST", api_path("jobs"), body=dict(body), keys={"id": (str, int)})
+        return self.create("jobs", body, key="id")
 
     def cancel_job(self, job_id: str) -> dict[str, Any]:
         """Ask Polaris to cancel a pending or running job."""

@@ -301,6 +301,7 @@ def literal_pattern(key: str) -> Sequence:
     return tuple(_literal(char) for char in key)
 
 
+@functools.lru_cache(maxsize=4096)  # a search asks of the same few pairs of sets again and again
 def _common_char(a: CharSet, b: CharSet) -> int | None:
     """A character in both sets, preferring a readable one (for example keys in messages)."""
     for char in "abcdefghijklmnopqrstuvwxyz0123456789-_.":

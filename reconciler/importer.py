@@ -205,11 +205,13 @@ def _manifest(
     # A manifest expands `${...}` in every string; `$${` is a literal `${`. A live value is text,
     # so each of its `${` is escaped (otherwise one could read a variable into the next apply);
     # only the secret placeholders, which the importer writes itself, are references.
+    holder = kinds.of(kind).secrets_at
+    secrets = holder.field if holder is not None else None
     document = {
         "apiVersion": API_VERSION,
         "kind": str(kind),
         "metadata": {"name": _literal(name)},
-        "spec": {k: v if k == "secrets" else _literal(v) for k, v in spec.items()},
+        "spec": {k: v if k == secrets else _literal(v) for k, v in spec.items()},
     }
     header = ["Imported from Polaris by `reconciler import`.", *comments]
     lines = [wrapped for line in header for wrapped in textwrap.wrap(_CONTROL.sub("?", line), 98)]

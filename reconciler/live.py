@@ -96,16 +96,24 @@ def read_live(
     (`full`: kinds read for import, every live resource in full, as a manifest writes it)."""
     store = cache or _Forgetful()
     # A failed read must not lose the jobs already read: save the cache whatever happens.
-    with contextlib.closing(store), ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, parallelism))
+    with contextlib.closing(store):
         reader = LiveReader(client, list(resources), pool, store, frozenset(full))
         try:
             for kind in kinds.ordered():
                 kind.read(reader)
             for step in reader.finishing:
                 step()
+        except KeyboardInterrupt:
+            # Ctrl-C (or SIGTERM) ends the run now, not when a slow answer in flight comes:
+            # nothing more is sent, the workers are not waited for (cli.main exits without
+            # joining them), and the store saves while they may still add to it.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
         except BaseException:
             pool.shutdown(cancel_futures=True)  # nothing more is sent once a read has failed
             raise
+        pool.shutdown()
     return reader.state()
 
 

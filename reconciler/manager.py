@@ -407,20 +407,21 @@ class Manager:
         self, provider: PolarisProvider, plan: Plan, manifests: Manifests, live: LiveState,
         run: PlanRun,
     ) -> Plan:  # fmt: skip
-        from reconciler.listing import list_jobs  # defers httpx to the plans that list
-
-        # Each kind says what its new resources will read (the objects of new jobs).
+        # Each kind says what its new resources will read (the objects of new jobs), and lists it.
         to_list = [
-            (kind, job)
-            for kind in kinds.ordered()
-            for job in kind.to_list(plan, manifests.resources, live)
+            (kind, kind.to_list(plan, manifests.resources, live)) for kind in kinds.ordered()
         ]
-        jobs = [job for _, job in to_list]
         access = run.access
         if access is not None:
-            if access.enabled and jobs:
-                self.progress(f"Listing the objects of {len(jobs)} new job(s) ...")
-            listings = list_jobs(jobs, access, self.parallelism)
+            count = sum(len(items) for _, items in to_list)
+            if access.enabled and count:
+                self.progress(f"Listing the objects of {count} new job(s) ...")
+            listings = {
+                name: listing
+                for kind, items in to_list
+                if items
+                for name, listing in kind.list_objects(items, access, self.parallelism).items()
+            }
             if access.enabled:  # plan again, so that overlap warnings can name listed objects
                 plan = make_plan(manifests.resources, live, run.options, listings)
             else:
@@ -434,9 +435,10 @@ class Manager:
         # What they read through (their dependencies), each kind testing its own.
         by_key = {r.key: r for r in manifests.resources}
         needed: dict[Kind, list[str]] = {}
-        for kind, job in to_list:
-            for other, name in kind.dependencies(by_key[(kind.kind, job.name)].spec):
-                needed.setdefault(other, []).append(name)
+        for kind, items in to_list:
+            for item in items:
+                for other, name in kind.dependencies(by_key[(kind.kind, item.name)].spec):
+                    needed.setdefault(other, []).append(name)
         tests = tuple(
             test
             for kind in kinds.ordered()

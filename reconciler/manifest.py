@@ -567,42 +567,71 @@ _AT_TOKEN_START = r"(?<![^\s\[\]{},:].)"
 _AT_TOKEN_END = r"(?![^\s\[\]{},:#])"
 _NUMBER_CHARACTERS = r"[-+._0-9a-fA-FxXoO]"
 _MARKERS = re.compile(r"^(?:%|\.\.\.(?:\s|$))", re.MULTILINE)  # directives, document ends
-_FAST_REFUSES = (
-    # Characters YAML does not allow in a stream; a byte order mark (libyaml drops one at the
-    # start of the text, yaml-rs keeps it in the first key); the line breaks of YAML 1.1 that
-    # libyaml honours and yaml-rs does not (NEL, LS, PS); and tabs, which the two read
-    # differently after an indicator.
-    re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\ufeff\ufffe\uffff]"),
-    re.compile(r"[&*!]" + _AT_TOKEN_START),  # anchors, aliases, tags
-    # Numbers to yaml-rs, strings to the core schema: `1_000`, `_0`, `-_1`, `0b1`, `-0x1F`, `0X1F`.
-    # yaml-rs skips underscores anywhere in a number, so any token of number characters that
-    # holds one is left to the others (`__time` and `table_1` hold other letters and are not).
-    re.compile(r"_" + _AT_TOKEN_START + _NUMBER_CHARACTERS + r"*" + _AT_TOKEN_END),
-    re.compile(
-        r"[-+.0-9a-fA-FxXoO]"
-        + _AT_TOKEN_START
-        + r"[-+.0-9a-fA-FxXoO]*_"
-        + _NUMBER_CHARACTERS
-        + r"*"
-        + _AT_TOKEN_END
-    ),
-    re.compile(r"[-+0]" + _AT_TOKEN_START + r"(?:0[xXoObB]|[bBXO])"),
+# Characters YAML does not allow in a stream; a byte order mark (libyaml drops one at the start
+# of the text, yaml-rs keeps it in the first key); the line breaks of YAML 1.1 that libyaml
+# honours and yaml-rs does not (NEL, LS, PS); and tabs, which the two read differently after an
+# indicator. In a text of ASCII only, these are every character but line breaks and 0x20-0x7e,
+# which bytes.translate removes at C speed (a scan with this class took seven times as long).
+_REFUSED_CHARACTERS = re.compile(
+    "[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\ufeff\ufffe\uffff]"
+)
+_ASCII_ALLOWED = b"\n\r" + bytes(range(0x20, 0x7F))
+# Indicators where a token begins, each scanned for only in a text that holds one of its
+# characters (which `in` finds far faster than a pattern that begins with a class):
+_INDICATORS = (
+    ("&*!", re.compile(r"[&*!]" + _AT_TOKEN_START)),  # anchors, aliases, tags
     # Block scalars (`|`, `>`): yaml-rs keeps a line break libyaml does not at the end of a file.
-    re.compile(r"[|>]" + _AT_TOKEN_START),
+    ("|>", re.compile(r"[|>]" + _AT_TOKEN_START)),
     # A question mark where a token begins: in a flow collection libyaml reads `[?a]` as a mapping
     # with the key `a`, yaml-rs as the string `?a`.
-    re.compile(r"\?" + _AT_TOKEN_START),
+    ("?", re.compile(r"\?" + _AT_TOKEN_START)),
+)
+_RADIX = r"(?:0[xXoObB]|[bBXO])"
+_FAST_REFUSES = (
+    # Numbers to yaml-rs, strings to the core schema: `0b1`, `-0x1F`, `0X1F`, `+0o7`. One pattern
+    # per first character: a pattern that begins with a literal is scanned for several times
+    # faster than one that begins with a class.
+    re.compile("0" + _AT_TOKEN_START + _RADIX),
+    re.compile("-" + _AT_TOKEN_START + _RADIX),
+    re.compile(r"\+" + _AT_TOKEN_START + _RADIX),
     # A plain scalar that begins with a colon (`[:0]`): YAML 1.2 allows it, libyaml does not.
     # (`arn:aws:iam::1` is one scalar: a colon after a colon does not begin a token.)
     re.compile(r":(?<![^\s\[\]{},].)[^\s\[\]{},]"),
 )
+# Numbers to yaml-rs, strings to the core schema: `1_000`, `_0`, `-_1`. yaml-rs skips underscores
+# anywhere in a number, so a token made only of number characters that holds one is left to the
+# others (`__time` and `table_1` hold other letters and are not). It is found from an underscore
+# whose run of number characters reaches the token's end (rare), then looked back from in Python:
+# a pattern that begins at every digit and letter a to f took as long as yaml-rs's whole parse.
+_UNDERSCORE_TO_TOKEN_END = re.compile("_" + _NUMBER_CHARACTERS + "*" + _AT_TOKEN_END)
+_NUMBER_SET = frozenset("-+._0123456789abcdefABCDEFxXoO")
+_TOKEN_BOUNDARY = re.compile(r"[\s\[\]{},:]")
 
 
 def _fast_refuses(text: str) -> bool:
     """Whether the text holds something `_parse_fast` leaves to the other paths."""
     if ("%" in text or "..." in text) and _MARKERS.search(text):
         return True
-    return any(pattern.search(text) for pattern in _FAST_REFUSES)
+    if text.isascii():
+        if text.encode("ascii").translate(None, _ASCII_ALLOWED):
+            return True
+    elif _REFUSED_CHARACTERS.search(text):
+        return True
+    for characters, pattern in _INDICATORS:
+        if any(character in text for character in characters) and pattern.search(text):
+            return True
+    return any(pattern.search(text) for pattern in _FAST_REFUSES) or _underscore_number(text)
+
+
+def _underscore_number(text: str) -> bool:
+    """Whether a token of number characters only (`1_000`, `-_1`) holds an underscore."""
+    for match in _UNDERSCORE_TO_TOKEN_END.finditer(text):
+        start = match.start()
+        while start and text[start - 1] in _NUMBER_SET:
+            start -= 1
+        if start == 0 or _TOKEN_BOUNDARY.match(text, start - 1):
+            return True
+    return False
 
 
 # A line that holds nothing but blanks or a comment.
@@ -867,6 +896,11 @@ def gc_paused() -> Iterator[None]:
     Loading allocates millions of small, acyclic objects (nodes, marks, locations); the collector
     would rescan all of them again and again, tripling the time at 10,000 resources. Nothing in
     loading creates reference cycles, so reference counting frees everything anyway.
+
+    Where the pause left many objects (FREEZE_AFTER or more), they are frozen before the collector
+    is resumed: its first pass would otherwise scan every one of them (50 ms for 10,000
+    resources) to find no garbage, and later passes again. Frozen objects are still freed when
+    nothing refers to them; only a cycle among them would wait for the process to end.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -874,7 +908,12 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
+            if gc.get_count()[0] >= FREEZE_AFTER:
+                gc.freeze()
             gc.enable()
+
+
+FREEZE_AFTER = 50_000  # containers the collector would scan: about 3,000 resources
 
 
 def load(
@@ -889,7 +928,14 @@ def _load(
     paths: Iterable[str], within: Boundary | None
 ) -> tuple[list[Document], list[ManifestError]]:
     files, errors = discover(paths, within)
+    documents, file_errors = load_files(files)
+    return documents, errors + file_errors
+
+
+def load_files(files: Iterable[FsPath]) -> tuple[list[Document], list[ManifestError]]:
+    """Read and parse the manifest files `discover` found, in order; collect every error."""
     documents: list[Document] = []
+    errors: list[ManifestError] = []
     for path in files:
         name = str(path)
         try:

@@ -9,7 +9,7 @@ server adds never shows up as a difference. `FieldChange` itself is a value (rec
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from reconciler.values import MISSING, FieldChange, FieldPath
@@ -20,19 +20,22 @@ def additions(spec: Mapping[str, Any]) -> list[FieldChange]:
     return [FieldChange((name,), MISSING, value) for name, value in sorted(spec.items())]
 
 
-# Object selectors are sets of keys and may hold tens of thousands: compared as sets, and a long
-# one is summarised (deepdiff would take seconds to pair them up, and a reviewer cannot read them).
-KEY_SETS = ("uris", "prefixes", "objects")
+# A field a kind declares a set of keys (`ResourceKind.key_sets`) may hold tens of thousands:
+# compared as a set, and a long one summarised (deepdiff would take seconds to pair them up, and a
+# reviewer cannot read them).
 LONG_KEY_SET = 100
 
 
-def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[FieldChange]:
-    """Field-level differences between two normalized specs, in path order."""
+def diff(
+    before: Mapping[str, Any], after: Mapping[str, Any], sets: Iterable[tuple[str, ...]] = ()
+) -> list[FieldChange]:
+    """Field-level differences between two normalized specs, in path order; the lists at the
+    paths `sets` are sets of keys."""
     if before == after:  # the common case; deepdiff costs ~0.2 ms even to find nothing
         return []
     from deepdiff import DeepDiff  # imported on first use: it takes ~50 ms to load
 
-    before, after, changes = _key_set_changes(before, after)
+    before, after, changes = _key_set_changes(before, after, sets)
     tree = DeepDiff(dict(before), dict(after), ignore_order=False, view="tree", verbose_level=2)
     for report, items in tree.items():
         for item in items:
@@ -44,22 +47,18 @@ def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[FieldChang
 
 
 def _key_set_changes(
-    before: Mapping[str, Any], after: Mapping[str, Any]
+    before: Mapping[str, Any], after: Mapping[str, Any], sets: Iterable[tuple[str, ...]]
 ) -> tuple[Mapping[str, Any], Mapping[str, Any], list[FieldChange]]:
-    """Long key lists of two job specs as one summarised change each; the specs without them."""
-    old_source, new_source = before.get("source"), after.get("source")
-    if not isinstance(old_source, Mapping) or not isinstance(new_source, Mapping):
-        return before, after, []
+    """Each long set of keys of two specs as one summarised change; the specs without them."""
     changes = []
-    old_source, new_source = dict(old_source), dict(new_source)
-    for name in KEY_SETS:
-        old, new = old_source.get(name) or [], new_source.get(name) or []
+    for path in sets:
+        old, new = _at(before, path), _at(after, path)
+        old, new = old or [], new or []
         if not isinstance(old, list) or not isinstance(new, list):
             continue
         if max(len(old), len(new)) <= LONG_KEY_SET:
             continue
-        old_source.pop(name, None)
-        new_source.pop(name, None)
+        before, after = _without(before, path), _without(after, path)
         added, removed = (
             set(map(str, new)) - set(map(str, old)),
             set(map(str, old)) - set(map(str, new)),
@@ -67,10 +66,27 @@ def _key_set_changes(
         if added or removed:
             summary = f"{len(new)} keys: {len(added)} added, {len(removed)} removed"
             example = min(added or removed)
-            changes.append(
-                FieldChange(("source", name), f"{len(old)} keys", f"{summary} (such as {example})")
-            )
-    return {**before, "source": old_source}, {**after, "source": new_source}, changes
+            changes.append(FieldChange(path, f"{len(old)} keys", f"{summary} (such as {example})"))
+    return before, after, changes
+
+
+def _at(spec: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    """The value at `path`, or None where a step of it is missing or not a mapping."""
+    value: Any = spec
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _without(spec: Mapping[str, Any], path: tuple[str, ...]) -> Mapping[str, Any]:
+    """A copy of `spec` along `path` (the rest shared) without the field at its end."""
+    head, *rest = path
+    if not rest:
+        return {key: value for key, value in spec.items() if key != head}
+    inner = spec.get(head)
+    return {**spec, head: _without(inner, tuple(rest))} if isinstance(inner, Mapping) else spec
 
 
 def plain(value: Any) -> Any:

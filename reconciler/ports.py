@@ -11,16 +11,73 @@ kinds use today; a kind that needs more adds it here, where a reviewer sees the 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import Field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from reconciler.model import Kind, Resource
 from reconciler.values import ApplyOptions, Change, ManifestFile, Outcome, Request
 
-if TYPE_CHECKING:  # for types only: the client loads httpx, which `reconciler validate` never needs
-    from reconciler.client import PolarisClient
+
+class Api(Protocol):
+    """What the kinds use of the API client (`client.PolarisClient` is the one): the operations
+    on a collection of named resources, by the collection's name, and the plain verbs on a path
+    (`ResourceKind.path`). The client raises its own errors (`client.NotFoundError`, ...)."""
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        """GET a project-relative path."""
+
+    def post(self, path: str, body: Any) -> Any:
+        """POST a JSON body; retried only when Polaris certainly did not process it."""
+
+    def listed(self, collection: str, *, key: str = "name") -> list[dict[str, Any]]:
+        """Every resource of a collection that lists in one call."""
+
+    def read(self, collection: str, name: str, *, key: str = "name") -> dict[str, Any] | None:
+        """One resource, or None."""
+
+    def create(
+        self, collection: str, body: Mapping[str, Any], *, key: str | None = None
+    ) -> dict[str, Any]:
+        """POST a resource to its collection."""
+
+    def replace(self, collection: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT a resource."""
+
+    def modify(self, collection: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """PATCH a resource."""
+
+    def remove(self, collection: str, name: str) -> None:
+        """DELETE a resource; one already gone counts as deleted."""
+
+    def list_tables(self) -> list[dict[str, Any]]:
+        """Every table but the project lock's."""
+
+
+class JobApi(Api, Protocol):
+    """The job kinds' own operations on Polaris's jobs, which list in pages and are addressed
+    by id (`client.PolarisClient` is the one)."""
+
+    def iter_jobs(
+        self, *, read_ahead: Executor | None = None, **filters: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Job summaries, newest first, every page of them."""
+
+    def get_job(self, job_id: str) -> dict[str, Any] | None:
+        """One full job, or None."""
+
+    def create_job(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a job."""
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        """Ask Polaris to cancel a pending or running job."""
+
+    def job_progress(self, job_id: str) -> dict[str, Any]:
+        """The job's overall progress (0..1)."""
+
+    def job_metrics(self, job_id: str) -> dict[str, Any]:
+        """The job's totals."""
 
 
 class LiveView(Protocol):
@@ -61,7 +118,7 @@ class LiveReading(Protocol):
     started: dict[Kind, Future[dict[str, Mapping[str, Any]]]]
 
     @property
-    def client(self) -> PolarisClient:
+    def client(self) -> JobApi:
         """The API client."""
 
     @property
@@ -86,6 +143,14 @@ class LiveReading(Protocol):
 
     def then(self, step: Callable[[], None]) -> None:
         """Run `step` after every kind has started its reads."""
+
+
+class Listable(Protocol):
+    """A resource whose objects a kind lists before apply (`ResourceKind.to_list`): a new job."""
+
+    @property
+    def name(self) -> str:
+        """The resource's name, which its listing is filed under."""
 
 
 class Operation(Protocol):
@@ -114,7 +179,7 @@ class Applying(Protocol):
     """What a kind's `apply` and `session` use of the provider (`apply.PolarisProvider`)."""
 
     @property
-    def client(self) -> PolarisClient:
+    def client(self) -> JobApi:
         """The API client."""
 
     @property

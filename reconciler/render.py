@@ -345,20 +345,17 @@ def render_apply(
         f"{o.status:<8} {refs[id(o)]:<{width}}  {o.change.action:<8}  {text(o.message)}"
         for o in rows
     ]
-    jobs = [
-        o
+    followed = [
+        (o, row)
         for o in result.outcomes
-        if (o.job is not None and o.metrics is not None) or (o.job and o.status == "failed")
+        if o.report is not None and (row := o.report.row(o.status == "failed")) is not None
     ]
-    if jobs:
+    if followed:
         lines += ["", f"{'job':<38} {'status':<10} {'rows ingested':>13}  resource"]
-        for o in jobs:
-            status = text((o.job or {}).get("executionStatus"))
-            rows_in = (o.metrics or {}).get(
-                "numRowsPersisted", (o.metrics or {}).get("numRowsProcessed", "-")
+        for o, (job_id, status, rows_in) in followed:
+            lines.append(
+                f"{text(job_id):<38} {text(status):<10} {text(rows_in):>13}  {refs[id(o)]}"
             )
-            job_id = text(o.job_id or "-")
-            lines.append(f"{job_id:<38} {status:<10} {text(rows_in):>13}  {refs[id(o)]}")
     lines.append(sentence)
     return "\n".join(lines)
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path as FsPath
 from typing import Any
 
 from reconciler import kinds, names, schema
-from reconciler.manifest import Boundary, Document, gc_paused, load
+from reconciler.kinds.base import SecretsField
+from reconciler.manifest import Boundary, Document, discover, gc_paused, load_files
 from reconciler.model import (
     Kind,
     Location,
@@ -72,9 +74,9 @@ def load_manifests(
     `variables` (a reconciler.yaml target's vars and --var). With `require_env=False` (offline
     validation) an unset environment variable is a warning, not an error. With `within` (the
     repository's directory), a symbolic link in it that leads out of it is an error, not read.
-    With `keep_compared=False` (a run that plans nothing: validate) the compared form validation
-    makes to take a job's fingerprint is dropped at once rather than kept for the plan: 10,000
-    jobs hold about 17 MB of it.
+    With `keep_compared=False` (a run that plans nothing: validate) no job's fingerprint is taken,
+    nor the compared form it is taken of (10,000 jobs hold about 17 MB of it): the duplicate
+    check takes the few it needs.
     """
     interpolation = Interpolation(
         env, dict(variables or {}), require_env, frozenset(key_variables), target
@@ -87,24 +89,46 @@ def _load_manifests(
     paths: Iterable[str], interpolation: Interpolation, within: Boundary | None,
     keep_compared: bool,
 ) -> Manifests:  # fmt: skip
-    documents, errors = load(paths, within)
+    files, errors = discover(paths, within)
+    part = _validated(files, interpolation, keep_compared)
     resources: list[Resource] = []
     sources: dict[tuple[Kind, str], Document] = {}
     secrets: set[str] = set()
     stand_ins: list[Resource] = []
-    for document in documents:
-        resource, document_errors = _resource(document, interpolation, secrets, keep_compared)
+    errors.extend(part.file_errors)  # each file's own errors, then each document's
+    secrets |= part.secrets
+    for document, resource, document_errors, stand_in in part.documents:
         errors.extend(document_errors)
         if resource is not None:
             resources.append(resource)
             sources.setdefault(resource.key, document)
         else:
-            stand_ins.extend(_stand_in(document))
+            stand_ins.extend(stand_in)
     errors.extend(cross_check(resources, sources, stand_ins))
     if any(error.severity == "error" for error in errors):
         raise ManifestErrors(errors)
     warnings = tuple(sorted(errors, key=lambda e: (e.location, e.message)))
     return Manifests(tuple(resources), frozenset(s for s in secrets if s), warnings)
+
+
+@dataclass
+class _Part:
+    """What validating some of the files gave, in file order: each file's own errors (reading,
+    YAML), and each document with its resource (or what it stands in for) and errors."""
+
+    file_errors: list[ManifestError]
+    documents: list[tuple[Document, Resource | None, list[ManifestError], list[Resource]]]
+    secrets: set[str] = field(default_factory=set)  # the secret values read, for the redactor
+
+
+def _validated(files: list[FsPath], interpolation: Interpolation, keep_compared: bool) -> _Part:
+    documents, file_errors = load_files(files)
+    part = _Part(file_errors, [])
+    for document in documents:
+        resource, errors = _resource(document, interpolation, part.secrets, keep_compared)
+        stand_in = _stand_in(document) if resource is None else []
+        part.documents.append((document, resource, errors, stand_in))
+    return part
 
 
 def _resource(
@@ -119,21 +143,25 @@ def _resource(
             )
         ]
     kind, name = data.get("kind"), _name(data)
+    name_problem = _name_problem(kind, name)
     # Messages end with the resource; a name that could forge output is never put there.
-    shown = isinstance(kind, str) and name and "${" not in name and not _name_problem(kind, name)
+    shown = isinstance(kind, str) and name and "${" not in name and not name_problem
     ref = f"{kind}/{name}" if shown else None
-    errors = _literal_secrets(document, data, ref)
+    # Where this kind keeps secrets, the one place `${env:NAME}` may be written (none: nowhere).
+    holder = kinds.of(Kind(kind)).secrets_at if kind in KINDS else None
+    errors = _literal_secrets(document, data, ref, holder)
     wrapped: dict[str, Secret] = {}
     read: set[str] = set()  # their values, as read from the environment: for the redactor
     # Secrets stay `${env:NAME}` references through the schema check, so that no message can
     # quote their values; they become Secret values after it.
     expanded = (
-        _Interpolator(document, interpolation, ref, errors, wrapped, read).expand(data)
+        _Interpolator(document, interpolation, ref, errors, wrapped, read, holder).expand(data)
         if document.has_references
         else data
     )
-    name = _name(expanded)  # a name from a ${var:} is checked as it will be sent
-    name_problem = _name_problem(kind, name)
+    if expanded is not data:  # a name from a ${var:} is checked as it will be sent
+        name = _name(expanded)
+        name_problem = _name_problem(kind, name)
     checked = schema.check(document, expanded, ref)
     if name_problem:
         at = document.locate(("metadata", "name"))
@@ -150,8 +178,8 @@ def _resource(
     ]
     if bad:
         return None, errors + bad
-    if wrapped and isinstance(spec.get("secrets"), dict):
-        spec = {**spec, "secrets": {**spec["secrets"], **wrapped}}
+    if wrapped and holder is not None and isinstance(spec.get(holder.field), dict):
+        spec = {**spec, holder.field: {**spec[holder.field], **wrapped}}
         secrets.update(read)
     if "name" in spec and spec["name"] != name:
         errors.append(
@@ -164,7 +192,9 @@ def _resource(
         )
         return None, errors
     spec = {k: v for k, v in spec.items() if k != "name"}
-    fingerprint, compared = resource_kind.identified(spec)
+    # validate (keep_compared=False) takes no fingerprint: its duplicate check takes the few
+    # it needs; a plan keeps each job's, and the compared form it was taken of.
+    fingerprint, compared = resource_kind.identified(spec) if keep_compared else (None, None)
     resource = Resource(
         kind=resource_kind.kind,
         name=str(name),
@@ -173,7 +203,7 @@ def _resource(
         policy=expanded.get("policy") or {},
         annotations=expanded["metadata"].get("annotations") or {},
         fingerprint=fingerprint,
-        compared=compared if keep_compared else None,
+        compared=compared,
     )
     return resource, errors
 
@@ -200,21 +230,24 @@ def _name(data: dict[str, Any]) -> str | None:
 
 
 def _literal_secrets(
-    document: Document, data: dict[str, Any], ref: str | None
+    document: Document, data: dict[str, Any], ref: str | None, holder: SecretsField | None
 ) -> list[ManifestError]:
     spec = data.get("spec")
-    secret_block = spec.get("secrets") if isinstance(spec, dict) else None
+    if holder is None or not isinstance(spec, dict):
+        return []
+    secret_block = spec.get(holder.field)
     if not isinstance(secret_block, dict):
         return []
     return [
         ManifestError(
-            document.locate(("spec", "secrets", field)),
-            f"spec.secrets.{field} must be an ${{env:NAME}} reference, not a literal value; "
-            "put the secret in an environment variable and write ${env:NAME} here",
+            document.locate(("spec", holder.field, field)),
+            f"spec.{holder.field}.{field} must be an ${{env:NAME}} reference, not a literal "
+            "value; put the secret in an environment variable and write ${env:NAME} here",
             ref,
         )
         for field, value in secret_block.items()
-        if field != "type" and not (isinstance(value, str) and ENV_REFERENCE.fullmatch(value))
+        if holder.holds(("spec", holder.field, field))
+        and not (isinstance(value, str) and ENV_REFERENCE.fullmatch(value))
     ]
 
 
@@ -251,6 +284,7 @@ class _Interpolator:
     errors: list[ManifestError]
     wrapped: dict[str, Secret]
     read: set[str]
+    holder: SecretsField | None  # where the document's kind keeps secrets
 
     def expand(self, value: Any, path: Path = ()) -> Any:
         if isinstance(value, dict):
@@ -259,8 +293,7 @@ class _Interpolator:
             return [self.expand(v, (*path, i)) for i, v in enumerate(value)]
         if not isinstance(value, str) or "${" not in value:
             return value
-        secret = len(path) == 3 and path[:2] == ("spec", "secrets") and path[2] != "type"
-        if secret:
+        if self.holder is not None and self.holder.holds(path):
             match = ENV_REFERENCE.fullmatch(value)
             if match:  # anything else is a literal secret, which _literal_secrets reports
                 found = self.secret(match.group(1), path)

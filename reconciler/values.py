@@ -4,7 +4,8 @@ errors, apply outcomes, field-level differences and imported manifests.
 A leaf: it imports nothing of the reconciler but `model`, so that the kinds can build these
 values and the steps can loop over the kinds without either importing the other. What only one
 kind knows about a change travels in the change's `private`, a value that kind defines (as
-Terraform's `Private`): the steps pass it on, and show it only through its `to_json`.
+Terraform's `Private`), and what only it knows about an outcome in the outcome's `report`: the
+steps pass them on, and show them only through their own methods.
 """
 
 from __future__ import annotations
@@ -22,6 +23,21 @@ class Private(Protocol):
 
     def to_json(self) -> Mapping[str, Any]:
         """The keys it adds to the change in plan JSON (never a secret value)."""
+
+
+class Report(Protocol):
+    """A kind's own part of an outcome (a job's id, final state and totals): opaque to the steps,
+    which show it only through these methods."""
+
+    def to_json(self) -> Mapping[str, Any]:
+        """The keys it adds to the outcome in apply JSON."""
+
+    def row(self, failed: bool) -> tuple[str, str, str] | None:
+        """(job, status, rows ingested) for apply's text summary of what it followed, or None
+        (`failed`: the outcome failed)."""
+
+    def running(self) -> str | None:
+        """What still runs in Polaris when apply stops ("job ID"), or None."""
 
 
 class FieldOp(StrEnum):
@@ -228,10 +244,7 @@ class Outcome:
     change: Change
     status: str  # done | failed | skipped | unchanged
     message: str
-    job_id: str | None = None
-    job: Mapping[str, Any] | None = None  # the final job, with --wait
-    metrics: Mapping[str, Any] | None = None  # the job's totals, with --wait
-    canceled: tuple[str, ...] = ()  # ids of late duplicates of this job that apply canceled
+    report: Report | None = None  # what only its kind knows (a job's `JobReport`)
 
     def to_json(self) -> dict[str, Any]:
         """The outcome as apply JSON shows it."""
@@ -242,17 +255,8 @@ class Outcome:
             "status": self.status,
             "message": self.message,
         }
-        if self.job_id:
-            entry["jobId"] = self.job_id
-        if self.job is not None:
-            entry["executionStatus"] = self.job.get("executionStatus")
-            health = self.job.get("health")
-            if isinstance(health, Mapping) and health.get("status") == "error":
-                entry["health"] = {"code": health.get("code"), "message": health.get("message")}
-        if self.metrics is not None:
-            entry["metrics"] = dict(self.metrics)
-        if self.canceled:
-            entry["canceledDuplicates"] = list(self.canceled)
+        if self.report is not None:
+            entry.update(self.report.to_json())  # the kind's own keys (a job's `jobId`, ...)
         return entry
 
 

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from reconciler import kinds
-from reconciler.identity import Place
 from reconciler.kinds.ingestion_job import JobState, LiveJob
+from reconciler.kinds.ingestion_job.identity import Place
 from reconciler.live import LiveState
 from reconciler.model import Kind, Location, Resource, Secret
 from reconciler.plan import Plan

@@ -40,9 +40,9 @@ def advance(emulator: Project) -> None:
     if not emulator.active:
         return
     now = emulator.now()
-    for job_id in list(emulator.active):
+    for job_id in emulator.clocked_jobs():  # held and pinned jobs stay as they are
         job = emulator.store.jobs[job_id]
-        if job.get("held") or job.get("pinned") or job["type"] == "streaming":
+        if job["type"] == "streaming":
             continue  # streaming jobs never complete: streaming.advance starts them
         started = emulator.timing.started(job)
         finished = started + timedelta(seconds=emulator.timing.running_seconds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -108,6 +109,7 @@ class RunningEmulator:
         self.server = _Server((host, port), emulator)
         bound_host, bound_port = self.server.server_address[:2]
         name = bound_host.decode() if isinstance(bound_host, bytes) else str(bound_host)
+        self.address = (name, bound_port)  # where shutdown() connects to wake the loop
         shown = f"[{name}]" if ":" in name else name
         self.url = f"http://{shown}:{bound_port}"
         # Polled every 50 ms rather than 500: shutdown() returns at the next poll, and the tests
@@ -119,7 +121,18 @@ class RunningEmulator:
 
     def shutdown(self) -> None:
         """Stop serving and release the port."""
-        self.server.shutdown()
+        # shutdown() returns once the loop sees its flag, at the next poll or the next connection:
+        # a connection made as it waits ends the wait at once (tests stop a server hundreds of
+        # times). Made too early, it is an empty request the loop answers by closing it.
+        stopping = threading.Thread(target=self.server.shutdown, name="polaris-emulator-stop")
+        stopping.start()
+        while stopping.is_alive():
+            try:
+                socket.create_connection(self.address, timeout=1).close()
+            except OSError:
+                break  # no longer listening: the loop has ended
+            stopping.join(timeout=0.005)
+        stopping.join()
         self.server.server_close()
         self.thread.join(timeout=5)
 

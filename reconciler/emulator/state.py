@@ -77,6 +77,12 @@ class Project:
             for job_id, job in self.store.jobs.items()
             if job["executionStatus"] not in TERMINAL
         }
+        # The active jobs neither held nor pinned by a test: the only ones the clock can move, so
+        # a request does not walk thousands of held jobs. Kept by the store as jobs change.
+        self.clocked: set[str] = set()
+        for job_id, job in self.store.jobs.items():
+            self._track(job_id, job)
+        self.store.job_watcher = self._track
 
     @property
     def engine(self) -> Engine:
@@ -120,6 +126,17 @@ class Project:
     def now(self) -> datetime:
         """The emulator's current time."""
         return self.clock.now()
+
+    def _track(self, job_id: str, job: Mapping[str, Any] | None) -> None:
+        moving = job is not None and job["executionStatus"] not in TERMINAL
+        if moving and job is not None and not (job.get("held") or job.get("pinned")):
+            self.clocked.add(job_id)
+        else:
+            self.clocked.discard(job_id)
+
+    def clocked_jobs(self) -> list[str]:
+        """The ids of the active jobs the clock moves (neither held nor pinned)."""
+        return [job_id for job_id in self.clocked if job_id in self.active]
 
     def active_jobs(self) -> list[dict[str, Any]]:
         """The jobs that are pending, running or suspended."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ class Store:
         self.jobs: dict[str, dict[str, Any]] = {}  # insertion order is creation order
         self.files: dict[str, dict[str, Any]] = {}  # uploaded files' metadata, by name
         self.version = 0  # bumped by every change, so derived views can be cached
+        # Told of every job put (the job) or deleted (None), so an index of jobs stays current.
+        self.job_watcher: Callable[[str, dict[str, Any] | None], None] | None = None
         self.lock = threading.RLock()
         self.data_dir = data_dir
         self._journal: Any = None
@@ -37,20 +40,26 @@ class Store:
 
     def collection(self, kind: str) -> dict[str, dict[str, Any]]:
         """One of the collections by name."""
-        collections = {"connections": self.connections, "tables": self.tables, "jobs": self.jobs}
-        return {**collections, "files": self.files}[kind]
+        if kind not in KINDS:
+            raise KeyError(kind)
+        collection: dict[str, dict[str, Any]] = getattr(self, kind)
+        return collection
 
     def put(self, kind: str, key: str, value: dict[str, Any]) -> None:
         """Store a record durably; call while holding the lock."""
         self._log({"op": "put", "kind": kind, "key": key, "value": value})
         self.collection(kind)[key] = value
         self.version += 1
+        if kind == "jobs" and self.job_watcher is not None:
+            self.job_watcher(key, value)
 
     def delete(self, kind: str, key: str) -> None:
         """Remove a record durably; call while holding the lock."""
         self._log({"op": "delete", "kind": kind, "key": key})
         self.collection(kind).pop(key, None)
         self.version += 1
+        if kind == "jobs" and self.job_watcher is not None:
+            self.job_watcher(key, None)
 
     def _log(self, entry: dict[str, Any]) -> None:
         if self._journal is None:

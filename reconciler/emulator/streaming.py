@@ -235,16 +235,16 @@ def reads(emulator: Project, job: Mapping[str, Any]) -> bool:
 def advance(emulator: Project) -> None:
     """Start the streaming jobs whose time has come (lifecycle.advance leaves them alone)."""
     now = emulator.now()
-    for job_id in list(emulator.active):
+    for job_id in emulator.clocked_jobs():  # held and pinned jobs stay as they are
         job = emulator.store.jobs[job_id]
         if job["type"] != "streaming" or job["executionStatus"] != "pending":
-            continue
-        if job.get("held") or job.get("pinned"):
             continue
         started = emulator.timing.started(job)
         if now >= started:
             lifecycle.transition(emulator, job, "running", started=started)
             read(emulator, emulator.store.jobs[job_id])
+    if emulator.kinesis_endpoint is None:
+        return  # no job reads Kinesis (_reads_kinesis)
     for job_id in list(emulator.active):  # Kinesis is read on the clock; pushes as they come
         job = emulator.store.jobs[job_id]
         if job["type"] == "streaming" and _reads_kinesis(emulator, job):

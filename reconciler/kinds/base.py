@@ -14,7 +14,7 @@ and Terraform's provider schemas (each attribute declared Optional, Computed or 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -24,7 +24,9 @@ from reconciler.normalize import additions, diff, plain
 from reconciler.ports import (
     Applying,
     Importing,
+    JobApi,
     JobStore,
+    Listable,
     LiveReading,
     LiveView,
     Operation,
@@ -44,8 +46,7 @@ from reconciler.values import (
 if TYPE_CHECKING:
     from pathlib import Path as PathLike
 
-    from reconciler.client import PolarisClient
-    from reconciler.listing import Job, Listing
+    from reconciler.listing import Access, Listing
     from reconciler.preflight import ConnectionTest
 
 
@@ -78,7 +79,62 @@ TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
 # input fields it reads.
 SQL_TOKEN = re.compile(r"'(?:[^']|'')*'?|\"((?:[^\"]|\"\")+)\"")
 
+
+@dataclass(frozen=True)
+class JobReport:
+    """What apply learned of a job it submitted or changed (an outcome's `report`), for both job
+    kinds: its id and, with --wait, its final state and totals."""
+
+    job_id: str | None = None
+    job: Mapping[str, Any] | None = None  # the final job, with --wait
+    metrics: Mapping[str, Any] | None = None  # the job's totals, with --wait
+    canceled: tuple[str, ...] = ()  # ids of late duplicates of this job that apply canceled
+
+    def to_json(self) -> dict[str, Any]:
+        """`jobId`, `executionStatus`, `health` (when in error), `metrics`, `canceledDuplicates`."""
+        entry: dict[str, Any] = {}
+        if self.job_id:
+            entry["jobId"] = self.job_id
+        if self.job is not None:
+            entry["executionStatus"] = self.job.get("executionStatus")
+            health = self.job.get("health")
+            if isinstance(health, Mapping) and health.get("status") == "error":
+                entry["health"] = {"code": health.get("code"), "message": health.get("message")}
+        if self.metrics is not None:
+            entry["metrics"] = dict(self.metrics)
+        if self.canceled:
+            entry["canceledDuplicates"] = list(self.canceled)
+        return entry
+
+    def row(self, failed: bool) -> tuple[str, str, str] | None:
+        """(id, status, rows ingested) once followed to its end, or when it failed."""
+        if not ((self.job is not None and self.metrics is not None) or (self.job and failed)):
+            return None
+        metrics = self.metrics or {}
+        rows = metrics.get("numRowsPersisted", metrics.get("numRowsProcessed", "-"))
+        status = (self.job or {}).get("executionStatus")
+        return str(self.job_id or "-"), str(status), str(rows)
+
+    def running(self) -> str | None:
+        """`job ID` while it is pending or running."""
+        status = self.job.get("executionStatus") if self.job is not None else None
+        return f"job {self.job_id}" if self.job_id and status in ("pending", "running") else None
+
+
 Locate = Callable[[Resource, Path], Location]  # where a field of a resource's spec is written
+
+
+@dataclass(frozen=True)
+class SecretsField:
+    """Where a kind's manifests hold secrets: one mapping in the spec whose values are
+    `${env:NAME}` references, the only place a manifest may write one (validate.py)."""
+
+    field: str  # spec.FIELD
+    plain: frozenset[str] = frozenset()  # its keys that hold no secret (a connection's `type`)
+
+    def holds(self, path: Path) -> bool:
+        """Whether `path` (from the document's root) is a secret value."""
+        return len(path) == 3 and path[:2] == ("spec", self.field) and path[2] not in self.plain
 
 
 @dataclass(frozen=True)
@@ -111,6 +167,9 @@ class ResourceKind:
     fields: ClassVar[Fields]
     imported_by_default: ClassVar[bool] = True  # `reconciler import` without --jobs
     operations: ClassVar[frozenset[str]] = frozenset()  # one-off verbs, e.g. a stream's reset
+    # Fields that hold sets of keys, by path in the spec: compared as sets, a long one summarised.
+    key_sets: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    secrets_at: ClassVar[SecretsField | None] = None  # where its secrets are, if it has any
 
     # Normalization --------------------------------------------------------------------------
 
@@ -206,13 +265,13 @@ class ResourceKind:
         client, kind = reader.client, self.kind
 
         def listed() -> dict[str, Mapping[str, Any]]:
-            return {str(item["name"]): item for item in client.get(self.path())["values"]}
+            return {str(item["name"]): item for item in client.listed(self.collection)}
 
         started = reader.pool.submit(listed)
         reader.started[kind] = started
         reader.then(lambda: reader.states.setdefault(kind, {}).update(started.result()))
 
-    def operate(self, verb: str, client: PolarisClient, name: str) -> Operation | None:
+    def operate(self, verb: str, client: JobApi, name: str) -> Operation | None:
         """The one-off `verb` (one of `operations`) on the live resource `name`, ready to be
         described and run; None when there is nothing to do it to."""
         raise NotImplementedError(f"{self.kind} offers no {verb}")
@@ -251,17 +310,26 @@ class ResourceKind:
         """The change for a live resource no manifest declares, with --prune (None: kept)."""
         return None
 
-    def to_list(self, plan: PlanView, resources: Iterable[Resource], live: LiveView) -> list[Job]:
-        """What this plan's new resources of this kind will read, for `plan --list-objects` to
-        list before apply (each under its resource's name)."""
+    def to_list(
+        self, plan: PlanView, resources: Iterable[Resource], live: LiveView
+    ) -> Sequence[Listable]:
+        """This plan's new resources of this kind whose objects `list_objects` lists before apply
+        (`plan --list-objects`), and whose dependencies `plan --preflight` tests."""
         return []
+
+    def list_objects(
+        self, items: Sequence[Any], access: Access, parallelism: int
+    ) -> Mapping[str, Listing]:
+        """The objects each of `items` (what `to_list` gave) will read, by name, listed as
+        `access` allows (or each not listed, and why); never raises for S3's answers."""
+        return {}
 
     def listed(self, change: Change, listing: Listing | None) -> Change:
         """`change` with what was listed for it (`to_list`) shown."""
         return change
 
     def preflight(
-        self, names: Iterable[str], plan: PlanView, live: LiveView, client: PolarisClient,
+        self, names: Iterable[str], plan: PlanView, live: LiveView, client: JobApi,
         parallelism: int,
     ) -> tuple[ConnectionTest, ...]:  # fmt: skip
         """`plan --preflight`: test these resources of this kind, which the resources listed
@@ -277,7 +345,7 @@ class ResourceKind:
 
     # Applying -------------------------------------------------------------------------------
 
-    def get(self, client: PolarisClient, name: str) -> Mapping[str, Any] | None:
+    def get(self, client: JobApi, name: str) -> Mapping[str, Any] | None:
         """One live resource by name, or None (read-after-write checks use it)."""
         raise NotImplementedError
 
@@ -364,7 +432,7 @@ class ResourceKind:
     def compare(self, spec: Mapping[str, Any], live: Mapping[str, Any]) -> Comparison:
         """`spec` and `live` compared: the field changes that would make `live` what `spec` says."""
         desired, actual = self.comparable(spec, live)
-        return Comparison(desired, actual, tuple(diff(actual, desired)))
+        return Comparison(desired, actual, tuple(diff(actual, desired, self.key_sets)))
 
 
 def fields_of(changes: Iterable[FieldChange]) -> str:

@@ -8,12 +8,12 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from reconciler import connection_types
-from reconciler.kinds.base import Fields, PlanContext, ResourceKind, fields_of
+from reconciler.kinds.base import Fields, PlanContext, ResourceKind, SecretsField, fields_of
 from reconciler.kinds.registry import register
 from reconciler.model import Action, Kind, Reason, Resource
 from reconciler.names import addressable
 from reconciler.normalize import plain
-from reconciler.ports import Applying, Importing, LiveReading, LiveView, PlanView
+from reconciler.ports import Applying, Importing, JobApi, LiveReading, LiveView, PlanView
 from reconciler.values import (
     Change,
     FieldChange,
@@ -25,7 +25,6 @@ from reconciler.values import (
 )
 
 if TYPE_CHECKING:
-    from reconciler.client import PolarisClient
     from reconciler.preflight import ConnectionTest
 
 # Write-only values: sent on create, never returned. Only the secret's `type` can be compared.
@@ -47,6 +46,7 @@ class Connection(ResourceKind):
     kind = Kind.CONNECTION
     collection = "connections"
     schema_file = "connection.schema.json"
+    secrets_at = SecretsField("secrets", frozenset({"type"}))  # `type` says which keys follow
     fields = Fields(
         writable=tuple(
             dict.fromkeys(
@@ -86,7 +86,7 @@ class Connection(ResourceKind):
         client = reader.client
 
         def by_name() -> dict[str, Mapping[str, Any]]:
-            return {c["name"]: c for c in client.list_connections()}
+            return {c["name"]: c for c in client.listed(self.collection)}
 
         listed = reader.pool.submit(by_name)
         reader.started[self.kind] = listed  # jobs resolve through these as they are read
@@ -154,12 +154,15 @@ class Connection(ResourceKind):
         return change(Action.DELETE, Reason.NOT_DECLARED, "declared by no manifest (--prune)")
 
     def preflight(
-        self, names: Iterable[str], plan: PlanView, live: LiveView, client: PolarisClient,
+        self, names: Iterable[str], plan: PlanView, live: LiveView, client: JobApi,
         parallelism: int,
     ) -> tuple[ConnectionTest, ...]:  # fmt: skip
         from reconciler.preflight import check_connections  # deferred: loads httpx
 
-        return check_connections(client, names, self.live(live), changing(plan), parallelism)
+        def test(name: str) -> None:  # Polaris checks the bucket, prefix and credentials
+            client.post(self.path(name, "test"), {})  # no body is defined; send {}
+
+        return check_connections(test, names, self.live(live), changing(plan), parallelism)
 
     def requests(
         self, action: Action, name: str, spec: Mapping[str, Any], live: Mapping[str, Any] | None,
@@ -192,23 +195,26 @@ class Connection(ResourceKind):
 
     # Applying -------------------------------------------------------------------------------
 
-    def get(self, client: PolarisClient, name: str) -> Mapping[str, Any] | None:
-        return client.get_connection(name)
+    def get(self, client: JobApi, name: str) -> Mapping[str, Any] | None:
+        return client.read(self.collection, name)
 
     def apply(self, change: Change, provider: Applying) -> Outcome:
 
         client = provider.client
         for request in change.requests:
             if request.method == "DELETE":
-                client.delete_connection(change.name)
+                client.remove(self.collection, change.name)
                 if change.action is Action.DELETE:
                     return Outcome(change, "done", "deleted")
             elif request.method == "POST":
                 return provider.create(
-                    change, request, client.create_connection, client.get_connection
+                    change,
+                    request,
+                    lambda body: client.create(self.collection, body),
+                    lambda name: client.read(self.collection, name),
                 )
             else:  # PATCH is idempotent: the client may retry it
-                client.update_connection(change.name, request.body or {})
+                client.modify(self.collection, change.name, request.body or {})
                 return Outcome(change, "done", "updated")
         return Outcome(change, "unchanged", change.reason)
 

@@ -24,7 +24,7 @@ import difflib
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from reconciler import connection_types
 from reconciler.kinds import registry
@@ -33,6 +33,7 @@ from reconciler.kinds.base import (
     TERMINAL_STATUSES,
     TIME_COLUMN,
     Fields,
+    JobReport,
     Locate,
     PlanContext,
     ResourceKind,
@@ -41,7 +42,7 @@ from reconciler.kinds.base import (
 from reconciler.kinds.registry import register
 from reconciler.model import Action, Kind, ManifestError, Path, Reason, Resource
 from reconciler.names import name_problem
-from reconciler.ports import Applying, Importing, LiveReading, LiveView
+from reconciler.ports import Applying, Importing, JobApi, LiveReading, LiveView
 from reconciler.values import (
     AMBIGUOUS_WRITE_ATTEMPTS,
     Change,
@@ -53,9 +54,6 @@ from reconciler.values import (
     PlanOptions,
     Request,
 )
-
-if TYPE_CHECKING:
-    from reconciler.client import PolarisClient
 
 DURATION = r"P(?:\d+Y)?(?:\d+M)?(?:\d+W)?(?:\d+D)?(?:T(?:\d+H)?(?:\d+M)?(?:\d+(?:\.\d+)?S)?)?"
 # A job in TERMINAL_STATUSES is over; any other (pending, running, idle, suspended, unknown)
@@ -484,21 +482,21 @@ class StreamingJob(ResourceKind):
 
     # Applying -------------------------------------------------------------------------------
 
-    def get(self, client: PolarisClient, name: str) -> Mapping[str, Any] | None:
+    def get(self, client: JobApi, name: str) -> Mapping[str, Any] | None:
         """The streaming job of table `name` (a streaming job is known by its table)."""
         return self.current(client, name)
 
-    def operate(self, verb: str, client: PolarisClient, name: str) -> Reset | None:
+    def operate(self, verb: str, client: JobApi, name: str) -> Reset | None:
         """`reset` (the only verb in `operations`) of table `name`'s streaming job; None when
         the table has none running or suspended."""
         job = self.current(client, name)
         if job is None:
             return None
         connection = connection_of(job)
-        reads = stream_of(client.get_connection(connection), connection)
+        reads = stream_of(client.read("connections", connection), connection)
         return Reset(name, job, reads, self.path(str(job["id"]), "reset"), client)
 
-    def current(self, client: PolarisClient, table: str) -> dict[str, Any] | None:
+    def current(self, client: JobApi, table: str) -> dict[str, Any] | None:
         """The table's streaming job that is not over, as Polaris has it now."""
         for summary in streaming(client.iter_jobs(type="streaming", targetTableName=table)):
             if status_of(summary) not in TERMINAL_STATUSES and table_of(summary) == table:
@@ -523,8 +521,10 @@ class StreamingJob(ResourceKind):
                 return dataclasses.replace(
                     suspended, message=f"{verb} as job {job_id}, but {suspended.message}"
                 )
-            return Outcome(change, "done", f"{verb} as job {job_id}, suspended", job_id, created)
-        return Outcome(change, "done", f"{verb} as job {job_id}", job_id, created)
+            return Outcome(
+                change, "done", f"{verb} as job {job_id}, suspended", JobReport(job_id, created)
+            )
+        return Outcome(change, "done", f"{verb} as job {job_id}", JobReport(job_id, created))
 
     def _replace(
         self, change: Change, provider: Applying, table: str, body: dict[str, Any]
@@ -563,7 +563,7 @@ class StreamingJob(ResourceKind):
             f"{AMBIGUOUS_WRITE_ATTEMPTS} attempts; run plan to see what Polaris has",
         )  # fmt: skip
 
-    def _status(self, change: Change, client: PolarisClient, job_id: str, wanted: str) -> Outcome:
+    def _status(self, change: Change, client: JobApi, job_id: str, wanted: str) -> Outcome:
         """Suspend or resume a job; a lost answer is read back before asking again."""
         from reconciler.client import AmbiguousWriteError  # deferred: loads httpx
 
@@ -574,7 +574,7 @@ class StreamingJob(ResourceKind):
                 state = "gone" if job is None else status_of(job)
                 return Outcome(change, "failed", f"job {job_id} is {state}; run plan again")
             if request_of(job)["status"] == wanted:
-                return Outcome(change, "done", f"job {job_id} {wanted}", job_id, job)
+                return Outcome(change, "done", f"job {job_id} {wanted}", JobReport(job_id, job))
             try:
                 client.post(path, {"desiredExecutionStatus": wanted})
             except AmbiguousWriteError:
@@ -723,7 +723,7 @@ class Reset:
     job: Mapping[str, Any]
     reads: str | None  # the topic or stream, None when its connection is gone
     path: str  # where the reset is posted: POST /jobs/{id}/reset
-    client: PolarisClient = dataclasses.field(repr=False, compare=False)
+    client: JobApi = dataclasses.field(repr=False, compare=False)
 
     @property
     def read_from(self) -> str:

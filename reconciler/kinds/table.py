@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 from reconciler.kinds.base import TIME_COLUMN, Fields, PlanContext, ResourceKind, fields_of
 from reconciler.kinds.registry import register
 from reconciler.model import LOCK_TABLE, Action, Kind, Reason, Resource
-from reconciler.ports import Applying, Importing, LiveReading, LiveView
+from reconciler.ports import Applying, Importing, JobApi, LiveReading, LiveView
 from reconciler.values import (
     AMBIGUOUS_WRITE_ATTEMPTS,
     Change,
@@ -23,9 +23,6 @@ from reconciler.values import (
     PlanOptions,
     Request,
 )
-
-if TYPE_CHECKING:
-    from reconciler.client import PolarisClient
 
 AGGREGATE_DEFAULTS = {"timeResolution": "millisecond"}  # only rollup tables have one
 
@@ -81,7 +78,7 @@ class Table(ResourceKind):
             summaries = client.list_tables()
             listed = {t["name"] for t in summaries}
             names = sorted(listed if self.kind in reader.full else declared & listed)
-            return summaries, [pool.submit(client.get_table, name) for name in names]
+            return summaries, [pool.submit(client.read, self.collection, name) for name in names]
 
         started = pool.submit(listed)
 
@@ -160,8 +157,8 @@ class Table(ResourceKind):
 
     # Applying -------------------------------------------------------------------------------
 
-    def get(self, client: PolarisClient, name: str) -> Mapping[str, Any] | None:
-        return client.get_table(name)
+    def get(self, client: JobApi, name: str) -> Mapping[str, Any] | None:
+        return client.read(self.collection, name)
 
     def apply(self, change: Change, provider: Applying) -> Outcome:
         from reconciler.client import AmbiguousWriteError, ConflictError  # deferred: loads httpx
@@ -169,10 +166,15 @@ class Table(ResourceKind):
         client = provider.client
         (request,) = change.requests
         if request.method == "POST":
-            return provider.create(change, request, client.create_table, client.get_table)
+            return provider.create(
+                change,
+                request,
+                lambda body: client.create(self.collection, body),
+                lambda name: client.read(self.collection, name),
+            )
         body = dict(request.body or {})
         for _attempt in range(AMBIGUOUS_WRITE_ATTEMPTS):
-            current = client.get_table(change.name)
+            current = client.read(self.collection, change.name)
             if current is None:
                 return Outcome(change, "failed", "the table disappeared; run plan again")
             if current.get("version") != body.get("version"):
@@ -188,7 +190,7 @@ class Table(ResourceKind):
                 )  # fmt: skip
             try:
                 # PUT carries the version the plan read: a change since makes it a 409.
-                client.update_table(change.name, body)
+                client.replace(self.collection, change.name, body)
                 return Outcome(change, "done", "updated")
             except (ConflictError, AmbiguousWriteError):
                 continue

@@ -217,6 +217,25 @@ def test_wait_follows_jobs_and_reports_rows_ingested(
     assert all(r["metrics"]["numRowsProcessed"] > 0 for r in jobs)
 
 
+def test_wait_shows_each_followed_job_in_the_text_summary_with_its_rows(
+    served: Any, workspace: Path, client: PolarisClient
+) -> None:
+    external_connection_exists(client)
+    result = run("apply", "--auto-approve", "--wait")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    header = lines.index(f"{'job':<38} {'status':<10} {'rows ingested':>13}  resource")
+    rows = [line.split() for line in lines[header + 1 : header + 4]]
+    assert {job_id for job_id, *_ in rows} == {str(job["id"]) for job in client.iter_jobs()}
+    for line, (job_id, status, ingested, ref) in zip(lines[header + 1 :], rows, strict=False):
+        assert line == f"{job_id:<38} {status:<10} {ingested:>13}  {ref}"
+        assert (status, ref.startswith("IngestionJob/"), int(ingested) > 0) == (
+            "completed",
+            True,
+            True,
+        )
+
+
 def test_apply_never_prints_a_secret_or_the_api_key(
     served: Any, workspace: Path, client: PolarisClient
 ) -> None:

@@ -137,3 +137,25 @@ def test_ctrl_c_while_a_command_reads_live_state_exits_130(
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130, stderr
     assert stderr.rstrip().endswith("Interrupted.")
+
+
+@pytest.mark.parametrize("command", ["plan", "drift"])
+def test_ctrl_c_stops_a_read_at_once_without_waiting_for_the_answer_in_flight(
+    served: Any, workspace: Path, emulator: Emulator, started: list[subprocess.Popen[str]],
+    command: str,
+) -> None:  # fmt: skip
+    emulator.faults = FaultPlan(latency_seconds=15)  # an answer that would come 15 s later
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", command, "manifests/guide"],
+        cwd=workspace.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    started.append(process)
+    deadline = time.monotonic() + 30
+    while not emulator.in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    began = time.monotonic()
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert time.monotonic() - began < 5, "Ctrl-C waited for the request in flight"
+    assert stderr.rstrip().endswith("Interrupted.")

@@ -6,6 +6,7 @@ import base64
 import email.utils
 import logging
 import math
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -393,6 +394,24 @@ def test_plain_http_to_a_remote_host_is_refused_unless_insecure() -> None:
     PolarisClient(ClientConfig(remote.url, "p", DEMO_API_KEY, True, allowed_hosts=allowed)).close()
     for loopback in ("http://localhost:8085", "http://127.0.0.2", "http://[::1]:8085"):
         PolarisClient(ClientConfig(url=loopback, project="p", api_key=DEMO_API_KEY)).close()
+
+
+def test_a_hundred_clients_load_the_ca_bundle_once_between_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Loading the bundle takes about 15 ms of CPU: every command, and every test, makes clients.
+    loads: list[object] = []
+    load = ssl.SSLContext.load_verify_locations
+
+    def counted(context: ssl.SSLContext, *args: Any, **kwargs: Any) -> None:
+        loads.append(args or kwargs)
+        load(context, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counted)
+    config = ClientConfig("https://org.us-east-1.aws.api.imply.io", "p", DEMO_API_KEY)
+    for _ in range(100):
+        PolarisClient(config).close()
+    assert len(loads) <= 1  # none when an earlier test of this process loaded it
 
 
 def test_a_url_with_credentials_or_a_v1_path_is_refused_without_echoing_it() -> None:

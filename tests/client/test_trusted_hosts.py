@@ -324,7 +324,10 @@ def redirecting() -> Iterator[tuple[str, list[str], list[str]]]:
     first = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), type("First", (_Redirect,), {"location": other, "seen": first_seen})
     )
-    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in (first, second)]
+    # Polled every 50 ms, not 500: shutdown() returns at the next poll.
+    threads = [
+        threading.Thread(target=s.serve_forever, args=(0.05,), daemon=True) for s in (first, second)
+    ]
     for thread in threads:
         thread.start()
     yield f"http://127.0.0.1:{first.server_address[1]}", first_seen, second_seen

@@ -21,13 +21,13 @@ from typing import Any
 
 import pytest
 
-from reconciler.identity import Place, place_of
 from reconciler.kinds.ingestion_job import (
     JobIdentity,
     compared_form,
     job_identity,
     spec_fingerprint,
 )
+from reconciler.kinds.ingestion_job.identity import Place, place_of
 from reconciler.live import LiveState
 from reconciler.model import Kind, Location, Resource
 from reconciler.plan import checksum

@@ -29,8 +29,8 @@ from reconciler.globs import (
     patterns_intersect,
     sequences,
 )
-from reconciler.identity import OverlapIndex, Place, reads_of
 from reconciler.kinds.ingestion_job.checks import pattern_problem
+from reconciler.kinds.ingestion_job.identity import OverlapIndex, Place, reads_of
 from tests.fixtures import ROOT
 
 CORPUS = ROOT / "tests" / "reference" / "java-glob-corpus.jsonl.gz"

@@ -300,27 +300,91 @@ def shared_names() -> set[str]:
 STEP_FIELDS_SHARING_A_KINDS_NAME = {"jobs"}
 
 
+def steps() -> list[Path]:
+    """The modules above the support layer and outside reconciler/kinds/: the steps, the manager,
+    the CLI, and what the kinds are handed and build (`ports`, `values`, `normalize`)."""
+    return sorted(path for path in PACKAGE.glob("*.py") if path.stem not in SUPPORT_MODULES)
+
+
 def test_no_step_names_a_field_of_a_kinds_own_state_or_payload() -> None:
+    from reconciler.kinds.base import JobReport
     from reconciler.kinds.ingestion_job import JobState, LiveJob, PlannedJob
 
-    private = own_names(JobState, PlannedJob, LiveJob) - shared_names()
-    steps = [path for path in (PACKAGE).glob("*.py") if path.stem not in SUPPORT_MODULES]
+    private = own_names(JobState, PlannedJob, LiveJob, JobReport) - shared_names()
     found = [
         f"{path.relative_to(ROOT)}:{node.lineno}: .{node.attr}"
-        for path in steps
+        for path in steps()
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
         if isinstance(node, ast.Attribute) and node.attr in private
     ]
     assert private >= {"by_fingerprint", "overlaps", "active_tables", "active_connections"}
+    assert private >= {"job_id", "metrics", "canceled"}  # an outcome's job fields (JobReport)
+    assert {path.stem for path in steps()} >= {"values", "ports", "normalize", "render", "cli"}
     assert not found, "a kind's own fields are read in its package; these steps read them:\n" + (
         "\n".join(found)
     )
 
 
-# The support layer below the kinds (pyproject.toml's layers): what a job reads (identity,
-# listing) lives there until it moves into the job's package, and names its own fields.
+# Words every kind and every output uses: the envelope's and the outputs' own keys.
+ENVELOPE_WORDS = {"name", "spec", "type", "status", "description", "version", "id"}
+# Steps that still spell a kind's field, each a known seam: the project lock is a table the lock
+# writes itself; schema.py keeps values under `secrets` out of its messages.
+SPELLED_ON_PURPOSE = {("lock.py", "schemaMode"), ("schema.py", "secrets")}
+
+
+def kinds_field_names() -> set[str]:
+    """Every field name a registered kind declares: its fields, its sets of keys (their paths)
+    and where it keeps secrets; less the envelope's words."""
+    names: set[str] = set()
+    for kind in kinds.ordered():
+        fields = kind.fields
+        names |= {*fields.writable, *fields.read_only, *fields.defaults, *fields.server_chosen}
+        names |= {part for path in kind.key_sets for part in path}
+        names |= {kind.secrets_at.field} if kind.secrets_at else set()
+    return names - ENVELOPE_WORDS
+
+
+def spelling_a_field(source: str, where: str, fields: set[str]) -> Iterator[str]:
+    """`where:line: "field"` for every string constant in a module that is one of `fields`."""
+    for node in ast.walk(ast.parse(source, filename=where)):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in fields:
+            yield f"{where}:{node.lineno}: {node.value!r}"
+
+
+def test_no_step_spells_a_field_of_a_kinds_spec() -> None:
+    fields = kinds_field_names()
+    assert fields >= {"uris", "prefixes", "objects", "secrets", "bucket"}
+    found = [
+        use
+        for path in steps()
+        for use in spelling_a_field(path.read_text(encoding="utf-8"), path.name, fields)
+        if (path.name, use.rsplit(" ", 1)[-1].strip("'")) not in SPELLED_ON_PURPOSE
+    ]
+    assert not found, "a kind's fields are its own (a hook or a kind attribute says them):\n" + (
+        "\n".join(found)
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "found"),
+    [
+        pytest.param('KEY_SETS = ("uris", "prefixes")', ["m.py:1: 'uris'", "m.py:1: 'prefixes'"],
+                     id="a selector key in a tuple is found"),
+        pytest.param('spec.get("secrets")', ["m.py:1: 'secrets'"], id="a key read is found"),
+        pytest.param('"the uris of a job"', [], id="a field's name inside prose is not"),
+        pytest.param("x.uris", [], id="an attribute is the other check's"),
+    ],
+)  # fmt: skip
+def test_the_field_spelling_check_finds_string_keys_and_says_where(
+    source: str, found: list[str]
+) -> None:
+    assert list(spelling_a_field(source, "m.py", {"uris", "prefixes", "secrets"})) == found
+
+
+# The support layer below the kinds (pyproject.toml's layers): the client, the object listing's
+# access rules, parsing and output helpers; they may name a kind's fields (the client checks the
+# shape of each answer).
 SUPPORT_MODULES = {
-    "client", "connection_types", "endpoints", "escape", "globs", "hosts", "identity", "listing",
-    "manifest", "names", "output", "params", "preflight", "redact", "s3", "model", "errors",
-    "values", "ports", "normalize", "__init__",
+    "client", "connection_types", "endpoints", "escape", "globs", "hosts", "listing", "manifest",
+    "names", "output", "params", "preflight", "redact", "s3", "model", "errors", "__init__",
 }  # fmt: skip

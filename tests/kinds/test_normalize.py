@@ -24,7 +24,7 @@ from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
 from reconciler.kinds.ingestion_job import SpecFingerprint, compared_form, spec_fingerprint
 from reconciler.model import Kind
 from reconciler.normalize import diff
-from reconciler.values import FieldOp
+from reconciler.values import FieldChange, FieldOp
 from tests.builders import detail_table, job_spec, s3, secrets, streaming_spec
 from tests.connections import CONNECTIONS
 from tests.fixtures import IN_PROCESS_HOSTS
@@ -614,3 +614,24 @@ def source_with(**fields: Any) -> dict[str, Any]:
 )  # fmt: skip
 def test_job_comparison(desired: dict[str, Any], live: dict[str, Any], paths: list[str]) -> None:
     assert changed(Kind.INGESTION_JOB, desired, live) == paths
+
+
+def test_a_long_set_of_keys_a_kind_declares_is_one_summarised_change_and_a_plain_list_is_not() -> (
+    None
+):
+    keys = [f"day-{n:03d}/" for n in range(150)]
+    before, after = {"source": {"keys": keys}}, {"source": {"keys": [*keys[1:], "day-new/"]}}
+    assert diff(before, after, [("source", "keys")]) == [
+        FieldChange(
+            ("source", "keys"), "150 keys", "150 keys: 1 added, 1 removed (such as day-new/)"
+        )
+    ]
+    assert len(diff(before, after)) > 1  # not declared a set: compared item by item
+    added = diff({}, {"source": {"keys": keys}}, [("source", "keys")])
+    assert [change.path for change in added] == [("source",), ("source", "keys")]
+
+
+def test_the_job_kind_declares_its_object_selectors_as_sets_of_keys() -> None:
+    assert kinds.of(Kind.INGESTION_JOB).key_sets == (
+        ("source", "uris"), ("source", "prefixes"), ("source", "objects"),
+    )  # fmt: skip

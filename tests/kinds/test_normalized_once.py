@@ -12,9 +12,9 @@ import pytest
 
 from reconciler.apply import Applier, PolarisProvider
 from reconciler.client import PolarisClient
-from reconciler.identity import place_of
 from reconciler.kinds.base import ResourceKind
 from reconciler.kinds.ingestion_job import LiveJob
+from reconciler.kinds.ingestion_job.identity import place_of
 from reconciler.manager import Loader, Scope
 from reconciler.model import Action, Kind
 from reconciler.plan import make_plan
@@ -102,11 +102,12 @@ def test_a_live_job_request_is_normalized_once_when_read_even_through_two_places
     assert sum(value is request for value in seen) == 1
 
 
-def test_a_run_that_plans_nothing_keeps_no_compared_form_and_one_that_plans_keeps_each_jobs(
+def test_a_run_that_plans_nothing_keeps_no_compared_form_nor_fingerprint_and_a_plan_keeps_both(
     tmp_path: Path,
 ) -> None:
-    # `reconciler validate` (offline) only needs the fingerprint; 10,000 jobs' compared forms
-    # are about 17 MB it would hold for a plan it never makes.
+    # `reconciler validate` (offline) needs neither: 10,000 jobs' compared forms are about 17 MB
+    # it would hold for a plan it never makes, and its duplicate check fingerprints only the jobs
+    # that share a table, connection and objects (tests/manifest/test_validate.py).
     shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
     scope = Scope()
     offline = Loader(DEMO_SECRETS)([str(tmp_path / "manifests")], scope, offline=True)
@@ -114,4 +115,6 @@ def test_a_run_that_plans_nothing_keeps_no_compared_form_and_one_that_plans_keep
     jobs = [r for r in planning.resources if r.kind is Kind.INGESTION_JOB]
     assert jobs and all(job.compared is not None for job in jobs)
     assert all(resource.compared is None for resource in offline.resources)
-    assert [r.fingerprint for r in offline.resources] == [r.fingerprint for r in planning.resources]
+    assert all(resource.fingerprint is None for resource in offline.resources)
+    assert all(job.fingerprint for job in jobs)
+    assert [r.key for r in offline.resources] == [r.key for r in planning.resources]

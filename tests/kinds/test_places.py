@@ -23,7 +23,7 @@ from reconciler.apply import Applier, PolarisProvider
 from reconciler.client import PolarisClient
 from reconciler.emulator.samples import koalas_rows, write_nd_json
 from reconciler.endpoints import parse_endpoint
-from reconciler.identity import Place, place_of
+from reconciler.kinds.ingestion_job.identity import Place, place_of
 from reconciler.live import read_live
 from reconciler.model import Kind
 from reconciler.plan import Action, make_plan

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.manifest import Document, _parse_fast, parse
+from reconciler.manifest import Document, _fast_refuses, _parse_fast, parse
+from reconciler.validate import load_manifests
 
 # One document of each shape a manifest uses, and every kind of scalar the YAML 1.2 rule types
 # (or keeps a string). The second document opens with `${var:...}`, so it has references.
@@ -98,12 +102,20 @@ def test_a_mistake_after_plain_documents_is_reported_at_its_line(
 # file in the repository (manifests, examples, test fixtures), then generated documents built
 # around the scalars where YAML libraries disagree.
 REPOSITORY = Path(__file__).resolve().parents[2]
-CORPUS = sorted(
-    path
-    for pattern in ("*.yaml", "*.yml")
-    for path in REPOSITORY.rglob(pattern)
-    if not {".venv", ".git", "site", "node_modules"} & set(path.relative_to(REPOSITORY).parts)
-)
+SKIPPED = {".venv", ".git", "site", "node_modules"}
+
+
+def _yaml_files(root: Path) -> list[Path]:
+    # A walk that never enters a skipped folder: every worker collects this list, and the
+    # virtualenv alone holds tens of thousands of files.
+    found = []
+    for folder, folders, files in os.walk(root):
+        folders[:] = [name for name in folders if name not in SKIPPED]
+        found += [Path(folder, name) for name in files if name.endswith((".yaml", ".yml"))]
+    return sorted(found)
+
+
+CORPUS = _yaml_files(REPOSITORY)
 
 
 def read_alike(text: str) -> list[Document] | None:
@@ -248,3 +260,87 @@ def test_each_document_layout_reads_alike_on_the_fast_and_the_full_path(text: st
 )
 def test_any_text_reads_alike_or_is_left_to_the_full_path_without_raising(text: str) -> None:
     read_alike(text)
+
+
+def benchmark_files() -> list[str]:
+    """The texts of the files `benchmarks/validate_bench.py` times, as it writes them."""
+    from benchmarks.validate_bench import PER_FILE, documents
+
+    docs = documents()
+    return ["---\n".join(docs[start : start + PER_FILE]) for start in range(0, len(docs), PER_FILE)]
+
+
+def test_every_file_of_the_validate_benchmark_reads_alike_on_the_fast_and_the_full_path() -> None:
+    texts = benchmark_files()
+
+    read = [read_alike(text) for text in texts]
+
+    assert len(texts) == 100
+    assert all(documents is not None and len(documents) == 100 for documents in read)
+
+
+# What `_fast_refuses` answered before its scans were made faster: eight patterns, each run over
+# the whole text. The faster scans must answer the same for every text.
+_AT = r"(?<![^\s\[\]{},:].)"
+_END = r"(?![^\s\[\]{},:#])"
+_NUM = r"[-+._0-9a-fA-FxXoO]"
+REFERENCE_MARKERS = re.compile(r"^(?:%|\.\.\.(?:\s|$))", re.MULTILINE)
+REFERENCE_REFUSES = (
+    re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\ufeff\ufffe\uffff]"),
+    re.compile(r"[&*!]" + _AT),
+    re.compile(r"_" + _AT + _NUM + r"*" + _END),
+    re.compile(r"[-+.0-9a-fA-FxXoO]" + _AT + r"[-+.0-9a-fA-FxXoO]*_" + _NUM + r"*" + _END),
+    re.compile(r"[-+0]" + _AT + r"(?:0[xXoObB]|[bBXO])"),
+    re.compile(r"[|>]" + _AT),
+    re.compile(r"\?" + _AT),
+    re.compile(r":(?<![^\s\[\]{},].)[^\s\[\]{},]"),
+)
+
+
+def reference_refuses(text: str) -> bool:
+    if ("%" in text or "..." in text) and REFERENCE_MARKERS.search(text):
+        return True
+    return any(pattern.search(text) for pattern in REFERENCE_REFUSES)
+
+
+def test_the_fast_scans_refuse_what_the_eight_patterns_refused_in_every_corpus_file() -> None:
+    texts = [path.read_bytes().decode("utf-8", errors="replace") for path in CORPUS]
+    texts += benchmark_files()
+    texts += [
+        template.format(scalar)
+        for scalar in TRICKY_SCALARS
+        for template in ("a: {}\n", "- {}\n", "a: [{}]\n", "{{a: {}}}\n", "{}", "x{}", "{}x")
+    ]
+
+    answers = [(_fast_refuses(text), reference_refuses(text)) for text in texts]
+
+    assert all(new == old for new, old in answers)
+    assert {new for new, _ in answers} == {True, False}  # not vacuous
+
+
+@settings(max_examples=1500, deadline=None, derandomize=True)
+@given(
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
+    | st.text(alphabet="-+_.0xXoObB19aF:[]{},# \n\t\r&*!|>?%é\x85\u2028", max_size=30)
+    | st.lists(st.sampled_from([*TRICKY_SCALARS, " ", "\n", ":", ",", "[", "_", "0x"])).map("".join)
+)
+def test_the_fast_scans_refuse_what_the_eight_patterns_refused_in_any_text(text: str) -> None:
+    assert _fast_refuses(text) == reference_refuses(text)
+
+
+def test_the_objects_of_many_validated_manifests_are_left_out_of_the_collectors_scans(
+    tmp_path: Path,
+) -> None:
+    for number, text in enumerate(benchmark_files()[:50]):
+        (tmp_path / f"m{number:04d}.yaml").write_text(text)
+    few = tmp_path / "m0000.yaml"
+    gc.unfreeze()
+
+    load_manifests([str(few)], {})
+    after_few = gc.get_freeze_count()
+    load_manifests([str(tmp_path)], {})
+    after_many = gc.get_freeze_count()
+    gc.unfreeze()
+
+    assert after_few == 0
+    assert after_many > 50_000  # each resource is a dozen containers or more

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from reconciler import kinds
 from reconciler.client import request_body
-from reconciler.model import Kind
+from reconciler.kinds.base import SecretsField
+from reconciler.model import Kind, ManifestErrors
 from reconciler.validate import load_manifests
 from tests.cli import run
 from tests.guide import ACCESS_KEYS as DEMO_ENV
@@ -81,6 +83,29 @@ def test_unset_variable_is_an_error_naming_file_and_line_outside_validate(tmp_pa
     assert str(error).startswith(
         f"{path}:10:18: error: environment variable KEY_ID_FOR_TEST is not set"
     )
+
+
+def test_an_env_reference_is_a_secret_only_where_the_documents_kind_keeps_secrets(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "t.yaml",
+        "apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: t1}\nspec:\n"
+        "  type: detail\n  secrets:\n    key: ${env:SECRET_FOR_TEST}\n",
+    )
+    from reconciler.model import ManifestErrors
+
+    with pytest.raises(ManifestErrors) as failed:
+        load_manifests([str(path)], {"SECRET_FOR_TEST": "s3cr3t"})
+    messages = [str(error) for error in failed.value.errors]
+    assert any(
+        f"{path}:7:10: error: ${{env:SECRET_FOR_TEST}} is only allowed as a value in spec.secrets"
+        in message
+        for message in messages
+    ), messages
+    assert kinds.of(Kind.CONNECTION).secrets_at == SecretsField("secrets", frozenset({"type"}))
+    assert [kind.kind for kind in kinds.ordered() if kind.secrets_at] == [Kind.CONNECTION]
 
 
 def test_yaml_1_1_surprises_stay_strings(tmp_path: Path) -> None:
@@ -201,3 +226,66 @@ def test_two_jobs_with_the_same_spec_are_refused_because_they_would_be_one_job(
         "IngestionJob/koalas-copy has the same spec as IngestionJob/koalas-demo-file"
         in result.stdout
     )
+
+
+JOB_SPELLINGS = {
+    "the same": "uris: [s3://b/x.json, s3://b/y.json]",
+    "uris in another order": "uris: [s3://b/y.json, s3://b/x.json]",
+    "other objects": "uris: [s3://b/z.json]",
+    "a prefix": "prefixes: [x/]",
+    "a pattern": "pattern: 'x/*.json'",
+}
+
+
+def jobs_file(tmp_path: Path, spellings: dict[str, str], mapping: str = '"n"') -> Path:
+    """A connection, a table and one job per spelling of its objects, all else alike."""
+    docs = [
+        "apiVersion: reconciler/v1\nkind: Connection\nmetadata: {name: c}\n"
+        "spec: {type: s3, bucket: b, awsEndpoint: s3.us-east-1.amazonaws.com}\n",
+        "apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: t}\nspec:\n  type: detail\n"
+        "  schema: [{name: n, dataType: long}]\n",
+    ]
+    for number, objects in enumerate(spellings.values()):
+        docs.append(
+            f"apiVersion: reconciler/v1\nkind: IngestionJob\nmetadata: {{name: j{number}}}\n"
+            "spec:\n  type: batch\n  target: {type: table, tableName: t}\n  source:\n"
+            f"    type: s3\n    connectionName: c\n    {objects}\n"
+            "    formatSettings: {format: nd-json}\n"
+            "    inputSchema: [{name: ts, dataType: string}, {name: n, dataType: long}]\n"
+            "  mappings:\n    - {columnName: __time, expression: 'TIME_PARSE(\"ts\")'}\n"
+            f"    - {{columnName: n, expression: '{mapping}'}}\n"
+        )
+    return write(tmp_path, "jobs.yaml", "---\n".join(docs))
+
+
+def same_spec_errors(path: Path, *, keep_compared: bool) -> list[str]:
+    try:
+        load_manifests([str(path)], {}, keep_compared=keep_compared)
+    except ManifestErrors as failed:
+        return [str(error) for error in failed.errors]
+    return []
+
+
+def test_jobs_whose_objects_are_spelled_in_another_order_are_one_spec_to_validate_and_plan(
+    tmp_path: Path,
+) -> None:
+    path = jobs_file(tmp_path, JOB_SPELLINGS)
+
+    offline = same_spec_errors(path, keep_compared=False)
+
+    assert offline == same_spec_errors(path, keep_compared=True)
+    assert len(offline) == 1
+    assert "IngestionJob/j1 has the same spec as IngestionJob/j0" in offline[0]
+
+
+def test_jobs_alike_in_table_connection_and_objects_but_not_in_mappings_are_two_specs(
+    tmp_path: Path,
+) -> None:
+    alike = {"first": JOB_SPELLINGS["the same"], "second": JOB_SPELLINGS["uris in another order"]}
+    path = jobs_file(tmp_path, alike)
+    text = path.read_text()
+    last = text.rindex("expression: '\"n\"'")
+    path.write_text(text[:last] + "expression: 'CAST(\"n\" AS BIGINT)'" + text[last + 17 :])
+
+    assert same_spec_errors(path, keep_compared=False) == []
+    assert same_spec_errors(path, keep_compared=True) == []

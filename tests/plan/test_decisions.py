@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from reconciler.identity import place_of
+from reconciler.kinds.ingestion_job.identity import place_of
 from reconciler.live import LiveState
 from reconciler.model import Action, Kind, Reason, Resource
 from reconciler.plan import make_plan

@@ -172,7 +172,7 @@ def test_a_scheduled_drift_run_after_jobs_moved_to_history_exits_0(
 
 
 def test_drift_against_an_unreachable_polaris_is_an_error_exit_1(
-    workspace: Path, monkeypatch: Any
+    workspace: Path, monkeypatch: Any, backoff: list[float]
 ) -> None:
     monkeypatch.setenv("POLARIS_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("POLARIS_PROJECT_ID", "p")
@@ -182,6 +182,7 @@ def test_drift_against_an_unreachable_polaris_is_an_error_exit_1(
     result = run("drift")
     assert result.exit_code == 1
     assert "cannot reach http://127.0.0.1:9" in result.stderr
+    assert backoff, "the connection was retried (the waits counted, not slept)"
 
 
 def test_a_history_path_inside_the_manifest_paths_is_refused(served: Any, workspace: Path) -> None:

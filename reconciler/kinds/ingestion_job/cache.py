@@ -108,7 +108,10 @@ class JobCache:
                 # moment a plan of 10,000 jobs holds the most.
                 handle.write(CACHE_HEADER + "\n")
                 separator = ""
-                for job_id, text in self.entries.items():
+                entries = self.entries
+                with self.lock:  # a snapshot: an interrupted read's workers may still add
+                    items = list(entries.items())
+                for job_id, text in items:
                     handle.write(f"{separator}{json.dumps(job_id)}:{text}")
                     separator = ",\n"
                 handle.write("\n" + CACHE_FOOTER)

@@ -4,6 +4,7 @@ and no second manifest with its spec. Each check is one function returning its e
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -11,7 +12,7 @@ from reconciler import connection_types
 from reconciler.globs import GlobError, GlobTooLarge, JavaGlobError, compile_glob, sequences
 from reconciler.kinds.base import SQL_TOKEN, TIME_COLUMN, Locate
 from reconciler.kinds.ingestion_job.fingerprints import SpecFingerprint, spec_fingerprint
-from reconciler.kinds.ingestion_job.spec import aggregates, compared_form
+from reconciler.kinds.ingestion_job.spec import SELECTORS, aggregates, compared_form
 from reconciler.model import Kind, ManifestError, Resource
 
 Declared = Mapping[tuple[Kind, str], Resource]
@@ -201,9 +202,15 @@ def duplicate_specs(jobs: list[Resource]) -> list[ManifestError]:
     and the first apply would submit it twice."""
     errors: list[ManifestError] = []
     first_with: dict[SpecFingerprint, Resource] = {}
-    for job in jobs:
+    # Only jobs that share their group can share a spec: most jobs are alone in theirs and need
+    # no fingerprint (validate takes none of its own: this check is all it needs them for).
+    groups = [_group(job) for job in jobs]
+    sizes = Counter(groups)
+    for job, group in zip(jobs, groups, strict=True):
         fingerprint = SpecFingerprint(job.fingerprint) if job.fingerprint else None
-        if fingerprint is None:  # a resource made without validation (a test, a caller)
+        if fingerprint is None:  # validate's jobs, or resources made without validation
+            if sizes[group] < 2:
+                continue
             fingerprint = spec_fingerprint(compared_form(job.spec))
         other = first_with.setdefault(fingerprint, job)
         if other is not job:
@@ -216,6 +223,26 @@ def duplicate_specs(jobs: list[Resource]) -> list[ManifestError]:
                 )
             )
     return errors
+
+
+def _group(job: Resource) -> Any:
+    """What two jobs with one compared form have alike, cheap to take: the table, the connection
+    and the objects, as the compared form keeps them (selectors sorted, a null one dropped).
+    Jobs whose values cannot be grouped so share one group, and are all fingerprinted."""
+    source, target = job.spec.get("source"), job.spec.get("target")
+    if not isinstance(source, Mapping) or not isinstance(target, Mapping):
+        return None
+    objects = [source.get(name) for name in (*SELECTORS, "pattern")]
+    try:
+        key = (
+            target.get("tableName"),
+            source.get("connectionName"),
+            *(tuple(sorted(value)) if isinstance(value, list) else value for value in objects),
+        )
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 # What to write instead, for each PatternSyntaxException description Java gives for a glob.

@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, NewType
 
-from reconciler.identity import Place
+from reconciler.kinds.ingestion_job.identity import Place
 
 SpecFingerprint = NewType("SpecFingerprint", str)
 JobIdentity = NewType("JobIdentity", str)

@@ -3,11 +3,11 @@ work to the module of this package that holds it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from reconciler.kinds import registry
-from reconciler.kinds.base import Locate, PlanContext
+from reconciler.kinds.base import JobReport, Locate, PlanContext
 from reconciler.kinds.ingestion_job.cache import JobCache
 from reconciler.kinds.ingestion_job.checks import check_job, duplicate_specs
 from reconciler.kinds.ingestion_job.fingerprints import spec_fingerprint
@@ -29,7 +29,8 @@ from reconciler.values import Change, FieldChange, ManifestFile, Outcome, PlanOp
 if TYPE_CHECKING:
     from pathlib import Path as PathLike
 
-    from reconciler.listing import Job, Listing
+    from reconciler.kinds.ingestion_job.listing import Job
+    from reconciler.listing import Access, Listing
 
 
 @register
@@ -118,6 +119,13 @@ class IngestionJob(JobSpec):
     def to_list(self, plan: PlanView, resources: Iterable[Resource], live: LiveView) -> list[Job]:
         return jobs_to_list(plan, resources, live)
 
+    def list_objects(
+        self, items: Sequence[Job], access: Access, parallelism: int
+    ) -> Mapping[str, Listing]:
+        from reconciler.kinds.ingestion_job.listing import list_jobs  # deferred: loads httpx
+
+        return list_jobs(items, access, parallelism)
+
     def listed(self, change: Change, listing: Listing | None) -> Change:
         return with_listing(change, listing)
 
@@ -139,7 +147,7 @@ class IngestionJob(JobSpec):
         return submissions.submit(change)
 
     def unchanged(self, change: Change) -> Outcome:
-        return Outcome(change, "unchanged", change.reason, planned(change).job_id)
+        return Outcome(change, "unchanged", change.reason, JobReport(planned(change).job_id))
 
     # Import ---------------------------------------------------------------------------------
 

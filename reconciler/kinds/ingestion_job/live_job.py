@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.identity import OverlapIndex, Place, Reads, place_of, reads_of
 from reconciler.kinds.base import TERMINAL_STATUSES as TERMINAL_STATUSES  # the package uses it
 from reconciler.kinds.ingestion_job.fingerprints import JobIdentity, job_identity
+from reconciler.kinds.ingestion_job.identity import OverlapIndex, Place, Reads, place_of, reads_of
 from reconciler.kinds.ingestion_job.spec import JOB_SPEC, request_of
 from reconciler.normalize import plain
 

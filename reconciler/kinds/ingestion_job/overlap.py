@@ -1,6 +1,6 @@
 """Which jobs read the same objects into one table: live jobs a manifest job overlaps (DOUBLE
 INGESTION warnings) and, once every job is planned, two jobs of one plan that overlap (review).
-Objects are compared through places (reconciler/identity.py), so connection names never matter."""
+Objects are compared through places (identity.py), so connection names never matter."""
 
 from __future__ import annotations
 
@@ -8,8 +8,15 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from reconciler.identity import Overlap, OverlapIndex, Place, Reads, place_of, reads_of
 from reconciler.kinds.base import PlanContext
+from reconciler.kinds.ingestion_job.identity import (
+    Overlap,
+    OverlapIndex,
+    Place,
+    Reads,
+    place_of,
+    reads_of,
+)
 from reconciler.kinds.ingestion_job.live_job import KNOWN_STATUSES, SATISFIED_STATUSES, LiveJob
 from reconciler.kinds.ingestion_job.payload import planned
 from reconciler.kinds.ingestion_job.state import jobs_of

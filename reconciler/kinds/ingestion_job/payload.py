@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.values import Change
 
 if TYPE_CHECKING:
-    from reconciler.identity import Place
+    from reconciler.kinds.ingestion_job.identity import Place
     from reconciler.listing import Listing
 
 

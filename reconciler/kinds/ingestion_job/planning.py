@@ -9,9 +9,9 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from reconciler.identity import Place, Reads, reads_of
 from reconciler.kinds.base import Comparison, PlanContext, ResourceKind, fields_of
 from reconciler.kinds.ingestion_job.fingerprints import JobIdentity, job_identity
+from reconciler.kinds.ingestion_job.identity import Place, Reads, reads_of
 from reconciler.kinds.ingestion_job.live_job import (
     KNOWN_STATUSES,
     SATISFIED_STATUSES,
@@ -28,7 +28,8 @@ from reconciler.ports import LiveView, PlanView
 from reconciler.values import Change, FieldChange
 
 if TYPE_CHECKING:
-    from reconciler.listing import Job, Listing
+    from reconciler.kinds.ingestion_job.listing import Job
+    from reconciler.listing import Listing
 
 AnyPlan = TypeVar("AnyPlan", bound=PlanView)  # plan.Plan
 
@@ -120,7 +121,7 @@ def plan_job(
         )  # fmt: skip
     previous = newest([overlap.item for overlap in others])
     compared = comparison(resource, previous)
-    changed = tuple(diff(compared.actual, compared.desired))
+    changed = tuple(diff(compared.actual, compared.desired, kind.key_sets))
     detail = f"spec differs from job {previous.id} ({previous.status}) in {fields_of(changed)}"
     return dataclasses.replace(
         change(Action.CREATE, Reason.SPEC_CHANGED, detail, changed=changed, warnings=warnings,
@@ -163,7 +164,7 @@ def with_listings(plan: AnyPlan, listings: Mapping[str, Listing]) -> AnyPlan:
 def jobs_to_list(plan: PlanView, resources: Iterable[Resource], live: LiveView) -> list[Job]:
     """The jobs a plan creates or resubmits, each with its connection as apply will leave it:
     as its manifest declares it (secrets included, to list with), else as it is live."""
-    from reconciler.listing import Job  # deferred: loads httpx
+    from reconciler.kinds.ingestion_job.listing import Job  # deferred: loads httpx
 
     by_key = {r.key: r for r in resources}
     jobs = []

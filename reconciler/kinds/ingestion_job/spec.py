@@ -52,7 +52,8 @@ class JobSpec(ResourceKind):
     collection = "jobs"
     imported_by_default = False  # only with `reconciler import --jobs`
     schema_file = "ingestionjob.schema.json"
-    schema_file = "ingestionjob.schema.json"
+    # The object selectors are sets of keys and may hold tens of thousands (normalize.diff).
+    key_sets = (("source", "uris"), ("source", "prefixes"), ("source", "objects"))
     fields = Fields(
         writable=(
             "type", "target", "createTableIfNotExists", "source", "mappings", "ingestionMode",

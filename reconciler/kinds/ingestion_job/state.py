@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.identity import OverlapIndex
+from reconciler.kinds.ingestion_job.identity import OverlapIndex
 from reconciler.kinds.ingestion_job.live_job import ACTIVE_STATUSES, LiveJob, overlap_index
 from reconciler.model import Kind
 from reconciler.ports import LiveView

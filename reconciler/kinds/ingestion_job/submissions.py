@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from reconciler.identity import Reads, reads_of
 from reconciler.kinds import registry
+from reconciler.kinds.base import JobReport
 from reconciler.kinds.ingestion_job.fingerprints import JobIdentity
+from reconciler.kinds.ingestion_job.identity import Reads, reads_of
 from reconciler.kinds.ingestion_job.live_job import (
     KNOWN_STATUSES,
     SATISFIED_STATUSES,
@@ -290,11 +291,12 @@ class Submissions:
         ]
         if not notes:
             return outcome
+        report = outcome.report if isinstance(outcome.report, JobReport) else JobReport()
         return dataclasses.replace(
             outcome,
             status="failed" if running else outcome.status,
             message="; ".join([outcome.message, *notes]),
-            canceled=tuple(canceled),
+            report=dataclasses.replace(report, canceled=tuple(canceled)),
         )
 
     def read(self, job_id: str) -> LiveJob | None:
@@ -310,7 +312,7 @@ class Submissions:
         with self.lock:
             if connection not in self.connections:
                 # A connection created since the plan: learn it, so the job resolves to a place.
-                self.connections.update({c["name"]: c for c in self.client.list_connections()})
+                self.connections.update({c["name"]: c for c in self.client.listed("connections")})
             # A job the API would never send fails this change with a message, not the run.
             job = LiveJob.parse(body, self.connections)
             self.known[job_id] = job
@@ -319,20 +321,22 @@ class Submissions:
     def finish(self, change: Change, job: Mapping[str, Any], verb: str) -> Outcome:
         job_id = str(job["id"])
         if not self.options.wait:
-            return Outcome(change, "done", f"{verb} as job {job_id}", job_id, job)
+            return Outcome(change, "done", f"{verb} as job {job_id}", JobReport(job_id, job))
         final = self.follow(change, job_id)
         status = final.get("executionStatus")
         if status not in TERMINAL_STATUSES:  # waiting stopped (Ctrl-C): the job goes on
             message = f"{verb} as job {job_id}; still {status} in Polaris (stopped waiting)"
-            return Outcome(change, "done", message, job_id, final)
+            return Outcome(change, "done", message, JobReport(job_id, final))
         if status == "completed":
             totals = self.client.job_metrics(job_id).get("totals") or {}
             message = f"{verb} as job {job_id}; completed"
-            return Outcome(change, "done", message, job_id, final, totals)
+            return Outcome(change, "done", message, JobReport(job_id, final, totals))
         health = final.get("health")
         health = health if isinstance(health, Mapping) else {}
         detail = f"{health.get('code', status)}: {health.get('message', '')}".rstrip(": ")
-        return Outcome(change, "failed", f"job {job_id} {status}: {detail}", job_id, final)
+        return Outcome(
+            change, "failed", f"job {job_id} {status}: {detail}", JobReport(job_id, final)
+        )
 
     def follow(self, change: Change, job_id: str) -> Mapping[str, Any]:
         """Poll a job until it reaches a terminal state or the timeout passes."""

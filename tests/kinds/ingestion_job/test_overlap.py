@@ -1,6 +1,6 @@
 """Overlap, as a table: a live job's selector and a new job's -> overlap, uncertain, or none.
 
-`reconciler.identity` decides whether two jobs into one table read a common object: "overlap"
+`reconciler.kinds.ingestion_job.identity` decides whether two jobs into one table read a common object: "overlap"
 names an object both read, "uncertain" means it cannot be decided (and is never read as safe),
 "none" means no object is read by both.
 
@@ -13,8 +13,8 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from reconciler.identity import OverlapIndex, Place, place_of, reads_of
 from reconciler.kinds.ingestion_job import LiveJob, jobs_of
+from reconciler.kinds.ingestion_job.identity import OverlapIndex, Place, place_of, reads_of
 from reconciler.model import Kind, Location, Resource
 from reconciler.plan import Action, make_plan
 from tests.builders import live_state
