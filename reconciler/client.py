@@ -597,7 +597,10 @@ class _Direct:
     def of(cls, http: httpx.Client, api_key: str) -> _Direct | None:
         """The direct path for `http`, when httpx sends its requests through its own network
         transport (not a test's MockTransport or the emulator's in-process one); else None."""
-        transport = http._transport_for_url(http.base_url)
+        choose = getattr(http, "_transport_for_url", None)  # private: a newer httpx may move it
+        if choose is None:
+            return None
+        transport = choose(http.base_url)
         pool = getattr(transport, "_pool", None) if type(transport) is httpx.HTTPTransport else None
         return cls(pool, http, api_key) if isinstance(pool, httpcore.ConnectionPool) else None
 
@@ -831,7 +834,12 @@ class PolarisClient:
         httpx's timeouts bound each network operation, so a server that sends a byte every few
         seconds would never time out; the deadline bounds the whole answer, body included.
         """
-        if method == "GET" and self._direct is not None and DIRECT_PATH.fullmatch(path):
+        if (
+            method == "GET"
+            and self._direct is not None
+            and DIRECT_PATH.fullmatch(path)
+            and "/." not in path  # dot segments: httpx removes them, the direct path would not
+        ):
             return self._direct.get(path, params, deadline)
         request = self._http.build_request(method, path, params=params, json=wire)
         response = self._http.send(request, stream=True)

@@ -50,7 +50,9 @@ class _Headers(http.server.BaseHTTPRequestHandler):
     seen: list[dict[str, str]]
 
     def do_GET(self) -> None:
-        self.seen.append({name.lower(): value for name, value in self.headers.items()})
+        self.seen.append(
+            {name.lower(): value for name, value in self.headers.items()} | {":path": self.path}
+        )
         body = b'{"values": []}'
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -197,3 +199,16 @@ def test_the_quick_shape_check_agrees_with_the_one_that_names_the_field(
 ) -> None:
     fields = _compiled(tuple(shape.items()))
     assert _fit(value, fields) == (_check_fields(value, fields, ()) is None)
+
+
+@pytest.mark.parametrize("job_id", ["..", ".", "a/../b"])
+def test_a_job_id_made_of_dot_segments_reaches_the_path_httpx_would_send(
+    recording: tuple[str, list[dict[str, str]]], job_id: str
+) -> None:
+    url, seen = recording
+    with client_of(url) as client:
+        client.get(f"/jobs/{job_id}")
+    with httpx.Client(base_url=f"{url}/v1/projects/{DEMO_PROJECT_ID}") as plain:
+        plain.get(f"/jobs/{job_id}")
+    ours, theirs = seen
+    assert ours[":path"] == theirs[":path"]
