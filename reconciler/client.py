@@ -34,14 +34,10 @@ Retry policy, in one place, with the reason each rule is safe:
 
 from __future__ import annotations
 
-import base64
 import email.utils
-import functools
 import logging
 import math
 import random
-import re
-import ssl
 import threading
 import time
 from collections import deque
@@ -51,15 +47,16 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpcore
 import httpx
 
 from reconciler import hosts
+from reconciler.answers import NotFinite, Shape, describe, finite, misfit, not_finite, type_name
 from reconciler.errors import ErrorCode, ReconcilerError
 from reconciler.hosts import is_loopback
 from reconciler.model import LOCK_TABLE, Secret
 from reconciler.names import api_path
 from reconciler.redact import Redactor, shorten
+from reconciler.transport import DIRECT_PATH, Deadline, Direct, tls_context
 
 log = logging.getLogger("reconciler.client")
 
@@ -78,9 +75,6 @@ BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
 MAY_HAVE_APPLIED = "; the change may have been applied: read the live state before trying again"
 MESSAGE_LIMIT = 500  # characters of an API error message quoted in ours
-# A path the direct GET sends as it is (`api_path` percent-encodes every name); any other goes
-# through httpx, which encodes it.
-DIRECT_PATH = re.compile(r"/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*")
 # The permission a write needs, by the collection its path starts with (docs/polaris-api-notes.md).
 # A 404 on one of these collections themselves can only mean the project is missing.
 WRITE_PERMISSIONS = {
@@ -94,7 +88,6 @@ WRITE_PERMISSIONS = {
 # as far as they are read). A field may be absent or null; when present it has this type, or the
 # answer is a MalformedResponseError that names the URL and the field. `a[]` is each item of the
 # list `a`; a parent comes before its children.
-Shape = Mapping[str, type | tuple[type, ...]]
 NUMBER = (int, float)
 CONNECTION_SHAPE: Shape = {
     "name": str, "type": str, "description": str, "bucket": str, "prefix": str,
@@ -350,158 +343,6 @@ def _text(response: httpx.Response) -> str:
         return response.content.decode("utf-8", errors="replace")
 
 
-class _NotFinite(str):
-    """NaN, Infinity or a number too large for a float, as read (JSON has no such numbers)."""
-
-
-def _finite(text: str) -> float | _NotFinite:
-    number = float(text)
-    return number if math.isfinite(number) else _NotFinite(text)
-
-
-def _not_finite(value: Any, at: str = "") -> tuple[str, _NotFinite] | None:
-    """Where the first number that is not finite is in a parsed body (a field path), if any."""
-    if isinstance(value, _NotFinite):
-        return at, value
-    items = (
-        value.items()
-        if isinstance(value, dict)
-        else enumerate(value)
-        if isinstance(value, list)
-        else ()
-    )
-    for key, item in items:
-        inner = f"{at}[{key}]" if isinstance(key, int) else f"{at}.{key}" if at else str(key)
-        found = _not_finite(item, inner)
-        if found is not None:
-            return found
-    return None
-
-
-@dataclass
-class _Field:
-    """What a shape says of one field: its types, its own fields, and (a list) its items'."""
-
-    kinds: tuple[type, ...] | None = None
-    fields: dict[str, _Field] = field(default_factory=dict)
-    item: _Field | None = None
-
-
-@functools.cache
-def _compiled(shape: tuple[tuple[str, type | tuple[type, ...]], ...]) -> dict[str, _Field]:
-    """A shape as a tree, so a body is walked once however many paths share a prefix."""
-    root: dict[str, _Field] = {}
-    for path, kind in shape:
-        fields, node = root, _Field()
-        for step in path.split("."):
-            node = fields.setdefault(step.removesuffix("[]"), _Field())
-            if step.endswith("[]"):
-                node.item = node.item or _Field()
-                node = node.item
-            fields = node.fields
-        node.kinds = kind if isinstance(kind, tuple) else (kind,)
-    return root
-
-
-def _misfit(value: Any, shape: Shape) -> tuple[str, Any, tuple[type, ...]] | None:
-    """The first field of `value` whose type is not the one `shape` gives it, if any."""
-    fields = _compiled(tuple(shape.items()))
-    if _fit(value, fields):  # the usual answer, without building a path at every step
-        return None
-    found = _check_fields(value, fields, ())
-    if found is None:
-        return None
-    at, misfit, kinds = found
-    where = "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in at)
-    return where.removeprefix("."), misfit, kinds
-
-
-Misfit = tuple[tuple[str | int, ...], Any, tuple[type, ...]]
-
-
-def _fit(value: Any, fields: dict[str, _Field]) -> bool:
-    """Whether every field of `value` has its type: `_check_fields` finding nothing, faster."""
-    if type(value) is not dict:
-        return not isinstance(value, dict) or _check_fields(value, fields, ()) is None
-    for key, node in fields.items():
-        found = value.get(key)
-        if found is None:
-            continue
-        kinds = node.kinds
-        if kinds is not None and (
-            not isinstance(found, kinds)
-            or ((found is True or found is False) and bool not in kinds)
-        ):
-            return False
-        if node.fields and not _fit(found, node.fields):
-            return False
-        item = node.item
-        if item is not None and isinstance(found, list):
-            for each in found:
-                if each is not None and not _fit_item(each, item):
-                    return False
-    return True
-
-
-def _fit_item(value: Any, node: _Field) -> bool:
-    kinds = node.kinds
-    if kinds is not None and (
-        not isinstance(value, kinds) or ((value is True or value is False) and bool not in kinds)
-    ):
-        return False
-    if node.fields and not _fit(value, node.fields):
-        return False
-    if node.item is not None and isinstance(value, list):
-        return all(each is None or _fit_item(each, node.item) for each in value)
-    return True
-
-
-def _check_fields(
-    value: Any, fields: dict[str, _Field], at: tuple[str | int, ...]
-) -> Misfit | None:
-    if not isinstance(value, dict):
-        return None
-    for key, node in fields.items():
-        found = value.get(key)
-        misfit = None if found is None else _check(found, node, (*at, key))
-        if misfit is not None:
-            return misfit
-    return None
-
-
-def _check(value: Any, node: _Field, at: tuple[str | int, ...]) -> Misfit | None:
-    kinds = node.kinds
-    if kinds is not None and (
-        not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)
-    ):
-        return at, value, kinds
-    misfit = _check_fields(value, node.fields, at) if node.fields else None
-    if misfit is None and node.item is not None and isinstance(value, list):
-        for index, item in enumerate(value):
-            misfit = None if item is None else _check(item, node.item, (*at, index))
-            if misfit is not None:
-                break
-    return misfit
-
-
-_TYPE_NAMES = {str: "a string", dict: "a JSON object", list: "a JSON list", int: "an integer",
-               float: "a number", bool: "a boolean"}  # fmt: skip
-
-
-def _type_name(kind: type | tuple[type, ...]) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    if set(kinds) == {int, float}:
-        return "a number"
-    return " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "an empty body"
-    kinds = {dict: "a JSON object", list: "a JSON list", str: "a JSON string", bool: "a boolean"}
-    return kinds.get(type(value), "a JSON number")
-
-
 def _names_project(code: str | None, message: str | None, project: str) -> bool:
     """Whether a 404 body says the project, rather than a resource in it, is unknown."""
     text = f"{code or ''} {message or ''}".lower()
@@ -539,142 +380,6 @@ class _Budget:
         return True
 
 
-class _Deadline(httpx.SyncByteStream):
-    """A response body that raises ReadTimeout once a monotonic deadline has passed."""
-
-    def __init__(self, body: httpx.SyncByteStream, deadline: float, request: httpx.Request) -> None:
-        self.body = body
-        self.deadline = deadline
-        self.request = request
-
-    @staticmethod
-    def check(deadline: float, request: httpx.Request) -> None:
-        """Raise ReadTimeout when `deadline` has passed."""
-        if time.monotonic() > deadline:
-            raise httpx.ReadTimeout(
-                "the whole answer took longer than the timeout", request=request
-            )
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self.body:
-            self.check(self.deadline, self.request)
-            yield chunk
-
-    def close(self) -> None:
-        self.body.close()
-
-
-class _Direct:
-    """GETs sent straight through the connection pool of httpx's own network transport.
-
-    httpx's Client spends about 0.3 ms of CPU a request around the pool (building and merging
-    the request, the auth and redirect flows, cookies, hooks), a third of a cold plan's CPU over
-    1,000 job details, and the workers that spend it hold the interpreter the sockets need. The
-    pool is the one httpx chose for the base URL (its SSL context, limits and any proxy from the
-    environment), shared with every other request. The host is fixed here, from the checked base
-    URL, never parsed from a path; a redirect is an answer like any other (nothing follows it);
-    the answer becomes an httpx.Response (decoded as httpx decodes it), so the retry loop, the
-    deadline and every check downstream are the same code for both paths.
-    """
-
-    def __init__(self, pool: httpcore.ConnectionPool, http: httpx.Client, api_key: str) -> None:
-        self.pool = pool
-        base = http.base_url
-        self.scheme, self.host, self.port = base.raw_scheme, base.raw_host, base.port
-        self.prefix = base.raw_path.rstrip(b"/")
-        self.origin = f"{base.scheme}://{base.netloc.decode('ascii')}"
-        key = base64.b64encode(f"{api_key}:".encode()).decode("ascii")
-        headers = httpx.Headers(http.headers)
-        headers["Authorization"] = f"Basic {key}"  # as httpx.BasicAuth(api_key, "") sends it
-        # Host first, as httpx sends it; then the client's own headers.
-        self.headers = [
-            (b"Host", httpx.Request("GET", base).headers["Host"].encode("ascii")),
-            *headers.raw,
-        ]
-        self.extensions = {"timeout": http.timeout.as_dict()}
-
-    @classmethod
-    def of(cls, http: httpx.Client, api_key: str) -> _Direct | None:
-        """The direct path for `http`, when httpx sends its requests through its own network
-        transport (not a test's MockTransport or the emulator's in-process one); else None."""
-        choose = getattr(http, "_transport_for_url", None)  # private: a newer httpx may move it
-        if choose is None:
-            return None
-        transport = choose(http.base_url)
-        pool = getattr(transport, "_pool", None) if type(transport) is httpx.HTTPTransport else None
-        return cls(pool, http, api_key) if isinstance(pool, httpcore.ConnectionPool) else None
-
-    def get(self, path: str, params: Mapping[str, Any] | None, deadline: float) -> httpx.Response:
-        """One GET of a project-relative path, read whole before `deadline` (monotonic)."""
-        target = self.prefix + path.encode("ascii")
-        if params:
-            target += b"?" + str(httpx.QueryParams(params)).encode("ascii")
-        url = httpcore.URL(scheme=self.scheme, host=self.host, port=self.port, target=target)
-        sent = self.origin + target.decode("ascii")
-        try:
-            answer = self.pool.handle_request(
-                httpcore.Request("GET", url, headers=self.headers, extensions=self.extensions)
-            )
-            try:
-                chunks = []
-                late = time.monotonic() > deadline  # the headers alone may have taken too long
-                for chunk in answer.stream if not late else ():  # type: ignore[union-attr]
-                    late = time.monotonic() > deadline
-                    if late:
-                        break
-                    chunks.append(chunk)
-            finally:
-                answer.close()
-        except HTTPCORE_ERRORS as error:
-            raise _as_httpx(error, httpx.Request("GET", sent)) from None
-        if late:
-            _Deadline.check(deadline, httpx.Request("GET", sent))
-        return _Answer(answer.status, sent, answer.headers, b"".join(chunks))
-
-
-class _Answer(httpx.Response):
-    """A response of the direct path: its request (parsing a URL costs a fifth of the path)
-    is made only when something asks for it, an error message."""
-
-    def __init__(
-        self, status: int, sent: str, headers: list[tuple[bytes, bytes]], content: bytes
-    ) -> None:
-        super().__init__(status, headers=headers, content=content)
-        self._sent = sent
-
-    @property
-    def request(self) -> httpx.Request:
-        if self._request is None:
-            self._request = httpx.Request("GET", self._sent)
-        return self._request
-
-    @request.setter
-    def request(self, value: httpx.Request) -> None:
-        self._request = value
-
-
-HTTPCORE_ERRORS = (
-    httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError,
-    httpcore.UnsupportedProtocol, httpcore.ProxyError,
-)  # fmt: skip
-
-
-def _as_httpx(error: Exception, request: httpx.Request) -> httpx.HTTPError:
-    """httpcore's exception as the httpx one of the same name (as httpx's transport maps it)."""
-    for kind in type(error).__mro__:
-        mapped = getattr(httpx, kind.__name__, None)
-        if isinstance(mapped, type) and issubclass(mapped, httpx.TransportError):
-            return mapped(str(error), request=request)
-    return httpx.TransportError(str(error), request=request)
-
-
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """The verifying TLS context httpx makes by default (CA bundle, SSL_CERT_FILE), made once a
-    process: loading the bundle costs about 15 ms of CPU, which every client paid again."""
-    return httpx.create_ssl_context()
-
-
 class PolarisClient:
     """A thread-safe client for one project's Connections, Tables and Jobs APIs.
 
@@ -707,7 +412,7 @@ class PolarisClient:
         # httpx.Client is safe to share between threads; the pool bounds concurrent connections.
         self._http = httpx.Client(
             base_url=config.base_url,
-            verify=_tls_context(),
+            verify=tls_context(),
             auth=httpx.BasicAuth(config.api_key, ""),  # base64("KEY:"), as the official SDK
             timeout=config.timeout,
             limits=limits,
@@ -718,7 +423,7 @@ class PolarisClient:
             follow_redirects=False,
         )
         # GETs (every read of a plan) skip httpx's client layers when it talks to the network.
-        self._direct = _Direct.of(self._http, config.api_key)
+        self._direct = Direct.of(self._http, config.api_key)
 
     def __enter__(self) -> PolarisClient:
         return self
@@ -845,8 +550,8 @@ class PolarisClient:
         response = self._http.send(request, stream=True)
         try:
             if isinstance(response.stream, httpx.SyncByteStream):
-                response.stream = _Deadline(response.stream, deadline, request)
-            _Deadline.check(deadline, request)  # the headers alone may have taken too long
+                response.stream = Deadline(response.stream, deadline, request)
+            Deadline.check(deadline, request)  # the headers alone may have taken too long
             response.read()
         finally:
             response.close()
@@ -862,15 +567,15 @@ class PolarisClient:
     def _json(self, method: str, path: str, response: httpx.Response) -> Any:
         if not response.content:
             return None
-        made: list[_NotFinite] = []  # the numbers JSON has not: the body is searched only then
+        made: list[NotFinite] = []  # the numbers JSON has not: the body is searched only then
 
-        def constant(text: str) -> _NotFinite:
-            made.append(_NotFinite(text))
+        def constant(text: str) -> NotFinite:
+            made.append(NotFinite(text))
             return made[-1]
 
-        def number(text: str) -> float | _NotFinite:
-            parsed = _finite(text)
-            if isinstance(parsed, _NotFinite):
+        def number(text: str) -> float | NotFinite:
+            parsed = finite(text)
+            if isinstance(parsed, NotFinite):
                 made.append(parsed)
             return parsed
 
@@ -880,7 +585,7 @@ class PolarisClient:
             # An HTML page with 200 usually means POLARIS_URL points at a website, not the API.
             raise self._malformed(method, path, response, "a body that is not JSON") from None
         # Walking every body (ten pages of 1,000 jobs in a plan) took a twentieth of a plan's CPU.
-        where = _not_finite(value) if made else None
+        where = not_finite(value) if made else None
         if where is not None:  # NaN and Infinity are not JSON, and would end up in ours
             field, found = where
             got = f"{found} in the field {field}" if field else str(found)
@@ -935,31 +640,31 @@ class PolarisClient:
             return self._malformed(method, path, response, got, expected, not_the_api=not_the_api)
 
         if not isinstance(value, dict):
-            raise fail(_describe(value), "a JSON object")
+            raise fail(describe(value), "a JSON object")
         for key, kind in (keys or {}).items():
             if not isinstance(value.get(key), kind) or isinstance(value.get(key), bool):
-                raise fail(f"an object whose {key!r} is {_describe(value.get(key))}",
+                raise fail(f"an object whose {key!r} is {describe(value.get(key))}",
                            f"an object with {key!r}")  # fmt: skip
         if listing is not None:
             values = value.get("values")
             if not isinstance(values, list):
-                raise fail(f"an object whose 'values' is {_describe(values)}", "a list of values")
+                raise fail(f"an object whose 'values' is {describe(values)}", "a list of values")
             kind = (str, int) if listing == "id" else str
             for item in values:
                 if not isinstance(item, dict) or not isinstance(item.get(listing), kind):
                     raise fail(
-                        f"a value that is not an object with a {listing!r}: {_describe(item)}",
+                        f"a value that is not an object with a {listing!r}: {describe(item)}",
                         f"objects with a {listing!r}",
                     )
         if shape is not None:
             each = enumerate(value["values"]) if listing is not None else [(None, value)]
             for index, item in each:
-                misfit = _misfit(item, shape)
-                if misfit is not None:
-                    where, found, kind = misfit
+                wrong = misfit(item, shape)
+                if wrong is not None:
+                    where, found, kind = wrong
                     at = f"values[{index}].{where}" if index is not None else where
-                    got = f"the field {at} holding {_describe(found)}"
-                    raise fail(got, _type_name(kind), not_the_api=False)
+                    got = f"the field {at} holding {describe(found)}"
+                    raise fail(got, type_name(kind), not_the_api=False)
         return value
 
     def _error(

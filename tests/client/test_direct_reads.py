@@ -1,7 +1,7 @@
 """Reads over the network skip httpx's client layers, with the same safety as every request.
 
 A GET to a real socket goes straight through the connection pool httpx chose for the base URL
-(`client._Direct`): the same headers, the same host, no redirect followed, the same retries,
+(`transport.Direct`): the same headers, the same host, no redirect followed, the same retries,
 deadline and error messages, and the answer decoded as httpx decodes it.
 """
 
@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reconciler.answers import check_fields, compiled, fit
 from reconciler.client import (
     CONNECTION_SHAPE,
     JOB_SHAPE,
@@ -27,9 +28,6 @@ from reconciler.client import (
     ClientConfig,
     PolarisClient,
     PolarisError,
-    _check_fields,
-    _compiled,
-    _fit,
 )
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID
 from tests.fixtures import Canned, HostileServer
@@ -197,8 +195,8 @@ JSONS = st.recursive(
 def test_the_quick_shape_check_agrees_with_the_one_that_names_the_field(
     value: Any, shape: Any
 ) -> None:
-    fields = _compiled(tuple(shape.items()))
-    assert _fit(value, fields) == (_check_fields(value, fields, ()) is None)
+    fields = compiled(tuple(shape.items()))
+    assert fit(value, fields) == (check_fields(value, fields, ()) is None)
 
 
 @pytest.mark.parametrize("job_id", ["..", ".", "a/../b"])
