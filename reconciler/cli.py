@@ -11,14 +11,12 @@ from __future__ import annotations
 import functools
 import importlib
 import json
-import logging
 import os
 import sys
-import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar, NoReturn
+from typing import ClassVar
 
 import click
 import platformdirs
@@ -53,6 +51,7 @@ from reconciler.cli_output import (
     echo,
     error,
     hide_credentials,
+    interrupt_exit,
     interrupted,
     locations,
     print_problems,
@@ -74,7 +73,6 @@ from reconciler.manager import (
     PlanRun,
     Scope,
     StalePlan,
-    Terminated,
     UnlockRun,
     ValidateRun,
     holder_of,
@@ -483,37 +481,6 @@ def _asked(args: Sequence[str]) -> tuple[str, str]:
     return command or "reconciler", fmt if fmt in CI_FORMATS.choices else "text"
 
 
-def _interrupt_exit(interrupt: KeyboardInterrupt, process: bool) -> NoReturn:
-    """Exit as an interrupted run: 130 after Ctrl-C, 143 after SIGTERM (128 + the signal).
-
-    A read interrupted with requests in flight leaves worker threads waiting for their answers
-    (live.read_live stops sending, but a socket cannot be cancelled), and Python joins such
-    threads before it exits: up to the client's timeout after Ctrl-C. A process (`process`:
-    the console script, not a caller of main with its own argv) exits at once instead, once
-    what it says is flushed. Writes are not cut short this way: apply waits for the writes in
-    flight before it raises, so by now no worker of apply's is left.
-    """
-    message = str(interrupt) or "interrupted"
-    error(message[0].upper() + message[1:] + ("" if str(interrupt) else "."))
-    report_failure(ErrorCode.INTERRUPTED, message)
-    code = 143 if isinstance(interrupt, Terminated) else 130
-    if process and _workers_left():
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
-
-
-def _workers_left() -> bool:
-    """Whether a thread Python would wait for at exit is still running."""
-    main_thread = threading.main_thread()
-    return any(
-        thread is not main_thread and not thread.daemon and thread.is_alive()
-        for thread in threading.enumerate()
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
     args = list(argv if argv is not None else sys.argv[1:])
@@ -531,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         # of input at a prompt: only the first two are interrupts.
         interrupt = aborted.__cause__ or aborted.__context__
         if isinstance(interrupt, KeyboardInterrupt):
-            _interrupt_exit(interrupt, process=argv is None)
+            interrupt_exit(interrupt, process=argv is None)
         error("Aborted.")
         report_failure(ErrorCode.USAGE, "Aborted.")
         sys.exit(1)
@@ -544,7 +511,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         report_failure(failure.code, str(failure), failure)
         sys.exit(1)
     except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM where a handler is installed
-        _interrupt_exit(interrupt, process=argv is None)
+        interrupt_exit(interrupt, process=argv is None)
     except Exception as unexpected:
         if debug:
             error(traceback.format_exc().rstrip())

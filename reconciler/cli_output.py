@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -296,3 +297,34 @@ def interrupted(stopped: ApplyInterrupted, fmt: str, waited: bool) -> NoReturn:
     elif fmt == "text":
         echo(render_apply(result, "text", redact=REDACT))
     raise (Terminated if isinstance(stopped.cause, Terminated) else KeyboardInterrupt)(message)
+
+
+def interrupt_exit(interrupt: KeyboardInterrupt, process: bool) -> NoReturn:
+    """Exit as an interrupted run: 130 after Ctrl-C, 143 after SIGTERM (128 + the signal).
+
+    A read interrupted with requests in flight leaves worker threads waiting for their answers
+    (live.read_live stops sending, but a socket cannot be cancelled), and Python joins such
+    threads before it exits: up to the client's timeout after Ctrl-C. A process (`process`:
+    the console script, not a caller of main with its own argv) exits at once instead, once
+    what it says is flushed. Writes are not cut short this way: apply waits for the writes in
+    flight before it raises, so by now no worker of apply's is left.
+    """
+    message = str(interrupt) or "interrupted"
+    error(message[0].upper() + message[1:] + ("" if str(interrupt) else "."))
+    report_failure(ErrorCode.INTERRUPTED, message)
+    code = 143 if isinstance(interrupt, Terminated) else 130
+    if process and _workers_left():
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _workers_left() -> bool:
+    """Whether a thread Python would wait for at exit is still running."""
+    main_thread = threading.main_thread()
+    return any(
+        thread is not main_thread and not thread.daemon and thread.is_alive()
+        for thread in threading.enumerate()
+    )

@@ -35,11 +35,9 @@ Retry policy, in one place, with the reason each rule is safe:
 from __future__ import annotations
 
 import email.utils
-import functools
 import logging
 import math
 import random
-import ssl
 import threading
 import time
 from collections import deque
@@ -52,11 +50,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from reconciler import hosts
+from reconciler.answers import NotFinite, Shape, describe, finite, misfit, not_finite, type_name
 from reconciler.errors import ErrorCode, ReconcilerError
 from reconciler.hosts import is_loopback
 from reconciler.model import LOCK_TABLE, Secret
 from reconciler.names import api_path
 from reconciler.redact import Redactor, shorten
+from reconciler.transport import DIRECT_PATH, Deadline, Direct, tls_context
 
 log = logging.getLogger("reconciler.client")
 
@@ -88,7 +88,6 @@ WRITE_PERMISSIONS = {
 # as far as they are read). A field may be absent or null; when present it has this type, or the
 # answer is a MalformedResponseError that names the URL and the field. `a[]` is each item of the
 # list `a`; a parent comes before its children.
-Shape = Mapping[str, type | tuple[type, ...]]
 NUMBER = (int, float)
 CONNECTION_SHAPE: Shape = {
     "name": str, "type": str, "description": str, "bucket": str, "prefix": str,
@@ -344,118 +343,6 @@ def _text(response: httpx.Response) -> str:
         return response.content.decode("utf-8", errors="replace")
 
 
-class _NotFinite(str):
-    """NaN, Infinity or a number too large for a float, as read (JSON has no such numbers)."""
-
-
-def _finite(text: str) -> float | _NotFinite:
-    number = float(text)
-    return number if math.isfinite(number) else _NotFinite(text)
-
-
-def _not_finite(value: Any, at: str = "") -> tuple[str, _NotFinite] | None:
-    """Where the first number that is not finite is in a parsed body (a field path), if any."""
-    if isinstance(value, _NotFinite):
-        return at, value
-    items = (
-        value.items()
-        if isinstance(value, dict)
-        else enumerate(value)
-        if isinstance(value, list)
-        else ()
-    )
-    for key, item in items:
-        inner = f"{at}[{key}]" if isinstance(key, int) else f"{at}.{key}" if at else str(key)
-        found = _not_finite(item, inner)
-        if found is not None:
-            return found
-    return None
-
-
-@dataclass
-class _Field:
-    """What a shape says of one field: its types, its own fields, and (a list) its items'."""
-
-    kinds: tuple[type, ...] | None = None
-    fields: dict[str, _Field] = field(default_factory=dict)
-    item: _Field | None = None
-
-
-@functools.cache
-def _compiled(shape: tuple[tuple[str, type | tuple[type, ...]], ...]) -> dict[str, _Field]:
-    """A shape as a tree, so a body is walked once however many paths share a prefix."""
-    root: dict[str, _Field] = {}
-    for path, kind in shape:
-        fields, node = root, _Field()
-        for step in path.split("."):
-            node = fields.setdefault(step.removesuffix("[]"), _Field())
-            if step.endswith("[]"):
-                node.item = node.item or _Field()
-                node = node.item
-            fields = node.fields
-        node.kinds = kind if isinstance(kind, tuple) else (kind,)
-    return root
-
-
-def _misfit(value: Any, shape: Shape) -> tuple[str, Any, tuple[type, ...]] | None:
-    """The first field of `value` whose type is not the one `shape` gives it, if any."""
-    found = _check_fields(value, _compiled(tuple(shape.items())), ())
-    if found is None:
-        return None
-    at, misfit, kinds = found
-    where = "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in at)
-    return where.removeprefix("."), misfit, kinds
-
-
-Misfit = tuple[tuple[str | int, ...], Any, tuple[type, ...]]
-
-
-def _check_fields(
-    value: Any, fields: dict[str, _Field], at: tuple[str | int, ...]
-) -> Misfit | None:
-    if not isinstance(value, dict):
-        return None
-    for key, node in fields.items():
-        found = value.get(key)
-        misfit = None if found is None else _check(found, node, (*at, key))
-        if misfit is not None:
-            return misfit
-    return None
-
-
-def _check(value: Any, node: _Field, at: tuple[str | int, ...]) -> Misfit | None:
-    kinds = node.kinds
-    if kinds is not None and (
-        not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)
-    ):
-        return at, value, kinds
-    misfit = _check_fields(value, node.fields, at) if node.fields else None
-    if misfit is None and node.item is not None and isinstance(value, list):
-        for index, item in enumerate(value):
-            misfit = None if item is None else _check(item, node.item, (*at, index))
-            if misfit is not None:
-                break
-    return misfit
-
-
-_TYPE_NAMES = {str: "a string", dict: "a JSON object", list: "a JSON list", int: "an integer",
-               float: "a number", bool: "a boolean"}  # fmt: skip
-
-
-def _type_name(kind: type | tuple[type, ...]) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    if set(kinds) == {int, float}:
-        return "a number"
-    return " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "an empty body"
-    kinds = {dict: "a JSON object", list: "a JSON list", str: "a JSON string", bool: "a boolean"}
-    return kinds.get(type(value), "a JSON number")
-
-
 def _names_project(code: str | None, message: str | None, project: str) -> bool:
     """Whether a 404 body says the project, rather than a resource in it, is unknown."""
     text = f"{code or ''} {message or ''}".lower()
@@ -493,38 +380,6 @@ class _Budget:
         return True
 
 
-class _Deadline(httpx.SyncByteStream):
-    """A response body that raises ReadTimeout once a monotonic deadline has passed."""
-
-    def __init__(self, body: httpx.SyncByteStream, deadline: float, request: httpx.Request) -> None:
-        self.body = body
-        self.deadline = deadline
-        self.request = request
-
-    @staticmethod
-    def check(deadline: float, request: httpx.Request) -> None:
-        """Raise ReadTimeout when `deadline` has passed."""
-        if time.monotonic() > deadline:
-            raise httpx.ReadTimeout(
-                "the whole answer took longer than the timeout", request=request
-            )
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self.body:
-            self.check(self.deadline, self.request)
-            yield chunk
-
-    def close(self) -> None:
-        self.body.close()
-
-
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """The verifying TLS context httpx makes by default (CA bundle, SSL_CERT_FILE), made once a
-    process: loading the bundle costs about 15 ms of CPU, which every client paid again."""
-    return httpx.create_ssl_context()
-
-
 class PolarisClient:
     """A thread-safe client for one project's Connections, Tables and Jobs APIs.
 
@@ -557,7 +412,7 @@ class PolarisClient:
         # httpx.Client is safe to share between threads; the pool bounds concurrent connections.
         self._http = httpx.Client(
             base_url=config.base_url,
-            verify=_tls_context(),
+            verify=tls_context(),
             auth=httpx.BasicAuth(config.api_key, ""),  # base64("KEY:"), as the official SDK
             timeout=config.timeout,
             limits=limits,
@@ -567,6 +422,8 @@ class PolarisClient:
             # send the key to whatever host the answer names.
             follow_redirects=False,
         )
+        # GETs (every read of a plan) skip httpx's client layers when it talks to the network.
+        self._direct = Direct.of(self._http, config.api_key)
 
     def __enter__(self) -> PolarisClient:
         return self
@@ -682,12 +539,19 @@ class PolarisClient:
         httpx's timeouts bound each network operation, so a server that sends a byte every few
         seconds would never time out; the deadline bounds the whole answer, body included.
         """
+        if (
+            method == "GET"
+            and self._direct is not None
+            and DIRECT_PATH.fullmatch(path)
+            and "/." not in path  # dot segments: httpx removes them, the direct path would not
+        ):
+            return self._direct.get(path, params, deadline)
         request = self._http.build_request(method, path, params=params, json=wire)
         response = self._http.send(request, stream=True)
         try:
             if isinstance(response.stream, httpx.SyncByteStream):
-                response.stream = _Deadline(response.stream, deadline, request)
-            _Deadline.check(deadline, request)  # the headers alone may have taken too long
+                response.stream = Deadline(response.stream, deadline, request)
+            Deadline.check(deadline, request)  # the headers alone may have taken too long
             response.read()
         finally:
             response.close()
@@ -703,15 +567,15 @@ class PolarisClient:
     def _json(self, method: str, path: str, response: httpx.Response) -> Any:
         if not response.content:
             return None
-        made: list[_NotFinite] = []  # the numbers JSON has not: the body is searched only then
+        made: list[NotFinite] = []  # the numbers JSON has not: the body is searched only then
 
-        def constant(text: str) -> _NotFinite:
-            made.append(_NotFinite(text))
+        def constant(text: str) -> NotFinite:
+            made.append(NotFinite(text))
             return made[-1]
 
-        def number(text: str) -> float | _NotFinite:
-            parsed = _finite(text)
-            if isinstance(parsed, _NotFinite):
+        def number(text: str) -> float | NotFinite:
+            parsed = finite(text)
+            if isinstance(parsed, NotFinite):
                 made.append(parsed)
             return parsed
 
@@ -721,7 +585,7 @@ class PolarisClient:
             # An HTML page with 200 usually means POLARIS_URL points at a website, not the API.
             raise self._malformed(method, path, response, "a body that is not JSON") from None
         # Walking every body (ten pages of 1,000 jobs in a plan) took a twentieth of a plan's CPU.
-        where = _not_finite(value) if made else None
+        where = not_finite(value) if made else None
         if where is not None:  # NaN and Infinity are not JSON, and would end up in ours
             field, found = where
             got = f"{found} in the field {field}" if field else str(found)
@@ -776,31 +640,31 @@ class PolarisClient:
             return self._malformed(method, path, response, got, expected, not_the_api=not_the_api)
 
         if not isinstance(value, dict):
-            raise fail(_describe(value), "a JSON object")
+            raise fail(describe(value), "a JSON object")
         for key, kind in (keys or {}).items():
             if not isinstance(value.get(key), kind) or isinstance(value.get(key), bool):
-                raise fail(f"an object whose {key!r} is {_describe(value.get(key))}",
+                raise fail(f"an object whose {key!r} is {describe(value.get(key))}",
                            f"an object with {key!r}")  # fmt: skip
         if listing is not None:
             values = value.get("values")
             if not isinstance(values, list):
-                raise fail(f"an object whose 'values' is {_describe(values)}", "a list of values")
+                raise fail(f"an object whose 'values' is {describe(values)}", "a list of values")
             kind = (str, int) if listing == "id" else str
             for item in values:
                 if not isinstance(item, dict) or not isinstance(item.get(listing), kind):
                     raise fail(
-                        f"a value that is not an object with a {listing!r}: {_describe(item)}",
+                        f"a value that is not an object with a {listing!r}: {describe(item)}",
                         f"objects with a {listing!r}",
                     )
         if shape is not None:
             each = enumerate(value["values"]) if listing is not None else [(None, value)]
             for index, item in each:
-                misfit = _misfit(item, shape)
-                if misfit is not None:
-                    where, found, kind = misfit
+                wrong = misfit(item, shape)
+                if wrong is not None:
+                    where, found, kind = wrong
                     at = f"values[{index}].{where}" if index is not None else where
-                    got = f"the field {at} holding {_describe(found)}"
-                    raise fail(got, _type_name(kind), not_the_api=False)
+                    got = f"the field {at} holding {describe(found)}"
+                    raise fail(got, type_name(kind), not_the_api=False)
         return value
 
     def _error(
