@@ -79,9 +79,11 @@ class LiveJob:
                     place = places.setdefault(connection, place)
         spec = request_of(body)
         other = (declared or {}).get(connection)
-        compared = JOB_SPEC.normalize(spec)  # the one normalization of this job's request
-        if forms is not None:
-            compared = forms(compared)
+        # The one normalization of this job's request, sharing the answer's values until it is
+        # known whether a manifest job's form stands for it; else a plain copy (interned).
+        compared = JOB_SPEC.normalize(spec, copy=False)
+        shared = forms(compared) if forms is not None else compared
+        compared = shared if shared is not compared else plain(compared)
         alternatives: tuple[tuple[JobIdentity, Reads], ...] = ()
         if other is not None and other != place:
             alternatives = ((job_identity(compared, other), reads_of(spec, other)),)
