@@ -441,3 +441,24 @@ def test_a_manifest_jobs_compared_form_shares_what_normalizing_leaves_as_written
     assert "intervals" not in compared["target"] and unsorted["target"]["intervals"] == []
     assert compared["source"]["formatSettings"]["delimiter"] == ","
     assert unsorted["source"]["formatSettings"] == {"format": "csv"}
+
+
+def test_a_job_cache_that_cannot_write_keeps_the_jobs_it_is_given_and_the_read_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "not-a-directory").write_text("")
+    cache = JobCache(tmp_path / "not-a-directory" / "jobs.json")
+    job = {"id": "job-1", "executionStatus": "completed", "spec": job_spec()}
+    cache.put(job)
+    assert cache.get("job-1") == job  # kept here, having nowhere to write it
+    cache.close()
+    assert "cannot write the job cache" in caplog.text
+    assert cache.get("job-1") == job
+    # Written as they came, then the cache could not be saved: they are read back, kept here.
+    directory = tmp_path / "cache"
+    cache = JobCache(directory / "jobs.json")
+    cache.put(job)
+    directory.rename(tmp_path / "moved")
+    directory.write_text("")
+    cache.close()
+    assert cache.get("job-1") == job

@@ -4,12 +4,13 @@ job from Polaris once, then from here."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -138,7 +139,7 @@ class JobCache:
         with self.lock:  # a snapshot: an interrupted read's workers may still add
             added, self.added, ids, self.ids = self.added, None, self.ids, set()
             items = [(k, v) for k, v in entries.items() if k not in ids]
-            self.loaded, self.dirty, self.unwritable = None, False, False  # the file saved is read
+            self.dirty, self.unwritable = False, False
         temp = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,6 +159,8 @@ class JobCache:
                     separator = ",\n"
                 handle.write("\n" + CACHE_FOOTER)
             os.replace(temp, self.path)
+            with self.lock:
+                self.loaded = None  # read from the file saved when next asked
         except OSError as error:
             log.warning(
                 "cannot write the job cache %s (%s); running without it (or pass --no-cache)",
@@ -168,6 +171,12 @@ class JobCache:
                 with contextlib.suppress(OSError):
                     os.remove(temp)
             self.path = None
+            if added is not None:  # a cache without a file keeps the jobs, as put does
+                with contextlib.suppress(OSError, ValueError):
+                    added.seek(0)
+                    kept = _entries(itertools.chain([CACHE_HEADER + "\n"], added, [CACHE_FOOTER]))
+                    with self.lock:
+                        entries.update(kept)
         finally:
             if added is not None:
                 with contextlib.suppress(OSError):
@@ -177,15 +186,15 @@ class JobCache:
 CACHE_HEADER, CACHE_FOOTER = f'{{"format":{CACHE_FORMAT},"jobs":{{', "}}"
 
 
-def _entries(lines: TextIO) -> dict[str, str]:
+def _entries(lines: Iterator[str]) -> dict[str, str]:
     """The jobs of a cache file by id, as JSON text, each checked only when it is asked for.
 
     JSON text never holds a raw newline, so a file `save` wrote has one job a line, read one at
     a time; any other file of this format (as an older version wrote it) is decoded whole.
     """
-    first = lines.readline()
+    first = next(lines, "")
     if first != CACHE_HEADER + "\n":
-        data = json.loads(first + lines.read())
+        data = json.loads(first + "".join(lines))
         if data.get("format") != CACHE_FORMAT or not isinstance(data["jobs"], dict):
             return {}
         jobs: dict[str, Any] = data["jobs"]
