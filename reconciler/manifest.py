@@ -17,8 +17,9 @@ import math
 import os
 import re
 import stat
+import sys
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -932,8 +933,16 @@ def _load(
     return documents, errors + file_errors
 
 
-def load_files(files: Iterable[FsPath]) -> tuple[list[Document], list[ManifestError]]:
-    """Read and parse the manifest files `discover` found, in order; collect every error."""
+def load_files(
+    files: Iterable[FsPath], *, interned: bool = False
+) -> tuple[list[Document], list[ManifestError]]:
+    """Read and parse the manifest files `discover` found, in order; collect every error.
+
+    `interned`: each string of the documents' values is interned as its file is parsed, for a
+    run that keeps them (a plan holds every spec until it is rendered): each scalar parsed is
+    a string of its own, and 10,000 jobs held 340,000 strings with 10,000 distinct values
+    (18 MB). Interned one file at a time, no more than one file's are held twice.
+    """
     documents: list[Document] = []
     errors: list[ManifestError] = []
     for path in files:
@@ -947,6 +956,26 @@ def load_files(files: Iterable[FsPath]) -> tuple[list[Document], list[ManifestEr
             errors.append(ManifestError(Location(name), f"cannot read file: {exc.strerror}"))
             continue
         found, parse_errors = parse(text, name)
+        if interned:
+            found = [replace(d, data=_interned(d.data)) for d in found]
         documents.extend(found)
         errors.extend(parse_errors)
     return documents, errors
+
+
+def _interned(value: Any) -> Any:
+    """A copy of a parsed value with its strings interned, every value of the same type as in
+    `value` (a key that is not a string stays one: validation says what is wrong with it)."""
+    kind = type(value)
+    if kind is dict:
+        copy = {}
+        for key, item in value.items():
+            of = type(item)
+            copy[sys.intern(key) if type(key) is str else key] = (
+                sys.intern(item) if of is str else _interned(item) if of is dict or of is list
+                else item
+            )  # fmt: skip
+        return copy
+    if kind is list:
+        return [sys.intern(item) if type(item) is str else _interned(item) for item in value]
+    return value

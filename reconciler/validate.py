@@ -122,7 +122,9 @@ class _Part:
 
 
 def _validated(files: list[FsPath], interpolation: Interpolation, keep_compared: bool) -> _Part:
-    documents, file_errors = load_files(files)
+    # A plan keeps every spec until it is rendered: its strings are interned as each file is
+    # parsed (validate, which keeps nothing, spends no time on it).
+    documents, file_errors = load_files(files, interned=keep_compared)
     part = _Part(file_errors, [])
     for document in documents:
         resource, errors = _resource(document, interpolation, part.secrets, keep_compared)

@@ -14,6 +14,7 @@ in dictionaries, and only jobs whose stems can meet are compared token by token.
 from __future__ import annotations
 
 import bisect
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -134,7 +135,7 @@ def reads_of(spec: Mapping[str, Any], place: Place | None) -> Reads:
     included.
     """
     source = spec.get("source") or {}
-    connection = str(source.get("connectionName", ""))
+    connection = sys.intern(str(source.get("connectionName", "")))
     bucket = place.bucket if place else ""
     keyed: list[Keys] = []
     try:
@@ -191,7 +192,7 @@ def _split_uri(uri: str) -> tuple[str, str]:
     """`s3://bucket/key` -> (bucket, key); anything else is read as a key of the connection."""
     if uri.lower().startswith("s3://"):
         bucket, _, key = uri[5:].partition("/")
-        return bucket.lower(), key
+        return sys.intern(bucket.lower()), key  # one a bucket: a plan holds every live job's
     return "", uri
 
 

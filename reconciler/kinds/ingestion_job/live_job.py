@@ -4,7 +4,8 @@ resolved through the project's connections once, when it is read."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -12,8 +13,8 @@ from typing import Any
 from reconciler.kinds.base import TERMINAL_STATUSES as TERMINAL_STATUSES  # the package uses it
 from reconciler.kinds.ingestion_job.fingerprints import JobIdentity, job_identity
 from reconciler.kinds.ingestion_job.identity import OverlapIndex, Place, Reads, place_of, reads_of
-from reconciler.kinds.ingestion_job.spec import JOB_SPEC, request_of
-from reconciler.normalize import plain
+from reconciler.kinds.ingestion_job.spec import JOB_SPEC, SELECTORS, request_of
+from reconciler.normalize import identical, plain
 
 ACTIVE_STATUSES = frozenset({"pending", "running"})
 # Every status this tool knows what to do with; any other (the API documents `unknown`) may
@@ -54,6 +55,8 @@ class LiveJob:
         body: Mapping[str, Any],
         connections: Mapping[str, Mapping[str, Any]],
         declared: Mapping[str, Place] | None = None,
+        forms: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        places: dict[str, Place] | None = None,
     ) -> LiveJob:
         """A job read from Polaris, resolved through the project's connections as they are now
         (and as the manifests declare them, where those differ).
@@ -61,13 +64,26 @@ class LiveJob:
         Its identity is taken from the request as Polaris returned it; then only the request's
         compared form is kept (every job into a declared table is held until the plan is
         rendered): a plan compares it, and shares it with the manifest's where they are equal.
+        `forms` (`SharedForms.of`) gives the manifest job's own where they are identical, and
+        `places` keeps each connection's place for the next job through it: a reader of
+        10,000 jobs holds each name and place once, not once a job.
         """
-        table, connection = job_key(body)
+        table, connection = map(sys.intern, job_key(body))
         current = connections.get(connection)
-        place = place_of(current) if current is not None else None
+        place = None
+        if current is not None:
+            place = places.get(connection) if places is not None else None
+            if place is None:
+                place = place_of(current)
+                if places is not None:
+                    place = places.setdefault(connection, place)
         spec = request_of(body)
         other = (declared or {}).get(connection)
-        compared = JOB_SPEC.normalize(spec)  # the one normalization of this job's request
+        # The one normalization of this job's request, sharing the answer's values until it is
+        # known whether a manifest job's form stands for it; else a plain copy (interned).
+        compared = JOB_SPEC.normalize(spec, copy=False)
+        shared = forms(compared) if forms is not None else compared
+        compared = shared if shared is not compared else plain(compared)
         alternatives: tuple[tuple[JobIdentity, Reads], ...] = ()
         if other is not None and other != place:
             alternatives = ((job_identity(compared, other), reads_of(spec, other)),)
@@ -75,7 +91,7 @@ class LiveJob:
         kept["spec"] = compared
         return cls(
             id=str(body["id"]),
-            status=str(body.get("executionStatus") or "unknown"),
+            status=sys.intern(str(body.get("executionStatus") or "unknown")),
             identity=job_identity(compared, place),
             table=table,
             connection=connection,
@@ -91,13 +107,15 @@ class LiveJob:
         body: Mapping[str, Any],
         connections: Mapping[str, Mapping[str, Any]],
         declared: Mapping[str, Place] | None = None,
+        forms: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        places: dict[str, Place] | None = None,
     ) -> LiveJob:
         """`of`, for a body from the API: one whose fields have types the API never sends is a
         MalformedResponseError naming the job, never an exception from deep inside `of`."""
         from reconciler.client import MalformedResponseError  # deferred: loads httpx
 
         try:
-            return cls.of(body, connections, declared)
+            return cls.of(body, connections, declared, forms, places)
         except (TypeError, ValueError, AttributeError, KeyError, IndexError) as error:
             raise MalformedResponseError(
                 f"GET /jobs/{body.get('id')}: Polaris answered with a job whose fields do not "
@@ -125,6 +143,39 @@ class LiveJob:
     def spec(self) -> Mapping[str, Any]:
         """The request the job was created from (in compared form, for a job made by `of`)."""
         return self.compared if self.compared is not None else request_of(self.body)
+
+
+class SharedForms:
+    """The compared forms of the manifest jobs, for a live job to hold the one identical to its
+    own instead (a plan of 10,000 jobs in sync held 15 MB more with one form per job and side).
+    Read by every worker at once, and never changed once made."""
+
+    def __init__(self, forms: Iterable[Mapping[str, Any]]) -> None:
+        self.forms: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for form in forms:
+            if isinstance(form, dict):
+                self.forms.setdefault(_form_key(form), []).append(form)
+
+    def of(self, compared: dict[str, Any]) -> dict[str, Any]:
+        """The manifest's form identical to `compared` (key order and types included, so that
+        it shows the same in every output), else `compared` itself."""
+        for form in self.forms.get(_form_key(compared), ()):
+            if identical(form, compared):
+                return form
+        return compared
+
+
+def _form_key(compared: Mapping[str, Any]) -> tuple[str, ...]:
+    """What finds the few forms that may be identical to one: its table, its connection and
+    its selectors' first keys (a compared form's are sorted), rather than a digest of all."""
+    table, connection = job_key(compared)
+    source = compared.get("source")
+    source = source if isinstance(source, Mapping) else {}
+    firsts = []
+    for selector in SELECTORS:
+        keys = source.get(selector)
+        firsts.append(f"{len(keys)}:{keys[0]}" if isinstance(keys, list) and keys else "")
+    return (table, connection, str(source.get("pattern")), *firsts)
 
 
 def job_key(job: Mapping[str, Any]) -> tuple[str, str]:

@@ -135,7 +135,8 @@ def comparison(resource: Resource, job: LiveJob) -> Comparison:
     for both where they are equal (a plan of 10,000 jobs in sync holds 10,000, not 30,000)."""
     desired = compared_spec(resource)
     actual = job.compared if job.compared is not None else JOB_SPEC.normalize(job.spec)
-    return Comparison(actual if identical(desired, actual) else dict(desired), actual, ())
+    same = desired is actual or identical(desired, actual)  # the one form both hold, mostly
+    return Comparison(actual if same else dict(desired), actual, ())
 
 
 def with_listing(change: Change, listing: Listing | None) -> Change:

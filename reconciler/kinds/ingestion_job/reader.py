@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from reconciler.kinds.ingestion_job.identity import Place, place_of
-from reconciler.kinds.ingestion_job.live_job import ACTIVE_STATUSES, LiveJob, essentials, job_key
+from reconciler.kinds.ingestion_job.live_job import (
+    ACTIVE_STATUSES,
+    LiveJob,
+    SharedForms,
+    essentials,
+    job_key,
+)
 from reconciler.kinds.ingestion_job.state import JobState
 from reconciler.model import Kind, Resource
 from reconciler.ports import LiveReading
@@ -27,7 +33,10 @@ def read_jobs(reader: LiveReading) -> None:
     Read for import (`reader.full`), every job is read, and each one's request is also kept as
     Polaris returned it (`JobState.requests`), which a manifest is written from."""
     client, cache = reader.client, reader.cache
-    wanted = {str(r.spec["target"]["tableName"]) for r in reader.of_kind(Kind.INGESTION_JOB)}
+    mine = reader.of_kind(Kind.INGESTION_JOB)
+    wanted = {str(r.spec["target"]["tableName"]) for r in mine}
+    forms = SharedForms(r.compared for r in mine if r.compared is not None)
+    places: dict[str, Place] = {}  # each connection's, for every job through it
     every = Kind.INGESTION_JOB in reader.full
     declared = declared_places(reader.resources)
     listed = reader.started.get(Kind.CONNECTION)
@@ -53,7 +62,7 @@ def read_jobs(reader: LiveReading) -> None:
         connections = listed.result() if listed is not None else {}
         # Only import keeps the answer (to write a manifest from): a plan of 10,000 jobs that
         # kept every one until the read ended held 45 MB more at its peak.
-        return LiveJob.parse(body, connections, declared), body if every else None
+        return LiveJob.parse(body, connections, declared, forms.of, places), body if every else None
 
     # Details are fetched as soon as their page arrives, while later pages are still read;
     # pages are read by the same workers, so no more than `parallelism` are in flight.

@@ -5,7 +5,7 @@ once, when it is read)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from reconciler.kinds.base import Fields, ResourceKind
@@ -75,20 +75,26 @@ class JobSpec(ResourceKind):
         return request_of(body)
 
     def shape(self, spec: dict[str, Any]) -> dict[str, Any]:
+        # What it leaves unchanged is shared with `spec` (a plan keeps every manifest job's
+        # compared form beside its spec); what it changes is copied, never changed in place.
         source = dict(spec.get("source", {}))
-        settings = dict(source.get("formatSettings", {}))
-        for name, default in FORMAT_DEFAULTS.get(settings.get("format", ""), {}).items():
-            settings.setdefault(name, default)
+        settings = source.get("formatSettings", {})
+        if type(settings) is not dict:
+            settings = dict(settings)
+        defaults = FORMAT_DEFAULTS.get(settings.get("format", ""), {})
+        missing = {name: value for name, value in defaults.items() if name not in settings}
+        if missing:
+            settings = {**settings, **missing}
         if settings:
             source["formatSettings"] = settings
         for selector in SELECTORS:
             if isinstance(source.get(selector), list):
-                source[selector] = sorted(source[selector])
+                source[selector] = _sorted(source[selector])
             elif selector in source and source[selector] is None:
                 del source[selector]
         if source.get("pattern") is None:
             source.pop("pattern", None)
-        source["inputSchema"] = sorted(
+        source["inputSchema"] = _sorted(
             source.get("inputSchema", []), key=lambda f: str(f.get("name"))
         )
         spec["source"] = source
@@ -113,11 +119,21 @@ class JobSpec(ResourceKind):
             ),
             key=lambda m: str(m.get("columnName")),
         )
-        target = dict(spec.get("target", {}))
-        if not target.get("intervals"):
-            target.pop("intervals", None)
+        target = spec.get("target", {})
+        if type(target) is not dict or ("intervals" in target and not target["intervals"]):
+            target = dict(target)
+            if not target.get("intervals"):
+                target.pop("intervals", None)
         spec["target"] = target
         return spec
+
+
+def _sorted(items: Any, key: Callable[[Any], Any] | None = None) -> list[Any]:
+    """`items` sorted: the list itself where it already is (a compared form shares it)."""
+    ordered = sorted(items, key=key)
+    if not isinstance(items, list) or type(items) is not list or len(items) != len(ordered):
+        return ordered
+    return items if all(a is b for a, b in zip(ordered, items, strict=True)) else ordered
 
 
 JOB_SPEC = JobSpec()  # normalizes for the modules below the kind, which the registry is not asked
