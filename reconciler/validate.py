@@ -5,8 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path as FsPath
+from dataclasses import dataclass
 from typing import Any
 
 from reconciler import kinds, names, schema
@@ -90,47 +89,27 @@ def _load_manifests(
     keep_compared: bool,
 ) -> Manifests:  # fmt: skip
     files, errors = discover(paths, within)
-    part = _validated(files, interpolation, keep_compared)
+    # A plan keeps every spec until it is rendered: its strings are interned as each file is
+    # parsed (validate, which keeps nothing, spends no time on it).
+    documents, file_errors = load_files(files, interned=keep_compared)
+    errors.extend(file_errors)  # each file's own errors, then each document's
     resources: list[Resource] = []
     sources: dict[tuple[Kind, str], Document] = {}
     secrets: set[str] = set()
     stand_ins: list[Resource] = []
-    errors.extend(part.file_errors)  # each file's own errors, then each document's
-    secrets |= part.secrets
-    for document, resource, document_errors, stand_in in part.documents:
+    for document in documents:
+        resource, document_errors = _resource(document, interpolation, secrets, keep_compared)
         errors.extend(document_errors)
         if resource is not None:
             resources.append(resource)
             sources.setdefault(resource.key, document)
         else:
-            stand_ins.extend(stand_in)
+            stand_ins.extend(_stand_in(document))
     errors.extend(cross_check(resources, sources, stand_ins))
     if any(error.severity == "error" for error in errors):
         raise ManifestErrors(errors)
     warnings = tuple(sorted(errors, key=lambda e: (e.location, e.message)))
     return Manifests(tuple(resources), frozenset(s for s in secrets if s), warnings)
-
-
-@dataclass
-class _Part:
-    """What validating some of the files gave, in file order: each file's own errors (reading,
-    YAML), and each document with its resource (or what it stands in for) and errors."""
-
-    file_errors: list[ManifestError]
-    documents: list[tuple[Document, Resource | None, list[ManifestError], list[Resource]]]
-    secrets: set[str] = field(default_factory=set)  # the secret values read, for the redactor
-
-
-def _validated(files: list[FsPath], interpolation: Interpolation, keep_compared: bool) -> _Part:
-    # A plan keeps every spec until it is rendered: its strings are interned as each file is
-    # parsed (validate, which keeps nothing, spends no time on it).
-    documents, file_errors = load_files(files, interned=keep_compared)
-    part = _Part(file_errors, [])
-    for document in documents:
-        resource, errors = _resource(document, interpolation, part.secrets, keep_compared)
-        stand_in = _stand_in(document) if resource is None else []
-        part.documents.append((document, resource, errors, stand_in))
-    return part
 
 
 def _resource(
