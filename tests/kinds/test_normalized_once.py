@@ -15,7 +15,7 @@ from reconciler.apply import Applier, PolarisProvider
 from reconciler.client import PolarisClient
 from reconciler.emulator import Emulator
 from reconciler.kinds.base import ResourceKind
-from reconciler.kinds.ingestion_job import LiveJob
+from reconciler.kinds.ingestion_job import LiveJob, live_job, planning
 from reconciler.kinds.ingestion_job.identity import place_of
 from reconciler.manager import Loader, Scope
 from reconciler.model import Action, Kind
@@ -147,3 +147,27 @@ def test_a_plan_makes_its_jobs_compared_forms_while_its_first_reads_are_in_fligh
     result = run("plan", "--no-cache", str(workspace))
     assert result.exit_code in (0, 2), result.stderr
     assert arrived == [True]
+
+
+def test_a_job_in_sync_has_its_identity_taken_once_for_the_live_job_and_the_manifest_job(
+    served: Any, workspace: Path, client: PolarisClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The live job holds the manifest job's compared form, over the same place: the identity
+    # its reader took is the one the plan needs (a sha256 of the form's JSON each).
+    external_connection_exists(client)
+    _plan_and_apply(client, workspace, [])
+    taken: list[int] = []
+    original = live_job.job_identity
+
+    def counted(compared: Any, place: Any) -> Any:
+        taken.append(id(compared))
+        return original(compared, place)
+
+    for module in (live_job, planning):  # the reader's and the plan's
+        monkeypatch.setattr(module, "job_identity", counted)
+    loaded = load_manifests([str(workspace)], dict(os.environ))
+    plan = make_plan(loaded.resources, PolarisProvider(client).read(loaded.resources))
+
+    jobs = loaded.of_kind(Kind.INGESTION_JOB)
+    assert {c.action for c in plan.changes if c.kind is Kind.INGESTION_JOB} == {Action.NOOP}
+    assert [taken.count(id(job.compared)) for job in jobs] == [1] * len(jobs)

@@ -62,7 +62,8 @@ def read_jobs(reader: LiveReading) -> None:
         connections = listed.result() if listed is not None else {}
         # Only import keeps the answer (to write a manifest from): a plan of 10,000 jobs that
         # kept every one until the read ended held 45 MB more at its peak.
-        return LiveJob.parse(body, connections, declared, forms.of, places), body if every else None
+        job = LiveJob.parse(body, connections, declared, forms.of, places, forms.identity)
+        return job, body if every else None
 
     # Details are fetched as soon as their page arrives, while later pages are still read;
     # pages are read by the same workers, so no more than `parallelism` are in flight. The first
@@ -88,7 +89,7 @@ def read_jobs(reader: LiveReading) -> None:
         read = [job for job in pending.results() if job is not None]
         jobs = tuple(job for job, _ in read)
         requests = {job.id: body for job, body in read if body is not None}
-        reader.states[Kind.INGESTION_JOB] = JobState(jobs, frozenset(active), requests)
+        reader.states[Kind.INGESTION_JOB] = JobState(jobs, frozenset(active), requests, forms)
 
     reader.feed(ask_for_details)
     reader.then(resolve)
