@@ -110,8 +110,10 @@ def _indented(value: Any, redact: Redact, indent: str, sort_keys: bool) -> str:
     batch: list[str] = []
     append = batch.append
     strings: dict[str, str] = {}  # an exact str -> its redacted JSON form
-    keys: dict[str, str] = {}  # an exact str key the redactor leaves alone -> its JSON form + ": "
     newlines = ["\n"]  # a line break and the indent of each level
+    # Per level, each exact str key the redactor leaves alone -> its line up to the value:
+    # ",", line break, indent, the key in JSON and ": ".
+    lines: list[dict[str, str]] = []
 
     def flush() -> None:
         parts.append("".join(batch))
@@ -124,18 +126,18 @@ def _indented(value: Any, redact: Redact, indent: str, sort_keys: bool) -> str:
         encoded = strings[text] = encode_basestring(redact(text))
         return encoded
 
-    def plain_keys(mapping: dict[Any, Any]) -> bool:
+    def plain_keys(mapping: dict[Any, Any], line: dict[str, str], inner: str) -> bool:
         """Whether every key of `mapping` is an exact str the redactor leaves alone (so none
         collapses into another), learning those not known yet."""
-        if len(keys) >= MEMO:
-            keys.clear()
+        if len(line) >= MEMO:  # a dict that uses it again makes each line anew
+            line.clear()
         plain = True
         for key in mapping:
             if type(key) is not str:  # str(key) or a str subclass's own str may differ
                 plain = False
-            elif key not in keys:
+            elif key not in line:
                 if redact(key) == key:
-                    keys[key] = encode_basestring(key) + ": "
+                    line[key] = "," + inner + encode_basestring(key) + ": "
                 else:
                     plain = False
         return plain
@@ -173,23 +175,28 @@ def _indented(value: Any, redact: Redact, indent: str, sort_keys: bool) -> str:
             return
         if len(newlines) <= level + 1:
             newlines.append(newlines[-1] + indent)
+            lines.append({})
         inner = newlines[level + 1]
-        before = "{" + inner
+        line = lines[level]
         plain = type(mapping) is dict  # a subclass may iterate its keys in its own way
         for key in mapping if plain else ():
-            if type(key) is not str or key not in keys:
-                plain = plain_keys(mapping)
+            if type(key) is not str or key not in line:
+                plain = plain_keys(mapping, line, inner)
                 break
+        first = True  # its line has "{" where the others have ","
         if plain and not sort_keys:
             for key, item in mapping.items():
-                # Every key redacts to itself; one forgotten by a nested call is made again.
-                prefix = before + (keys.get(key) or encode_basestring(key) + ": ")
+                # Known: a nested dict is a level deeper, and only empties its own level's lines.
+                if first:
+                    prefix = "{" + line[key][1:]
+                    first = False
+                else:
+                    prefix = line[key]
                 if type(item) is str:
                     append(prefix + (strings.get(item) or string(item)))
                 else:
                     append(prefix)
                     write(item, level + 1)
-                before = "," + inner
                 if len(batch) >= JSON_BATCH:
                     flush()
         else:
@@ -200,9 +207,9 @@ def _indented(value: Any, redact: Redact, indent: str, sort_keys: bool) -> str:
             if sort_keys:
                 items = sorted(items, key=lambda item: item[0])
             for key, item in items:
-                append(before + encode_basestring(key) + ": ")
+                append(("{" if first else ",") + inner + encode_basestring(key) + ": ")
+                first = False
                 write(item, level + 1)
-                before = "," + inner
                 if len(batch) >= JSON_BATCH:
                     flush()
         append(newlines[level] + "}")
@@ -213,6 +220,7 @@ def _indented(value: Any, redact: Redact, indent: str, sort_keys: bool) -> str:
             return
         if len(newlines) <= level + 1:
             newlines.append(newlines[-1] + indent)
+            lines.append({})
         inner = newlines[level + 1]
         before = "[" + inner
         for item in items:
