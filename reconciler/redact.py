@@ -45,7 +45,7 @@ class _Ready:
     whole: tuple[str, ...]
     seeds: tuple[tuple[str, tuple[tuple[str, int], ...]], ...]
     any_seed: re.Pattern[str] | None
-    any_form: re.Pattern[str] | None  # any seed or whole form: None of it, nothing to replace
+    unseeded: tuple[str, ...]  # whole forms that start with no seed (the API key's Basic form)
 
 
 class Redactor:
@@ -102,13 +102,24 @@ class Redactor:
     def __call__(self, text: str) -> str:
         """`text` with every secret form, and every piece of one, replaced by SENSITIVE."""
         ready = self._ready or self._prepare()
-        if ready.any_form is None or ready.any_form.search(text) is None:
-            return text  # most text: no form nor piece of any secret, found by one scan in C
+        seeded = ready.any_seed is not None and ready.any_seed.search(text) is not None
+        # Every whole form `add` makes starts with a seed: without one, only the forms that start
+        # with none can be in the text. Most text returns here, after one scan in C.
+        if not seeded:
+            for value in ready.unseeded:
+                if value in text:
+                    break
+            else:
+                return text
+        replaced = False
         for value in ready.whole:
             if value in text:
                 text = text.replace(value, SENSITIVE)
-        if ready.any_seed is None or ready.any_seed.search(text) is None:
-            return text  # no piece of any secret: most text, searched once in C
+                replaced = True
+        if replaced:  # the pieces are looked for in what the whole forms left
+            seeded = ready.any_seed is not None and ready.any_seed.search(text) is not None
+        if not seeded:
+            return text  # no piece of any secret
         spans = [span for seed, places in ready.seeds for span in _runs(text, seed, places)]
         if not spans:
             return text
@@ -129,15 +140,11 @@ class Redactor:
             seeds = tuple((seed, tuple(places)) for seed, places in self._seeds.items())
             # Any seed anywhere in a text, found by one scan; `_runs` then finds every one.
             pattern = "|".join(re.escape(seed) for seed, _ in seeds)
-            # A whole form added by `add` starts with one of its seeds; the HTTP Basic form of
-            # the API key has none, so it is searched for itself.
-            unseeded = [form for form in self._whole if form[:SEED] not in self._seeds]
-            forms = "|".join(re.escape(text) for text in [*(seed for seed, _ in seeds), *unseeded])
             ready = _Ready(
                 whole=tuple(sorted(self._whole, key=len, reverse=True)),
                 seeds=seeds,
                 any_seed=re.compile(pattern) if seeds else None,
-                any_form=re.compile(forms) if forms else None,
+                unseeded=tuple(form for form in self._whole if form[:SEED] not in self._seeds),
             )
             self._ready = ready
         return ready
