@@ -22,7 +22,7 @@ from reconciler.redact import shorten
 
 Redact = Callable[[str], str]
 JSON_BATCH = 4096  # encoded pieces joined at a time (see Output.json)
-MEMO = 4096  # strings, and keys, redacted once per Output.json call (see _indented)
+MEMO = 1024  # strings, and keys, redacted once per Output.json call (see _indented)
 
 
 def unchanged(text: str) -> str:
