@@ -259,6 +259,20 @@ def test_json_output_with_secrets_registered_is_the_text_json_dumps_makes_of_the
     )
 
 
+def test_json_output_of_more_distinct_strings_than_one_call_remembers_is_still_exact() -> None:
+    # A call remembers a bounded number of strings and keys: past that it forgets and starts
+    # again, in the middle of a list of dicts whose keys it has learned, and the text is the same.
+    redactor = Redactor()
+    redactor.add(["zoo-secret-7"])
+    many = {
+        f"key-{i}": [f"value-{i % 1500}", {"kind": "Job", f"zoo-secret-{i % 9}": i}]
+        for i in range(3_000)
+    }
+    value = {"jobs": many, "again": [{"kind": "Job", f"name-{i}": "noop"} for i in range(3_000)]}
+    out = Output(redactor)
+    assert out.json(value) == json.dumps(out.data(value), indent=2, ensure_ascii=False)
+
+
 def test_a_secret_learned_between_two_json_outputs_is_hidden_in_the_second() -> None:
     # What one call remembers of its strings is forgotten when it returns: the redactor may
     # learn a secret (the client registers each one it sends) before the next.
