@@ -148,10 +148,14 @@ class LiveJob:
 class SharedForms:
     """The compared forms of the manifest jobs, for a live job to hold the one identical to its
     own instead (a plan of 10,000 jobs in sync held 15 MB more with one form per job and side).
-    Read by every worker at once, and never changed once made."""
+    Read by every worker at once: filled before any worker reads a job, never changed after."""
 
     def __init__(self, forms: Iterable[Mapping[str, Any]]) -> None:
         self.forms: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        self.add(forms)
+
+    def add(self, forms: Iterable[Mapping[str, Any]]) -> None:
+        """Share `forms` as well (before any worker asks for one: `of` takes no lock)."""
         for form in forms:
             if isinstance(form, dict):
                 self.forms.setdefault(_form_key(form), []).append(form)

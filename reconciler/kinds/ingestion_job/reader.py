@@ -35,7 +35,7 @@ def read_jobs(reader: LiveReading) -> None:
     client, cache = reader.client, reader.cache
     mine = reader.of_kind(Kind.INGESTION_JOB)
     wanted = {str(r.spec["target"]["tableName"]) for r in mine}
-    forms = SharedForms(r.compared for r in mine if r.compared is not None)
+    forms = SharedForms(())  # the manifest jobs' compared forms, once they are made (below)
     places: dict[str, Place] = {}  # each connection's, for every job through it
     every = Kind.INGESTION_JOB in reader.full
     declared = declared_places(reader.resources)
@@ -72,6 +72,9 @@ def read_jobs(reader: LiveReading) -> None:
     summaries = client.iter_jobs(type="batch", read_ahead=reader.pool)
 
     def ask_for_details() -> None:
+        # By now the caller has made the compared forms (`read_live`'s `meanwhile`), and no
+        # worker has read a job: they are shared from here on.
+        forms.add(r.compared for r in reader.of_kind(Kind.INGESTION_JOB) if r.compared is not None)
         for summary in summaries:
             table, connection = job_key(summary)
             if summary.get("executionStatus") in ACTIVE_STATUSES and connection:
