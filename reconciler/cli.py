@@ -14,9 +14,9 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, ParamSpec
 
 import click
 import platformdirs
@@ -79,6 +79,7 @@ from reconciler.manager import (
     holder_of,
     requests_of,
 )
+from reconciler.manifest import gc_paused
 from reconciler.model import KIND_ORDER, Kind, ManifestErrors
 from reconciler.plan import Plan, UnsafePlan
 from reconciler.ports import Operation
@@ -92,6 +93,8 @@ from reconciler.render import (
 )
 from reconciler.validate import Manifests, load_manifests
 from reconciler.values import Allowances, PlanOptions
+
+P = ParamSpec("P")
 
 
 class _Commands(click.Group):
@@ -204,9 +207,23 @@ def validate(
             echo(f"Valid{where}: {len(manifests.resources)} resources ({summary}).")
 
 
+def collector_paused(command: Callable[P, None]) -> Callable[P, None]:
+    """A read-only command, rendering included, with the cyclic garbage collector paused: it
+    makes no cycles to find, and the process ends with it (`cli_output.leave`), so a pass over
+    the plan's objects would find nothing (30 to 40 ms after a plan of 1,000 jobs)."""
+
+    @functools.wraps(command)
+    def paused(*args: P.args, **kwargs: P.kwargs) -> None:
+        with gc_paused():
+            command(*args, **kwargs)
+
+    return paused
+
+
 @cli.command()
 @plan_flags
 @global_options
+@collector_paused
 def plan(
     paths: tuple[str, ...], fmt: str, out: str | None, detailed_exitcode: bool,
     show_requests: bool, list_objects: bool, s3_dir: str | None, s3_endpoint: str | None,
@@ -366,6 +383,7 @@ def reset(table: str, auto_approve: bool, target: Target) -> None:
 @cli.command()
 @drift_flags
 @global_options
+@collector_paused
 def drift(
     paths: tuple[str, ...], fmt: str, junit: str | None, fail_on: frozenset[str],
     ignore: tuple[str, ...], history: tuple[str, ...], target: Target,

@@ -91,6 +91,10 @@ class LiveReader:
         """Once every kind has started its reads: run the `feed` steps, then the `then` steps."""
         for step in [*self.feeding, *self.finishing]:
             step()
+        # The steps' closures refer to this reader, and it to them: let go of them, so that
+        # reference counting frees what was read once the caller does, not the collector.
+        self.feeding.clear()
+        self.finishing.clear()
 
     def state(self) -> LiveState:
         """What was read."""

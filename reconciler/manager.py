@@ -44,7 +44,7 @@ from reconciler import kinds
 from reconciler.config import DEFAULT_PATHS
 from reconciler.drift import DriftReport, drift_report
 from reconciler.errors import ErrorCode, ReconcilerError
-from reconciler.manifest import Boundary, discover
+from reconciler.manifest import Boundary, discover, gc_paused
 from reconciler.model import (
     DEFAULT_FAIL_ON,
     DEFAULT_LOCK_TIMEOUT,
@@ -398,10 +398,16 @@ class Manager:
 
     def _plan(self, provider: PolarisProvider, manifests: Manifests, run: PlanRun) -> Planned:
         self.progress(f"Reading live state of project {provider.client.config.project} ...")
-        # The jobs' compared forms are made while the first answers are on their way.
-        live = provider.read(manifests.resources, meanwhile=lambda: manifests.prepared.resources)
-        manifests = manifests.prepared
-        plan = make_plan(manifests.resources, live, run.options)
+        # Reading and planning make no garbage cycles the collector would have to find, but it
+        # scanned the growing heap of a read of 10,000 jobs again and again: 150 ms of a cold
+        # plan of 1,000 jobs went to it (gc.callbacks), 90 ms to full collections.
+        with gc_paused():
+            # The jobs' compared forms are made while the first answers are on their way.
+            live = provider.read(
+                manifests.resources, meanwhile=lambda: manifests.prepared.resources
+            )
+            manifests = manifests.prepared
+            plan = make_plan(manifests.resources, live, run.options)
         if run.access is not None or run.preflight:
             plan = self._data_aware(provider, plan, manifests, live, run)
         return Planned(live, plan, manifests)

@@ -892,11 +892,13 @@ def _nodes(composer: _Composer) -> Iterator[yaml.Node]:
 
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while manifests are loaded and checked.
+    """Pause the cyclic garbage collector while manifests are loaded and checked, and while a
+    plan reads live state and plans (manager.py).
 
     Loading allocates millions of small, acyclic objects (nodes, marks, locations); the collector
     would rescan all of them again and again, tripling the time at 10,000 resources. Nothing in
-    loading creates reference cycles, so reference counting frees everything anyway.
+    loading creates reference cycles, so reference counting frees everything anyway; a read of
+    live state leaves a few dozen objects in cycles (its finished worker threads).
 
     Where the pause left many objects (FREEZE_AFTER or more), they are frozen before the collector
     is resumed: its first pass would otherwise scan every one of them (50 ms for 10,000
