@@ -338,7 +338,7 @@ def digests(
         "manifests": digest(_desired(resources)),
         "live": digest(_state(live)),
         "options": digest(options_json(options)),
-        "changes": digest([effect(change.to_json()) for change in changes]),
+        "changes": digest([effect(_effect_entry(change)) for change in changes]),
     }
 
 
@@ -354,13 +354,22 @@ def options_json(options: PlanOptions) -> dict[str, bool]:
 def effect(entry: Mapping[str, Any]) -> dict[str, Any]:
     """What carrying out a change does, from its JSON (`Change.to_json`, or a saved plan's): its
     kind, name and action and the requests it sends, secrets by reference."""
-    requests = json.loads(json.dumps(entry.get("requests") or [], default=str))
+    requested = entry.get("requests")
+    requests = json.loads(json.dumps(requested, default=str)) if requested else []
     return {
         "kind": entry.get("kind"),
         "name": entry.get("name"),
         "action": entry.get("action"),
         "requests": requests,
     }
+
+
+def _effect_entry(change: Change) -> dict[str, Any]:
+    """The keys of `change.to_json()` that `effect` reads, without the rest (its bodies)."""
+    return {
+        "kind": str(change.kind), "name": change.name, "action": str(change.action),
+        "requests": [request.to_json() for request in change.requests],
+    }  # fmt: skip
 
 
 def digest(value: Any) -> str:

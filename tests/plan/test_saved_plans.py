@@ -8,6 +8,18 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.client import PolarisClient
+from reconciler.model import Kind
+from reconciler.plan import digest, effect, make_plan
+from reconciler.values import PlanOptions
+from tests.builders import (
+    detail_table,
+    job_spec,
+    live_connection,
+    live_state,
+    resource,
+    s3,
+    secrets,
+)
 from tests.cli import run
 from tests.fixtures import external_connection_exists
 
@@ -90,3 +102,21 @@ def test_a_saved_plan_made_with_prune_is_applied_with_prune(
     result = run("apply", "plan.json", "--auto-approve")
     assert result.exit_code == 0, result.stdout + result.stderr
     assert client.get_connection("old-0") is None
+
+
+def test_the_change_set_digest_is_that_of_the_changes_as_a_saved_plan_holds_them() -> None:
+    # A saved plan is checked against its JSON (`effect` of each entry); the plan digests its
+    # changes without making that JSON. Both must agree, requests and secrets included.
+    resources = [
+        resource(Kind.CONNECTION, "zoo", s3(secrets=secrets())),
+        resource(Kind.CONNECTION, "kept", s3()),
+        resource(Kind.TABLE, "t", detail_table()),
+        resource(Kind.INGESTION_JOB, "j", job_spec()),
+    ]
+    live = live_state(
+        connections={"kept": live_connection("kept"), "gone": live_connection("gone")}
+    )
+    plan = make_plan(resources, live, PlanOptions(prune=True))
+    assert {str(c.action) for c in plan.changes} >= {"create", "noop", "delete"}
+    entries = [effect(change.to_json()) for change in plan.changes]
+    assert plan.digests["changes"] == digest(entries)
