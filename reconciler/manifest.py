@@ -965,6 +965,30 @@ def load_files(
     return documents, errors
 
 
+def intern_strings(value: Any) -> None:
+    """Intern the strings of a parsed value where they are: each dict is filled again with its
+    keys and values interned, each list's strings are replaced (`_interned` makes a copy). The
+    value is equal before and after: only which string objects it holds changes."""
+    kind = type(value)
+    if kind is dict:
+        items = list(value.items())
+        value.clear()
+        for key, item in items:
+            of = type(item)
+            if of is str:
+                item = sys.intern(item)
+            elif of is dict or of is list:
+                intern_strings(item)
+            value[sys.intern(key) if type(key) is str else key] = item
+    elif kind is list:
+        for at, item in enumerate(value):
+            of = type(item)
+            if of is str:
+                value[at] = sys.intern(item)
+            elif of is dict or of is list:
+                intern_strings(item)
+
+
 def _interned(value: Any) -> Any:
     """A copy of a parsed value with its strings interned, every value of the same type as in
     `value` (a key that is not a string stays one: validation says what is wrong with it)."""

@@ -12,7 +12,14 @@ from typing import Any
 
 from reconciler import kinds, names, schema
 from reconciler.kinds.base import SecretsField
-from reconciler.manifest import Boundary, Document, discover, gc_paused, load_files
+from reconciler.manifest import (
+    Boundary,
+    Document,
+    discover,
+    gc_paused,
+    intern_strings,
+    load_files,
+)
 from reconciler.model import (
     Kind,
     Location,
@@ -48,20 +55,24 @@ class Manifests:
 
     @functools.cached_property
     def prepared(self) -> Manifests:
-        """These manifests as a plan reads them: each job's spec in compared form, and its
-        fingerprint taken of it (`ResourceKind.identified`), once per run. Validation needs
-        neither; a plan makes them while its first reads are in flight (`read_live`'s
-        `meanwhile`), and the resources share their specs with these."""
-        if self.identified:
-            return self
-        return dataclasses.replace(
-            self, resources=tuple(_identified(r) for r in self.resources), identified=True
-        )
+        """These manifests as a plan keeps them until it is rendered: each spec's strings
+        interned where they are (10,000 jobs held 340,000 strings with 10,000 distinct values,
+        18 MB), and each job's compared form and its fingerprint made, once per run
+        (`ResourceKind.identified`). Validation needs none of it; a plan does it while its first
+        reads are in flight (`read_live`'s `meanwhile`). The resources share their specs."""
+        return self if self.identified else _prepared(self, intern=True)
 
 
-def _identified(resource: Resource) -> Resource:
+def _prepared(manifests: Manifests, *, intern: bool) -> Manifests:
+    resources = tuple(_identified(r, intern) for r in manifests.resources)
+    return dataclasses.replace(manifests, resources=resources, identified=True)
+
+
+def _identified(resource: Resource, intern: bool) -> Resource:
     if resource.compared is not None:
         return resource
+    if intern:
+        intern_strings(resource.spec)
     fingerprint, compared = kinds.of(resource.kind).identified(resource.spec)
     if compared is None and fingerprint is None:
         return resource
@@ -101,24 +112,25 @@ def load_manifests(
     With `keep_compared=False` (a run that plans nothing: validate) no job's fingerprint is taken,
     nor the compared form it is taken of (10,000 jobs hold about 17 MB of it): the duplicate
     check takes the few it needs. With `identify=False`, a run that plans makes them later, while
-    its first reads are in flight (`Manifests.prepared`); its strings are interned all the same.
+    its first reads are in flight, and interns the specs' strings then (`Manifests.prepared`).
     """
     interpolation = Interpolation(
         env, dict(variables or {}), require_env, frozenset(key_variables), target
     )
     with gc_paused():
-        manifests = _load_manifests(paths, interpolation, within, keep_compared)
-        return manifests.prepared if keep_compared and identify else manifests
+        if keep_compared and identify:  # interned as each file is parsed
+            return _prepared(_load_manifests(paths, interpolation, within, True), intern=False)
+        return _load_manifests(paths, interpolation, within, False)
 
 
 def _load_manifests(
     paths: Iterable[str], interpolation: Interpolation, within: Boundary | None,
-    keep_compared: bool,
+    interned: bool,
 ) -> Manifests:  # fmt: skip
     files, errors = discover(paths, within)
-    # A plan keeps every spec until it is rendered: its strings are interned as each file is
-    # parsed (validate, which keeps nothing, spends no time on it).
-    documents, file_errors = load_files(files, interned=keep_compared)
+    # A run that keeps every spec until it is rendered and prepares them now has their strings
+    # interned as each file is parsed (validate, which keeps nothing, spends no time on it).
+    documents, file_errors = load_files(files, interned=interned)
     errors.extend(file_errors)  # each file's own errors, then each document's
     resources: list[Resource] = []
     sources: dict[tuple[Kind, str], Document] = {}
