@@ -174,6 +174,8 @@ class _Source:
                     with contextlib.suppress(_Abort):
                         builder.build(node, ())
                     self._positions.append((builder.locations, builder.key_locations))
+            except (yaml.YAMLError, RecursionError):
+                pass  # a later document's mistake, which `parse` reported: every one before it is in
             finally:
                 composer.dispose()
         return self._positions[index]
