@@ -92,6 +92,13 @@ from reconciler.render import (
 from reconciler.validate import Manifests, load_manifests
 from reconciler.values import Allowances, PlanOptions
 
+# httpx/__init__.py imports its own command-line client (`httpx._main`: click, rich and pygments,
+# about 40 ms of every start) whenever those are installed, and falls back to a stub `main` when
+# that import raises ImportError. This program never runs httpx's client, so it makes the import
+# fail at once (a None in sys.modules) before any command imports httpx. Only the `reconciler`
+# program does this: the `httpx` command, and a library user of reconciler.client, get httpx whole.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
 
 class _Commands(click.Group):
     """The command group; the emulator's command is imported only when it is asked for."""

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# Runs the CLI as a user would, then reports which of these modules the process had loaded.
+# Runs the CLI as a user would, then reports which of these modules the process had loaded (a
+# None in sys.modules is an import refused, not a module).
 PROBE = """
 import json, sys
 from reconciler.cli import main
@@ -18,8 +19,11 @@ try:
     main(sys.argv[1:])
 except SystemExit as done:
     code = done.code
-watched = ("httpx", "jsonschema", "fastjsonschema", "reconciler.client", "reconciler.emulator")
-print(json.dumps({"exit": code, "loaded": [m for m in watched if m in sys.modules]}))
+watched = (
+    "httpx", "jsonschema", "fastjsonschema", "reconciler.client", "reconciler.emulator",
+    "httpx._main", "rich", "pygments",
+)
+print(json.dumps({"exit": code, "loaded": [m for m in watched if sys.modules.get(m)]}))
 """
 
 
@@ -80,3 +84,29 @@ def test_the_emulator_command_is_still_listed_and_runs_when_asked_for(tmp_path: 
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0 and "--job-seconds" in done.stdout
+
+
+# What a plan imports before its first request (the CLI, the API client, the appliers), then the
+# names of every module loaded, one a line.
+PLAN_IMPORTS = """
+import sys
+import reconciler.cli, reconciler.client, reconciler.apply
+print("\\n".join(sorted(name for name, module in sys.modules.items() if module)))
+"""
+
+
+def test_a_plan_loads_httpx_but_not_its_command_line_client_nor_rich_nor_pygments() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", PLAN_IMPORTS], capture_output=True, text=True, timeout=60
+    )
+    loaded = set(done.stdout.split())
+    assert "httpx" in loaded and "reconciler.client" in loaded, done.stderr
+    assert not {"httpx._main", "rich", "pygments"} & loaded
+
+
+def test_the_command_list_loads_the_emulator_but_not_httpxs_command_line_client(
+    tmp_path: Path,
+) -> None:
+    listed = run_probe(tmp_path / "cache", "--help")
+    assert listed["exit"] in (0, None) and "httpx" in listed["loaded"]  # the emulator's client
+    assert not {"httpx._main", "rich", "pygments"} & set(listed["loaded"])  # type: ignore[arg-type]
