@@ -20,15 +20,20 @@ try:
 except SystemExit as done:
     code = done.code
 watched = (
-    "httpx", "jsonschema", "fastjsonschema", "reconciler.client", "reconciler.emulator",
+    "httpx", "jsonschema", "fastjsonschema", "reconciler.client", "reconciler.emulator", "yaml",
     "httpx._main", "rich", "pygments",
 )
 print(json.dumps({"exit": code, "loaded": [m for m in watched if sys.modules.get(m)]}))
 """
 
 
+# The credentials manifests/guide reads, so that a validate of manifests/ has no warning (a
+# warning's position is found by the full path, which loads PyYAML).
+GUIDE_ENV = {"DEMO_AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "DEMO_AWS_SECRET_ACCESS_KEY": "example"}
+
+
 def run_probe(cache: Path, *args: str) -> dict[str, object]:
-    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    env = {**os.environ, **GUIDE_ENV, "XDG_CACHE_HOME": str(cache)}
     done = subprocess.run(
         [sys.executable, "-c", PROBE, *args], env=env, capture_output=True, text=True, timeout=60
     )
@@ -104,9 +109,41 @@ def test_a_plan_loads_httpx_but_not_its_command_line_client_nor_rich_nor_pygment
     assert not {"httpx._main", "rich", "pygments"} & loaded
 
 
+def test_a_plan_loads_yaml_rs_but_not_pyyaml_until_a_file_needs_it() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", PLAN_IMPORTS], capture_output=True, text=True, timeout=60
+    )
+    loaded = set(done.stdout.split())
+    assert "yaml_rs" in loaded and "reconciler.manifest" in loaded, done.stderr
+    assert "yaml" not in loaded
+
+
 def test_the_command_list_loads_the_emulator_but_not_httpxs_command_line_client(
     tmp_path: Path,
 ) -> None:
     listed = run_probe(tmp_path / "cache", "--help")
     assert listed["exit"] in (0, None) and "httpx" in listed["loaded"]  # the emulator's client
     assert not {"httpx._main", "rich", "pygments"} & set(listed["loaded"])  # type: ignore[arg-type]
+
+
+def test_a_file_only_libyaml_reads_is_validated_and_its_mistakes_shown_with_file_and_line(
+    tmp_path: Path,
+) -> None:
+    # An anchor and its alias: the fast path leaves the file to libyaml's composer.
+    bad = tmp_path / "anchored.yaml"
+    bad.write_text(
+        "apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: t}\n"
+        "spec: &spec\n  type: detail\n  partitioningGranularity: fortnight\nextra: *spec\n",
+        encoding="utf-8",
+    )
+    result = run_probe(tmp_path / "cache", "validate", str(bad))
+    assert result["exit"] == 1 and "yaml" in result["loaded"]  # type: ignore[operator]
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler", "validate", str(bad)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    shown = done.stdout + done.stderr
+    assert done.returncode == 1
+    assert "anchored.yaml:6:28: error: spec.partitioningGranularity must be one of" in shown
+    assert "anchored.yaml:7:1: error: unknown field 'extra'" in shown
