@@ -327,7 +327,8 @@ _MARKERS = re.compile(r"^(?:%|\.\.\.(?:\s|$))", re.MULTILINE)  # directives, doc
 # honours and yaml-rs does not (NEL, LS, PS); and tabs, which the two read differently after an
 # indicator. In a text of ASCII only, these are every character but line breaks and 0x20-0x7e,
 # which bytes.translate removes at C speed (a scan with this class took seven times as long).
-_REFUSED_CHARACTERS = re.compile(
+# Only a text that is not ASCII is scanned with the class: `re` compiles it on that first use.
+_REFUSED_CHARACTERS = (
     "[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\ufeff\ufffe\uffff]"
 )
 _ASCII_ALLOWED = b"\n\r" + bytes(range(0x20, 0x7F))
@@ -370,7 +371,7 @@ def _fast_refuses(text: str) -> bool:
     if text.isascii():
         if text.encode("ascii").translate(None, _ASCII_ALLOWED):
             return True
-    elif _REFUSED_CHARACTERS.search(text):
+    elif re.search(_REFUSED_CHARACTERS, text):
         return True
     for characters, pattern in _INDICATORS:
         if any(character in text for character in characters) and pattern.search(text):
