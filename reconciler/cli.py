@@ -21,7 +21,7 @@ from typing import ClassVar
 import click
 import platformdirs
 
-from reconciler import __version__, ci_output, saved_plan
+from reconciler import __version__, ci_output
 from reconciler.cli_options import (
     CI_FORMATS,
     Target,
@@ -235,6 +235,8 @@ def plan(
     tree = result.to_json()
     OUTPUT.computed.update(tree)
     if out:  # saved first: stdout is either the whole plan or a failure, never both
+        from reconciler import saved_plan  # defers saved plans: only --out and apply use them
+
         saved_plan.save(
             out, paths or DEFAULT_PATHS, target.url, target.project, options, result, REDACT
         )
@@ -272,6 +274,7 @@ def apply(
     options: PlanOptions,
 ) -> None:  # fmt: skip
     """Plan, then carry the plan out: connections, then tables, then jobs."""
+    from reconciler import saved_plan  # defers saved plans, as plan does
     from reconciler.apply import ApplyInterrupted  # deferred: loads httpx
 
     reviewed = saved_plan.load(paths[0]) if saved_plan.looks_saved(paths) else None
