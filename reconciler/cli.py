@@ -53,6 +53,7 @@ from reconciler.cli_output import (
     hide_credentials,
     interrupt_exit,
     interrupted,
+    leave,
     locations,
     print_problems,
     progress,
@@ -492,7 +493,19 @@ def _asked(args: Sequence[str]) -> tuple[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Console-script entry point: without `argv`, the process, which ends when the command
+    does (`cli_output.leave`); with it, a caller's run, which ends in SystemExit as any would."""
+    try:
+        _main(argv)
+    except SystemExit as done:
+        if argv is None and (done.code is None or isinstance(done.code, int)):
+            leave(done.code or 0)
+        raise
+    if argv is None:
+        leave(0)
+
+
+def _main(argv: Sequence[str] | None) -> None:
     args = list(argv if argv is not None else sys.argv[1:])
     debug = "--debug" in (args[: args.index("--")] if "--" in args else args)
     REDACT.clear()  # one run, one set of secrets (tests run main many times in one process)

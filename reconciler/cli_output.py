@@ -6,6 +6,7 @@ Only the CLI (`cli.py`, `cli_options.py` and this module) prints or reads the en
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -319,6 +320,32 @@ def interrupt_exit(interrupt: KeyboardInterrupt, process: bool) -> NoReturn:
         sys.stderr.flush()
         os._exit(code)
     sys.exit(code)
+
+
+def leave(code: int) -> NoReturn:
+    """End the process (the console script) with `code`, once what it said is flushed and its
+    exit handlers have run, without tearing the interpreter down.
+
+    Teardown frees every object one at a time: after a plan of 10,000 live jobs that took 60 to
+    150 ms, longer than making the plan, for memory the system takes back at once. Python's
+    normal exit is kept where it does more than that: while a thread it would wait for still
+    runs, when stdout cannot be flushed (a closed pipe: Python reports it as it always does),
+    and on an interpreter without `atexit._run_exitfuncs` (CPython's, since 3.0, undocumented).
+    """
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
+    if run_exit_handlers is None or _workers_left():
+        sys.exit(code)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed pipe or stream
+        sys.exit(code)
+    run_exit_handlers()  # logging's shutdown, coverage's data, and any a caller registered
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
 
 
 def _workers_left() -> bool:

@@ -813,16 +813,16 @@ class PolarisClient:
     ) -> Iterator[dict[str, Any]]:
         """Job summaries, newest first, 1,000 a page; keyword filters become query parameters.
 
-        With `read_ahead`, the pages are read in that executor (so within its concurrency), and
-        once a page says there are more, the next ones are read together, twice as many each
-        time up to READ_AHEAD_PAGES (1, 2, 4, 4, ...): ten pages take five round trips instead
-        of ten. The list has no total, so the last group may ask for up to three pages past the
-        end (two, for ten pages). Pages read together may be answered in any order: a job created
-        between two answers would move a job across their boundary unseen, so each page read
-        ahead starts with the last job of the page before it, and one that does not is read
-        again in order.
+        With `read_ahead`, the pages are read in that executor (so within its concurrency): the
+        first is asked for at once, before the first summary is, so that a caller can start
+        other reads before it waits for any. Once a page says there are more, the next ones are
+        read together, twice as many each time up to READ_AHEAD_PAGES (1, 2, 4, 4, ...): ten
+        pages take five round trips instead of ten. The list has no total, so the last group
+        may ask for up to three pages past the end (two, for ten pages). Pages read together may
+        be answered in any order: a job created between two answers would move a job across
+        their boundary unseen, so each page read ahead starts with the last job of the page
+        before it, and one that does not is read again in order.
         """
-        seen: set[str] = set()
         params = {**JOB_ORDER, **filters, "paginationLimit": PAGE_SIZE}
 
         def page_at(offset: int) -> dict[str, Any]:
@@ -831,7 +831,19 @@ class PolarisClient:
                 "GET", api_path("jobs"), params=query, listing="id", shape=JOB_SHAPE
             )
 
-        ahead: deque[tuple[int, Future[dict[str, Any]]]] = deque()  # pages asked for, in order
+        # Pages asked for, in order, by offset (the first one starts with no job before it).
+        ahead: deque[tuple[int, Future[dict[str, Any]]]] = deque()
+        if read_ahead is not None:
+            ahead.append((0, read_ahead.submit(page_at, 0)))
+        return self._pages(page_at, ahead, read_ahead)
+
+    @staticmethod
+    def _pages(
+        page_at: Callable[[int], dict[str, Any]],
+        ahead: deque[tuple[int, Future[dict[str, Any]]]],
+        read_ahead: Executor | None,
+    ) -> Iterator[dict[str, Any]]:
+        seen: set[str] = set()
         width = 0
         offset = 0
         last: str | None = None  # the id of the last job of the page before
@@ -839,7 +851,9 @@ class PolarisClient:
             while True:
                 page = ahead.popleft()[1].result() if ahead and ahead[0][0] == offset else None
                 values = page["values"] if page is not None else []
-                if page is not None and values and str(values[0]["id"]) == last:
+                if page is not None and offset == 0:
+                    pass  # the first page, asked for before the iteration began
+                elif page is not None and values and str(values[0]["id"]) == last:
                     values = values[1:]  # the job the page was asked to start with
                 else:  # not read ahead, a page came back short, or the list moved between reads
                     for _, future in ahead:

@@ -55,8 +55,9 @@ class LiveReader:
     """What the kinds read into, in registry order.
 
     A kind's `read` starts its requests in the shared pool and returns without waiting for them,
-    so reads of every kind are in flight together (the connection and table lists beside the
-    first page of jobs); `then` collects the answers once every kind has started. A worker may
+    so reads of every kind are in flight together (the connection, table and streaming job lists
+    beside the first page of batch jobs); `feed` steps then ask for what those answers lead to
+    (the later pages and each job's detail), and `then` steps collect the answers. A worker may
     wait for a read queued before its own (a job resolves through the connections), never for one
     queued after it, so the pool's first-in-first-out order cannot deadlock at any parallelism.
     """
@@ -69,15 +70,27 @@ class LiveReader:
         self.full = full  # kinds read for import: every resource, in full
         self.states: dict[Kind, Any] = {}
         self.started: dict[Kind, Future[dict[str, Mapping[str, Any]]]] = {}
+        self.feeding: list[Callable[[], None]] = []
         self.finishing: list[Callable[[], None]] = []
 
     def of_kind(self, kind: Kind) -> list[Resource]:
         """The desired resources of one kind."""
         return [r for r in self.resources if r.kind is kind]
 
+    def feed(self, step: Callable[[], None]) -> None:
+        """Run `step` after every kind has started its reads, before any `then` step (for a
+        read that asks for more as answers come): no collecting step holds it up."""
+        self.feeding.append(step)
+
     def then(self, step: Callable[[], None]) -> None:
-        """Run `step` after every kind has started its reads (to collect what it started)."""
+        """Run `step` after every kind has started its reads and every `feed` step ran (to
+        collect what it started)."""
         self.finishing.append(step)
+
+    def finish(self) -> None:
+        """Once every kind has started its reads: run the `feed` steps, then the `then` steps."""
+        for step in [*self.feeding, *self.finishing]:
+            step()
 
     def state(self) -> LiveState:
         """What was read."""
@@ -102,8 +115,7 @@ def read_live(
         try:
             for kind in kinds.ordered():
                 kind.read(reader)
-            for step in reader.finishing:
-                step()
+            reader.finish()
         except KeyboardInterrupt:
             # Ctrl-C (or SIGTERM) ends the run now, not when a slow answer in flight comes:
             # nothing more is sent, the workers are not waited for (cli.main exits without

@@ -141,8 +141,12 @@ class LiveReading(Protocol):
     def of_kind(self, kind: Kind) -> list[Resource]:
         """The desired resources of one kind."""
 
+    def feed(self, step: Callable[[], None]) -> None:
+        """Run `step` after every kind has started its reads, before any `then` step: for a
+        read that asks for more as answers come (the job pages, then each job's detail)."""
+
     def then(self, step: Callable[[], None]) -> None:
-        """Run `step` after every kind has started its reads."""
+        """Run `step` after every kind has started its reads (and every `feed` step ran)."""
 
 
 class Listable(Protocol):

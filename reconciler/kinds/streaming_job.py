@@ -23,6 +23,7 @@ import dataclasses
 import difflib
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -254,7 +255,7 @@ class StreamingJob(ResourceKind):
         failed or canceled job is what a plan says it replaces)."""
         client, pool = reader.client, reader.pool
 
-        def listed() -> dict[str, Mapping[str, Any]]:
+        def listed() -> dict[str, Future[dict[str, Any] | None]]:
             chosen: dict[str, Mapping[str, Any]] = {}
             for summary in streaming(client.iter_jobs(type="streaming")):  # newest first
                 table = table_of(summary)
@@ -264,13 +265,16 @@ class StreamingJob(ResourceKind):
                     and status_of(summary) not in TERMINAL_STATUSES
                 ):
                     chosen[table] = summary
-            full = {table: pool.submit(client.get_job, str(s["id"])) for table, s in chosen.items()}
-            return {table: job for table, f in full.items() if (job := f.result()) is not None}
+            # Each table's job is read in a task of its own, queued behind this one and waited
+            # for by `collect`: a worker that waited for a read queued after its own would wait
+            # forever with one worker (--parallelism 1).
+            return {table: pool.submit(client.get_job, str(s["id"])) for table, s in chosen.items()}
 
         started = pool.submit(listed)
 
         def collect() -> None:
-            jobs = started.result()
+            full = started.result()
+            jobs = {table: job for table, f in full.items() if (job := f.result()) is not None}
             reader.states.setdefault(self.kind, {}).update(jobs)
 
         reader.then(collect)

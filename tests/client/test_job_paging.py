@@ -145,6 +145,27 @@ def test_a_plan_never_has_more_requests_in_flight_than_its_parallelism(
     assert emulator.peak_in_flight == 2
 
 
+def test_a_plan_asks_for_every_list_before_any_jobs_detail(
+    project: tuple[Emulator, BetweenPages, PolarisClient], tmp_path: Path
+) -> None:
+    emulator, _, client = project
+    fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=3)
+    manifests = load_manifests([str(fleet)], {})
+    connection, *jobs = manifests.resources
+    client.create_connection({"name": connection.name, **connection.spec})
+    for job in jobs:
+        client.create_job(dict(job.spec))
+    emulator.reset_requests()
+    read_live(client, manifests.resources, parallelism=1)
+    paths = [path for _, path, _ in emulator.requests]
+    first_detail = next(at for at, path in enumerate(paths) if "/jobs/" in path)
+    # The batch and the streaming job lists, the connections and the tables: one worker reads
+    # them all first, so that no list waits behind the details (a round trip at the end).
+    lists = [path.split("?")[0].rsplit("/", 1)[-1] for path in paths[:first_detail]]
+    assert sorted(lists) == ["connections", "jobs", "jobs", "tables"], paths
+    assert len(paths) == first_detail + len(jobs)
+
+
 class LaterPageFirst(httpx.BaseTransport):
     """The emulator's own transport; the page at `held` waits until the page after it has been
     answered and `change` has run: two pages read together, answered across a change."""

@@ -180,8 +180,7 @@ def test_a_kind_without_its_own_read_lists_its_collection_into_live_state_by_nam
     with ThreadPoolExecutor(max_workers=1) as pool:
         reader = LiveReader(client, [], pool, JobCache(None))
         probe.read(reader)
-        for step in reader.finishing:
-            step()
+        reader.finish()
     state = reader.state()
     assert set(probe.live(state)) == {"listed"} == set(live.by_name(Kind.CONNECTION))
     assert probe.live(state)["listed"]["bucket"] == "b"

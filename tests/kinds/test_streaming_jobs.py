@@ -8,6 +8,8 @@ with `earliest`, a gap with `latest`.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -572,3 +574,15 @@ def test_a_connection_change_under_a_streaming_job_no_manifest_declares_warns_of
     (warning,) = change["warnings"]
     assert warning.startswith("CHECKPOINT: the streaming jobs of tables Orders")
     assert "topic orders-v2 instead of topic orders-v1" in warning
+
+
+def test_a_plan_with_one_worker_reads_a_live_streaming_job_without_waiting_on_itself(
+    manifests: Path, api: httpx.Client
+) -> None:
+    started(manifests, api)
+    # One worker: a read that waits in the pool for a read queued after it never ends. A
+    # process of its own, so that such a wait fails the test instead of hanging the suite.
+    command = [sys.executable, "-m", "reconciler", "plan", "--format", "json", "--parallelism", "1"]
+    done = subprocess.run([*command, str(manifests)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert only_change(json.loads(done.stdout))["action"] == "noop"

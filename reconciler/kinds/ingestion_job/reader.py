@@ -65,16 +65,21 @@ def read_jobs(reader: LiveReading) -> None:
         return LiveJob.parse(body, connections, declared, forms.of, places), body if every else None
 
     # Details are fetched as soon as their page arrives, while later pages are still read;
-    # pages are read by the same workers, so no more than `parallelism` are in flight.
+    # pages are read by the same workers, so no more than `parallelism` are in flight. The first
+    # page is asked for now, and the pages are gone through once every kind has started its
+    # reads (`feed`): the other kinds' lists go out beside it, not behind the details.
     pending: InOrder[tuple[LiveJob, Mapping[str, Any] | None] | None] = InOrder()
-    for summary in client.iter_jobs(type="batch", read_ahead=reader.pool):
-        table, connection = job_key(summary)
-        if summary.get("executionStatus") in ACTIVE_STATUSES and connection:
-            active.add(connection)
-        if every or table in wanted:
-            if listed is not None and listed.done():
-                listed.result()  # a failed read of the connections ends the reading
-            pending.add(reader.pool.submit(live_job, summary))
+    summaries = client.iter_jobs(type="batch", read_ahead=reader.pool)
+
+    def ask_for_details() -> None:
+        for summary in summaries:
+            table, connection = job_key(summary)
+            if summary.get("executionStatus") in ACTIVE_STATUSES and connection:
+                active.add(connection)
+            if every or table in wanted:
+                if listed is not None and listed.done():
+                    listed.result()  # a failed read of the connections ends the reading
+                pending.add(reader.pool.submit(live_job, summary))
 
     def resolve() -> None:
         read = [job for job in pending.results() if job is not None]
@@ -82,6 +87,7 @@ def read_jobs(reader: LiveReading) -> None:
         requests = {job.id: body for job, body in read if body is not None}
         reader.states[Kind.INGESTION_JOB] = JobState(jobs, frozenset(active), requests)
 
+    reader.feed(ask_for_details)
     reader.then(resolve)
 
 
