@@ -156,3 +156,12 @@ def test_a_file_only_libyaml_reads_is_validated_and_its_mistakes_shown_with_file
     assert done.returncode == 1
     assert "anchored.yaml:6:28: error: spec.partitioningGranularity must be one of" in shown
     assert "anchored.yaml:7:1: error: unknown field 'extra'" in shown
+
+
+def test_a_library_user_of_the_client_keeps_httpxs_command_line_client() -> None:
+    # Only the reconciler program refuses httpx._main: importing the client changes no library.
+    probe = (
+        "import sys, reconciler.client, httpx; print(httpx.main is sys.modules['httpx._main'].main)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "True", done.stderr
