@@ -46,7 +46,7 @@ _STR, _BOOL_TAG, _INT_TAG, _FLOAT_TAG, _NULL_TAG, _SEQ, _MAP = (
 
 
 class _Resolver(yaml.resolver.BaseResolver):
-    """Tags plain scalars by the YAML 1.2 core schema; see the module docstring."""
+    """Tags plain scalars by the YAML 1.2 core schema; see manifest.py's docstring."""
 
     def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
         # Called once per node: kept lean (no path resolvers, which manifests never use).
@@ -152,7 +152,7 @@ def positions(text: str, name: str) -> list[Positions]:
                 builder.build(node, ())
             found.append((builder.locations, builder.key_locations))
     except (yaml.YAMLError, RecursionError):
-        pass  # a later document's mistake, which `parse` reported: every one before it is in
+        pass  # a later document's mistake, which `parse` reported: the ones before it are in
     finally:
         composer.dispose()
     return found
