@@ -109,13 +109,14 @@ def test_a_plan_loads_httpx_but_not_its_command_line_client_nor_rich_nor_pygment
     assert not {"httpx._main", "rich", "pygments"} & loaded
 
 
-def test_a_plan_loads_neither_saved_plans_nor_drift_statuses_nor_clicks_shell_completion() -> None:
+def test_a_plan_loads_neither_saved_plans_nor_drift_nor_shell_completion_nor_difflib() -> None:
     done = subprocess.run(
         [sys.executable, "-c", PLAN_IMPORTS], capture_output=True, text=True, timeout=60
     )
     loaded = set(done.stdout.split())
     assert "reconciler.plan" in loaded, done.stderr
-    assert not {"reconciler.saved_plan", "reconciler.drift", "click.shell_completion"} & loaded
+    unused = {"reconciler.saved_plan", "reconciler.drift", "click.shell_completion", "difflib"}
+    assert not unused & loaded
 
 
 def test_a_plan_loads_yaml_rs_but_not_pyyaml_until_a_file_needs_it() -> None:
