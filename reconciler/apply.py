@@ -78,8 +78,11 @@ class Provider(Protocol):
     write-only fields. `PolarisProvider` is the one for the Polaris API and the emulator.
     """
 
-    def read(self, resources: Iterable[Resource]) -> LiveState:
-        """Live state for a set of desired resources."""
+    def read(
+        self, resources: Iterable[Resource],
+        meanwhile: Callable[[], Iterable[Resource]] | None = None,
+    ) -> LiveState:  # fmt: skip
+        """Live state for a set of desired resources (`meanwhile`: as `live.read_live`'s)."""
 
     def prepare(self, plan: Plan) -> None:
         """Learn what the plan will make of the project, before its first change."""
@@ -117,10 +120,14 @@ class PolarisProvider:
         self.live = live  # as last read: apply's re-checks start from it
         self.sessions: dict[Kind, Any] = {}
 
-    def read(self, resources: Iterable[Resource]) -> LiveState:
+    def read(
+        self, resources: Iterable[Resource],
+        meanwhile: Callable[[], Iterable[Resource]] | None = None,
+    ) -> LiveState:  # fmt: skip
         self.live = read_live(
-            self.client, resources, parallelism=self.options.parallelism, cache=self.cache
-        )
+            self.client, resources, parallelism=self.options.parallelism, cache=self.cache,
+            meanwhile=meanwhile,
+        )  # fmt: skip
         return self.live
 
     def prepare(self, plan: Plan) -> None:

@@ -132,6 +132,7 @@ def _load(paths: Sequence[str], scope: Scope, *, offline: bool) -> Manifests:
         paths, WatchedEnvironment(os.environ), require_env=not offline, variables=scope.variables,
         key_variables=scope.key_variables, target=scope.target_name, within=scope.within,
         keep_compared=not offline,  # an offline run (validate) plans nothing
+        identify=False,  # a plan does, while its first reads are in flight
     )  # fmt: skip
 
 

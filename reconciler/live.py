@@ -104,9 +104,15 @@ def read_live(
     parallelism: int = 8,
     cache: JobStore | None = None,
     full: Iterable[Kind] = (),
+    meanwhile: Callable[[], Iterable[Resource]] | None = None,
 ) -> LiveState:
     """Read the live state the given resources need: every kind's, in the fewest requests
-    (`full`: kinds read for import, every live resource in full, as a manifest writes it)."""
+    (`full`: kinds read for import, every live resource in full, as a manifest writes it).
+
+    `meanwhile`: the caller's work while the first answers are on their way, run once every
+    kind has started its reads (a plan makes its jobs' compared forms then); the resources it
+    returns, the same ones made ready, are those the reads go on with.
+    """
     store = cache or _Forgetful()
     # A failed read must not lose the jobs already read: save the cache whatever happens.
     pool = ThreadPoolExecutor(max_workers=max(1, parallelism))
@@ -115,6 +121,8 @@ def read_live(
         try:
             for kind in kinds.ordered():
                 kind.read(reader)
+            if meanwhile is not None:
+                reader.resources = list(meanwhile())
             reader.finish()
         except KeyboardInterrupt:
             # Ctrl-C (or SIGTERM) ends the run now, not when a slow answer in flight comes:

@@ -322,6 +322,7 @@ class Loader:
             paths, self.environ, require_env=not offline, variables=scope.variables,
             key_variables=scope.key_variables, target=scope.target_name, within=scope.within,
             keep_compared=not offline,  # an offline run (validate) plans nothing
+            identify=False,  # a plan does, while its first reads are in flight
         )  # fmt: skip
 
 
@@ -397,7 +398,9 @@ class Manager:
 
     def _plan(self, provider: PolarisProvider, manifests: Manifests, run: PlanRun) -> Planned:
         self.progress(f"Reading live state of project {provider.client.config.project} ...")
-        live = provider.read(manifests.resources)
+        # The jobs' compared forms are made while the first answers are on their way.
+        live = provider.read(manifests.resources, meanwhile=lambda: manifests.prepared.resources)
+        manifests = manifests.prepared
         plan = make_plan(manifests.resources, live, run.options)
         if run.access is not None or run.preflight:
             plan = self._data_aware(provider, plan, manifests, live, run)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring
 from typing import Any
@@ -22,6 +22,7 @@ from reconciler.redact import shorten
 
 Redact = Callable[[str], str]
 JSON_BATCH = 4096  # encoded pieces joined at a time (see Output.json)
+MEMO = 1024  # strings, and keys, redacted once per Output.json call (see _indented)
 
 
 def unchanged(text: str) -> str:
@@ -92,57 +93,147 @@ class Output:
                 self.data(value), ensure_ascii=False, sort_keys=sort_keys, allow_nan=False,
                 separators=(", ", ": "),
             )  # fmt: skip
-        # json.dumps keeps every piece it encodes (a key, a comma, an indent) until it joins
-        # them: for a plan of 10,000 jobs that list outweighed the text four times over. Joined
-        # a few thousand at a time, only the text is held; and each string is redacted as it is
-        # encoded, so no redacted copy of the whole value is made first.
-        parts: list[str] = []
-        batch: list[str] = []
-        for piece in self._pieces(value, " " * indent, 0, sort_keys):
-            batch.append(piece)
-            if len(batch) == JSON_BATCH:
-                parts.append("".join(batch))
-                batch.clear()
-        parts.append("".join(batch))
-        return "".join(parts)
+        return _indented(value, self.redact, " " * indent, sort_keys)
 
-    def _pieces(self, value: Any, indent: str, level: int, sort_keys: bool) -> Iterator[str]:
-        """The text `json.dumps(self.data(value), indent=...)` writes, in pieces, made without
-        that copy: strings (keys too) are redacted one at a time as they are encoded."""
-        if isinstance(value, str):
-            yield encode_basestring(self.redact(value))
-        elif value is None or (isinstance(value, float) and not math.isfinite(value)):
-            yield "null"
+
+def _indented(value: Any, redact: Redact, indent: str, sort_keys: bool) -> str:
+    """The text `json.dumps(Output(redact).data(value), indent=...)` writes, made without that
+    copy: strings (keys too) are redacted one at a time as they are encoded.
+
+    json.dumps keeps every piece it encodes (a key, a comma, an indent) until it joins them: for a
+    plan of 10,000 jobs that list outweighed the text four times over. Joined a few thousand at a
+    time, only the text is held. A plan's JSON repeats a few dozen strings ("kind", "action",
+    "noop", each file name) thousands of times: each is redacted and encoded once per call (the
+    redactor may learn a secret between two calls, never during one), at most MEMO of them.
+    """
+    parts: list[str] = []  # the batches joined so far
+    batch: list[str] = []
+    append = batch.append
+    strings: dict[str, str] = {}  # an exact str -> its redacted JSON form
+    newlines = ["\n"]  # a line break and the indent of each level
+    # Per level, each exact str key the redactor leaves alone -> its line up to the value:
+    # ",", line break, indent, the key in JSON and ": ".
+    lines: list[dict[str, str]] = []
+
+    def flush() -> None:
+        parts.append("".join(batch))
+        batch.clear()
+
+    def string(text: str) -> str:
+        """The redacted JSON form of an exact str not yet in `strings`."""
+        if len(strings) >= MEMO:  # values are looked up and used at once: safe to forget
+            strings.clear()
+        encoded = strings[text] = encode_basestring(redact(text))
+        return encoded
+
+    def plain_keys(mapping: dict[Any, Any], line: dict[str, str], inner: str) -> bool:
+        """Whether every key of `mapping` is an exact str the redactor leaves alone (so none
+        collapses into another), learning those not known yet."""
+        if len(line) >= MEMO:  # a dict that uses it again makes each line anew
+            line.clear()
+        plain = True
+        for key in mapping:
+            if type(key) is not str:  # str(key) or a str subclass's own str may differ
+                plain = False
+            elif key not in line:
+                if redact(key) == key:
+                    line[key] = "," + inner + encode_basestring(key) + ": "
+                else:
+                    plain = False
+        return plain
+
+    def write(value: Any, level: int) -> None:
+        kind = type(value)
+        if kind is str:
+            append(strings.get(value) or string(value))
+        elif kind is dict:
+            write_dict(value, level)
+        elif kind is list or kind is tuple:
+            write_list(value, level)
+        elif value is None:
+            append("null")
         elif value is True:
-            yield "true"
+            append("true")
         elif value is False:
-            yield "false"
+            append("false")
+        elif isinstance(value, str):
+            append(encode_basestring(redact(value)))
         elif isinstance(value, int):
-            yield int.__repr__(value)
+            append(int.__repr__(value))
         elif isinstance(value, float):
-            yield float.__repr__(value)
-        elif isinstance(value, dict | list | tuple):
-            if not value:
-                yield "{}" if isinstance(value, dict) else "[]"
-                return
-            inner = "\n" + indent * (level + 1)
-            if isinstance(value, dict):
-                # Redacted keys first, as `data` makes them: two that redact alike are one.
-                items: Iterable[tuple[str, Any]] = {
-                    self.redact(str(key)): item for key, item in value.items()
-                }.items()
-                if sort_keys:
-                    items = sorted(items, key=lambda item: item[0])
-                yield "{"
-                for at, (key, item) in enumerate(items):
-                    yield ("," if at else "") + inner + encode_basestring(key) + ": "
-                    yield from self._pieces(item, indent, level + 1, sort_keys)
-                yield "\n" + indent * level + "}"
-            else:
-                yield "["
-                for at, item in enumerate(value):
-                    yield ("," if at else "") + inner
-                    yield from self._pieces(item, indent, level + 1, sort_keys)
-                yield "\n" + indent * level + "]"
+            append(float.__repr__(value) if math.isfinite(value) else "null")
+        elif isinstance(value, dict):
+            write_dict(value, level)
+        elif isinstance(value, list | tuple):
+            write_list(value, level)
         else:
-            yield encode_basestring(self.redact(str(value)))  # as json.dumps(default=str)
+            append(encode_basestring(redact(str(value))))  # as json.dumps(default=str)
+
+    def write_dict(mapping: dict[Any, Any], level: int) -> None:
+        if not mapping:
+            append("{}")
+            return
+        if len(newlines) <= level + 1:
+            newlines.append(newlines[-1] + indent)
+            lines.append({})
+        inner = newlines[level + 1]
+        line = lines[level]
+        plain = type(mapping) is dict  # a subclass may iterate its keys in its own way
+        for key in mapping if plain else ():
+            if type(key) is not str or key not in line:
+                plain = plain_keys(mapping, line, inner)
+                break
+        first = True  # its line has "{" where the others have ","
+        if plain and not sort_keys:
+            for key, item in mapping.items():
+                # Known: a nested dict is a level deeper, and only empties its own level's lines.
+                if first:
+                    prefix = "{" + line[key][1:]
+                    first = False
+                else:
+                    prefix = line[key]
+                if type(item) is str:
+                    append(prefix + (strings.get(item) or string(item)))
+                else:
+                    append(prefix)
+                    write(item, level + 1)
+                if len(batch) >= JSON_BATCH:
+                    flush()
+        else:
+            # Redacted keys first, as `data` makes them: two that redact alike are one.
+            items: Iterable[tuple[str, Any]] = {
+                redact(str(key)): item for key, item in mapping.items()
+            }.items()
+            if sort_keys:
+                items = sorted(items, key=lambda item: item[0])
+            for key, item in items:
+                append(("{" if first else ",") + inner + encode_basestring(key) + ": ")
+                first = False
+                write(item, level + 1)
+                if len(batch) >= JSON_BATCH:
+                    flush()
+        append(newlines[level] + "}")
+
+    def write_list(items: list[Any] | tuple[Any, ...], level: int) -> None:
+        if not items:
+            append("[]")
+            return
+        if len(newlines) <= level + 1:
+            newlines.append(newlines[-1] + indent)
+            lines.append({})
+        inner = newlines[level + 1]
+        before = "[" + inner
+        for item in items:
+            if type(item) is str:
+                append(before + (strings.get(item) or string(item)))
+            else:
+                append(before)
+                write(item, level + 1)
+            before = "," + inner
+            if len(batch) >= JSON_BATCH:
+                flush()
+        append(newlines[level] + "]")
+
+    write(value, 0)
+    flush()
+    return "".join(parts)

@@ -305,8 +305,12 @@ def make_plan(
 
 def _identity(resource: Resource) -> Any:
     # A job's fingerprint already digests its normalized spec; no need to normalize it again.
-    if resource.fingerprint:
-        return resource.fingerprint
+    # Taken here if it was not yet (`Manifests.prepared`): a checksum never depends on whether.
+    fingerprint = resource.fingerprint
+    if fingerprint is None and resource.spec:
+        fingerprint = kinds.of(resource.kind).identified(resource.spec)[0]
+    if fingerprint:
+        return fingerprint
     return kinds.of(resource.kind).normalize(resource.spec) if resource.spec else {}
 
 

@@ -45,6 +45,7 @@ class _Ready:
     whole: tuple[str, ...]
     seeds: tuple[tuple[str, tuple[tuple[str, int], ...]], ...]
     any_seed: re.Pattern[str] | None
+    unseeded: tuple[str, ...]  # whole forms that start with no seed (the API key's Basic form)
 
 
 class Redactor:
@@ -101,11 +102,24 @@ class Redactor:
     def __call__(self, text: str) -> str:
         """`text` with every secret form, and every piece of one, replaced by SENSITIVE."""
         ready = self._ready or self._prepare()
+        seeded = ready.any_seed is not None and ready.any_seed.search(text) is not None
+        # Every whole form `add` makes starts with a seed: without one, only the forms that start
+        # with none can be in the text. Most text returns here, after one scan in C.
+        if not seeded:
+            for value in ready.unseeded:
+                if value in text:
+                    break
+            else:
+                return text
+        replaced = False
         for value in ready.whole:
             if value in text:
                 text = text.replace(value, SENSITIVE)
-        if ready.any_seed is None or ready.any_seed.search(text) is None:
-            return text  # no piece of any secret: most text, searched once in C
+                replaced = True
+        if replaced:  # the pieces are looked for in what the whole forms left
+            seeded = ready.any_seed is not None and ready.any_seed.search(text) is not None
+        if not seeded:
+            return text  # no piece of any secret
         spans = [span for seed, places in ready.seeds for span in _runs(text, seed, places)]
         if not spans:
             return text
@@ -130,6 +144,7 @@ class Redactor:
                 whole=tuple(sorted(self._whole, key=len, reverse=True)),
                 seeds=seeds,
                 any_seed=re.compile(pattern) if seeds else None,
+                unseeded=tuple(form for form in self._whole if form[:SEED] not in self._seeds),
             )
             self._ready = ready
         return ready

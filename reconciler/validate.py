@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -37,10 +39,32 @@ class Manifests:
     resources: tuple[Resource, ...]
     secrets: frozenset[str]
     warnings: tuple[ManifestError, ...] = ()
+    identified: bool = False  # each resource's compared form and fingerprint made (`prepared`)
 
     def of_kind(self, kind: Kind) -> list[Resource]:
         """The resources of one kind, in manifest order."""
         return [r for r in self.resources if r.kind == kind]
+
+    @functools.cached_property
+    def prepared(self) -> Manifests:
+        """These manifests as a plan reads them: each job's spec in compared form, and its
+        fingerprint taken of it (`ResourceKind.identified`), once per run. Validation needs
+        neither; a plan makes them while its first reads are in flight (`read_live`'s
+        `meanwhile`), and the resources share their specs with these."""
+        if self.identified:
+            return self
+        return dataclasses.replace(
+            self, resources=tuple(_identified(r) for r in self.resources), identified=True
+        )
+
+
+def _identified(resource: Resource) -> Resource:
+    if resource.compared is not None:
+        return resource
+    fingerprint, compared = kinds.of(resource.kind).identified(resource.spec)
+    if compared is None and fingerprint is None:
+        return resource
+    return dataclasses.replace(resource, fingerprint=fingerprint, compared=compared)
 
 
 @dataclass(frozen=True)
@@ -65,6 +89,7 @@ def load_manifests(
     target: str | None = None,
     within: Boundary | None = None,
     keep_compared: bool = True,
+    identify: bool = True,
 ) -> Manifests:
     """Load and validate the manifests under `paths`; raise ManifestErrors with every mistake.
 
@@ -74,13 +99,15 @@ def load_manifests(
     repository's directory), a symbolic link in it that leads out of it is an error, not read.
     With `keep_compared=False` (a run that plans nothing: validate) no job's fingerprint is taken,
     nor the compared form it is taken of (10,000 jobs hold about 17 MB of it): the duplicate
-    check takes the few it needs.
+    check takes the few it needs. With `identify=False`, a run that plans makes them later, while
+    its first reads are in flight (`Manifests.prepared`); its strings are interned all the same.
     """
     interpolation = Interpolation(
         env, dict(variables or {}), require_env, frozenset(key_variables), target
     )
     with gc_paused():
-        return _load_manifests(paths, interpolation, within, keep_compared)
+        manifests = _load_manifests(paths, interpolation, within, keep_compared)
+        return manifests.prepared if keep_compared and identify else manifests
 
 
 def _load_manifests(
@@ -97,7 +124,7 @@ def _load_manifests(
     secrets: set[str] = set()
     stand_ins: list[Resource] = []
     for document in documents:
-        resource, document_errors = _resource(document, interpolation, secrets, keep_compared)
+        resource, document_errors = _resource(document, interpolation, secrets)
         errors.extend(document_errors)
         if resource is not None:
             resources.append(resource)
@@ -112,7 +139,7 @@ def _load_manifests(
 
 
 def _resource(
-    document: Document, interpolation: Interpolation, secrets: set[str], keep_compared: bool
+    document: Document, interpolation: Interpolation, secrets: set[str]
 ) -> tuple[Resource | None, list[ManifestError]]:
     data = document.data
     if not isinstance(data, dict):
@@ -172,9 +199,8 @@ def _resource(
         )
         return None, errors
     spec = {k: v for k, v in spec.items() if k != "name"}
-    # validate (keep_compared=False) takes no fingerprint: its duplicate check takes the few
-    # it needs; a plan keeps each job's, and the compared form it was taken of.
-    fingerprint, compared = resource_kind.identified(spec) if keep_compared else (None, None)
+    # No fingerprint is taken here: the duplicate check takes the few it needs, and a plan
+    # takes each job's, with the compared form it is taken of (`Manifests.prepared`).
     resource = Resource(
         kind=resource_kind.kind,
         name=str(name),
@@ -182,8 +208,6 @@ def _resource(
         location=document.start,
         policy=expanded.get("policy") or {},
         annotations=expanded["metadata"].get("annotations") or {},
-        fingerprint=fingerprint,
-        compared=compared,
     )
     return resource, errors
 

@@ -241,7 +241,9 @@ def test_an_apply_whose_read_of_live_state_fails_gives_the_lock_back(
 ) -> None:
     fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=1)
     emulator.faults.retry_after_seconds = 0
-    emulator.faults.inject("429", method="GET", path_contains="/jobs", times=10)
+    # The batch and the streaming job lists are read together: between them they draw the 20
+    # refusals, and whichever draws 10 first gives up (neither can succeed before all are drawn).
+    emulator.faults.inject("429", method="GET", path_contains="/jobs", times=20)
     result = run("apply", str(fleet), "--auto-approve")
     assert result.exit_code == 1
     assert "error: GET /jobs failed (429) after 10 attempts" in result.stderr

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import ast
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reconciler.client import ClientConfig, PolarisClient, PolarisError
 from reconciler.emulator import ALL_PERMISSIONS, DEMO_PROJECT_ID, Emulator
-from reconciler.model import Secret
-from reconciler.redact import Redactor, shorten
+from reconciler.model import SENSITIVE, Secret
+from reconciler.redact import FRAGMENT, MINIMUM, Redactor, _forms, shorten
 from tests.cli import Result, run
 from tests.fixtures import Canned, HostileServer
 
@@ -222,6 +225,59 @@ def test_a_value_added_after_the_redactor_has_been_used_is_hidden_from_then_on()
     assert redact("key pok_another_key_value") == "key (sensitive)"
     redact.clear()
     assert redact(f"after: {CI_TOKEN}") == f"after: {CI_TOKEN}"
+
+
+def _redacted_by_definition(text: str, values: list[str], api_key: str) -> str:
+    """What the module docstring of reconciler.redact promises, the slow way: every whole form
+    replaced, longest first, then every run of FRAGMENT or more characters of a form."""
+    forms = {
+        form for value in [*values, api_key] if len(value) >= MINIMUM for form in _forms(value)
+    }
+    basic = base64.b64encode(f"{api_key}:".encode()).decode()
+    for form in sorted(forms | {basic}, key=len, reverse=True):
+        text = text.replace(form, SENSITIVE)
+    spans = []
+    for form in forms:
+        for start in range(len(form)):
+            for end in range(start + FRAGMENT, len(form) + 1):
+                found = text.find(form[start:end])
+                while found != -1:
+                    spans.append((found, found + end - start))
+                    found = text.find(form[start:end], found + 1)
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:  # overlapping or touching runs are one
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    out, last = [], 0
+    for start, end in merged:
+        out += [text[last:start], SENSITIVE]
+        last = end
+    return "".join(out) + text[last:]
+
+
+_ALPHABET = 'ab%"\\é日 :'  # few letters, so that texts and secrets overlap often
+
+
+@given(
+    values=st.lists(st.text(alphabet=_ALPHABET, min_size=1, max_size=12), max_size=3),
+    api_key=st.text(alphabet=_ALPHABET, max_size=12),
+    parts=st.lists(st.text(alphabet=_ALPHABET, max_size=14), max_size=6),
+)
+def test_a_redactor_replaces_what_the_plain_definition_replaces_and_nothing_more(
+    values: list[str], api_key: str, parts: list[str]
+) -> None:
+    # The redactor searches once for any seed or whole form, then only where one is: the same
+    # text as replacing every form and every long piece of one, the slow way.
+    redact = Redactor()
+    redact.add_api_key(api_key)
+    redact.add(values)
+    forms = [form for value in values for form in _forms(value)]
+    basic = base64.b64encode(f"{api_key}:".encode()).decode()  # the HTTP Basic credential
+    texts = [*parts, "".join(parts), " ".join(forms + parts), "".join(forms[::-1]), f"a{basic}b"]
+    for text in texts:
+        assert redact(text) == _redacted_by_definition(text, values, api_key), text
 
 
 def test_shorten_redacts_before_it_cuts() -> None:

@@ -8,6 +8,7 @@ terminal-escaped. Escaping first and redacting after would miss all but the raw 
 from __future__ import annotations
 
 import ast
+import base64
 import html
 import json
 import xml.etree.ElementTree as ET
@@ -23,6 +24,7 @@ from reconciler import escape
 from reconciler.emulator import ALL_PERMISSIONS, DEMO_API_KEY, Emulator
 from reconciler.model import Kind
 from reconciler.output import Output
+from reconciler.redact import Redactor
 from tests.cli import Result, run
 from tests.fixtures import ROOT, point_the_cli_at
 
@@ -192,3 +194,112 @@ def test_json_output_is_the_text_json_dumps_makes_of_the_redacted_value(
         out.data(value), indent=2, ensure_ascii=False, allow_nan=False, sort_keys=sort_keys
     )
     assert out.json(value, sort_keys=sort_keys) == expected
+
+
+def _spellings(secret: str) -> st.SearchStrategy[str]:
+    """Text that holds a secret, a form of it or a piece of it, as plan values may."""
+    return st.sampled_from(
+        [
+            secret,
+            secret[: len(secret) // 2 + 1],  # a piece, hidden only when long enough
+            secret[1:],
+            f"before {secret} after",
+            json.dumps(secret)[1:-1],  # JSON inside JSON
+            quote(secret, safe=""),
+            f"{secret}{secret}",
+        ]
+    )
+
+
+@st.composite
+def _redactor_and_value(draw: st.DrawFn) -> tuple[Redactor, object]:
+    """A redactor with an API key and secrets registered, and a value whose strings (keys too)
+    hold them, their forms and their pieces, most of them many times over, as a plan's do."""
+    secrets = draw(st.lists(st.text(min_size=4, max_size=14), min_size=1, max_size=3))
+    api_key = draw(st.text(alphabet="abcdefghijk0123456789_", min_size=8, max_size=40))
+    redactor = Redactor()
+    redactor.add_api_key(api_key)
+    redactor.add(secrets)
+    basic = base64.b64encode(f"{api_key}:".encode()).decode()
+    spelled = st.one_of([_spellings(secret) for secret in [*secrets, api_key]])
+    # A small pool drawn once, so that strings repeat as "kind", "name" and "noop" do in a plan.
+    pool = draw(st.lists(st.text(max_size=6) | spelled | st.just(basic), min_size=1, max_size=6))
+    strings = st.sampled_from(pool) | spelled | st.text(max_size=8)
+    scalars = strings | _SCALARS
+    keys = strings | _KEYS
+    value = draw(
+        st.recursive(
+            scalars,
+            lambda inner: (
+                st.lists(inner, max_size=5)
+                | st.lists(inner, max_size=3).map(tuple)
+                | st.dictionaries(keys, inner, max_size=5)
+            ),
+            max_leaves=40,
+        )
+    )
+    return redactor, value
+
+
+@given(redactor_and_value=_redactor_and_value(), sort_keys=st.booleans())
+def test_json_output_with_secrets_registered_is_the_text_json_dumps_makes_of_the_redacted_value(
+    redactor_and_value: tuple[Redactor, object], sort_keys: bool
+) -> None:
+    # Each string a call has redacted once is reused for its repeats: the same text, byte for
+    # byte, as redacting every string of a copy and encoding that, keys that redact alike
+    # collapsed into one, and no secret, form or long piece of one left anywhere in it.
+    redactor, value = redactor_and_value
+    out = Output(redactor)
+    expected = json.dumps(
+        out.data(value), indent=2, ensure_ascii=False, allow_nan=False, sort_keys=sort_keys
+    )
+    assert out.json(value, sort_keys=sort_keys) == expected
+    assert out.json(value, indent=4, sort_keys=sort_keys) == json.dumps(
+        out.data(value), indent=4, ensure_ascii=False, allow_nan=False, sort_keys=sort_keys
+    )
+
+
+def test_json_output_of_more_distinct_strings_than_one_call_remembers_is_still_exact() -> None:
+    # A call remembers a bounded number of strings and keys: past that it forgets and starts
+    # again, in the middle of a list of dicts whose keys it has learned, and the text is the same.
+    redactor = Redactor()
+    redactor.add(["zoo-secret-7"])
+    many = {
+        f"key-{i}": [f"value-{i % 1500}", {"kind": "Job", f"zoo-secret-{i % 9}": i}]
+        for i in range(3_000)
+    }
+    value = {"jobs": many, "again": [{"kind": "Job", f"name-{i}": "noop"} for i in range(3_000)]}
+    out = Output(redactor)
+    assert out.json(value) == json.dumps(out.data(value), indent=2, ensure_ascii=False)
+
+
+def test_a_secret_learned_between_two_json_outputs_is_hidden_in_the_second() -> None:
+    # What one call remembers of its strings is forgotten when it returns: the redactor may
+    # learn a secret (the client registers each one it sends) before the next.
+    redactor = Redactor()
+    out = Output(redactor)
+    value = {"kind": "Connection", "token": ["late-secret"] * 3, "late-secret": 1}
+    assert "late-secret" in out.json(value)
+    redactor.add(["late-secret"])
+    assert out.json(value) == (
+        '{\n  "kind": "Connection",\n  "token": [\n    "(sensitive)",\n    "(sensitive)",\n'
+        '    "(sensitive)"\n  ],\n  "(sensitive)": 1\n}'
+    )
+
+
+def test_json_output_writes_a_long_flat_list_a_batch_of_pieces_at_a_time() -> None:
+    # A list of 100,000 numbers is as much a plan's value as a dict of jobs: its pieces are
+    # joined a few thousand at a time too, never all held at once.
+    import tracemalloc
+
+    numbers = list(range(100_000))
+    out = Output(lambda text: text)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        text = out.json(numbers)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert text == json.dumps(numbers, indent=2)
+    assert peak < 2.3 * len(text)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from reconciler.kinds.base import Comparison, PlanContext, ResourceKind, fields_of
@@ -41,13 +41,15 @@ def compared_spec(resource: Resource) -> Mapping[str, Any]:
 
 
 def identity_in_plan(
-    resource: Resource, places: Mapping[str, Place]
-) -> tuple[JobIdentity, Reads, Place | None]:
+    resource: Resource, places: Mapping[str, Place],
+    identify: Callable[[Mapping[str, Any], Place | None], JobIdentity] = job_identity,
+) -> tuple[JobIdentity, Reads, Place | None]:  # fmt: skip
     """A manifest job's identity (over its connection's place as the plan leaves it), the
-    objects it reads, and that place."""
+    objects it reads, and that place. `identify`: `SharedForms.identity` of the live state,
+    which has it already when a live job holds the same form and place."""
     spec = resource.spec
     place = places.get(str(spec["source"]["connectionName"]))
-    return job_identity(compared_spec(resource), place), reads_of(spec, place), place
+    return identify(compared_spec(resource), place), reads_of(spec, place), place
 
 
 def plan_job(
@@ -57,7 +59,8 @@ def plan_job(
     live, options = context.live, context.options
     spec = resource.spec
     table = spec["target"]["tableName"]
-    mine, reads, place = identity_in_plan(resource, plan_places(context))
+    identify = jobs_of(live).forms.identity
+    mine, reads, place = identity_in_plan(resource, plan_places(context), identify)
     same = [job for job in jobs_of(live).by_fingerprint.get(mine, ()) if job.table == table]
 
     def change(

@@ -35,7 +35,7 @@ def read_jobs(reader: LiveReading) -> None:
     client, cache = reader.client, reader.cache
     mine = reader.of_kind(Kind.INGESTION_JOB)
     wanted = {str(r.spec["target"]["tableName"]) for r in mine}
-    forms = SharedForms(r.compared for r in mine if r.compared is not None)
+    forms = SharedForms(())  # the manifest jobs' compared forms, once they are made (below)
     places: dict[str, Place] = {}  # each connection's, for every job through it
     every = Kind.INGESTION_JOB in reader.full
     declared = declared_places(reader.resources)
@@ -62,7 +62,8 @@ def read_jobs(reader: LiveReading) -> None:
         connections = listed.result() if listed is not None else {}
         # Only import keeps the answer (to write a manifest from): a plan of 10,000 jobs that
         # kept every one until the read ended held 45 MB more at its peak.
-        return LiveJob.parse(body, connections, declared, forms.of, places), body if every else None
+        job = LiveJob.parse(body, connections, declared, forms.of, places, forms.identity)
+        return job, body if every else None
 
     # Details are fetched as soon as their page arrives, while later pages are still read;
     # pages are read by the same workers, so no more than `parallelism` are in flight. The first
@@ -72,6 +73,9 @@ def read_jobs(reader: LiveReading) -> None:
     summaries = client.iter_jobs(type="batch", read_ahead=reader.pool)
 
     def ask_for_details() -> None:
+        # By now the caller has made the compared forms (`read_live`'s `meanwhile`), and no
+        # worker has read a job: they are shared from here on.
+        forms.add(r.compared for r in reader.of_kind(Kind.INGESTION_JOB) if r.compared is not None)
         for summary in summaries:
             table, connection = job_key(summary)
             if summary.get("executionStatus") in ACTIVE_STATUSES and connection:
@@ -85,7 +89,7 @@ def read_jobs(reader: LiveReading) -> None:
         read = [job for job in pending.results() if job is not None]
         jobs = tuple(job for job, _ in read)
         requests = {job.id: body for job, body in read if body is not None}
-        reader.states[Kind.INGESTION_JOB] = JobState(jobs, frozenset(active), requests)
+        reader.states[Kind.INGESTION_JOB] = JobState(jobs, frozenset(active), requests, forms)
 
     reader.feed(ask_for_details)
     reader.then(resolve)

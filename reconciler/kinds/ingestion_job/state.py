@@ -9,7 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.kinds.ingestion_job.identity import OverlapIndex
-from reconciler.kinds.ingestion_job.live_job import ACTIVE_STATUSES, LiveJob, overlap_index
+from reconciler.kinds.ingestion_job.live_job import (
+    ACTIVE_STATUSES,
+    LiveJob,
+    SharedForms,
+    overlap_index,
+)
 from reconciler.model import Kind
 from reconciler.ports import LiveView
 
@@ -24,6 +29,8 @@ class JobState:
     # Read for import only: each job by id as Polaris returned it (a `LiveJob` keeps its request
     # in compared form, sorted and filled, which is not what a manifest writes).
     requests: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # The manifest jobs' compared forms the live jobs share, with the identities taken of them.
+    forms: SharedForms = field(default_factory=lambda: SharedForms(()), compare=False)
 
     @functools.cached_property
     def by_fingerprint(self) -> Mapping[str, list[LiveJob]]:
