@@ -21,7 +21,7 @@ from typing import ClassVar, ParamSpec
 import click
 import platformdirs
 
-from reconciler import __version__, ci_output, saved_plan
+from reconciler import __version__, ci_output
 from reconciler.cli_options import (
     CI_FORMATS,
     Target,
@@ -95,6 +95,13 @@ from reconciler.validate import Manifests, load_manifests
 from reconciler.values import Allowances, PlanOptions
 
 P = ParamSpec("P")
+
+# httpx/__init__.py imports its own command-line client (`httpx._main`: click, rich and pygments,
+# about 40 ms of every start) whenever those are installed, and falls back to a stub `main` when
+# that import raises ImportError. This program never runs httpx's client, so it makes the import
+# fail at once (a None in sys.modules) before any command imports httpx. Only the `reconciler`
+# program does this: the `httpx` command, and a library user of reconciler.client, get httpx whole.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 
 class _Commands(click.Group):
@@ -247,6 +254,8 @@ def plan(
     tree = result.to_json()
     OUTPUT.computed.update(tree)
     if out:  # saved first: stdout is either the whole plan or a failure, never both
+        from reconciler import saved_plan  # defers saved plans: only --out and apply use them
+
         saved_plan.save(
             out, paths or DEFAULT_PATHS, target.url, target.project, options, result, REDACT
         )
@@ -284,6 +293,7 @@ def apply(
     options: PlanOptions,
 ) -> None:  # fmt: skip
     """Plan, then carry the plan out: connections, then tables, then jobs."""
+    from reconciler import saved_plan  # defers saved plans, as plan does
     from reconciler.apply import ApplyInterrupted  # deferred: loads httpx
 
     reviewed = saved_plan.load(paths[0]) if saved_plan.looks_saved(paths) else None

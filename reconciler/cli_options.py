@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
-from click.shell_completion import CompletionItem
 
 from reconciler import config as configuration
 from reconciler import hosts
@@ -37,6 +36,8 @@ from reconciler.validate import API_KEY_VARIABLE
 from reconciler.values import PlanOptions
 
 if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
     from reconciler.client import PolarisClient
 
 FORMATS = click.Choice(["text", "json", "markdown"])
@@ -162,6 +163,8 @@ def _complete_targets(
     ctx: click.Context, param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:
     """Shell completion of --target: the targets of reconciler.yaml (or --config), if readable."""
+    from click.shell_completion import CompletionItem  # defers click's completion code
+
     try:
         found = configuration.find_config(ctx.params.get("config_file"))
         names = sorted(configuration.load_config(found).targets) if found else []

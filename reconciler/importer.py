@@ -31,13 +31,13 @@ from reconciler import kinds
 from reconciler.client import PolarisClient
 from reconciler.errors import ErrorCode, ReconcilerError
 from reconciler.live import read_live
-from reconciler.manifest import reads_as_string
 from reconciler.model import API_VERSION, Kind
 from reconciler.names import shown
 from reconciler.normalize import plain
 from reconciler.ports import JobStore, Writable
 from reconciler.validate import name_problem
 from reconciler.values import ManifestFile
+from reconciler.yaml_full import reads_as_string
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

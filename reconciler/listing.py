@@ -34,9 +34,8 @@ MAX_KEYS = 10_000  # keys listed per job at most (ten ListObjectsV2 pages)
 EXAMPLES = 3  # example keys a plan shows per job
 # An endpoint as a manifest may write it: a host (DNS name or bracketed IPv6) with an optional
 # scheme and port, and at most a trailing slash. hosts.normalize then decides what the host is.
-_ENDPOINT = re.compile(
-    r"(?:(https?)://)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?/?", re.I
-)
+# Few plans name an endpoint: `re` compiles the pattern (case-insensitive) on its first use.
+_ENDPOINT = r"(?:(https?)://)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?/?"
 
 
 @dataclass(frozen=True)
@@ -149,7 +148,7 @@ def signing_url(
     information, a query, a backslash) is refused rather than interpreted. The URL returned is
     built from the parts checked, so what was checked is what is sent.
     """
-    found = _ENDPOINT.fullmatch(aws_endpoint.strip())
+    found = re.fullmatch(_ENDPOINT, aws_endpoint.strip(), re.IGNORECASE)
     if found is None:
         return None
     scheme, raw_host, digits = found.groups()

@@ -42,7 +42,6 @@ from typing import TYPE_CHECKING, Protocol
 from reconciler import config as configuration
 from reconciler import kinds
 from reconciler.config import DEFAULT_PATHS
-from reconciler.drift import DriftReport, drift_report
 from reconciler.errors import ErrorCode, ReconcilerError
 from reconciler.manifest import Boundary, discover, gc_paused
 from reconciler.model import (
@@ -62,6 +61,7 @@ from reconciler.values import Allowances, ApplyOptions, Change, PlanOptions, Req
 if TYPE_CHECKING:
     from reconciler.apply import ApplyResult, PolarisProvider
     from reconciler.client import PolarisClient
+    from reconciler.drift import DriftReport
     from reconciler.importer import ImportResult
     from reconciler.listing import Access
     from reconciler.live import LiveState
@@ -535,6 +535,7 @@ class Manager:
 
     def drift(self, run: DriftRun) -> Drifted:
         """Plan, then report each resource's drift; finished jobs in `history` never fail."""
+        from reconciler.drift import drift_report  # defers drift.py: only drift needs it
 
         paths = run.paths or self.scope.paths
         history, ignore = run.history, run.ignore

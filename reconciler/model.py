@@ -73,6 +73,10 @@ KIND_ORDER: tuple[Kind, ...] = tuple(Kind)
 
 API_VERSION = "reconciler/v1"
 
+# The most a manifest document may hold, whichever parser reads it (manifest.py, yaml_full.py):
+MAX_DEPTH = 64  # Polaris request bodies nest about six levels deep
+MAX_NODES = 200_000  # per document, counting every alias expansion: stops billion-laughs bombs
+
 # The table that holds the project lock (reconciler/lock.py): never listed, planned or declared.
 LOCK_TABLE = "polaris-reconciler-lock"
 DEFAULT_LOCK_TIMEOUT = 300.0  # --lock-timeout: how long a second apply waits

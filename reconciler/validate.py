@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import re
 from collections.abc import Iterable, Mapping
@@ -233,6 +232,8 @@ def _stand_in(document: Document) -> list[Resource]:
     if isinstance(kind, str) and kind not in KINDS:
         # A misspelt kind (`Conection`) reads as the kind it is closest to, if any is close:
         # its own error names the typo, and the jobs that use it are not blamed as well.
+        import difflib  # defers difflib: only a misspelt kind needs it
+
         kind = next(iter(difflib.get_close_matches(kind, KINDS, n=1, cutoff=0.8)), kind)
     if kind not in KINDS or not name or _name_problem(kind, name):
         return []

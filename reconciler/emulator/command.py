@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
 from reconciler.emulator.app import (
     ALL_PERMISSIONS,
@@ -32,6 +31,8 @@ NON_NEGATIVE = FiniteFloat(min=0)
 def _keys(path: str | None) -> dict[str, list[str]]:
     if path is None:
         return {DEMO_API_KEY: sorted(ALL_PERMISSIONS)}
+    import yaml  # defers PyYAML: only a --keys-file in YAML needs it (and `--help` lists this)
+
     try:
         text = Path(path).read_text(encoding="utf-8")
         data: Any = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)

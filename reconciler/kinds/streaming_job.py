@@ -20,7 +20,6 @@ the plan compares what the table reads now with what it will read once the plan 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future
@@ -701,6 +700,8 @@ def _check(
             field_name = identifier.replace('""', '"') if identifier else None
             if field_name is None or field_name in known or field_name == TIME_COLUMN:
                 continue
+            import difflib  # defers difflib: only a mapping with a mistake needs it
+
             close = difflib.get_close_matches(field_name, sorted(known), n=1)
             hint = f'; did you mean "{close[0]}"?' if close else ""
             errors.append(

@@ -98,6 +98,15 @@ def test_a_mistake_after_plain_documents_is_reported_at_its_line(
     assert documents[0].data == {"a": 1}
 
 
+def test_a_value_before_a_yaml_error_in_a_later_document_is_still_located() -> None:
+    # Its own document is valid, so a message about one of its values asks where it is, and
+    # the file is parsed again up to the error.
+    documents, errors = parse("a: 1\nb: {c: 2}\n---\nd: *undefined\n", "m.yaml")
+    assert [(e.location.line, e.message[:12]) for e in errors] == [(4, "invalid YAML")]
+    assert documents[0].locate(("b", "c")).line == 2
+    assert documents[0].locate(("b",), key=True).line == 2
+
+
 # The fast path (yaml-rs) and the libyaml paths must read every file alike. The corpus: every YAML
 # file in the repository (manifests, examples, test fixtures), then generated documents built
 # around the scalars where YAML libraries disagree.
