@@ -124,10 +124,11 @@ def seed(emulator: Emulator, client: Any) -> None:
 
 BARE_SCRIPT = textwrap.dedent(
     """
-    # The least a competent user would write, on the tool's own request schedule: the two
-    # lists beside the first page of jobs, later pages read ahead (1, 2, 4, 4, ... at once),
-    # and each candidate's detail asked for as soon as its page arrives, all in N threads
-    # over N connections.
+    # The least a competent user would write, on the tool's own request schedule: the
+    # connection and table lists and the streaming job list (a plan lists the streaming jobs
+    # no manifest declares) beside the first page of batch jobs, later pages read ahead
+    # (1, 2, 4, 4, ... at once), and each candidate's detail asked for as soon as its page
+    # arrives, all in N threads over N connections.
     import json, os, sys, httpx
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
@@ -136,12 +137,14 @@ BARE_SCRIPT = textwrap.dedent(
     base = os.environ["POLARIS_URL"] + "/v1/projects/" + os.environ["POLARIS_PROJECT_ID"]
     limits = httpx.Limits(max_connections=concurrency)
     order = {"sortColumn": "created_date_time", "sortOrder": "DESC", "paginationLimit": 1000}
+    batch, streaming = {**order, "type": "batch"}, {**order, "type": "streaming"}
     with httpx.Client(base_url=base, auth=(os.environ["POLARIS_API_KEY"], ""), limits=limits) as c, \\
             ThreadPoolExecutor(concurrency) as pool:
         get = lambda path, params=None: c.get(path, params=params).json()
-        page_at = lambda offset: get("/jobs", {**order, "paginationOffset": offset})
+        page_at = lambda offset: get("/jobs", {**batch, "paginationOffset": offset})
         lists = [pool.submit(get, "/connections"), pool.submit(get, "/tables")]
         pages, details, offset, width = deque([(0, pool.submit(page_at, 0))]), [], 0, 0
+        lists.append(pool.submit(get, "/jobs", {**streaming, "paginationOffset": 0}))
         while pages:
             at, future = pages.popleft()
             page = future.result()
