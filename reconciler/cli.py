@@ -96,6 +96,13 @@ from reconciler.values import Allowances, PlanOptions
 
 P = ParamSpec("P")
 
+
+class _Run:
+    """Whether this run is the process (the console script), which ends with its command."""
+
+    is_process = False
+
+
 # httpx/__init__.py imports its own command-line client (`httpx._main`: click, rich and pygments,
 # about 40 ms of every start) whenever those are installed, and falls back to a stub `main` when
 # that import raises ImportError. This program never runs httpx's client, so it makes the import
@@ -221,7 +228,8 @@ def collector_paused(command: Callable[P, None]) -> Callable[P, None]:
 
     @functools.wraps(command)
     def paused(*args: P.args, **kwargs: P.kwargs) -> None:
-        with gc_paused():
+        # The console script ends with the command: a pass on resuming would only cost time.
+        with gc_paused(resume=not _Run.is_process):
             command(*args, **kwargs)
 
     return paused
@@ -514,6 +522,7 @@ def _asked(args: Sequence[str]) -> tuple[str, str]:
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: without `argv`, the process, which ends when the command
     does (`cli_output.leave`); with it, a caller's run, which ends in SystemExit as any would."""
+    _Run.is_process = argv is None
     try:
         _main(argv)
     except SystemExit as done:

@@ -526,7 +526,7 @@ def _holds_reference(value: Any) -> bool:
 
 
 @contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
+def gc_paused(*, resume: bool = True) -> Iterator[None]:
     """Pause the cyclic garbage collector while manifests are loaded and checked, and while a
     plan reads live state and plans (manager.py).
 
@@ -539,13 +539,14 @@ def gc_paused() -> Iterator[None]:
     is resumed: its first pass would otherwise scan every one of them (50 ms for 10,000
     resources) to find no garbage, and later passes again. Frozen objects are still freed when
     nothing refers to them; only a cycle among them would wait for the process to end.
+    `resume=False`: the process ends once the block does (`cli_output.leave`), and is left paused.
     """
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        if was_enabled:
+        if was_enabled and resume:
             if gc.get_count()[0] >= FREEZE_AFTER:
                 gc.freeze()
             gc.enable()
