@@ -81,8 +81,9 @@ class Provider(Protocol):
     def read(
         self, resources: Iterable[Resource],
         meanwhile: Callable[[], Iterable[Resource]] | None = None,
+        idle: Callable[[LiveState], None] | None = None,
     ) -> LiveState:  # fmt: skip
-        """Live state for a set of desired resources (`meanwhile`: as `live.read_live`'s)."""
+        """Live state for a set of desired resources (`meanwhile`, `idle`: as `read_live`'s)."""
 
     def prepare(self, plan: Plan) -> None:
         """Learn what the plan will make of the project, before its first change."""
@@ -123,10 +124,11 @@ class PolarisProvider:
     def read(
         self, resources: Iterable[Resource],
         meanwhile: Callable[[], Iterable[Resource]] | None = None,
+        idle: Callable[[LiveState], None] | None = None,
     ) -> LiveState:  # fmt: skip
         self.live = read_live(
             self.client, resources, parallelism=self.options.parallelism, cache=self.cache,
-            meanwhile=meanwhile,
+            meanwhile=meanwhile, idle=idle,
         )  # fmt: skip
         return self.live
 

@@ -70,8 +70,9 @@ class LiveReader:
         self.full = full  # kinds read for import: every resource, in full
         self.states: dict[Kind, Any] = {}
         self.started: dict[Kind, Future[dict[str, Mapping[str, Any]]]] = {}
-        self.feeding: list[Callable[[], None]] = []
-        self.finishing: list[Callable[[], None]] = []
+        self.reading: Kind | None = None  # the kind whose `read` runs (read_live sets it)
+        self.feeding: list[tuple[Kind | None, Callable[[], None]]] = []
+        self.finishing: list[tuple[Kind | None, Callable[[], None]]] = []
 
     def of_kind(self, kind: Kind) -> list[Resource]:
         """The desired resources of one kind."""
@@ -80,16 +81,25 @@ class LiveReader:
     def feed(self, step: Callable[[], None]) -> None:
         """Run `step` after every kind has started its reads, before any `then` step (for a
         read that asks for more as answers come): no collecting step holds it up."""
-        self.feeding.append(step)
+        self.feeding.append((self.reading, step))
 
     def then(self, step: Callable[[], None]) -> None:
         """Run `step` after every kind has started its reads and every `feed` step ran (to
         collect what it started)."""
-        self.finishing.append(step)
+        self.finishing.append((self.reading, step))
 
-    def finish(self) -> None:
-        """Once every kind has started its reads: run the `feed` steps, then the `then` steps."""
-        for step in [*self.feeding, *self.finishing]:
+    def finish(self, idle: Callable[[LiveState], None] | None = None) -> None:
+        """Once every kind has started its reads: run the `feed` steps, then the `then` steps:
+        first those of the kinds that feed none (their reads are over or nearly), then `idle`
+        with what they collected, then those of the kinds still reading (the jobs' details)."""
+        feeders = {kind for kind, _ in self.feeding}
+        for _, step in self.feeding:
+            step()
+        for _, step in [(k, s) for k, s in self.finishing if k not in feeders]:
+            step()
+        if idle is not None:
+            idle(self.state())
+        for _, step in [(k, s) for k, s in self.finishing if k in feeders]:
             step()
         # The steps' closures refer to this reader, and it to them: let go of them, so that
         # reference counting frees what was read once the caller does, not the collector.
@@ -109,13 +119,16 @@ def read_live(
     cache: JobStore | None = None,
     full: Iterable[Kind] = (),
     meanwhile: Callable[[], Iterable[Resource]] | None = None,
+    idle: Callable[[LiveState], None] | None = None,
 ) -> LiveState:
     """Read the live state the given resources need: every kind's, in the fewest requests
     (`full`: kinds read for import, every live resource in full, as a manifest writes it).
 
     `meanwhile`: the caller's work while the first answers are on their way, run once every
     kind has started its reads (a plan makes its jobs' compared forms then); the resources it
-    returns, the same ones made ready, are those the reads go on with.
+    returns, the same ones made ready, are those the reads go on with. `idle`: the caller's
+    work while the last answers come, run once every request is asked for, with the state of
+    the kinds whose reads are over (a plan plans their resources then); see `LiveReader.finish`.
     """
     store = cache or _Forgetful()
     # A failed read must not lose the jobs already read: save the cache whatever happens.
@@ -124,10 +137,12 @@ def read_live(
         reader = LiveReader(client, list(resources), pool, store, frozenset(full))
         try:
             for kind in kinds.ordered():
+                reader.reading = kind.kind
                 kind.read(reader)
+            reader.reading = None
             if meanwhile is not None:
                 reader.resources = list(meanwhile())
-            reader.finish()
+            reader.finish(idle)
         except KeyboardInterrupt:
             # Ctrl-C (or SIGTERM) ends the run now, not when a slow answer in flight comes:
             # nothing more is sent, the workers are not waited for (cli.main exits without

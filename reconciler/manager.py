@@ -52,7 +52,7 @@ from reconciler.model import (
     ManifestError,
     ManifestErrors,
 )
-from reconciler.plan import Plan, make_plan
+from reconciler.plan import Early, Plan, make_plan, plan_early
 from reconciler.validate import API_KEY_VARIABLE, Manifests, load_manifests
 from reconciler.values import Allowances, ApplyOptions, Change, PlanOptions, Request
 
@@ -402,12 +402,17 @@ class Manager:
         # scanned the growing heap of a read of 10,000 jobs again and again: 150 ms of a cold
         # plan of 1,000 jobs went to it (gc.callbacks), 90 ms to full collections.
         with gc_paused():
-            # The jobs' compared forms are made while the first answers are on their way.
+            # The jobs' compared forms are made while the first answers are on their way, and
+            # the connections are planned while the jobs' details come.
+            early: list[Early] = []
             live = provider.read(
-                manifests.resources, meanwhile=lambda: manifests.prepared.resources
-            )
+                manifests.resources, meanwhile=lambda: manifests.prepared.resources,
+                idle=lambda read: early.append(
+                    plan_early(manifests.prepared.resources, read, run.options)
+                ),
+            )  # fmt: skip
             manifests = manifests.prepared
-            plan = make_plan(manifests.resources, live, run.options)
+            plan = make_plan(manifests.resources, live, run.options, early=next(iter(early), None))
         if run.access is not None or run.preflight:
             plan = self._data_aware(provider, plan, manifests, live, run)
         return Planned(live, plan, manifests)

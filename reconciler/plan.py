@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -249,32 +249,88 @@ class Plan:
         } | ({"preflight": [test.to_json() for test in self.preflight]} if self.preflight else {})
 
 
-def make_plan(
+@dataclass(frozen=True)
+class Early:
+    """What a plan decides while the last answers of its reads come (`plan_early`), for
+    `make_plan` to keep: the resources in order, what the manifests declare and their digest,
+    and the outcome and state digest of each kind that plans from the kinds already read
+    (`ResourceKind.plans_from`: the connections, beside the jobs' details)."""
+
+    given: tuple[Resource, ...]  # as the caller gave them: make_plan keeps this only for them
+    resources: tuple[Resource, ...]
+    declared: frozenset[tuple[Kind, str]]
+    options: PlanOptions
+    manifests: str  # the digest of `_desired`
+    outcomes: Mapping[tuple[Kind, str], Change | PlanError]
+    states: Mapping[str, Any]  # each such kind's `digest` of its live state
+
+    def fits(self, resources: Sequence[Resource], options: PlanOptions) -> bool:
+        """Whether this was made of these very resources, with these options."""
+        return (
+            self.options == options
+            and len(resources) == len(self.given)
+            and all(mine is theirs for mine, theirs in zip(self.given, resources, strict=True))
+        )
+
+
+def plan_early(resources: Sequence[Resource], read: LiveState, options: PlanOptions) -> Early:
+    """What can be decided with only the kinds in `read` read (see `Early`)."""
+    ordered, declared = _ordered(resources)
+    ready = [
+        kind for kind in kinds.ordered()
+        if kind.plans_from is not None and kind.plans_from <= read.states.keys()
+    ]  # fmt: skip
+    context = PlanContext(read, options, declared, {r.key: r for r in ordered}, {})
+    planned = {kind.kind for kind in ready}
+    outcomes = {r.key: kinds.of(r.kind).plan(r, context) for r in ordered if r.kind in planned}
+    states = {str(kind.kind): kind.digest(read) for kind in ready}
+    return Early(
+        tuple(resources), tuple(ordered), declared, options, digest(_desired(ordered)), outcomes,
+        states,
+    )  # fmt: skip
+
+
+def _ordered(
     resources: Iterable[Resource],
+) -> tuple[list[Resource], frozenset[tuple[Kind, str]]]:
+    order = kinds.order()
+    ordered = sorted(resources, key=lambda r: (order.index(r.kind), r.name))
+    declared = {r.key for r in ordered}
+    # A resource a manifest creates as a side effect (a job's createTableIfNotExists) is the
+    # manifests' doing, not unmanaged.
+    declared |= {key for r in ordered for key in kinds.of(r.kind).creates(r.spec)}
+    return ordered, frozenset(declared)
+
+
+def make_plan(
+    resources: Sequence[Resource],
     live: LiveState,
     options: PlanOptions = PlanOptions(),
     listings: Mapping[str, Listing] | None = None,
+    early: Early | None = None,
 ) -> Plan:
     """Decide the change for every resource, plus prunes and unmanaged resources.
 
     `listings` (job name -> its objects, from `reconciler.listing`) adds to each job to create
     or resubmit what it will read, and lets overlap warnings name a listed object. They are
-    not part of the checksum: a saved plan applies whether or not it was listed.
+    not part of the checksum: a saved plan applies whether or not it was listed. `early`: what
+    `plan_early` decided of these resources while the reads ended (kept unless listings are
+    given: it was decided without them).
     """
-    order = kinds.order()
-    resources = sorted(resources, key=lambda r: (order.index(r.kind), r.name))
-    declared = {r.key for r in resources}
-    # A resource a manifest creates as a side effect (a job's createTableIfNotExists) is the
-    # manifests' doing, not unmanaged.
-    declared |= {key for r in resources for key in kinds.of(r.kind).creates(r.spec)}
-    context = PlanContext(
-        live, options, frozenset(declared), {r.key: r for r in resources}, listings or {}
-    )
+    if early is not None and (listings or not early.fits(resources, options)):
+        early = None
+    if early is not None:
+        ordered, declared = list(early.resources), early.declared
+    else:
+        ordered, declared = _ordered(resources)
+    context = PlanContext(live, options, declared, {r.key: r for r in ordered}, listings or {})
     changes: list[Change] = []
     errors: list[PlanError] = []
-    for resource in resources:
+    decided = early.outcomes if early is not None else {}
+    for resource in ordered:
         kind = kinds.of(resource.kind)
-        outcome = kind.plan(resource, context)
+        known = decided.get(resource.key)
+        outcome = known if known is not None else kind.plan(resource, context)
         if isinstance(outcome, PlanError):
             errors.append(outcome)
             continue
@@ -296,7 +352,7 @@ def make_plan(
             if pruned is not None:
                 changes.append(pruned)
                 population[kind_name] = len(kinds.of(kind_name).live(live))
-    parts = digests(resources, live, options, changes)
+    parts = digests(ordered, live, options, changes, early)
     return Plan(
         tuple(changes), tuple(errors), tuple(unmanaged), digest(parts), parts,
         population=population,
@@ -329,14 +385,16 @@ def checksum(resources: Iterable[Resource], live: LiveState) -> str:
 
 
 def digests(
-    resources: Iterable[Resource], live: LiveState, options: PlanOptions, changes: Iterable[Change]
-) -> dict[str, str]:
+    resources: Iterable[Resource], live: LiveState, options: PlanOptions,
+    changes: Iterable[Change], early: Early | None = None,
+) -> dict[str, str]:  # fmt: skip
     """What a plan's checksum covers, each part digested alone so that a stale saved plan can
     say which part moved: the manifests, the live state, the options (--prune and the others)
-    and the exact change set (every change's action and the requests it sends)."""
+    and the exact change set (every change's action and the requests it sends). `early`: the
+    parts `plan_early` digested already."""
     return {
-        "manifests": digest(_desired(resources)),
-        "live": digest(_state(live)),
+        "manifests": early.manifests if early is not None else digest(_desired(resources)),
+        "live": digest(_state(live, early.states if early is not None else {})),
         "options": digest(options_json(options)),
         "changes": digest([effect(_effect_entry(change)) for change in changes]),
     }
@@ -390,5 +448,9 @@ def _desired(resources: Iterable[Resource]) -> list[Any]:
     ]  # fmt: skip
 
 
-def _state(live: LiveState) -> dict[str, Any]:
-    return {str(kind.kind): kind.digest(live) for kind in kinds.ordered()}
+def _state(live: LiveState, known: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    known = known or {}
+    return {
+        str(kind.kind): known[str(kind.kind)] if str(kind.kind) in known else kind.digest(live)
+        for kind in kinds.ordered()
+    }

@@ -170,6 +170,9 @@ class ResourceKind:
     # Fields that hold sets of keys, by path in the spec: compared as sets, a long one summarised.
     key_sets: ClassVar[tuple[tuple[str, ...], ...]] = ()
     secrets_at: ClassVar[SecretsField | None] = None  # where its secrets are, if it has any
+    # The kinds whose live state its `plan` and `digest` read, when not every kind's: its
+    # resources are then planned as soon as those are read (`plan.plan_early`).
+    plans_from: ClassVar[frozenset[Kind] | None] = None
 
     # Normalization --------------------------------------------------------------------------
 

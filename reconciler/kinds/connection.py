@@ -47,6 +47,7 @@ class Connection(ResourceKind):
     collection = "connections"
     schema_file = "connection.schema.json"
     secrets_at = SecretsField("secrets", frozenset({"type"}))  # `type` says which keys follow
+    plans_from = frozenset({Kind.CONNECTION})  # planned beside the jobs' details
     fields = Fields(
         writable=tuple(
             dict.fromkeys(

@@ -6,6 +6,7 @@ import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from reconciler import saved_plan
 from reconciler.client import ClientConfig, PolarisClient
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
+from reconciler.kinds.connection import Connection
 from reconciler.lock import read_lock
 from reconciler.manager import (
     ApplyRun,
@@ -32,8 +34,8 @@ from reconciler.manager import (
     ValidateRun,
     connected,
 )
-from reconciler.model import LOCK_TABLE
-from reconciler.plan import Plan
+from reconciler.model import LOCK_TABLE, Kind
+from reconciler.plan import Plan, make_plan
 from reconciler.ports import Operation
 from reconciler.redact import Redactor
 from reconciler.values import PlanOptions
@@ -316,3 +318,43 @@ def test_a_reset_of_a_table_without_a_streaming_job_does_nothing_and_asks_nobody
 
     assert manager.operate(OperateRun("reset", "Nothing", never)).done is None
     assert wire.writes() == []
+
+
+def test_a_plan_that_decides_the_connections_while_jobs_are_read_is_the_plan_made_at_once(
+    manager: Manager, polaris: PolarisClient
+) -> None:
+    # The connections are planned while the jobs' details come (plan.plan_early): a connection
+    # changed behind git's back, one no manifest declares (pruned), jobs in sync and one new.
+    manager.apply(ApplyRun(yes, MANIFESTS))
+    polaris.create_connection({"name": "stray", "type": "s3", "bucket": "b",
+                               "awsEndpoint": "s3.us-east-1.amazonaws.com"})  # fmt: skip
+    polaris.update_connection("demo-conn", {"type": "s3", "description": "edited by hand"})
+    options = PlanOptions(prune=True)
+    planned = manager.plan(PlanRun(MANIFESTS, options))
+    at_once = make_plan(planned.manifests.resources, planned.live, options)
+    actions = {(c.kind, c.name): str(c.action) for c in planned.plan.changes}
+    assert actions[(Kind.CONNECTION, "demo-conn")] == "update"
+    assert actions[(Kind.CONNECTION, "stray")] == "delete"
+    assert planned.plan.to_json() == at_once.to_json()  # the checksum included
+
+
+def test_the_connections_are_planned_while_a_jobs_detail_is_still_being_read(
+    manager: Manager, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manager.apply(ApplyRun(yes, MANIFESTS))
+    held = emulator.faults.hold(method="GET", path_contains="/jobs/")
+    held.limit = 10.0  # a plan that waited for it would go on after this, and fail the test
+    in_flight: list[int] = []
+    original = Connection.plan
+
+    def watched(self: Connection, resource: Any, context: Any) -> Any:
+        if not in_flight:
+            held.wait_for_arrival(timeout=10)
+            in_flight.append(emulator.in_flight)
+            held.release()
+        return original(self, resource, context)
+
+    monkeypatch.setattr(Connection, "plan", watched)
+    planned = manager.plan(PlanRun(MANIFESTS))
+    assert not planned.plan.errors
+    assert in_flight == [1]  # the held detail: the plan of the connections did not wait for it
