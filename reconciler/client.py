@@ -206,21 +206,23 @@ def request_body(value: Any, redact: Redactor | None = None) -> Any:
     redactor: each value revealed is registered with it first, so an answer that echoes the
     request cannot show it), and gives the S3 signer its keys (`listing.credentials_of`)."""
     revealed: list[str] = []
-
-    def sent(part: Any) -> Any:
-        if isinstance(part, Secret):
-            revealed.append(part.reveal())
-            return revealed[-1]
-        if isinstance(part, Mapping):
-            return {key: sent(item) for key, item in part.items()}
-        if isinstance(part, list | tuple):
-            return [sent(item) for item in part]
-        return part
-
-    body = sent(value)
+    body = _sent(value, revealed)
     if revealed and redact is not None:
         redact.add(revealed)
     return body
+
+
+def _sent(part: Any, revealed: list[str]) -> Any:
+    # Not a closure: a nested function that calls itself is a reference cycle, which a plan
+    # (it pauses the cyclic collector) would keep for each of its requests.
+    if isinstance(part, Secret):
+        revealed.append(part.reveal())
+        return revealed[-1]
+    if isinstance(part, Mapping):
+        return {key: _sent(item, revealed) for key, item in part.items()}
+    if isinstance(part, list | tuple):
+        return [_sent(item, revealed) for item in part]
+    return part
 
 
 class MalformedResponseError(PolarisError):
@@ -565,6 +567,9 @@ class PolarisClient:
             response.read()
         finally:
             response.close()
+            # httpx's stream refers back to its response: once closed it is let go, so that
+            # reference counting frees the pair (a plan pauses the cyclic collector).
+            response.stream = httpx.ByteStream(b"")
         return response
 
     def _no_answer(self, error: httpx.HTTPError) -> str:
