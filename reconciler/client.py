@@ -206,22 +206,27 @@ def request_body(value: Any, redact: Redactor | None = None) -> Any:
     redactor: each value revealed is registered with it first, so an answer that echoes the
     request cannot show it), and gives the S3 signer its keys (`listing.credentials_of`)."""
     revealed: list[str] = []
-    body = _sent(value, revealed)
+
+    def reveal(secret: Secret) -> str:
+        revealed.append(secret.reveal())
+        return revealed[-1]
+
+    body = _sent(value, reveal)
     if revealed and redact is not None:
         redact.add(revealed)
     return body
 
 
-def _sent(part: Any, revealed: list[str]) -> Any:
-    # Not a closure: a nested function that calls itself is a reference cycle, which a plan
-    # (it pauses the cyclic collector) would keep for each of its requests.
+def _sent(part: Any, reveal: Callable[[Secret], str]) -> Any:
+    """`part` as sent, each Secret given by `reveal`. Not a closure of request_body's: a nested
+    function that calls itself is a reference cycle, which a plan (it pauses the cyclic
+    collector while it reads) would keep for each of its requests."""
     if isinstance(part, Secret):
-        revealed.append(part.reveal())
-        return revealed[-1]
+        return reveal(part)
     if isinstance(part, Mapping):
-        return {key: _sent(item, revealed) for key, item in part.items()}
+        return {key: _sent(item, reveal) for key, item in part.items()}
     if isinstance(part, list | tuple):
-        return [_sent(item, revealed) for item in part]
+        return [_sent(item, reveal) for item in part]
     return part
 
 

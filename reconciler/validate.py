@@ -16,7 +16,6 @@ from reconciler.manifest import (
     Document,
     discover,
     gc_paused,
-    intern_strings,
     load_files,
 )
 from reconciler.model import (
@@ -54,24 +53,21 @@ class Manifests:
 
     @functools.cached_property
     def prepared(self) -> Manifests:
-        """These manifests as a plan keeps them until it is rendered: each spec's strings
-        interned where they are (10,000 jobs held 340,000 strings with 10,000 distinct values,
-        18 MB), and each job's compared form and its fingerprint made, once per run
-        (`ResourceKind.identified`). Validation needs none of it; a plan does it while its first
-        reads are in flight (`read_live`'s `meanwhile`). The resources share their specs."""
-        return self if self.identified else _prepared(self, intern=True)
+        """These manifests as a plan reads them: each job's compared form and its fingerprint
+        made, once per run (`ResourceKind.identified`). Validation needs neither; a plan makes
+        them while its first reads are in flight (`read_live`'s `meanwhile`). The resources
+        share their specs."""
+        return self if self.identified else _prepared(self)
 
 
-def _prepared(manifests: Manifests, *, intern: bool) -> Manifests:
-    resources = tuple(_identified(r, intern) for r in manifests.resources)
+def _prepared(manifests: Manifests) -> Manifests:
+    resources = tuple(_identified(r) for r in manifests.resources)
     return dataclasses.replace(manifests, resources=resources, identified=True)
 
 
-def _identified(resource: Resource, intern: bool) -> Resource:
+def _identified(resource: Resource) -> Resource:
     if resource.compared is not None:
         return resource
-    if intern:
-        intern_strings(resource.spec)
     fingerprint, compared = kinds.of(resource.kind).identified(resource.spec)
     if compared is None and fingerprint is None:
         return resource
@@ -111,15 +107,14 @@ def load_manifests(
     With `keep_compared=False` (a run that plans nothing: validate) no job's fingerprint is taken,
     nor the compared form it is taken of (10,000 jobs hold about 17 MB of it): the duplicate
     check takes the few it needs. With `identify=False`, a run that plans makes them later, while
-    its first reads are in flight, and interns the specs' strings then (`Manifests.prepared`).
+    its first reads are in flight (`Manifests.prepared`).
     """
     interpolation = Interpolation(
         env, dict(variables or {}), require_env, frozenset(key_variables), target
     )
     with gc_paused():
-        if keep_compared and identify:  # interned as each file is parsed
-            return _prepared(_load_manifests(paths, interpolation, within, True), intern=False)
-        return _load_manifests(paths, interpolation, within, False)
+        manifests = _load_manifests(paths, interpolation, within, keep_compared)
+        return _prepared(manifests) if keep_compared and identify else manifests
 
 
 def _load_manifests(
@@ -127,8 +122,8 @@ def _load_manifests(
     interned: bool,
 ) -> Manifests:  # fmt: skip
     files, errors = discover(paths, within)
-    # A run that keeps every spec until it is rendered and prepares them now has their strings
-    # interned as each file is parsed (validate, which keeps nothing, spends no time on it).
+    # A run that keeps every spec until it is rendered has their strings interned as each file
+    # is parsed (validate, which keeps nothing, spends no time on it).
     documents, file_errors = load_files(files, interned=interned)
     errors.extend(file_errors)  # each file's own errors, then each document's
     resources: list[Resource] = []
