@@ -169,14 +169,18 @@ def _indented(value: Any, redact: Redact, indent: str, sort_keys: bool) -> str:
         else:
             append(encode_basestring(redact(str(value))))  # as json.dumps(default=str)
 
+    def deeper(level: int) -> str:
+        """The line break and indent of the level below `level` (each made once)."""
+        if len(newlines) <= level + 1:
+            newlines.append(newlines[-1] + indent)
+            lines.append({})
+        return newlines[level + 1]
+
     def write_dict(mapping: dict[Any, Any], level: int) -> None:
         if not mapping:
             append("{}")
             return
-        if len(newlines) <= level + 1:
-            newlines.append(newlines[-1] + indent)
-            lines.append({})
-        inner = newlines[level + 1]
+        inner = deeper(level)
         line = lines[level]
         plain = type(mapping) is dict  # a subclass may iterate its keys in its own way
         for key in mapping if plain else ():
@@ -218,10 +222,7 @@ def _indented(value: Any, redact: Redact, indent: str, sort_keys: bool) -> str:
         if not items:
             append("[]")
             return
-        if len(newlines) <= level + 1:
-            newlines.append(newlines[-1] + indent)
-            lines.append({})
-        inner = newlines[level + 1]
+        inner = deeper(level)
         before = "[" + inner
         for item in items:
             if type(item) is str:

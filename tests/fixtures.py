@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -305,3 +305,20 @@ def proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     yield seen
     server.shutdown()
     server.server_close()
+
+
+T = TypeVar("T")
+
+
+def traced_peak(call: Callable[[], T]) -> tuple[T, int]:
+    """What `call` returns, and the most memory it held at once beyond what was held before
+    it (tracemalloc: Python's own allocations)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        result = call()
+        return result, tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()

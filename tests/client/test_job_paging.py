@@ -19,6 +19,7 @@ from reconciler.client import PAGE_SIZE, ClientConfig, PolarisClient
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
 from reconciler.kinds.ingestion_job import jobs_of, planned
 from reconciler.live import read_live
+from reconciler.model import Resource
 from reconciler.plan import Action, make_plan
 from reconciler.validate import load_manifests
 from tests.fixtures import IN_PROCESS_HOSTS
@@ -69,6 +70,18 @@ def seed_jobs(client: PolarisClient, count: int, prefix: str = "seed") -> list[s
     ]
 
 
+def declared_fleet(client: PolarisClient, directory: Path, jobs: int) -> list[Resource]:
+    """A fleet's manifests of one connection and `jobs` jobs, its connection created live."""
+    resources = list(
+        load_manifests(
+            [str(write_fleet(directory, connections=1, jobs_per_connection=jobs))], {}
+        ).resources
+    )
+    connection = resources[0]
+    client.create_connection({"name": connection.name, **connection.spec})
+    return resources
+
+
 def test_a_job_that_completes_between_two_pages_is_still_read(
     project: tuple[Emulator, BetweenPages, PolarisClient],
 ) -> None:
@@ -95,14 +108,12 @@ def test_a_manifest_job_that_finishes_while_the_plan_reads_is_not_planned_again(
     project: tuple[Emulator, BetweenPages, PolarisClient], tmp_path: Path
 ) -> None:
     emulator, transport, client = project
-    fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=1)
-    manifests = load_manifests([str(fleet)], {})
-    connection, job = manifests.resources
-    client.create_connection({"name": connection.name, **connection.spec})
+    resources = declared_fleet(client, tmp_path / "fleet", jobs=1)
+    _, job = resources
     submitted = client.create_job(dict(job.spec))["id"]  # running (held) before the others
     seed_jobs(client, PAGE_SIZE + 500)
     transport.change = lambda: emulator.complete_job(submitted)
-    plan = make_plan(manifests.resources, read_live(client, manifests.resources))
+    plan = make_plan(resources, read_live(client, resources))
     (change,) = [c for c in plan.changes if c.name == job.name]
     assert change.action is Action.NOOP, change.reason
     assert planned(change).job_id == submitted
@@ -128,10 +139,8 @@ def test_a_plan_never_has_more_requests_in_flight_than_its_parallelism(
     project: tuple[Emulator, BetweenPages, PolarisClient], tmp_path: Path
 ) -> None:
     emulator, _, client = project
-    fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=1)
-    manifests = load_manifests([str(fleet)], {})
-    connection, job = manifests.resources
-    client.create_connection({"name": connection.name, **connection.spec})
+    resources = declared_fleet(client, tmp_path / "fleet", jobs=1)
+    _, job = resources
     source = job.spec["source"]
     for i in range(PAGE_SIZE):  # a full page of jobs into a table no manifest job targets
         other = {**job.spec, "target": {"type": "table", "tableName": "other"}}
@@ -140,7 +149,7 @@ def test_a_plan_never_has_more_requests_in_flight_than_its_parallelism(
         client.create_job({**job.spec, "source": {**source, "objects": [f"days/{i}.json"]}})
     emulator.faults.latency_seconds = 0.02  # so that requests sent together are seen together
     emulator.reset_requests()
-    live = read_live(client, manifests.resources, parallelism=2)
+    live = read_live(client, resources, parallelism=2)
     assert len(jobs_of(live).jobs) == 6
     assert emulator.peak_in_flight == 2
 
@@ -149,14 +158,12 @@ def test_a_plan_asks_for_every_list_before_any_jobs_detail(
     project: tuple[Emulator, BetweenPages, PolarisClient], tmp_path: Path
 ) -> None:
     emulator, _, client = project
-    fleet = write_fleet(tmp_path / "fleet", connections=1, jobs_per_connection=3)
-    manifests = load_manifests([str(fleet)], {})
-    connection, *jobs = manifests.resources
-    client.create_connection({"name": connection.name, **connection.spec})
+    resources = declared_fleet(client, tmp_path / "fleet", jobs=3)
+    jobs = resources[1:]
     for job in jobs:
         client.create_job(dict(job.spec))
     emulator.reset_requests()
-    read_live(client, manifests.resources, parallelism=1)
+    read_live(client, resources, parallelism=1)
     paths = [path for _, path, _ in emulator.requests]
     first_detail = next(at for at, path in enumerate(paths) if "/jobs/" in path)
     # The batch and the streaming job lists, the connections and the tables: one worker reads

@@ -14,6 +14,7 @@ import json
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -26,7 +27,7 @@ from reconciler.model import Kind
 from reconciler.output import Output
 from reconciler.redact import Redactor
 from tests.cli import Result, run
-from tests.fixtures import ROOT, point_the_cli_at
+from tests.fixtures import ROOT, point_the_cli_at, traced_peak
 
 # Secrets an attacker would choose to slip past an escaper: every character some format encodes.
 # NAME_TOKEN is also a valid resource name (no '/', '\' or line break), so it reaches names.
@@ -172,15 +173,24 @@ _SCALARS = (
     | st.builds(Path, st.text(alphabet="abz/", max_size=5))
 )
 _KEYS = st.text() | st.sampled_from(["zoo-secret", "zoo-secreT"]) | st.integers() | st.booleans()
-_VALUES = st.recursive(
-    _SCALARS,
-    lambda inner: (
-        st.lists(inner, max_size=4)
-        | st.lists(inner, max_size=3).map(tuple)
-        | st.dictionaries(_KEYS, inner, max_size=4)
-    ),
-    max_leaves=30,
-)
+
+
+def _nested(
+    scalars: st.SearchStrategy[Any], keys: st.SearchStrategy[Any], size: int, leaves: int
+) -> st.SearchStrategy[Any]:
+    """JSON-like values of `scalars`: lists, tuples and dicts with `keys`, nested."""
+    return st.recursive(
+        scalars,
+        lambda inner: (
+            st.lists(inner, max_size=size)
+            | st.lists(inner, max_size=3).map(tuple)
+            | st.dictionaries(keys, inner, max_size=size)
+        ),
+        max_leaves=leaves,
+    )
+
+
+_VALUES = _nested(_SCALARS, _KEYS, size=4, leaves=30)
 
 
 @given(value=_VALUES, sort_keys=st.booleans())
@@ -227,17 +237,7 @@ def _redactor_and_value(draw: st.DrawFn) -> tuple[Redactor, object]:
     strings = st.sampled_from(pool) | spelled | st.text(max_size=8)
     scalars = strings | _SCALARS
     keys = strings | _KEYS
-    value = draw(
-        st.recursive(
-            scalars,
-            lambda inner: (
-                st.lists(inner, max_size=5)
-                | st.lists(inner, max_size=3).map(tuple)
-                | st.dictionaries(keys, inner, max_size=5)
-            ),
-            max_leaves=40,
-        )
-    )
+    value = draw(_nested(scalars, keys, size=5, leaves=40))
     return redactor, value
 
 
@@ -290,16 +290,8 @@ def test_a_secret_learned_between_two_json_outputs_is_hidden_in_the_second() -> 
 def test_json_output_writes_a_long_flat_list_a_batch_of_pieces_at_a_time() -> None:
     # A list of 100,000 numbers is as much a plan's value as a dict of jobs: its pieces are
     # joined a few thousand at a time too, never all held at once.
-    import tracemalloc
-
     numbers = list(range(100_000))
     out = Output(lambda text: text)
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        text = out.json(numbers)
-        peak = tracemalloc.get_traced_memory()[1] - before
-    finally:
-        tracemalloc.stop()
+    text, peak = traced_peak(lambda: out.json(numbers))
     assert text == json.dumps(numbers, indent=2)
     assert peak < 2.3 * len(text)

@@ -21,7 +21,12 @@ from reconciler.model import Action, Kind
 from reconciler.plan import make_plan
 from tests.builders import job_spec, live_connection, live_job, live_state, resource, s3
 from tests.cli import run
-from tests.fixtures import DEMO_SECRETS, IN_PROCESS_HOSTS, external_connection_exists
+from tests.fixtures import (
+    DEMO_SECRETS,
+    IN_PROCESS_HOSTS,
+    external_connection_exists,
+    traced_peak,
+)
 from tests.steps import apply_all, edit
 
 
@@ -125,20 +130,12 @@ def test_a_damaged_job_cache_line_is_a_job_to_read_again_and_a_damaged_file_is_i
 def test_a_plan_in_json_holds_little_more_than_its_text_while_it_is_encoded() -> None:
     # json.dumps keeps every piece it encodes (each key, comma and indent) until it joins them:
     # for a plan of 10,000 jobs that list of small strings was the peak of the whole run.
-    import tracemalloc
-
     from reconciler.output import Output
 
     jobs = {f"job-{i}": {"action": "noop", "desired": job_spec()} for i in range(2_000)}
     out = Output(lambda text: text.replace("zoo", "(sensitive)"))
     expected = json.dumps(out.data(jobs), indent=2, ensure_ascii=False)
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        text = out.json(jobs)
-        peak = tracemalloc.get_traced_memory()[1] - before
-    finally:
-        tracemalloc.stop()
+    text, peak = traced_peak(lambda: out.json(jobs))
     assert text == expected
     # The redacted copy of the value, the text itself, and a bounded batch of pieces.
     assert peak < 4 * len(text)
