@@ -176,6 +176,10 @@ def _manager(target: Target, fmt: str = "text") -> Manager:
 
     def load(paths: Sequence[str], scope: Scope, *, offline: bool) -> Manifests:
         key()
+        if not offline:  # a client follows: its TLS context is made while the manifests validate
+            from reconciler.transport import warm_tls_context  # defers httpx (validate needs none)
+
+            warm_tls_context()
         return _manifests(paths, target, fmt)
 
     cache = None if target.no_cache else platformdirs.user_cache_dir("polaris-reconciler")

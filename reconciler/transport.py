@@ -12,6 +12,7 @@ import base64
 import functools
 import re
 import ssl
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -153,8 +154,24 @@ def as_httpx(error: Exception, request: httpx.Request) -> httpx.HTTPError:
     return httpx.TransportError(str(error), request=request)
 
 
-@functools.cache
 def tls_context() -> ssl.SSLContext:
     """The verifying TLS context httpx makes by default (CA bundle, SSL_CERT_FILE), made once a
-    process: loading the bundle costs about 15 ms of CPU, which every client paid again."""
+    process: loading the bundle costs about 15 ms of CPU, which every client paid again. A
+    caller while it is being made (`warm_tls_context`) waits for that one."""
+    with _MAKING:
+        return _tls_context()
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
+
+
+_MAKING = threading.Lock()
+
+
+def warm_tls_context() -> None:
+    """Start making the TLS context in a thread of its own, for a caller with work to do first
+    (a plan validating its manifests): OpenSSL reads the CA bundle without holding Python's
+    lock, so the two run side by side. Nothing is sent: the bundle is a local file."""
+    threading.Thread(target=tls_context, name="tls-context", daemon=True).start()

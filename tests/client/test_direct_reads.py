@@ -12,6 +12,7 @@ import http.server
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reconciler import transport
 from reconciler.answers import check_fields, compiled, fit
 from reconciler.client import (
     CONNECTION_SHAPE,
@@ -210,3 +212,31 @@ def test_a_job_id_made_of_dot_segments_reaches_the_path_httpx_would_send(
         plain.get(f"/jobs/{job_id}")
     ours, theirs = seen
     assert ours[":path"] == theirs[":path"]
+
+
+def test_a_tls_context_made_in_a_thread_while_the_caller_validates_is_made_once_for_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A plan starts making it before it validates its manifests (OpenSSL reads the bundle
+    # without holding Python's lock); a client made meanwhile waits for that one.
+    made: list[int] = []
+    create = httpx.create_ssl_context
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.05)  # long enough for the callers below to come while it is being made
+        made.append(1)
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(httpx, "create_ssl_context", slow)
+    transport._tls_context.cache_clear()
+    try:
+        transport.warm_tls_context()
+        callers = [threading.Thread(target=transport.tls_context) for _ in range(3)]
+        for caller in callers:
+            caller.start()
+        contexts = {id(transport.tls_context()) for _ in range(2)}
+        for caller in callers:
+            caller.join()
+        assert made == [1] and len(contexts) == 1
+    finally:
+        transport._tls_context.cache_clear()
