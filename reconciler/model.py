@@ -155,8 +155,9 @@ class Resource:
     policy: Mapping[str, Any] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     # What identifies it besides its name (IngestionJob only: its SpecFingerprint, without a
-    # place), and its spec in compared form when validation made that to take the fingerprint:
-    # the plan reads it instead of normalizing the spec again (ResourceKind.identified).
+    # place), and its spec in compared form, which taking the fingerprint made: a plan makes
+    # both once (validate.Manifests.prepared) and reads them instead of normalizing the spec
+    # again (ResourceKind.identified).
     fingerprint: str | None = None
     compared: Mapping[str, Any] | None = None
 

@@ -402,7 +402,7 @@ class ResourceKind:
             desired, before = compared.desired, compared.actual
         elif live is not None and resource.spec:
             desired, before = self.comparable(resource.spec, live)
-        elif resource.compared is not None:  # made by validation: not normalized again
+        elif resource.compared is not None:  # made once a run (Manifests.prepared): kept
             desired = resource.compared
         elif resource.spec:
             desired = self.normalize(resource.spec)
