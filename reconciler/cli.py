@@ -68,6 +68,7 @@ from reconciler.manager import (
     Destination,
     DriftRun,
     ImportRun,
+    Loader,
     LockOptions,
     Manager,
     OperateRun,
@@ -91,7 +92,7 @@ from reconciler.render import (
     render_requests,
     summary_sentence,
 )
-from reconciler.validate import Manifests, load_manifests
+from reconciler.validate import Manifests
 from reconciler.values import Allowances, PlanOptions
 
 P = ParamSpec("P")
@@ -136,14 +137,9 @@ def cli() -> None:
 # The manager of a run: manifests read through the redactor, the client of --url and --project --
 
 
-def _load(paths: Sequence[str], scope: Scope, *, offline: bool) -> Manifests:
-    """The manifests of `scope`, with every environment value they read hidden at once."""
-    return load_manifests(
-        paths, WatchedEnvironment(os.environ), require_env=not offline, variables=scope.variables,
-        key_variables=scope.key_variables, target=scope.target_name, within=scope.within,
-        keep_compared=not offline,  # an offline run (validate) plans nothing
-        identify=False,  # a plan does, while its first reads are in flight
-    )  # fmt: skip
+def _loader() -> Loader:
+    """Manifests read through the redactor: every environment value they read is hidden at once."""
+    return Loader(WatchedEnvironment(os.environ))
 
 
 def _manifests(paths: Sequence[str], target: Target, fmt: str) -> Manifests:
@@ -153,7 +149,7 @@ def _manifests(paths: Sequence[str], target: Target, fmt: str) -> Manifests:
         shown = ", ".join(f"{k}={v}" for k, v in sorted(scope.variables.items())) or "none"
         echo(f"Target {scope.target.name}: project {target.project} at {target.url}; vars: {shown}", err=True)  # fmt: skip
     try:
-        manifests = _load(paths, scope, offline=False)
+        manifests = _loader()(paths, scope, offline=False)
     except ManifestErrors as failed:
         for line in render_problems(failed.errors, "text", valid=False, redact=REDACT):
             echo(line, err=True)
@@ -211,7 +207,7 @@ def validate(
         errors = failed.errors
         write_junit(junit, lambda: ci_output.validate_junit([], errors, REDACT))
         sys.exit(1)
-    checked = Manager(load=_load).validate(ValidateRun(scopes, paths))
+    checked = Manager(load=_loader()).validate(ValidateRun(scopes, paths))
     problems = checked.problems
     write_junit(junit, lambda: ci_output.validate_junit(checked.files, problems, REDACT))
     print_problems(problems, fmt, valid=checked.ok)

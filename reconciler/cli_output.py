@@ -314,15 +314,12 @@ def interrupt_exit(interrupt: KeyboardInterrupt, process: bool) -> NoReturn:
     error(message[0].upper() + message[1:] + ("" if str(interrupt) else "."))
     report_failure(ErrorCode.INTERRUPTED, message)
     code = 143 if isinstance(interrupt, Terminated) else 130
-    if process and _workers_left():
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+    if process:
+        leave(code, abandon_workers=True)
     sys.exit(code)
 
 
-def leave(code: int) -> NoReturn:
+def leave(code: int, *, abandon_workers: bool = False) -> NoReturn:
     """End the process (the console script) with `code`, once what it said is flushed and its
     exit handlers have run, without tearing the interpreter down.
 
@@ -331,16 +328,20 @@ def leave(code: int) -> NoReturn:
     normal exit is kept where it does more than that: while a thread it would wait for still
     runs, when stdout cannot be flushed (a closed pipe: Python reports it as it always does),
     and on an interpreter without `atexit._run_exitfuncs` (CPython's, since 3.0, undocumented).
+    `abandon_workers` (an interrupted read, `interrupt_exit`): it ends without those threads, and
+    without Python's exit in any case.
     """
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
-    if run_exit_handlers is None or _workers_left():
+    if not abandon_workers and (run_exit_handlers is None or _workers_left()):
         sys.exit(code)
     try:
         sys.stdout.flush()
         sys.stderr.flush()
     except (OSError, ValueError):  # a closed pipe or stream
-        sys.exit(code)
-    run_exit_handlers()  # logging's shutdown, coverage's data, and any a caller registered
+        if not abandon_workers:
+            sys.exit(code)
+    # logging's shutdown, coverage's data, and any a caller registered
+    (run_exit_handlers or logging.shutdown)()
     try:
         sys.stdout.flush()
         sys.stderr.flush()

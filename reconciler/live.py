@@ -95,12 +95,14 @@ class LiveReader:
         feeders = {kind for kind, _ in self.feeding}
         for _, step in self.feeding:
             step()
-        for _, step in [(k, s) for k, s in self.finishing if k not in feeders]:
-            step()
+        for kind, step in self.finishing:
+            if kind not in feeders:
+                step()
         if idle is not None:
             idle(self.state())
-        for _, step in [(k, s) for k, s in self.finishing if k in feeders]:
-            step()
+        for kind, step in self.finishing:
+            if kind in feeders:
+                step()
         # The steps' closures refer to this reader, and it to them: let go of them, so that
         # reference counting frees what was read once the caller does, not the collector.
         self.feeding.clear()

@@ -11,13 +11,7 @@ from typing import Any
 
 from reconciler import kinds, names, schema
 from reconciler.kinds.base import SecretsField
-from reconciler.manifest import (
-    Boundary,
-    Document,
-    discover,
-    gc_paused,
-    load_files,
-)
+from reconciler.manifest import Boundary, Document, discover, gc_paused, load_files
 from reconciler.model import (
     Kind,
     Location,

@@ -182,12 +182,13 @@ def test_usage_errors_exit_1_not_2() -> None:
 def test_an_unexpected_internal_error_is_one_line_without_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import reconciler.cli
+    import reconciler.manager
 
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(reconciler.cli, "load_manifests", explode)
+    # What the CLI's Loader calls.
+    monkeypatch.setattr(reconciler.manager, "load_manifests", explode)
     result = run("validate", str(tmp_path))
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [

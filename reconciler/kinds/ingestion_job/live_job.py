@@ -153,13 +153,12 @@ class SharedForms:
     own instead (a plan of 10,000 jobs in sync held 15 MB more with one form per job and side).
     Read by every worker at once: filled before any worker reads a job, never changed after."""
 
-    def __init__(self, forms: Iterable[Mapping[str, Any]]) -> None:
+    def __init__(self) -> None:
         self.forms: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         self.held: set[int] = set()  # their ids: stable, since they are held here
         # The identities taken of them, by (id, place): a live job holding a manifest job's form
         # has the identity the plan then takes of that job, taken once (15 ms for 1,000 jobs).
         self.identities: dict[tuple[int, Place | None], JobIdentity] = {}
-        self.add(forms)
 
     def add(self, forms: Iterable[Mapping[str, Any]]) -> None:
         """Share `forms` as well (before any worker asks for one: `of` takes no lock)."""

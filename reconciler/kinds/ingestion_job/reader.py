@@ -35,7 +35,7 @@ def read_jobs(reader: LiveReading) -> None:
     client, cache = reader.client, reader.cache
     mine = reader.of_kind(Kind.INGESTION_JOB)
     wanted = {str(r.spec["target"]["tableName"]) for r in mine}
-    forms = SharedForms(())  # the manifest jobs' compared forms, once they are made (below)
+    forms = SharedForms()  # the manifest jobs' compared forms, once they are made (below)
     places: dict[str, Place] = {}  # each connection's, for every job through it
     every = Kind.INGESTION_JOB in reader.full
     declared = declared_places(reader.resources)

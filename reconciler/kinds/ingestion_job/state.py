@@ -30,7 +30,7 @@ class JobState:
     # in compared form, sorted and filled, which is not what a manifest writes).
     requests: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # The manifest jobs' compared forms the live jobs share, with the identities taken of them.
-    forms: SharedForms = field(default_factory=lambda: SharedForms(()), compare=False)
+    forms: SharedForms = field(default_factory=SharedForms, compare=False)
 
     @functools.cached_property
     def by_fingerprint(self) -> Mapping[str, list[LiveJob]]:
