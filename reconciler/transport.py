@@ -9,6 +9,7 @@ builds.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import re
 import ssl
@@ -170,8 +171,17 @@ def _tls_context() -> ssl.SSLContext:
 _MAKING = threading.Lock()
 
 
-def warm_tls_context() -> None:
-    """Start making the TLS context in a thread of its own, for a caller with work to do first
-    (a plan validating its manifests): OpenSSL reads the CA bundle without holding Python's
-    lock, so the two run side by side. Nothing is sent: the bundle is a local file."""
-    threading.Thread(target=tls_context, name="tls-context", daemon=True).start()
+def warm_tls_context() -> threading.Thread:
+    """Start making the TLS context in a thread of its own (returned, started), for a caller
+    with work to do first (a plan validating its manifests): OpenSSL reads the CA bundle without
+    holding Python's lock, so the two run side by side. Nothing is sent: the bundle is a local
+    file. A failure is left to the client's own call, which meets it again and reports it as it
+    always has: a thread would print it with a traceback."""
+
+    def make() -> None:
+        with contextlib.suppress(Exception):
+            tls_context()
+
+    thread = threading.Thread(target=make, name="tls-context", daemon=True)
+    thread.start()
+    return thread

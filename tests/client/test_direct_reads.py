@@ -240,3 +240,21 @@ def test_a_tls_context_made_in_a_thread_while_the_caller_validates_is_made_once_
         assert made == [1] and len(contexts) == 1
     finally:
         transport._tls_context.cache_clear()
+
+
+def test_a_tls_context_that_cannot_be_made_in_advance_fails_only_where_the_client_makes_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # A CA bundle that is not there: the thread that makes the context in advance prints no
+    # traceback of its own; the client's call fails as it did before there was such a thread.
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+    printed: list[object] = []
+    monkeypatch.setattr(threading, "excepthook", printed.append)
+    transport._tls_context.cache_clear()
+    try:
+        transport.warm_tls_context().join(timeout=10)
+        assert printed == []
+        with pytest.raises(OSError):
+            transport.tls_context()
+    finally:
+        transport._tls_context.cache_clear()
