@@ -102,6 +102,16 @@ class _Run:
     """Whether this run is the process (the console script), which ends with its command."""
 
     is_process = False
+    kept: ClassVar[list[object]] = []
+
+    @classmethod
+    def ends_with(cls, *made: object) -> None:
+        """Keep what the command made until the process ends (`cli_output.leave`), when the
+        system takes its memory back at once: freed as the command returned, one object at a
+        time, a plan of 1,000 jobs over 10,000 live ones took 10 ms. A caller's run keeps
+        nothing."""
+        if cls.is_process:
+            cls.kept.extend(made)
 
 
 # httpx/__init__.py imports its own command-line client (`httpx._main`: click, rich and pygments,
@@ -255,11 +265,13 @@ def plan(
         insecure=target.insecure,
     )
     planned = _manager(target, fmt).plan(PlanRun(paths, options, access, preflight))
+    _Run.ends_with(planned)
     result = planned.plan
     requests = requests_of(result) if show_requests else None
     # The plan's JSON, built once: beside the error should saving fail, and what --format json
     # prints (two trees of a plan of 10,000 jobs were 16 MiB at the run's peak).
     tree = result.to_json()
+    _Run.ends_with(tree)
     OUTPUT.computed.update(tree)
     if out:  # saved first: stdout is either the whole plan or a failure, never both
         from reconciler import saved_plan  # defers saved plans: only --out and apply use them
@@ -411,6 +423,7 @@ def drift(
     A target's `history:` and `ignore:` in reconciler.yaml add to --history and --ignore.
     """
     drifted = _manager(target, fmt).drift(DriftRun(paths, history, ignore, fail_on))
+    _Run.ends_with(drifted)
     report = drifted.report
     if fmt == "github":
         lines = ci_output.drift_annotations(report, locations(drifted.manifests), REDACT)
