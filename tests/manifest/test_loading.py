@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.manifest import Document, _fast_refuses, _parse_fast, parse
+from reconciler.manifest import Document, _fast_refuses, _parse_fast, load_files, parse
 from reconciler.validate import load_manifests
 
 # One document of each shape a manifest uses, and every kind of scalar the YAML 1.2 rule types
@@ -132,8 +132,12 @@ def read_alike(text: str) -> list[Document] | None:
     fast path left the text to them."""
     fast = _parse_fast(text, "m.yaml")
     slow, errors = parse(text, "m.yaml", fast=False)
+    interned = _parse_fast(text, "m.yaml", interned=True)  # a plan's walk, interning as it goes
+    assert (interned is None) == (fast is None)
     if fast is None:
         return None
+    assert interned is not None
+    assert [json.dumps(d.data) for d in interned] == [json.dumps(d.data) for d in fast]
     assert errors == [], f"the fast path accepted what the full path refuses: {errors}"
     assert [json.dumps(d.data) for d in fast] == [json.dumps(d.data) for d in slow]
     assert [d.begins for d in fast] == [d.begins for d in slow]
@@ -353,3 +357,26 @@ def test_the_objects_of_many_validated_manifests_are_left_out_of_the_collectors_
 
     assert after_few == 0
     assert after_many > 50_000  # each resource is a dozen containers or more
+
+
+@pytest.mark.parametrize("anchor", ["", "&a "], ids=["fast path", "full path"])
+def test_a_run_that_keeps_its_specs_holds_each_string_once_whichever_path_read_it(
+    tmp_path: Path, anchor: str
+) -> None:
+    texts = [
+        f"kind: {anchor}IngestionJob\nspec: {{target: {{tableName: web_7}}}}\nlist: [web_7]\n",
+        "kind: IngestionJob\nspec: {target: {tableName: web_7}}\nlist: [web_7]\n",
+    ]
+    files = []
+    for number, text in enumerate(texts):
+        files.append(tmp_path / f"m{number}.yaml")
+        files[-1].write_text(text)
+    documents, errors = load_files(files, interned=True)
+    assert errors == []
+    first, second = (document.data for document in documents)
+    assert first == second
+    for key in first:  # the keys and the values, and the strings of lists
+        assert next(k for k in second if k == key) is key
+    assert first["kind"] is second["kind"]
+    assert first["spec"]["target"]["tableName"] is second["spec"]["target"]["tableName"]
+    assert first["list"][0] is second["list"][0] is first["spec"]["target"]["tableName"]
