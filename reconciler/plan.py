@@ -263,6 +263,7 @@ class Early:
     manifests: str  # the digest of `_desired`
     outcomes: Mapping[tuple[Kind, str], Change | PlanError]
     states: Mapping[str, Any]  # each such kind's `digest` of its live state
+    memo: Mapping[str, Any]  # what the kinds worked out ahead (`ResourceKind.plan_ahead`)
 
     def fits(self, resources: Sequence[Resource], options: PlanOptions) -> bool:
         """Whether this was made of these very resources, with these options."""
@@ -284,9 +285,12 @@ def plan_early(resources: Sequence[Resource], read: LiveState, options: PlanOpti
     planned = {kind.kind for kind in ready}
     outcomes = {r.key: kinds.of(r.kind).plan(r, context) for r in ordered if r.kind in planned}
     states = {str(kind.kind): kind.digest(read) for kind in ready}
+    for kind in kinds.ordered():
+        if kind.ahead_from is not None and kind.ahead_from <= read.states.keys():
+            kind.plan_ahead([r for r in ordered if r.kind is kind.kind], context)
     return Early(
         tuple(resources), tuple(ordered), declared, options, digest(_desired(ordered)), outcomes,
-        states,
+        states, dict(context.memo),
     )  # fmt: skip
 
 
@@ -323,7 +327,10 @@ def make_plan(
         ordered, declared = list(early.resources), early.declared
     else:
         ordered, declared = _ordered(resources)
-    context = PlanContext(live, options, declared, {r.key: r for r in ordered}, listings or {})
+    context = PlanContext(
+        live, options, declared, {r.key: r for r in ordered}, listings or {},
+        dict(early.memo) if early is not None else {},
+    )  # fmt: skip
     changes: list[Change] = []
     errors: list[PlanError] = []
     decided = early.outcomes if early is not None else {}
