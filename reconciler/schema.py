@@ -87,7 +87,7 @@ class Invalid(Exception):
 # The names the code fastjsonschema generates imports from it; bound to Invalid instead, so that
 # loading the compiled checks from the cache needs neither fastjsonschema nor its code generator.
 _GENERATED_IMPORT = "from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException"
-_REWRITE = 3  # counts changes to how _generate rewrites the generated code (3: bare raises)
+_REWRITE = 4  # counts changes to how _generate rewrites the generated code (4: set displays)
 Check = Callable[[Any], Any]
 
 
@@ -171,6 +171,7 @@ def _generate(documents: dict[str, Any], name: str) -> str:
     if _GENERATED_IMPORT not in source:  # a fastjsonschema release that generates otherwise
         raise RuntimeError(f"fastjsonschema generated unexpected code for {name}")
     source = _BARE_RAISE.sub(r"\1raise Invalid", source.replace(_GENERATED_IMPORT, ""))
+    source = _SET_OF_NAMES.sub(r"{\1}", source)
     if "JsonSchemaValueException(" in source or "JsonSchemaValuesException(" in source:
         raise RuntimeError(f"fastjsonschema generated a raise this module cannot rewrite ({name})")
     return source
@@ -184,6 +185,10 @@ def _generate(documents: dict[str, Any], name: str) -> str:
 # (fastjsonschema's detailed_exceptions=False would build no details, but fails on `const` in
 # release 2.22.3.)
 _BARE_RAISE = re.compile(r"^(\s*)raise JsonSchemaValueException\(.*\)$", re.MULTILINE)
+# Each `required` is checked as `set(['a', 'b']) - data.keys()`: a list made, then `set` looked
+# up and called, for every document. The same set as a display (`{'a', 'b'}`) took a sixth off
+# the check of 1,000 jobs (18.5 -> 15.5 ms). Only plain quoted names are rewritten.
+_SET_OF_NAMES = re.compile(r"\bset\(\[((?:'[A-Za-z0-9_.$-]*'(?:, )?)+)\]\)")
 
 
 def _inline(node: Any, documents: dict[str, Any], base: Any = None) -> Any:
