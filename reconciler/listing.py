@@ -21,14 +21,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from reconciler import hosts
 from reconciler.client import request_body
 from reconciler.endpoints import DEFAULT_PORTS
-from reconciler.s3 import Credentials, DirectorySource, ObjectSource, S3Api, region_of
+
+if TYPE_CHECKING:  # every plan builds an Access; only a plan that lists needs S3 (and hmac, XML)
+    from reconciler.s3 import Credentials, ObjectSource
 
 MAX_KEYS = 10_000  # keys listed per job at most (ten ListObjectsV2 pages)
 EXAMPLES = 3  # example keys a plan shows per job
@@ -176,6 +178,8 @@ def credentials_of(connection: Mapping[str, Any]) -> Credentials | None:
     secrets = connection.get("secrets") or {}
     key_id, secret = secrets.get("accessKeyId"), secrets.get("accessKeySecret")
     if secrets.get("type") == "access_key" and key_id and secret:
+        from reconciler.s3 import Credentials  # deferred: see the imports
+
         return Credentials(*request_body([key_id, secret]))
     return None
 
@@ -184,6 +188,8 @@ def source_for(
     connection: Mapping[str, Any], access: Access
 ) -> tuple[ObjectSource | None, str | None]:
     """Where a connection's objects are listed from, or why they cannot be."""
+    from reconciler.s3 import DirectorySource, S3Api, region_of  # deferred: see the imports
+
     if access.directory is not None:
         return DirectorySource(access.directory), None
     keys = credentials_of(connection)

@@ -91,11 +91,11 @@ def test_the_emulator_command_is_still_listed_and_runs_when_asked_for(tmp_path: 
     assert done.returncode == 0 and "--job-seconds" in done.stdout
 
 
-# What a plan imports before its first request (the CLI, the API client, the appliers), then the
-# names of every module loaded, one a line.
+# What a plan imports before its first request (the CLI, the API client, the appliers, what says
+# whether objects are listed), then the names of every module loaded, one a line.
 PLAN_IMPORTS = """
 import sys
-import reconciler.cli, reconciler.client, reconciler.apply
+import reconciler.cli, reconciler.client, reconciler.apply, reconciler.listing
 print("\\n".join(sorted(name for name, module in sys.modules.items() if module)))
 """
 
@@ -117,6 +117,15 @@ def test_a_plan_loads_neither_saved_plans_nor_drift_nor_shell_completion_nor_dif
     assert "reconciler.plan" in loaded, done.stderr
     unused = {"reconciler.saved_plan", "reconciler.drift", "click.shell_completion", "difflib"}
     assert not unused & loaded
+
+
+def test_a_plan_that_lists_no_objects_loads_no_s3_signer_nor_xml_parser() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", PLAN_IMPORTS], capture_output=True, text=True, timeout=60
+    )
+    loaded = set(done.stdout.split())
+    assert "reconciler.listing" in loaded, done.stderr
+    assert not {"reconciler.s3", "hmac", "xml.etree.ElementTree"} & loaded
 
 
 def test_a_plan_loads_yaml_rs_but_not_pyyaml_until_a_file_needs_it() -> None:

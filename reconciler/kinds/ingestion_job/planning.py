@@ -192,8 +192,6 @@ def with_listings(plan: AnyPlan, listings: Mapping[str, Listing]) -> AnyPlan:
 def jobs_to_list(plan: PlanView, resources: Iterable[Resource], live: LiveView) -> list[Job]:
     """The jobs a plan creates or resubmits, each with its connection as apply will leave it:
     as its manifest declares it (secrets included, to list with), else as it is live."""
-    from reconciler.kinds.ingestion_job.listing import Job  # deferred: loads httpx
-
     by_key = {r.key: r for r in resources}
     jobs = []
     for change in plan.changes:
@@ -202,6 +200,9 @@ def jobs_to_list(plan: PlanView, resources: Iterable[Resource], live: LiveView) 
             Action.RESUBMIT,
         ):
             continue
+        # deferred to the first job to list: a plan that submits nothing never loads listing
+        from reconciler.kinds.ingestion_job.listing import Job
+
         source = by_key[(Kind.INGESTION_JOB, change.name)].spec["source"]
         name = str(source.get("connectionName"))
         declared = by_key.get((Kind.CONNECTION, name))
