@@ -1,0 +1,97 @@
+"""The code `@dataclass` compiles for its methods, kept between runs of the command.
+
+A dataclass writes the source of its methods (`__init__`, `__repr__`, `__eq__`, and for a frozen
+one `__setattr__`, `__delattr__` and `__hash__`) and compiles it when its module is imported: the
+modules a plan imports make about 450 such functions, 20 to 30 ms of every start on CPython 3.11
+(`compile` is nearly all of it). The source is the same run after run, so the command keeps what
+`compile` made of each one in the user cache directory, as Python keeps a module's bytecode, and
+reads it back the next time.
+
+How: CPython's `dataclasses` runs each method's source with `exec(text, globals, namespace)`, and
+finds `exec` in its module's globals before the builtins. `install` puts there an `exec` that
+looks the text up first, and runs the code compiled from it; running that code is what `exec` of
+the text does, so every class is exactly what it would be. Where `dataclasses` is not written so
+(another interpreter, a later CPython that builds methods otherwise), nothing changes: the name is
+never looked up, and the cache only stays empty.
+
+Only the console script installs it (`reconciler.entry`): a program that imports the package keeps
+its `dataclasses` as it was. The cache is written where Python would write bytecode (not with
+PYTHONDONTWRITEBYTECODE set), one file per Python release, whole or not at all.
+"""
+
+from __future__ import annotations
+
+import atexit
+import builtins
+import contextlib
+import dataclasses
+import marshal
+import os
+import sys
+import tempfile
+import types
+from pathlib import Path
+from typing import Any
+
+# Entries a file keeps at most; past that (dataclasses edited again and again), only those of the
+# run that writes it are kept.
+MAX_ENTRIES = 4_000
+
+
+class _Codes:
+    """Code compiled from each text a dataclass ran, those read from the file and those made."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.codes: dict[str, types.CodeType] = {}
+        self.used: set[str] = set()
+        self.made = 0
+        with contextlib.suppress(OSError, ValueError, EOFError, TypeError):
+            loaded = marshal.loads(path.read_bytes())
+            if isinstance(loaded, dict):
+                self.codes = {
+                    text: code
+                    for text, code in loaded.items()
+                    if isinstance(text, str) and isinstance(code, types.CodeType)
+                }
+
+    def exec(self, source: Any, globals: dict[str, Any] | None = None, locals: Any = None) -> None:
+        """`exec`, with the code of a text compiled once across runs."""
+        if type(source) is str:
+            code = self.codes.get(source)
+            if code is None:
+                # dont_inherit: compiled as `exec` compiles the text for `dataclasses`, without
+                # this module's `from __future__ import annotations`
+                code = compile(source, "<string>", "exec", dont_inherit=True)
+                self.codes[source] = code
+                self.made += 1
+            self.used.add(source)
+            source = code
+        builtins.exec(source, globals, locals)
+
+    def save(self) -> None:
+        """Write the file again if this run compiled something (a read-only home: not at all)."""
+        if not self.made or sys.dont_write_bytecode:
+            return
+        codes = self.codes
+        if len(codes) > MAX_ENTRIES:
+            codes = {text: code for text, code in codes.items() if text in self.used}
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
+            try:
+                with os.fdopen(handle, "wb") as file:
+                    file.write(marshal.dumps(codes))
+                os.replace(temporary, self.path)  # whole or not at all, even with runs in parallel
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temporary)
+
+
+def install(directory: Path) -> None:
+    """Keep dataclass code in `directory` from now on; saved when the process exits."""
+    tag = sys.implementation.cache_tag or "unknown"
+    release = ".".join(map(str, sys.version_info[:3]))
+    codes = _Codes(directory / f"{tag}-{release}.marshal")
+    vars(dataclasses)["exec"] = codes.exec  # shadows the builtin for that module alone
+    atexit.register(codes.save)
