@@ -33,49 +33,56 @@ import types
 from pathlib import Path
 from typing import Any
 
-# Entries a file keeps at most; past that (dataclasses edited again and again), only those of the
-# run that writes it are kept.
+# Entries a file keeps at most; past that (dataclasses edited again and again), the file starts
+# over with the entries of the run that writes it.
 MAX_ENTRIES = 4_000
 
 
 class _Codes:
-    """Code compiled from each text a dataclass ran, those read from the file and those made."""
+    """Code compiled from each text a dataclass ran: read from the file, or compiled here.
+
+    Each entry read is let go once used (about 1 MB for the modules a plan imports, held to
+    the end otherwise): a text runs once a process, unless two dataclasses generate the same
+    one, which is then compiled again, and known by its hash not to be new."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.codes: dict[str, types.CodeType] = {}
-        self.used: set[str] = set()
-        self.made = 0
+        self.codes = self._read()
+        self.used: set[int] = set()  # the hashes of the texts taken from `codes`
+        self.made: dict[str, types.CodeType] = {}  # compiled here, not in the file
+
+    def _read(self) -> dict[str, types.CodeType]:
         with contextlib.suppress(OSError, ValueError, EOFError, TypeError):
-            loaded = marshal.loads(path.read_bytes())
+            loaded = marshal.loads(self.path.read_bytes())
             if isinstance(loaded, dict):
-                self.codes = {
+                return {
                     text: code
                     for text, code in loaded.items()
                     if isinstance(text, str) and isinstance(code, types.CodeType)
                 }
+        return {}
 
     def exec(self, source: Any, globals: dict[str, Any] | None = None, locals: Any = None) -> None:
         """`exec`, with the code of a text compiled once across runs."""
         if type(source) is str:
-            code = self.codes.get(source)
-            if code is None:
+            code = self.codes.pop(source, None)
+            if code is not None:
+                self.used.add(hash(source))
+            else:
                 # dont_inherit: compiled as `exec` compiles the text for `dataclasses`, without
                 # this module's `from __future__ import annotations`
                 code = compile(source, "<string>", "exec", dont_inherit=True)
-                self.codes[source] = code
-                self.made += 1
-            self.used.add(source)
+                if hash(source) not in self.used:
+                    self.made[source] = code
             source = code
         builtins.exec(source, globals, locals)
 
     def save(self) -> None:
-        """Write the file again if this run compiled something (a read-only home: not at all)."""
+        """Add what this run compiled to the file (a read-only home: not at all)."""
         if not self.made or sys.dont_write_bytecode:
             return
-        codes = self.codes
-        if len(codes) > MAX_ENTRIES:
-            codes = {text: code for text, code in codes.items() if text in self.used}
+        codes = self._read()
+        codes = {**codes, **self.made} if len(codes) < MAX_ENTRIES else self.made
         with contextlib.suppress(OSError):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             handle, temporary = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")

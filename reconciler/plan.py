@@ -263,7 +263,6 @@ class Early:
     manifests: str  # the digest of `_desired`
     outcomes: Mapping[tuple[Kind, str], Change | PlanError]
     states: Mapping[str, Any]  # each such kind's `digest` of its live state
-    memo: Mapping[str, Any]  # what the kinds worked out ahead (`ResourceKind.plan_ahead`)
 
     def fits(self, resources: Sequence[Resource], options: PlanOptions) -> bool:
         """Whether this was made of these very resources, with these options."""
@@ -285,12 +284,9 @@ def plan_early(resources: Sequence[Resource], read: LiveState, options: PlanOpti
     planned = {kind.kind for kind in ready}
     outcomes = {r.key: kinds.of(r.kind).plan(r, context) for r in ordered if r.kind in planned}
     states = {str(kind.kind): kind.digest(read) for kind in ready}
-    for kind in kinds.ordered():
-        if kind.ahead_from is not None and kind.ahead_from <= read.states.keys():
-            kind.plan_ahead([r for r in ordered if r.kind is kind.kind], context)
     return Early(
         tuple(resources), tuple(ordered), declared, options, digest(_desired(ordered)), outcomes,
-        states, dict(context.memo),
+        states,
     )  # fmt: skip
 
 
@@ -327,10 +323,7 @@ def make_plan(
         ordered, declared = list(early.resources), early.declared
     else:
         ordered, declared = _ordered(resources)
-    context = PlanContext(
-        live, options, declared, {r.key: r for r in ordered}, listings or {},
-        dict(early.memo) if early is not None else {},
-    )  # fmt: skip
+    context = PlanContext(live, options, declared, {r.key: r for r in ordered}, listings or {})
     changes: list[Change] = []
     errors: list[PlanError] = []
     decided = early.outcomes if early is not None else {}

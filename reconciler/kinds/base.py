@@ -173,8 +173,6 @@ class ResourceKind:
     # The kinds whose live state its `plan` and `digest` read, when not every kind's: its
     # resources are then planned as soon as those are read (`plan.plan_early`).
     plans_from: ClassVar[frozenset[Kind] | None] = None
-    # The kinds whose live state its `plan_ahead` reads, when it has work to do ahead.
-    ahead_from: ClassVar[frozenset[Kind] | None] = None
 
     # Normalization --------------------------------------------------------------------------
 
@@ -305,11 +303,6 @@ class ResourceKind:
     def plan(self, resource: Resource, context: PlanContext) -> Change | PlanError:
         """The change one declared resource needs."""
         raise NotImplementedError
-
-    def plan_ahead(self, resources: Sequence[Resource], context: PlanContext) -> None:
-        """Work out in `context.memo` what planning this kind's `resources` needs of the kinds in
-        `ahead_from` alone: it runs as soon as those are read, while this kind's own live state
-        still is (`plan.plan_early`), and `plan` finds it there."""
 
     def review(self, changes: list[Change], context: PlanContext) -> list[Change]:
         """The plan's changes once every resource is planned: a kind may add what it sees across

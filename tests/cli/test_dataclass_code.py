@@ -34,7 +34,7 @@ for name, module in sorted(sys.modules.items()):
                     digest = hashlib.sha256(marshal.dumps(code)).hexdigest()
                     methods[key] = [digest, repr(function.__annotations__)]
 codes = getattr(vars(dataclasses).get("exec"), "__self__", None)
-print(json.dumps({"methods": methods, "made": codes.made if codes else None}))
+print(json.dumps({"methods": methods, "made": len(codes.made) if codes else None}))
 """
 
 
@@ -56,7 +56,7 @@ def test_the_classes_are_the_same_with_the_kept_code_and_the_second_run_compiles
     first, second = probe(cache), probe(cache)
     assert len(without["methods"]) > 300  # every dataclass of what a plan imports
     assert first["methods"] == second["methods"] == without["methods"]
-    assert first["made"] >= len(without["methods"]) and second["made"] == 0
+    assert first["made"] > 100 and second["made"] == 0
     assert len(list(cache.iterdir())) == 1  # one file, for this Python
 
 

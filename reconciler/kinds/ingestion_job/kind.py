@@ -15,12 +15,7 @@ from reconciler.kinds.ingestion_job.importing import imported_jobs
 from reconciler.kinds.ingestion_job.live_job import SATISFIED_STATUSES
 from reconciler.kinds.ingestion_job.overlap import among_submitted
 from reconciler.kinds.ingestion_job.payload import planned
-from reconciler.kinds.ingestion_job.planning import (
-    jobs_to_list,
-    plan_job,
-    reading_of,
-    with_listing,
-)
+from reconciler.kinds.ingestion_job.planning import jobs_to_list, plan_job, with_listing
 from reconciler.kinds.ingestion_job.reader import read_jobs
 from reconciler.kinds.ingestion_job.spec import JobSpec, compared_form
 from reconciler.kinds.ingestion_job.state import jobs_of
@@ -45,8 +40,6 @@ class IngestionJob(JobSpec):
     A job is never updated: it is identified by its spec over where its connection points
     (`fingerprints.JobIdentity`), not by its name, and one that has run is never submitted again.
     """
-
-    ahead_from = frozenset({Kind.CONNECTION})  # what its jobs read, while their details come
 
     def identified(self, spec: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any] | None]:
         # The one normalization of a manifest job per run: the plan reads this compared form.
@@ -118,10 +111,6 @@ class IngestionJob(JobSpec):
     def plan(self, resource: Resource, context: PlanContext) -> Change:
         listing = context.listings.get(resource.name)
         return with_listing(plan_job(self, resource, context, listing), listing)
-
-    def plan_ahead(self, resources: Sequence[Resource], context: PlanContext) -> None:
-        # What each job reads: of its spec and its connection's place alone.
-        reading_of(resources, context)
 
     def review(self, changes: list[Change], context: PlanContext) -> list[Change]:
         """Warn about two jobs of this plan that would append the same objects into one table."""
