@@ -15,7 +15,6 @@ from reconciler import saved_plan
 from reconciler.client import ClientConfig, PolarisClient
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID, Emulator
 from reconciler.kinds.connection import Connection
-from reconciler.kinds.ingestion_job import IngestionJob
 from reconciler.lock import read_lock
 from reconciler.manager import (
     ApplyRun,
@@ -339,12 +338,12 @@ def test_a_plan_that_decides_the_connections_while_jobs_are_read_is_the_plan_mad
     assert planned.plan.to_json() == at_once.to_json()  # the checksum included
 
 
-def test_a_plan_that_works_out_what_jobs_read_while_they_are_read_is_the_plan_made_at_once(
+def test_a_plan_through_a_connection_moved_behind_gits_back_is_the_plan_made_at_once(
     manager: Manager, polaris: PolarisClient
 ) -> None:
-    # What each job reads is worked out from the connections while the jobs' details come
-    # (ResourceKind.plan_ahead), over each connection's place as the plan leaves it: here one
-    # whose bucket was changed behind git's back, and the plan puts back.
+    # The connections are planned while the jobs' details come; the jobs are planned over each
+    # connection's place as the plan leaves it: here one whose bucket was changed by hand, and
+    # the plan puts back.
     manager.apply(ApplyRun(yes, MANIFESTS))
     polaris.update_connection("demo-conn", {"type": "s3", "bucket": "moved-by-hand"})
     planned = manager.plan(PlanRun(MANIFESTS))
@@ -355,32 +354,26 @@ def test_a_plan_that_works_out_what_jobs_read_while_they_are_read_is_the_plan_ma
     assert planned.plan.to_json() == at_once.to_json()
 
 
-@pytest.mark.parametrize(
-    "work", ["the connections' plans", "what the jobs read"], ids=["plan", "plan_ahead"]
-)
-def test_work_of_the_connections_alone_is_done_while_a_jobs_detail_is_still_being_read(
-    manager: Manager, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, work: str
+def test_the_connections_are_planned_while_a_jobs_detail_is_still_being_read(
+    manager: Manager, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     manager.apply(ApplyRun(yes, MANIFESTS))
     held = emulator.faults.hold(method="GET", path_contains="/jobs/")
     held.limit = 10.0  # a plan that waited for it would go on after this, and fail the test
     in_flight: list[int] = []
-    kind, method = (Connection, "plan") if work == "the connections' plans" else (
-        IngestionJob, "plan_ahead"
-    )  # fmt: skip
-    original = getattr(kind, method)
+    original = Connection.plan
 
-    def watched(self: Any, *args: Any) -> Any:
+    def watched(self: Connection, resource: Any, context: Any) -> Any:
         if not in_flight:
             held.wait_for_arrival(timeout=10)
             in_flight.append(emulator.in_flight)
             held.release()
-        return original(self, *args)
+        return original(self, resource, context)
 
-    monkeypatch.setattr(kind, method, watched)
+    monkeypatch.setattr(Connection, "plan", watched)
     planned = manager.plan(PlanRun(MANIFESTS))
     assert not planned.plan.errors
-    # The held detail (and at times another job's) still in flight: the work did not wait for
-    # it. Had it waited, the gate would have let the detail through after its limit, and the
-    # work would have found the reads over.
+    # The held detail (and at times another job's) still in flight: the plan of the connections
+    # did not wait for it. Had it waited, the gate would have let the detail through after its
+    # limit, and the plan would have found the reads over.
     assert len(in_flight) == 1 and in_flight[0] >= 1

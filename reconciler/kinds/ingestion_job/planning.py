@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from reconciler.kinds.base import Comparison, PlanContext, ResourceKind, fields_of
 from reconciler.kinds.ingestion_job.fingerprints import JobIdentity, job_identity
-from reconciler.kinds.ingestion_job.identity import Place, Reads, reads_of
+from reconciler.kinds.ingestion_job.identity import Place, reads_of
 from reconciler.kinds.ingestion_job.live_job import (
     KNOWN_STATUSES,
     SATISFIED_STATUSES,
@@ -43,35 +43,12 @@ def compared_spec(resource: Resource) -> Mapping[str, Any]:
 def identity_in_plan(
     resource: Resource, places: Mapping[str, Place],
     identify: Callable[[Mapping[str, Any], Place | None], JobIdentity] = job_identity,
-    reading: Mapping[str, tuple[Reads, Place | None]] | None = None,
-) -> tuple[JobIdentity, Reads, Place | None]:  # fmt: skip
-    """A manifest job's identity (over its connection's place as the plan leaves it), the
-    objects it reads, and that place. `identify`: `SharedForms.identity` of the live state,
-    which has it already when a live job holds the same form and place. `reading`: what each
-    job reads and through which place, by name, worked out ahead (`reading_of`)."""
-    spec = resource.spec
-    known = reading.get(resource.name) if reading is not None else None
-    if known is not None:
-        reads, place = known
-    else:
-        place = places.get(str(spec["source"]["connectionName"]))
-        reads = reads_of(spec, place)
-    return identify(compared_spec(resource), place), reads, place
-
-
-def reading_of(
-    resources: Iterable[Resource], context: PlanContext
-) -> Mapping[str, tuple[Reads, Place | None]]:
-    """What each manifest job reads and through which place, by name: of its spec and the
-    connections alone, so worked out while the live jobs are still read (`plan_ahead`)."""
-    reading: dict[str, tuple[Reads, Place | None]] | None = context.memo.get("reading")
-    if reading is None:
-        places = plan_places(context)
-        reading = context.memo["reading"] = {}
-        for resource in resources:
-            place = places.get(str(resource.spec["source"]["connectionName"]))
-            reading[resource.name] = (reads_of(resource.spec, place), place)
-    return reading
+) -> tuple[JobIdentity, Place | None]:  # fmt: skip
+    """A manifest job's identity (over its connection's place as the plan leaves it), and that
+    place. `identify`: `SharedForms.identity` of the live state, which has it already when a
+    live job holds the same form and place."""
+    place = places.get(str(resource.spec["source"]["connectionName"]))
+    return identify(compared_spec(resource), place), place
 
 
 def plan_job(
@@ -82,9 +59,7 @@ def plan_job(
     spec = resource.spec
     table = spec["target"]["tableName"]
     identify = jobs_of(live).forms.identity
-    mine, reads, place = identity_in_plan(
-        resource, plan_places(context), identify, context.memo.get("reading")
-    )
+    mine, place = identity_in_plan(resource, plan_places(context), identify)
     same = [job for job in jobs_of(live).by_fingerprint.get(mine, ()) if job.table == table]
 
     def change(
@@ -125,6 +100,8 @@ def plan_job(
         )
         detail = f"job {job.id} is {job.status}; whether it ingested is not known"
         return change(Action.RESUBMIT, Reason.UNKNOWN_STATUS, detail, job, warnings=(warning,))
+    # What it reads is taken only now: a job already ingested (most of a plan) needs none of it.
+    reads = reads_of(spec, place)
     others = overlapping(table, reads, live, exclude={job.id for job in same})
     warnings = double_ingestion(spec, table, others, listing)
     if same:
