@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import functools
+import os
 import re
 import ssl
 import threading
@@ -20,6 +22,8 @@ from typing import Any
 
 import httpcore
 import httpx
+
+from reconciler.errors import ReconcilerError
 
 # A path the direct GET sends as it is (`api_path` percent-encodes every name); any other goes
 # through httpx, which encodes it.
@@ -165,7 +169,22 @@ def tls_context() -> ssl.SSLContext:
 
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
-    return httpx.create_ssl_context()
+    # httpx reads SSL_CERT_FILE, else SSL_CERT_DIR (httpx._config.create_ssl_context): a path
+    # that holds no bundle is the operator's to fix, said as such, not an internal error (a file
+    # that is not there), nor every https request failing to verify (a directory that is not).
+    bundle, directory = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+    try:
+        if not bundle and directory and not os.path.isdir(directory):
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory")
+        return httpx.create_ssl_context()
+    except OSError as error:  # ssl.SSLError is one: a file of no certificate
+        variable, path = ("SSL_CERT_FILE", bundle) if bundle else ("SSL_CERT_DIR", directory)
+        reason = getattr(error, "reason", None) or error.strerror
+        raise ReconcilerError(
+            f"{variable} is set to {path}, which holds no CA certificates ({reason or error}): "
+            f"point it to {'a PEM file' if bundle else 'a directory'} of CA certificates, "
+            "or unset it"
+        ) from None
 
 
 _MAKING = threading.Lock()

@@ -58,6 +58,31 @@ def test_a_connection_whose_secret_variable_is_unset_is_the_only_error_of_a_plan
     assert "1 manifest error(s); nothing was sent" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("variable", "written"),
+    [("SSL_CERT_FILE", None), ("SSL_CERT_FILE", "no certificate here\n"), ("SSL_CERT_DIR", "")],
+    ids=["a missing file", "a file of no certificate", "a file where a directory belongs"],
+)
+def test_a_ca_bundle_variable_naming_no_bundle_is_an_error_naming_the_variable_and_fix(
+    served: Any, workspace: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str,
+    written: str | None,
+) -> None:  # fmt: skip
+    from reconciler import transport
+
+    monkeypatch.setattr(transport, "_tls_context", transport._tls_context.__wrapped__)
+    not_a_bundle = tmp_path / "not-a-bundle.pem"
+    if written is not None:
+        not_a_bundle.write_text(written)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.setenv(variable, str(not_a_bundle))
+    result = run("plan", "manifests/guide")
+    assert result.exit_code == 1
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+    assert f"error: {variable} is set to {not_a_bundle}" in result.stderr
+    assert "unset it" in result.stderr
+
+
 def test_a_job_naming_a_connection_nobody_declares_is_still_an_error(workspace: Path) -> None:
     path = workspace / "guide" / "koalas-job.yaml"
     path.write_text(path.read_text().replace("connectionName: demo-conn", "connectionName: demo"))
