@@ -32,6 +32,7 @@ from reconciler.client import (
     PolarisError,
 )
 from reconciler.emulator import DEMO_API_KEY, DEMO_PROJECT_ID
+from reconciler.errors import ReconcilerError
 from tests.fixtures import Canned, HostileServer
 
 JSON = {"Content-Type": "application/json"}
@@ -246,7 +247,8 @@ def test_a_tls_context_that_cannot_be_made_in_advance_fails_only_where_the_clien
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
     # A CA bundle that is not there: the thread that makes the context in advance prints no
-    # traceback of its own; the client's call fails as it did before there was such a thread.
+    # traceback of its own; the client's call fails as it does without such a thread, with an
+    # error that names the variable.
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
     printed: list[object] = []
     monkeypatch.setattr(threading, "excepthook", printed.append)
@@ -254,7 +256,7 @@ def test_a_tls_context_that_cannot_be_made_in_advance_fails_only_where_the_clien
     try:
         transport.warm_tls_context().join(timeout=10)
         assert printed == []
-        with pytest.raises(OSError):
+        with pytest.raises(ReconcilerError, match="SSL_CERT_FILE is set to"):
             transport.tls_context()
     finally:
         transport._tls_context.cache_clear()
