@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import atexit
 import builtins
-import contextlib
 import dataclasses
-import marshal
-import os
 import sys
-import tempfile
 import types
 from pathlib import Path
 from typing import Any
+
+from reconciler import marshalled
 
 # Entries a file keeps at most; past that (dataclasses edited again and again), the file starts
 # over with the entries of the run that writes it.
@@ -52,15 +50,14 @@ class _Codes:
         self.made: dict[str, types.CodeType] = {}  # compiled here, not in the file
 
     def _read(self) -> dict[str, types.CodeType]:
-        with contextlib.suppress(OSError, ValueError, EOFError, TypeError):
-            loaded = marshal.loads(self.path.read_bytes())
-            if isinstance(loaded, dict):
-                return {
-                    text: code
-                    for text, code in loaded.items()
-                    if isinstance(text, str) and isinstance(code, types.CodeType)
-                }
-        return {}
+        loaded = marshalled.load(self.path)
+        if not isinstance(loaded, dict):
+            return {}
+        return {
+            text: code
+            for text, code in loaded.items()
+            if isinstance(text, str) and isinstance(code, types.CodeType)
+        }
 
     def exec(self, source: Any, globals: dict[str, Any] | None = None, locals: Any = None) -> None:
         """`exec`, with the code of a text compiled once across runs."""
@@ -82,17 +79,9 @@ class _Codes:
         if not self.made or sys.dont_write_bytecode:
             return
         codes = self._read()
-        codes = {**codes, **self.made} if len(codes) < MAX_ENTRIES else self.made
-        with contextlib.suppress(OSError):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
-            try:
-                with os.fdopen(handle, "wb") as file:
-                    file.write(marshal.dumps(codes))
-                os.replace(temporary, self.path)  # whole or not at all, even with runs in parallel
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(temporary)
+        marshalled.save(
+            self.path, {**codes, **self.made} if len(codes) < MAX_ENTRIES else self.made
+        )
 
 
 def install(directory: Path) -> None:

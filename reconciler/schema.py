@@ -6,11 +6,8 @@ import contextlib
 import hashlib
 import importlib.util
 import json
-import marshal
-import os
 import re
 import sys
-import tempfile
 import types
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -18,7 +15,7 @@ from importlib import resources
 from pathlib import Path as FsPath
 from typing import TYPE_CHECKING, Any
 
-from reconciler import kinds
+from reconciler import kinds, marshalled
 from reconciler.manifest import Document
 from reconciler.model import Kind, ManifestError
 
@@ -137,21 +134,11 @@ def _cached_code(documents: dict[str, Any], name: str) -> Any:
 
     directory = FsPath(platformdirs.user_cache_dir("polaris-reconciler")) / "schemas"
     path = directory / f"{_cache_key()}-{name.removesuffix('.schema.json')}.marshal"
-    with contextlib.suppress(OSError, ValueError, EOFError, TypeError):
-        cached = marshal.loads(path.read_bytes())
-        if isinstance(cached, types.CodeType):
-            return cached
+    cached = marshalled.load(path)
+    if isinstance(cached, types.CodeType):
+        return cached
     code = compile(_generate(documents, name), f"<compiled {name}>", "exec")
-    with contextlib.suppress(OSError):  # a read-only home still validates, only slower
-        directory.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                file.write(marshal.dumps(code))
-            os.replace(temporary, path)  # whole or not at all, even with runs in parallel
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
+    marshalled.save(path, code)  # a read-only home still validates, only slower
     return code
 
 
