@@ -265,7 +265,10 @@ def test_a_plan_lets_go_of_each_job_as_polaris_returned_it_once_the_job_is_resol
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        live = read_live(client, resources, parallelism=4)
+        # One worker: the in-process emulator's allocations are traced too, and with four, under
+        # a loaded CI machine, answers in flight on both sides once took the peak to 1.8 times
+        # what is kept (1.1 times on an idle one); with one, 1.07 times idle or under load.
+        live = read_live(client, resources, parallelism=1)
         gc.collect()
         kept = tracemalloc.get_traced_memory()[0] - before
         peak = tracemalloc.get_traced_memory()[1] - before
