@@ -525,7 +525,8 @@ def _count(value: Any, depth: int) -> int:
 def _interning(value: Any, depth: int) -> tuple[int, Any]:
     """`_count`, and the value with its strings interned: each mapping made again with its keys
     interned (a key cannot be replaced where it is), each list's strings replaced where they are.
-    One walk for both took half the time of two (a cold plan of 1,000 jobs: 18 ms, now 9.5)."""
+    One walk for both took half the time of two over the cold-plan bench's 2,000 documents
+    alone (18.3 ms, now 9.5); in a plan's validation, with the collector paused, about 4 ms less."""
     kind = type(value)
     if kind is not dict and kind is not list:
         return _count(value, depth), value
