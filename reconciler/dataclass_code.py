@@ -10,9 +10,9 @@ reads it back the next time.
 How: CPython's `dataclasses` runs each method's source with `exec(text, globals, namespace)`, and
 finds `exec` in its module's globals before the builtins. `install` puts there an `exec` that
 looks the text up first, and runs the code compiled from it; running that code is what `exec` of
-the text does, so every class is exactly what it would be. Where `dataclasses` is not written so
-(another interpreter, a later CPython that builds methods otherwise), nothing changes: the name is
-never looked up, and the cache only stays empty.
+the text does, so every class is exactly what it would be. Where `dataclasses` is written
+otherwise (another interpreter, another release), nothing changes but the speed: each text it
+runs is still run as `exec` runs it, or the name is never looked up and the cache stays empty.
 
 Only the console script installs it (`reconciler.entry`): a program that imports the package keeps
 its `dataclasses` as it was. The cache is written where Python would write bytecode (not with
@@ -59,7 +59,10 @@ class _Codes:
             if isinstance(text, str) and isinstance(code, types.CodeType)
         }
 
-    def exec(self, source: Any, globals: dict[str, Any] | None = None, locals: Any = None) -> None:
+    def exec(
+        self, source: Any, globals: dict[str, Any] | None = None, locals: Any = None,
+        **options: Any,
+    ) -> None:  # fmt: skip
         """`exec`, with the code of a text compiled once across runs."""
         if type(source) is str:
             code = self.codes.pop(source, None)
@@ -72,7 +75,7 @@ class _Codes:
                 if hash(source) not in self.used:
                     self.made[source] = code
             source = code
-        builtins.exec(source, globals, locals)
+        builtins.exec(source, globals, locals, **options)
 
     def save(self) -> None:
         """Add what this run compiled to the file (a read-only home: not at all)."""
