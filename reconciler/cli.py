@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import ClassVar, ParamSpec
 
 import click
-import platformdirs
 
-from reconciler import __version__, ci_output
+from reconciler import __version__, ci_output, marshalled
 from reconciler.cli_options import (
     CI_FORMATS,
     Target,
@@ -188,10 +187,10 @@ def _manager(target: Target, fmt: str = "text") -> Manager:
             warm_tls_context()
         return _manifests(paths, target, fmt)
 
-    cache = None if target.no_cache else platformdirs.user_cache_dir("polaris-reconciler")
     return Manager(
         connect=lambda: client(target, key()), load=load, scope=target.scope,
-        parallelism=target.parallelism, cache_root=Path(cache) if cache else None,
+        parallelism=target.parallelism,
+        cache_root=None if target.no_cache else marshalled.cache_directory(),
         progress=progress, destination=Destination(target.url, target.project),
     )  # fmt: skip
 
@@ -265,13 +264,12 @@ def plan(
         insecure=target.insecure,
     )
     planned = _manager(target, fmt).plan(PlanRun(paths, options, access, preflight))
-    _Run.ends_with(planned)
     result = planned.plan
     requests = requests_of(result) if show_requests else None
     # The plan's JSON, built once: beside the error should saving fail, and what --format json
     # prints (two trees of a plan of 10,000 jobs were 16 MiB at the run's peak).
     tree = result.to_json()
-    _Run.ends_with(tree)
+    _Run.ends_with(planned, tree)
     OUTPUT.computed.update(tree)
     if out:  # saved first: stdout is either the whole plan or a failure, never both
         from reconciler import saved_plan  # defers saved plans: only --out and apply use them

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 
 def main() -> None:
     """Keep the code dataclasses compile between runs (`dataclass_code`), before the first module
     that declares one is imported; then run the command line."""
-    import platformdirs
+    from reconciler import dataclass_code, marshalled
 
-    from reconciler import dataclass_code
-
-    cache = Path(platformdirs.user_cache_dir("polaris-reconciler"))
-    dataclass_code.install(cache / "dataclasses")
+    dataclass_code.install(marshalled.cache_directory() / "dataclasses")
 
     from reconciler.cli import main as command_line
 

@@ -1,5 +1,6 @@
 """Code kept between runs in the user cache directory (compiled schema checks, dataclass
-methods): a value marshalled to a file whole or not at all, and read back only if intact."""
+methods): a value marshalled to a file whole or not at all, and read back only if intact; and
+where that directory is, which the job cache shares."""
 
 from __future__ import annotations
 
@@ -9,6 +10,13 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+
+def cache_directory() -> Path:
+    """The reconciler's directory in the user's cache directory, on every OS (platformdirs)."""
+    import platformdirs  # deferred: a run that reads and writes no cache never needs it
+
+    return Path(platformdirs.user_cache_dir("polaris-reconciler"))
 
 
 def load(path: Path) -> Any:

@@ -130,9 +130,7 @@ def _cache_key() -> str:
 def _cached_code(documents: dict[str, Any], name: str) -> Any:
     """The compiled check of one schema as a code object: from the cache, else generated (and
     then cached)."""
-    import platformdirs  # deferred: only the first schema check of a run needs it
-
-    directory = FsPath(platformdirs.user_cache_dir("polaris-reconciler")) / "schemas"
+    directory = marshalled.cache_directory() / "schemas"
     path = directory / f"{_cache_key()}-{name.removesuffix('.schema.json')}.marshal"
     cached = marshalled.load(path)
     if isinstance(cached, types.CodeType):
