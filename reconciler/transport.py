@@ -181,7 +181,8 @@ def _tls_context() -> ssl.SSLContext:
         variable, path = ("SSL_CERT_FILE", bundle) if bundle else ("SSL_CERT_DIR", directory)
         reason = getattr(error, "reason", None) or error.strerror
         raise ReconcilerError(
-            f"{variable} is set to {path}, which holds no CA certificates ({reason or error}): "
+            # The path quoted, its line breaks escaped: the message stays one line in a CI log.
+            f"{variable} is set to {path!r}, which holds no CA certificates ({reason or error}): "
             f"point it to {'a PEM file' if bundle else 'a directory'} of CA certificates, "
             "or unset it"
         ) from None

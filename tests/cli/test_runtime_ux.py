@@ -79,8 +79,22 @@ def test_a_ca_bundle_variable_naming_no_bundle_is_an_error_naming_the_variable_a
     result = run("plan", "manifests/guide")
     assert result.exit_code == 1
     assert "internal error" not in result.stderr and "Traceback" not in result.stderr
-    assert f"error: {variable} is set to {not_a_bundle}" in result.stderr
+    assert f"error: {variable} is set to {str(not_a_bundle)!r}" in result.stderr
     assert "unset it" in result.stderr
+
+
+def test_a_ca_bundle_path_with_a_line_break_cannot_start_a_line_of_its_own(
+    served: Any, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler import transport
+
+    monkeypatch.setattr(transport, "_tls_context", transport._tls_context.__wrapped__)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.setenv("SSL_CERT_FILE", "/nowhere\n::error::forged")
+    result = run("plan", "manifests/guide")
+    assert result.exit_code == 1
+    assert "SSL_CERT_FILE is set to '/nowhere\\n::error::forged'" in result.stderr
+    assert not any(line.startswith("::error::forged") for line in result.stderr.splitlines())
 
 
 def test_a_job_naming_a_connection_nobody_declares_is_still_an_error(workspace: Path) -> None:
